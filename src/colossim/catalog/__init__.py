@@ -1,0 +1,71 @@
+"""The catalog: accelerators, systems and named parameters, loaded from the package's data files.
+
+Every row has a source; a malformed file raises :class:`colossim.errors.CatalogError` naming the
+file, the line and the field, and nothing from it is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from colossim.catalog.loader import data_path, load_models
+from colossim.catalog.schema import Accelerator, Alternative, Parameter, System
+from colossim.errors import CatalogError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class Catalog:
+    accelerators: dict[str, Accelerator]
+    systems: dict[str, System]
+    system_aliases: dict[str, str]
+    parameters: dict[str, Parameter]
+    alternatives: tuple[Alternative, ...]
+
+    def accelerator(self, chip: str) -> Accelerator:
+        key = chip.strip().lower()
+        if key not in self.accelerators:
+            raise UnknownNameError("chip", chip, self.accelerators)
+        return self.accelerators[key]
+
+    def system(self, name: str) -> System:
+        key = name.strip().lower()
+        key = self.system_aliases.get(key, key)
+        if key not in self.systems:
+            raise UnknownNameError("system", name, list(self.systems) + list(self.system_aliases))
+        return self.systems[key]
+
+    def parameter(self, pid: str) -> float:
+        if pid not in self.parameters:
+            raise UnknownNameError("parameter", pid, self.parameters)
+        return self.parameters[pid].number
+
+    def alternatives_for(self, chip: str) -> list[Alternative]:
+        return [a for a in self.alternatives if a.chip == chip]
+
+
+def build_catalog() -> Catalog:
+    """Load and cross-check every catalog file (no caching; see :func:`load_catalog`)."""
+    accs = {a.id: a for a in load_models(data_path("accelerators.csv"), Accelerator)}
+    systems = load_models(data_path("systems.csv"), System)
+    aliases: dict[str, str] = {}
+    for line, s in enumerate(systems, start=2):
+        if s.accelerator not in accs:
+            raise CatalogError("systems.csv", line, "accelerator", f"unknown chip {s.accelerator!r}")
+        for a in s.alias_list:
+            aliases[a] = s.id
+    params = {p.id: p for p in load_models(data_path("parameters.csv"), Parameter)}
+    alts = load_models(data_path("accelerator_alternatives.csv"), Alternative)
+    for line, a in enumerate(alts, start=2):
+        if a.chip not in accs:
+            raise CatalogError("accelerator_alternatives.csv", line, "chip", f"unknown chip {a.chip!r}")
+    return Catalog(accs, {s.id: s for s in systems}, aliases, params, tuple(alts))
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The packaged catalog, loaded once per process."""
+    return build_catalog()
+
+
+__all__ = ["Accelerator", "Catalog", "Parameter", "System", "build_catalog", "load_catalog"]

@@ -1,0 +1,1 @@
+"""The ``colossim`` command line: thin typer sub-apps over the pure core."""

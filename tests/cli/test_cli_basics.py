@@ -1,0 +1,42 @@
+"""CLI end to end: chips and h100e, and the one-line error with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_chips_list_and_filter(cli):
+    code, out, _ = cli("chips", "--vendor", "AMD", "--json")
+    assert code == 0
+    ids = {c["id"] for c in json.loads(out)}
+    assert ids == {"mi250x", "mi300x", "mi325x", "mi355x"}
+    code, out, _ = cli("chips", "--since", "2025", "--json")
+    assert {c["release_year"] for c in json.loads(out)} <= {2025, 2026}
+
+
+def test_chips_show_has_sources(cli):
+    code, out, _ = cli("chips", "show", "h100-sxm")
+    assert code == 0
+    assert "989.4" in out and "source" in out
+
+
+def test_h100e_all_metrics_json(cli):
+    code, out, _ = cli("h100e", "10000", "a100-80gb-sxm", "--metric", "all", "--json")
+    assert code == 0
+    rows = {r["metric"]: r for r in json.loads(out)}
+    assert round(rows["bf16"]["h100e"]) == 3153
+    assert rows["ark-4x-a100"]["h100e"] == 2500
+
+
+def test_unknown_chip_is_one_line_exit_2(cli):
+    code, out, err = cli("chips", "show", "h100")
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "unknown chip 'h100'" in err and "h100-sxm" in err
+
+
+def test_unknown_metric_and_vendor(cli):
+    code, _, err = cli("h100e", "5", "h100-sxm", "--metric", "flops")
+    assert code == 2 and "unknown metric 'flops'" in err
+    code, _, err = cli("chips", "--vendor", "nvidai")
+    assert code == 2 and "NVIDIA" in err

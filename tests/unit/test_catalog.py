@@ -1,0 +1,96 @@
+"""The catalog loads, every row has a source, and a malformed file fails naming file, line, field."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from colossim.catalog import build_catalog, load_catalog
+from colossim.catalog.loader import data_path, load_models
+from colossim.catalog.schema import Accelerator
+from colossim.errors import CatalogError, UnknownNameError
+
+REQUIRED_CHIPS = ["v100-sxm", "a100-40gb-sxm", "a100-80gb-sxm", "h100-sxm", "h100-pcie", "h200-sxm", "b200",
+                  "b300", "gb200", "gb300", "mi300x", "mi355x", "tpu-v5p", "tpu-v7", "gaudi3", "trainium2",
+                  "dojo-d1"]
+REQUIRED_SYSTEMS = ["hgx-a100", "hgx-h100", "hgx-h200", "hgx-b200", "gb200-nvl72", "gb300-nvl72",
+                    "mi300x-platform", "tpu-v5p-pod-slice", "dojo-training-tile"]
+
+
+def test_every_chip_and_system_present_with_source():
+    cat = load_catalog()
+    for chip in REQUIRED_CHIPS:
+        assert cat.accelerator(chip).source.strip()
+    for s in REQUIRED_SYSTEMS:
+        sys_ = cat.system(s)
+        assert sys_.source.strip()
+        assert sys_.accelerator in cat.accelerators
+    assert len(cat.accelerators) == 29  # every row of shared/reference/hardware.csv
+
+
+def test_h100_datasheet_values_in_si():
+    h100 = load_catalog().accelerator("h100-sxm")
+    assert h100.peak_flops_per_s("bf16") == pytest.approx(989.4e12)
+    assert h100.peak_flops_per_s("fp8") == pytest.approx(1978.9e12)
+    assert h100.hbm_bytes == pytest.approx(80e9)
+    assert h100.hbm_bytes_per_s == pytest.approx(3.35e12)
+    # 3600 Gbit/s one direction = 450 GB/s (NVLink4's 900 GB/s is both directions)
+    assert h100.scaleup_bytes_per_s == pytest.approx(450e9)
+
+
+def test_price_range_midpoint():
+    a100 = load_catalog().accelerator("a100-80gb-sxm")
+    assert (a100.price_usd("low"), a100.price_usd("mid"), a100.price_usd("high")) == (10000, 12500, 15000)
+
+
+def test_system_aliases_and_unknown_names():
+    cat = load_catalog()
+    assert cat.system("dgx-h100").id == "hgx-h100"
+    with pytest.raises(UnknownNameError) as e:
+        cat.accelerator("h100")
+    assert "h100-sxm" in str(e.value)
+
+
+def test_disagreeing_sources_are_kept():
+    alts = load_catalog().alternatives_for("b200")
+    assert {a.value for a in alts if a.field == "dense_tflops_fp64"} == {37, 40, 31.04}
+    assert [a.value for a in alts if a.field == "dense_tflops_fp64" and a.used_by_engine] == [37]
+
+
+def _copy_with(tmp_path, name, edit):
+    dst = tmp_path / name
+    shutil.copy(data_path(name), dst)
+    lines = dst.read_text().splitlines(keepends=True)
+    dst.write_text("".join(edit(lines)))
+    return dst
+
+
+def test_missing_source_fails_naming_line_and_field(tmp_path):
+    def drop_source(lines):
+        # line 5 of the file (h100-sxm): blank its source column
+        import csv
+        import io
+        rows = list(csv.reader(io.StringIO("".join(lines))))
+        i = rows[0].index("source")
+        rows[4][i] = ""
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        return [out.getvalue()]
+
+    path = _copy_with(tmp_path, "accelerators.csv", drop_source)
+    with pytest.raises(CatalogError) as e:
+        load_models(path, Accelerator)
+    assert str(e.value).startswith("accelerators.csv:5: field 'source'")
+
+
+def test_bad_number_fails_naming_line_and_field(tmp_path):
+    path = _copy_with(tmp_path, "accelerators.csv",
+                      lambda lines: lines[:3] + [lines[3].replace(",2020,", ",twenty,", 1)] + lines[4:])
+    with pytest.raises(CatalogError) as e:
+        load_models(path, Accelerator)
+    assert "accelerators.csv:4: field 'release_year'" in str(e.value)
+
+
+def test_build_is_repeatable():
+    assert build_catalog().accelerators.keys() == load_catalog().accelerators.keys()

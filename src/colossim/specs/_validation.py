@@ -1,0 +1,45 @@
+"""Turning pydantic validation failures of user specs into one-line :class:`SpecError`s that name
+the field (with its dotted path), the value and what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from colossim.errors import SpecError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def check_known_fields(data: Mapping[str, Any], allowed: list[str], prefix: str) -> None:
+    """Raise :class:`SpecError` for the first key of ``data`` that is not in ``allowed``."""
+    for key in data:
+        if key not in allowed:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            raise SpecError(f"unknown field '{path}': allowed: {', '.join(allowed)}",
+                            field=path, value=data[key], allowed=allowed)
+
+
+def validate_model(model: type[M], data: Mapping[str, Any], prefix: str) -> M:
+    """``model.model_validate(data)`` with unknown fields and bad values as one-line SpecErrors."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"'{prefix}' must be a mapping of fields, got {data!r}", field=prefix,
+                        value=data)
+    allowed = list(model.model_fields)
+    aliases = [str(c) for f in model.model_fields.values() if f.validation_alias is not None
+               for c in getattr(f.validation_alias, "choices", [f.validation_alias])
+               if str(c) not in allowed]
+    check_known_fields(data, allowed + aliases, prefix)
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+        path = ".".join(p for p in (prefix, loc) if p)
+        value = data.get(str(err["loc"][0])) if err["loc"] else None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        shown = f" (got {value!r})" if value is not None else ""
+        raise SpecError(f"{path or model.__name__}: {msg}{shown}", field=path,
+                        value=value) from None

@@ -1,0 +1,356 @@
+"""The model: a transformer's architecture (dense or MoE, MHA / GQA / MQA / MLA), its parameter
+counts, and the model catalog (``catalog/data/models.csv``, a source on every row).
+
+Parameter counts are exact for the block the fields describe: weights of every matrix, biases when
+``bias`` (or ``qkv_bias``), the norms' gains (and LayerNorm biases when the model has biases), the
+token embedding, a learned position table when ``position == "learned"`` and an output head unless
+``tied_embeddings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from colossim.catalog.loader import data_path, load_models
+from colossim.errors import SpecError, UnknownNameError
+from colossim.specs._validation import validate_model
+
+
+class Activation(str, Enum):
+    """MLP activation.  ``swiglu`` / ``geglu`` are gated (three matrices: gate, up, down); the
+    others use two (up, down)."""
+
+    gelu = "gelu"
+    swiglu = "swiglu"
+    geglu = "geglu"
+    relu = "relu"
+    relu2 = "relu2"
+
+    @property
+    def gated(self) -> bool:
+        return self in (Activation.swiglu, Activation.geglu)
+
+    @property
+    def mlp_matrices(self) -> int:
+        """Weight matrices in one MLP (or one expert): 3 when gated, else 2."""
+        return 3 if self.gated else 2
+
+
+AttentionKind = Literal["mha", "gqa", "mqa", "mla"]
+
+
+class ModelSpec(BaseModel):
+    """A decoder-only transformer.  Omitted fields get their usual defaults: ``kv_heads = heads``,
+    ``head_dim = hidden / heads``, ``attention`` from the head counts (or ``mla`` when the MLA
+    ranks are given)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    name: str = Field("custom", description="catalog id, or a label for a custom model")
+    layers: int = Field(ge=1, description="transformer blocks")
+    hidden: int = Field(ge=1, description="model width h")
+    ffn_hidden: int | None = Field(None, ge=1, description="dense MLP width (blank when every layer is MoE)")
+    heads: int = Field(ge=1, description="query heads")
+    kv_heads: int | None = Field(None, ge=1, description="key/value heads (GQA groups); default heads")
+    head_dim: int | None = Field(None, ge=1, description="per-head width; default hidden / heads")
+    vocab: int = Field(ge=1)
+    seq_len: int = Field(ge=1, description="training sequence length (tokens)")
+    max_seq_len: int | None = Field(None, ge=1, description="longest context the model supports")
+    activation: Activation = Activation.gelu
+    experts: int = Field(0, ge=0, description="routed experts per MoE layer; 0 or 1 = dense")
+    top_k: int = Field(0, ge=0, description="routed experts per token")
+    moe_ffn_hidden: int | None = Field(None, ge=1, description="width of one expert (and of one shared expert)")
+    shared_experts: int = Field(0, ge=0, description="always-on experts per MoE layer")
+    first_dense_layers: int = Field(0, ge=0, description="leading layers with a dense MLP (MoE models)")
+    attention: AttentionKind | None = None
+    mla_q_lora_rank: int | None = Field(None, ge=1)
+    mla_kv_lora_rank: int | None = Field(None, ge=1)
+    mla_qk_rope_head_dim: int | None = Field(None, ge=1)
+    mla_qk_nope_head_dim: int | None = Field(None, ge=1)
+    mla_v_head_dim: int | None = Field(None, ge=1)
+    tied_embeddings: bool = False
+    parallel_block: bool = Field(False, description="attention and MLP in parallel (PaLM): one norm per block")
+    norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
+    position: Literal["rope", "learned", "alibi", "none"] = "rope"
+    bias: bool = Field(False, description="every linear layer (and LayerNorm) has a bias")
+    qkv_bias: bool = Field(False, description="only the QKV projection has a bias (Qwen2)")
+    dropout: bool = Field(False, description="trained with dropout (stores dropout masks)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        d = {k: v for k, v in data.items() if v is not None}
+        heads, hidden = d.get("heads"), d.get("hidden")
+        mla = d.get("attention") == "mla" or d.get("mla_kv_lora_rank") is not None
+        if isinstance(heads, int) and heads > 0 and isinstance(hidden, int):
+            if "head_dim" not in d and not mla:
+                if hidden % heads:
+                    raise ValueError(f"hidden {hidden} is not divisible by heads {heads}: give head_dim")
+                d["head_dim"] = hidden // heads
+            d.setdefault("kv_heads", heads)
+            if "attention" not in d:
+                kv = d["kv_heads"]
+                d["attention"] = ("mla" if mla else "mha" if kv == heads else "mqa" if kv == 1
+                                  else "gqa")
+        return d
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if self.heads % self.kv_heads:
+            raise ValueError(f"kv_heads {self.kv_heads} must divide heads {self.heads}")
+        if self.attention == "mla":
+            need = ("mla_kv_lora_rank", "mla_qk_rope_head_dim", "mla_qk_nope_head_dim", "mla_v_head_dim")
+            missing = [f for f in need if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"attention 'mla' needs {', '.join(missing)}")
+        if self.is_moe:
+            if not 1 <= self.top_k <= self.experts:
+                raise ValueError(f"top_k {self.top_k} must be between 1 and experts {self.experts}")
+            if self.moe_ffn_hidden is None:
+                raise ValueError("an MoE model (experts > 1) needs moe_ffn_hidden")
+            if self.first_dense_layers > self.layers:
+                raise ValueError(f"first_dense_layers {self.first_dense_layers} > layers {self.layers}")
+        if self.dense_layers and self.ffn_hidden is None:
+            raise ValueError("dense MLP layers need ffn_hidden")
+        return self
+
+    # --- shape helpers ----------------------------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 1
+
+    @property
+    def dense_layers(self) -> int:
+        """Layers with a dense MLP: all of them for a dense model, ``first_dense_layers`` for MoE."""
+        return min(self.first_dense_layers, self.layers) if self.is_moe else self.layers
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Width of one query/key head (MLA: nope + rope parts)."""
+        if self.attention == "mla":
+            return self.mla_qk_nope_head_dim + self.mla_qk_rope_head_dim
+        return self.head_dim
+
+    @property
+    def v_head_dim(self) -> int:
+        return self.mla_v_head_dim if self.attention == "mla" else self.head_dim
+
+    @property
+    def norms_per_layer(self) -> int:
+        return 1 if self.parallel_block else 2
+
+    @property
+    def _norm_params(self) -> int:
+        return self.hidden * (2 if self.norm == "layernorm" and self.bias else 1)
+
+    # --- parameter counts --------------------------------------------------------------------
+    @property
+    def params_attention(self) -> int:
+        """Attention weights (and biases) of one layer."""
+        h, a = self.hidden, self.heads
+        if self.attention == "mla":
+            qk, nope, rope, v = (self.qk_head_dim, self.mla_qk_nope_head_dim,
+                                 self.mla_qk_rope_head_dim, self.mla_v_head_dim)
+            r_q, r_kv = self.mla_q_lora_rank, self.mla_kv_lora_rank
+            q = h * a * qk if r_q is None else h * r_q + r_q + r_q * a * qk  # + q_a_layernorm gain
+            kv = h * (r_kv + rope) + r_kv + r_kv * a * (nope + v)  # + kv_a_layernorm gain
+            return q + kv + a * v * h
+        q_dim, kv_dim = a * self.head_dim, self.kv_heads * self.head_dim
+        weights = h * q_dim + 2 * h * kv_dim + q_dim * h
+        biases = (q_dim + 2 * kv_dim + h if self.bias else
+                  q_dim + 2 * kv_dim if self.qkv_bias else 0)
+        return weights + biases
+
+    def _mlp_params(self, width: int) -> int:
+        m = self.activation.mlp_matrices
+        return m * self.hidden * width + ((m - 1) * width + self.hidden if self.bias else 0)
+
+    @property
+    def params_mlp_dense(self) -> int:
+        """Dense MLP of one layer (0 when the model has no dense layers)."""
+        return self._mlp_params(self.ffn_hidden) if self.ffn_hidden else 0
+
+    @property
+    def params_expert(self) -> int:
+        """One routed (or shared) expert."""
+        return self._mlp_params(self.moe_ffn_hidden) if self.is_moe else 0
+
+    @property
+    def params_router(self) -> int:
+        return self.hidden * self.experts if self.is_moe else 0
+
+    @property
+    def params_per_layer_dense(self) -> int:
+        """A layer with a dense MLP: attention + norms + MLP."""
+        return self.params_attention + self.norms_per_layer * self._norm_params + self.params_mlp_dense
+
+    @property
+    def params_per_layer_moe(self) -> int:
+        """An MoE layer, all experts: attention + norms + router + routed and shared experts."""
+        return (self.params_attention + self.norms_per_layer * self._norm_params + self.params_router
+                + (self.experts + self.shared_experts) * self.params_expert)
+
+    @property
+    def params_per_layer_moe_active(self) -> int:
+        """An MoE layer as one token sees it: top_k routed experts plus the shared ones."""
+        return (self.params_per_layer_moe
+                - (self.experts - self.top_k) * self.params_expert)
+
+    @property
+    def params_embedding(self) -> int:
+        """Lookup tables (token embedding + learned positions): no matmul FLOPs.  The output head
+        is :attr:`params_output_head` (the same matrix when tied)."""
+        pos = (self.max_seq_len or self.seq_len) * self.hidden if self.position == "learned" else 0
+        return self.vocab * self.hidden + pos
+
+    @property
+    def params_output_head(self) -> int:
+        """Untied output projection (0 when tied to the embedding)."""
+        return 0 if self.tied_embeddings else self.vocab * self.hidden
+
+    @property
+    def params_total(self) -> int:
+        """Every parameter, all experts."""
+        return (self.params_embedding + self.params_output_head + self._norm_params
+                + self.dense_layers * self.params_per_layer_dense
+                + self.moe_layers * self.params_per_layer_moe)
+
+    @property
+    def params_active(self) -> int:
+        """Parameters one token uses (routed experts: top_k of them), embeddings included."""
+        return (self.params_total
+                - self.moe_layers * (self.experts - self.top_k) * self.params_expert)
+
+    @property
+    def params_expert_total(self) -> int:
+        """Routed-expert parameters of the whole model (sharded by expert parallelism)."""
+        return self.moe_layers * self.experts * self.params_expert
+
+
+# --- the catalog --------------------------------------------------------------------------
+class ModelRow(BaseModel):
+    """One row of ``models.csv``: the architecture, the published parameter count and sources."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    aliases: str | None = None
+    params_b: float = Field(gt=0, description="published parameter count, billions")
+    active_params_b: float | None = Field(None, gt=0)
+    layers: int
+    hidden: int
+    ffn_hidden: int | None = None
+    heads: int
+    kv_heads: int | None = None
+    head_dim: int | None = None
+    vocab: int
+    seq_len: int
+    max_seq_len: int | None = None
+    activation: Activation
+    norm: Literal["layernorm", "rmsnorm"]
+    position: Literal["rope", "learned", "alibi", "none"]
+    bias: bool = False
+    qkv_bias: bool = False
+    dropout: bool = False
+    tied_embeddings: bool = False
+    experts: int | None = None
+    top_k: int | None = None
+    moe_ffn_hidden: int | None = None
+    shared_experts: int | None = None
+    first_dense_layers: int | None = None
+    attention: AttentionKind | None = None
+    mla_q_lora_rank: int | None = None
+    mla_kv_lora_rank: int | None = None
+    mla_qk_rope_head_dim: int | None = None
+    mla_qk_nope_head_dim: int | None = None
+    mla_v_head_dim: int | None = None
+    parallel_block: bool = False
+    source: str
+    notes: str | None = None
+
+    @property
+    def alias_list(self) -> list[str]:
+        return [a.strip() for a in (self.aliases or "").split(";") if a.strip()]
+
+    @property
+    def spec_fields(self) -> dict[str, Any]:
+        """The row's architecture fields as given (blanks omitted, derived fields not filled)."""
+        keep = set(ModelSpec.model_fields) - {"name"}
+        d = {k: v for k, v in self.model_dump().items() if k in keep and v is not None}
+        d["name"] = self.id
+        return d
+
+
+@dataclass(frozen=True)
+class ModelCatalog:
+    """The packaged model catalog: rows by id, and aliases to ids."""
+
+    rows: dict[str, ModelRow]
+    aliases: dict[str, str]
+
+    def row(self, name: str) -> ModelRow:
+        """The row for an id or alias (case-insensitive); :class:`UnknownNameError` otherwise."""
+        key = name.strip().lower()
+        key = self.aliases.get(key, key)
+        if key not in self.rows:
+            raise UnknownNameError("model", name, list(self.rows))
+        return self.rows[key]
+
+    def has(self, name: str) -> bool:
+        key = name.strip().lower()
+        return self.aliases.get(key, key) in self.rows
+
+    def spec(self, name: str) -> ModelSpec:
+        """The :class:`ModelSpec` of a catalog model."""
+        return ModelSpec.model_validate(self.row(name).spec_fields)
+
+
+@lru_cache(maxsize=1)
+def load_model_catalog() -> ModelCatalog:
+    """The model catalog, loaded once per process (every row must build a valid ModelSpec)."""
+    rows = load_models(data_path("models.csv"), ModelRow)
+    aliases = {a: r.id for r in rows for a in r.alias_list}
+    for r in rows:
+        ModelSpec.model_validate(r.spec_fields)
+    return ModelCatalog({r.id: r for r in rows}, aliases)
+
+
+def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
+    """A :class:`ModelSpec` from a catalog id or alias (``"gpt3"``, ``"llama3.1-405b"``), a mapping
+    of fields, or a mapping whose ``name`` is a catalog id plus overrides
+    (``{"name": "llama3-8b", "seq_len": 4096}``).  Unknown ids raise :class:`UnknownNameError`
+    with the closest ids; unknown fields and bad values raise :class:`SpecError`."""
+    if isinstance(x, ModelSpec):
+        return x
+    cat = load_model_catalog()
+    if isinstance(x, str):
+        return cat.spec(x)
+    if not isinstance(x, Mapping):
+        raise SpecError(f"model must be a catalog id or a mapping of fields, got {x!r}",
+                        field="model", value=x)
+    data = dict(x)
+    name = data.get("name")
+    if isinstance(name, str) and cat.has(name):
+        base = cat.row(name).spec_fields
+        # derived fields of the base are recomputed from the overrides (e.g. a new hidden size)
+        data = {**base, **data, "name": cat.row(name).id}
+    elif isinstance(name, str) and "layers" not in data:
+        cat.row(name)  # raises UnknownNameError with the closest ids
+    return validate_model(ModelSpec, data, "model")
+
+
+__all__ = ["Activation", "ModelCatalog", "ModelRow", "ModelSpec", "load_model_catalog",
+           "resolve_model"]

@@ -1,0 +1,79 @@
+"""The parallel plan: how a training job is laid out on the GPUs.  Every field is optional; a
+``None`` field is searched by :mod:`colossim.training.search`.
+
+Degrees follow Megatron-LM: ``tp`` tensor, ``pp`` pipeline, ``cp`` context (sequence split for
+attention), ``dp`` data parallel, ``ep`` expert parallel (carved out of ``dp * cp``, as Megatron-Core
+does), ``vpp`` virtual pipeline chunks per stage (interleaved 1F1B), ``micro_batch`` sequences per
+micro-batch.  ``zero``: 0 none, 1 optimizer states sharded (= Megatron's distributed optimizer),
+2 + gradients, 3 + weights (= FSDP FULL_SHARD).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+
+class Recompute(str, Enum):
+    """Activation recomputation (Korthikanti et al. 2022): ``selective`` recomputes the attention
+    core (QK^T, softmax, AV) in backward; ``full`` keeps only each layer's input and recomputes the
+    whole layer forward."""
+
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
+
+
+class ParallelPlan(BaseModel):
+    """A (possibly partial) parallel plan.  ``fsdp: true`` is an alias for ``zero: 3``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    tp: int | None = Field(None, ge=1, description="tensor-parallel degree")
+    pp: int | None = Field(None, ge=1, description="pipeline stages")
+    cp: int | None = Field(None, ge=1, description="context-parallel degree")
+    ep: int | None = Field(None, ge=1, description="expert-parallel degree")
+    dp: int | None = Field(None, ge=1, description="data-parallel degree")
+    vpp: int | None = Field(None, ge=1, description="virtual stages (model chunks) per pipeline stage")
+    micro_batch: int | None = Field(None, ge=1, description="sequences per micro-batch")
+    recompute: Recompute | None = None
+    zero: int | None = Field(None, ge=0, le=3, validation_alias=AliasChoices("zero", "zero_stage"),
+                             description="ZeRO stage 0-3 (3 = FSDP)")
+    sequence_parallel: bool | None = Field(None, description="Megatron sequence parallelism with TP")
+    tp_overlap: bool = Field(False, description="overlap TP communication with GEMMs")
+    uneven_stages: bool = Field(False, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
+                                description="allow pp not dividing layers")
+    fsdp: bool | None = Field(None, description="alias: true means zero 3")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fsdp_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("fsdp") is True and data.get("zero") is None:
+            data = {**data, "zero": 3}
+        return data
+
+    @model_validator(mode="after")
+    def _fsdp_consistent(self) -> ParallelPlan:
+        if self.fsdp is True and self.zero not in (None, 3):
+            raise ValueError(f"fsdp: true means zero 3, but zero is {self.zero}")
+        return self
+
+    @property
+    def is_complete(self) -> bool:
+        """True when nothing is left to search."""
+        return all(getattr(self, f) is not None for f in
+                   (*PLAN_DEGREES, "recompute", "zero", "sequence_parallel"))
+
+    @property
+    def missing(self) -> list[str]:
+        """Fields still to be searched."""
+        return [f for f in (*PLAN_DEGREES, "recompute", "zero", "sequence_parallel")
+                if getattr(self, f) is None]
+
+
+__all__ = ["PLAN_DEGREES", "ParallelPlan", "Recompute"]

@@ -1,0 +1,220 @@
+"""The training spec: model + hardware + parallel plan + workload, from YAML, JSON or a dict, and
+the checks that a plan can run (scalar :func:`validate_plan` for a user's plan, vectorised
+:func:`valid_mask` for the search).
+
+```yaml
+model: llama3-405b                       # catalog id, a mapping of fields, or {name: id, overrides}
+hardware: {gpu: h100-sxm, count: 16384}  # or {system: gb200-nvl72, count: ...}
+parallelism: {tp: 8, pp: 16, dp: 128, ...}   # every field optional: omitted ones are searched
+training: {global_batch: 2048, precision: bf16, tokens: 15.6e12}
+```
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from colossim.errors import SpecError
+from colossim.specs._validation import check_known_fields, validate_model
+from colossim.specs.model import ModelSpec, resolve_model
+from colossim.specs.plan import ParallelPlan
+from colossim.specs.system import SystemSpec, resolve_hardware
+
+SPEC_SECTIONS = ["model", "hardware", "parallelism", "training"]
+
+
+class Precision(str, Enum):
+    """Precision of the GEMMs: ``bf16`` mixed precision, or ``fp8`` GEMMs (Transformer Engine)
+    with bf16/fp32 copies of the weights kept for the optimizer."""
+
+    bf16 = "bf16"
+    fp8 = "fp8"
+
+
+class TrainingWorkload(BaseModel):
+    """What is trained: batch, precision and (optionally) the total tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    global_batch: int = Field(ge=1, description="sequences per optimizer step")
+    precision: Precision = Precision.bf16
+    tokens: float | None = Field(None, gt=0, description="tokens to train on (for time-to-train)")
+    seq_len: int | None = Field(None, ge=1, description="overrides the model's sequence length")
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """A full training spec.  ``model.seq_len`` already carries ``training.seq_len`` when given."""
+
+    model: ModelSpec
+    hardware: SystemSpec
+    parallelism: ParallelPlan
+    training: TrainingWorkload
+
+    @property
+    def seq_len(self) -> int:
+        return self.model.seq_len
+
+
+def _parse_text(text: str, where: str) -> Any:
+    try:
+        return yaml.safe_load(text)  # YAML 1.2 is a superset of JSON
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{where}: not valid YAML/JSON{at}: {problem}", field="spec") from None
+
+
+def _read_source(source: str | Path | Mapping[str, Any], text: str | None) -> Mapping[str, Any]:
+    if isinstance(source, Mapping):
+        return source
+    if str(source) == "-":
+        if text is None:
+            raise SpecError("spec '-' means stdin: pass its text", field="spec", value="-")
+        data = _parse_text(text, "<stdin>")
+    else:
+        path = Path(source)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError):
+            raise SpecError(f"spec file '{path}' not found", field="spec", value=str(path)) from None
+        except UnicodeDecodeError:
+            raise SpecError(f"spec file '{path}' is not UTF-8 text", field="spec", value=str(path)) from None
+        if path.suffix.lower() == ".json":
+            try:
+                data = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise SpecError(f"{path}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
+                                field="spec") from None
+        else:
+            data = _parse_text(raw, str(path))
+    if not isinstance(data, Mapping):
+        raise SpecError(f"a spec is a mapping with {', '.join(SPEC_SECTIONS)}; got {type(data).__name__}",
+                        field="spec", value=data, allowed=SPEC_SECTIONS)
+    return data
+
+
+def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None,
+              validate: bool = True) -> TrainingSpec:
+    """Read a training spec from a YAML/JSON file path, ``"-"`` (stdin, whose ``text`` the caller
+    passes) or a mapping.  Unknown fields at any level, bad values and impossible plans raise
+    :class:`SpecError` with one line naming the field, the value and what is allowed."""
+    data = _read_source(source, text)
+    check_known_fields(data, SPEC_SECTIONS, "")
+    for section in ("model", "hardware", "training"):
+        if section not in data:
+            raise SpecError(f"spec is missing '{section}'", field=section, allowed=SPEC_SECTIONS)
+    workload = validate_model(TrainingWorkload, data["training"], "training")
+    model = resolve_model(data["model"])
+    if workload.seq_len is not None:
+        model = model.model_copy(update={"seq_len": workload.seq_len})
+    hardware = resolve_hardware(data["hardware"])
+    plan = validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism")
+    if validate:
+        validate_plan(model, hardware, plan, workload)
+    return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload)
+
+
+def _divisors(n: int) -> str:
+    ds = [d for d in range(1, n + 1) if n % d == 0]
+    return ", ".join(map(str, ds if len(ds) <= 16 else ds[:15] + ["..."]))
+
+
+def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
+                  workload: TrainingWorkload | None = None) -> None:
+    """Raise :class:`SpecError` if the given fields of ``plan`` cannot run ``model`` on
+    ``hardware`` (fields left ``None`` are not checked: the search fills them).  Checks: tp divides
+    heads; ep divides experts (and ``dp * cp``; 1 for dense models); pp divides layers (unless
+    ``uneven_stages``) and layers split into pp * vpp chunks; cp divides the sequence;
+    tp * pp * cp * dp equals the GPU count; dp * micro_batch divides the global batch."""
+    p = plan
+    if p.tp is not None and model.heads % p.tp:
+        raise SpecError(f"parallelism.tp = {p.tp} does not divide model.heads = {model.heads}: "
+                        f"allowed tp: {_divisors(model.heads)}", field="parallelism.tp", value=p.tp)
+    if p.ep is not None and p.ep > 1:
+        if not model.is_moe:
+            raise SpecError(f"parallelism.ep = {p.ep} but model '{model.name}' is dense: allowed ep: 1",
+                            field="parallelism.ep", value=p.ep, allowed=["1"])
+        if model.experts % p.ep:
+            raise SpecError(f"parallelism.ep = {p.ep} does not divide model.experts = {model.experts}: "
+                            f"allowed ep: {_divisors(model.experts)}", field="parallelism.ep", value=p.ep)
+        if p.dp is not None and (p.dp * (p.cp or 1)) % p.ep:
+            raise SpecError(f"parallelism.ep = {p.ep} does not divide dp*cp = {p.dp}*{p.cp or 1} = "
+                            f"{p.dp * (p.cp or 1)} (experts are sharded within the data-parallel group)",
+                            field="parallelism.ep", value=p.ep)
+    if p.pp is not None:
+        if p.pp > model.layers:
+            raise SpecError(f"parallelism.pp = {p.pp} > model.layers = {model.layers}",
+                            field="parallelism.pp", value=p.pp)
+        if model.layers % p.pp and not p.uneven_stages:
+            raise SpecError(f"parallelism.pp = {p.pp} does not divide model.layers = {model.layers}: "
+                            f"allowed pp: {_divisors(model.layers)} (or set parallelism.uneven_stages: true)",
+                            field="parallelism.pp", value=p.pp)
+        if p.vpp is not None and p.vpp > 1:
+            if p.pp == 1:
+                raise SpecError(f"parallelism.vpp = {p.vpp} needs pp > 1 (interleaving splits pipeline stages)",
+                                field="parallelism.vpp", value=p.vpp)
+            if model.layers % (p.pp * p.vpp) and not p.uneven_stages:
+                raise SpecError(f"pp*vpp = {p.pp}*{p.vpp} = {p.pp * p.vpp} does not divide model.layers = "
+                                f"{model.layers}", field="parallelism.vpp", value=p.vpp)
+    if p.cp is not None and model.seq_len % p.cp:
+        raise SpecError(f"parallelism.cp = {p.cp} does not divide the sequence length {model.seq_len}",
+                        field="parallelism.cp", value=p.cp)
+    names, values = ("tp", "pp", "cp", "dp"), [getattr(p, n) for n in ("tp", "pp", "cp", "dp")]
+    n = hardware.count
+    if all(v is not None for v in values):
+        prod = int(np.prod(values))
+        if prod != n:
+            raise SpecError(f"tp*pp*cp*dp = {'*'.join(map(str, values))} = {prod} != hardware.count {n}",
+                            field="parallelism", value=dict(zip(names, values)))
+    else:
+        given = [(k, v) for k, v in zip(names, values) if v is not None]
+        prod = int(np.prod([v for _, v in given])) if given else 1
+        if n % prod:
+            lhs = "*".join(k for k, _ in given)
+            raise SpecError(f"{lhs} = {'*'.join(str(v) for _, v in given)} = {prod} does not divide "
+                            f"hardware.count {n}", field="parallelism", value=dict(given))
+    if workload is not None and p.dp is not None:
+        per_step = p.dp * (p.micro_batch or 1)
+        if workload.global_batch % per_step:
+            raise SpecError(f"training.global_batch = {workload.global_batch} is not a multiple of "
+                            f"dp*micro_batch = {p.dp}*{p.micro_batch or 1} = {per_step}",
+                            field="training.global_batch", value=workload.global_batch)
+
+
+def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any, ep: Any, dp: Any,
+               vpp: Any, micro_batch: Any, global_batch: int, *, uneven_stages: bool = False,
+               tp_within_domain: bool = True) -> np.ndarray:
+    """Vectorised :func:`validate_plan` for the search: arrays of plan degrees (broadcast together)
+    -> a boolean array, True where the plan is valid.  Also requires ``tp <= scaleup_domain_size``
+    when ``tp_within_domain`` (TP traffic stays on NVLink), which :func:`validate_plan` does not
+    (a user may ask for it)."""
+    tp, pp, cp, ep, dp, vpp, mb = (np.asarray(x, dtype=np.int64)
+                                   for x in (tp, pp, cp, ep, dp, vpp, micro_batch))
+    ok = (model.heads % tp == 0) & (model.seq_len % cp == 0)
+    ok &= (tp * pp * cp * dp == hardware.count)
+    ok &= (pp <= model.layers) & ((vpp == 1) | (pp > 1))
+    if not uneven_stages:
+        ok &= (model.layers % (pp * vpp) == 0)
+    if model.is_moe:
+        ok &= (model.experts % ep == 0) & ((dp * cp) % ep == 0)
+    else:
+        ok &= (ep == 1)
+    ok &= (global_batch % (dp * mb) == 0)
+    if tp_within_domain:
+        ok &= tp <= hardware.scaleup_domain_size
+    return ok
+
+
+__all__ = ["Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "load_spec",
+           "valid_mask", "validate_plan"]

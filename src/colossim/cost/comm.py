@@ -1,0 +1,225 @@
+"""Collectives on a hierarchical network: a scale-up domain (NVLink/NVSwitch, NVL72) and a scale-out
+fabric (InfiniBand / RoCE / EFA, rail-optimised, one or more NICs per GPU).
+
+Conventions (nccl-tests, "PERFORMANCE.md"): ``message_bytes`` S is the full buffer per GPU; an
+all-reduce on n GPUs moves 2(n-1)/n S per GPU, reduce-scatter / all-gather / all-to-all (n-1)/n S;
+bus bandwidth = that traffic / time.  Each fabric's achievable bus bandwidth vs S is a
+:class:`colossim.cost.efficiency.BusCurve` fitted to published nccl-tests rows.
+
+Rank order: ranks are packed tp innermost, then cp, then dp/ep, then pp, so a group's ``stride`` is
+the product of the sizes of the dimensions inside it (tp group: 1; dp group: tp x cp).  A group of n
+ranks with stride s has min(n, domain // s) members in each scale-up domain (at least 1).
+
+Algorithms (NCCL picks the fastest per size; so does this model):
+- inside one domain: ring, or NVLS (NVLink SHARP, reduction in the NVSwitch) for all-reduce on
+  Hopper+ switches with at least NVLS_MIN_GPUS GPUs;
+- across domains, all-reduce: ring over rails (each of the d members per domain drives its own
+  NIC, latency 2(N-1) scale-out hops) or tree / NVLSTree (intra-domain reduce, inter-domain tree,
+  latency 2 log2 N hops; Sanders et al. 2009 two-tree, as in NCCL 2.4+); chunks are pipelined, so
+  the slower of the intra and inter phases sets the bandwidth;
+- across domains, reduce-scatter / all-gather: ring; all-to-all: direct sends, the off-domain share
+  over the NICs.
+
+Vectorised over ``message_bytes``, ``group_size``, ``stride`` (numpy arrays broadcast).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from colossim.catalog.schema import Accelerator, System
+from colossim.cost.efficiency import BusCurve, CalibrationProfile
+from colossim.errors import ColossimError
+
+ArrayLike = np.ndarray | float | int
+
+#: Source: microbenchmarks.csv coll-h200-4g-allreduce-ring-8g ("NVLS first chosen at 5 GPUs").
+NVLS_MIN_GPUS = 5
+#: Because: first NVIDIA generation with NVLink SHARP in the NVSwitch is Hopper (NVSwitch 3, 2022).
+NVLS_FIRST_YEAR = 2022
+#: Because: an NVL72-class domain (72 GPUs on one NVSwitch fabric) uses its own measured curve.
+NVL72_MIN_DOMAIN = 72
+
+
+@dataclass(frozen=True)
+class Network:
+    """A hierarchical network with explicit numbers (one direction, per GPU)."""
+
+    scaleup_domain_size: int
+    scaleup_bytes_per_s_per_gpu: float
+    scaleout_bytes_per_s_per_gpu: float
+    gpus_per_node: int
+    nvls: bool
+    scaleup_fabric: str = "nvlink"  # "nvlink" (8-GPU HGX class) | "nvl72"
+
+    def __post_init__(self) -> None:
+        if self.scaleup_domain_size < 1:
+            raise ColossimError("scaleup_domain_size must be >= 1", field="scaleup_domain_size",
+                                value=self.scaleup_domain_size)
+        if self.scaleup_bytes_per_s_per_gpu <= 0 or self.scaleout_bytes_per_s_per_gpu <= 0:
+            raise ColossimError("link bandwidths must be > 0", field="bandwidth",
+                                value=(self.scaleup_bytes_per_s_per_gpu,
+                                       self.scaleout_bytes_per_s_per_gpu))
+        if self.scaleup_fabric not in ("nvlink", "nvl72"):
+            raise ColossimError(f"unknown scale-up fabric '{self.scaleup_fabric}'",
+                                field="scaleup_fabric", value=self.scaleup_fabric,
+                                allowed=["nvlink", "nvl72"])
+
+
+def network_for(chip: Accelerator, system: System | None = None, *, nvls: bool | None = None,
+                scaleout_bytes_per_s_per_gpu: float | None = None) -> Network:
+    """The network of ``system`` (or, without one, of an 8-GPU-node of ``chip`` as the catalog
+    describes it).  ``nvls`` defaults to NVIDIA chips from 2022 on with an NVSwitch domain >= 8."""
+    domain = system.scaleup_domain_size if system else (chip.scaleup_domain_size or 1)
+    gpn = system.gpus_per_node if system else min(domain, 8)
+    up = chip.scaleup_bytes_per_s
+    if up is None:
+        raise ColossimError(f"chip '{chip.id}' has no scale-up link bandwidth in the catalog",
+                            field="chip", value=chip.id)
+    out = scaleout_bytes_per_s_per_gpu
+    if out is None:
+        out = system.scaleout_bytes_per_s_per_gpu if system and system.nic_gbit_per_s else None
+    if out is None:
+        out = chip.scaleout_bytes_per_s
+    if not out:
+        raise ColossimError(f"no scale-out bandwidth known for '{chip.id}': give a system or "
+                            "scaleout_bytes_per_s_per_gpu", field="scaleout_bytes_per_s_per_gpu",
+                            value=None)
+    if nvls is None:
+        nvls = chip.vendor == "NVIDIA" and chip.release_year >= NVLS_FIRST_YEAR and domain >= 8
+    fabric = "nvl72" if domain >= NVL72_MIN_DOMAIN else "nvlink"
+    return Network(domain, up, out, gpn, bool(nvls), fabric)
+
+
+def _a(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def busbw(curve: BusCurve, link_bytes_per_s: float, message_bytes: ArrayLike) -> np.ndarray:
+    """Achievable bus bandwidth at message size S: plateau / (1 + (S_half / S)^gamma)."""
+    s = np.maximum(_a(message_bytes), 1.0)
+    return curve.link_fraction * link_bytes_per_s / (1.0 + (curve.half_size_bytes / s) ** curve.gamma)
+
+
+def _layout(group_size: ArrayLike, stride: ArrayLike, network: Network):
+    n = np.maximum(_a(group_size), 1.0)
+    s = np.maximum(_a(stride), 1.0)
+    d = np.clip(np.floor(network.scaleup_domain_size / s), 1.0, n)
+    domains = np.ceil(n / d)
+    return n, d, domains
+
+
+def _intra_ring_curve(profile: CalibrationProfile) -> BusCurve:
+    return profile.curve("nvlink")
+
+
+def _intra_nvls_curve(network: Network, profile: CalibrationProfile) -> BusCurve:
+    return profile.curve("nvl72" if network.scaleup_fabric == "nvl72" else "nvls")
+
+
+def _intra_allreduce(S, d, network: Network, profile: CalibrationProfile):
+    """(bandwidth time, latency) of an all-reduce of S bytes on d GPUs of one domain."""
+    L = network.scaleup_bytes_per_s_per_gpu
+    traffic = 2.0 * (d - 1.0) / np.maximum(d, 1.0) * S
+    ring = _intra_ring_curve(profile)
+    t_ring = traffic / busbw(ring, L, S)
+    lat = np.where(d > 1, ring.latency_seconds, 0.0)
+    if network.nvls:
+        nv = _intra_nvls_curve(network, profile)
+        t_nvls = traffic / busbw(nv, L, S)
+        use = (d >= NVLS_MIN_GPUS) & (t_nvls + nv.latency_seconds < t_ring + ring.latency_seconds)
+        return np.where(use, t_nvls, t_ring), np.where(use & (d > 1), nv.latency_seconds, lat)
+    return t_ring, lat
+
+
+def all_reduce_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network: Network,
+                       profile: CalibrationProfile, stride: ArrayLike = 1) -> np.ndarray:
+    """Time of an all-reduce of ``message_bytes`` per GPU over ``group_size`` GPUs (see module)."""
+    S = _a(message_bytes)
+    n, d, N = _layout(group_size, stride, network)
+    t_in, lat_in = _intra_allreduce(S, d, network, profile)
+    so = profile.curve("scaleout")
+    share = S / d  # each of the d members per domain drives its own NIC with 1/d of the buffer
+    bw_so = busbw(so, network.scaleout_bytes_per_s_per_gpu, share)
+    # ring over rails: every rail ring moves 2(n-1)/n of its share through each NIC
+    t_ring = np.maximum(t_in, 2.0 * (n - 1.0) / n * share / bw_so) + lat_in \
+        + 2.0 * (N - 1.0) * so.latency_seconds
+    # tree: each domain's share goes up the tree and comes back down (2 x share per NIC)
+    t_tree = np.maximum(t_in, 2.0 * share / bw_so) + lat_in \
+        + 2.0 * np.ceil(np.log2(np.maximum(N, 1.0))) * so.latency_seconds
+    t = np.where(N > 1, np.minimum(t_ring, t_tree), t_in + lat_in)
+    return np.where(n > 1, t, 0.0)
+
+
+def _ring_one_pass(S, n, d, N, network: Network, profile: CalibrationProfile):
+    """Reduce-scatter or all-gather (one ring pass, (n-1)/n S per GPU)."""
+    ring = _intra_ring_curve(profile)
+    traffic = (n - 1.0) / n * S
+    t_in = (d - 1.0) / np.maximum(d, 1.0) * S / busbw(ring, network.scaleup_bytes_per_s_per_gpu, S)
+    so = profile.curve("scaleout")
+    share = S / d
+    t_out = traffic / d / busbw(so, network.scaleout_bytes_per_s_per_gpu, share)
+    lat = np.where(d > 1, ring.latency_seconds, 0.0) + (N - 1.0) * so.latency_seconds
+    t = np.where(N > 1, np.maximum(t_in, t_out), t_in) + lat
+    return np.where(n > 1, t, 0.0)
+
+
+def reduce_scatter_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network: Network,
+                           profile: CalibrationProfile, stride: ArrayLike = 1) -> np.ndarray:
+    """Time of a reduce-scatter whose input is ``message_bytes`` per GPU (ring; NCCL's choice)."""
+    n, d, N = _layout(group_size, stride, network)
+    return _ring_one_pass(_a(message_bytes), n, d, N, network, profile)
+
+
+def all_gather_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network: Network,
+                       profile: CalibrationProfile, stride: ArrayLike = 1) -> np.ndarray:
+    """Time of an all-gather whose output is ``message_bytes`` per GPU (ring; NCCL's choice)."""
+    n, d, N = _layout(group_size, stride, network)
+    return _ring_one_pass(_a(message_bytes), n, d, N, network, profile)
+
+
+def all_to_all_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network: Network,
+                       profile: CalibrationProfile, stride: ArrayLike = 1) -> np.ndarray:
+    """Time of an all-to-all of ``message_bytes`` per GPU (each GPU sends S/n to every peer):
+    the in-domain share (d-1)/n S over NVLink at the all-to-all fraction of the ring curve, the
+    off-domain share (n-d)/n S over the GPU's NIC, concurrently."""
+    S = _a(message_bytes)
+    n, d, N = _layout(group_size, stride, network)
+    ring = _intra_ring_curve(profile)
+    bw_in = profile.alltoall_fraction * busbw(ring, network.scaleup_bytes_per_s_per_gpu, S)
+    t_in = (d - 1.0) / n * S / bw_in
+    so = profile.curve("scaleout")
+    t_out = (n - d) / n * S / busbw(so, network.scaleout_bytes_per_s_per_gpu, S / d)
+    lat = np.where(d > 1, ring.latency_seconds, 0.0) + np.where(N > 1, so.latency_seconds, 0.0)
+    return np.where(n > 1, np.maximum(t_in, t_out) + lat, 0.0)
+
+
+def send_recv_seconds(message_bytes: ArrayLike, network: Network, profile: CalibrationProfile,
+                      crosses_scaleout: bool | np.ndarray = False) -> np.ndarray:
+    """Time to send ``message_bytes`` from one GPU to another (pipeline-stage boundary): over
+    NVLink at the measured one-way copy fraction, or over the GPU's NIC."""
+    S = _a(message_bytes)
+    ring = _intra_ring_curve(profile)
+    shape_in = busbw(ring, 1.0, S) / ring.link_fraction  # the ring curve's size dependence, in (0,1)
+    t_in = S / (profile.p2p_fraction * network.scaleup_bytes_per_s_per_gpu * shape_in) \
+        + ring.latency_seconds
+    so = profile.curve("scaleout")
+    t_out = S / busbw(so, network.scaleout_bytes_per_s_per_gpu, S) + so.latency_seconds
+    return np.where(np.asarray(crosses_scaleout, dtype=bool), t_out, t_in)
+
+
+def bus_bandwidth(op: str, message_bytes: ArrayLike, group_size: ArrayLike, seconds: ArrayLike):
+    """nccl-tests bus bandwidth of a measured or predicted collective (for reports and fitting)."""
+    n = np.maximum(_a(group_size), 1.0)
+    factor = 2.0 * (n - 1.0) / n if op == "all_reduce" else (n - 1.0) / n
+    return factor * _a(message_bytes) / _a(seconds)
+
+
+OPS = {
+    "all_reduce": all_reduce_seconds,
+    "reduce_scatter": reduce_scatter_seconds,
+    "all_gather": all_gather_seconds,
+    "all_to_all": all_to_all_seconds,
+}

@@ -1,0 +1,176 @@
+"""Time of one op on one GPU: GEMMs, FlashAttention, memory-bound ops, FP8 casts, optimizer step.
+
+Vectorised: every size argument may be a numpy array (one element per plan); results broadcast.
+The chip (:class:`colossim.catalog.Accelerator`) gives the datasheet peaks; the profile
+(:class:`colossim.cost.efficiency.CalibrationProfile`) how close to them each op gets.  Nothing here
+knows about training or inference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from colossim.catalog.schema import Accelerator
+from colossim.cost.efficiency import CalibrationProfile, GemmParams
+from colossim.errors import ColossimError
+
+ArrayLike = np.ndarray | float | int
+
+#: Output tiles cuBLAS/CUTLASS choose among on Hopper/Blackwell-class GPUs, (tile_m, tile_n,
+#: relative throughput of the tile vs the largest).  Because: CUTLASS's default SM90 bf16 configs are
+#: 128x256 / 256x128 (full rate), 128x128 and 64x128 for small problems; smaller tiles re-read
+#: operands more often, so run below full rate (0.9 / 0.7 are assumptions, checked against the
+#: small-GEMM rows of microbenchmarks.csv through the fitted launch time).
+TILE_CANDIDATES = ((128, 256, 1.0), (256, 128, 1.0), (128, 128, 0.9), (64, 128, 0.7))
+#: Split-K factors cuBLAS may use to fill the SMs when m x n gives too few tiles.
+SPLIT_K = (1, 2, 4, 8)
+#: Because: a split must keep at least this much K for the main loop's pipeline to reach steady state
+#: (CUTLASS stages of 64 along K, a few stages deep).
+MIN_K_PER_SPLIT = 512
+#: Because: K is consumed in 64-element steps by SM80/SM90 tensor-core main loops; a partial last step
+#: costs a full one.
+TILE_K = 64
+#: Bytes per element of GEMM operands by precision; outputs are written in bf16 (2 bytes).
+OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
+OUTPUT_BYTES = 2.0
+#: Because: TMA and 128-bit vector loads need rows aligned to 16 bytes.
+ALIGN_BYTES = 16
+
+#: FlashAttention-2 (Dao 2023, section 3.1 / flash-attn benchmarks): backward FLOPs = 2.5 x forward
+#: (five matmuls vs two).
+ATTENTION_BACKWARD_FLOPS_RATIO = 2.5
+
+#: Bytes moved per element by an FP8 cast: read bf16 (2) + write fp8 (1); the amax for the scale is
+#: computed in the same pass (Transformer Engine fuses cast + amax), so it adds no traffic.
+FP8_CAST_BYTES_PER_ELEMENT = 3.0
+
+#: Adam with bf16 params and fp32 master weights (Micikevicius et al. 2018 mixed precision; Megatron
+#: distributed optimizer): read fp32 grad (4), master (4), m (4), v (4); write master (4), m (4),
+#: v (4) and the bf16 copy of the param (2) = 30 bytes per parameter per step.
+ADAM_BYTES_PER_PARAM = 30.0
+
+
+def _arr(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def _peak(chip: Accelerator, precision: str) -> float:
+    p = chip.peak_flops_per_s(precision)
+    if p is None:
+        have = [q for q in ("bf16", "fp8", "fp4") if chip.peak_flops_per_s(q)]
+        raise ColossimError(f"chip '{chip.id}' has no dense {precision} peak in the catalog",
+                            field="precision", value=precision, allowed=have)
+    return p
+
+
+def _hbm(chip: Accelerator) -> float:
+    if chip.hbm_bytes_per_s is None:
+        raise ColossimError(f"chip '{chip.id}' has no HBM bandwidth in the catalog", field="chip",
+                            value=chip.id)
+    return chip.hbm_bytes_per_s
+
+
+def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int) -> np.ndarray:
+    """Fraction of the tensor-core peak the shape allows, best over the tile/split-K configs the
+    library could pick: tile quantisation (m, n padded to the tile; k to 64) x wave quantisation
+    (tiles x splits spread over ``sm_count`` SMs in whole waves) x the tile's relative rate.
+    Wave/tile quantisation as in NVIDIA's "Matrix Multiplication Background User's Guide"."""
+    m, n, k = _arr(m), _arr(n), _arr(k)
+    best = np.zeros(np.broadcast(m, n, k).shape)
+    for tm, tn, rel in TILE_CANDIDATES:
+        tiles_m, tiles_n = np.ceil(m / tm), np.ceil(n / tn)
+        tile_q = (m * n) / (tiles_m * tm * tiles_n * tn)
+        for s in SPLIT_K:
+            units = tiles_m * tiles_n * s
+            wave_q = units / (np.ceil(units / sm_count) * sm_count)
+            ok = (s == 1) | (k / s >= MIN_K_PER_SPLIT)
+            best = np.maximum(best, np.where(ok, rel * tile_q * wave_q, 0.0))
+    k_q = k / (np.ceil(k / TILE_K) * TILE_K)
+    return best * k_q
+
+
+def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: CalibrationProfile):
+    gp: GemmParams = profile.gemm_params(precision)
+    m, n, k = _arr(m), _arr(n), _arr(k)
+    flops = 2.0 * m * n * k
+    elt = OPERAND_BYTES.get(precision, 2.0)
+    aligned = np.mod(k * elt, ALIGN_BYTES) == 0
+    eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count) * np.where(
+        aligned, 1.0, gp.misaligned_k_factor)
+    t_compute = flops / (_peak(chip, precision) * eff)
+    n_bytes = (m * k + k * n) * elt + m * n * OUTPUT_BYTES
+    t_memory = n_bytes / (_hbm(chip) * profile.memory_efficiency)
+    return flops, gp.launch_seconds + np.maximum(t_compute, t_memory)
+
+
+def gemm_seconds(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,
+                 profile: CalibrationProfile, count: ArrayLike = 1) -> np.ndarray:
+    """Time of ``count`` GEMMs (m x k) @ (k x n) at ``precision`` (bf16 | fp16 | fp8 | fp4):
+    launch + max(2mnk / (peak x efficiency(shape)), operand+output bytes / achievable HBM bandwidth).
+    The roofline max is Williams et al. 2009 ("Roofline"), per GEMM."""
+    _, t = _gemm_parts(m, n, k, precision, chip, profile)
+    return t * _arr(count)
+
+
+def gemm_efficiency(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,
+                    profile: CalibrationProfile) -> np.ndarray:
+    """Achieved fraction of the dense peak for one GEMM of this shape, in (0, 1]."""
+    flops, t = _gemm_parts(m, n, k, precision, chip, profile)
+    return np.clip(flops / (t * _peak(chip, precision)), np.finfo(float).tiny, 1.0)
+
+
+def attention_flops(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_kv: ArrayLike,
+                    head_dim: ArrayLike, head_dim_v: ArrayLike, causal: ArrayLike) -> np.ndarray:
+    """Forward FLOPs of attention: 2 b h s_q s_kv (d + d_v) (QK^T and PV), halved when causal.
+    FlashAttention-2 (Dao 2023) counts 4 b h s^2 d for d = d_v, halved for causal."""
+    f = 2.0 * _arr(batch) * _arr(heads) * _arr(seq_q) * _arr(seq_kv) * (_arr(head_dim) + _arr(head_dim_v))
+    return f * np.where(np.asarray(causal, dtype=bool), 0.5, 1.0)
+
+
+def attention_efficiency(seq_kv: ArrayLike, head_dim: ArrayLike, causal: ArrayLike,
+                         profile: CalibrationProfile) -> np.ndarray:
+    """FlashAttention efficiency (fraction of the bf16 peak): rises with the keys each query sees
+    (fewer rows of partial tiles / softmax rescaling per FLOP) and with head dim (more FLOPs per
+    byte of K/V loaded).  Parameters fitted to the FlashAttention-2 fwd+bwd rows."""
+    ap = profile.attention
+    s = _arr(seq_kv) * np.where(np.asarray(causal, dtype=bool), 0.5, 1.0)
+    d = _arr(head_dim)
+    return ap.max_efficiency * s / (s + ap.half_seq) * d / (d + ap.half_head_dim)
+
+
+def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_kv: ArrayLike,
+                      head_dim: ArrayLike, head_dim_v: ArrayLike, causal: ArrayLike, precision: str,
+                      chip: Accelerator, profile: CalibrationProfile,
+                      backward: bool = False) -> np.ndarray:
+    """Time of a FlashAttention forward (or backward: 2.5x the FLOPs, FlashAttention-2) pass.
+    Attention runs at the bf16 tensor rate whatever ``precision`` says: Transformer Engine /
+    Megatron FP8 recipes keep attention in bf16 (documented treatment, not a measurement)."""
+    del precision  # see docstring
+    flops = attention_flops(batch, heads, seq_q, seq_kv, head_dim, head_dim_v, causal)
+    if backward:
+        flops = flops * ATTENTION_BACKWARD_FLOPS_RATIO
+    eff = attention_efficiency(seq_kv, head_dim, causal, profile)
+    return flops / (_peak(chip, "bf16") * eff)
+
+
+def memory_bound_seconds(n_bytes: ArrayLike, chip: Accelerator,
+                         profile: CalibrationProfile) -> np.ndarray:
+    """Time of a streaming op (norm, softmax, elementwise, optimizer) moving ``n_bytes`` (reads +
+    writes): bytes / (HBM bandwidth x achievable fraction from the copy benchmarks)."""
+    return _arr(n_bytes) / (_hbm(chip) * profile.memory_efficiency)
+
+
+def fp8_cast_overhead_seconds(n_elements: ArrayLike, chip: Accelerator,
+                              profile: CalibrationProfile) -> np.ndarray:
+    """Time to quantise ``n_elements`` bf16 values to fp8 with per-tensor scaling (delayed or
+    current): one memory-bound pass of 3 bytes per element (FP8_CAST_BYTES_PER_ELEMENT).  A caller
+    prices a linear layer's forward with the activations (m x k) and weights (n x k), and its
+    backward with the output gradient (m x n); cached weight casts need not be counted again."""
+    return memory_bound_seconds(_arr(n_elements) * FP8_CAST_BYTES_PER_ELEMENT, chip, profile)
+
+
+def optimizer_step_seconds(n_params_local: ArrayLike, chip: Accelerator, profile: CalibrationProfile,
+                           bytes_per_param_moved: float = ADAM_BYTES_PER_PARAM) -> np.ndarray:
+    """Time of a fused Adam step over the parameters this GPU owns: memory-bound,
+    n x bytes_per_param_moved (default 30 B: see ADAM_BYTES_PER_PARAM)."""
+    return memory_bound_seconds(_arr(n_params_local) * bytes_per_param_moved, chip, profile)

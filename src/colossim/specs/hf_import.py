@@ -1,0 +1,99 @@
+"""Import a Hugging Face ``config.json`` (a local file; no network) as a :class:`ModelSpec`.
+
+Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also deepseek_v2, which
+has the same keys).  Unknown keys are ignored; a missing required
+key raises :class:`SpecError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from colossim.errors import SpecError
+from colossim.specs._validation import validate_model
+from colossim.specs.model import ModelSpec
+
+SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3")
+
+#: Sequence length used when a config has no ``max_position_embeddings``.
+#: Because: 4096 is the pre-training length of most open models of these families.
+DEFAULT_SEQ_LEN = 4096
+
+_ACTIVATIONS = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_pytorch_tanh": "geglu"}
+
+
+def _need(cfg: dict[str, Any], key: str, path: str) -> Any:
+    if cfg.get(key) is None:
+        raise SpecError(f"{path}: missing required key '{key}' for model_type "
+                        f"'{cfg.get('model_type')}'", field=key)
+    return cfg[key]
+
+
+def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[str, Any]:
+    """ModelSpec fields from a parsed Hugging Face config (see :func:`load_hf_config`)."""
+    mt = cfg.get("model_type")
+    if mt not in SUPPORTED:
+        raise SpecError(f"{path}: model_type {mt!r} is not supported: allowed: {', '.join(SUPPORTED)}",
+                        field="model_type", value=mt, allowed=SUPPORTED)
+    heads = _need(cfg, "num_attention_heads", path)
+    hidden = _need(cfg, "hidden_size", path)
+    act = cfg.get("hidden_act", "silu")
+    if act not in _ACTIVATIONS:
+        raise SpecError(f"{path}: hidden_act {act!r} is not supported: allowed: {', '.join(_ACTIVATIONS)}",
+                        field="hidden_act", value=act, allowed=list(_ACTIVATIONS))
+    seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
+    d: dict[str, Any] = {
+        "name": cfg.get("_name_or_path") or Path(path).parent.name or mt,
+        "layers": _need(cfg, "num_hidden_layers", path),
+        "hidden": hidden,
+        "heads": heads,
+        "kv_heads": cfg.get("num_key_value_heads") or heads,
+        "vocab": _need(cfg, "vocab_size", path),
+        "seq_len": seq, "max_seq_len": seq,
+        "activation": _ACTIVATIONS[act],
+        "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
+        "norm": "rmsnorm", "position": "rope",
+        "qkv_bias": mt == "qwen2" or bool(cfg.get("attention_bias", False)),
+    }
+    if cfg.get("head_dim"):
+        d["head_dim"] = cfg["head_dim"]
+    if mt == "mixtral":
+        d.update(experts=_need(cfg, "num_local_experts", path), top_k=_need(cfg, "num_experts_per_tok", path),
+                 moe_ffn_hidden=_need(cfg, "intermediate_size", path))
+    elif mt.startswith("deepseek"):
+        d.pop("kv_heads")
+        d.update(ffn_hidden=_need(cfg, "intermediate_size", path),
+                 experts=_need(cfg, "n_routed_experts", path), top_k=_need(cfg, "num_experts_per_tok", path),
+                 moe_ffn_hidden=_need(cfg, "moe_intermediate_size", path),
+                 shared_experts=cfg.get("n_shared_experts") or 0,
+                 first_dense_layers=cfg.get("first_k_dense_replace") or 0,
+                 attention="mla", mla_q_lora_rank=cfg.get("q_lora_rank"),
+                 mla_kv_lora_rank=_need(cfg, "kv_lora_rank", path),
+                 mla_qk_rope_head_dim=_need(cfg, "qk_rope_head_dim", path),
+                 mla_qk_nope_head_dim=_need(cfg, "qk_nope_head_dim", path),
+                 mla_v_head_dim=_need(cfg, "v_head_dim", path))
+        d.pop("head_dim", None)
+    else:
+        d["ffn_hidden"] = _need(cfg, "intermediate_size", path)
+    return d
+
+
+def load_hf_config(path: str | Path) -> ModelSpec:
+    """A :class:`ModelSpec` from a local Hugging Face ``config.json`` (or a directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    try:
+        cfg = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"config file '{p}' not found", field="config", value=str(p)) from None
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{p}: not valid JSON at line {e.lineno}: {e.msg}", field="config") from None
+    if not isinstance(cfg, dict):
+        raise SpecError(f"{p}: a config.json is a JSON object", field="config")
+    return validate_model(ModelSpec, hf_config_to_fields(cfg, str(p)), "model")
+
+
+__all__ = ["SUPPORTED", "hf_config_to_fields", "load_hf_config"]

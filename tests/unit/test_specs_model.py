@@ -1,0 +1,99 @@
+"""Model catalog and ModelSpec: every catalog model's implied parameter count against the published
+one, resolution by id / alias / mapping, and errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from colossim.errors import SpecError, UnknownNameError
+from colossim.specs.model import ModelSpec, load_model_catalog, resolve_model
+
+REQUIRED = ["gpt3-175b", "llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b",
+            "llama3-405b", "llama3.1-8b", "llama3.1-70b", "llama3.1-405b", "llama3.3-70b",
+            "mixtral-8x7b", "mixtral-8x22b", "deepseek-v2", "deepseek-v3", "grok-1", "gpt-moe-1.8t",
+            "nemotron4-15b", "nemotron4-340b", "bloom-176b", "opt-175b", "mt-nlg-530b",
+            "megatron-1.7b", "megatron-18.4b", "megatron-145.6b", "megatron-1t", "megatron-22b",
+            "megatron-175b", "megatron-530b", "mpt-7b", "mpt-30b", "mpt-70b"]
+
+TOLERANCE = 0.03
+#: Rows whose published count is a rounded name, with the implied count explained in their notes.
+EXCEPTIONS = {
+    "llama2-7b": 0.04,     # 6.74B implied; Meta names it 7B
+    "gpt-moe-1.8t": 0.05,  # UNCERTAIN architecture (see the row's notes): 1.87T implied vs "1.8T"
+}
+
+
+def test_required_ids_present():
+    rows = load_model_catalog().rows
+    assert [i for i in REQUIRED if i not in rows] == []
+
+
+@pytest.mark.parametrize("mid", sorted(load_model_catalog().rows))
+def test_implied_params_match_published(mid):
+    row = load_model_catalog().rows[mid]
+    spec = resolve_model(mid)
+    assert spec.params_total / 1e9 == pytest.approx(row.params_b, rel=EXCEPTIONS.get(mid, TOLERANCE))
+    if row.active_params_b is not None:
+        assert spec.params_active / 1e9 == pytest.approx(row.active_params_b, rel=0.03)
+
+
+def test_every_row_has_a_source_and_lower_case_id():
+    for r in load_model_catalog().rows.values():
+        assert r.source.strip() and r.id == r.id.lower()
+
+
+def test_gpt3_closed_form_params():
+    # 12 l h^2 + 13 l h + (V + S) h + 2h: biases, LayerNorms, learned positions, tied embeddings
+    # (Narayanan et al. 2021 sec 3.3 parameter formula plus the final LayerNorm)
+    l, h, v, s = 96, 12288, 50257, 2048
+    assert resolve_model("gpt3").params_total == 12 * l * h * h + 13 * l * h + (v + s) * h + 2 * h
+
+
+def test_moe_active_counts_top_k_and_shared():
+    m = resolve_model("deepseek-v3")
+    assert m.is_moe and m.dense_layers == 3 and m.moe_layers == 58
+    assert m.params_total - m.params_active == 58 * (256 - 8) * m.params_expert
+    assert m.params_expert == 3 * 7168 * 2048
+
+
+def test_gqa_and_mla_attention_kinds():
+    assert resolve_model("llama3-70b").attention == "gqa"
+    assert resolve_model("gpt3-175b").attention == "mha"
+    assert resolve_model("palm-540b").attention == "mqa"
+    assert resolve_model("deepseek-v2").attention == "mla"
+
+
+def test_aliases_and_case():
+    assert resolve_model("GPT3").name == "gpt3-175b"
+    assert resolve_model("llama-3.1-405b").name == "llama3.1-405b"
+
+
+def test_catalog_plus_overrides_recomputes_derived_fields():
+    m = resolve_model({"name": "llama3-8b", "seq_len": 4096, "hidden": 2048, "heads": 16})
+    assert (m.name, m.seq_len, m.head_dim, m.kv_heads) == ("llama3-8b", 4096, 128, 8)
+
+
+def test_custom_mapping():
+    m = resolve_model({"layers": 2, "hidden": 64, "ffn_hidden": 256, "heads": 4, "vocab": 100, "seq_len": 32})
+    assert isinstance(m, ModelSpec) and m.head_dim == 16 and m.attention == "mha"
+
+
+def test_unknown_id_suggests_closest():
+    with pytest.raises(UnknownNameError, match="llama3-8b"):
+        resolve_model("llama3-8c")
+
+
+def test_unknown_field_names_it_and_the_allowed_ones():
+    with pytest.raises(SpecError, match=r"unknown field 'model.hiden': allowed: name, layers, hidden"):
+        resolve_model({"name": "llama3-8b", "hiden": 1})
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ({"heads": 32, "kv_heads": 5}, "kv_heads 5 must divide heads 32"),
+    ({"experts": 8, "top_k": 9, "moe_ffn_hidden": 10}, "top_k 9"),
+    ({"experts": 8, "top_k": 2}, "moe_ffn_hidden"),
+    ({"layers": 0}, "model.layers"),
+])
+def test_bad_values_are_spec_errors(bad, needle):
+    with pytest.raises(SpecError, match=needle):
+        resolve_model({"name": "llama3-8b", **bad})

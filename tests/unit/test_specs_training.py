@@ -1,0 +1,140 @@
+"""Training spec loading: YAML / JSON / stdin / dict, unknown fields at every level, impossible
+plans with every factor shown, hardware resolution, and valid_mask agreeing with validate_plan."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from colossim.errors import SpecError
+from colossim.specs import ParallelPlan, load_spec, resolve_hardware, resolve_model, valid_mask, validate_plan
+from colossim.specs.training import TrainingWorkload
+
+BASE = {"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 1024},
+        "parallelism": {"tp": 8, "pp": 8, "cp": 1, "ep": 1, "dp": 16, "vpp": 1, "micro_batch": 1,
+                        "recompute": "none", "zero": 1, "sequence_parallel": True},
+        "training": {"global_batch": 1024, "precision": "bf16", "tokens": 15e12}}
+
+
+def spec(**sections):
+    d = json.loads(json.dumps(BASE))
+    for k, v in sections.items():
+        d[k] = {**d[k], **v} if isinstance(v, dict) and isinstance(d.get(k), dict) else v
+    return d
+
+
+def test_issue_example_loads_from_yaml(tmp_path):
+    p = tmp_path / "spec.yaml"
+    p.write_text("model: llama3-405b\nhardware: {gpu: h100-sxm, count: 16384}\n"
+                 "parallelism: {tp: 8, pp: 18, cp: 1, ep: 1, dp: 113, vpp: 1, micro_batch: 1,\n"
+                 "  recompute: none, zero: 1, sequence_parallel: true, uneven_stages: true}\n"
+                 "training: {global_batch: 2034, precision: bf16, tokens: 15.6e12}\n")
+    with pytest.raises(SpecError, match=r"tp\*pp\*cp\*dp = 8\*18\*1\*113 = 16272 != hardware.count 16384"):
+        load_spec(p)
+    p.write_text(p.read_text().replace("dp: 113", "dp: 128").replace("pp: 18", "pp: 16")
+                 .replace("2034", "2048"))
+    s = load_spec(p)
+    assert s.parallelism.is_complete and s.model.name == "llama3-405b" and s.hardware.count == 16384
+    assert s.training.tokens == 15.6e12
+
+
+def test_json_file_and_stdin_text(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(BASE))
+    assert load_spec(p).parallelism.tp == 8
+    assert load_spec("-", text=json.dumps(BASE)).hardware.system_id == "hgx-h100"
+
+
+@pytest.mark.parametrize("section, key", [("parallelism", "tpp"), ("training", "batch"),
+                                          ("hardware", "gpus"), ("model", "layer")])
+def test_unknown_field_at_any_level(section, key):
+    d = spec()
+    if section == "model":
+        d["model"] = {"name": "llama3-70b", key: 1}
+    else:
+        d[section][key] = 1
+    with pytest.raises(SpecError, match=rf"unknown field '{section}.{key}': allowed: "):
+        load_spec(d)
+
+
+def test_unknown_top_level_section():
+    with pytest.raises(SpecError, match="unknown field 'trainng': allowed: model, hardware, parallelism, training"):
+        load_spec({**BASE, "trainng": {}})
+
+
+def test_tp_not_dividing_heads_lists_allowed():
+    with pytest.raises(SpecError, match=r"parallelism.tp = 6 does not divide model.heads = 64: allowed tp: 1, 2, 4, 8"):
+        load_spec(spec(parallelism={"tp": 6, "dp": None}))
+
+
+def test_product_mismatch_shows_every_factor():
+    with pytest.raises(SpecError, match=r"^tp\*pp\*cp\*dp = 8\*8\*1\*32 = 2048 != hardware.count 1024$"):
+        load_spec(spec(parallelism={"dp": 32}))
+
+
+def test_pp_not_dividing_layers_unless_uneven():
+    with pytest.raises(SpecError, match="parallelism.pp = 32 does not divide model.layers = 80"):
+        load_spec(spec(parallelism={"pp": 32, "dp": 4}))
+    assert load_spec(spec(parallelism={"pp": 32, "dp": 4, "allow_uneven": True})).parallelism.uneven_stages
+
+
+def test_ep_on_dense_and_moe():
+    with pytest.raises(SpecError, match="is dense: allowed ep: 1"):
+        load_spec(spec(parallelism={"ep": 2}))
+    d = spec(model="mixtral-8x7b", parallelism={"tp": 4, "pp": 4, "dp": 64, "ep": 3})
+    with pytest.raises(SpecError, match="ep = 3 does not divide model.experts = 8"):
+        load_spec(d)
+
+
+def test_batch_divisibility_and_fsdp_alias():
+    with pytest.raises(SpecError, match="global_batch = 1000 is not a multiple of dp\\*micro_batch = 16\\*1"):
+        load_spec(spec(training={"global_batch": 1000}))
+    assert load_spec(spec(parallelism={"fsdp": True, "zero": None})).parallelism.zero == 3
+
+
+def test_partial_plan_and_seq_len_override():
+    s = load_spec(spec(parallelism={"tp": 8}, training={"seq_len": 4096}) | {"parallelism": {"tp": 8}})
+    assert not s.parallelism.is_complete and "pp" in s.parallelism.missing
+    assert s.model.seq_len == 4096 == s.seq_len
+
+
+def test_bad_yaml_names_the_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("model: llama3-8b\nhardware: {gpu: h100-sxm, count: 8\n")
+    with pytest.raises(SpecError, match="not valid YAML/JSON at line"):
+        load_spec(p)
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_hardware_defaults_and_overrides():
+    h = resolve_hardware({"gpu": "h100-sxm", "count": 16})
+    assert (h.gpus_per_node, h.scaleup_domain_size, h.system_id) == (8, 8, "hgx-h100")
+    assert h.scaleout_bytes_per_s_per_gpu == 400e9 / 8 and h.scaleup_bytes_per_s_per_gpu == 450e9
+    g = resolve_hardware({"system": "gb200-nvl72", "count": 144, "scaleout_gbit_per_s": 800, "hbm_gb": 192})
+    assert (g.count, g.scaleup_domain_size, g.accelerator.hbm_gb) == (144, 72, 192)
+    assert g.scaleout_bytes_per_s_per_gpu == 100e9
+    with pytest.raises(SpecError, match="exactly one of 'gpu'"):
+        resolve_hardware({"gpu": "h100-sxm", "system": "hgx-h100", "count": 8})
+
+
+def test_valid_mask_agrees_with_validate_plan():
+    model = resolve_model("mixtral-8x7b")
+    hw = resolve_hardware({"gpu": "h100-sxm", "count": 64})
+    wl = TrainingWorkload(global_batch=256)
+    grid = list(itertools.product([1, 2, 4, 8, 16], [1, 2, 4, 8], [1, 2], [1, 2, 4, 8], [1, 2, 4, 8, 16, 32, 64],
+                                  [1, 2], [1, 2, 3]))
+    tp, pp, cp, ep, dp, vpp, mb = (np.array(c) for c in zip(*grid))
+    mask = valid_mask(model, hw, tp, pp, cp, ep, dp, vpp, mb, 256, tp_within_domain=False)
+    for i, (t, p, c, e, d, v, m) in enumerate(grid):
+        plan = ParallelPlan(tp=t, pp=p, cp=c, ep=e, dp=d, vpp=v, micro_batch=m)
+        try:
+            validate_plan(model, hw, plan, wl)
+            ok = True
+        except SpecError:
+            ok = False
+        assert ok == bool(mask[i]), plan
+    assert mask.sum() > 10

@@ -1,0 +1,102 @@
+"""``colossim train estimate|search SPEC``: the training engine from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from colossim.cli.common import console, emit_json, fmt
+
+app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
+
+
+def _load(spec_path: str):
+    from colossim.specs.training import load_spec
+
+    text = sys.stdin.read() if spec_path == "-" else None
+    return load_spec(spec_path, text=text)
+
+
+def _profile(path: Path | None):
+    if path is None:
+        return None
+    from colossim.cost.efficiency import load_profile
+
+    return load_profile(path)
+
+
+def _show(est) -> None:
+    p = est.parallelism
+    t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
+                    f"ep {p['ep']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
+                    f"recompute {p['recompute']} zero {p['zero']}", show_header=False)
+    t.add_column("metric", style="bold")
+    t.add_column("value", justify="right")
+    rows = [("step time (s)", fmt(est.step_time_s, 4)), ("tokens/s", fmt(est.tokens_per_s)),
+            ("tokens/s/GPU", fmt(est.tokens_per_s_per_gpu)), ("TFLOPS/GPU (model)", fmt(est.tflops_per_gpu)),
+            ("MFU", f"{est.mfu:.1%}"), ("HFU", f"{est.hfu:.1%}"),
+            ("memory GiB/GPU", f"{est.memory_gib_per_gpu:.1f} ({'fits' if est.fits else 'DOES NOT FIT'})")]
+    rows += [(f"  {k}", f"{v:.1f}") for k, v in est.memory_breakdown_gib.items()]
+    if est.time_to_train_days is not None:
+        rows += [("time to train (days)", fmt(est.time_to_train_days)), ("GPU-hours", fmt(est.gpu_hours)),
+                 ("energy (MWh)", fmt(est.energy_mwh)), ("cost (USD)", fmt(est.cost_usd))]
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    total = est.step_time_s
+    bars = Table(title="time per step", show_header=False)
+    bars.add_column("part")
+    bars.add_column("seconds", justify="right")
+    bars.add_column("share")
+    width = 50
+    for k, v in est.time_breakdown_s.items():
+        if k == "recompute":
+            continue
+        share = v / total if total else 0.0
+        bars.add_row(k, f"{v:.3f}", "█" * round(share * width) + f" {share:.0%}")
+    console.print(bars)
+
+
+@app.command("estimate")
+def estimate_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - for stdin."),
+                 json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+                 profile: Path | None = typer.Option(None, "--profile", help="Calibration profile JSON.")) -> None:
+    """Estimate one plan (omitted plan fields are searched and the best is used)."""
+    from colossim.training.estimate import estimate
+
+    est = estimate(_load(spec), profile=_profile(profile))
+    if json_out:
+        emit_json(est)
+    else:
+        _show(est)
+
+
+@app.command("search")
+def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - for stdin."),
+               top: int = typer.Option(10, "--top", min=1, help="How many plans to return."),
+               json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+               profile: Path | None = typer.Option(None, "--profile", help="Calibration profile JSON.")) -> None:
+    """Search every valid plan; print the best, plus configs evaluated and configs/s."""
+    from colossim.training.estimate import search
+
+    res = search(_load(spec), top=top, profile=_profile(profile))
+    if json_out:
+        emit_json({"results": res.best, "configs_evaluated": res.configs_evaluated,
+                   "configs_fitting": res.configs_fitting, "configs_per_s": res.configs_per_s})
+        return
+    t = Table(title=f"best of {res.configs_evaluated:,} plans ({res.configs_fitting:,} fit; "
+                    f"{res.configs_per_s:,.0f} configs/s)")
+    for c in ("#", "tp", "pp", "cp", "ep", "dp", "vpp", "mb", "recompute", "zero", "step s", "tok/s/GPU", "MFU", "GiB"):
+        t.add_column(c, justify="right")
+    for i, e in enumerate(res.best, 1):
+        p = e.parallelism
+        t.add_row(str(i), *(str(p[k]) for k in ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch", "recompute", "zero")),
+                  f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
+    console.print(t)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="train")

@@ -1,0 +1,183 @@
+"""The training engine's front door: estimate one plan, or search the plans a spec leaves open.
+
+``estimate(spec)`` returns a frozen :class:`TrainingEstimate` (the JSON fields of
+``colossim train estimate``); ``search(spec, top)`` returns the best ones, best first.  Both are the
+same vectorised code: a complete plan is a search space of one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from colossim import units
+from colossim.catalog import load_catalog
+from colossim.cost import comm as C
+from colossim.cost import efficiency as E
+from colossim.errors import SpecError
+from colossim.training import flops as F
+from colossim.training import memory as M  # noqa: E402
+from colossim.training.plans import RECOMPUTE_NAMES, PlanArrays
+from colossim.training.search import enumerate_plans
+from colossim.training.step import StepContext, evaluate_step
+
+MFU_CONVENTIONS = ("megatron", "palm", "6nd")
+#: The convention ``mfu`` reports.  Because: Narayanan et al. 2021 eq. 3 counts attention and the
+#: logits, the FLOPs a transformer really needs; the others are reported beside it.
+DEFAULT_MFU_CONVENTION = "megatron"
+
+TIME_KEYS = ("compute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm", "pipeline_bubble",
+             "optimizer_step")
+MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "buffers")
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """One plan's prediction.  Seconds, tokens, FLOPs and GiB as named."""
+
+    step_time_s: float
+    tokens_per_s: float
+    tokens_per_s_per_gpu: float
+    model_flops_per_token: float
+    mfu: float
+    mfu_by_convention: dict[str, float]
+    hfu: float
+    tflops_per_gpu: float
+    memory_gib_per_gpu: float
+    memory_breakdown_gib: dict[str, float]
+    fits: bool
+    time_breakdown_s: dict[str, float]
+    parallelism: dict
+    gpus: int
+    chip: str
+    precision: str
+    time_to_train_days: float | None = None
+    gpu_hours: float | None = None
+    energy_mwh: float | None = None
+    cost_usd: float | None = None
+    assumptions: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    best: list[TrainingEstimate]
+    configs_evaluated: int
+    configs_fitting: int
+    configs_per_s: float
+    seconds: float
+
+
+def make_context(spec, profile=None) -> StepContext:
+    """Step context of a spec: the default calibration profile of its chip unless one is given."""
+    chip = spec.hardware.accelerator
+    prof = profile if profile is not None else E.default_profile(chip.id)
+    system = load_catalog().systems.get(spec.hardware.system_id) if spec.hardware.system_id else None
+    hw = spec.hardware
+    net = C.network_for(chip, system, scaleout_bytes_per_s_per_gpu=hw.scaleout_bytes_per_s_per_gpu or None)
+    # the spec's hardware (with its overrides) is the truth for sizes and bandwidths
+    net = replace(net, scaleup_domain_size=hw.scaleup_domain_size, gpus_per_node=hw.gpus_per_node,
+                  scaleup_bytes_per_s_per_gpu=hw.scaleup_bytes_per_s_per_gpu)
+    return StepContext(model=spec.model, system=spec.hardware, global_batch=spec.training.global_batch,
+                       seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,
+                       network=net)
+
+
+def _memory(ctx: StepContext, plans: PlanArrays):
+    """Memory breakdown (bytes per GPU, arrays) of every plan."""
+    return M.memory_per_gpu(
+        ctx.model, tp=plans.tp, pp=plans.pp, cp=plans.cp, ep=plans.ep, dp=plans.dp, vpp=plans.vpp,
+        micro_batch=plans.micro_batch, recompute=plans.recompute, zero=plans.zero,
+        sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
+        global_batch=ctx.global_batch, seq_len=ctx.seq_len)
+
+
+def _cost_per_gpu_hour_usd(spec) -> tuple[float, dict]:
+    """All-in capex amortised over the GPU's life plus facility energy, per GPU-hour."""
+    cat = load_catalog()
+    chip = spec.hardware.accelerator
+    price = chip.price_usd(cat.parameters["price_point"].value) or 0.0
+    allin = cat.parameter("all_in_capex_multiplier")
+    life_h = cat.parameter("gpu_lifetime_years") * units.HOURS_PER_YEAR
+    pue = cat.parameter("pue")
+    watts = spec.hardware.node_power_w / spec.hardware.gpus_per_node * pue
+    usd_kwh = cat.parameter("electricity_usd_per_kwh")
+    per_h = price * allin / life_h + watts / 1000.0 * usd_kwh
+    return per_h, {"chip_price_usd": price, "all_in_capex_multiplier": allin,
+                   "gpu_lifetime_years": cat.parameter("gpu_lifetime_years"), "pue": pue,
+                   "watts_per_gpu_all_in": watts, "electricity_usd_per_kwh": usd_kwh,
+                   "usd_per_gpu_hour": per_h}
+
+
+def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.ndarray) -> list[TrainingEstimate]:
+    chip = spec.hardware.accelerator
+    n = spec.hardware.count
+    tokens_per_step = ctx.global_batch * ctx.seq_len
+    peak = chip.peak_flops_per_s(ctx.precision) or chip.peak_flops_per_s("bf16")
+    conv = {c: F.model_flops_per_token(ctx.model, ctx.seq_len, c) for c in MFU_CONVENTIONS}
+    hbm = spec.hardware.hbm_bytes
+    usd_h, cost_assumptions = _cost_per_gpu_hour_usd(spec)
+    out = []
+    for i in idx:
+        step = float(t["step_time_s"][i])
+        tps = tokens_per_step / step
+        per_gpu = tps / n
+        rc = RECOMPUTE_NAMES[int(plans.recompute[i])]
+        hw_flops = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc)
+        mfu = {c: conv[c] * per_gpu / peak for c in MFU_CONVENTIONS}
+        mem_b = {k: float(getattr(mem, k)[i]) for k in MEMORY_KEYS}
+        total = float(mem.total[i])
+        est = dict(
+            step_time_s=step, tokens_per_s=tps, tokens_per_s_per_gpu=per_gpu,
+            model_flops_per_token=conv[DEFAULT_MFU_CONVENTION], mfu=mfu[DEFAULT_MFU_CONVENTION],
+            mfu_by_convention=mfu, hfu=hw_flops * per_gpu / peak,
+            tflops_per_gpu=conv[DEFAULT_MFU_CONVENTION] * per_gpu / units.TERA,
+            memory_gib_per_gpu=units.bytes_to_gib(total),
+            memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
+            fits=bool(total <= hbm), time_breakdown_s={k: float(t[k][i]) for k in (*TIME_KEYS, "recompute")},
+            parallelism=plans.plan_dict(int(i)), gpus=n, chip=chip.id, precision=ctx.precision,
+        )
+        if spec.training.tokens:
+            seconds = spec.training.tokens / tps
+            gpu_hours = seconds * n / units.SECONDS_PER_HOUR
+            est.update(time_to_train_days=seconds / units.SECONDS_PER_DAY, gpu_hours=gpu_hours,
+                       energy_mwh=gpu_hours * cost_assumptions["watts_per_gpu_all_in"] / units.MEGA,
+                       cost_usd=gpu_hours * usd_h, assumptions=cost_assumptions)
+        out.append(TrainingEstimate(**est))
+    return out
+
+
+def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> SearchResult:
+    """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
+    t0 = time.perf_counter()
+    ctx = make_context(spec, profile)
+    plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
+    if len(plans) == 0:
+        raise SpecError("no valid parallel plan: the fixed fields leave nothing to search "
+                        f"(GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
+                        f"layers {spec.model.layers}, heads {spec.model.heads})", field="parallelism")
+    mem = _memory(ctx, plans)
+    fit = np.asarray(mem.total) <= spec.hardware.hbm_bytes
+    cand = np.nonzero(fit | include_unfit)[0]
+    if cand.size == 0:
+        best = int(np.argmin(mem.total))
+        need = units.bytes_to_gib(float(mem.total[best]))
+        have = units.bytes_to_gib(spec.hardware.hbm_bytes)
+        raise SpecError(
+            f"model does not fit: the leanest plan ({plans.plan_dict(best)}) needs {need:.1f} GiB per GPU, "
+            f"the {spec.hardware.accelerator.id} has {have:.1f} GiB; use more GPUs, full recompute, "
+            "ZeRO/FSDP, or a smaller micro-batch", field="hardware.count")
+    sub = plans.take(cand)
+    t = evaluate_step(ctx, sub)
+    order = np.argsort(t["step_time_s"], kind="stable")[:top]
+    sub_mem = type(mem)(**{k: np.asarray(getattr(mem, k))[cand] for k in (*MEMORY_KEYS, "total")})
+    best = _results(spec, ctx, sub, t, sub_mem, order)
+    dt = time.perf_counter() - t0
+    return SearchResult(best, len(plans), int(cand.size), len(plans) / dt if dt > 0 else float("inf"), dt)
+
+
+def estimate(spec, profile=None) -> TrainingEstimate:
+    """The prediction for the spec's plan; fields it omits are searched (the best plan is used).
+    A complete plan that does not fit memory is still estimated, with ``fits`` false."""
+    return search(spec, top=1, profile=profile, include_unfit=spec.parallelism.is_complete).best[0]

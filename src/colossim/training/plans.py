@@ -1,0 +1,64 @@
+"""Arrays of parallel plans: one element per plan, so the step model prices many plans at once.
+
+The scalar API uses arrays of length one; the search uses arrays of every valid plan.  Rank order
+(Megatron-LM convention): tensor-parallel ranks innermost, then context-parallel, then data-parallel
+(expert-parallel groups are carved out of the data x context ranks), then pipeline stages
+outermost.  So a TP group has stride 1, a CP group stride tp, a DP/EP group stride tp*cp and the
+pipeline neighbour is tp*cp*dp ranks away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+#: integer codes of the recompute policy in plan arrays
+RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
+RECOMPUTE_NAMES = {v: k for k, v in RECOMPUTE_CODES.items()}
+
+
+@dataclass(frozen=True)
+class PlanArrays:
+    """Parallel plans as parallel numpy arrays (all the same length)."""
+
+    tp: np.ndarray
+    pp: np.ndarray
+    cp: np.ndarray
+    ep: np.ndarray
+    dp: np.ndarray
+    vpp: np.ndarray
+    micro_batch: np.ndarray
+    recompute: np.ndarray  # RECOMPUTE_CODES
+    zero: np.ndarray
+    sequence_parallel: np.ndarray  # bool
+    tp_overlap: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return int(self.tp.shape[0])
+
+    def take(self, idx: np.ndarray) -> PlanArrays:
+        """The plans at ``idx`` (boolean mask or indices)."""
+        return PlanArrays(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def plan_dict(self, i: int) -> dict:
+        """Plan ``i`` as a plain dict with the spec's field names."""
+        d = {f.name: getattr(self, f.name)[i].item() for f in fields(self)}
+        d["recompute"] = RECOMPUTE_NAMES[int(d["recompute"])]
+        d["sequence_parallel"] = bool(d["sequence_parallel"])
+        d["tp_overlap"] = bool(d["tp_overlap"])
+        return d
+
+    @classmethod
+    def from_dicts(cls, plans: list[dict]) -> PlanArrays:
+        """Plans given as dicts of complete plan fields."""
+        def col(name: str, dtype) -> np.ndarray:
+            vals = [p[name] for p in plans]
+            if name == "recompute":
+                vals = [RECOMPUTE_CODES[str(getattr(v, "value", v))] for v in vals]
+            return np.asarray(vals, dtype=dtype)
+
+        return cls(tp=col("tp", np.int64), pp=col("pp", np.int64), cp=col("cp", np.int64), ep=col("ep", np.int64),
+                   dp=col("dp", np.int64), vpp=col("vpp", np.int64), micro_batch=col("micro_batch", np.int64),
+                   recompute=col("recompute", np.int64), zero=col("zero", np.int64),
+                   sequence_parallel=col("sequence_parallel", bool), tp_overlap=col("tp_overlap", bool))

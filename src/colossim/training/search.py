@@ -1,0 +1,91 @@
+"""Search over parallel plans: enumerate every valid plan, prune by memory, price the rest at once.
+
+Fields the spec fixes stay fixed; every omitted field is searched:
+
+- ``tp``: divides the query heads, and the KV heads divide by it or it by them (Megatron-LM's
+  query-group rule); at most the scale-up domain (TP traffic must stay on NVLink) unless
+  ``allow_tp_beyond_domain``.
+- ``cp``: powers of two up to ``MAX_CP`` with ``seq_len`` divisible by 2 cp (load-balanced causal
+  chunks, Megatron-Core).
+- ``pp``: divides the layers (or any count up to the layers with ``uneven_stages``).
+- ``dp``: what is left of the GPU count; ``ep`` divides the experts and dp x cp.
+- ``micro_batch``: powers of two with the global batch divisible by dp x micro_batch.
+- ``vpp``: 1, or chunk counts dividing the layers per stage when the micro-batches divide by pp
+  (Megatron's interleaved-schedule requirement).
+- ``recompute``: none / selective / full;  ``zero``: 0-3 (ZeRO-2/3 only without pipelining, as in
+  DeepSpeed and FSDP);  ``sequence_parallel``: on whenever tp > 1 (same bytes as the all-reduce,
+  less activation memory).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
+
+#: Largest context-parallel degree tried.  Because: published long-context runs use cp <= 16
+#: (Llama 3 405B at 128k: cp 16); larger rings are latency-bound.
+MAX_CP = 16
+#: Micro-batch sizes tried (powers of two).  Because: GEMM efficiency saturates well before 16
+#: sequences of >= 2k tokens, and larger micro-batches only add activation memory.
+MICRO_BATCHES = (1, 2, 4, 8, 16)
+#: Virtual pipeline chunk counts tried per stage.
+VPP_CHOICES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
+                    allow_tp_beyond_domain: bool = False) -> PlanArrays:
+    """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan)."""
+    n = int(system.count)
+    domain = int(system.scaleup_domain_size)
+    kv = model.kv_heads or model.heads
+
+    def choices(name: str, default: list) -> list:
+        v = getattr(plan, name)
+        if v is None:
+            return default
+        return [getattr(v, "value", v)]
+
+    tp_max = n if allow_tp_beyond_domain else min(n, domain)
+    tps = choices("tp", [t for t in _divisors(model.heads) if t <= tp_max and (kv % t == 0 or t % kv == 0)])
+    cps = choices("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1])
+    pps = choices("pp", [p for p in _divisors(n) if p <= model.layers
+                         and (plan.uneven_stages or model.layers % p == 0)])
+    eps = choices("ep", _divisors(model.experts) if model.is_moe else [1])
+    mbs = choices("micro_batch", list(MICRO_BATCHES))
+    vpps = choices("vpp", list(VPP_CHOICES))
+    rcs = choices("recompute", list(RECOMPUTE_CODES))
+    zeros = choices("zero", [0, 1, 2, 3])
+    rcs = [RECOMPUTE_CODES[r] for r in rcs]
+
+    grid = np.array(list(itertools.product(tps, cps, pps, eps, mbs, vpps, rcs, zeros)), dtype=np.int64)
+    if grid.size == 0:
+        return PlanArrays.from_dicts([])
+    tp, cp, pp, ep, mb, vpp, rc, zero = grid.T
+    model_par = tp * cp * pp
+    ok = n % model_par == 0
+    dp = np.where(ok, n // np.maximum(model_par, 1), 0)
+    if plan.dp is not None:
+        ok &= dp == plan.dp
+    ok &= dp >= 1
+    ok &= (dp * cp) % ep == 0
+    ok &= global_batch % np.maximum(dp * mb, 1) == 0
+    n_micro = global_batch // np.maximum(dp * mb, 1)
+    layers_per_stage = np.ceil(model.layers / pp)
+    ok &= (vpp == 1) | ((pp > 1) & (layers_per_stage % vpp == 0) & (n_micro % pp == 0))
+    ok &= (zero <= 1) | (pp == 1)
+    if plan.sequence_parallel is None:
+        sp = tp > 1
+    else:
+        sp = np.full(tp.shape, bool(plan.sequence_parallel))
+    sel = np.nonzero(ok)[0]
+    return PlanArrays(tp=tp[sel], pp=pp[sel], cp=cp[sel], ep=ep[sel], dp=dp[sel], vpp=vpp[sel],
+                      micro_batch=mb[sel], recompute=rc[sel], zero=zero[sel],
+                      sequence_parallel=np.asarray(sp)[sel],
+                      tp_overlap=np.full(sel.shape, bool(plan.tp_overlap)))

@@ -1,0 +1,261 @@
+"""Step time of one training iteration, priced op by op through the shared cost model.
+
+For every plan (vectorised: one array element per plan) the model:
+
+1. lists the per-GPU ops of one transformer layer for one micro-batch (``training.ops``: GEMMs with
+   their shapes, flash attention, memory-bound ops) and prices them with ``cost.compute``
+   (shape-dependent GEMM efficiency, attention efficiency, achievable HBM bandwidth);
+2. prices the backward pass op by op (each GEMM X.W of shape (m, n, k) costs a data-gradient GEMM
+   (m, k, n) and a weight-gradient GEMM (k, n, m); flash-attention backward; memory-bound ops
+   twice) and recomputation (selective: attention core again; full: the whole layer forward);
+3. adds the exposed communication of each parallel dimension, priced by ``cost.comm`` on the
+   system's hierarchical network: TP all-gather / reduce-scatter (sequence parallel) or all-reduce,
+   CP ring exchange of K/V overlapped with attention, EP all-to-all dispatch + combine, PP
+   send/recv, DP gradient reduce-scatter / all-reduce and parameter all-gather (overlapped with the
+   backward / forward of one micro-batch when ``DP_OVERLAP``), ZeRO-3/FSDP per-micro-batch
+   parameter gathers overlapped layer by layer;
+4. runs the (interleaved) 1F1B pipeline schedule (``training.pipeline``) at the pace of the slowest
+   stage, then the optimizer step (memory-bound, on the local shard).
+
+No global efficiency factor: every second comes from an op's FLOPs or bytes over a calibrated rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from colossim.cost import comm as C
+from colossim.cost import compute as K
+from colossim.training import ops as O
+from colossim.training.pipeline import (
+    layers_on_slowest_stage,
+    p2p_exposed_transfers,
+    pipeline_step_seconds,
+)
+from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
+
+#: Bytes per activation element exchanged by TP/CP/EP/PP collectives (bf16; FP8 training keeps
+#: activations and their communication in bf16 in Transformer Engine's default recipe).
+ACTIVATION_BYTES = 2
+
+#: Bytes per gradient element in the data-parallel reduction.  Source: Megatron-LM reduces
+#: gradients in fp32 by default (``--accumulate-allreduce-grads-in-fp32``; DeepSpeed's BF16
+#: optimizer likewise keeps fp32 gradient accumulation).
+DP_GRAD_BYTES = 4
+
+#: Bytes per parameter all-gathered by the distributed optimizer / ZeRO-3 (bf16 weights).
+PARAM_GATHER_BYTES = 2
+
+#: Whether the DP gradient reduction overlaps with the backward of the last micro-batch and the
+#: parameter all-gather with the forward of the first one (Megatron-Core ``overlap_grad_reduce`` /
+#: ``overlap_param_gather``, PyTorch DDP/FSDP buckets).  Only what does not fit under that window
+#: is exposed.
+DP_OVERLAP = True
+
+#: Backward of a memory-bound op reads the saved input and the incoming gradient and writes the
+#: outgoing gradient: about twice the forward's bytes.
+BACKWARD_MEMORY_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything about a step that is not the plan: model, system, workload, calibration."""
+
+    model: object  # specs.model.ModelSpec
+    system: object  # specs.system.SystemSpec
+    global_batch: int
+    seq_len: int
+    precision: str
+    profile: object  # cost.efficiency.CalibrationProfile
+    network: object  # cost.comm network
+
+
+def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
+    """Forward, backward and recompute seconds of a list of ops (per GPU, one micro-batch)."""
+    chip = ctx.system.accelerator
+    prec = ctx.precision
+    fwd = bwd = attn_fwd = 0.0
+    for op in ops:
+        if isinstance(op, O.Gemm):
+            f = K.gemm_seconds(op.m, op.n, op.k, prec, chip, ctx.profile, count=op.count)
+            b = (K.gemm_seconds(op.m, op.k, op.n, prec, chip, ctx.profile, count=op.count)
+                 + K.gemm_seconds(op.k, op.n, op.m, prec, chip, ctx.profile, count=op.count))
+            fwd, bwd = fwd + f, bwd + b
+        elif isinstance(op, O.Attention):
+            args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
+            f = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=False)
+            b = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=True)
+            fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
+        elif isinstance(op, O.MemoryBound):
+            t = K.memory_bound_seconds(op.bytes, chip, ctx.profile)
+            fwd, bwd = fwd + t, bwd + BACKWARD_MEMORY_FACTOR * t
+    return {"fwd": np.asarray(fwd, dtype=float), "bwd": np.asarray(bwd, dtype=float),
+            "attn_fwd": np.asarray(attn_fwd, dtype=float)}
+
+
+def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, np.ndarray]:
+    """Per-GPU seconds of one layer of ``kind`` for one micro-batch: compute and exposed comm."""
+    m, net, prof = ctx.model, ctx.network, ctx.profile
+    tp, cp, ep = plans.tp, plans.cp, plans.ep
+    sp = plans.sequence_parallel
+    ops = O.layer_ops(m, plans.micro_batch, ctx.seq_len, tp, cp, ep, sp, layer_kind=kind)
+    t = _ops_seconds(ops, ctx)
+    rc = plans.recompute
+    recompute = np.where(rc == RECOMPUTE_CODES["full"], t["fwd"],
+                         np.where(rc == RECOMPUTE_CODES["selective"], t["attn_fwd"], 0.0))
+
+    # --- tensor parallel: 2 collectives per layer forward (after attention and after the MLP),
+    # 2 in backward (Korthikanti et al. 2022 section 4.2.2).  With sequence parallelism each
+    # all-reduce becomes an all-gather + a reduce-scatter of the same tensor.
+    tokens = plans.micro_batch * ctx.seq_len / cp
+    msg = tokens * m.hidden * ACTIVATION_BYTES
+    ar = C.all_reduce_seconds(msg, tp, net, prof, stride=1)
+    ag_rs = (C.all_gather_seconds(msg, tp, net, prof, stride=1)
+             + C.reduce_scatter_seconds(msg, tp, net, prof, stride=1))
+    tp_one = np.where(sp, ag_rs, ar)
+    tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)
+    tp_exposed_fwd = np.where(plans.tp_overlap, np.maximum(tp_fwd - t["fwd"], 0.0), tp_fwd)
+    tp_exposed_bwd = np.where(plans.tp_overlap, np.maximum(tp_fwd - t["bwd"], 0.0), tp_fwd)
+    tp_recompute = np.where(rc == RECOMPUTE_CODES["full"], tp_exposed_fwd, 0.0)
+
+    # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),
+    # overlapped with the attention of the previous chunk (Liu et al. 2023, Ring Attention;
+    # Megatron-Core CP).  Backward passes K, V and their gradients: twice the bytes.
+    kv_heads_local = np.maximum(m.kv_heads / tp, 1.0)
+    kv_msg = 2.0 * plans.micro_batch * (ctx.seq_len / cp) * kv_heads_local * m.head_dim * ACTIVATION_BYTES
+    cp_step = C.send_recv_seconds(kv_msg, net, prof, crosses_scaleout=tp * cp > net.scaleup_domain_size)
+    cp_fwd = np.where(cp > 1, np.maximum((cp - 1) * cp_step - t["attn_fwd"], 0.0), 0.0)
+    cp_bwd = np.where(cp > 1, np.maximum(2.0 * (cp - 1) * cp_step - 2.0 * t["attn_fwd"], 0.0), 0.0)
+
+    # --- expert parallel: dispatch + combine all-to-all per MoE layer forward, again in backward.
+    ep_fwd = np.zeros_like(tp_fwd)
+    if kind == "moe":
+        routed_tokens = tokens / np.where(sp, tp, 1) * m.top_k
+        a2a_msg = routed_tokens * m.hidden * ACTIVATION_BYTES
+        a2a = C.all_to_all_seconds(a2a_msg, ep, net, prof, stride=tp * cp)
+        ep_fwd = np.where(ep > 1, 2.0 * a2a, 0.0)
+
+    return {
+        "compute_fwd": t["fwd"], "compute_bwd": t["bwd"] + recompute,
+        "recompute": recompute,
+        "tp_fwd": tp_exposed_fwd, "tp_bwd": tp_exposed_bwd + tp_recompute,
+        "cp_fwd": cp_fwd, "cp_bwd": cp_bwd, "ep_fwd": ep_fwd, "ep_bwd": ep_fwd,
+    }
+
+
+def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
+    """Parameters held by one GPU of the slowest (last) pipeline stage, before ZeRO sharding.
+
+    Dense weights split over tp; routed-expert weights over tp x ep (expert tensor parallelism =
+    tp, Megatron-Core's default); the embedding or the output head (vocab x hidden / tp) sits on
+    the first / last stage (both on the only stage when pp = 1)."""
+    m = ctx.model
+    expert_total = float(m.params_expert_total)
+    layer_total = float(m.dense_layers * m.params_per_layer_dense + m.moe_layers * m.params_per_layer_moe)
+    stage_share = layers_on_slowest_stage(m.layers, plans.pp) / m.layers
+    head = float(m.params_output_head or m.vocab * m.hidden)
+    vocab_part = np.where(plans.pp == 1, float(m.params_embedding + m.params_output_head), head)
+    dense_local = ((layer_total - expert_total) * stage_share + vocab_part) / plans.tp
+    expert_local = expert_total * stage_share / (plans.tp * plans.ep)
+    return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
+
+
+def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarray],
+                t_fwd_mb: np.ndarray, t_bwd_mb: np.ndarray, n_micro: np.ndarray) -> np.ndarray:
+    """Exposed data-parallel communication of one step (per GPU).
+
+    ZeRO 0: all-reduce of the gradients (``DP_GRAD_BYTES`` each).  ZeRO 1-2 / distributed
+    optimizer: reduce-scatter of the gradients + all-gather of the updated bf16 weights.  ZeRO 3 /
+    FSDP: every micro-batch all-gathers the weights for forward and again for backward and
+    reduce-scatters the gradients, prefetched layer by layer so only what exceeds that
+    micro-batch's compute is exposed (Rajbhandari et al. 2020, ZeRO; Zhao et al. 2023, FSDP).
+    Replicas span dp x cp ranks (CP ranks hold the same weights); expert weights replicate over
+    dp x cp / ep ranks.  Both groups have stride tp in the rank order."""
+    net, prof = ctx.network, ctx.profile
+    group = plans.dp * plans.cp
+    egroup = np.maximum(group // np.maximum(plans.ep, 1), 1)
+    dense, expert = params["dense"], params["expert"]
+
+    def coll(fn, n_params, nbytes, g, stride):
+        return np.where(g > 1, fn(n_params * nbytes, g, net, prof, stride=stride), 0.0)
+
+    ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, group, plans.tp)
+          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup, plans.tp * plans.cp * plans.ep))
+    rs = (coll(C.reduce_scatter_seconds, dense, DP_GRAD_BYTES, group, plans.tp)
+          + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, plans.tp * plans.cp * plans.ep))
+    ag = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp)
+          + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, plans.tp * plans.cp * plans.ep))
+    rs_bf16 = rs * PARAM_GATHER_BYTES / DP_GRAD_BYTES
+
+    bwd_window = t_bwd_mb if DP_OVERLAP else 0.0
+    fwd_window = t_fwd_mb if DP_OVERLAP else 0.0
+    zero0 = np.maximum(ar - bwd_window, 0.0)
+    zero12 = np.maximum(rs - bwd_window, 0.0) + np.maximum(ag - fwd_window, 0.0)
+    # FSDP: per micro-batch, gathers hide under that micro-batch's forward / backward compute.
+    zero3 = n_micro * (np.maximum(ag - t_fwd_mb, 0.0) + np.maximum(ag + rs_bf16 - t_bwd_mb, 0.0))
+    return np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
+
+
+def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
+    """Step time and its breakdown for every plan (arrays, seconds per step)."""
+    m = ctx.model
+    n_micro = ctx.global_batch / (plans.dp * plans.micro_batch)
+    kinds = [(k, n) for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
+    per = {k: _layer_seconds(ctx, plans, k) for k, _ in kinds}
+
+    def per_layer(key: str) -> np.ndarray:
+        return sum(per[k][key] * n for k, n in kinds) / m.layers
+
+    keys = ("compute_fwd", "compute_bwd", "recompute", "tp_fwd", "tp_bwd", "cp_fwd", "cp_bwd", "ep_fwd", "ep_bwd")
+    layer = {k: per_layer(k) for k in keys}
+    head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
+                                     plans.sequence_parallel), ctx)
+
+    # Slowest stage: the one with ceil(L/p) layers, or the last stage (L/p layers + logits).
+    n_max = layers_on_slowest_stage(m.layers, plans.pp)
+    n_last = m.layers / plans.pp
+
+    def stage(per_layer_s: np.ndarray, head_s: np.ndarray) -> np.ndarray:
+        return np.maximum(n_max * per_layer_s, n_last * per_layer_s + head_s)
+
+    f_layer = layer["compute_fwd"] + layer["tp_fwd"] + layer["cp_fwd"] + layer["ep_fwd"]
+    b_layer = layer["compute_bwd"] + layer["tp_bwd"] + layer["cp_bwd"] + layer["ep_bwd"]
+    t_fwd = stage(f_layer, head["fwd"])
+    t_bwd = stage(b_layer, head["bwd"])
+    busy, bubble = pipeline_step_seconds(t_fwd, t_bwd, n_micro, plans.pp, plans.vpp)
+    share = busy / np.maximum(t_fwd + t_bwd, 1e-30)  # = n_micro
+
+    # Pipeline activations between stages (scatter/gather over tp with sequence parallelism).
+    p2p_msg = (plans.micro_batch * ctx.seq_len / plans.cp * m.hidden * ACTIVATION_BYTES
+               / np.where(plans.sequence_parallel, plans.tp, 1))
+    crosses = plans.tp * plans.cp * plans.dp >= ctx.network.scaleup_domain_size
+    p2p = (p2p_exposed_transfers(plans.pp, plans.vpp, n_micro)
+           * C.send_recv_seconds(p2p_msg, ctx.network, ctx.profile, crosses_scaleout=crosses))
+
+    params = local_params(ctx, plans)
+    dp = _dp_seconds(ctx, plans, params, t_fwd, t_bwd, n_micro)
+    shard = np.where(plans.zero >= 1, plans.dp * plans.cp, 1)
+    optimizer = K.optimizer_step_seconds(params["total"] / shard, ctx.system.accelerator, ctx.profile)
+
+    def per_step(*keys: str) -> np.ndarray:
+        """Seconds per step of per-layer terms on the slowest stage (no logits share)."""
+        return share * n_max * sum(layer[k] for k in keys)
+
+    compute = share * (stage(layer["compute_fwd"], head["fwd"]) + stage(layer["compute_bwd"], head["bwd"]))
+    step = busy + bubble + p2p + dp + optimizer
+    return {
+        "step_time_s": step,
+        "compute": compute,
+        "recompute": per_step("recompute"),
+        "tp_comm": per_step("tp_fwd", "tp_bwd"),
+        "cp_comm": per_step("cp_fwd", "cp_bwd"),
+        "ep_comm": per_step("ep_fwd", "ep_bwd"),
+        "pp_comm": p2p,
+        "dp_comm": dp,
+        "pipeline_bubble": bubble,
+        "optimizer_step": optimizer,
+        "micro_batches": n_micro,
+        "params_local": params["total"],
+    }

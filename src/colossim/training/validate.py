@@ -1,0 +1,135 @@
+"""Validation of the training engine against published, measured runs.
+
+The runs live in ``catalog/data/validation/training_runs.csv`` (copied from the team's reference set
+with their sources; ``trust`` A = primary table, B = aggregated from primary logs, C = secondary
+copy).  We compare tokens per second per GPU -- time, not MFU, because papers count FLOPs
+differently (recompute in or out, causal attention halved or not).
+
+Error = predicted / published - 1 (positive = colossim is optimistic).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from colossim.catalog.loader import data_path, load_models
+
+#: Scale groups by GPU count (upper bounds, inclusive).
+SCALE_GROUPS: tuple[tuple[str, int], ...] = (("<=64 GPUs", 64), ("65-1024 GPUs", 1024), (">1024 GPUs", 10**9))
+
+#: Targets from the issue: median |error| <= 7 %, max <= 20 %, mean signed within +-3 %.
+TARGET_MEDIAN_ABS = 0.07
+TARGET_MAX_ABS = 0.20
+TARGET_MEAN_SIGNED = 0.03
+
+
+class ValidationRun(BaseModel):
+    """One published run (a subset of the reference columns is typed; the rest kept as text)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    trust: str
+    model_base: str | None = None
+    source: str
+    table_or_figure: str | None = None
+    model_name: str
+    gpu_type: str
+    num_gpus: int
+    measured_metric: str
+    measured_value: float
+    tokens_per_s_per_gpu_measured: float
+    conversion: str | None = None
+    spec_json: str
+    notes: str | None = None
+
+    @property
+    def spec(self) -> dict:
+        return json.loads(self.spec_json)
+
+    @property
+    def chip(self) -> str:
+        return self.spec["hardware"].get("gpu") or self.spec["hardware"].get("system", "?")
+
+    @property
+    def is_moe(self) -> bool:
+        m = self.spec.get("model", {})
+        return bool(m.get("experts", 0) and m.get("experts", 0) > 1)
+
+
+@lru_cache(maxsize=1)
+def validation_runs() -> tuple[ValidationRun, ...]:
+    """Every published run in the package's validation set."""
+    return tuple(load_models(data_path("validation/training_runs.csv"), ValidationRun))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run: ValidationRun
+    predicted_tokens_per_s_per_gpu: float | None
+    error: float | None  # predicted / published - 1
+    plan: dict | None
+    failure: str | None = None
+
+    @property
+    def groups(self) -> list[str]:
+        chip = self.run.chip
+        fam = "A100" if chip.startswith("a100") else "H100" if chip.startswith("h100") else chip
+        kind = "MoE" if self.run.is_moe else "dense"
+        scale = next(name for name, hi in SCALE_GROUPS if self.run.num_gpus <= hi)
+        return [fam, kind, scale, f"trust {self.run.trust}"]
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    n: int
+    median_abs: float
+    max_abs: float
+    mean_signed: float
+
+    @property
+    def meets_targets(self) -> bool:
+        return (self.median_abs <= TARGET_MEDIAN_ABS and self.max_abs <= TARGET_MAX_ABS
+                and abs(self.mean_signed) <= TARGET_MEAN_SIGNED)
+
+
+def error_stats(errors: Iterable[float]) -> ErrorStats:
+    """Median and max absolute error and mean signed error of a set of relative errors."""
+    e = np.asarray([x for x in errors if x is not None], dtype=float)
+    if e.size == 0:
+        return ErrorStats(0, float("nan"), float("nan"), float("nan"))
+    return ErrorStats(int(e.size), float(np.median(np.abs(e))), float(np.max(np.abs(e))), float(np.mean(e)))
+
+
+def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[ValidationRun] | None = None,
+             progress: Callable[[ValidationRun], None] | None = None) -> list[RunResult]:
+    """Predict every run with ``predict(spec) -> (tokens_per_s_per_gpu, plan_used)``."""
+    from colossim.errors import ColossimError
+
+    out = []
+    for run in runs if runs is not None else validation_runs():
+        if progress:
+            progress(run)
+        try:
+            tps, plan = predict(run.spec)
+            err = tps / run.tokens_per_s_per_gpu_measured - 1.0
+            out.append(RunResult(run, tps, err, plan))
+        except ColossimError as e:
+            out.append(RunResult(run, None, None, None, failure=str(e)))
+    return out
+
+
+def grouped_stats(results: list[RunResult]) -> dict[str, ErrorStats]:
+    """Error statistics overall and by group (A100/H100, dense/MoE, scale, trust)."""
+    groups: dict[str, list[float]] = {"all": [r.error for r in results if r.error is not None]}
+    for r in results:
+        if r.error is None:
+            continue
+        for g in r.groups:
+            groups.setdefault(g, []).append(r.error)
+    return {g: error_stats(v) for g, v in groups.items()}

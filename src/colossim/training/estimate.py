@@ -81,7 +81,7 @@ def make_context(spec, profile=None) -> StepContext:
                   scaleup_bytes_per_s_per_gpu=hw.scaleup_bytes_per_s_per_gpu)
     return StepContext(model=spec.model, system=spec.hardware, global_batch=spec.training.global_batch,
                        seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,
-                       network=net)
+                       network=net, flash_attention=spec.parallelism.flash_attention)
 
 
 def _memory(ctx: StepContext, plans: PlanArrays):
@@ -90,7 +90,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         ctx.model, tp=plans.tp, pp=plans.pp, cp=plans.cp, ep=plans.ep, dp=plans.dp, vpp=plans.vpp,
         micro_batch=plans.micro_batch, recompute=plans.recompute, zero=plans.zero,
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
-        global_batch=ctx.global_batch, seq_len=ctx.seq_len)
+        global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention)
 
 
 def _cost_per_gpu_hour_usd(spec) -> tuple[float, dict]:
@@ -124,7 +124,11 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         tps = tokens_per_step / step
         per_gpu = tps / n
         rc = RECOMPUTE_NAMES[int(plans.recompute[i])]
-        hw_flops = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc)
+        # HFU: the default MFU convention plus the FLOPs recomputation adds (same attention
+        # counting, so HFU >= MFU and equal without recompute).
+        recompute_ratio = (F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc)
+                           / F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none"))
+        hw_flops = conv[DEFAULT_MFU_CONVENTION] * recompute_ratio
         mfu = {c: conv[c] * per_gpu / peak for c in MFU_CONVENTIONS}
         mem_b = {k: float(getattr(mem, k)[i]) for k in MEMORY_KEYS}
         total = float(mem.total[i])

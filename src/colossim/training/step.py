@@ -54,6 +54,14 @@ PARAM_GATHER_BYTES = 2
 #: is exposed.
 DP_OVERLAP = True
 
+#: Bytes moved per attention-score element by the unfused attention core (no FlashAttention),
+#: forward.  Because: Megatron-LM's fused scale-mask-softmax reads the bf16 scores and writes bf16
+#: probabilities (4 B), dropout reads them and writes the output plus a 1-byte mask (5 B).
+UNFUSED_SCORE_BYTES_FWD = 9
+#: ... and backward: dropout and softmax gradients read the mask, probabilities and incoming
+#: gradient and write the outgoing one (2 + 1 + 2 + 2 B per pass, two passes).
+UNFUSED_SCORE_BYTES_BWD = 14
+
 #: Backward of a memory-bound op reads the saved input and the incoming gradient and writes the
 #: outgoing gradient: about twice the forward's bytes.
 BACKWARD_MEMORY_FACTOR = 2.0
@@ -70,6 +78,7 @@ class StepContext:
     precision: str
     profile: object  # cost.efficiency.CalibrationProfile
     network: object  # cost.comm network
+    flash_attention: bool = True
 
 
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
@@ -83,10 +92,20 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             b = (K.gemm_seconds(op.m, op.k, op.n, prec, chip, ctx.profile, count=op.count)
                  + K.gemm_seconds(op.k, op.n, op.m, prec, chip, ctx.profile, count=op.count))
             fwd, bwd = fwd + f, bwd + b
-        elif isinstance(op, O.Attention):
+        elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
             f = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=False)
             b = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=True)
+            fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
+        elif isinstance(op, O.Attention):
+            # Unfused: Q.K^T and P.V as batched GEMMs over the full s x s matrix (the causal
+            # mask does not skip work), plus memory-bound softmax/dropout over every score.
+            nb = np.asarray(op.batch, dtype=float) * np.asarray(op.heads, dtype=float)
+            qk = K.gemm_seconds(op.seq_q, op.seq_kv, op.head_dim, "bf16", chip, ctx.profile, count=nb)
+            pv = K.gemm_seconds(op.seq_q, op.head_dim_v, op.seq_kv, "bf16", chip, ctx.profile, count=nb)
+            scores = nb * np.asarray(op.seq_q, dtype=float) * np.asarray(op.seq_kv, dtype=float)
+            f = qk + pv + K.memory_bound_seconds(scores * UNFUSED_SCORE_BYTES_FWD, chip, ctx.profile)
+            b = 2.0 * (qk + pv) + K.memory_bound_seconds(scores * UNFUSED_SCORE_BYTES_BWD, chip, ctx.profile)
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
         elif isinstance(op, O.MemoryBound):
             t = K.memory_bound_seconds(op.bytes, chip, ctx.profile)

@@ -1,0 +1,114 @@
+"""The training engine end to end: estimate, search and their invariants."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from colossim.errors import SpecError
+from colossim.specs.training import load_spec
+from colossim.training.estimate import estimate, make_context, search
+from colossim.training.plans import PlanArrays
+from colossim.training.step import evaluate_step
+
+LLAMA8B = {
+    "model": "llama3-8b",
+    "hardware": {"gpu": "h100-sxm", "count": 64},
+    "parallelism": {"tp": 2, "pp": 1, "cp": 1, "ep": 1, "dp": 32, "vpp": 1, "micro_batch": 1,
+                    "recompute": "none", "zero": 1, "sequence_parallel": True},
+    "training": {"global_batch": 256, "precision": "bf16", "tokens": 15e12},
+}
+
+
+def test_complete_plan_is_used_and_numbers_are_consistent():
+    est = estimate(load_spec(LLAMA8B))
+    p = est.parallelism
+    assert (p["tp"], p["dp"], p["recompute"], p["zero"]) == (2, 32, "none", 1)
+    seq = 8192
+    assert est.tokens_per_s == pytest.approx(256 * seq / est.step_time_s)
+    assert est.tokens_per_s_per_gpu == pytest.approx(est.tokens_per_s / 64)
+    assert 0.2 < est.mfu < 0.8
+    assert est.hfu == pytest.approx(est.mfu)  # no recompute: hardware FLOPs = model FLOPs
+    assert est.fits and 0 < est.memory_gib_per_gpu < 80
+    assert est.time_to_train_days == pytest.approx(15e12 / est.tokens_per_s / 86400)
+    assert est.cost_usd > 0 and est.energy_mwh > 0
+    assert sum(v for k, v in est.time_breakdown_s.items() if k != "recompute") == pytest.approx(est.step_time_s)
+
+
+def test_search_is_sorted_fits_and_counts():
+    spec = load_spec({**LLAMA8B, "parallelism": {}})
+    res = search(spec, top=5)
+    times = [e.step_time_s for e in res.best]
+    assert times == sorted(times)
+    assert all(e.fits for e in res.best)
+    assert res.configs_evaluated >= res.configs_fitting >= len(res.best) > 0
+    # the searched optimum is at least as fast as the hand-written plan
+    assert res.best[0].step_time_s <= estimate(load_spec(LLAMA8B)).step_time_s * (1 + 1e-9)
+
+
+def _plans(**over) -> PlanArrays:
+    base = dict(tp=8, pp=4, cp=1, ep=1, dp=2, vpp=1, micro_batch=1, recompute="none", zero=1,
+                sequence_parallel=True, tp_overlap=False)
+    return PlanArrays.from_dicts([{**base, **over}])
+
+
+def test_faster_network_never_slows_a_step():
+    spec = load_spec({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 64},
+                      "training": {"global_batch": 64}})
+    ctx = make_context(spec)
+    fast = dataclasses.replace(ctx, network=dataclasses.replace(
+        ctx.network, scaleout_bytes_per_s_per_gpu=ctx.network.scaleout_bytes_per_s_per_gpu * 4))
+    for plan in (_plans(), _plans(tp=4, dp=4), _plans(pp=1, dp=8, zero=3)):
+        assert evaluate_step(fast, plan)["step_time_s"][0] <= evaluate_step(ctx, plan)["step_time_s"][0] + 1e-12
+
+
+def test_no_pipeline_no_bubble_and_vectorised_equals_scalar():
+    spec = load_spec({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 64},
+                      "training": {"global_batch": 64}})
+    ctx = make_context(spec)
+    one = evaluate_step(ctx, _plans(pp=1, dp=8))
+    assert one["pipeline_bubble"][0] == 0 and one["pp_comm"][0] == 0
+    both = evaluate_step(ctx, PlanArrays.from_dicts([
+        {**_plans(pp=1, dp=8).plan_dict(0)}, {**_plans().plan_dict(0)}]))
+    assert both["step_time_s"][0] == pytest.approx(one["step_time_s"][0])
+    assert both["step_time_s"][1] == pytest.approx(evaluate_step(ctx, _plans())["step_time_s"][0])
+
+
+def test_unfused_attention_is_slower():
+    spec = load_spec({**LLAMA8B})
+    fused = estimate(spec)
+    unfused = estimate(load_spec({**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "flash_attention": False}}))
+    assert unfused.step_time_s > fused.step_time_s
+
+
+def test_bad_plans_name_every_factor():
+    with pytest.raises(SpecError) as e:
+        load_spec({**LLAMA8B, "parallelism": {"tp": 3}})
+    assert "tp" in str(e.value)
+    with pytest.raises(SpecError) as e:
+        load_spec({**LLAMA8B, "parallelism": {"tp": 8, "pp": 2, "cp": 1, "dp": 2}})
+    msg = str(e.value)
+    assert "8" in msg and "64" in msg
+
+
+def test_model_that_cannot_fit_says_by_how_much():
+    with pytest.raises(SpecError, match="does not fit"):
+        estimate(load_spec({"model": "llama3-405b", "hardware": {"gpu": "h100-sxm", "count": 8},
+                            "training": {"global_batch": 8}}))
+
+
+def test_more_data_parallel_replicas_scale_throughput():
+    small = estimate(load_spec({**LLAMA8B, "hardware": {"gpu": "h100-sxm", "count": 32},
+                                "parallelism": {**LLAMA8B["parallelism"], "dp": 16}}))
+    big = estimate(load_spec(LLAMA8B))
+    assert big.tokens_per_s > 1.5 * small.tokens_per_s
+    assert big.tokens_per_s_per_gpu <= small.tokens_per_s_per_gpu * (1 + 1e-9)
+
+
+def test_plan_arrays_roundtrip():
+    p = _plans(recompute="selective", zero=3)
+    d = p.plan_dict(0)
+    assert d["recompute"] == "selective" and d["zero"] == 3
+    assert np.array_equal(PlanArrays.from_dicts([d]).tp, p.tp)

@@ -24,12 +24,12 @@ ArrayLike = np.ndarray | float | int
 TILE_CANDIDATES = ((128, 256, 1.0), (256, 128, 1.0), (128, 128, 0.9), (64, 128, 0.7))
 #: Split-K factors cuBLAS may use to fill the SMs when m x n gives too few tiles.
 SPLIT_K = (1, 2, 4, 8)
-#: Because: a split must keep at least this much K for the main loop's pipeline to reach steady state
-#: (CUTLASS stages of 64 along K, a few stages deep).
-MIN_K_PER_SPLIT = 512
 #: Because: K is consumed in 64-element steps by SM80/SM90 tensor-core main loops; a partial last step
 #: costs a full one.
 TILE_K = 64
+#: Because: each split needs at least one K step; a larger threshold would make a GEMM with twice the
+#: K (allowed to split) faster than the original, which no library does.
+MIN_K_PER_SPLIT = TILE_K
 #: Bytes per element of GEMM operands by precision; outputs are written in bf16 (2 bytes).
 OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 OUTPUT_BYTES = 2.0

@@ -83,17 +83,22 @@ def fit_gemm(samples: Sequence[GemmSample], precision: str, chip: Accelerator,
     peak = chip.peak_flops_per_s(precision)
     anchor = next((s for s in samples if s.is_mamf), max(samples, key=lambda s: s.flops_per_s))
     util = float(compute.shape_utilisation(anchor.m, anchor.n, anchor.k, sm_count))
-    e_max = min(anchor.flops_per_s / (peak * util), 1.0)
+    t_anchor = 2.0 * anchor.m * anchor.n * anchor.k / anchor.flops_per_s
     rows = tuple(s.row for s in samples)
-
-    def make(launch: float) -> GemmParams:
-        return GemmParams(e_max, launch, misaligned_k_factor, sm_count, derivation, rows)
-
     others = [s for s in samples if s is not anchor]
-    if not others:
-        launch = 0.0
-    else:
-        meas = np.array([s.flops_per_s for s in others])
+    meas = np.array([s.flops_per_s for s in others])
+    launch = 0.0
+    # Alternate: max_efficiency reproduces the anchor given the launch time, then the launch time
+    # fits the other samples given max_efficiency (converges in a few rounds: the anchor is large).
+    for _ in range(4):
+        e_max = min(2.0 * anchor.m * anchor.n * anchor.k / (peak * util * max(t_anchor - launch,
+                                                                              1e-3 * t_anchor)), 1.0)
+
+        def make(launch_s: float, e: float = e_max) -> GemmParams:
+            return GemmParams(e, launch_s, misaligned_k_factor, sm_count, derivation, rows)
+
+        if not others:
+            break
 
         def loss(x: np.ndarray) -> float:
             prof = _gemm_profile(base, precision, make(float(np.exp(x[0]))))

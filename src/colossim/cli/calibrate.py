@@ -1,0 +1,34 @@
+"""``colossim calibrate``: measure the GPU present with PyTorch and write a calibration profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from colossim.catalog import load_catalog
+from colossim.cli.common import console, fmt
+
+
+def calibrate_command(
+    out: Path = typer.Option(..., "--out", help="Where to write the profile JSON."),
+    chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip id of the GPU present."),
+    quick: bool = typer.Option(False, "--quick", help="A small grid (a minute or less)."),
+) -> None:
+    """Measure GEMM, attention and HBM bandwidth on this GPU and fit a profile (needs PyTorch+CUDA)."""
+    from colossim.cost.calibrate import measure, profile_from_measurements
+    from colossim.cost.efficiency import save_profile
+
+    acc = load_catalog().accelerator(chip)
+    meas = measure(acc.id, quick=quick)  # NoGpuError -> one line, exit 2
+    prof = profile_from_measurements(meas, acc)
+    save_profile(prof, out)
+    bf16 = prof.gemm["bf16"]
+    console.print(f"{meas.device}: bf16 GEMM max efficiency {fmt(bf16.max_efficiency)}, launch "
+                  f"{fmt(bf16.launch_seconds * 1e6)} us; HBM {fmt(prof.memory_efficiency)}; "
+                  f"attention {fmt(prof.attention.max_efficiency)} -> {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``calibrate`` to the top-level app."""
+    app.command("calibrate")(calibrate_command)

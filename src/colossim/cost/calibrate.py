@@ -1,0 +1,155 @@
+"""Calibrating a profile on the GPU present: measure with PyTorch, fit with fit.py (the same code that
+builds the default profiles from the published rows).
+
+torch is not a dependency: :func:`measure` imports it lazily and raises :class:`NoGpuError` when it
+is missing or no CUDA device is visible.  :func:`profile_from_measurements` is pure and is tested on
+synthetic measurements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from dataclasses import dataclass
+
+from colossim.catalog.schema import Accelerator
+from colossim.cost import fit
+from colossim.cost.efficiency import CalibrationProfile, default_profile
+from colossim.cost.rows import AttentionSample, GemmSample, MemorySample
+from colossim.errors import ColossimError
+
+#: GEMM shapes measured (m, n, k): square sweep, skinny, and a small-GEMM corner (quick: a subset).
+GEMM_GRID = ((256, 512, 256), (512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048),
+             (4096, 4096, 4096), (8192, 8192, 8192), (256, 2048, 4096), (4096, 4096, 256),
+             (16384, 192, 768))
+QUICK_GEMM_GRID = ((512, 512, 512), (2048, 2048, 2048), (8192, 8192, 8192))
+#: Attention shapes (seq, head_dim, causal) at 16k tokens per batch and hidden 2048 (flash-attn
+#: benchmark settings, so results compare with the published FlashAttention rows).
+ATTENTION_GRID = ((512, 128, True), (2048, 128, True), (8192, 128, True), (8192, 128, False),
+                  (8192, 64, True))
+TOKENS_PER_BATCH = 16384
+ATTN_HIDDEN = 2048
+#: Because: 1 GiB per copy buffer is far beyond any L2 cache (50-126 MB on Hopper/Blackwell).
+COPY_BYTES = 2**30
+
+
+class NoGpuError(ColossimError):
+    """No PyTorch or no CUDA device: calibration cannot run here."""
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """What a calibration run measured, as the fitting code's samples."""
+
+    chip: str
+    device: str
+    driver: str
+    library: str
+    gemm: tuple[GemmSample, ...]
+    attention: tuple[AttentionSample, ...]
+    memory: tuple[MemorySample, ...]
+
+
+def profile_from_measurements(meas: Measurements, chip: Accelerator,
+                              date: str | None = None) -> CalibrationProfile:
+    """Fit a profile to ``meas`` on catalog chip ``chip``; components not measured (collectives,
+    attention with no samples) come from the chip's default profile."""
+    base = default_profile(chip.id)
+    mem_eff = (fit.fit_memory_efficiency(meas.memory, chip.hbm_bytes_per_s) if meas.memory
+               else base.memory_efficiency)
+    prof = dataclasses.replace(base, memory_efficiency=mem_eff,
+                               memory_rows=tuple(s.row for s in meas.memory) or base.memory_rows)
+    gemm = dict(base.gemm)
+    for prec in ("bf16", "fp8", "fp4"):
+        samples = [s for s in meas.gemm if s.precision == prec]
+        if samples and chip.peak_flops_per_s(prec):
+            old = base.gemm.get(prec) or base.gemm["bf16"]
+            gemm[prec] = fit.fit_gemm(samples, prec, chip, dataclasses.replace(prof, gemm=gemm),
+                                      old.sm_count, old.misaligned_k_factor,
+                                      f"calibrated on {meas.device}")
+    attention = (fit.fit_attention(meas.attention, chip.peak_flops_per_s("bf16"),
+                                   f"calibrated on {meas.device}", base.attention)
+                 if meas.attention else base.attention)
+    return dataclasses.replace(
+        prof, gemm=gemm, attention=attention, source=f"colossim calibrate on {meas.device}",
+        date=date or _dt.date.today().isoformat(), device=meas.device, driver=meas.driver,
+        library=meas.library, notes=("collectives from the default profile (not measured)",))
+
+
+def _import_torch():
+    try:
+        import torch  # noqa: PLC0415 - optional dependency, imported lazily
+    except ImportError:
+        raise NoGpuError("calibrate needs PyTorch with CUDA: torch is not installed",
+                         field="torch") from None
+    if not torch.cuda.is_available():
+        raise NoGpuError("calibrate needs a CUDA GPU: none is visible to PyTorch", field="device")
+    return torch
+
+
+def _time(torch, fn, iters: int) -> float:
+    """Median seconds per call of ``fn`` with CUDA events, after warm-up."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no cover - needs a GPU
+    """Measure GEMM (bf16, fp8 via torch._scaled_mm), attention (SDPA flash fwd+bwd) and copy
+    bandwidth on the current CUDA device."""
+    torch = _import_torch()
+    dev = torch.device("cuda")
+    iters = 5 if quick else 20
+    gemm: list[GemmSample] = []
+    for m, n, k in (QUICK_GEMM_GRID if quick else GEMM_GRID):
+        a = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(k, n, device=dev, dtype=torch.bfloat16)
+        t = _time(torch, lambda: a @ b, iters)
+        gemm.append(GemmSample(f"bf16-{m}x{n}x{k}", chip_id, m, n, k, "bf16", 2 * m * n * k / t))
+        if hasattr(torch, "_scaled_mm") and hasattr(torch, "float8_e4m3fn"):
+            try:
+                a8 = a.to(torch.float8_e4m3fn)
+                b8 = b.t().contiguous().to(torch.float8_e4m3fn).t()
+                one = torch.ones((), device=dev)
+                t8 = _time(torch, lambda: torch._scaled_mm(a8, b8, scale_a=one, scale_b=one,
+                                                           out_dtype=torch.bfloat16), iters)
+                gemm.append(GemmSample(f"fp8-{m}x{n}x{k}", chip_id, m, n, k, "fp8",
+                                       2 * m * n * k / t8))
+            except RuntimeError:
+                pass  # fp8 unsupported on this GPU / shape
+    attention: list[AttentionSample] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for seq, hd, causal in ATTENTION_GRID[:2] if quick else ATTENTION_GRID:
+        b, h = TOKENS_PER_BATCH // seq, ATTN_HIDDEN // hd
+        q, k_, v = (torch.randn(b, h, seq, hd, device=dev, dtype=torch.bfloat16, requires_grad=True)
+                    for _ in range(3))
+
+        def step():
+            out = sdpa(q, k_, v, is_causal=causal)
+            out.backward(torch.ones_like(out))
+
+        t = _time(torch, step, iters)
+        flops = 4 * b * h * seq * seq * hd * (0.5 if causal else 1.0) * fit.FWD_BWD_FLOPS_FACTOR
+        attention.append(AttentionSample(f"sdpa-{seq}-{hd}-{'c' if causal else 'nc'}", chip_id,
+                                         seq, hd, causal, flops / t))
+    x = torch.empty(COPY_BYTES // 4, device=dev, dtype=torch.float32)
+    y = torch.empty_like(x)
+    t = _time(torch, lambda: y.copy_(x), iters)
+    memory = (MemorySample("copy-1gib", chip_id, 2 * COPY_BYTES / t),)  # read + write
+    props = torch.cuda.get_device_properties(0)
+    try:
+        drv = str(torch.cuda.driver_version()) if hasattr(torch.cuda, "driver_version") else "unknown"
+    except Exception:  # noqa: BLE001 - driver query is informational only
+        drv = "unknown"
+    lib = f"torch {torch.__version__}, CUDA {torch.version.cuda}"
+    return Measurements(chip_id, props.name, drv, lib, tuple(gemm), tuple(attention), memory)

@@ -1,0 +1,53 @@
+"""Invariants of the cost model (hypothesis)."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from colossim.catalog import load_catalog
+from colossim.cost import comm, compute, default_profile
+
+CAT = load_catalog()
+H100 = CAT.accelerator("h100-sxm")
+P = default_profile("h100-sxm")
+NET = comm.network_for(H100, CAT.system("hgx-h100"))
+dims = st.integers(1, 65536)
+
+
+@settings(max_examples=150, deadline=None)
+@given(dims, dims, st.integers(1, 8192), st.sampled_from(["bf16", "fp8"]))
+def test_gemm_efficiency_in_unit_interval_and_time_grows_with_flops(m, n, k16, prec):
+    k = 16 * k16  # same K alignment for k and 2k (misaligned K is slower by design)
+    e = float(compute.gemm_efficiency(m, n, k, prec, H100, P))
+    assert 0 < e <= 1
+    assert float(compute.gemm_seconds(m, n, 2 * k, prec, H100, P)) >= float(
+        compute.gemm_seconds(m, n, k, prec, H100, P)) * (1 - 1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(1e3, 1e11), st.sampled_from([2, 4, 8, 16, 64, 512, 4096]),
+       st.sampled_from(list(comm.OPS)), st.sampled_from([1, 2, 8]))
+def test_collective_time_grows_with_bytes(size, n, op, stride):
+    f = comm.OPS[op]
+    assert float(f(2 * size, n, NET, P, stride)) >= float(f(size, n, NET, P, stride))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(1e6, 1e10), st.sampled_from([16, 32, 64, 256, 1024]))
+def test_larger_groups_beyond_a_domain_never_faster_per_byte(size, n):
+    t1 = float(comm.all_reduce_seconds(size, n, NET, P))
+    t2 = float(comm.all_reduce_seconds(size, 2 * n, NET, P))
+    assert t2 >= t1 * 0.999
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(dims, dims, dims), min_size=1, max_size=8))
+def test_vectorised_equals_elementwise(shapes):
+    m, n, k = (np.array(x) for x in zip(*shapes))
+    vec = compute.gemm_seconds(m, n, k, "bf16", H100, P)
+    one = [float(compute.gemm_seconds(a, b, c, "bf16", H100, P)) for a, b, c in shapes]
+    assert np.allclose(vec, one)
+    sizes = m.astype(float) * 1e4
+    vec = comm.all_reduce_seconds(sizes, 64, NET, P, stride=np.array(n % 3 + 1))
+    one = [float(comm.all_reduce_seconds(s, 64, NET, P, stride=int(b % 3 + 1))) for s, b in zip(sizes, n)]
+    assert np.allclose(vec, one)

@@ -1,0 +1,93 @@
+"""Op-time model against published rows (catalog/data/microbenchmarks.csv).  Rows in
+colossim.cost.rows.HELD_OUT were not used to build the default profiles."""
+
+import numpy as np
+import pytest
+
+from colossim.catalog import load_catalog
+from colossim.cost import compute, default_profile, load_profile, save_profile
+from colossim.cost.rows import HELD_OUT
+from colossim.cost.validate import predictions
+
+H100 = load_catalog().accelerator("h100-sxm")
+P = default_profile("h100-sxm")
+
+
+def test_mamf_shape_reaches_about_80_percent_on_h100_bf16():
+    # Source: gemm-h100-mamf-bf16, 794.5 TFLOPS at 2048x2048x13312 = 80.3 % of 989.4
+    eff = float(compute.gemm_efficiency(2048, 2048, 13312, "bf16", H100, P))
+    assert 0.74 < eff < 0.84
+
+
+def test_small_and_skinny_gemms_are_markedly_slower():
+    big = float(compute.gemm_efficiency(8192, 8192, 8192, "bf16", H100, P))
+    small = float(compute.gemm_efficiency(512, 512, 512, "bf16", H100, P))
+    skinny = float(compute.gemm_efficiency(4096, 4096, 256, "bf16", H100, P))
+    assert small < 0.1 * big  # gemm-h100-xla-bf16-512x512x512: 40.7 TFLOPS (4 %)
+    assert skinny < 0.75 * big
+
+
+def test_fp8_is_faster_than_bf16_for_large_gemms_but_not_2x():
+    t16 = float(compute.gemm_seconds(8192, 8192, 8192, "bf16", H100, P))
+    t8 = float(compute.gemm_seconds(8192, 8192, 8192, "fp8", H100, P))
+    assert 1.4 < t16 / t8 < 2.0  # mamf: 1402.6 fp8 vs 794.5 bf16
+
+
+def test_misaligned_k_is_slower():
+    a = float(compute.gemm_seconds(4096, 4096, 10944, "bf16", H100, P))
+    u = float(compute.gemm_seconds(4096, 4096, 10922, "bf16", H100, P))
+    assert u > 1.3 * a * 10922 / 10944  # gemm-h100-swiglu-*: +46 % when aligned
+
+
+@pytest.mark.parametrize("kind,tol", [("gemm", 0.30), ("attention", 0.10), ("memory", 0.10)])
+def test_held_out_rows_within_tolerance(kind, tol):
+    held = [p for p in predictions() if p.kind == kind and p.set == "held-out"]
+    assert held, kind
+    worst = max(held, key=lambda p: abs(p.error))
+    assert abs(worst.error) < tol, worst
+    assert np.median([abs(p.error) for p in held]) < 0.6 * tol
+
+
+def test_held_out_rows_are_really_excluded_from_the_fits():
+    for comp in (P.attention,) + tuple(P.gemm.values()) + tuple(P.collectives.values()):
+        assert not set(comp.rows) & HELD_OUT
+    assert not set(P.memory_rows) & HELD_OUT
+
+
+def test_attention_closed_form_flops_and_backward_ratio():
+    # FlashAttention-2 convention: 4 b h s^2 d forward, halved for causal
+    f = compute.attention_flops(2, 16, 8192, 8192, 128, 128, False)
+    assert float(f) == 4 * 2 * 16 * 8192**2 * 128
+    fwd = compute.attention_seconds(2, 16, 8192, 8192, 128, 128, True, "bf16", H100, P)
+    bwd = compute.attention_seconds(2, 16, 8192, 8192, 128, 128, True, "bf16", H100, P, backward=True)
+    assert float(bwd / fwd) == pytest.approx(2.5)
+
+
+def test_memory_bound_and_optimizer():
+    # 2.9 TB/s measured copy (mem-h100-sxm-azure-copy): 29 GB take 10 ms
+    assert float(compute.memory_bound_seconds(29e9, H100, P)) == pytest.approx(0.01, rel=1e-6)
+    t = float(compute.optimizer_step_seconds(1e9, H100, P))
+    assert t == pytest.approx(30e9 / 2.9e12, rel=1e-6)
+    assert float(compute.fp8_cast_overhead_seconds(1e9, H100, P)) == pytest.approx(3e9 / 2.9e12)
+
+
+def test_every_catalog_gpu_gets_a_profile_and_unknown_precision_is_refused():
+    cat = load_catalog()
+    for chip in ("b300", "gb300", "h20", "h800-sxm", "tpu-v5p", "mi355x", "a100-40gb-sxm"):
+        prof = default_profile(chip)
+        acc = cat.accelerator(chip)
+        e = float(compute.gemm_efficiency(8192, 8192, 8192, "bf16", acc, prof))
+        assert 0.4 < e <= 1.0
+    from colossim.errors import ColossimError
+    with pytest.raises(ColossimError):
+        compute.gemm_seconds(8, 8, 8, "fp4", H100, P)  # H100 has no fp4 peak
+
+
+def test_profile_json_round_trip(tmp_path):
+    path = tmp_path / "p.json"
+    save_profile(P, path)
+    assert load_profile(path) == P
+    path.write_text("{", encoding="utf-8")
+    from colossim.errors import ColossimError
+    with pytest.raises(ColossimError):
+        load_profile(path)

@@ -1,0 +1,71 @@
+"""The fitting code recovers known parameters from synthetic measurements (no GPU needed)."""
+
+import dataclasses
+
+import pytest
+
+from colossim.catalog import load_catalog
+from colossim.cost import calibrate, fit
+from colossim.cost.efficiency import AttentionParams, BusCurve, default_profile
+from colossim.cost.rows import AttentionSample, GemmSample, MemorySample
+
+H100 = load_catalog().accelerator("h100-sxm")
+BASE = default_profile("h100-sxm")
+
+
+def _synthetic(true_e=0.7, true_launch=8e-6, true_att=AttentionParams(0.5, 300.0, 40.0)):
+    truth = dataclasses.replace(
+        BASE, gemm={"bf16": dataclasses.replace(BASE.gemm["bf16"], max_efficiency=true_e,
+                                                launch_seconds=true_launch)},
+        memory_efficiency=0.8)
+    gemm = []
+    for i, (m, n, k) in enumerate(calibrate.GEMM_GRID):
+        f = float(fit.predict_gemm_flops_per_s([GemmSample("x", "h100-sxm", m, n, k, "bf16", 1.0)],
+                                               H100, truth)[0])
+        gemm.append(GemmSample(f"g{i}", "h100-sxm", m, n, k, "bf16", f, is_mamf=(i == 5)))
+    att = []
+    for i, (s, d, c) in enumerate(calibrate.ATTENTION_GRID):
+        probe = AttentionSample("p", "h100-sxm", s, d, c, 1.0)
+        f = float(fit.predict_attention_flops_per_s([probe], H100.peak_flops_per_s("bf16"), true_att)[0])
+        att.append(AttentionSample(f"a{i}", "h100-sxm", s, d, c, f))
+    mem = (MemorySample("c", "h100-sxm", 0.8 * H100.hbm_bytes_per_s),)
+    return calibrate.Measurements("h100-sxm", "synthetic", "none", "none", tuple(gemm), tuple(att), mem)
+
+
+def test_profile_from_synthetic_measurements_recovers_parameters():
+    prof = calibrate.profile_from_measurements(_synthetic(), H100, date="2025-01-01")
+    assert prof.gemm["bf16"].max_efficiency == pytest.approx(0.7, rel=1e-3)
+    assert prof.gemm["bf16"].launch_seconds == pytest.approx(8e-6, rel=0.02)
+    assert prof.memory_efficiency == pytest.approx(0.8)
+    assert prof.attention.max_efficiency == pytest.approx(0.5, rel=0.02)
+    assert prof.attention.half_seq == pytest.approx(300.0, rel=0.05)
+    assert prof.attention.half_head_dim == pytest.approx(40.0, rel=0.05)
+    assert prof.device == "synthetic" and prof.date == "2025-01-01"
+
+
+def test_bus_curve_fit_recovers_shape():
+    import numpy as np
+
+    from colossim.cost import comm
+    true = BusCurve(0.85, 8 * 2**20, 0.6, 20e-6)
+    sizes = np.array([2.0**p for p in range(18, 34, 2)])
+
+    def predict(c):
+        t = c.latency_seconds + 1.75 * sizes / comm.busbw(c, 450e9, sizes)
+        return 1.75 * sizes / t
+
+    got = fit.fit_bus_curve(predict, predict(true), BusCurve(0.6, 2**22, 1.0, 20e-6))
+    assert got.link_fraction == pytest.approx(0.85, rel=0.02)
+    assert got.half_size_bytes == pytest.approx(8 * 2**20, rel=0.1)
+    assert got.gamma == pytest.approx(0.6, rel=0.05)
+
+
+def test_measure_without_gpu_raises_one_line_error():
+    pytest.importorskip  # torch is not installed in CI
+    try:
+        import torch  # noqa: F401
+        pytest.skip("torch installed")
+    except ImportError:
+        pass
+    with pytest.raises(calibrate.NoGpuError):
+        calibrate.measure("h100-sxm")

@@ -27,9 +27,6 @@ SPLIT_K = (1, 2, 4, 8)
 #: Because: K is consumed in 64-element steps by SM80/SM90 tensor-core main loops; a partial last step
 #: costs a full one.
 TILE_K = 64
-#: Because: each split needs at least one K step; a larger threshold would make a GEMM with twice the
-#: K (allowed to split) faster than the original, which no library does.
-MIN_K_PER_SPLIT = TILE_K
 #: Bytes per element of GEMM operands by precision; outputs are written in bf16 (2 bytes).
 OPERAND_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
 OUTPUT_BYTES = 2.0
@@ -74,6 +71,7 @@ def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int) -
     """Fraction of the tensor-core peak the shape allows, best over the tile/split-K configs the
     library could pick: tile quantisation (m, n padded to the tile; k to 64) x wave quantisation
     (tiles x splits spread over ``sm_count`` SMs in whole waves) x the tile's relative rate.
+    Each split pads its K share to whole 64-steps, so the time never falls as K grows.
     Wave/tile quantisation as in NVIDIA's "Matrix Multiplication Background User's Guide"."""
     m, n, k = _arr(m), _arr(n), _arr(k)
     best = np.zeros(np.broadcast(m, n, k).shape)
@@ -83,10 +81,10 @@ def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int) -
         for s in SPLIT_K:
             units = tiles_m * tiles_n * s
             wave_q = units / (np.ceil(units / sm_count) * sm_count)
-            ok = (s == 1) | (k / s >= MIN_K_PER_SPLIT)
-            best = np.maximum(best, np.where(ok, rel * tile_q * wave_q, 0.0))
-    k_q = k / (np.ceil(k / TILE_K) * TILE_K)
-    return best * k_q
+            # each split runs whole K steps: K padded to s x ceil(K / (s x TILE_K)) x TILE_K
+            k_q = k / (s * np.ceil(k / (s * TILE_K)) * TILE_K)
+            best = np.maximum(best, rel * tile_q * wave_q * k_q)
+    return best
 
 
 def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: CalibrationProfile):

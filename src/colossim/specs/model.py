@@ -221,9 +221,14 @@ class ModelSpec(BaseModel):
         return 0 if self.tied_embeddings else self.vocab * self.hidden
 
     @property
+    def params_final_norm(self) -> int:
+        """The norm after the last layer."""
+        return self._norm_params
+
+    @property
     def params_total(self) -> int:
         """Every parameter, all experts."""
-        return (self.params_embedding + self.params_output_head + self._norm_params
+        return (self.params_embedding + self.params_output_head + self.params_final_norm
                 + self.dense_layers * self.params_per_layer_dense
                 + self.moe_layers * self.params_per_layer_moe)
 

@@ -46,6 +46,9 @@ class ParallelPlan(BaseModel):
                              description="ZeRO stage 0-3 (3 = FSDP)")
     sequence_parallel: bool | None = Field(None, description="Megatron sequence parallelism with TP")
     tp_overlap: bool = Field(False, description="overlap TP communication with GEMMs")
+    flash_attention: bool = Field(True, description="fused (flash) attention; false prices the attention "
+                                  "core as batched GEMMs plus a memory-bound softmax/dropout over the "
+                                  "s x s scores, as Megatron-LM ran before FlashAttention (2022)")
     uneven_stages: bool = Field(False, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers")
     fsdp: bool | None = Field(None, description="alias: true means zero 3")

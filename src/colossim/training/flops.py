@@ -1,0 +1,180 @@
+"""FLOPs of a transformer, exactly, op by op; and the MFU conventions built on them.
+
+One multiply-add is 2 FLOPs.  Only matrix multiplications are counted (projections, attention
+scores and values, MLP / experts, router, logits); norms, activations, softmax and residual adds
+are memory-bound and priced by bytes elsewhere (:mod:`colossim.training.ops`).
+
+Per token, forward, one layer (h hidden, a heads, g kv heads, d head dim, f MLP width, S sequence):
+
+- QKV: 2 h (a d + 2 g d); output projection 2 a d h (Narayanan et al. 2021 sec 3.3: 8 h^2 for MHA)
+- MLA (DeepSeek-V2 sec 2.1.2): q down 2 h r_q, q up 2 r_q a (d_nope + d_rope), kv down
+  2 h (r_kv + d_rope), kv up 2 r_kv a (d_nope + d_v), output 2 a d_v h
+- attention scores Q K^T: 2 a d_qk S_kv; attention over values: 2 a d_v S_kv.  Causal attention
+  averages S_kv = S / 2 (the masked upper triangle is skipped, as FlashAttention's causal kernels
+  do); ``causal=False`` counts the full S x S matrix, the convention of Narayanan et al. 2021 eq. 3
+  and of PaLM (Chowdhery et al. 2022, appendix B).
+- MLP: 2 h f per matrix, 2 matrices (gelu / relu / relu2) or 3 (swiglu / geglu)
+- MoE layer: router 2 h E, top_k routed experts and the shared experts (2 h f_e per matrix each);
+  the first ``first_dense_layers`` layers have the dense MLP instead
+- logits: 2 h V (once per token, after the last layer)
+
+Training: backward = 2 x forward (gradients with respect to activations and to weights);
+recomputation adds the forward FLOPs of what is recomputed: ``selective`` = the attention core
+(scores, softmax, values; Korthikanti et al. 2022 sec 5), ``full`` = the whole layer forward
+(the logits are never recomputed).  Note: Korthikanti et al. 2022 appendix A's HFU formula adds
+12 l h s per token for selective recompute, three times the 4 l h s forward that is re-executed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from colossim.specs.model import ModelSpec
+from colossim.specs.plan import Recompute
+
+Convention = Literal["megatron", "palm", "6nd"]
+CONVENTIONS: tuple[str, ...] = ("megatron", "palm", "6nd")
+
+#: Because: backward computes two GEMMs per forward GEMM (activation and weight gradients), and
+#: twice the attention work (Narayanan et al. 2021 sec 3.3: "backward pass ... twice").
+BACKWARD_FACTOR = 2
+
+ATTENTION_CORE_OPS = ("attn_scores", "attn_values")
+
+
+def attention_flops_per_token(model: ModelSpec, seq_len: int, causal: bool = True) -> dict[str, float]:
+    """Forward FLOPs per token of the attention core (scores and values) of one layer."""
+    s_kv = seq_len / 2 if causal else seq_len
+    a = model.heads
+    return {"attn_scores": 2.0 * a * model.qk_head_dim * s_kv,
+            "attn_values": 2.0 * a * model.v_head_dim * s_kv}
+
+
+def attention_projection_flops_per_token(model: ModelSpec) -> dict[str, float]:
+    """Forward FLOPs per token of one layer's attention projections (QKV or MLA, and output)."""
+    h, a = model.hidden, model.heads
+    if model.attention == "mla":
+        r_q, r_kv = model.mla_q_lora_rank, model.mla_kv_lora_rank
+        rope, nope, v = model.mla_qk_rope_head_dim, model.mla_qk_nope_head_dim, model.mla_v_head_dim
+        out: dict[str, float] = {}
+        if r_q is None:
+            out["q_proj"] = 2.0 * h * a * model.qk_head_dim
+        else:
+            out["q_down"] = 2.0 * h * r_q
+            out["q_up"] = 2.0 * r_q * a * model.qk_head_dim
+        out["kv_down"] = 2.0 * h * (r_kv + rope)
+        out["kv_up"] = 2.0 * r_kv * a * (nope + v)
+        out["out_proj"] = 2.0 * a * v * h
+        return out
+    d, g = model.head_dim, model.kv_heads
+    return {"qkv": 2.0 * h * (a * d + 2 * g * d), "out_proj": 2.0 * a * d * h}
+
+
+def mlp_flops_per_token(model: ModelSpec, layer_kind: str = "dense") -> dict[str, float]:
+    """Forward FLOPs per token of one layer's MLP: dense, or MoE (router + top_k routed experts +
+    shared experts).  ``mlp_up`` covers the up and (when gated) gate matrices."""
+    h, gated = model.hidden, model.activation.gated
+    if layer_kind == "dense":
+        f = model.ffn_hidden or 0
+        return {"mlp_up": 2.0 * h * f * (2 if gated else 1), "mlp_down": 2.0 * h * f}
+    if layer_kind != "moe":
+        raise ValueError(f"layer_kind must be 'dense' or 'moe', got {layer_kind!r}")
+    fe = model.moe_ffn_hidden
+    active = model.top_k
+    out = {"router": 2.0 * h * model.experts,
+           "expert_up": active * 2.0 * h * fe * (2 if gated else 1),
+           "expert_down": active * 2.0 * h * fe}
+    if model.shared_experts:
+        out["shared_up"] = model.shared_experts * 2.0 * h * fe * (2 if gated else 1)
+        out["shared_down"] = model.shared_experts * 2.0 * h * fe
+    return out
+
+
+def layer_flops_per_token(model: ModelSpec, seq_len: int, layer_kind: str = "dense",
+                          causal: bool = True) -> dict[str, float]:
+    """Forward FLOPs per token of one layer, by op name (the names :mod:`ops` uses)."""
+    return {**attention_projection_flops_per_token(model),
+            **attention_flops_per_token(model, seq_len, causal),
+            **mlp_flops_per_token(model, layer_kind)}
+
+
+def logits_flops_per_token(model: ModelSpec) -> float:
+    """Forward FLOPs per token of the output projection to the vocabulary: 2 h V."""
+    return 2.0 * model.hidden * model.vocab
+
+
+def forward_flops_per_token(model: ModelSpec, seq_len: int, causal: bool = True) -> dict[str, float]:
+    """Forward FLOPs per token of the whole model, by op, summed over layers; ``logits`` too."""
+    total: dict[str, float] = {}
+    for kind, n in (("dense", model.dense_layers), ("moe", model.moe_layers)):
+        if n == 0:
+            continue
+        for op, f in layer_flops_per_token(model, seq_len, kind, causal).items():
+            total[op] = total.get(op, 0.0) + n * f
+    total["logits"] = logits_flops_per_token(model)
+    return total
+
+
+def recompute_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompute | str,
+                              causal: bool = True) -> float:
+    """Extra forward FLOPs per token that activation recomputation adds in backward."""
+    rc = Recompute(recompute)
+    fwd = forward_flops_per_token(model, seq_len, causal)
+    if rc is Recompute.full:
+        return sum(fwd.values()) - fwd["logits"]
+    if rc is Recompute.selective:
+        return sum(fwd[k] for k in ATTENTION_CORE_OPS)
+    return 0.0
+
+
+def hardware_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompute | str = "none",
+                             causal: bool = True) -> float:
+    """FLOPs the GPUs execute per trained token: 3 x forward (forward + backward at 2x) plus the
+    recomputed forward.  Causal attention is halved by default (what a causal flash-attention kernel
+    runs).  With ``recompute="full", causal=False`` on a GPT (MHA, 4h gelu MLP) this is exactly
+    Narayanan et al. 2021 eq. 3 divided by the tokens per step: 96 l h^2 (1 + S/(6h) + V/(16 l h))."""
+    fwd = sum(forward_flops_per_token(model, seq_len, causal).values())
+    return (1 + BACKWARD_FACTOR) * fwd + recompute_flops_per_token(model, seq_len, recompute, causal)
+
+
+def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention = "megatron") -> float:
+    """Model FLOPs per trained token (no recomputation) under an MFU convention:
+
+    - ``megatron``: 3 x the exact forward FLOPs with attention over the full S x S matrix (causal
+      not halved) and the logits: Narayanan et al. 2021 eq. 3 without its recompute pass, i.e.
+      72 l h^2 (1 + S/(6h) + V/(12 l h)) for a GPT.  Used by Megatron-LM's MFU (Korthikanti et al.
+      2022 table 5).
+    - ``palm``: 6 N + 12 L H Q T (Chowdhery et al. 2022, PaLM, appendix B), N = the parameters that
+      take part in a matmul (active, non-embedding weights plus the output head, which is the
+      embedding matrix when tied), L layers, H heads, Q head dim, T sequence length (attention not
+      halved).  MosaicML's llm-foundry MFU uses this form.
+    - ``6nd``: 6 x ``params_active`` (Kaplan et al. 2020; Hoffmann et al. 2022 C = 6 N D) with N the
+      active parameters including the embedding tables, as most published "6ND" figures do; it
+      ignores attention's S-dependent FLOPs.
+    """
+    if convention == "megatron":
+        fwd = sum(forward_flops_per_token(model, seq_len, causal=False).values())
+        return (1 + BACKWARD_FACTOR) * fwd
+    if convention == "palm":
+        n = model.params_active - model.params_embedding + (
+            model.vocab * model.hidden if model.tied_embeddings else 0)
+        q = (model.qk_head_dim + model.v_head_dim) / 2  # Because: PaLM's Q assumes equal q/k/v head dims
+        # Source: PaLM appendix B, 6N + 12 L H Q T per token (forward + backward).
+        return 6.0 * n + 12.0 * model.layers * model.heads * q * seq_len
+    if convention == "6nd":
+        return 6.0 * model.params_active  # Source: Kaplan et al. 2020 C ~ 6 N per token
+    raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+
+
+def narayanan_eq3_flops_per_token(layers: int, hidden: int, seq_len: int, vocab: int) -> float:
+    """Narayanan et al. 2021 eq. 3 per token, F / (B s) = 96 l h^2 (1 + s/(6h) + V/(16 l h)):
+    the paper's closed form for a GPT with full recomputation (for checking, not for the engine)."""
+    l, h, s, v = layers, hidden, seq_len, vocab
+    return 96.0 * l * h * h * (1 + s / (6.0 * h) + v / (16.0 * l * h))  # Source: Narayanan 2021 eq. 3
+
+
+__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "attention_flops_per_token",
+           "attention_projection_flops_per_token", "forward_flops_per_token",
+           "hardware_flops_per_token", "layer_flops_per_token", "logits_flops_per_token",
+           "mlp_flops_per_token", "model_flops_per_token", "narayanan_eq3_flops_per_token",
+           "recompute_flops_per_token"]

@@ -1,0 +1,223 @@
+"""Memory per GPU of a training plan: weights, gradients, optimizer state, activations, buffers.
+
+Vectorised like :mod:`colossim.training.ops`: plan quantities may be numpy arrays (one element per
+plan).  Bytes are for the most loaded GPU: the pipeline stage with ``ceil(layers / pp)`` layers,
+holding the most micro-batches in flight (the first stage), or the last stage with the logits.
+
+Model state (Rajbhandari et al. 2020, ZeRO, sec 3.1: 2 + 2 + 12 = 16 bytes per parameter with
+mixed-precision Adam): bf16 weights, bf16 gradients, fp32 master weights + Adam m and v.  FP8
+training (Transformer Engine) keeps that state and adds a cached fp8 copy of the weights.  ZeRO
+stage 1 (= Megatron's distributed optimizer) shards the optimizer state over the data-parallel
+group (dp x cp ranks hold the same weights), stage 2 also the gradients, stage 3 (= FSDP) also the
+weights.  Routed-expert weights are split over tp x ep and replicated over dp x cp / ep ranks (the
+expert-data-parallel group), so ZeRO shards them over that smaller group.
+
+Activations follow Korthikanti et al. 2022 (sec 4, eqs. 1-2, Table 2), generalised op by op so the
+GPT case is exactly theirs: per layer and micro-batch, 34 s b h + 5 a s^2 b bytes without
+parallelism (with dropout, no flash attention); with tensor parallelism the 24 s b h of the
+attention/MLP internals and the 5 a s^2 b divide by t and the 10 s b h of norm inputs, GEMM inputs
+and dropout masks divide by t only with sequence parallelism.  Flash attention and selective
+recomputation drop the 5 a s^2 b term; full recomputation keeps only each layer's input (2 s b h,
+/ t with sequence parallelism) plus one layer's activations while it is recomputed.  GQA stores
+fewer K/V elements, gated MLPs store gate and up, MoE layers store top_k expert copies of each
+token, context parallelism divides s.  Micro-batches in flight on the first stage: p for 1F1B,
+p (1 + (p - 1) / (p v)) interleaved (Narayanan et al. 2021 sec 2.2; Korthikanti et al. 2022
+sec 4.2.3), via :func:`colossim.training.pipeline.micro_batches_in_flight`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from colossim import units
+from colossim.specs.model import ModelSpec
+from colossim.training.pipeline import layers_on_slowest_stage, micro_batches_in_flight
+from colossim.training.plans import RECOMPUTE_CODES
+
+ArrayLike = np.ndarray | float | int
+
+#: Bytes per parameter of the bf16 weights.  Source: ZeRO (Rajbhandari et al. 2020) sec 3.1.
+WEIGHT_BYTES = 2
+#: Bytes per parameter of the gradients (bf16).  Source: ZeRO sec 3.1.  (Megatron-LM's default
+#: fp32 gradient accumulation would make this 4.)
+GRAD_BYTES = 2
+#: Bytes per parameter of the optimizer state: fp32 master weights, Adam m and v.  Source: ZeRO
+#: sec 3.1 (K = 12).
+OPTIMIZER_BYTES = 12
+#: Extra bytes per parameter when GEMMs run in fp8: Transformer Engine caches an fp8 copy of each
+#: weight across micro-batches.  Because: one byte per element of that copy.
+FP8_WEIGHT_CACHE_BYTES = 1
+#: Bytes per activation element kept for backward.  Because: bf16 activations.
+ACTIVATION_BYTES = 2
+#: Bytes per dropout-mask element.  Source: Korthikanti et al. 2022 sec 4.1 (masks are 1 byte).
+MASK_BYTES = 1
+#: Bytes per logit held by the loss on the last stage: bf16 logits + the fp32 copy the cross
+#: entropy keeps for backward.  Because: 2 + 4 (Korthikanti et al. 2022 eq. 4 counts 4 s b v / t).
+LOGIT_BYTES = 6
+#: Memory every GPU process reserves before the model: CUDA context, cuBLAS/cuDNN workspaces, NCCL
+#: communicator buffers.  Because: an initialised PyTorch + NCCL process on an H100 shows about
+#: 1.5-2.5 GB in nvidia-smi before allocating tensors; 2 GiB is the middle.
+RESERVED_BYTES = 2 * units.GIB
+#: Allocator fragmentation, as a fraction of the activation bytes.  Because: activations are
+#: allocated and freed every micro-batch, and the PyTorch caching allocator's unusable slack under
+#: 1F1B is typically of the order of 10% of the activation peak; model state is allocated once
+#: (contiguous buffers) and does not fragment.
+ALLOCATOR_OVERHEAD_FRACTION = 0.10
+#: Layers whose gathered weights FSDP / ZeRO-3 keeps at once (current + prefetched next).
+#: Because: PyTorch FSDP's default forward/backward prefetch of one layer ahead.
+FSDP_GATHERED_LAYERS = 2
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes per GPU (arrays, one element per plan)."""
+
+    weights: np.ndarray
+    gradients: np.ndarray
+    optimizer: np.ndarray
+    activations: np.ndarray
+    buffers: np.ndarray
+    total: np.ndarray
+
+
+def _f(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def _recompute_code(recompute: Any) -> np.ndarray:
+    if isinstance(recompute, np.ndarray) and recompute.dtype.kind in "iuf":
+        return recompute
+    if isinstance(recompute, (int, np.integer)):
+        return np.asarray(recompute)
+    return np.asarray(RECOMPUTE_CODES[str(getattr(recompute, "value", recompute))])
+
+
+def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike) -> dict[str, np.ndarray]:
+    """Parameters held by one GPU of the most loaded stage before ZeRO sharding: ``dense`` (split
+    over tp) and ``expert`` (routed experts, split over tp x ep).  The stage with ceil(L/p) layers
+    is taken to hold MoE layers first (expert weights dominate); the vocabulary matrices sit on
+    the first (embedding) and last (head, or a copy of the tied embedding) stage."""
+    tp, pp, ep = _f(tp), _f(pp), _f(ep)
+    stage = layers_on_slowest_stage(model.layers, pp)
+    moe_on = np.minimum(stage, model.moe_layers)
+    dense_on = stage - moe_on
+    moe_shared = model.params_per_layer_moe - model.experts * model.params_expert if model.is_moe else 0
+    vh = float(model.vocab * model.hidden)
+    both = float(model.params_embedding + model.params_output_head)
+    vocab = np.where(pp == 1, both, max(float(model.params_embedding), vh)) + model.params_final_norm
+    dense = (dense_on * model.params_per_layer_dense + moe_on * moe_shared + vocab) / tp
+    expert = moe_on * model.experts * model.params_expert / (tp * ep)
+    return {"dense": dense, "expert": expert, "total": dense + expert}
+
+
+def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
+                               cp: ArrayLike, sequence_parallel: ArrayLike, recompute: Any = "none",
+                               layer_kind: str = "dense", flash_attention: bool = True) -> np.ndarray:
+    """Activation bytes one layer keeps for backward, per GPU and micro-batch (Korthikanti et al.
+    2022 sec 4.1, generalised; see the module docstring)."""
+    t, cp = _f(tp), _f(cp)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    rc = _recompute_code(recompute)
+    s = seq_len / cp
+    tok = _f(micro_batch) * s  # tokens s*b on this GPU's sequence shard
+    B, h, a = ACTIVATION_BYTES, model.hidden, model.heads
+    rep = np.where(sp, t, 1.0)  # divisor of the parts TP replicates unless sequence-parallel
+    drop = model.dropout
+    # --- replicated without SP: norm inputs, QKV and MLP GEMM inputs, the two dropout masks
+    shared = tok * h * (model.norms_per_layer * B + B + B + (2 * MASK_BYTES if drop else 0))
+    # --- split by tp: attention internals
+    if model.attention == "mla":
+        qk = B * tok * a * model.qk_head_dim * 2  # per-head q and k are materialised
+        v = B * tok * a * model.v_head_dim
+        latent = B * tok * ((model.mla_q_lora_rank or 0) + model.mla_kv_lora_rank + model.mla_qk_rope_head_dim)
+    else:
+        qk = B * tok * (a + model.kv_heads) * model.head_dim
+        v = B * tok * model.kv_heads * model.head_dim
+        latent = 0.0
+    out_in = B * tok * a * model.v_head_dim
+    # softmax output (2) + dropout mask (1) + dropout output (2) per score: 5 a s^2 b (/cp for CP)
+    score_bytes = B + (MASK_BYTES + B if drop else 0)
+    scores = score_bytes * a * s * seq_len * _f(micro_batch)
+    core = np.where((rc == RECOMPUTE_CODES["none"]) & (not flash_attention), scores, 0.0)
+    lse = 4.0 * a * tok if flash_attention else 0.0  # Because: flash attention keeps fp32 log-sum-exp
+    up = 2 if model.activation.gated else 1
+    if layer_kind == "dense":
+        mlp = B * tok * model.ffn_hidden * (up + 1)  # activation input(s) and output
+        moe_rep = 0.0
+    else:
+        copies = model.top_k + model.shared_experts
+        mlp = B * tok * copies * model.moe_ffn_hidden * (up + 1)
+        moe_rep = B * tok * model.top_k * h  # permuted expert inputs (on the SP shard)
+    split = qk + v + latent + out_in + mlp + lse + core
+    full_layer = (shared + moe_rep) / rep + split / t
+    kept_input = B * tok * h / rep
+    return np.where(rc == RECOMPUTE_CODES["full"], kept_input, full_layer)
+
+
+def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: ArrayLike = 1,
+                   ep: ArrayLike = 1, dp: ArrayLike = 1, vpp: ArrayLike = 1, micro_batch: ArrayLike = 1,
+                   recompute: Any = "none", zero: ArrayLike = 0, sequence_parallel: ArrayLike = False,
+                   precision: str = "bf16", seq_len: int | None = None, global_batch: int | None = None,
+                   flash_attention: bool = True) -> MemoryBreakdown:
+    """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
+    (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
+    schedule is assumed long enough to fill the pipeline."""
+    s = seq_len or model.seq_len
+    tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
+    rc = _recompute_code(recompute)
+    prec = str(getattr(precision, "value", precision))
+
+    # --- model state
+    p = params_per_gpu(model, tp, pp, ep)
+    group = dp * cp
+    egroup = np.maximum(group / ep, 1.0)
+    def sharded(stage_from: int) -> np.ndarray:
+        return (p["dense"] / np.where(zero >= stage_from, group, 1.0)
+                + p["expert"] / np.where(zero >= stage_from, egroup, 1.0))
+    weight_bytes = WEIGHT_BYTES + (FP8_WEIGHT_CACHE_BYTES if prec == "fp8" else 0)
+    weights = weight_bytes * sharded(3)
+    gradients = GRAD_BYTES * sharded(2)
+    optimizer = OPTIMIZER_BYTES * sharded(1)
+
+    # --- activations
+    stage = layers_on_slowest_stage(model.layers, pp)
+    moe_on = np.minimum(stage, model.moe_layers)
+    dense_on = stage - moe_on
+    kinds = [(k, n) for k, n in (("dense", dense_on), ("moe", moe_on))
+             if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
+    def per_layer(r: Any) -> dict[str, np.ndarray]:
+        return {k: activation_bytes_per_layer(model, s, mb, tp, cp, sequence_parallel, r, k,
+                                              flash_attention) for k, _ in kinds}
+    kept = per_layer(rc)
+    stage_mb = sum(kept[k] * n for k, n in kinds)
+    # full recompute: one layer's activations are live again while it is recomputed
+    live = np.maximum.reduce([per_layer("none")[k] for k, _ in kinds]) if kinds else 0.0
+    recomputing = np.where(rc == RECOMPUTE_CODES["full"], live, 0.0)
+    n_micro = global_batch / (dp * mb) if global_batch else np.full_like(pp, np.inf)
+    in_flight = micro_batches_in_flight(pp, vpp, np.maximum(n_micro, 1.0))
+    logits = LOGIT_BYTES * mb * (s / cp) * model.vocab / tp
+    first = in_flight * stage_mb + recomputing
+    last = stage_mb + recomputing + logits
+    activations = np.where(pp == 1, first + logits, np.maximum(first, last))
+
+    # --- buffers: reserved memory, FSDP's gathered layers, allocator slack
+    layer_max = max(model.params_per_layer_dense if model.dense_layers else 0,
+                    model.params_per_layer_moe - (model.experts * model.params_expert if model.is_moe else 0))
+    expert_layer = model.experts * model.params_expert if model.moe_layers else 0
+    # only sharded weights need gathering (an expert-data-parallel group of 1 holds them whole)
+    gathered = FSDP_GATHERED_LAYERS * WEIGHT_BYTES * (np.where(group > 1, layer_max / tp, 0.0)
+                                                      + np.where(egroup > 1, expert_layer / (tp * ep), 0.0))
+    buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered, 0.0)
+               + ALLOCATOR_OVERHEAD_FRACTION * activations)
+    total = weights + gradients + optimizer + activations + buffers
+    return MemoryBreakdown(weights=weights, gradients=gradients, optimizer=optimizer,
+                           activations=activations, buffers=buffers, total=total)
+
+
+__all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "FP8_WEIGHT_CACHE_BYTES",
+           "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
+           "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "activation_bytes_per_layer",
+           "memory_per_gpu", "params_per_gpu"]

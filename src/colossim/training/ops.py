@@ -1,0 +1,225 @@
+"""The per-GPU op list of a training step, which the step-time model prices with ``cost``.
+
+One list describes one layer's forward pass for one micro-batch on one GPU.  Plan quantities
+(``micro_batch``, ``tp``, ``cp``, ``ep``, ``sequence_parallel``) may be numpy arrays, one element per
+plan: every op field broadcasts over them (no Python branch on a plan quantity).
+
+Splits follow Megatron-LM (Shoeybi et al. 2019; Korthikanti et al. 2022; Megatron-Core MoE):
+
+- ``m`` (GEMM rows) = tokens on the GPU = micro_batch * seq_len / cp (all-gathered over TP when
+  sequence parallelism is on, so GEMMs always see the whole TP group's tokens);
+- column-parallel GEMMs (QKV, MLA up/down projections, MLP up/gate, experts' up/gate) split ``n``
+  by tp; row-parallel GEMMs (output projection, MLP down) split ``k`` by tp.  MLA's small down
+  projections and GQA's K/V heads are split proportionally (Megatron duplicates them when
+  tp > kv_heads; the FLOPs difference is a few percent of the attention projections at most);
+- attention: heads / tp heads, queries seq_len / cp against the full sequence of keys (ring
+  attention over cp ranks), causal;
+- MoE: experts / ep local experts, each receiving tokens * top_k * ep / experts rows on average
+  (tokens of the ep ranks, routed top_k ways, spread evenly -- perfect balance), expert GEMMs
+  split by tp (expert tensor parallelism = tp, Megatron-Core's default).  The router runs on the
+  local sequence shard with sequence parallelism, on every TP rank's full copy without it.
+
+Identity (tested): sum of 2 m n k count over the GEMMs plus the attention FLOPs equals
+micro_batch * seq_len * :func:`colossim.training.flops.layer_flops_per_token` / (tp * cp) with
+sequence parallelism on (without it only the router is replicated over tp).
+
+Memory-bound ops carry the bytes they move through HBM in forward (reads + writes), with
+activations in ``ACTIVATION_BYTES``: norms, residual adds, the MLP activation function, RoPE,
+dropout when the model uses it, MoE token permutation.  Softmax is fused into flash attention and
+is not listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from colossim.specs.model import ModelSpec
+
+ArrayLike = np.ndarray | float | int
+
+#: Bytes per activation element moved by memory-bound kernels.
+#: Because: bf16 activations in mixed-precision training; FP8 recipes (Transformer Engine) also keep
+#: bf16 activations between kernels and cast inside the GEMMs.
+ACTIVATION_BYTES = 2
+
+#: Bytes per dropout mask element.  Because: PyTorch stores dropout masks as uint8/bool.
+DROPOUT_MASK_BYTES = 1
+
+#: HBM bytes per vocabulary logit in the loss (vocab-parallel cross entropy, forward).
+#: Because: Megatron's cross entropy reads the bf16 logits (2), writes an fp32 copy (4) and reads it
+#: again for the max / sum-exp reductions (4).
+CROSS_ENTROPY_BYTES_PER_LOGIT = 10
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """``count`` GEMMs of (m x k) @ (k x n), forward, per GPU, one micro-batch."""
+
+    name: str
+    m: ArrayLike
+    n: ArrayLike
+    k: ArrayLike
+    count: ArrayLike = 1
+
+    @property
+    def flops(self) -> np.ndarray:
+        return 2.0 * np.asarray(self.m) * self.n * self.k * self.count
+
+
+@dataclass(frozen=True)
+class Attention:
+    """The attention core (scores, softmax, values) as one flash-attention call, forward."""
+
+    name: str
+    batch: ArrayLike
+    heads: ArrayLike
+    seq_q: ArrayLike
+    seq_kv: ArrayLike
+    head_dim: int
+    head_dim_v: int
+    causal: bool = True
+
+    @property
+    def flops(self) -> np.ndarray:
+        """2 b h s_q s_kv (d + d_v), halved when causal (the masked half is skipped)."""
+        full = 2.0 * np.asarray(self.batch) * self.heads * self.seq_q * self.seq_kv * (
+            self.head_dim + self.head_dim_v)
+        return full / 2 if self.causal else full
+
+
+@dataclass(frozen=True)
+class MemoryBound:
+    """A bandwidth-bound kernel moving ``bytes`` through HBM (reads + writes), forward."""
+
+    name: str
+    bytes: ArrayLike
+
+
+Op = Gemm | Attention | MemoryBound
+
+
+def _f(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
+                  cp: ArrayLike) -> list[Op]:
+    """Projections and the attention core of one layer (forward, per GPU, one micro-batch)."""
+    mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
+    tokens = mb * seq_len / cp
+    h, a = model.hidden, model.heads
+    ops: list[Op] = []
+    if model.attention == "mla":
+        r_q, r_kv = model.mla_q_lora_rank, model.mla_kv_lora_rank
+        rope, nope, v = model.mla_qk_rope_head_dim, model.mla_qk_nope_head_dim, model.mla_v_head_dim
+        if r_q is None:
+            ops.append(Gemm("q_proj", tokens, a * model.qk_head_dim / tp, h))
+        else:
+            ops += [Gemm("q_down", tokens, r_q / tp, h), Gemm("q_up", tokens, a * model.qk_head_dim / tp, r_q)]
+        ops += [Gemm("kv_down", tokens, (r_kv + rope) / tp, h),
+                Gemm("kv_up", tokens, a * (nope + v) / tp, r_kv)]
+    else:
+        d, g = model.head_dim, model.kv_heads
+        ops.append(Gemm("qkv", tokens, (a * d + 2 * g * d) / tp, h))
+    ops.append(Attention("attention", mb, a / tp, seq_len / cp, seq_len, model.qk_head_dim,
+                         model.v_head_dim, causal=True))
+    ops.append(Gemm("out_proj", tokens, h, a * model.v_head_dim / tp))
+    return ops
+
+
+def mlp_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
+            ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense") -> list[Op]:
+    """GEMMs of one layer's dense MLP or MoE block (forward, per GPU, one micro-batch)."""
+    mb, tp, cp, ep = _f(micro_batch), _f(tp), _f(cp), _f(ep)
+    tokens = mb * seq_len / cp
+    h, up = model.hidden, 2 if model.activation.gated else 1
+    if layer_kind == "dense":
+        f = model.ffn_hidden
+        if f is None:
+            raise ValueError(f"model '{model.name}' has no dense MLP layers (ffn_hidden is blank)")
+        return [Gemm("mlp_up", tokens, up * f / tp, h), Gemm("mlp_down", tokens, h, f / tp)]
+    if layer_kind != "moe":
+        raise ValueError(f"layer_kind must be 'dense' or 'moe', got {layer_kind!r}")
+    fe, e = model.moe_ffn_hidden, model.experts
+    local_tokens = np.where(sequence_parallel, tokens / tp, tokens)
+    per_expert = tokens * model.top_k * ep / e  # rows per local expert (perfect balance)
+    ops: list[Op] = [Gemm("router", local_tokens, e, h),
+                     Gemm("expert_up", per_expert, up * fe / tp, h, count=e / ep),
+                     Gemm("expert_down", per_expert, h, fe / tp, count=e / ep)]
+    if model.shared_experts:
+        s = model.shared_experts
+        ops += [Gemm("shared_up", tokens, s * up * fe / tp, h), Gemm("shared_down", tokens, h, s * fe / tp)]
+    return ops
+
+
+def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
+                     cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense") -> list[Op]:
+    """Bandwidth-bound kernels of one layer (forward bytes per GPU, one micro-batch)."""
+    mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
+    B = ACTIVATION_BYTES
+    tokens = mb * seq_len / cp
+    # norms, residuals and dropout run on the sequence shard with SP, replicated over tp without
+    shard = np.where(sequence_parallel, tokens / tp, tokens)
+    h = model.hidden
+    ops: list[Op] = [
+        MemoryBound("norms", model.norms_per_layer * 2 * shard * h * B),          # read x, write y
+        MemoryBound("residual_adds", 2 * 3 * shard * h * B),                      # 2 adds: read 2, write 1
+    ]
+    if model.position == "rope":
+        if model.attention == "mla":  # rope on the decoupled parts: a query heads + 1 shared key
+            width = (model.heads / tp + 1) * model.mla_qk_rope_head_dim
+        else:
+            width = (model.heads + model.kv_heads) / tp * model.head_dim
+        ops.append(MemoryBound("rope", 2 * tokens * width * B))                  # read + write q, k
+    act_io = 3 if model.activation.gated else 2  # gated: read gate and up, write; else read, write
+    if layer_kind == "dense":
+        ops.append(MemoryBound("activation", act_io * tokens * model.ffn_hidden / tp * B))
+    else:
+        rows = tokens * (model.top_k + model.shared_experts)
+        ops.append(MemoryBound("activation", act_io * rows * model.moe_ffn_hidden / tp * B))
+        # dispatch permutation and combine (un-permute + weighted sum): read + write each copy
+        ops.append(MemoryBound("moe_permute", 4 * shard * model.top_k * h * B))
+    if model.dropout:  # after attention and after the MLP: read, write, mask
+        ops.append(MemoryBound("dropout", 2 * shard * h * (2 * B + DROPOUT_MASK_BYTES)))
+    return ops
+
+
+def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
+              ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense") -> list[Op]:
+    """Every op of one transformer layer (``dense`` or ``moe``), forward, per GPU, one micro-batch."""
+    return (attention_ops(model, micro_batch, seq_len, tp, cp)
+            + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind)
+            + memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind))
+
+
+def logits_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
+               sequence_parallel: ArrayLike) -> list[Op]:
+    """Final norm, output projection (vocab split by tp) and cross entropy, on the last stage."""
+    mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
+    tokens = mb * seq_len / cp
+    shard = np.where(sequence_parallel, tokens / tp, tokens)
+    return [MemoryBound("final_norm", 2 * shard * model.hidden * ACTIVATION_BYTES),
+            Gemm("logits", tokens, model.vocab / tp, model.hidden),
+            MemoryBound("cross_entropy", tokens * model.vocab / tp * CROSS_ENTROPY_BYTES_PER_LOGIT)]
+
+
+def embedding_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
+                  sequence_parallel: ArrayLike) -> list[Op]:
+    """Token (and learned position) embedding lookup on the first stage: each TP rank reads its
+    vocabulary shard's rows and writes the full (tokens x h) output before the reduction."""
+    mb, cp = np.broadcast_arrays(_f(micro_batch), _f(cp), _f(tp))[:2]
+    tokens = mb * seq_len / cp
+    reads = 2 if model.position == "learned" else 1
+    return [MemoryBound("embedding", (reads + 1) * tokens * model.hidden * ACTIVATION_BYTES)]
+
+
+def gemm_and_attention_flops(ops: list[Op]) -> np.ndarray:
+    """Sum of the FLOPs of the GEMMs and attention calls in ``ops`` (memory-bound ops have none)."""
+    return sum((op.flops for op in ops if not isinstance(op, MemoryBound)), np.asarray(0.0))
+
+
+__all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "Attention",
+           "Gemm", "MemoryBound", "Op", "attention_ops", "embedding_ops", "gemm_and_attention_flops",
+           "layer_ops", "logits_ops", "memory_bound_ops", "mlp_ops"]

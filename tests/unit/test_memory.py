@@ -1,0 +1,81 @@
+"""Memory per GPU against Korthikanti et al. 2022 (eqs. 1-2, Table 2) and the ZeRO closed forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from colossim.specs import resolve_model
+from colossim.specs.model import ModelSpec
+from colossim.training.memory import (OPTIMIZER_BYTES, activation_bytes_per_layer, memory_per_gpu,
+                                      params_per_gpu)
+
+GPT = resolve_model("megatron-175b")  # dropout, MHA, 4h gelu MLP: Korthikanti's setting
+S, H, A = 2048, 12288, 96
+
+
+def per_layer(t, sp, rc):
+    return float(activation_bytes_per_layer(GPT, S, 1, t, 1, sp, rc, "dense", flash_attention=False))
+
+
+def test_korthikanti_eq1_no_parallelism():
+    assert per_layer(1, False, "none") == S * H * (34 + 5 * A * S / H)
+
+
+@pytest.mark.parametrize("t", [2, 8])
+def test_korthikanti_table2(t):
+    sbh = S * H
+    assert per_layer(t, False, "none") == pytest.approx(sbh * (10 + 24 / t + 5 * A * S / (H * t)))  # TP
+    assert per_layer(t, True, "none") == pytest.approx(sbh / t * (34 + 5 * A * S / H))             # TP + SP
+    assert per_layer(t, False, "selective") == pytest.approx(sbh * (10 + 24 / t))                 # TP + selective
+    assert per_layer(t, True, "selective") == pytest.approx(sbh * 34 / t)                         # TP + SP + selective
+    assert per_layer(t, True, "full") == pytest.approx(2 * sbh / t)                               # full recompute
+
+
+def test_flash_attention_drops_the_quadratic_term():
+    flash = float(activation_bytes_per_layer(GPT, S, 1, 8, 1, True, "none", "dense", flash_attention=True))
+    assert flash == pytest.approx(S * H * 34 / 8 + 4 * A * S / 8)  # + fp32 log-sum-exp per row
+
+
+def test_gqa_swiglu_differ_from_gpt_as_expected():
+    base = dict(layers=1, hidden=4096, heads=32, vocab=1000, seq_len=4096, ffn_hidden=16384)
+    mha = ModelSpec(**base)
+    gqa = ModelSpec(**base, kv_heads=8)
+    sw = ModelSpec(**base, activation="swiglu")
+    act = lambda m: float(activation_bytes_per_layer(m, 4096, 1, 1, 1, False, "none", "dense"))  # noqa: E731
+    # K and V shrink from 32 to 8 heads: 2 bytes x (24 + 24) x 128 per token
+    assert act(mha) - act(gqa) == pytest.approx(4096 * 2 * 48 * 128)
+    # SwiGLU stores gate and up: one more f-wide tensor per token
+    assert act(sw) - act(mha) == pytest.approx(4096 * 2 * 16384)
+
+
+def test_model_state_is_16_bytes_per_param_and_zero_shards_it():
+    m = resolve_model("llama3-8b")
+    r0 = memory_per_gpu(m, dp=8, zero=0)
+    n = float(params_per_gpu(m, 1, 1, 1)["total"])
+    assert n == m.params_total
+    assert float(r0.weights + r0.gradients + r0.optimizer) == 16 * n
+    r1, r2, r3 = (memory_per_gpu(m, dp=8, zero=z) for z in (1, 2, 3))
+    assert float(r1.optimizer) == OPTIMIZER_BYTES * n / 8 and float(r1.gradients) == 2 * n
+    assert float(r2.gradients) == 2 * n / 8 and float(r2.weights) == 2 * n
+    assert float(r3.weights) == 2 * n / 8
+    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8").weights) == 3 * n
+
+
+def test_experts_shard_over_ep_and_expert_data_parallel():
+    m = resolve_model("mixtral-8x7b")
+    p1, p8 = params_per_gpu(m, 1, 1, 1), params_per_gpu(m, 1, 1, 8)
+    assert float(p1["expert"]) == m.params_expert_total == 8 * float(p8["expert"])
+    # zero 1 over dp*cp = 8: dense optimizer state / 8, expert state / (8 / ep) = / 1 with ep = 8
+    r = memory_per_gpu(m, ep=8, dp=8, zero=1)
+    assert float(r.optimizer) == pytest.approx(12 * (float(p8["dense"]) / 8 + float(p8["expert"])))
+
+
+def test_1f1b_first_stage_holds_pp_micro_batches():
+    m = resolve_model("megatron-175b")
+    kw = dict(tp=8, dp=1, recompute="selective", sequence_parallel=True, seq_len=2048, global_batch=64)
+    one = float(activation_bytes_per_layer(m, 2048, 1, 8, 1, True, "selective", "dense"))
+    r = memory_per_gpu(m, pp=8, **kw)
+    # first stage: 12 layers x 8 micro-batches = all 96 layers of one micro-batch (Korthikanti sec 4.2.3)
+    assert float(r.activations) == pytest.approx(96 * one)
+    ri = memory_per_gpu(m, pp=8, vpp=3, **kw)
+    assert float(ri.activations) == pytest.approx(96 * one * (1 + 7 / 24))

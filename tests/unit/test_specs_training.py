@@ -75,10 +75,13 @@ def test_product_mismatch_shows_every_factor():
         load_spec(spec(parallelism={"dp": 32}))
 
 
-def test_pp_not_dividing_layers_unless_uneven():
+def test_pp_not_dividing_layers_only_when_uneven_stages_are_refused():
+    # uneven stages are allowed by default (Llama 3 405B: 126 layers on 16 stages)
+    assert load_spec(spec(parallelism={"pp": 32, "dp": 4})).parallelism.uneven_stages
     with pytest.raises(SpecError, match="parallelism.pp = 32 does not divide model.layers = 80"):
-        load_spec(spec(parallelism={"pp": 32, "dp": 4}))
-    assert load_spec(spec(parallelism={"pp": 32, "dp": 4, "allow_uneven": True})).parallelism.uneven_stages
+        load_spec(spec(parallelism={"pp": 32, "dp": 4, "uneven_stages": False}))
+    with pytest.raises(SpecError, match="parallelism.pp = 32 does not divide model.layers = 80"):
+        load_spec(spec(parallelism={"pp": 32, "dp": 4, "allow_uneven": False}))
 
 
 def test_ep_on_dense_and_moe():

@@ -49,8 +49,8 @@ class ParallelPlan(BaseModel):
     flash_attention: bool = Field(True, description="fused (flash) attention; false prices the attention "
                                   "core as batched GEMMs plus a memory-bound softmax/dropout over the "
                                   "s x s scores, as Megatron-LM ran before FlashAttention (2022)")
-    uneven_stages: bool = Field(False, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
-                                description="allow pp not dividing layers")
+    uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
+                                description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="alias: true means zero 3")
 
     @model_validator(mode="before")

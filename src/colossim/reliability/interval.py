@@ -85,7 +85,8 @@ def wall_per_work(tau_seconds: float | np.ndarray, m: IntervalModel) -> float | 
     lam = m.rate_unexpected_per_s
     r = m.recovery_unexpected_seconds + m.write_lag_seconds
     if lam > 0:
-        seg = np.exp(lam * r) * np.expm1(lam * s) / lam
+        with np.errstate(over="ignore"):  # Because: hopeless intervals overflow to inf, which is right
+            seg = np.exp(lam * r) * np.expm1(lam * s) / lam
     else:
         seg = s
     out = seg / tau * (1 + m.rate_planned_per_s * m.recovery_planned_seconds)

@@ -28,12 +28,10 @@ def _read(path: str) -> object:
 def reliability_command(spec: str = typer.Argument(..., help="Spec file (YAML or JSON), or - for stdin."),
                         json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Failures, checkpoints and restarts: MTTF, interruptions, best interval, ETTR, wall time."""
-    from colossim.reliability.goodput import estimate_reliability
-    from colossim.reliability.spec import job_from_document
+    from colossim.planning.realistic import reliability_job, run
 
-    job = job_from_document(_read(spec))
-    r = estimate_reliability(job.n_gpus, job.gpus_per_node, job.checkpoint_bytes_total,
-                             job.checkpoint_bytes_per_gpu, job.useful_hours, job.spec)
+    job = reliability_job(_read(spec))
+    r = run(job)
     if json_out:
         emit_json({"chip": job.chip, "gpus_per_node": job.gpus_per_node, **to_jsonable(r), "spec": job.spec})
         return

@@ -13,11 +13,17 @@ from colossim.cli.common import console, emit_json, fmt
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
 
-def _load(spec_path: str):
-    from colossim.specs.training import load_spec
+def _read_doc(spec_path: str) -> dict:
+    from colossim.specs.training import read_spec_document
 
     text = sys.stdin.read() if spec_path == "-" else None
-    return load_spec(spec_path, text=text)
+    return dict(read_spec_document(spec_path, text))
+
+
+def _load(doc: dict):
+    from colossim.specs.training import load_spec
+
+    return load_spec(doc)
 
 
 def _profile(path: Path | None):
@@ -41,7 +47,9 @@ def _show(est) -> None:
             ("memory GiB/GPU", f"{est.memory_gib_per_gpu:.1f} ({'fits' if est.fits else 'DOES NOT FIT'})")]
     rows += [(f"  {k}", f"{v:.1f}") for k, v in est.memory_breakdown_gib.items()]
     if est.time_to_train_days is not None:
-        rows += [("time to train (days)", fmt(est.time_to_train_days)), ("GPU-hours", fmt(est.gpu_hours)),
+        rows += [("time to train (days)", fmt(est.time_to_train_days)),
+                 ("  with failures (days)", fmt(est.time_to_train_days_with_failures)),
+                 ("  ETTR", "-" if est.ettr is None else f"{est.ettr:.1%}"), ("GPU-hours", fmt(est.gpu_hours)),
                  ("energy (MWh)", fmt(est.energy_mwh)), ("cost (USD)", fmt(est.cost_usd))]
     for r in rows:
         t.add_row(*r)
@@ -67,7 +75,12 @@ def estimate_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or 
     """Estimate one plan (omitted plan fields are searched and the best is used)."""
     from colossim.training.estimate import estimate
 
-    est = estimate(_load(spec), profile=_profile(profile))
+    doc = _read_doc(spec)
+    est = estimate(_load(doc), profile=_profile(profile))
+    if est.time_to_train_days is not None:
+        from colossim.planning.realistic import with_failures
+
+        est = with_failures(doc, est)
     if json_out:
         emit_json(est)
     else:
@@ -82,7 +95,7 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
     """Search every valid plan; print the best, plus configs evaluated and configs/s."""
     from colossim.training.estimate import search
 
-    res = search(_load(spec), top=top, profile=_profile(profile))
+    res = search(_load(_read_doc(spec)), top=top, profile=_profile(profile))
     if json_out:
         emit_json({"results": res.best, "configs_evaluated": res.configs_evaluated,
                    "configs_fitting": res.configs_fitting, "configs_per_s": res.configs_per_s})

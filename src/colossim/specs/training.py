@@ -29,7 +29,7 @@ from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.plan import ParallelPlan
 from colossim.specs.system import SystemSpec, resolve_hardware
 
-SPEC_SECTIONS = ["model", "hardware", "parallelism", "training"]
+SPEC_SECTIONS = ["model", "hardware", "parallelism", "training", "reliability"]
 
 
 class Precision(str, Enum):
@@ -102,6 +102,11 @@ def _read_source(source: str | Path | Mapping[str, Any], text: str | None) -> Ma
         raise SpecError(f"a spec is a mapping with {', '.join(SPEC_SECTIONS)}; got {type(data).__name__}",
                         field="spec", value=data, allowed=SPEC_SECTIONS)
     return data
+
+
+def read_spec_document(source: str | Path | Mapping[str, Any], text: str | None = None) -> Mapping[str, Any]:
+    """The raw spec document (a mapping) from a YAML/JSON path, ``-`` with ``text``, or a mapping."""
+    return _read_source(source, text)
 
 
 def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None,

@@ -57,6 +57,8 @@ class TrainingEstimate:
     gpu_hours: float | None = None
     energy_mwh: float | None = None
     cost_usd: float | None = None
+    time_to_train_days_with_failures: float | None = None
+    ettr: float | None = None
     assumptions: dict = field(default_factory=dict)
 
 

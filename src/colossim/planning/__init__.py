@@ -1,0 +1,1 @@
+"""Planning: the engines composed (training x reliability, fleets x training, reports)."""

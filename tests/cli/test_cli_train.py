@@ -1,0 +1,57 @@
+"""``colossim train`` and the training x reliability composition, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+SPEC = {"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64},
+        "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 64, "micro_batch": 1, "zero": 1},
+        "training": {"global_batch": 256, "tokens": 1e12}}
+REQUIRED = {"step_time_s", "tokens_per_s", "tokens_per_s_per_gpu", "model_flops_per_token", "mfu",
+            "mfu_by_convention", "hfu", "tflops_per_gpu", "memory_gib_per_gpu", "memory_breakdown_gib",
+            "fits", "time_breakdown_s", "parallelism", "time_to_train_days", "gpu_hours", "energy_mwh",
+            "cost_usd", "time_to_train_days_with_failures", "ettr"}
+
+
+def test_estimate_json_from_stdin_has_every_field(cli):
+    code, out, err = cli("train", "estimate", "-", "--json", input=yaml.safe_dump(SPEC))
+    assert code == 0, err
+    est = json.loads(out)
+    assert REQUIRED <= set(est)
+    assert set(est["mfu_by_convention"]) == {"megatron", "palm", "6nd"}
+    assert set(est["memory_breakdown_gib"]) == {"weights", "gradients", "optimizer", "activations", "buffers"}
+    for k in ("compute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm", "pipeline_bubble", "optimizer_step"):
+        assert k in est["time_breakdown_s"]
+    assert est["time_to_train_days_with_failures"] > est["time_to_train_days"]
+    assert 0.5 < est["ettr"] < 1.0
+
+
+def test_search_json_and_table(cli, tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({**SPEC, "parallelism": {}}))
+    code, out, _ = cli("train", "search", str(p), "--top", "3", "--json")
+    assert code == 0
+    res = json.loads(out)
+    assert len(res["results"]) == 3 and res["configs_evaluated"] > 100 and res["configs_per_s"] > 0
+    code, out, _ = cli("train", "search", str(p), "--top", "2")
+    assert code == 0 and "configs/s" in out
+
+
+def test_bad_specs_are_one_line_exit_2(cli):
+    for bad in ({**SPEC, "parallelism": {"tpp": 2}}, {**SPEC, "parallelism": {"tp": 3}},
+                {**SPEC, "model": "llama9"}):
+        code, _, err = cli("train", "estimate", "-", input=yaml.safe_dump(bad))
+        assert code == 2 and err.strip().count("\n") == 0, err
+    code, _, err = cli("train", "estimate", "-", input=yaml.safe_dump({**SPEC, "parallelism": {"tpp": 2}}))
+    assert "parallelism.tpp" in err
+
+
+def test_reliability_from_a_training_spec(cli):
+    doc = {**SPEC, "reliability": {"failure_rate_source": "llama3", "duration_days": 10, "trials": 200}}
+    code, out, err = cli("reliability", "-", "--json", input=yaml.safe_dump(doc))
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["useful_hours"] == 240
+    assert 0.5 < r["ettr"] <= 1.0 and r["checkpoint_seconds"] > 0 and r["mttf_hours"] > 0

@@ -47,7 +47,7 @@ def job_from_training(doc: dict[str, Any]) -> tuple[ReliabilityJob, Any]:
 def reliability_job(doc: dict[str, Any]) -> ReliabilityJob:
     """A reliability document's job: explicit ``checkpoint`` numbers when given, else derived from
     the training spec in the same document."""
-    if isinstance(doc, dict) and "checkpoint" not in doc and "model" in doc:
+    if isinstance(doc, dict) and "checkpoint" not in doc and "model" in doc and "training" in doc:
         return job_from_training(doc)[0]
     return job_from_document(doc)
 

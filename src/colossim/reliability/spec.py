@@ -159,7 +159,8 @@ def job_from_document(doc: Any) -> ReliabilityJob:
     spec = ReliabilitySpec.parse(doc.get("reliability"))
     ckpt = doc.get("checkpoint")
     if not isinstance(ckpt, dict) or not ({"params", "bytes_total"} & set(ckpt)):
-        raise SpecError("checkpoint: {params: N} or {bytes_total: B} is required (the state size)",
+        raise SpecError("checkpoint: {params: N} or {bytes_total: B} is required (the state size), "
+                        "or model + training sections to derive it from",
                         field="checkpoint", value=ckpt)
     if "bytes_total" in ckpt:
         total = _number(ckpt, "bytes_total", "checkpoint")

@@ -30,9 +30,9 @@ TOP_N = 10
 class OrgSummary:
     """One organisation at the last quarter its data reaches.
 
-    ``growth`` covers its whole series; ``growth_like`` only the trailing quarters valued by the
-    same rule as the last one (a series that moves from named clusters to a whole-fleet estimate
-    jumps where the rule changes; like for like, it does not)."""
+    ``growth`` covers its whole series; ``growth_like`` only the trailing quarters on the same basis
+    as the last one (a series that moves from named clusters to a whole-fleet estimate, or between
+    two sources' H100e bases, jumps where the basis changes; like for like, it does not)."""
 
     org: str
     name: str
@@ -74,7 +74,7 @@ def _summary(f: Fleet, oid: str, metric: str) -> OrgSummary:
     s = series(f, oid, metric)
     last = s.points[-1]
     i = len(s.points) - 1
-    while i > 0 and s.points[i - 1].rule == last.rule:
+    while i > 0 and s.points[i - 1].basis == last.basis:
         i -= 1
     like = s.points[i:]
     typed = point_at(f, oid, last.quarter, metric, rule="clusters") if last.rule == "total" else last

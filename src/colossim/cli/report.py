@@ -77,6 +77,25 @@ def report_command(html: Path | None = typer.Option(None, "--html", help="Write 
     for top in r.tops:
         console.print(top_table(top))
     console.print(claims_table(r.claims, compact=True))
+    console.print(scale_table())
+
+
+def scale_table() -> Table:
+    """Reliability at the scale of the clusters in the news (the reliability engine)."""
+    from colossim.planning.at_scale import STATE_PARAMS, TARGET_ETTR, scale_rows
+
+    t = Table(title=f"Failures at scale (Llama 3 failure rates; {STATE_PARAMS / 1e9:.0f}B-parameter state; "
+                    f"ETTR target {TARGET_ETTR:.0%})")
+    for c in ("cluster", "H100", "interruptions/day", "MTTF min", "best interval min", "ETTR at best",
+              f"intervals for {TARGET_ETTR:.0%}", "storage GB/s needed"):
+        t.add_column(c, justify="left" if c == "cluster" else "right")
+    for row in scale_rows():
+        rng = "unreachable" if row.interval_range_min is None else \
+            f"{row.interval_range_min[0]:.1f}-{row.interval_range_min[1]:.1f}"
+        bw = "unreachable" if row.bandwidth_needed_gb_per_s is None else f"{row.bandwidth_needed_gb_per_s:,.0f}"
+        t.add_row(row.name, f"{row.gpus:,}", f"{row.interruptions_per_day:.1f}", f"{row.mttf_minutes:.0f}",
+                  f"{row.optimal_interval_min:.1f}", f"{row.ettr_at_optimum:.1%}", rng, bw)
+    return t
 
 
 def register(root: typer.Typer) -> None:

@@ -39,6 +39,11 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         raise CatalogError(path.name, 0, "(file)", f"not UTF-8 text ({e.reason})") from None
 
 
+def split_aliases(text: str | None) -> list[str]:
+    """The ``;``-separated aliases of a catalog row's ``aliases`` column."""
+    return [a.strip() for a in (text or "").split(";") if a.strip()]
+
+
 def _blank_to_none(row: dict[str, str]) -> dict[str, str | None]:
     return {k: (v if v != "" else None) for k, v in row.items()}
 

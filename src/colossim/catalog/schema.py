@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from colossim import units
+from colossim.catalog.loader import split_aliases
 
 Precision = Literal["fp64", "tf32", "bf16", "fp16", "fp8", "fp4", "int8"]
 
@@ -114,7 +115,7 @@ class System(_Row):
 
     @property
     def alias_list(self) -> list[str]:
-        return [a.strip() for a in (self.aliases or "").split(";") if a.strip()]
+        return split_aliases(self.aliases)
 
     @property
     def scaleout_bytes_per_s_per_gpu(self) -> float:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from colossim.catalog.loader import split_aliases
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import SpecError, UnknownNameError
 from colossim.specs._validation import validate_model
@@ -288,7 +289,7 @@ class ModelRow(BaseModel):
 
     @property
     def alias_list(self) -> list[str]:
-        return [a.strip() for a in (self.aliases or "").split(";") if a.strip()]
+        return split_aliases(self.aliases)
 
     @property
     def spec_fields(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import itertools
 
 import numpy as np
 
+from colossim.specs.training import valid_mask
 from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
 
 #: Largest context-parallel degree tried.  Because: published long-context runs use cp <= 16
@@ -43,7 +44,6 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                     allow_tp_beyond_domain: bool = False) -> PlanArrays:
     """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan)."""
     n = int(system.count)
-    domain = int(system.scaleup_domain_size)
     kv = model.kv_heads or model.heads
 
     def choices(name: str, default: list) -> list:
@@ -52,11 +52,10 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
             return default
         return [getattr(v, "value", v)]
 
-    tp_max = n if allow_tp_beyond_domain else min(n, domain)
-    tps = choices("tp", [t for t in _divisors(model.heads) if t <= tp_max and (kv % t == 0 or t % kv == 0)])
+    # candidates; valid_mask below is the one authority on validity
+    tps = choices("tp", [t for t in _divisors(model.heads) if kv % t == 0 or t % kv == 0])
     cps = choices("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1])
-    pps = choices("pp", [p for p in _divisors(n) if p <= model.layers
-                         and (plan.uneven_stages or model.layers % p == 0)])
+    pps = choices("pp", [p for p in _divisors(n) if p <= model.layers])
     eps = choices("ep", _divisors(model.experts) if model.is_moe else [1])
     mbs = choices("micro_batch", list(MICRO_BATCHES))
     vpps = choices("vpp", list(VPP_CHOICES))
@@ -68,17 +67,16 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     if grid.size == 0:
         return PlanArrays.from_dicts([])
     tp, cp, pp, ep, mb, vpp, rc, zero = grid.T
-    model_par = tp * cp * pp
-    ok = n % model_par == 0
-    dp = np.where(ok, n // np.maximum(model_par, 1), 0)
+    dp = n // (tp * cp * pp)  # floor: a count the product does not divide fails the product check
+    ok = valid_mask(model, system, tp, pp, cp, ep, np.maximum(dp, 1), vpp, mb, global_batch,
+                    uneven_stages=plan.uneven_stages, tp_within_domain=not allow_tp_beyond_domain)
+    # search policy beyond validity: the fixed dp, Megatron's interleaving requirements, and
+    # ZeRO-2/3 only without pipelining
     if plan.dp is not None:
         ok &= dp == plan.dp
-    ok &= dp >= 1
-    ok &= (dp * cp) % ep == 0
-    ok &= global_batch % np.maximum(dp * mb, 1) == 0
     n_micro = global_batch // np.maximum(dp * mb, 1)
     layers_per_stage = np.ceil(model.layers / pp)
-    ok &= (vpp == 1) | ((pp > 1) & (layers_per_stage % vpp == 0) & (n_micro % pp == 0))
+    ok &= (vpp == 1) | ((layers_per_stage % vpp == 0) & (n_micro % pp == 0))
     ok &= (zero <= 1) | (pp == 1)
     if plan.sequence_parallel is None:
         sp = tp > 1

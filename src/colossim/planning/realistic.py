@@ -16,17 +16,18 @@ from colossim.reliability.goodput import ReliabilityResult, estimate_reliability
 from colossim.reliability.spec import ReliabilityJob, ReliabilitySpec, job_from_document
 
 
-def job_from_training(doc: dict[str, Any]) -> tuple[ReliabilityJob, Any]:
+def job_from_training(doc: dict[str, Any], est=None) -> tuple[ReliabilityJob, Any]:
     """The reliability job of a training spec document: state size from the model (weights,
     fp32 master copy and Adam moments, ``checkpoint.BYTES_PER_PARAM_MIXED_ADAM`` bytes per
     parameter), per-GPU state from the estimated plan's weights + gradients + optimizer, and useful
     time = ``reliability.duration_days`` or else the time to train the spec's ``tokens``.
+    ``est`` is the spec's training estimate when the caller already has it.
     Returns (job, training estimate)."""
     from colossim.specs.training import load_spec
     from colossim.training.estimate import estimate
 
     spec = load_spec({k: v for k, v in doc.items() if k != "reliability"})
-    est = estimate(spec)
+    est = est if est is not None else estimate(spec)
     rel = ReliabilitySpec.parse(doc.get("reliability"))
     if rel.duration_days is not None:
         useful_hours = rel.duration_days * 24.0
@@ -61,8 +62,7 @@ def run(job: ReliabilityJob) -> ReliabilityResult:
 def with_failures(doc: dict[str, Any], est=None):
     """The training estimate of ``doc`` with ``time_to_train_days_with_failures`` and ``ettr``
     filled in (when the spec gives ``tokens``)."""
-    job, base = job_from_training(doc)
-    est = est or base
+    job, est = job_from_training(doc, est)
     if est.time_to_train_days is None:
         return est
     r = run(job)

@@ -120,6 +120,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     conv = {c: F.model_flops_per_token(ctx.model, ctx.seq_len, c) for c in MFU_CONVENTIONS}
     hbm = spec.hardware.hbm_bytes
     usd_h, cost_assumptions = _cost_per_gpu_hour_usd(spec)
+    hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none")
     out = []
     for i in idx:
         step = float(t["step_time_s"][i])
@@ -128,8 +129,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         rc = RECOMPUTE_NAMES[int(plans.recompute[i])]
         # HFU: the default MFU convention plus the FLOPs recomputation adds (same attention
         # counting, so HFU >= MFU and equal without recompute).
-        recompute_ratio = (F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc)
-                           / F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none"))
+        recompute_ratio = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc) / hw_flops_no_recompute
         hw_flops = conv[DEFAULT_MFU_CONVENTION] * recompute_ratio
         mfu = {c: conv[c] * per_gpu / peak for c in MFU_CONVENTIONS}
         mem_b = {k: float(getattr(mem, k)[i]) for k in MEMORY_KEYS}

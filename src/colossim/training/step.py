@@ -244,7 +244,6 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     t_fwd = stage(f_layer, head["fwd"])
     t_bwd = stage(b_layer, head["bwd"])
     busy, bubble = pipeline_step_seconds(t_fwd, t_bwd, n_micro, plans.pp, plans.vpp)
-    share = busy / np.maximum(t_fwd + t_bwd, 1e-30)  # = n_micro
 
     # Pipeline activations between stages (scatter/gather over tp with sequence parallelism).
     p2p_msg = (plans.micro_batch * ctx.seq_len / plans.cp * m.hidden * ACTIVATION_BYTES
@@ -260,9 +259,9 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
 
     def per_step(*keys: str) -> np.ndarray:
         """Seconds per step of per-layer terms on the slowest stage (no logits share)."""
-        return share * n_max * sum(layer[k] for k in keys)
+        return n_micro * n_max * sum(layer[k] for k in keys)
 
-    compute = share * (stage(layer["compute_fwd"], head["fwd"]) + stage(layer["compute_bwd"], head["bwd"]))
+    compute = n_micro * (stage(layer["compute_fwd"], head["fwd"]) + stage(layer["compute_bwd"], head["bwd"]))
     step = busy + bubble + p2p + dp + optimizer
     return {
         "step_time_s": step,

@@ -87,26 +87,31 @@ def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int) -
     return best
 
 
-def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: CalibrationProfile):
+def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: CalibrationProfile,
+                weight_bytes: float | None = None):
     gp: GemmParams = profile.gemm_params(precision)
     m, n, k = _arr(m), _arr(n), _arr(k)
     flops = 2.0 * m * n * k
     elt = OPERAND_BYTES.get(precision, 2.0)
+    w_elt = elt if weight_bytes is None else weight_bytes
     aligned = np.mod(k * elt, ALIGN_BYTES) == 0
     eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count) * np.where(
         aligned, 1.0, gp.misaligned_k_factor)
     t_compute = flops / (_peak(chip, precision) * eff)
-    n_bytes = (m * k + k * n) * elt + m * n * OUTPUT_BYTES
+    n_bytes = m * k * elt + k * n * w_elt + m * n * OUTPUT_BYTES
     t_memory = n_bytes / (_hbm(chip) * profile.memory_efficiency)
     return flops, gp.launch_seconds + np.maximum(t_compute, t_memory)
 
 
 def gemm_seconds(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,
-                 profile: CalibrationProfile, count: ArrayLike = 1) -> np.ndarray:
+                 profile: CalibrationProfile, count: ArrayLike = 1,
+                 weight_bytes: float | None = None) -> np.ndarray:
     """Time of ``count`` GEMMs (m x k) @ (k x n) at ``precision`` (bf16 | fp16 | fp8 | fp4):
     launch + max(2mnk / (peak x efficiency(shape)), operand+output bytes / achievable HBM bandwidth).
-    The roofline max is Williams et al. 2009 ("Roofline"), per GEMM."""
-    _, t = _gemm_parts(m, n, k, precision, chip, profile)
+    The roofline max is Williams et al. 2009 ("Roofline"), per GEMM.  ``weight_bytes`` (bytes per
+    element of the k x n operand) prices weight-only quantisation (e.g. fp8 or fp4 weights read by a
+    bf16 GEMM in decode); default: the operand width of ``precision``."""
+    _, t = _gemm_parts(m, n, k, precision, chip, profile, weight_bytes)
     return t * _arr(count)
 
 

@@ -1,0 +1,145 @@
+"""Serving memory per GPU: weights at their storage format, the KV cache per token, the engine's
+activation workspace, and how many sequences fit.
+
+Sharding (one replica = ``tp * pp`` GPUs; see :mod:`colossim.specs.serving`):
+
+- linear weights of attention, dense MLPs, shared experts: split ``tp`` ways, layers ``pp`` ways;
+- routed experts: every expert split ``tp`` ways in total (``ep`` experts-wise x ``tp / ep``
+  within an expert), so the per-GPU share of the experts is ``1 / tp`` whatever ``ep`` is; ``ep``
+  changes the GEMM shapes and the bytes a decode step reads, not the footprint;
+- embeddings and the output head: vocabulary-parallel over ``tp``, on the first / last stage;
+  kept at 16 bits (:data:`EMBEDDING_FORMAT`);
+- KV cache (GQA / MHA): ``2 * kv_heads * head_dim`` values per token per layer, the KV heads split
+  over ``tp`` and replicated when ``tp > kv_heads`` (Megatron / TensorRT-LLM / vLLM do);
+  MLA: the compressed latent ``kv_lora_rank + qk_rope_head_dim`` per token per layer, replicated on
+  every TP rank (DeepSeek-V2 section 2.1; vLLM / SGLang MLA with TP).
+
+The pipeline's worst stage sets the per-GPU figure: ``ceil(layers / pp)`` layers plus the larger of
+the embedding and the output head.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from colossim import units
+from colossim.specs.model import ModelSpec
+from colossim.specs.serving import BYTES_PER_ELEMENT
+
+#: Storage format of the token embedding and the output head.
+#: Because: the FP8 and NVFP4 post-training quantisation recipes of TensorRT-LLM / ModelOpt and vLLM
+#: quantise the linear layers of the blocks and leave ``embed_tokens`` and ``lm_head`` in 16 bits.
+EMBEDDING_FORMAT = "bf16"
+
+#: Bytes per activation element in the engine's workspace (bf16 hidden states between kernels).
+WORKSPACE_ACTIVATION_BYTES = 2.0
+#: Live activation tensors per token during one layer's forward, in units of the widest per-GPU
+#: tensor.  Because: the residual stream, the normed input and the widest intermediate (QKV or
+#: MLP up/gate output) are live at once, plus one output buffer: 4.
+WORKSPACE_TENSORS = 4
+#: Bytes per logit of the sampled rows (fp32 logits for sampling, as vLLM / TensorRT-LLM keep them).
+LOGIT_BYTES = 4.0
+
+
+@dataclass(frozen=True)
+class ServingMemory:
+    """Bytes per GPU of one replica's worst pipeline stage."""
+
+    weights: float
+    workspace: float
+    kv_per_token: float
+    """KV-cache bytes one token of context occupies on this GPU (its layers, its KV-head share)."""
+    usable: float
+    """HBM the engine may use (``memory_fraction`` x capacity)."""
+
+    @property
+    def kv_budget(self) -> float:
+        """Bytes left for the KV cache (negative: the weights alone do not fit)."""
+        return self.usable - self.weights - self.workspace
+
+    def kv_tokens(self) -> int:
+        """KV-cache capacity in tokens of context (0 when nothing is left)."""
+        return max(0, int(self.kv_budget // self.kv_per_token)) if self.kv_per_token > 0 else 0
+
+    def max_sequences(self, context_tokens: float) -> int:
+        """Concurrent sequences of ``context_tokens`` (prompt + output) that fit."""
+        return int(self.kv_tokens() // max(context_tokens, 1.0))
+
+    def total(self, sequences: float, context_tokens: float) -> float:
+        """Bytes in use with ``sequences`` of ``context_tokens`` each."""
+        return self.weights + self.workspace + self.kv_per_token * sequences * context_tokens
+
+
+def stage_layers(model: ModelSpec, pp: int) -> int:
+    """Layers of the largest pipeline stage."""
+    return math.ceil(model.layers / pp)
+
+
+def _linear_params_per_layer(model: ModelSpec) -> tuple[float, float]:
+    """(dense-layer, moe-layer) weights that are quantised, per layer (norm gains excluded)."""
+    attn = model.params_attention
+    dense = attn + model.params_mlp_dense
+    moe = attn + model.params_router + (model.experts + model.shared_experts) * model.params_expert
+    return float(dense), float(moe)
+
+
+def weight_bytes_per_gpu(model: ModelSpec, weights: str, tp: int, pp: int) -> float:
+    """Weight bytes on the GPU holding the largest stage (layers at ``weights``, embeddings at 16 bits).
+    Layers of the stage are taken in proportion to the model's dense / MoE mix."""
+    w = BYTES_PER_ELEMENT[weights]
+    e = BYTES_PER_ELEMENT[EMBEDDING_FORMAT]
+    dense, moe = _linear_params_per_layer(model)
+    per_layer = (model.dense_layers * dense + model.moe_layers * moe) / model.layers
+    blocks = stage_layers(model, pp) * per_layer * w / tp
+    norms = stage_layers(model, pp) * model.norms_per_layer * model.hidden * e
+    ends = (model.params_embedding + model.params_output_head) if pp == 1 else max(
+        model.params_embedding, model.params_output_head)
+    return blocks + norms + ends * e / tp
+
+
+def kv_bytes_per_token_per_layer(model: ModelSpec, kv_format: str, tp: int) -> float:
+    """KV-cache bytes one token occupies in one layer on one GPU of a ``tp``-way group."""
+    b = BYTES_PER_ELEMENT[kv_format]
+    if model.attention == "mla":
+        return (model.mla_kv_lora_rank + model.mla_qk_rope_head_dim) * b
+    kv_local = math.ceil(model.kv_heads / tp)
+    return 2.0 * kv_local * model.head_dim * b
+
+
+def kv_bytes_per_token(model: ModelSpec, kv_format: str, tp: int = 1, pp: int = 1) -> float:
+    """KV-cache bytes one token of context occupies on one GPU (its stage's layers)."""
+    return stage_layers(model, pp) * kv_bytes_per_token_per_layer(model, kv_format, tp)
+
+
+def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: int) -> float:
+    """Activation workspace of one iteration: ``max_num_tokens`` tokens x WORKSPACE_TENSORS x the
+    widest per-GPU activation (hidden, QKV or MLP up/gate), plus fp32 logits for ``max_batch`` rows."""
+    up = 2 if model.activation.gated else 1
+    widths = [model.hidden, (model.heads + 2 * model.kv_heads) * model.qk_head_dim / tp]
+    if model.ffn_hidden:
+        widths.append(up * model.ffn_hidden / tp)
+    if model.is_moe:
+        widths.append(up * model.moe_ffn_hidden * model.top_k / tp)
+    act = max_num_tokens * WORKSPACE_TENSORS * max(widths) * WORKSPACE_ACTIVATION_BYTES
+    return act + max_batch * model.vocab / tp * LOGIT_BYTES
+
+
+def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_format: str, tp: int,
+                   pp: int, max_num_tokens: int, max_batch: int,
+                   memory_fraction: float) -> ServingMemory:
+    """Memory of one GPU of a ``tp x pp`` replica."""
+    return ServingMemory(
+        weights=weight_bytes_per_gpu(model, weights, tp, pp),
+        workspace=workspace_bytes(model, tp, max_num_tokens, max_batch),
+        kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
+        usable=hbm_bytes * memory_fraction)
+
+
+def gib(n_bytes: float) -> float:
+    return units.bytes_to_gib(n_bytes)
+
+
+__all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "ServingMemory", "WORKSPACE_TENSORS", "gib",
+           "kv_bytes_per_token", "kv_bytes_per_token_per_layer", "serving_memory", "stage_layers",
+           "weight_bytes_per_gpu", "workspace_bytes"]

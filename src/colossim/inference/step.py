@@ -1,0 +1,325 @@
+"""Time of one serving engine iteration on one replica, op by op, with the shared cost model.
+
+An iteration is one forward pass over a mixed batch (continuous batching): ``tokens`` new tokens
+(one per decoding sequence plus the prefill chunks scheduled), attention over the KV cache
+(``decode_kv_tokens``: the context lengths of the decoding sequences summed) and causal attention of
+the prefill chunks (``prefill_pairs``: query-key pairs), and the output head for the ``sampled``
+rows.  Every argument may be a numpy array (one element per batch size); the plan is scalar.
+
+Per layer and GPU (tp-way tensor parallel, one pipeline stage):
+
+- GEMMs with ``m = tokens``: QKV (or MLA's projections), output projection, dense MLP or the MoE
+  block (router; the experts a batch touches; shared experts).  Compute precision is the
+  activation format; weights are read at their storage format (``gemm_seconds(weight_bytes=)``),
+  so a small-batch decode is bound by the bytes of weights, a large prefill by FLOPs;
+- attention over the cache: KV bytes read (memory) vs FLOPs (compute), whichever is longer
+  (FlashDecoding-style kernels stream the cache once); MLA decodes on the compressed latent
+  (weight absorption, DeepSeek-V2 section 2.1.2: per head a ``kv_lora_rank + rope`` key and a
+  ``kv_lora_rank`` value);
+- prefill attention: FlashAttention FLOPs at the fitted attention efficiency;
+- memory-bound ops (norms, residuals, RoPE, the MLP activation, MoE permutation): the training
+  op list (:func:`colossim.training.ops.memory_bound_ops`) for ``tokens`` tokens;
+- TP all-reduce of the hidden states after attention and after the MLP (one for a parallel block),
+  priced by :func:`colossim.cost.comm.all_reduce_seconds` over the replica's scale-up domain (or
+  the scale-out fabric when tp exceeds it); MoE experts are reduced in the same all-reduce
+  (tokens are replicated over the tp ranks, so no all-to-all);
+- between pipeline stages, a send/recv of the hidden states; on the last stage, the final norm,
+  the output head for the sampled rows (16-bit weights) and sampling over fp32 logits;
+- a fixed host/scheduler overhead per iteration (:data:`ITERATION_OVERHEAD_S`).
+
+Each op's time goes to the ``compute`` or the ``memory`` bucket by which roofline term sets it;
+collectives go to ``comm``: the largest bucket names the phase's bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from colossim.catalog import Accelerator, load_catalog
+from colossim.cost import comm as C
+from colossim.cost import compute as K
+from colossim.cost.efficiency import CalibrationProfile, default_profile
+from colossim.inference.memory import EMBEDDING_FORMAT, LOGIT_BYTES, kv_bytes_per_token_per_layer, stage_layers
+from colossim.specs.model import ModelSpec
+from colossim.specs.serving import BYTES_PER_ELEMENT
+from colossim.specs.system import SystemSpec
+from colossim.training.ops import ACTIVATION_BYTES, memory_bound_ops
+
+ArrayLike = np.ndarray | float | int
+
+#: Host-side time per engine iteration that the GPU waits for (scheduling, sampling bookkeeping,
+#: launching the CUDA graph).  Because: TensorRT-LLM's C++ executor overlaps most of it with the
+#: GPU; a few hundred microseconds remain per iteration in its traces (the "inflight batching"
+#: step gap); 0.3 ms is that order, an assumption rather than a measurement.
+ITERATION_OVERHEAD_S = 3e-4
+
+#: Fraction of the FlashAttention efficiency that decode attention (one query per sequence against
+#: a long cache) reaches when it is compute-bound.  Because: with GQA, the q-heads of one KV group
+#: form the MMA's M dimension (8 rows for Llama's 64/8), so decode kernels use a quarter to half of
+#: a 64-row tensor-core tile; 0.5 is the middle.  Memory-bound decode (the usual case) ignores it.
+DECODE_ATTENTION_COMPUTE_FRACTION = 0.5
+
+BUCKETS = ("compute", "memory", "comm")
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """Everything fixed for one replica plan: the model, chip, network, formats and degrees."""
+
+    model: ModelSpec
+    chip: Accelerator
+    hardware: SystemSpec
+    network: C.Network
+    profile: CalibrationProfile
+    weights: str
+    activations: str
+    kv_cache: str
+    tp: int
+    pp: int
+    ep: int
+    attention_seq_hint: float
+    """Keys per query for the prefill attention efficiency (the workload's prompt length)."""
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def compute_precision(self) -> str:
+        return self.activations if self.activations in ("fp8", "fp4") else "bf16"
+
+
+def network_of(hardware: SystemSpec) -> C.Network:
+    """The collective network of ``hardware`` (its catalog system, with the spec's overrides)."""
+    chip = hardware.accelerator
+    system = load_catalog().systems.get(hardware.system_id) if hardware.system_id else None
+    net = C.network_for(chip, system,
+                        scaleout_bytes_per_s_per_gpu=hardware.scaleout_bytes_per_s_per_gpu or None)
+    return replace(net, scaleup_domain_size=hardware.scaleup_domain_size,
+                   gpus_per_node=hardware.gpus_per_node,
+                   scaleup_bytes_per_s_per_gpu=hardware.scaleup_bytes_per_s_per_gpu)
+
+
+def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activations: str,
+                 kv_cache: str, tp: int, pp: int, ep: int, attention_seq_hint: float,
+                 profile: CalibrationProfile | None = None) -> ServingContext:
+    chip = hardware.accelerator
+    prof = profile if profile is not None else default_profile(chip.id)
+    return ServingContext(model, chip, hardware, network_of(hardware), prof, weights, activations,
+                          kv_cache, tp, pp, ep, float(attention_seq_hint))
+
+
+def _f(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+class _Acc:
+    """Accumulates op times into the compute / memory / comm buckets."""
+
+    def __init__(self, shape) -> None:
+        self.t = {b: np.zeros(shape) for b in BUCKETS}
+
+    def gemm(self, ctx: ServingContext, m, n, k, count=1.0, *, precision: str | None = None,
+             weight_format: str | None = None, times: float = 1.0) -> None:
+        prec = precision or ctx.compute_precision
+        wfmt = weight_format or ctx.weights
+        w_bytes = BYTES_PER_ELEMENT[wfmt]
+        m, n, k, count = _f(m), _f(n), _f(k), _f(count)
+        safe_m = np.maximum(m, 1e-9)
+        t = K.gemm_seconds(safe_m, n, k, prec, ctx.chip, ctx.profile, count, weight_bytes=w_bytes)
+        elt = K.OPERAND_BYTES.get(prec, 2.0)
+        mem = (m * k * elt + k * n * w_bytes + m * n * K.OUTPUT_BYTES) * count / (
+            ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency)
+        launch = ctx.profile.gemm_params(prec).launch_seconds * count
+        memory_bound = mem >= (t - launch) * (1.0 - 1e-9)  # the roofline's max picked the bytes
+        t = np.where(m > 0, t, 0.0) * times
+        self.t["memory"] = self.t["memory"] + np.where(memory_bound, t, 0.0)
+        self.t["compute"] = self.t["compute"] + np.where(memory_bound, 0.0, t)
+
+    def add(self, bucket: str, t) -> None:
+        self.t[bucket] = self.t[bucket] + _f(t)
+
+    def split(self, t_compute, t_memory, times: float = 1.0) -> None:
+        """An op whose time is max(compute, memory): booked to the larger."""
+        t_compute, t_memory = _f(t_compute) * times, _f(t_memory) * times
+        mem = t_memory >= t_compute
+        self.t["memory"] = self.t["memory"] + np.where(mem, t_memory, 0.0)
+        self.t["compute"] = self.t["compute"] + np.where(mem, 0.0, t_compute)
+
+
+def _expected_experts_touched(experts: float, top_k: float, tokens: np.ndarray) -> np.ndarray:
+    """Expected distinct experts that ``tokens`` tokens route to, each picking ``top_k`` of
+    ``experts`` uniformly: E (1 - (1 - k/E)^T) (balanced routing; the load-balancing losses of
+    Switch / Mixtral / DeepSeek aim at it)."""
+    return experts * (1.0 - np.power(1.0 - top_k / experts, tokens))
+
+
+def _attention_gemms(acc: _Acc, ctx: ServingContext, T: np.ndarray, layers: float) -> None:
+    m, tp = ctx.model, ctx.tp
+    h, a = m.hidden, m.heads
+    if m.attention == "mla":
+        r_q, r_kv = m.mla_q_lora_rank, m.mla_kv_lora_rank
+        rope, nope, v = m.mla_qk_rope_head_dim, m.mla_qk_nope_head_dim, m.mla_v_head_dim
+        if r_q is None:
+            acc.gemm(ctx, T, a * m.qk_head_dim / tp, h, times=layers)
+        else:
+            acc.gemm(ctx, T, r_q, h, times=layers)                      # q_down (replicated)
+            acc.gemm(ctx, T, a * m.qk_head_dim / tp, r_q, times=layers)
+        acc.gemm(ctx, T, r_kv + rope, h, times=layers)                  # kv_down (replicated)
+        acc.gemm(ctx, T, a * (nope + v) / tp, r_kv, times=layers)       # kv_up / absorbed q, o
+        acc.gemm(ctx, T, h, a * v / tp, times=layers)
+        return
+    d, g = m.head_dim, m.kv_heads
+    acc.gemm(ctx, T, (a / tp + 2 * math.ceil(g / tp)) * d, h, times=layers)
+    acc.gemm(ctx, T, h, a * d / tp, times=layers)
+
+
+def _attention_core(acc: _Acc, ctx: ServingContext, decode_kv: np.ndarray, pairs: np.ndarray,
+                    layers: float) -> None:
+    m, chip, prof = ctx.model, ctx.chip, ctx.profile
+    heads_local = m.heads / ctx.tp
+    peak16 = chip.peak_flops_per_s("bf16")
+    hbm = chip.hbm_bytes_per_s * prof.memory_efficiency
+    if m.attention == "mla":  # decode on the latent: key r_kv + rope, value r_kv
+        dk, dv = m.mla_kv_lora_rank + m.mla_qk_rope_head_dim, m.mla_kv_lora_rank
+    else:
+        dk, dv = m.qk_head_dim, m.v_head_dim
+    # decode: stream the cache once; FLOPs 2 (dk + dv) per key per local head
+    kv_bytes = decode_kv * kv_bytes_per_token_per_layer(m, ctx.kv_cache, ctx.tp)
+    dec_flops = 2.0 * decode_kv * heads_local * (dk + dv)
+    eff_dec = prof.attention.max_efficiency * DECODE_ATTENTION_COMPUTE_FRACTION
+    acc.split(dec_flops / (peak16 * eff_dec), kv_bytes / hbm, times=layers)
+    # prefill: causal FlashAttention over the chunk and its cached prefix
+    pre_flops = 2.0 * pairs * heads_local * (m.qk_head_dim + m.v_head_dim)
+    eff = K.attention_efficiency(ctx.attention_seq_hint, m.qk_head_dim, True, prof)
+    acc.add("compute", pre_flops / (peak16 * eff) * layers)
+
+
+def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe_layers: float) -> None:
+    m, tp = ctx.model, ctx.tp
+    h, up = m.hidden, 2 if m.activation.gated else 1
+    if dense_layers:
+        acc.gemm(ctx, T, up * m.ffn_hidden / tp, h, times=dense_layers)
+        acc.gemm(ctx, T, h, m.ffn_hidden / tp, times=dense_layers)
+    if moe_layers:
+        e, k, fe, ep = m.experts, m.top_k, m.moe_ffn_hidden, ctx.ep
+        etp = tp / ep
+        acc.gemm(ctx, T, e, h, precision="bf16", weight_format="bf16", times=moe_layers)   # router
+        touched = _expected_experts_touched(e, k, T) / ep                 # distinct local experts
+        rows = T * k / ep / np.maximum(touched, 1e-9)                     # rows per touched expert
+        acc.gemm(ctx, rows, up * fe / etp, h, touched, times=moe_layers)
+        acc.gemm(ctx, rows, h, fe / etp, touched, times=moe_layers)
+        if m.shared_experts:
+            s = m.shared_experts
+            acc.gemm(ctx, T, s * up * fe / tp, h, times=moe_layers)
+            acc.gemm(ctx, T, h, s * fe / tp, times=moe_layers)
+
+
+def _memory_bound(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float,
+                  moe_layers: float) -> None:
+    hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
+    for kind, n in (("dense", dense_layers), ("moe", moe_layers)):
+        if n:
+            ops = memory_bound_ops(ctx.model, T, 1, ctx.tp, 1, False, kind)
+            acc.add("memory", sum(_f(op.bytes) for op in ops) / hbm * n)
+
+
+def _tp_comm(acc: _Acc, ctx: ServingContext, T: np.ndarray, layers: float) -> None:
+    if ctx.tp == 1:
+        return
+    per_layer = 1 if ctx.model.parallel_block else 2
+    msg = T * ctx.model.hidden * ACTIVATION_BYTES
+    t = C.all_reduce_seconds(np.maximum(msg, 1.0), ctx.tp, ctx.network, ctx.profile)
+    acc.add("comm", np.where(T > 0, t, 0.0) * per_layer * layers)
+
+
+def _pp_comm(acc: _Acc, ctx: ServingContext, T: np.ndarray) -> None:
+    if ctx.pp == 1:
+        return
+    msg = np.maximum(T * ctx.model.hidden * ACTIVATION_BYTES, 1.0)
+    crosses = ctx.tp * ctx.pp > ctx.network.scaleup_domain_size or ctx.tp * ctx.pp > ctx.network.gpus_per_node
+    acc.add("comm", C.send_recv_seconds(msg, ctx.network, ctx.profile, crosses_scaleout=crosses))
+
+
+def _head(acc: _Acc, ctx: ServingContext, sampled: np.ndarray) -> None:
+    m = ctx.model
+    hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
+    acc.add("memory", 2 * sampled * m.hidden * ACTIVATION_BYTES / hbm)          # final norm
+    acc.gemm(ctx, sampled, m.vocab / ctx.tp, m.hidden, precision="bf16", weight_format=EMBEDDING_FORMAT)
+    acc.add("memory", sampled * m.vocab / ctx.tp * LOGIT_BYTES * 2 / hbm)       # write + read for sampling
+
+
+def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
+                  prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0) -> dict[str, np.ndarray]:
+    """Time of one micro-batch through the largest pipeline stage (its layers, plus the output head
+    and the stage-to-stage send), by bucket; ``total`` is their sum plus the iteration overhead
+    divided over the stages."""
+    T, kv, pairs, smp = np.broadcast_arrays(_f(tokens), _f(decode_kv_tokens), _f(prefill_pairs), _f(sampled))
+    m = ctx.model
+    L = stage_layers(m, ctx.pp)
+    dense = L * m.dense_layers / m.layers
+    moe = L - dense
+    acc = _Acc(T.shape)
+    _attention_gemms(acc, ctx, T, L)
+    _attention_core(acc, ctx, kv, pairs, L)
+    _mlp(acc, ctx, T, dense, moe)
+    _memory_bound(acc, ctx, T, dense, moe)
+    _tp_comm(acc, ctx, T, L)
+    _pp_comm(acc, ctx, T)
+    _head(acc, ctx, smp)
+    out = dict(acc.t)
+    out["overhead"] = np.full(T.shape, ITERATION_OVERHEAD_S / ctx.pp)
+    out["total"] = sum(out[b] for b in BUCKETS) + out["overhead"]
+    return out
+
+
+def iteration_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
+                      prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0) -> dict[str, np.ndarray]:
+    """Latency of one iteration of a micro-batch through all ``pp`` stages (per bucket and total)."""
+    s = stage_seconds(ctx, tokens, decode_kv_tokens, prefill_pairs, sampled)
+    return {k: v * ctx.pp for k, v in s.items()}
+
+
+def causal_pairs(chunk: ArrayLike, prefix: ArrayLike = 0.0) -> np.ndarray:
+    """Query-key pairs of causal attention for ``chunk`` new tokens after ``prefix`` cached ones."""
+    c = _f(chunk)
+    return c * (_f(prefix) + (c + 1.0) / 2.0)
+
+
+@dataclass(frozen=True)
+class TabulatedIterationCost:
+    """The iteration cost as the request simulator needs it, cheap per call:
+    ``fixed(tokens)`` tabulated for 1..max_tokens (linear interpolation), plus linear terms for
+    the decode KV reads and the prefill attention pairs (both are linear in the model above)."""
+
+    tokens_grid: np.ndarray
+    seconds_grid: np.ndarray
+    per_kv_token_s: float
+    per_pair_s: float
+
+    def iteration_seconds(self, tokens: int, decode_kv_tokens: float, prefill_attention_pairs: float) -> float:
+        i = min(max(int(tokens), 1), len(self.seconds_grid)) - 1
+        return float(self.seconds_grid[i] + self.per_kv_token_s * decode_kv_tokens
+                     + self.per_pair_s * prefill_attention_pairs)
+
+
+def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
+    """:class:`TabulatedIterationCost` of ``ctx`` for iterations of up to ``max_tokens`` tokens.
+    Sampled rows are taken equal to the tokens when below the batch limit: a decode iteration samples
+    every row (prefill rows add at most one each, a second-order term)."""
+    grid = np.arange(1, max_tokens + 1, dtype=float)
+    base = iteration_seconds(ctx, grid, 0.0, 0.0, grid)["total"]
+    big = 1e6
+    per_kv = float((iteration_seconds(ctx, 1.0, big, 0.0, 1.0)["total"][()]
+                    - iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0)["total"][()]) / big)
+    per_pair = float((iteration_seconds(ctx, 1.0, 0.0, big, 1.0)["total"][()]
+                      - iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0)["total"][()]) / big)
+    return TabulatedIterationCost(grid, base, per_kv, per_pair)
+
+
+__all__ = ["BUCKETS", "DECODE_ATTENTION_COMPUTE_FRACTION", "ITERATION_OVERHEAD_S", "ServingContext",
+           "TabulatedIterationCost", "causal_pairs", "iteration_seconds", "make_context", "network_of",
+           "stage_seconds", "tabulate"]

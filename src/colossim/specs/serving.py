@@ -1,0 +1,181 @@
+"""The serving spec: model + hardware + parallel plan + serving workload, with the same conventions
+as the training spec (YAML, JSON, stdin or a mapping; unknown fields and bad values are one-line
+errors naming the field, the value and what is allowed).
+
+```yaml
+model: llama3.1-70b
+hardware: {system: hgx-h100, count: 8}           # or {gpu: h100-sxm, count: 8}; gb200-nvl72 ...
+parallelism: {tp: 8, pp: 1, ep: 1, replicas: 1}  # optional: omitted fields are searched
+serving: {weights: fp8, activations: fp8, kv_cache: fp8, input_tokens: 2048, output_tokens: 2048,
+          batch: 64, ttft_slo_s: 5.0, tpot_slo_s: 0.05, disaggregated: false}   # batch: searched
+```
+
+``count`` GPUs hold ``replicas`` copies of the model; a replica spans ``tp * pp`` GPUs
+(``replicas * tp * pp = count``).  In an MoE layer the ``tp`` GPUs of a stage split the experts
+``ep`` ways and each expert ``tp / ep`` ways (TensorRT-LLM's ``moe_ep_size * moe_tp_size = tp_size``;
+vLLM's expert parallelism is ``ep = tp``), so ``ep`` divides both ``tp`` and the expert count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from colossim.errors import SpecError
+from colossim.specs._validation import check_known_fields, validate_model
+from colossim.specs.model import ModelSpec, resolve_model
+from colossim.specs.system import SystemSpec, resolve_hardware
+from colossim.specs.training import _divisors, read_spec_document
+
+SERVING_SECTIONS = ["model", "hardware", "parallelism", "serving"]
+
+
+class NumberFormat(str, Enum):
+    """Storage / compute formats of weights, activations and the KV cache."""
+
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    fp4 = "fp4"
+
+
+#: Bytes per element of each format.  FP4 (NVFP4 / MXFP4) also stores one 8-bit scale per block of
+#: 16 (NVFP4) elements: 0.5 + 1/16 bytes.  Source: NVIDIA Blackwell NVFP4 format (16-element
+#: micro-blocks with an FP8 E4M3 scale, plus a per-tensor FP32 scale, negligible).
+BYTES_PER_ELEMENT = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5 + 1.0 / 16.0}
+
+
+class ServingPlan(BaseModel):
+    """How one model replica is split, and how many replicas share the GPUs.  Every field optional."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tp: int | None = Field(None, ge=1, description="tensor-parallel degree inside a replica")
+    pp: int | None = Field(None, ge=1, description="pipeline stages of a replica")
+    ep: int | None = Field(None, ge=1, description="expert-parallel degree (MoE) inside a replica")
+    replicas: int | None = Field(None, ge=1, description="independent model copies on the GPUs")
+
+    @property
+    def is_complete(self) -> bool:
+        return None not in (self.tp, self.pp, self.ep, self.replicas)
+
+
+class ServingWorkload(BaseModel):
+    """The traffic and the formats.  ``activations`` defaults to ``weights`` when the chip computes in
+    that format (fp8 weights -> fp8 GEMMs); ``kv_cache`` defaults to ``activations`` (bf16 when the
+    activations are fp4: no production FP4 KV cache in the 2024-2025 engines)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weights: NumberFormat = NumberFormat.bf16
+    activations: NumberFormat | None = None
+    kv_cache: NumberFormat | None = None
+    input_tokens: int = Field(ge=1, description="prompt tokens per request")
+    output_tokens: int = Field(ge=1, description="generated tokens per request")
+    batch: int | None = Field(None, ge=1, description="concurrent sequences per replica; searched when omitted")
+    ttft_slo_s: float | None = Field(None, gt=0, description="time-to-first-token limit")
+    tpot_slo_s: float | None = Field(None, gt=0, description="time-per-output-token limit")
+    disaggregated: bool = Field(False, description="separate prefill and decode GPU pools")
+    batching: Literal["continuous", "static"] = Field(
+        "continuous", description="continuous (in-flight) batching, or static batches run to completion")
+    chunked_prefill: bool = Field(True, description="prompts split into chunks mixed with decodes")
+    max_num_tokens: int = Field(8192, ge=1, description="token budget of one engine iteration")
+    max_batch_size: int = Field(2048, ge=1, description="engine limit on running sequences per replica")
+    memory_fraction: float = Field(0.9, gt=0, le=1.0, description="share of HBM the engine may use")
+    prefill_fraction: float | None = Field(None, gt=0, lt=1, description="disaggregated: share of GPUs "
+                                           "doing prefill; sized from the traffic when omitted")
+
+    @model_validator(mode="after")
+    def _formats(self) -> ServingWorkload:
+        order = ["fp4", "fp8", "bf16", "fp16"]
+        if self.activations is not None and order.index(self.activations.value) < order.index(
+                self.weights.value) and self.weights.value not in ("bf16", "fp16"):
+            raise ValueError(f"activations {self.activations.value} are narrower than weights "
+                             f"{self.weights.value}: allowed activations: {self.weights.value} or wider")
+        return self
+
+    @property
+    def activation_format(self) -> str:
+        if self.activations is not None:
+            return self.activations.value
+        return self.weights.value
+
+    @property
+    def kv_format(self) -> str:
+        if self.kv_cache is not None:
+            return self.kv_cache.value
+        a = self.activation_format
+        return "bf16" if a == "fp4" else a
+
+
+@dataclass(frozen=True)
+class ServingSpec:
+    model: ModelSpec
+    hardware: SystemSpec
+    parallelism: ServingPlan
+    serving: ServingWorkload
+
+
+def validate_serving_plan(model: ModelSpec, hardware: SystemSpec, plan: ServingPlan) -> None:
+    """Raise :class:`SpecError` when given plan fields cannot run: tp divides heads; pp <= layers;
+    ep divides the experts and tp (1 for dense models); replicas * tp * pp = count."""
+    p, n = plan, hardware.count
+    if p.tp is not None and model.heads % p.tp:
+        raise SpecError(f"parallelism.tp = {p.tp} does not divide model.heads = {model.heads}: "
+                        f"allowed tp: {_divisors(model.heads)}", field="parallelism.tp", value=p.tp)
+    if p.pp is not None and p.pp > model.layers:
+        raise SpecError(f"parallelism.pp = {p.pp} > model.layers = {model.layers}",
+                        field="parallelism.pp", value=p.pp)
+    if p.ep is not None and p.ep > 1:
+        if not model.is_moe:
+            raise SpecError(f"parallelism.ep = {p.ep} but model '{model.name}' is dense: allowed ep: 1",
+                            field="parallelism.ep", value=p.ep, allowed=["1"])
+        if model.experts % p.ep:
+            raise SpecError(f"parallelism.ep = {p.ep} does not divide model.experts = {model.experts}: "
+                            f"allowed ep: {_divisors(model.experts)}", field="parallelism.ep", value=p.ep)
+        if p.tp is not None and p.tp % p.ep:
+            raise SpecError(f"parallelism.ep = {p.ep} does not divide tp = {p.tp} (a stage's tp GPUs "
+                            f"split the experts ep ways): allowed ep: {_divisors(p.tp)}",
+                            field="parallelism.ep", value=p.ep)
+    names = ("tp", "pp", "replicas")
+    given = [(k, getattr(p, k)) for k in names if getattr(p, k) is not None]
+    prod = 1
+    for _, v in given:
+        prod *= v
+    if len(given) == 3 and prod != n:
+        raise SpecError(f"tp*pp*replicas = {'*'.join(str(v) for _, v in given)} = {prod} != hardware.count "
+                        f"{n}", field="parallelism", value=dict(given))
+    if n % prod:
+        raise SpecError(f"{'*'.join(k for k, _ in given)} = {prod} does not divide hardware.count {n}",
+                        field="parallelism", value=dict(given))
+
+
+def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None) -> ServingSpec:
+    """Read a serving spec from a YAML/JSON path, ``"-"`` (stdin, whose ``text`` the caller passes)
+    or a mapping; raise :class:`SpecError` (one line) on anything wrong."""
+    data = read_spec_document(source, text)
+    check_known_fields(data, SERVING_SECTIONS, "")
+    for section in ("model", "hardware", "serving"):
+        if section not in data:
+            raise SpecError(f"spec is missing '{section}'", field=section, allowed=SERVING_SECTIONS)
+    workload = validate_model(ServingWorkload, data["serving"], "serving")
+    model = resolve_model(data["model"])
+    hardware = resolve_hardware(data["hardware"])
+    plan = validate_model(ServingPlan, data.get("parallelism") or {}, "parallelism")
+    validate_serving_plan(model, hardware, plan)
+    chip = hardware.accelerator
+    for what, fmt in (("serving.activations", workload.activation_format),):
+        if fmt in ("fp8", "fp4") and not chip.peak_flops_per_s(fmt):
+            have = [q for q in ("bf16", "fp8", "fp4") if chip.peak_flops_per_s(q)]
+            raise SpecError(f"{what} = {fmt}: chip '{chip.id}' has no {fmt} tensor cores; allowed: "
+                            f"{', '.join(have)}", field=what, value=fmt, allowed=have)
+    return ServingSpec(model=model, hardware=hardware, parallelism=plan, serving=workload)
+
+
+__all__ = ["BYTES_PER_ELEMENT", "NumberFormat", "SERVING_SECTIONS", "ServingPlan", "ServingSpec",
+           "ServingWorkload", "load_serving_spec", "validate_serving_plan"]

@@ -39,6 +39,12 @@ class GemmParams:
     """Streaming multiprocessors (compute units): the width of one wave of output tiles."""
     derivation: str = ""
     rows: tuple[str, ...] = ()
+    sustained_fraction: float = 1.0
+    """Throughput under sustained, power-limited load / the burst benchmarks ``max_efficiency`` was
+    fitted to (clocks drop when the GPU sits at its power limit for minutes, as in training).
+    Already folded into ``max_efficiency``; kept here to show how much of it is clocks."""
+    sustained_rows: tuple[str, ...] = ()
+    """Rows the sustained fraction comes from (long runs at the chip's power limit)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,9 @@ def profile_to_dict(profile: CalibrationProfile) -> dict:
 def profile_from_dict(d: dict) -> CalibrationProfile:
     """Inverse of :func:`profile_to_dict`; raises :class:`ColossimError` naming a bad field."""
     try:
-        gemm = {k: GemmParams(**{**v, "rows": tuple(v.get("rows", ()))}) for k, v in d["gemm"].items()}
+        gemm = {k: GemmParams(**{**v, "rows": tuple(v.get("rows", ())),
+                                 "sustained_rows": tuple(v.get("sustained_rows", ()))})
+                for k, v in d["gemm"].items()}
         att = d["attention"]
         attention = AttentionParams(**{**att, "rows": tuple(att.get("rows", ()))})
         colls = {k: BusCurve(**{**v, "rows": tuple(v.get("rows", ()))})

@@ -92,7 +92,8 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         ctx.model, tp=plans.tp, pp=plans.pp, cp=plans.cp, ep=plans.ep, dp=plans.dp, vpp=plans.vpp,
         micro_batch=plans.micro_batch, recompute=plans.recompute, zero=plans.zero,
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
-        global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention)
+        global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
+        fsdp=plans.fsdp)
 
 
 def _cost_per_gpu_hour_usd(spec) -> tuple[float, dict]:

@@ -69,6 +69,11 @@ ALLOCATOR_OVERHEAD_FRACTION = 0.10
 #: Layers whose gathered weights FSDP / ZeRO-3 keeps at once (current + prefetched next).
 #: Because: PyTorch FSDP's default forward/backward prefetch of one layer ahead.
 FSDP_GATHERED_LAYERS = 2
+#: Fraction of a layer's weights DeepSpeed ZeRO-3 holds gathered at once (it fetches by submodule:
+#: the current one and the prefetched next).  Because: the two largest submodules of a GPT layer
+#: are the MLP's fc1 and fc2, 8 h^2 of its 12 h^2 weights (4/3 x 2/3 ~ 2/3 of the layer); DeepSpeed
+#: further caps live gathered parameters with ``stage3_max_live_parameters`` (1e9 by default).
+DEEPSPEED_GATHERED_LAYER_FRACTION = 2 / 3
 
 
 @dataclass(frozen=True)
@@ -161,10 +166,11 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    ep: ArrayLike = 1, dp: ArrayLike = 1, vpp: ArrayLike = 1, micro_batch: ArrayLike = 1,
                    recompute: Any = "none", zero: ArrayLike = 0, sequence_parallel: ArrayLike = False,
                    precision: str = "bf16", seq_len: int | None = None, global_batch: int | None = None,
-                   flash_attention: bool = True) -> MemoryBreakdown:
+                   flash_attention: bool = True, fsdp: ArrayLike = True) -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
-    schedule is assumed long enough to fill the pipeline."""
+    schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
+    units gathered a layer at a time (PyTorch FSDP), else DeepSpeed's per-submodule fetches."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     rc = _recompute_code(recompute)
@@ -208,7 +214,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                     model.params_per_layer_moe - (model.experts * model.params_expert if model.is_moe else 0))
     expert_layer = model.experts * model.params_expert if model.moe_layers else 0
     # only sharded weights need gathering (an expert-data-parallel group of 1 holds them whole)
-    gathered = FSDP_GATHERED_LAYERS * WEIGHT_BYTES * (np.where(group > 1, layer_max / tp, 0.0)
+    held = np.where(np.asarray(fsdp, dtype=bool), FSDP_GATHERED_LAYERS, DEEPSPEED_GATHERED_LAYER_FRACTION)
+    gathered = held * WEIGHT_BYTES * (np.where(group > 1, layer_max / tp, 0.0)
                                                       + np.where(egroup > 1, expert_layer / (tp * ep), 0.0))
     buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered, 0.0)
                + ALLOCATOR_OVERHEAD_FRACTION * activations)
@@ -217,7 +224,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                            activations=activations, buffers=buffers, total=total)
 
 
-__all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "FP8_WEIGHT_CACHE_BYTES",
+__all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERED_LAYER_FRACTION",
+           "FP8_WEIGHT_CACHE_BYTES",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "activation_bytes_per_layer",
            "memory_per_gpu", "params_per_gpu"]

@@ -33,6 +33,14 @@ class PlanArrays:
     zero: np.ndarray
     sequence_parallel: np.ndarray  # bool
     tp_overlap: np.ndarray  # bool
+    fsdp: np.ndarray | None = None
+    """bool per plan: ZeRO-3 with flat-parameter units (PyTorch FSDP: one all-gather per layer) rather
+    than DeepSpeed ZeRO-3's per-submodule fetches (the spec's ``fsdp: false`` with ``zero: 3``).
+    None means FSDP-style everywhere."""
+
+    def __post_init__(self) -> None:
+        if self.fsdp is None:
+            object.__setattr__(self, "fsdp", np.ones(self.tp.shape, dtype=bool))
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -47,6 +55,7 @@ class PlanArrays:
         d["recompute"] = RECOMPUTE_NAMES[int(d["recompute"])]
         d["sequence_parallel"] = bool(d["sequence_parallel"])
         d["tp_overlap"] = bool(d["tp_overlap"])
+        d["fsdp"] = bool(d["fsdp"])
         return d
 
     @classmethod
@@ -61,4 +70,5 @@ class PlanArrays:
         return cls(tp=col("tp", np.int64), pp=col("pp", np.int64), cp=col("cp", np.int64), ep=col("ep", np.int64),
                    dp=col("dp", np.int64), vpp=col("vpp", np.int64), micro_batch=col("micro_batch", np.int64),
                    recompute=col("recompute", np.int64), zero=col("zero", np.int64),
-                   sequence_parallel=col("sequence_parallel", bool), tp_overlap=col("tp_overlap", bool))
+                   sequence_parallel=col("sequence_parallel", bool), tp_overlap=col("tp_overlap", bool),
+                   fsdp=np.asarray([p.get("fsdp", True) is not False for p in plans], dtype=bool))

@@ -86,4 +86,5 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     return PlanArrays(tp=tp[sel], pp=pp[sel], cp=cp[sel], ep=ep[sel], dp=dp[sel], vpp=vpp[sel],
                       micro_batch=mb[sel], recompute=rc[sel], zero=zero[sel],
                       sequence_parallel=np.asarray(sp)[sel],
-                      tp_overlap=np.full(sel.shape, bool(plan.tp_overlap)))
+                      tp_overlap=np.full(sel.shape, bool(plan.tp_overlap)),
+                      fsdp=np.full(sel.shape, plan.fsdp is not False))

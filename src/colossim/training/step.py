@@ -181,6 +181,26 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
 
 
+#: Parameter elements per gradient bucket of DeepSpeed ZeRO-3's reduce-scatter.  Source: DeepSpeed
+#: config default ``reduce_bucket_size`` = 5e8 (deepspeed/runtime/zero/config.py).
+ZERO3_REDUCE_BUCKET_ELEMENTS = 5e8
+
+
+def zero3_fetches_per_layer(model, fsdp: np.ndarray) -> np.ndarray:
+    """Parameter all-gathers one layer costs per pass under ZeRO-3.
+
+    PyTorch FSDP flattens each wrapped unit (a transformer block) into one FlatParameter: one
+    all-gather per layer (Zhao et al. 2023, "PyTorch FSDP", sec. 3.2).  DeepSpeed ZeRO-3 fetches
+    parameters by submodule as the forward/backward hooks reach it (Rajbhandari et al. 2020, ZeRO,
+    sec. 5; deepspeed/runtime/zero/stage3.py ``fetch_sub_module``): one collective per norm and per
+    linear layer -- the norms, the attention projections (fused QKV + output; MLA's down/up
+    projections), the MLP's fc1 (gate and up fused) and fc2.  Each collective pays its own ring
+    latency, which at hundreds of ranks dominates (Narayanan et al. 2021 Table 2's collapse)."""
+    attn = 5 if model.attention == "mla" else 2
+    per_layer = model.norms_per_layer + attn + 2
+    return np.where(np.asarray(fsdp, dtype=bool), 1.0, float(per_layer))
+
+
 def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarray],
                 t_fwd_mb: np.ndarray, t_bwd_mb: np.ndarray, n_micro: np.ndarray) -> np.ndarray:
     """Exposed data-parallel communication of one step (per GPU).
@@ -189,7 +209,10 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     optimizer: reduce-scatter of the gradients + all-gather of the updated bf16 weights.  ZeRO 3 /
     FSDP: every micro-batch all-gathers the weights for forward and again for backward and
     reduce-scatters the gradients, prefetched layer by layer so only what exceeds that
-    micro-batch's compute is exposed (Rajbhandari et al. 2020, ZeRO; Zhao et al. 2023, FSDP).
+    micro-batch's compute is exposed (Rajbhandari et al. 2020, ZeRO; Zhao et al. 2023, FSDP).  The
+    gathers are one collective per layer (FSDP) or per submodule (DeepSpeed), each with its own
+    latency (:func:`zero3_fetches_per_layer`); DeepSpeed reduce-scatters gradients in buckets of
+    ``ZERO3_REDUCE_BUCKET_ELEMENTS``, FSDP per layer.
     Replicas span dp x cp ranks (CP ranks hold the same weights); expert weights replicate over
     dp x cp / ep ranks.  Both groups have stride tp in the rank order."""
     net, prof = ctx.network, ctx.profile
@@ -197,23 +220,36 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     egroup = np.maximum(group // np.maximum(plans.ep, 1), 1)
     dense, expert = params["dense"], params["expert"]
 
-    def coll(fn, n_params, nbytes, g, stride):
-        return np.where(g > 1, fn(n_params * nbytes, g, net, prof, stride=stride), 0.0)
+    def coll(fn, n_params, nbytes, g, stride, calls=1.0):
+        calls = np.maximum(calls, 1.0)
+        return np.where(g > 1, calls * fn(n_params * nbytes / calls, g, net, prof, stride=stride), 0.0)
 
+    estride = plans.tp * plans.cp * plans.ep
     ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, group, plans.tp)
-          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup, plans.tp * plans.cp * plans.ep))
+          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup, estride))
     rs = (coll(C.reduce_scatter_seconds, dense, DP_GRAD_BYTES, group, plans.tp)
-          + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, plans.tp * plans.cp * plans.ep))
+          + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, estride))
     ag = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp)
-          + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, plans.tp * plans.cp * plans.ep))
-    rs_bf16 = rs * PARAM_GATHER_BYTES / DP_GRAD_BYTES
+          + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride))
+
+    # ZeRO-3: the same bytes in many collectives (per layer or per submodule)
+    layers = layers_on_slowest_stage(ctx.model.layers, plans.pp)
+    fetches = layers * zero3_fetches_per_layer(ctx.model, plans.fsdp) + 1.0  # + embedding/head
+    share = np.where(expert > 0, dense / (dense + expert), 1.0)
+    buckets = np.where(plans.fsdp, fetches,
+                       np.ceil(params["total"] / ZERO3_REDUCE_BUCKET_ELEMENTS))
+    ag3 = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, fetches * share)
+           + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride, fetches * (1 - share)))
+    rs3 = (coll(C.reduce_scatter_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, buckets * share)
+           + coll(C.reduce_scatter_seconds, expert, PARAM_GATHER_BYTES, egroup, estride,
+                  buckets * (1 - share)))
 
     bwd_window = t_bwd_mb if DP_OVERLAP else 0.0
     fwd_window = t_fwd_mb if DP_OVERLAP else 0.0
     zero0 = np.maximum(ar - bwd_window, 0.0)
     zero12 = np.maximum(rs - bwd_window, 0.0) + np.maximum(ag - fwd_window, 0.0)
     # FSDP: per micro-batch, gathers hide under that micro-batch's forward / backward compute.
-    zero3 = n_micro * (np.maximum(ag - t_fwd_mb, 0.0) + np.maximum(ag + rs_bf16 - t_bwd_mb, 0.0))
+    zero3 = n_micro * (np.maximum(ag3 - t_fwd_mb, 0.0) + np.maximum(ag3 + rs3 - t_bwd_mb, 0.0))
     return np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
 
 

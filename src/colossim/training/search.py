@@ -6,7 +6,9 @@ Fields the spec fixes stay fixed; every omitted field is searched:
   query-group rule); at most the scale-up domain (TP traffic must stay on NVLink) unless
   ``allow_tp_beyond_domain``.
 - ``cp``: powers of two up to ``MAX_CP`` with ``seq_len`` divisible by 2 cp (load-balanced causal
-  chunks, Megatron-Core).
+  chunks, Megatron-Core); only 1 without flash attention: ring attention merges the partial
+  results of each K/V chunk through the log-sum-exp a fused (flash) attention kernel returns
+  (Megatron-Core CP runs on Transformer Engine's fused attention), which the unfused core lacks.
 - ``pp``: divides the layers (or any count up to the layers with ``uneven_stages``).
 - ``dp``: what is left of the GPU count; ``ep`` divides the experts and dp x cp.
 - ``micro_batch``: powers of two with the global batch divisible by dp x micro_batch.
@@ -54,7 +56,8 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
 
     # candidates; valid_mask below is the one authority on validity
     tps = choices("tp", [t for t in _divisors(model.heads) if kv % t == 0 or t % kv == 0])
-    cps = choices("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1])
+    cps = choices("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
+                  if plan.flash_attention else [1])
     pps = choices("pp", [p for p in _divisors(n) if p <= model.layers])
     eps = choices("ep", _divisors(model.experts) if model.is_moe else [1])
     mbs = choices("micro_batch", list(MICRO_BATCHES))

@@ -67,8 +67,9 @@ class ServingPlan(BaseModel):
 
 class ServingWorkload(BaseModel):
     """The traffic and the formats.  ``activations`` defaults to ``weights`` when the chip computes in
-    that format (fp8 weights -> fp8 GEMMs); ``kv_cache`` defaults to ``activations`` (bf16 when the
-    activations are fp4: no production FP4 KV cache in the 2024-2025 engines)."""
+    that format (fp8 weights -> fp8 GEMMs), else to bf16 (weight-only quantisation, as W8A16 / W4A16
+    kernels run on chips without FP8 / FP4 tensor cores); ``kv_cache`` defaults to ``activations``
+    (bf16 when the activations are fp4: no production FP4 KV cache in the 2024-2025 engines)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -169,6 +170,10 @@ def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | Non
     plan = validate_model(ServingPlan, data.get("parallelism") or {}, "parallelism")
     validate_serving_plan(model, hardware, plan)
     chip = hardware.accelerator
+    if workload.activations is None and workload.weights.value in ("fp8", "fp4") \
+            and not chip.peak_flops_per_s(workload.weights.value):
+        # weight-only quantisation (W8A16 / W4A16 kernels, e.g. Marlin) on chips without that format
+        workload = workload.model_copy(update={"activations": NumberFormat.bf16})
     for what, fmt in (("serving.activations", workload.activation_format),):
         if fmt in ("fp8", "fp4") and not chip.peak_flops_per_s(fmt):
             have = [q for q in ("bf16", "fp8", "fp4") if chip.peak_flops_per_s(q)]

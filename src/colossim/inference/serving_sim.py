@@ -1,0 +1,50 @@
+"""``serve simulate``: a serving spec's best plan, its iteration cost tabulated from the step model,
+and the event-driven request simulator (:mod:`colossim.inference.simulate`) on one replica.
+
+The cluster's Poisson stream of ``rate`` requests/s splits evenly over the ``replicas`` (a random
+split of a Poisson process is Poisson), so one replica is simulated at ``rate / replicas`` and its
+throughput scaled back.  With ``pp > 1`` the iteration is the latency of a micro-batch through all
+stages and the stages are not overlapped: the simulated throughput is then a lower bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from colossim.cost.efficiency import CalibrationProfile
+from colossim.inference import simulate as S
+from colossim.inference.estimate import _context, _memory, estimate
+from colossim.inference.step import tabulate
+from colossim.specs.serving import ServingSpec
+
+
+def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: str | None = None,
+                   output_len: str | None = None, seed: int = 0,
+                   profile: CalibrationProfile | None = None, progress=None) -> dict:
+    """Simulate ``requests`` requests arriving at ``rate``/s (0: all at once) on the spec's plan."""
+    s = spec.serving
+    best = estimate(spec, profile)
+    plan = best.parallelism
+    ctx = _context(spec, plan, profile)
+    mem = _memory(spec, plan["tp"], plan["pp"])
+    cost = tabulate(ctx, s.max_num_tokens)
+    cfg = S.SchedulerConfig(kv_capacity_tokens=mem.kv_tokens(), max_batch=min(s.max_batch_size, s.max_num_tokens),
+                            max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill)
+    replicas = plan["replicas"]
+    per_replica = math.inf if rate <= 0 else rate / replicas
+    inp = S.parse_length(input_len, field="--input") if input_len else S.LengthDistribution.fixed(s.input_tokens)
+    out = S.parse_length(output_len, field="--output") if output_len else S.LengthDistribution.fixed(s.output_tokens)
+    t0 = time.perf_counter()
+    res = S.simulate(cost, cfg, rate_per_s=per_replica, requests=requests, input_len=inp, output_len=out,
+                     seed=seed, ttft_slo_s=s.ttft_slo_s, tpot_slo_s=s.tpot_slo_s, progress=progress)
+    wall = time.perf_counter() - t0
+    return {"result": res.to_dict(), "parallelism": plan, "replicas": replicas,
+            "rate_per_replica": per_replica, "gpus": spec.hardware.count,
+            "output_tokens_per_s": res.output_tokens_per_s * replicas,
+            "output_tokens_per_s_per_gpu": res.output_tokens_per_s * replicas / spec.hardware.count,
+            "goodput_requests_per_s": res.goodput_requests_per_s * replicas,
+            "kv_capacity_tokens": mem.kv_tokens(), "wall_s": wall}
+
+
+__all__ = ["run_simulation"]

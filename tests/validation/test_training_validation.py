@@ -37,9 +37,24 @@ def test_megatron_weak_scaling_small_models(results):
 
 
 def test_regression_guard_overall(results):
+    # Reached (2025, issue 3 session 2): all 68 rows predicted, median 19.8 %, max 267 %, mean
+    # signed +31.7 %; H100 median 19.2 %.  Guards = reached + a small margin.
     _, stats = results
-    assert stats["all"].n >= 60
-    assert stats["all"].median_abs <= 0.25
+    assert stats["all"].n == 68  # every published row is predicted (OPT and the 530B ZeRO-3 included)
+    assert stats["all"].median_abs <= 0.21
+    assert stats["all"].max_abs <= 2.9
+    assert stats["all"].mean_signed <= 0.34
+    assert stats["H100"].median_abs <= 0.21
+    assert stats["H100"].max_abs <= 0.52
+
+
+def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
+    # Narayanan et al. 2021 Table 2: DeepSpeed ZeRO-3, GPT-3 175B, global batch 1536: per-GPU
+    # throughput falls as GPUs double (per-submodule gathers, each with its ring latency).  The
+    # model reproduces the direction, not yet the size (see README).
+    by_id, _ = results
+    tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ("NAR21-T2-Z3-02", "NAR21-T2-Z3-03")]
+    assert tps[1] < 0.8 * tps[0]
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 targets not met yet: see README validation table")

@@ -41,6 +41,15 @@ NVLS_MIN_GPUS = 5
 NVLS_FIRST_YEAR = 2022
 #: Because: an NVL72-class domain (72 GPUs on one NVSwitch fabric) uses its own measured curve.
 NVL72_MIN_DOMAIN = 72
+#: NCCL's latency model for a ring all-reduce with the LL protocol: a base latency plus one hop
+#: latency per ring step (2(d-1) steps).  Source: NVIDIA/nccl src/graph/tuning.cc (baseLat ring LL
+#: 6.8 us; hwLat NVLink ring LL 0.6 us).  Only the ratio is used: the absolute latency is the
+#: measured one of the profile's curve, taken on LATENCY_REFERENCE_GPUS GPUs.
+RING_BASE_LATENCY_US = 6.8
+NVLINK_HOP_LATENCY_US = 0.6
+#: Because: the small-message nccl-tests rows of microbenchmarks.csv (coll-h100-8g-allreduce-lat-8b,
+#: coll-a100-8g-allreduce-lat-32k) were measured on 8 GPUs.
+LATENCY_REFERENCE_GPUS = 8
 
 
 @dataclass(frozen=True)
@@ -119,13 +128,24 @@ def _intra_nvls_curve(network: Network, profile: CalibrationProfile) -> BusCurve
     return profile.curve("nvl72" if network.scaleup_fabric == "nvl72" else "nvls")
 
 
+def ring_latency_scale(d: ArrayLike) -> np.ndarray:
+    """Latency of a ring all-reduce on ``d`` GPUs relative to the measured 8-GPU one: NCCL's own
+    cost model (base + 2(d-1) hops), (RING_BASE_LATENCY_US + 2(d-1) NVLINK_HOP_LATENCY_US) /
+    (the same at d = LATENCY_REFERENCE_GPUS)."""
+    d = _a(d)
+    steps = 2.0 * (np.maximum(d, 1.0) - 1.0)
+    ref = 2.0 * (LATENCY_REFERENCE_GPUS - 1.0)
+    return (RING_BASE_LATENCY_US + steps * NVLINK_HOP_LATENCY_US) / (
+        RING_BASE_LATENCY_US + ref * NVLINK_HOP_LATENCY_US)
+
+
 def _intra_allreduce(S, d, network: Network, profile: CalibrationProfile):
     """(bandwidth time, latency) of an all-reduce of S bytes on d GPUs of one domain."""
     L = network.scaleup_bytes_per_s_per_gpu
     traffic = 2.0 * (d - 1.0) / np.maximum(d, 1.0) * S
     ring = _intra_ring_curve(profile)
     t_ring = traffic / busbw(ring, L, S)
-    lat = np.where(d > 1, ring.latency_seconds, 0.0)
+    lat = np.where(d > 1, ring.latency_seconds * ring_latency_scale(d), 0.0)
     if network.nvls:
         nv = _intra_nvls_curve(network, profile)
         t_nvls = traffic / busbw(nv, L, S)

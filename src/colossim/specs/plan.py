@@ -30,7 +30,9 @@ PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
 
 
 class ParallelPlan(BaseModel):
-    """A (possibly partial) parallel plan.  ``fsdp: true`` is an alias for ``zero: 3``."""
+    """A (possibly partial) parallel plan.  ``fsdp: true`` is an alias for ``zero: 3`` (PyTorch FSDP:
+    parameters gathered per layer); ``zero: 3`` with ``fsdp: false`` means DeepSpeed ZeRO-3
+    (gathered per submodule, see :func:`colossim.training.step.zero3_fetches_per_layer`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -51,7 +53,7 @@ class ParallelPlan(BaseModel):
                                   "s x s scores, as Megatron-LM ran before FlashAttention (2022)")
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
-    fsdp: bool | None = Field(None, description="alias: true means zero 3")
+    fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")
 
     @model_validator(mode="before")
     @classmethod

@@ -68,5 +68,65 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
     print_training_table(results, stats)
 
 
+def run_serving_validation(trust: str | None = None, show_progress: bool = True):
+    """Serving validation entries and grouped statistics (used by the CLI and the benchmark script)."""
+    from colossim.inference.validate import grouped_stats, serving_runs, validate
+
+    runs = [r for r in serving_runs() if trust is None or r.trust in trust]
+    if show_progress:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("validating serving", total=len(runs))
+            results = validate(runs, progress=lambda r: bar.advance(task))
+    else:
+        results = validate(runs)
+    return results, grouped_stats(results)
+
+
+def _fmt_metric(metric: str, value: float | None) -> str:
+    """Throughputs as tokens/s, latencies in ms."""
+    if value is None:
+        return "-"
+    return fmt(value) if metric == "tokens_per_s" else f"{value * 1e3:,.1f} ms"
+
+
+def print_serving_table(results, stats) -> None:
+    from colossim.inference.validate import TARGET_MAX_ABS, TARGET_MEDIAN_ABS
+
+    targets = f"targets: median |err| <= {TARGET_MEDIAN_ABS:.0%}, max <= {TARGET_MAX_ABS:.0%}"
+    t = Table(title=f"Serving: predicted vs published, error = predicted / published - 1 ({targets})")
+    for c in ("entry", "model", "chip", "GPUs", "metric", "published", "predicted", "error", "plan, batch"):
+        t.add_column(c, justify="right" if c in ("GPUs", "published", "predicted", "error") else "left",
+                     no_wrap=c == "entry")
+    for r in results:
+        p = r.plan
+        plan = f"tp{p['tp']} pp{p['pp']} x{p['replicas']} b{r.batch}" if p else (r.failure or "")[:60]
+        t.add_row(r.entry_id, r.run.model.split(" (")[0], r.run.gpu, str(r.run.gpus), r.metric,
+                  _fmt_metric(r.metric, r.published), _fmt_metric(r.metric, r.predicted),
+                  "-" if r.error is None else f"{r.error:+.1%}", plan)
+    console.print(t)
+    s = Table(title=f"Serving error by group ({targets})")
+    for c in ("group", "n", "median |err|", "max |err|", "mean signed"):
+        s.add_column(c, justify="left" if c == "group" else "right")
+    for g, st in stats.items():
+        s.add_row(g, str(st.n), f"{st.median_abs:.1%}", f"{st.max_abs:.1%}", f"{st.mean_signed:+.1%}")
+    console.print(s)
+
+
+@app.command("serving")
+def serving_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+                trust: str | None = typer.Option(None, help="Only rows of these trust levels, e.g. A or AB.")) -> None:
+    """Predict every published serving result and print the errors."""
+    results, stats = run_serving_validation(trust, show_progress=not json_out)
+    if json_out:
+        emit_json({"results": [{"id": r.entry_id, "row": r.run.id, "model": r.run.model, "chip": r.run.gpu,
+                                "gpus": r.run.gpus, "metric": r.metric, "published": r.published,
+                                "predicted": r.predicted, "error": r.error, "plan": r.plan, "batch": r.batch,
+                                "trust": r.run.trust, "groups": r.groups, "failure": r.failure}
+                               for r in results],
+                   "stats": stats})
+        return
+    print_serving_table(results, stats)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="validate")

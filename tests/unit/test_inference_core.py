@@ -62,8 +62,8 @@ def test_weight_bytes_scale_with_format_and_tp():
 def test_max_sequences_from_kv_budget():
     m = resolve_model("llama3.1-8b")
     mem = M.serving_memory(m, 80e9, weights="fp8", kv_format="fp8", tp=1, pp=1, max_num_tokens=8192,
-                           max_batch=256, memory_fraction=0.9)
-    budget = 72e9 - mem.weights - mem.workspace
+                           max_batch=256, kv_cache_fraction=0.9)
+    budget = 0.9 * (80e9 - 2**30 - mem.weights - mem.workspace)
     assert mem.kv_tokens() == int(budget // (2 * 8 * 128 * 32))
     assert mem.max_sequences(2048) == mem.kv_tokens() // 2048
 
@@ -90,7 +90,7 @@ def test_fp8_weights_halve_batch1_decode():
     t8 = float(iteration_seconds(ctx_for(tp=1, count=1, model="llama3.1-8b"), 1.0, 0.0, 0.0, 1.0)["total"])
     t16 = float(iteration_seconds(ctx_for(tp=1, count=1, model="llama3.1-8b", weights="bf16",
                                           activations="bf16", kv="bf16"), 1.0, 0.0, 0.0, 1.0)["total"])
-    assert 1.5 < t16 / t8 < 2.1
+    assert 1.35 < t16 / t8 < 2.1  # the fixed per-kernel times do not halve
 
 
 def test_iteration_time_grows_with_tokens_and_cache():

@@ -3,8 +3,8 @@
 tables, FasterTransformer and NeMo latencies; each row's ``source`` cites it, its ``notes`` list the
 assumptions made to build the spec).
 
-Issue 4's targets (median |error| <= 15 %, max <= 35 %) are not met on the trusted rows yet: the
-strict xfail below turns red the day they are, so it can become a plain test.
+Issue 4's targets (median |error| <= 15 %, max <= 35 %) hold on every row and on the trusted (A)
+rows; the tests below keep them.
 """
 
 from __future__ import annotations
@@ -101,12 +101,17 @@ def test_current_trtllm_tables_regression_guard(results):
     assert stats["TRT-LLM current"].max_abs <= 0.25
 
 
-@pytest.mark.xfail(strict=True, reason="issue 4 targets not met yet on the trusted rows: see "
-                   "`colossim validate serving` (MLPerf and TRT-LLM v0.5 rows over-predicted)")
 def test_issue_targets_on_trusted_rows(results):
     by_id, _ = results
     trusted = [r.error for r in by_id.values() if r.run.trust == "A"]
     assert error_stats(trusted).meets_targets
+
+
+def test_issue_targets_on_every_row_and_no_systematic_bias(results):
+    by_id, _ = results
+    st = error_stats([r.error for r in by_id.values()])
+    assert st.meets_targets
+    assert abs(st.mean_signed) <= 0.05
 
 
 def test_cli_validate_serving_json(cli):

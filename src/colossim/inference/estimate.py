@@ -99,15 +99,25 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+#: Search policy: pipeline stages only to span scale-up domains (tp x pp > domain), never inside one.
+#: Because: TensorRT-LLM's and vLLM's deployment guides use tensor parallelism inside a node and
+#: pipeline parallelism across nodes when the model does not fit one; NVIDIA's MLPerf Inference
+#: llama2-70b submissions on HGX H100 ran tensor-parallel engines.  A spec may still ask for pp.
+PIPELINE_ONLY_ACROSS_DOMAINS = True
+
+
 def candidate_plans(spec: ServingSpec) -> list[dict]:
     """Every (tp, pp, ep, replicas) the spec allows: tp divides the heads and stays inside the
-    scale-up domain (unless given), tp x pp divides the GPU count, ep divides tp and the experts."""
+    scale-up domain (unless given), tp x pp divides the GPU count, ep divides tp and the experts,
+    pp > 1 only across scale-up domains (:data:`PIPELINE_ONLY_ACROSS_DOMAINS`) unless given."""
     m, hw, p = spec.model, spec.hardware, spec.parallelism
     n = hw.count
     tps = [p.tp] if p.tp else [t for t in _divisors(m.heads) if t <= hw.scaleup_domain_size and n % t == 0]
     plans = []
     for tp in tps:
         pps = [p.pp] if p.pp else [q for q in _divisors(n // tp) if q <= m.layers] if n % tp == 0 else []
+        if not p.pp and PIPELINE_ONLY_ACROSS_DOMAINS:
+            pps = [q for q in pps if q == 1 or tp * q > hw.scaleup_domain_size]
         for pp in pps:
             if n % (tp * pp):
                 continue
@@ -128,7 +138,7 @@ def _memory(spec: ServingSpec, tp: int, pp: int) -> M.ServingMemory:
     s = spec.serving
     return M.serving_memory(spec.model, spec.hardware.hbm_bytes, weights=s.weights.value,
                             kv_format=s.kv_format, tp=tp, pp=pp, max_num_tokens=s.max_num_tokens,
-                            max_batch=s.max_batch_size, memory_fraction=s.memory_fraction)
+                            max_batch=s.max_batch_size, kv_cache_fraction=s.kv_cache_fraction)
 
 
 def _context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
@@ -136,7 +146,7 @@ def _context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
     return make_context(spec.model, spec.hardware, weights=s.weights.value,
                         activations=s.activation_format, kv_cache=s.kv_format, tp=plan["tp"],
                         pp=plan["pp"], ep=plan["ep"], attention_seq_hint=s.input_tokens,
-                        profile=profile)
+                        grouped_kv_decode=s.grouped_kv_decode, profile=profile)
 
 
 def _batch_grid(spec: ServingSpec, max_batch: int, pp: int) -> np.ndarray:
@@ -313,7 +323,7 @@ def _result(spec: ServingSpec, pts: PlanPoints, i: int, meets: bool) -> ServingE
         input_tokens=s.input_tokens, output_tokens=s.output_tokens, batching=s.batching,
         disaggregated=s.disaggregated,
         prefill_gpu_fraction=None if pts.prefill_fraction is None else float(pts.prefill_fraction[i]),
-        assumptions={**assumptions, "memory_fraction": s.memory_fraction,
+        assumptions={**assumptions, "kv_cache_fraction": s.kv_cache_fraction,
                      "max_num_tokens": s.max_num_tokens, "max_batch_size": s.max_batch_size})
 
 

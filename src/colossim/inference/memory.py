@@ -40,6 +40,10 @@ WORKSPACE_ACTIVATION_BYTES = 2.0
 WORKSPACE_TENSORS = 4
 #: Bytes per logit of the sampled rows (fp32 logits for sampling, as vLLM / TensorRT-LLM keep them).
 LOGIT_BYTES = 4.0
+#: HBM the runtime holds outside weights, activations and KV cache (CUDA context, cuBLAS and NCCL
+#: workspaces).  Because: a CUDA context with cuBLAS/NCCL initialised takes 0.5-1 GiB on Hopper
+#: (nvidia-smi of an idle PyTorch process); 1 GiB is the upper end.
+RUNTIME_RESERVE_BYTES = 2.0**30
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,21 @@ class ServingMemory:
     kv_per_token: float
     """KV-cache bytes one token of context occupies on this GPU (its layers, its KV-head share)."""
     usable: float
-    """HBM the engine may use (``memory_fraction`` x capacity)."""
+    """HBM left for the engine after the runtime's reserve (:data:`RUNTIME_RESERVE_BYTES`)."""
+    kv_cache_fraction: float = 0.9
+    """Share of the memory still free after weights and workspace that the KV cache takes."""
+
+    @property
+    def free(self) -> float:
+        """Bytes free after weights and workspace (negative: they do not fit)."""
+        return self.usable - self.weights - self.workspace
 
     @property
     def kv_budget(self) -> float:
-        """Bytes left for the KV cache (negative: the weights alone do not fit)."""
-        return self.usable - self.weights - self.workspace
+        """Bytes of KV cache: ``kv_cache_fraction`` of the free memory (TensorRT-LLM's
+        ``kv_cache_free_gpu_mem_fraction`` semantics); negative when the weights do not fit."""
+        f = self.free
+        return f * self.kv_cache_fraction if f > 0 else f
 
     def kv_tokens(self) -> int:
         """KV-cache capacity in tokens of context (0 when nothing is left)."""
@@ -127,19 +140,19 @@ def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: i
 
 def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_format: str, tp: int,
                    pp: int, max_num_tokens: int, max_batch: int,
-                   memory_fraction: float) -> ServingMemory:
+                   kv_cache_fraction: float) -> ServingMemory:
     """Memory of one GPU of a ``tp x pp`` replica."""
     return ServingMemory(
         weights=weight_bytes_per_gpu(model, weights, tp, pp),
         workspace=workspace_bytes(model, tp, max_num_tokens, max_batch),
         kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
-        usable=hbm_bytes * memory_fraction)
+        usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction)
 
 
 def gib(n_bytes: float) -> float:
     return units.bytes_to_gib(n_bytes)
 
 
-__all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "ServingMemory", "WORKSPACE_TENSORS", "gib",
+__all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "RUNTIME_RESERVE_BYTES", "ServingMemory", "WORKSPACE_TENSORS", "gib",
            "kv_bytes_per_token", "kv_bytes_per_token_per_layer", "serving_memory", "stage_layers",
            "weight_bytes_per_gpu", "workspace_bytes"]

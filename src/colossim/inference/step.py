@@ -25,6 +25,10 @@ Per layer and GPU (tp-way tensor parallel, one pipeline stage):
   (tokens are replicated over the tp ranks, so no all-to-all);
 - between pipeline stages, a send/recv of the hidden states; on the last stage, the final norm,
   the output head for the sampled rows (16-bit weights) and sampling over fp32 logits;
+- every kernel that is not a GEMM (norms, RoPE, attention, activation: see
+  :func:`non_gemm_kernels_per_layer`) also pays the chip's fixed time per kernel, the launch /
+  prologue / tail time the profile fits on small GEMMs (``GemmParams.launch_seconds``): at batch 1
+  these fixed times are a fifth of a decode step;
 - a fixed host/scheduler overhead per iteration (:data:`ITERATION_OVERHEAD_S`).
 
 Each op's time goes to the ``compute`` or the ``memory`` bucket by which roofline term sets it;
@@ -82,6 +86,8 @@ class ServingContext:
     ep: int
     attention_seq_hint: float
     """Keys per query for the prefill attention efficiency (the workload's prompt length)."""
+    grouped_kv_decode: bool = True
+    """Decode attention reads each KV head once per group of query heads (else once per query head)."""
 
     @property
     def gpus_per_replica(self) -> int:
@@ -105,11 +111,12 @@ def network_of(hardware: SystemSpec) -> C.Network:
 
 def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activations: str,
                  kv_cache: str, tp: int, pp: int, ep: int, attention_seq_hint: float,
+                 grouped_kv_decode: bool = True,
                  profile: CalibrationProfile | None = None) -> ServingContext:
     chip = hardware.accelerator
     prof = profile if profile is not None else default_profile(chip.id)
     return ServingContext(model, chip, hardware, network_of(hardware), prof, weights, activations,
-                          kv_cache, tp, pp, ep, float(attention_seq_hint))
+                          kv_cache, tp, pp, ep, float(attention_seq_hint), bool(grouped_kv_decode))
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -187,8 +194,11 @@ def _attention_core(acc: _Acc, ctx: ServingContext, decode_kv: np.ndarray, pairs
         dk, dv = m.mla_kv_lora_rank + m.mla_qk_rope_head_dim, m.mla_kv_lora_rank
     else:
         dk, dv = m.qk_head_dim, m.v_head_dim
-    # decode: stream the cache once; FLOPs 2 (dk + dv) per key per local head
+    # decode: stream the cache once (once per query head of a group without a GQA-aware kernel);
+    # FLOPs 2 (dk + dv) per key per local head
     kv_bytes = decode_kv * kv_bytes_per_token_per_layer(m, ctx.kv_cache, ctx.tp)
+    if not ctx.grouped_kv_decode and m.attention != "mla":
+        kv_bytes = kv_bytes * (m.heads / m.kv_heads)
     dec_flops = 2.0 * decode_kv * heads_local * (dk + dv)
     eff_dec = prof.attention.max_efficiency * DECODE_ATTENTION_COMPUTE_FRACTION
     acc.split(dec_flops / (peak16 * eff_dec), kv_bytes / hbm, times=layers)
@@ -218,13 +228,23 @@ def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe
             acc.gemm(ctx, T, h, s * fe / tp, times=moe_layers)
 
 
+def non_gemm_kernels_per_layer(model: ModelSpec, layer_kind: str) -> int:
+    """Kernels of one layer besides its GEMMs and collectives: each norm (fused with its residual
+    add), RoPE with the KV-cache write, the attention kernel, the MLP activation; an MoE layer adds
+    the token permutation and the weighted un-permutation (TensorRT-LLM / vLLM fusion level)."""
+    n = model.norms_per_layer + 1 + 1 + 1
+    return n + (2 if layer_kind == "moe" else 0)
+
+
 def _memory_bound(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float,
                   moe_layers: float) -> None:
     hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
+    fixed = ctx.profile.gemm_params("bf16").launch_seconds  # the chip's fixed time per kernel
     for kind, n in (("dense", dense_layers), ("moe", moe_layers)):
         if n:
             ops = memory_bound_ops(ctx.model, T, 1, ctx.tp, 1, False, kind)
             acc.add("memory", sum(_f(op.bytes) for op in ops) / hbm * n)
+            acc.add("memory", np.where(T > 0, fixed * non_gemm_kernels_per_layer(ctx.model, kind) * n, 0.0))
 
 
 def _tp_comm(acc: _Acc, ctx: ServingContext, T: np.ndarray, layers: float) -> None:

@@ -87,7 +87,12 @@ class ServingWorkload(BaseModel):
     chunked_prefill: bool = Field(True, description="prompts split into chunks mixed with decodes")
     max_num_tokens: int = Field(8192, ge=1, description="token budget of one engine iteration")
     max_batch_size: int = Field(2048, ge=1, description="engine limit on running sequences per replica")
-    memory_fraction: float = Field(0.9, gt=0, le=1.0, description="share of HBM the engine may use")
+    kv_cache_fraction: float = Field(0.9, gt=0, le=1.0, description="share of the HBM left after weights "
+                                     "and workspace given to the KV cache (TensorRT-LLM's "
+                                     "kv_cache_free_gpu_mem_fraction, default 0.9)")
+    grouped_kv_decode: bool = Field(True, description="decode attention reads each KV head once for its "
+                                    "group of query heads (GQA-aware kernels: TensorRT-LLM XQA, "
+                                    "FlashInfer, FlashAttention); false for engines that read it per query head")
     prefill_fraction: float | None = Field(None, gt=0, lt=1, description="disaggregated: share of GPUs "
                                            "doing prefill; sized from the traffic when omitted")
 

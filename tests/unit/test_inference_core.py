@@ -205,3 +205,12 @@ def test_hours_math_is_consistent():
     usd_h = e.assumptions["usd_per_gpu_hour"]
     assert e.cost_usd_per_million_tokens == pytest.approx(usd_h * 8 * 1e6 / e.tokens_per_s / 3600, rel=1e-9)
     assert math.isfinite(e.energy_kwh_per_million_tokens)
+
+
+def test_pipeline_only_when_memory_needs_it():
+    hgx = candidate_plans(spec(model="llama2-70b", count=8))
+    assert all(p["pp"] == 1 for p in hgx)            # every tp holds 70B at fp8 on 80 GB
+    nvl = candidate_plans(load_serving_spec({"model": "gpt-moe-1.8t", "hardware": {"system": "gb200-nvl72", "count": 72},
+                                             "serving": {"weights": "fp4", "input_tokens": 1024, "output_tokens": 128}}))
+    assert any(p["tp"] == 6 and p["pp"] == 2 for p in nvl)   # tp 6 alone cannot hold 1.8T: a pipeline inside the rack
+    assert not any(p["tp"] == 24 and p["pp"] > 1 for p in nvl)  # tp 24 holds it: no pipeline needed

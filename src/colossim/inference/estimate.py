@@ -99,24 +99,25 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-#: Search policy: pipeline stages only to span scale-up domains (tp x pp > domain), never inside one.
+#: Search policy: pipeline stages only when memory needs them -- to span scale-up domains
+#: (tp x pp > domain), or inside a domain when the replica's tp GPUs cannot hold the weights alone.
 #: Because: TensorRT-LLM's and vLLM's deployment guides use tensor parallelism inside a node and
-#: pipeline parallelism across nodes when the model does not fit one; NVIDIA's MLPerf Inference
+#: pipeline parallelism across nodes or when the model does not fit; NVIDIA's MLPerf Inference
 #: llama2-70b submissions on HGX H100 ran tensor-parallel engines.  A spec may still ask for pp.
-PIPELINE_ONLY_ACROSS_DOMAINS = True
+PIPELINE_ONLY_WHEN_NEEDED = True
 
 
 def candidate_plans(spec: ServingSpec) -> list[dict]:
     """Every (tp, pp, ep, replicas) the spec allows: tp divides the heads and stays inside the
     scale-up domain (unless given), tp x pp divides the GPU count, ep divides tp and the experts,
-    pp > 1 only across scale-up domains (:data:`PIPELINE_ONLY_ACROSS_DOMAINS`) unless given."""
+    pp > 1 only when memory needs it (:data:`PIPELINE_ONLY_WHEN_NEEDED`) unless given."""
     m, hw, p = spec.model, spec.hardware, spec.parallelism
     n = hw.count
     tps = [p.tp] if p.tp else [t for t in _divisors(m.heads) if t <= hw.scaleup_domain_size and n % t == 0]
     plans = []
     for tp in tps:
         pps = [p.pp] if p.pp else [q for q in _divisors(n // tp) if q <= m.layers] if n % tp == 0 else []
-        if not p.pp and PIPELINE_ONLY_ACROSS_DOMAINS:
+        if not p.pp and PIPELINE_ONLY_WHEN_NEEDED and _memory(spec, tp, 1).kv_budget > 0:
             pps = [q for q in pps if q == 1 or tp * q > hw.scaleup_domain_size]
         for pp in pps:
             if n % (tp * pp):

@@ -30,7 +30,7 @@ from colossim.errors import SpecError
 from colossim.specs._validation import check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.system import SystemSpec, resolve_hardware
-from colossim.specs.training import _divisors, read_spec_document
+from colossim.specs.training import _divisors, check_heads_and_experts, read_spec_document
 
 SERVING_SECTIONS = ["model", "hardware", "parallelism", "serving"]
 
@@ -131,19 +131,11 @@ def validate_serving_plan(model: ModelSpec, hardware: SystemSpec, plan: ServingP
     """Raise :class:`SpecError` when given plan fields cannot run: tp divides heads; pp <= layers;
     ep divides the experts and tp (1 for dense models); replicas * tp * pp = count."""
     p, n = plan, hardware.count
-    if p.tp is not None and model.heads % p.tp:
-        raise SpecError(f"parallelism.tp = {p.tp} does not divide model.heads = {model.heads}: "
-                        f"allowed tp: {_divisors(model.heads)}", field="parallelism.tp", value=p.tp)
+    check_heads_and_experts(model, p.tp, p.ep)
     if p.pp is not None and p.pp > model.layers:
         raise SpecError(f"parallelism.pp = {p.pp} > model.layers = {model.layers}",
                         field="parallelism.pp", value=p.pp)
     if p.ep is not None and p.ep > 1:
-        if not model.is_moe:
-            raise SpecError(f"parallelism.ep = {p.ep} but model '{model.name}' is dense: allowed ep: 1",
-                            field="parallelism.ep", value=p.ep, allowed=["1"])
-        if model.experts % p.ep:
-            raise SpecError(f"parallelism.ep = {p.ep} does not divide model.experts = {model.experts}: "
-                            f"allowed ep: {_divisors(model.experts)}", field="parallelism.ep", value=p.ep)
         if p.tp is not None and p.tp % p.ep:
             raise SpecError(f"parallelism.ep = {p.ep} does not divide tp = {p.tp} (a stage's tp GPUs "
                             f"split the experts ep ways): allowed ep: {_divisors(p.tp)}",

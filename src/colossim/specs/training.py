@@ -135,6 +135,21 @@ def _divisors(n: int) -> str:
     return ", ".join(map(str, ds if len(ds) <= 16 else ds[:15] + ["..."]))
 
 
+def check_heads_and_experts(model: ModelSpec, tp: int | None, ep: int | None) -> None:
+    """Raise :class:`SpecError` unless ``tp`` divides the heads and ``ep`` (> 1) divides the experts
+    of an MoE model (shared by the training and serving specs)."""
+    if tp is not None and model.heads % tp:
+        raise SpecError(f"parallelism.tp = {tp} does not divide model.heads = {model.heads}: "
+                        f"allowed tp: {_divisors(model.heads)}", field="parallelism.tp", value=tp)
+    if ep is not None and ep > 1:
+        if not model.is_moe:
+            raise SpecError(f"parallelism.ep = {ep} but model '{model.name}' is dense: allowed ep: 1",
+                            field="parallelism.ep", value=ep, allowed=["1"])
+        if model.experts % ep:
+            raise SpecError(f"parallelism.ep = {ep} does not divide model.experts = {model.experts}: "
+                            f"allowed ep: {_divisors(model.experts)}", field="parallelism.ep", value=ep)
+
+
 def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                   workload: TrainingWorkload | None = None) -> None:
     """Raise :class:`SpecError` if the given fields of ``plan`` cannot run ``model`` on
@@ -143,16 +158,8 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
     ``uneven_stages``) and layers split into pp * vpp chunks; cp divides the sequence;
     tp * pp * cp * dp equals the GPU count; dp * micro_batch divides the global batch."""
     p = plan
-    if p.tp is not None and model.heads % p.tp:
-        raise SpecError(f"parallelism.tp = {p.tp} does not divide model.heads = {model.heads}: "
-                        f"allowed tp: {_divisors(model.heads)}", field="parallelism.tp", value=p.tp)
+    check_heads_and_experts(model, p.tp, p.ep)
     if p.ep is not None and p.ep > 1:
-        if not model.is_moe:
-            raise SpecError(f"parallelism.ep = {p.ep} but model '{model.name}' is dense: allowed ep: 1",
-                            field="parallelism.ep", value=p.ep, allowed=["1"])
-        if model.experts % p.ep:
-            raise SpecError(f"parallelism.ep = {p.ep} does not divide model.experts = {model.experts}: "
-                            f"allowed ep: {_divisors(model.experts)}", field="parallelism.ep", value=p.ep)
         if p.dp is not None and (p.dp * (p.cp or 1)) % p.ep:
             raise SpecError(f"parallelism.ep = {p.ep} does not divide dp*cp = {p.dp}*{p.cp or 1} = "
                             f"{p.dp * (p.cp or 1)} (experts are sharded within the data-parallel group)",

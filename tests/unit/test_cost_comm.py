@@ -77,3 +77,15 @@ def test_network_validation():
     from colossim.errors import ColossimError
     with pytest.raises(ColossimError):
         comm.Network(8, 450e9, 50e9, 8, True, "torus")
+
+
+def test_ring_collectives_across_nodes_stay_under_the_line_rate():
+    # a ring reduce-scatter / all-gather pushes (n-1)/n of the buffer through each NIC: its bus
+    # bandwidth per GPU cannot exceed SCALEOUT_RING_FRACTION of the line rate (the fitted curve's
+    # plateau comes from tree / SHARP all-reduce rows, which can).
+    line = NET.scaleout_bytes_per_s_per_gpu / 1e9
+    for op in ("reduce_scatter", "all_gather"):
+        bw = _busbw(op, 8 * GIB, 64, stride=8)  # one rank per node: every byte crosses the NIC
+        assert bw <= comm.SCALEOUT_RING_FRACTION * line * (1 + 1e-9)
+        assert bw > 0.8 * comm.SCALEOUT_RING_FRACTION * line
+    assert P.curve("scaleout").link_fraction > comm.SCALEOUT_RING_FRACTION  # the cap binds

@@ -47,3 +47,14 @@ def test_vectorised():
     out = bubble_fraction(pp, np.ones(4), np.full(4, 16))
     assert out.shape == (4,)
     assert np.allclose(out, (pp - 1) / 16)
+
+
+def test_blocking_p2p_pays_every_chunk_boundary():
+    # Megatron-LM 2021-2022 blocked on each send/recv: 2 (v m + p - 1) transfers; Megatron-Core's
+    # --overlap-p2p-communication leaves the interleaved schedule's fill and drain, 2 (p - 1).
+    assert p2p_exposed_transfers(4, 2, 8, overlap=False) == 2 * (2 * 8 + 3)
+    assert p2p_exposed_transfers(4, 2, 8, overlap=True) == 2 * 3
+    # without interleaving the steady state blocks either way
+    assert p2p_exposed_transfers(4, 1, 8, overlap=True) == p2p_exposed_transfers(4, 1, 8, overlap=False) == 22
+    out = p2p_exposed_transfers(np.array([4, 4]), np.array([2, 2]), 8, overlap=np.array([True, False]))
+    assert list(out) == [6, 38]

@@ -138,3 +138,32 @@ def test_deepspeed_zero3_is_slower_than_fsdp_at_scale_and_holds_less_gathered():
     assert ds.step_time_s > fsdp.step_time_s
     assert ds.memory_breakdown_gib["buffers"] < fsdp.memory_breakdown_gib["buffers"]
     assert ds.parallelism["fsdp"] is False and fsdp.parallelism["fsdp"] is True
+
+
+def test_dp_buckets_follow_megatron_core_sizes():
+    # Megatron-Core: bucket = max(40M, 1M x dp) parameters with overlap; one bucket without
+    from colossim.training.step import dp_buckets
+
+    n, edge = dp_buckets(np.array([2e9, 2e9, 1e7]), np.array([8, 288, 8]), overlap=True)
+    assert list(n) == [50, 7, 1]
+    assert edge == pytest.approx([0.02, 0.144, 1.0])
+    n, edge = dp_buckets(np.array([2e9]), np.array([288]), overlap=False)
+    assert (n[0], edge[0]) == (1, 1)
+
+
+def test_gradient_reduction_without_overlap_is_exposed():
+    # Megatron-LM before Megatron-Core reduced gradients after the backward (Korthikanti et al.
+    # 2022 sec. 6.3): the same plan is slower, by at least the overlapped run's DP time.
+    spec = {**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "zero": 0}}
+    on = estimate(load_spec(spec))
+    off = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "overlap_grad_reduce": False}}))
+    assert off.time_breakdown_s["dp_comm"] > on.time_breakdown_s["dp_comm"] > 0
+    assert off.step_time_s > on.step_time_s
+    assert off.time_breakdown_s["compute"] == pytest.approx(on.time_breakdown_s["compute"])
+
+
+def test_blocking_p2p_slows_an_interleaved_pipeline():
+    spec = {**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "pp": 4, "dp": 8, "vpp": 2}}
+    on = estimate(load_spec(spec))
+    off = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "overlap_p2p_comm": False}}))
+    assert off.time_breakdown_s["pp_comm"] > 4 * on.time_breakdown_s["pp_comm"] > 0

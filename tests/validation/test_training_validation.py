@@ -37,15 +37,39 @@ def test_megatron_weak_scaling_small_models(results):
 
 
 def test_regression_guard_overall(results):
-    # Reached (2025, issue 3 session 2): all 68 rows predicted, median 19.8 %, max 267 %, mean
-    # signed +31.7 %; H100 median 19.2 %.  Guards = reached + a small margin.
+    # Reached (2025, issue 3 session 3): all 68 rows predicted, median 15.2 %, max 238 %, mean
+    # signed +25.7 %; H100 median 17.1 %, max 48.7 %.  (Session 2: 19.8 %, 267 %, +31.7 %.)
+    # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 68  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.21
-    assert stats["all"].max_abs <= 2.9
-    assert stats["all"].mean_signed <= 0.34
-    assert stats["H100"].median_abs <= 0.21
-    assert stats["H100"].max_abs <= 0.52
+    assert stats["all"].median_abs <= 0.16
+    assert stats["all"].max_abs <= 2.45
+    assert stats["all"].mean_signed <= 0.27
+    assert stats["H100"].median_abs <= 0.18
+    assert stats["H100"].max_abs <= 0.50
+    assert abs(stats["H100"].mean_signed) <= 0.08
+
+
+def test_unoverlapped_gradient_all_reduce_costs_time(results):
+    # Korthikanti et al. 2022 sec. 6.3: the 530B model at DP 8 (2,240 A100) took 39.15 s per
+    # iteration against 37.83 s at DP 1 (280 GPUs, same per-replica batch): the gradient
+    # all-reduce is not overlapped with the backward.  Both rows carry overlap_grad_reduce false.
+    by_id, _ = results
+    dp8 = by_id["KOR22-DP8-530B"].predicted_tokens_per_s_per_gpu
+    dp1 = by_id["KOR22-T5-03"].predicted_tokens_per_s_per_gpu
+    assert 0.95 < dp8 / dp1 < 1.0
+    assert abs(by_id["KOR22-DP8-530B"].error) <= 0.12
+
+
+def test_nemotron_throughput_falls_with_data_parallel_size(results):
+    # Nemotron-4 15B Table 2: 0.57 -> 0.58 -> 0.64 s per iteration as DP grows 96 -> 192 -> 288 at
+    # a fixed per-replica batch.  Megatron-Core's gradient buckets grow with DP (max(40M, 1M x dp)
+    # parameters) and the last one's reduce-scatter (the first one's gather) is never hidden.
+    by_id, _ = results
+    ids = ("NEMOTRON4-15B-T2-1", "NEMOTRON4-15B-T2-2", "NEMOTRON4-15B-T2-3")
+    tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ids]
+    assert tps[0] > tps[1] > tps[2]
+    assert all(abs(by_id[i].error) <= 0.25 for i in ids)
 
 
 def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):

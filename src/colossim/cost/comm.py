@@ -25,7 +25,7 @@ Vectorised over ``message_bytes``, ``group_size``, ``stride`` (numpy arrays broa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,6 +50,15 @@ NVLINK_HOP_LATENCY_US = 0.6
 #: Because: the small-message nccl-tests rows of microbenchmarks.csv (coll-h100-8g-allreduce-lat-8b,
 #: coll-a100-8g-allreduce-lat-32k) were measured on 8 GPUs.
 LATENCY_REFERENCE_GPUS = 8
+#: Plateau of the scale-out fabric for ring-type traffic (ring all-reduce, reduce-scatter,
+#: all-gather, all-to-all, send/recv): a fraction of the NIC line rate.  The fitted scale-out curve
+#: comes from tree / NVLSTree / SHARP all-reduce rows, whose bus bandwidth exceeds the line rate
+#: (in-network or tree reduction moves less than the ring's 2(n-1)/n per NIC); a ring cannot.
+#: Source: microbenchmarks.csv coll-h100-32g-allreduce-nvidia (no SHARP, 370 GB/s bus bandwidth on
+#: 4 nodes of 8 x 400 Gb/s = 0.925 of 400 GB/s per node), coll-h200-32g-allreduce-ring-p5en
+#: (Ring, 364.9 GB/s on 3200 Gb/s EFA = 0.91), coll-a100-32g-allreduce-nvidia (192 GB/s on
+#: 8 x 200 Gb/s = 0.96); 0.925 the H100 InfiniBand value.
+SCALEOUT_RING_FRACTION = 0.925
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,12 @@ def _intra_ring_curve(profile: CalibrationProfile) -> BusCurve:
     return profile.curve("nvlink")
 
 
+def _scaleout_ring_curve(profile: CalibrationProfile) -> BusCurve:
+    """The scale-out curve with its plateau capped at SCALEOUT_RING_FRACTION of the line rate."""
+    so = profile.curve("scaleout")
+    return replace(so, link_fraction=min(so.link_fraction, SCALEOUT_RING_FRACTION))
+
+
 def _intra_nvls_curve(network: Network, profile: CalibrationProfile) -> BusCurve:
     return profile.curve("nvl72" if network.scaleup_fabric == "nvl72" else "nvls")
 
@@ -163,9 +178,11 @@ def all_reduce_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network:
     so = profile.curve("scaleout")
     share = S / d  # each of the d members per domain drives its own NIC with 1/d of the buffer
     bw_so = busbw(so, network.scaleout_bytes_per_s_per_gpu, share)
+    so_ring = _scaleout_ring_curve(profile)
+    bw_ring = busbw(so_ring, network.scaleout_bytes_per_s_per_gpu, share)
     # ring over rails: every rail ring moves 2(n-1)/n of its share through each NIC
-    t_ring = np.maximum(t_in, 2.0 * (n - 1.0) / n * share / bw_so) + lat_in \
-        + 2.0 * (N - 1.0) * so.latency_seconds
+    t_ring = np.maximum(t_in, 2.0 * (n - 1.0) / n * share / bw_ring) + lat_in \
+        + 2.0 * (N - 1.0) * so_ring.latency_seconds
     # tree: each domain's share goes up the tree and comes back down (2 x share per NIC)
     t_tree = np.maximum(t_in, 2.0 * share / bw_so) + lat_in \
         + 2.0 * np.ceil(np.log2(np.maximum(N, 1.0))) * so.latency_seconds
@@ -178,7 +195,7 @@ def _ring_one_pass(S, n, d, N, network: Network, profile: CalibrationProfile):
     ring = _intra_ring_curve(profile)
     traffic = (n - 1.0) / n * S
     t_in = (d - 1.0) / np.maximum(d, 1.0) * S / busbw(ring, network.scaleup_bytes_per_s_per_gpu, S)
-    so = profile.curve("scaleout")
+    so = _scaleout_ring_curve(profile)
     share = S / d
     t_out = traffic / d / busbw(so, network.scaleout_bytes_per_s_per_gpu, share)
     lat = np.where(d > 1, ring.latency_seconds, 0.0) + (N - 1.0) * so.latency_seconds
@@ -210,7 +227,7 @@ def all_to_all_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network:
     ring = _intra_ring_curve(profile)
     bw_in = profile.alltoall_fraction * busbw(ring, network.scaleup_bytes_per_s_per_gpu, S)
     t_in = (d - 1.0) / n * S / bw_in
-    so = profile.curve("scaleout")
+    so = _scaleout_ring_curve(profile)
     t_out = (n - d) / n * S / busbw(so, network.scaleout_bytes_per_s_per_gpu, S / d)
     lat = np.where(d > 1, ring.latency_seconds, 0.0) + np.where(N > 1, so.latency_seconds, 0.0)
     return np.where(n > 1, np.maximum(t_in, t_out) + lat, 0.0)
@@ -225,7 +242,7 @@ def send_recv_seconds(message_bytes: ArrayLike, network: Network, profile: Calib
     shape_in = busbw(ring, 1.0, S) / ring.link_fraction  # the ring curve's size dependence, in (0,1)
     t_in = S / (profile.p2p_fraction * network.scaleup_bytes_per_s_per_gpu * shape_in) \
         + ring.latency_seconds
-    so = profile.curve("scaleout")
+    so = _scaleout_ring_curve(profile)
     t_out = S / busbw(so, network.scaleout_bytes_per_s_per_gpu, S) + so.latency_seconds
     return np.where(np.asarray(crosses_scaleout, dtype=bool), t_out, t_in)
 

@@ -83,7 +83,9 @@ def make_context(spec, profile=None) -> StepContext:
                   scaleup_bytes_per_s_per_gpu=hw.scaleup_bytes_per_s_per_gpu)
     return StepContext(model=spec.model, system=spec.hardware, global_batch=spec.training.global_batch,
                        seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,
-                       network=net, flash_attention=spec.parallelism.flash_attention)
+                       network=net, flash_attention=spec.parallelism.flash_attention,
+                       overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
+                       overlap_p2p_comm=spec.parallelism.overlap_p2p_comm)
 
 
 def _memory(ctx: StepContext, plans: PlanArrays):

@@ -63,17 +63,21 @@ def micro_batches_in_flight(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayL
     return np.minimum(held, np.maximum(m, 1.0))
 
 
-def p2p_exposed_transfers(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike) -> np.ndarray:
+def p2p_exposed_transfers(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike,
+                          overlap: bool | np.ndarray = True) -> np.ndarray:
     """Activation send/recv transfers on the critical path of one step.
 
-    Without interleaving Megatron's steady state blocks on ``send_forward_recv_backward``, so every
-    micro-batch pays one forward and one backward transfer: 2 (m + p - 1).  With interleaving the
-    transfers of the steady state overlap with the next chunk's compute
-    (``--overlap-p2p-communication``); only the fill and drain, 2 (p - 1), stay exposed.
+    Blocking send/recv (Megatron's 1F1B steady state, ``send_forward_recv_backward``; every
+    schedule of Megatron-LM 2021-2022, batched isend/irecv then wait): each of the v chunks of each
+    micro-batch pays one forward and one backward transfer, plus the fill and drain:
+    2 (v m + p - 1) (= 2 (m + p - 1) without interleaving).  With interleaving and ``overlap``
+    (Megatron-Core ``--overlap-p2p-communication``, 2023) the steady-state transfers overlap with
+    the next chunk's compute; only the fill and drain, 2 (p - 1), stay exposed.
     No transfers without pipeline parallelism."""
     p = np.asarray(pp, dtype=float)
     v = np.asarray(vpp, dtype=float)
     m = np.asarray(micro_batches, dtype=float)
-    plain = 2.0 * (m + p - 1.0)
-    interleaved = 2.0 * (p - 1.0)
-    return np.where(p > 1, np.where(v > 1, interleaved, plain), 0.0)
+    blocking = 2.0 * (v * m + p - 1.0)
+    overlapped = 2.0 * (p - 1.0)
+    hidden = (v > 1) & np.asarray(overlap, dtype=bool)
+    return np.where(p > 1, np.where(hidden, overlapped, blocking), 0.0)

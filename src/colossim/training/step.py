@@ -12,7 +12,8 @@ For every plan (vectorised: one array element per plan) the model:
    system's hierarchical network: TP all-gather / reduce-scatter (sequence parallel) or all-reduce,
    CP ring exchange of K/V overlapped with attention, EP all-to-all dispatch + combine, PP
    send/recv, DP gradient reduce-scatter / all-reduce and parameter all-gather (overlapped with the
-   backward / forward of one micro-batch when ``DP_OVERLAP``), ZeRO-3/FSDP per-micro-batch
+   backward / forward of one micro-batch when the plan's ``overlap_grad_reduce``, fully exposed
+   otherwise), ZeRO-3/FSDP per-micro-batch
    parameter gathers overlapped layer by layer;
 4. runs the (interleaved) 1F1B pipeline schedule (``training.pipeline``) at the pace of the slowest
    stage, then the optimizer step (memory-bound, on the local shard).
@@ -48,12 +49,6 @@ DP_GRAD_BYTES = 4
 #: Bytes per parameter all-gathered by the distributed optimizer / ZeRO-3 (bf16 weights).
 PARAM_GATHER_BYTES = 2
 
-#: Whether the DP gradient reduction overlaps with the backward of the last micro-batch and the
-#: parameter all-gather with the forward of the first one (Megatron-Core ``overlap_grad_reduce`` /
-#: ``overlap_param_gather``, PyTorch DDP/FSDP buckets).  Only what does not fit under that window
-#: is exposed.
-DP_OVERLAP = True
-
 #: Bytes moved per attention-score element by the unfused attention core (no FlashAttention),
 #: forward.  Because: Megatron-LM's fused scale-mask-softmax reads the bf16 scores and writes bf16
 #: probabilities (4 B), dropout reads them and writes the output plus a 1-byte mask (5 B).
@@ -79,6 +74,11 @@ class StepContext:
     profile: object  # cost.efficiency.CalibrationProfile
     network: object  # cost.comm network
     flash_attention: bool = True
+    overlap_grad_reduce: bool = True
+    """DP gradient reduction / parameter gather overlapped with the last backward / first forward
+    (the plan's ``overlap_grad_reduce``); false: after the backward, fully exposed."""
+    overlap_p2p_comm: bool = True
+    """Interleaved pipeline send/recv overlapped with compute (the plan's ``overlap_p2p_comm``)."""
 
 
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
@@ -181,6 +181,30 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
 
 
+#: Gradient buckets of the overlapped DP reduction: max(DDP_BUCKET_MIN_PARAMS,
+#: DDP_BUCKET_PARAMS_PER_RANK x DP ranks) parameters each.  Source: Megatron-Core
+#: distributed_data_parallel.py (``bucket_size = max(40000000, 1000000 * dp_size)`` when
+#: ``overlap_grad_reduce``; one bucket otherwise): buckets grow with DP so that each collective
+#: stays bandwidth-bound at thousands of ranks.
+DDP_BUCKET_MIN_PARAMS = 40e6
+DDP_BUCKET_PARAMS_PER_RANK = 1e6
+
+
+def dp_buckets(local_params: np.ndarray, dp_group: np.ndarray, overlap: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(number of gradient buckets, share of the local parameters in one bucket).
+
+    With overlap each bucket's reduce-scatter starts when its gradients are ready, so the last
+    one (the first layers and the embedding, reached last by the backward) starts after the
+    backward ends and its collective is exposed whatever the window; likewise the first bucket's
+    parameter all-gather before the forward.  Without overlap: one bucket, reduced after the
+    backward."""
+    p = np.maximum(np.asarray(local_params, dtype=float), 1.0)
+    if not overlap:
+        return np.ones_like(p), np.ones_like(p)
+    bucket = np.maximum(DDP_BUCKET_MIN_PARAMS, DDP_BUCKET_PARAMS_PER_RANK * np.asarray(dp_group, dtype=float))
+    return np.ceil(p / bucket), np.minimum(bucket / p, 1.0)
+
+
 #: Parameter elements per gradient bucket of DeepSpeed ZeRO-3's reduce-scatter.  Source: DeepSpeed
 #: config default ``reduce_bucket_size`` = 5e8 (deepspeed/runtime/zero/config.py).
 ZERO3_REDUCE_BUCKET_ELEMENTS = 5e8
@@ -225,12 +249,16 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
         return np.where(g > 1, calls * fn(n_params * nbytes / calls, g, net, prof, stride=stride), 0.0)
 
     estride = plans.tp * plans.cp * plans.ep
-    ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, group, plans.tp)
-          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup, estride))
-    rs = (coll(C.reduce_scatter_seconds, dense, DP_GRAD_BYTES, group, plans.tp)
-          + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, estride))
-    ag = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp)
-          + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride))
+    nb, nb_e = (dp_buckets(dense, group, ctx.overlap_grad_reduce)[0],
+                dp_buckets(expert, egroup, ctx.overlap_grad_reduce)[0])
+    ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, group, plans.tp, nb)
+          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup, estride, nb_e))
+    rs = (coll(C.reduce_scatter_seconds, dense, DP_GRAD_BYTES, group, plans.tp, nb)
+          + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, estride, nb_e))
+    ag = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, nb)
+          + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride, nb_e))
+    # the last gradient bucket (first parameter bucket) is exposed even under overlap
+    edge = dp_buckets(dense + expert, group, ctx.overlap_grad_reduce)[1]
 
     # ZeRO-3: the same bytes in many collectives (per layer or per submodule)
     layers = layers_on_slowest_stage(ctx.model.layers, plans.pp)
@@ -244,12 +272,19 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
            + coll(C.reduce_scatter_seconds, expert, PARAM_GATHER_BYTES, egroup, estride,
                   buckets * (1 - share)))
 
-    bwd_window = t_bwd_mb if DP_OVERLAP else 0.0
-    fwd_window = t_fwd_mb if DP_OVERLAP else 0.0
-    zero0 = np.maximum(ar - bwd_window, 0.0)
-    zero12 = np.maximum(rs - bwd_window, 0.0) + np.maximum(ag - fwd_window, 0.0)
-    # FSDP: per micro-batch, gathers hide under that micro-batch's forward / backward compute.
-    zero3 = n_micro * (np.maximum(ag3 - t_fwd_mb, 0.0) + np.maximum(ag3 + rs3 - t_bwd_mb, 0.0))
+    # Megatron-Core --overlap-grad-reduce / --overlap-param-gather, DDP/FSDP buckets: the reduction
+    # hides under the last micro-batch's backward, the gather under the first one's forward.
+    # Without (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine) the gradients are
+    # all-reduced after the whole backward and the updated weights gathered after the optimizer.
+    bwd_window = t_bwd_mb if ctx.overlap_grad_reduce else 0.0
+    fwd_window = t_fwd_mb if ctx.overlap_grad_reduce else 0.0
+    zero0 = np.maximum(ar - bwd_window, edge * ar)
+    zero12 = np.maximum(rs - bwd_window, edge * rs) + np.maximum(ag - fwd_window, edge * ag)
+    # FSDP: per micro-batch, gathers hide under that micro-batch's forward / backward compute
+    # (prefetch); the gradient reduce-scatter too unless overlap is off.
+    rs3_exposed = 0.0 if ctx.overlap_grad_reduce else rs3
+    zero3 = n_micro * (np.maximum(ag3 - t_fwd_mb, 0.0)
+                       + np.maximum(ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0) + rs3_exposed)
     return np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
 
 
@@ -281,12 +316,18 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     t_bwd = stage(b_layer, head["bwd"])
     busy, bubble = pipeline_step_seconds(t_fwd, t_bwd, n_micro, plans.pp, plans.vpp)
 
-    # Pipeline activations between stages (scatter/gather over tp with sequence parallelism).
-    p2p_msg = (plans.micro_batch * ctx.seq_len / plans.cp * m.hidden * ACTIVATION_BYTES
-               / np.where(plans.sequence_parallel, plans.tp, 1))
+    # Pipeline activations between stages.  Each TP rank sends 1/tp of the tensor: with sequence
+    # parallelism it holds only its shard; without, Megatron-LM's scatter/gather optimisation
+    # (Narayanan et al. 2021 sec. 4.1, on by default since 2021) splits it before the send and
+    # all-gathers it over NVLink after the receive.
+    full_msg = plans.micro_batch * ctx.seq_len / plans.cp * m.hidden * ACTIVATION_BYTES
+    p2p_msg = full_msg / plans.tp
     crosses = plans.tp * plans.cp * plans.dp >= ctx.network.scaleup_domain_size
-    p2p = (p2p_exposed_transfers(plans.pp, plans.vpp, n_micro)
-           * C.send_recv_seconds(p2p_msg, ctx.network, ctx.profile, crosses_scaleout=crosses))
+    regather = np.where(plans.sequence_parallel, 0.0,
+                        C.all_gather_seconds(full_msg, plans.tp, ctx.network, ctx.profile, stride=1))
+    p2p = (p2p_exposed_transfers(plans.pp, plans.vpp, n_micro, ctx.overlap_p2p_comm)
+           * (C.send_recv_seconds(p2p_msg, ctx.network, ctx.profile, crosses_scaleout=crosses)
+              + regather))
 
     params = local_params(ctx, plans)
     dp = _dp_seconds(ctx, plans, params, t_fwd, t_bwd, n_micro)

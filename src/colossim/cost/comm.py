@@ -111,6 +111,21 @@ def network_for(chip: Accelerator, system: System | None = None, *, nvls: bool |
     return Network(domain, up, out, gpn, bool(nvls), fabric)
 
 
+def network_of_hardware(hardware) -> Network:
+    """The network of a resolved spec's hardware (:class:`colossim.specs.system.SystemSpec`): its
+    catalog system's fabric, with the spec's sizes and bandwidths (overrides included) as the truth."""
+    from dataclasses import replace
+
+    from colossim.catalog import load_catalog
+
+    system = load_catalog().systems.get(hardware.system_id) if hardware.system_id else None
+    net = network_for(hardware.accelerator, system,
+                      scaleout_bytes_per_s_per_gpu=hardware.scaleout_bytes_per_s_per_gpu or None)
+    return replace(net, scaleup_domain_size=hardware.scaleup_domain_size,
+                   gpus_per_node=hardware.gpus_per_node,
+                   scaleup_bytes_per_s_per_gpu=hardware.scaleup_bytes_per_s_per_gpu)
+
+
 def _a(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
 

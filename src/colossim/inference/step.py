@@ -38,11 +38,11 @@ collectives go to ``comm``: the largest bucket names the phase's bound.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from colossim.catalog import Accelerator, load_catalog
+from colossim.catalog import Accelerator
 from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.efficiency import CalibrationProfile, default_profile
@@ -99,14 +99,8 @@ class ServingContext:
 
 
 def network_of(hardware: SystemSpec) -> C.Network:
-    """The collective network of ``hardware`` (its catalog system, with the spec's overrides)."""
-    chip = hardware.accelerator
-    system = load_catalog().systems.get(hardware.system_id) if hardware.system_id else None
-    net = C.network_for(chip, system,
-                        scaleout_bytes_per_s_per_gpu=hardware.scaleout_bytes_per_s_per_gpu or None)
-    return replace(net, scaleup_domain_size=hardware.scaleup_domain_size,
-                   gpus_per_node=hardware.gpus_per_node,
-                   scaleup_bytes_per_s_per_gpu=hardware.scaleup_bytes_per_s_per_gpu)
+    """The collective network of ``hardware`` (see :func:`colossim.cost.comm.network_of_hardware`)."""
+    return C.network_of_hardware(hardware)
 
 
 def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activations: str,

@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from colossim.catalog.loader import data_path, load_models
+from colossim.errorstats import ErrorStats, Targets
+from colossim.errorstats import error_stats as _error_stats
 from colossim.errors import ColossimError
 
 #: Mean prompt length (tokens) of the MLPerf Inference llama2-70b OpenOrca sample set.  Because: the
@@ -142,25 +143,9 @@ class EntryResult:
         return [self.run.family, fam, size, f"trust {self.run.trust}"]
 
 
-@dataclass(frozen=True)
-class ErrorStats:
-    n: int
-    median_abs: float
-    max_abs: float
-    mean_signed: float
-
-    @property
-    def meets_targets(self) -> bool:
-        return self.median_abs <= TARGET_MEDIAN_ABS and self.max_abs <= TARGET_MAX_ABS
-
-
 def error_stats(errors: Iterable[float | None]) -> ErrorStats:
-    """Median and max absolute error and mean signed error of a set of relative errors (None
-    entries -- failed predictions -- are skipped)."""
-    e = np.asarray([x for x in errors if x is not None], dtype=float)
-    if e.size == 0:
-        return ErrorStats(0, float("nan"), float("nan"), float("nan"))
-    return ErrorStats(int(e.size), float(np.median(np.abs(e))), float(np.max(np.abs(e))), float(np.mean(e)))
+    """Median and max absolute error and mean signed error, judged against this validation's targets."""
+    return _error_stats(errors, Targets(TARGET_MEDIAN_ABS, TARGET_MAX_ABS))
 
 
 def predict(run: ServingRun):

@@ -8,14 +8,14 @@ same vectorised code: a complete plan is a search space of one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from colossim import units
-from colossim.catalog import load_catalog
 from colossim.cost import comm as C
 from colossim.cost import efficiency as E
+from colossim.cost.ownership import usd_per_gpu_hour
 from colossim.errors import SpecError
 from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
@@ -75,12 +75,7 @@ def make_context(spec, profile=None) -> StepContext:
     """Step context of a spec: the default calibration profile of its chip unless one is given."""
     chip = spec.hardware.accelerator
     prof = profile if profile is not None else E.default_profile(chip.id)
-    system = load_catalog().systems.get(spec.hardware.system_id) if spec.hardware.system_id else None
-    hw = spec.hardware
-    net = C.network_for(chip, system, scaleout_bytes_per_s_per_gpu=hw.scaleout_bytes_per_s_per_gpu or None)
-    # the spec's hardware (with its overrides) is the truth for sizes and bandwidths
-    net = replace(net, scaleup_domain_size=hw.scaleup_domain_size, gpus_per_node=hw.gpus_per_node,
-                  scaleup_bytes_per_s_per_gpu=hw.scaleup_bytes_per_s_per_gpu)
+    net = C.network_of_hardware(spec.hardware)
     return StepContext(model=spec.model, system=spec.hardware, global_batch=spec.training.global_batch,
                        seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,
                        network=net, flash_attention=spec.parallelism.flash_attention,
@@ -98,23 +93,6 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         fsdp=plans.fsdp)
 
 
-def _cost_per_gpu_hour_usd(spec) -> tuple[float, dict]:
-    """All-in capex amortised over the GPU's life plus facility energy, per GPU-hour."""
-    cat = load_catalog()
-    chip = spec.hardware.accelerator
-    price = chip.price_usd(cat.parameters["price_point"].value) or 0.0
-    allin = cat.parameter("all_in_capex_multiplier")
-    life_h = cat.parameter("gpu_lifetime_years") * units.HOURS_PER_YEAR
-    pue = cat.parameter("pue")
-    watts = spec.hardware.node_power_w / spec.hardware.gpus_per_node * pue
-    usd_kwh = cat.parameter("electricity_usd_per_kwh")
-    per_h = price * allin / life_h + watts / 1000.0 * usd_kwh
-    return per_h, {"chip_price_usd": price, "all_in_capex_multiplier": allin,
-                   "gpu_lifetime_years": cat.parameter("gpu_lifetime_years"), "pue": pue,
-                   "watts_per_gpu_all_in": watts, "electricity_usd_per_kwh": usd_kwh,
-                   "usd_per_gpu_hour": per_h}
-
-
 def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.ndarray) -> list[TrainingEstimate]:
     chip = spec.hardware.accelerator
     n = spec.hardware.count
@@ -122,7 +100,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     peak = chip.peak_flops_per_s(ctx.precision) or chip.peak_flops_per_s("bf16")
     conv = {c: F.model_flops_per_token(ctx.model, ctx.seq_len, c) for c in MFU_CONVENTIONS}
     hbm = spec.hardware.hbm_bytes
-    usd_h, cost_assumptions = _cost_per_gpu_hour_usd(spec)
+    usd_h, cost_assumptions = usd_per_gpu_hour(spec.hardware)
     hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none")
     out = []
     for i in idx:

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from colossim.catalog.loader import data_path, load_models
+from colossim.errorstats import ErrorStats, Targets
+from colossim.errorstats import error_stats as _error_stats
 
 #: Scale groups by GPU count (upper bounds, inclusive).
 SCALE_GROUPS: tuple[tuple[str, int], ...] = (("<=64 GPUs", 64), ("65-1024 GPUs", 1024), (">1024 GPUs", 10**9))
@@ -85,25 +86,9 @@ class RunResult:
         return [fam, kind, scale, f"trust {self.run.trust}"]
 
 
-@dataclass(frozen=True)
-class ErrorStats:
-    n: int
-    median_abs: float
-    max_abs: float
-    mean_signed: float
-
-    @property
-    def meets_targets(self) -> bool:
-        return (self.median_abs <= TARGET_MEDIAN_ABS and self.max_abs <= TARGET_MAX_ABS
-                and abs(self.mean_signed) <= TARGET_MEAN_SIGNED)
-
-
-def error_stats(errors: Iterable[float]) -> ErrorStats:
-    """Median and max absolute error and mean signed error of a set of relative errors."""
-    e = np.asarray([x for x in errors if x is not None], dtype=float)
-    if e.size == 0:
-        return ErrorStats(0, float("nan"), float("nan"), float("nan"))
-    return ErrorStats(int(e.size), float(np.median(np.abs(e))), float(np.max(np.abs(e))), float(np.mean(e)))
+def error_stats(errors: Iterable[float | None]) -> ErrorStats:
+    """Median and max absolute error and mean signed error, judged against this validation's targets."""
+    return _error_stats(errors, Targets(TARGET_MEDIAN_ABS, TARGET_MAX_ABS, TARGET_MEAN_SIGNED))
 
 
 def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[ValidationRun] | None = None,

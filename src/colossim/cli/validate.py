@@ -11,6 +11,16 @@ from colossim.cli.common import console, emit_json, fmt
 app = typer.Typer(help="Validate the engines against published measured runs.")
 
 
+def print_group_stats(title: str, stats: dict) -> None:
+    """One table of error statistics by group (n, median |err|, max |err|, mean signed)."""
+    s = Table(title=title)
+    for c in ("group", "n", "median |err|", "max |err|", "mean signed"):
+        s.add_column(c, justify="left" if c == "group" else "right")
+    for g, st in stats.items():
+        s.add_row(g, str(st.n), f"{st.median_abs:.1%}", f"{st.max_abs:.1%}", f"{st.mean_signed:+.1%}")
+    console.print(s)
+
+
 def predict_training(spec_dict: dict) -> tuple[float, dict]:
     """tokens/s/GPU colossim predicts for a published run's spec (omitted plan fields searched)."""
     from colossim.specs.training import load_spec
@@ -46,12 +56,8 @@ def print_training_table(results, stats) -> None:
                   fmt(r.run.tokens_per_s_per_gpu_measured),
                   fmt(r.predicted_tokens_per_s_per_gpu), "-" if r.error is None else f"{r.error:+.1%}", plan[:60])
     console.print(t)
-    s = Table(title="Error by group (targets: median |err| <= 7 %, max <= 20 %, mean signed within +-3 %)")
-    for c in ("group", "n", "median |err|", "max |err|", "mean signed"):
-        s.add_column(c, justify="left" if c == "group" else "right")
-    for g, st in stats.items():
-        s.add_row(g, str(st.n), f"{st.median_abs:.1%}", f"{st.max_abs:.1%}", f"{st.mean_signed:+.1%}")
-    console.print(s)
+    print_group_stats("Error by group (targets: median |err| <= 7 %, max <= 20 %, mean signed within +-3 %)",
+                      stats)
 
 
 @app.command("training")
@@ -104,12 +110,7 @@ def print_serving_table(results, stats) -> None:
                   _fmt_metric(r.metric, r.published), _fmt_metric(r.metric, r.predicted),
                   "-" if r.error is None else f"{r.error:+.1%}", plan)
     console.print(t)
-    s = Table(title=f"Serving error by group ({targets})")
-    for c in ("group", "n", "median |err|", "max |err|", "mean signed"):
-        s.add_column(c, justify="left" if c == "group" else "right")
-    for g, st in stats.items():
-        s.add_row(g, str(st.n), f"{st.median_abs:.1%}", f"{st.max_abs:.1%}", f"{st.mean_signed:+.1%}")
-    console.print(s)
+    print_group_stats(f"Serving error by group ({targets})", stats)
 
 
 @app.command("serving")

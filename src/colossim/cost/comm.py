@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from colossim.catalog import load_catalog
 from colossim.catalog.schema import Accelerator, System
 from colossim.cost.efficiency import BusCurve, CalibrationProfile
 from colossim.errors import ColossimError
@@ -114,10 +115,6 @@ def network_for(chip: Accelerator, system: System | None = None, *, nvls: bool |
 def network_of_hardware(hardware) -> Network:
     """The network of a resolved spec's hardware (:class:`colossim.specs.system.SystemSpec`): its
     catalog system's fabric, with the spec's sizes and bandwidths (overrides included) as the truth."""
-    from dataclasses import replace
-
-    from colossim.catalog import load_catalog
-
     system = load_catalog().systems.get(hardware.system_id) if hardware.system_id else None
     net = network_for(hardware.accelerator, system,
                       scaleout_bytes_per_s_per_gpu=hardware.scaleout_bytes_per_s_per_gpu or None)

@@ -87,20 +87,29 @@ def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int) -
     return best
 
 
-def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: CalibrationProfile,
-                weight_bytes: float | None = None):
+def gemm_roofline(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,
+                  profile: CalibrationProfile, weight_bytes: float | None = None):
+    """The two roofline terms of one GEMM and its fixed time: (launch_seconds, compute_seconds,
+    memory_seconds); its time is launch + max(compute, memory).  ``weight_bytes``: see
+    :func:`gemm_seconds`."""
     gp: GemmParams = profile.gemm_params(precision)
     m, n, k = _arr(m), _arr(n), _arr(k)
-    flops = 2.0 * m * n * k
     elt = OPERAND_BYTES.get(precision, 2.0)
     w_elt = elt if weight_bytes is None else weight_bytes
     aligned = np.mod(k * elt, ALIGN_BYTES) == 0
     eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count) * np.where(
         aligned, 1.0, gp.misaligned_k_factor)
-    t_compute = flops / (_peak(chip, precision) * eff)
+    t_compute = 2.0 * m * n * k / (_peak(chip, precision) * eff)
     n_bytes = m * k * elt + k * n * w_elt + m * n * OUTPUT_BYTES
     t_memory = n_bytes / (_hbm(chip) * profile.memory_efficiency)
-    return flops, gp.launch_seconds + np.maximum(t_compute, t_memory)
+    return gp.launch_seconds, t_compute, t_memory
+
+
+def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: CalibrationProfile,
+                weight_bytes: float | None = None):
+    launch, t_compute, t_memory = gemm_roofline(m, n, k, precision, chip, profile, weight_bytes)
+    flops = 2.0 * _arr(m) * _arr(n) * _arr(k)
+    return flops, launch + np.maximum(t_compute, t_memory)
 
 
 def gemm_seconds(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,

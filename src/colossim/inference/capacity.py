@@ -103,17 +103,21 @@ class ShapeFamily:
 
     def scale_for_bytes(self, budget: float, w: float, kv: float, kv_tokens: float) -> float:
         """The one positive ``s`` whose bytes equal ``budget`` (0 when the budget is not positive)."""
-        if budget <= 0:
-            return 0.0
         a3, a2, a1 = self.coefficients(w, kv, kv_tokens)
-        roots = np.roots([a3, a2, a1, -budget])
-        return float(max(r.real for r in roots if abs(r.imag) <= 1e-9 * max(1.0, abs(r.real))))
+        return _positive_root(a3, a2, a1, budget)
 
     def scale_for_params(self, params: float) -> float:
-        if params <= 0:
-            return 0.0
-        roots = np.roots([self.layers * self.quad, self.layers * self.lin, self.ends, -params])
-        return float(max(r.real for r in roots if abs(r.imag) <= 1e-9 * max(1.0, abs(r.real))))
+        """The one positive ``s`` with ``params`` parameters (0 when ``params`` is not positive)."""
+        return _positive_root(self.layers * self.quad, self.layers * self.lin, self.ends, params)
+
+
+def _positive_root(a3: float, a2: float, a1: float, target: float) -> float:
+    """The real root of ``a3 s^3 + a2 s^2 + a1 s = target`` (positive coefficients: exactly one
+    positive root for ``target > 0``); 0 when ``target`` is not positive."""
+    if target <= 0:
+        return 0.0
+    roots = np.roots([a3, a2, a1, -target])
+    return float(max(r.real for r in roots if abs(r.imag) <= 1e-9 * max(1.0, abs(r.real))))
 
 
 def shape_family(kind: str) -> ShapeFamily:

@@ -107,9 +107,10 @@ FP8 = {"weights": "fp8", "activations": "fp8"}
 
 
 #: Deepest pipeline tried.  Every depth up to it that divides the GPU count is tried explicitly on
-#: every side, because the default plan search puts stages only across scale-up domains: without
-#: this a 72-GPU domain would lose the pipelined plans an 8-GPU domain keeps (72 H100 hold
-#: GPT-MoE-1.8T at FP8 only with stages), and the domain effect would mix in a search policy.
+#: every side, because the default plan search adds stages only when memory needs them
+#: (:data:`colossim.inference.estimate.PIPELINE_ONLY_WHEN_NEEDED`): without this a 72-GPU domain
+#: would lose pipelined plans an 8-GPU domain keeps, and the domain effect would mix in a search
+#: policy.
 #: Because: NVL72 / 8 = 9 stages of one HGX-sized group; deeper pipelines only lengthen TPOT here.
 MAX_PP = 9
 

@@ -117,7 +117,7 @@ def candidate_plans(spec: ServingSpec) -> list[dict]:
     plans = []
     for tp in tps:
         pps = [p.pp] if p.pp else [q for q in _divisors(n // tp) if q <= m.layers] if n % tp == 0 else []
-        if not p.pp and PIPELINE_ONLY_WHEN_NEEDED and _memory(spec, tp, 1).kv_budget > 0:
+        if not p.pp and PIPELINE_ONLY_WHEN_NEEDED and replica_memory(spec, tp, 1).kv_budget > 0:
             pps = [q for q in pps if q == 1 or tp * q > hw.scaleup_domain_size]
         for pp in pps:
             if n % (tp * pp):
@@ -135,14 +135,16 @@ def candidate_plans(spec: ServingSpec) -> list[dict]:
     return plans
 
 
-def _memory(spec: ServingSpec, tp: int, pp: int) -> M.ServingMemory:
+def replica_memory(spec: ServingSpec, tp: int, pp: int) -> M.ServingMemory:
+    """Memory of one GPU of a tp x pp replica under the spec's formats and engine limits."""
     s = spec.serving
     return M.serving_memory(spec.model, spec.hardware.hbm_bytes, weights=s.weights.value,
                             kv_format=s.kv_format, tp=tp, pp=pp, max_num_tokens=s.max_num_tokens,
                             max_batch=s.max_batch_size, kv_cache_fraction=s.kv_cache_fraction)
 
 
-def _context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
+def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
+    """The iteration-cost context of one replica of ``plan`` under the spec."""
     s = spec.serving
     return make_context(spec.model, spec.hardware, weights=s.weights.value,
                         activations=s.activation_format, kv_cache=s.kv_format, tp=plan["tp"],
@@ -229,12 +231,12 @@ def _disaggregated(ctx, spec: ServingSpec, B: np.ndarray):
 def evaluate_plan(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None = None) -> PlanPoints | None:
     """Every batch size of ``plan`` (None when the weights alone do not fit)."""
     s = spec.serving
-    mem = _memory(spec, plan["tp"], plan["pp"])
+    mem = replica_memory(spec, plan["tp"], plan["pp"])
     context = s.input_tokens + s.output_tokens
     max_batch = min(mem.max_sequences(context), s.max_batch_size)
     if mem.kv_budget <= 0 and s.batch is None:
         return None
-    ctx = _context(spec, plan, profile)
+    ctx = replica_context(spec, plan, profile)
     B = _batch_grid(spec, max(max_batch, 1), plan["pp"])
     f = None
     if s.disaggregated:
@@ -262,8 +264,8 @@ def all_points(spec: ServingSpec, profile: CalibrationProfile | None = None) -> 
 
 
 def _does_not_fit(spec: ServingSpec, plans: list[dict]) -> SpecError:
-    best = min(plans, key=lambda p: _memory(spec, p["tp"], p["pp"]).weights)
-    mem = _memory(spec, best["tp"], best["pp"])
+    best = min(plans, key=lambda p: replica_memory(spec, p["tp"], p["pp"]).weights)
+    mem = replica_memory(spec, best["tp"], best["pp"])
     short = M.gib(mem.weights + mem.workspace - mem.usable)
     need_gpus = math.ceil(spec.hardware.count * (mem.weights + mem.workspace) / mem.usable)
     fmt = spec.serving.weights.value
@@ -366,4 +368,4 @@ def frontier(spec: ServingSpec, profile: CalibrationProfile | None = None) -> li
 
 
 __all__ = ["PlanPoints", "ServingEstimate", "all_points", "candidate_plans", "estimate",
-           "evaluate_plan", "frontier"]
+           "evaluate_plan", "frontier", "replica_context", "replica_memory"]

@@ -14,7 +14,7 @@ import time
 
 from colossim.cost.efficiency import CalibrationProfile
 from colossim.inference import simulate as S
-from colossim.inference.estimate import _context, _memory, estimate
+from colossim.inference.estimate import estimate, replica_context, replica_memory
 from colossim.inference.step import tabulate
 from colossim.specs.serving import ServingSpec
 
@@ -26,8 +26,8 @@ def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: 
     s = spec.serving
     best = estimate(spec, profile)
     plan = best.parallelism
-    ctx = _context(spec, plan, profile)
-    mem = _memory(spec, plan["tp"], plan["pp"])
+    ctx = replica_context(spec, plan, profile)
+    mem = replica_memory(spec, plan["tp"], plan["pp"])
     cost = tabulate(ctx, s.max_num_tokens)
     cfg = S.SchedulerConfig(kv_capacity_tokens=mem.kv_tokens(), max_batch=min(s.max_batch_size, s.max_num_tokens),
                             max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill)

@@ -90,17 +90,8 @@ class ServingContext:
     """Decode attention reads each KV head once per group of query heads (else once per query head)."""
 
     @property
-    def gpus_per_replica(self) -> int:
-        return self.tp * self.pp
-
-    @property
     def compute_precision(self) -> str:
         return self.activations if self.activations in ("fp8", "fp4") else "bf16"
-
-
-def network_of(hardware: SystemSpec) -> C.Network:
-    """The collective network of ``hardware`` (see :func:`colossim.cost.comm.network_of_hardware`)."""
-    return C.network_of_hardware(hardware)
 
 
 def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activations: str,
@@ -109,7 +100,7 @@ def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activa
                  profile: CalibrationProfile | None = None) -> ServingContext:
     chip = hardware.accelerator
     prof = profile if profile is not None else default_profile(chip.id)
-    return ServingContext(model, chip, hardware, network_of(hardware), prof, weights, activations,
+    return ServingContext(model, chip, hardware, C.network_of_hardware(hardware), prof, weights, activations,
                           kv_cache, tp, pp, ep, float(attention_seq_hint), bool(grouped_kv_decode))
 
 
@@ -129,13 +120,10 @@ class _Acc:
         wfmt = weight_format or ctx.weights
         w_bytes = BYTES_PER_ELEMENT[wfmt]
         m, n, k, count = _f(m), _f(n), _f(k), _f(count)
-        safe_m = np.maximum(m, 1e-9)
-        t = K.gemm_seconds(safe_m, n, k, prec, ctx.chip, ctx.profile, count, weight_bytes=w_bytes)
-        elt = K.OPERAND_BYTES.get(prec, 2.0)
-        mem = (m * k * elt + k * n * w_bytes + m * n * K.OUTPUT_BYTES) * count / (
-            ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency)
-        launch = ctx.profile.gemm_params(prec).launch_seconds * count
-        memory_bound = mem >= (t - launch) * (1.0 - 1e-9)  # the roofline's max picked the bytes
+        launch, t_compute, t_memory = K.gemm_roofline(np.maximum(m, 1e-9), n, k, prec, ctx.chip,
+                                                      ctx.profile, weight_bytes=w_bytes)
+        memory_bound = t_memory >= t_compute  # the roofline's max picked the bytes
+        t = (launch + np.maximum(t_compute, t_memory)) * count
         t = np.where(m > 0, t, 0.0) * times
         self.t["memory"] = self.t["memory"] + np.where(memory_bound, t, 0.0)
         self.t["compute"] = self.t["compute"] + np.where(memory_bound, 0.0, t)
@@ -335,5 +323,5 @@ def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
 
 
 __all__ = ["BUCKETS", "DECODE_ATTENTION_COMPUTE_FRACTION", "ITERATION_OVERHEAD_S", "ServingContext",
-           "TabulatedIterationCost", "causal_pairs", "iteration_seconds", "make_context", "network_of",
+           "TabulatedIterationCost", "causal_pairs", "iteration_seconds", "make_context",
            "stage_seconds", "tabulate"]

@@ -171,11 +171,11 @@ def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | Non
             and not chip.peak_flops_per_s(workload.weights.value):
         # weight-only quantisation (W8A16 / W4A16 kernels, e.g. Marlin) on chips without that format
         workload = workload.model_copy(update={"activations": NumberFormat.bf16})
-    for what, fmt in (("serving.activations", workload.activation_format),):
-        if fmt in ("fp8", "fp4") and not chip.peak_flops_per_s(fmt):
-            have = [q for q in ("bf16", "fp8", "fp4") if chip.peak_flops_per_s(q)]
-            raise SpecError(f"{what} = {fmt}: chip '{chip.id}' has no {fmt} tensor cores; allowed: "
-                            f"{', '.join(have)}", field=what, value=fmt, allowed=have)
+    fmt = workload.activation_format
+    if fmt in ("fp8", "fp4") and not chip.peak_flops_per_s(fmt):
+        have = [q for q in ("bf16", "fp8", "fp4") if chip.peak_flops_per_s(q)]
+        raise SpecError(f"serving.activations = {fmt}: chip '{chip.id}' has no {fmt} tensor cores; "
+                        f"allowed: {', '.join(have)}", field="serving.activations", value=fmt, allowed=have)
     return ServingSpec(model=model, hardware=hardware, parallelism=plan, serving=workload)
 
 

@@ -167,3 +167,38 @@ def test_blocking_p2p_slows_an_interleaved_pipeline():
     on = estimate(load_spec(spec))
     off = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "overlap_p2p_comm": False}}))
     assert off.time_breakdown_s["pp_comm"] > 4 * on.time_breakdown_s["pp_comm"] > 0
+
+
+def test_search_recomputes_the_fewest_layers_that_fit():
+    """GPT-3 175B in bf16, tp4 pp8 dp16 with 4-sequence micro-batches: without recompute it does not fit
+    an 80 GB H100; the search recomputes the fewest layers per stage that make it fit."""
+    from colossim.training.estimate import _memory, fewest_recompute_layers
+
+    fixed = {"tp": 4, "pp": 8, "dp": 16, "vpp": 6, "micro_batch": 4, "zero": 1, "sequence_parallel": True}
+
+    def spec_with(**plan):
+        return load_spec({"model": "gpt3-175b", "hardware": {"gpu": "h100-sxm", "count": 512},
+                          "parallelism": {**fixed, **plan},
+                          "training": {"global_batch": 2048, "precision": "bf16"}})
+
+    spec = spec_with()
+    est = estimate(spec)
+    p = est.parallelism
+    k = p["recompute_num_layers"]
+    assert p["recompute"] == "full" and 1 <= k < 12 and est.fits
+    ctx = make_context(spec)
+    cap = spec.hardware.hbm_bytes
+    fewer = {**p, "recompute_num_layers": k - 1 if k > 1 else None, "recompute": "full" if k > 1 else "none"}
+    assert float(_memory(ctx, PlanArrays.from_dicts([fewer])).total[0]) > cap
+    open_plan = PlanArrays.from_dicts([{**p, "recompute_num_layers": None}])
+    assert int(fewest_recompute_layers(ctx, open_plan, cap).recompute_layers[0]) == k
+    # cheaper than recomputing every layer, by the recomputed share
+    every = estimate(spec_with(recompute="full"))
+    assert est.step_time_s < every.step_time_s
+    assert est.time_breakdown_s["recompute"] == pytest.approx(every.time_breakdown_s["recompute"] * k / 12)
+    assert est.hfu < every.hfu
+
+
+def test_recompute_num_layers_needs_full_recompute():
+    with pytest.raises(SpecError, match="recompute_num_layers"):
+        load_spec({**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "recompute_num_layers": 2}})

@@ -65,3 +65,11 @@ def fmt(x: float | None, digits: int = 3) -> str:
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}"
+
+
+def recompute_label(plan: dict) -> str:
+    """A plan's recompute policy for tables: ``full(3/stage)`` for Megatron's block method."""
+    label = str(plan.get("recompute", ""))
+    if plan.get("recompute_num_layers"):
+        label += f"({plan['recompute_num_layers']}/stage)"
+    return label

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt
+from colossim.cli.common import console, emit_json, fmt, recompute_label
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -38,7 +38,7 @@ def _show(est) -> None:
     p = est.parallelism
     t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
                     f"ep {p['ep']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
-                    f"recompute {p['recompute']} zero {p['zero']}", show_header=False)
+                    f"recompute {recompute_label(p)} zero {p['zero']}", show_header=False)
     t.add_column("metric", style="bold")
     t.add_column("value", justify="right")
     rows = [("step time (s)", fmt(est.step_time_s, 4)), ("tokens/s", fmt(est.tokens_per_s)),
@@ -106,7 +106,7 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
         t.add_column(c, justify="right")
     for i, e in enumerate(res.best, 1):
         p = e.parallelism
-        t.add_row(str(i), *(str(p[k]) for k in ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch", "recompute", "zero")),
+        t.add_row(str(i), *(str(p[k]) for k in ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")), recompute_label(p), str(p["zero"]),
                   f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
 

@@ -6,7 +6,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt
+from colossim.cli.common import console, emit_json, fmt, recompute_label
 
 app = typer.Typer(help="Validate the engines against published measured runs.")
 
@@ -51,7 +51,7 @@ def print_training_table(results, stats) -> None:
     for r in results:
         p = r.plan or {}
         plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} dp{p['dp']} v{p['vpp']} mb{p['micro_batch']} "
-                f"{p['recompute']} z{p['zero']}") if p else (r.failure or "")
+                f"{recompute_label(p)} z{p['zero']}") if p else (r.failure or "")
         t.add_row(r.run.id, r.run.model_name[:24], str(r.run.num_gpus), r.run.chip, r.run.trust,
                   fmt(r.run.tokens_per_s_per_gpu_measured),
                   fmt(r.predicted_tokens_per_s_per_gpu), "-" if r.error is None else f"{r.error:+.1%}", plan[:60])

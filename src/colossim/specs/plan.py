@@ -44,6 +44,11 @@ class ParallelPlan(BaseModel):
     vpp: int | None = Field(None, ge=1, description="virtual stages (model chunks) per pipeline stage")
     micro_batch: int | None = Field(None, ge=1, description="sequences per micro-batch")
     recompute: Recompute | None = None
+    recompute_num_layers: int | None = Field(
+        None, ge=1, description="with recompute full: the layers of each pipeline stage recomputed (the rest "
+        "keep their activations), as Megatron-LM's --recompute-method block --recompute-num-layers "
+        "(counted per stage here, per model chunk there). Omitted: every layer when recompute is given "
+        "as full; when recompute is searched, the fewest layers that make the plan fit")
     zero: int | None = Field(None, ge=0, le=3, validation_alias=AliasChoices("zero", "zero_stage"),
                              description="ZeRO stage 0-3 (3 = FSDP)")
     sequence_parallel: bool | None = Field(None, description="Megatron sequence parallelism with TP")
@@ -78,6 +83,13 @@ class ParallelPlan(BaseModel):
     def _fsdp_consistent(self) -> ParallelPlan:
         if self.fsdp is True and self.zero not in (None, 3):
             raise ValueError(f"fsdp: true means zero 3, but zero is {self.zero}")
+        return self
+
+    @model_validator(mode="after")
+    def _recompute_layers_need_full(self) -> ParallelPlan:
+        if self.recompute_num_layers is not None and self.recompute not in (None, Recompute.full):
+            raise ValueError(f"recompute_num_layers needs recompute: full, but recompute is "
+                             f"{self.recompute.value}")
         return self
 
     @property

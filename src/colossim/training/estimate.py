@@ -19,7 +19,8 @@ from colossim.cost.ownership import usd_per_gpu_hour
 from colossim.errors import SpecError
 from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
-from colossim.training.plans import RECOMPUTE_NAMES, PlanArrays
+from colossim.training.pipeline import layers_on_slowest_stage
+from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
 from colossim.training.search import enumerate_plans
 from colossim.training.step import StepContext, evaluate_step
 
@@ -90,7 +91,25 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         micro_batch=plans.micro_batch, recompute=plans.recompute, zero=plans.zero,
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
-        fsdp=plans.fsdp)
+        fsdp=plans.fsdp, recompute_layers=plans.recompute_layers)
+
+
+def fewest_recompute_layers(ctx: StepContext, plans: PlanArrays, capacity_bytes: float) -> PlanArrays:
+    """Full-recompute plans (of a spec that leaves recompute open) get the fewest layers per stage
+    that bring them under ``capacity_bytes`` (memory is linear in that count above one layer);
+    those that fit only with every layer recomputed keep 0 (all).  A plan that fits without
+    recompute is also a candidate, so the search still finds it."""
+    full = (plans.recompute == RECOMPUTE_CODES["full"]) & (plans.recompute_layers == 0)
+    if not full.any():
+        return plans
+    stage = layers_on_slowest_stage(ctx.model.layers, plans.pp)
+    m_all = np.asarray(_memory(ctx, plans).total)
+    m_one = np.asarray(_memory(ctx, plans.with_recompute_layers(np.where(full, 1, plans.recompute_layers))).total)
+    # M(k) = M(1) + (k - 1) / (L - 1) (M(L) - M(1)); fewest k with M(k) <= capacity
+    saving = np.maximum(m_one - m_all, 1e-9)
+    k = 1.0 + np.ceil(np.maximum(m_one - capacity_bytes, 0.0) / saving * np.maximum(stage - 1.0, 0.0))
+    k = np.where(full & (m_all <= capacity_bytes) & (k < stage), k, 0)
+    return plans.with_recompute_layers(np.where(full, k, plans.recompute_layers))
 
 
 def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.ndarray) -> list[TrainingEstimate]:
@@ -111,6 +130,9 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         # HFU: the default MFU convention plus the FLOPs recomputation adds (same attention
         # counting, so HFU >= MFU and equal without recompute).
         recompute_ratio = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc) / hw_flops_no_recompute
+        frac = float(plans.recompute_fraction(layers_on_slowest_stage(ctx.model.layers, plans.pp))[i]) \
+            if rc == "full" else 1.0
+        recompute_ratio = 1.0 + frac * (recompute_ratio - 1.0)
         hw_flops = conv[DEFAULT_MFU_CONVENTION] * recompute_ratio
         mfu = {c: conv[c] * per_gpu / peak for c in MFU_CONVENTIONS}
         mem_b = {k: float(getattr(mem, k)[i]) for k in MEMORY_KEYS}
@@ -144,6 +166,8 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
         raise SpecError("no valid parallel plan: the fixed fields leave nothing to search "
                         f"(GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
                         f"layers {spec.model.layers}, heads {spec.model.heads})", field="parallelism")
+    if spec.parallelism.recompute is None and spec.parallelism.recompute_num_layers is None:
+        plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)
     mem = _memory(ctx, plans)
     fit = np.asarray(mem.total) <= spec.hardware.hbm_bytes
     cand = np.nonzero(fit | include_unfit)[0]

@@ -52,6 +52,12 @@ OPTIMIZER_BYTES = 12
 FP8_WEIGHT_CACHE_BYTES = 1
 #: Bytes per activation element kept for backward.  Because: bf16 activations.
 ACTIVATION_BYTES = 2
+#: Bytes per saved GEMM input when the GEMMs run in fp8.  Source: Transformer Engine's Linear /
+#: LayerNormLinear / LayerNormMLP save the fp8-cast input of each GEMM for the weight-gradient
+#: GEMM of backward instead of the bf16 tensor (the cast is needed for the forward GEMM anyway):
+#: the QKV and MLP inputs (norm outputs), the attention output (projection input) and the MLP
+#: activation output (down-projection input) are kept at one byte per element.
+FP8_SAVED_GEMM_INPUT_BYTES = 1
 #: Bytes per dropout-mask element.  Source: Korthikanti et al. 2022 sec 4.1 (masks are 1 byte).
 MASK_BYTES = 1
 #: Bytes per logit held by the loss on the last stage: bf16 logits + the fp32 copy the cross
@@ -120,19 +126,22 @@ def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
 
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
                                cp: ArrayLike, sequence_parallel: ArrayLike, recompute: Any = "none",
-                               layer_kind: str = "dense", flash_attention: bool = True) -> np.ndarray:
+                               layer_kind: str = "dense", flash_attention: bool = True,
+                               precision: str = "bf16") -> np.ndarray:
     """Activation bytes one layer keeps for backward, per GPU and micro-batch (Korthikanti et al.
-    2022 sec 4.1, generalised; see the module docstring)."""
+    2022 sec 4.1, generalised; see the module docstring).  With fp8 GEMMs the GEMM inputs are kept
+    in fp8 (:data:`FP8_SAVED_GEMM_INPUT_BYTES`)."""
     t, cp = _f(tp), _f(cp)
     sp = np.asarray(sequence_parallel, dtype=bool)
     rc = _recompute_code(recompute)
     s = seq_len / cp
     tok = _f(micro_batch) * s  # tokens s*b on this GPU's sequence shard
     B, h, a = ACTIVATION_BYTES, model.hidden, model.heads
+    G = FP8_SAVED_GEMM_INPUT_BYTES if str(getattr(precision, "value", precision)) == "fp8" else B
     rep = np.where(sp, t, 1.0)  # divisor of the parts TP replicates unless sequence-parallel
     drop = model.dropout
     # --- replicated without SP: norm inputs, QKV and MLP GEMM inputs, the two dropout masks
-    shared = tok * h * (model.norms_per_layer * B + B + B + (2 * MASK_BYTES if drop else 0))
+    shared = tok * h * (model.norms_per_layer * B + G + G + (2 * MASK_BYTES if drop else 0))
     # --- split by tp: attention internals
     if model.attention == "mla":
         qk = B * tok * a * model.qk_head_dim * 2  # per-head q and k are materialised
@@ -142,7 +151,7 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
         qk = B * tok * (a + model.kv_heads) * model.head_dim
         v = B * tok * model.kv_heads * model.head_dim
         latent = 0.0
-    out_in = B * tok * a * model.v_head_dim
+    out_in = G * tok * a * model.v_head_dim
     # softmax output (2) + dropout mask (1) + dropout output (2) per score: 5 a s^2 b (/cp for CP)
     score_bytes = B + (MASK_BYTES + B if drop else 0)
     scores = score_bytes * a * s * seq_len * _f(micro_batch)
@@ -150,11 +159,11 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     lse = 4.0 * a * tok if flash_attention else 0.0  # Because: flash attention keeps fp32 log-sum-exp
     up = 2 if model.activation.gated else 1
     if layer_kind == "dense":
-        mlp = B * tok * model.ffn_hidden * (up + 1)  # activation input(s) and output
+        mlp = tok * model.ffn_hidden * (up * B + G)  # activation input(s) and output
         moe_rep = 0.0
     else:
         copies = model.top_k + model.shared_experts
-        mlp = B * tok * copies * model.moe_ffn_hidden * (up + 1)
+        mlp = tok * copies * model.moe_ffn_hidden * (up * B + G)
         moe_rep = B * tok * model.top_k * h  # permuted expert inputs (on the SP shard)
     split = qk + v + latent + out_in + mlp + lse + core
     full_layer = (shared + moe_rep) / rep + split / t
@@ -166,11 +175,14 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    ep: ArrayLike = 1, dp: ArrayLike = 1, vpp: ArrayLike = 1, micro_batch: ArrayLike = 1,
                    recompute: Any = "none", zero: ArrayLike = 0, sequence_parallel: ArrayLike = False,
                    precision: str = "bf16", seq_len: int | None = None, global_batch: int | None = None,
-                   flash_attention: bool = True, fsdp: ArrayLike = True) -> MemoryBreakdown:
+                   flash_attention: bool = True, fsdp: ArrayLike = True,
+                   recompute_layers: ArrayLike = 0) -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
-    units gathered a layer at a time (PyTorch FSDP), else DeepSpeed's per-submodule fetches."""
+    units gathered a layer at a time (PyTorch FSDP), else DeepSpeed's per-submodule fetches.
+    ``recompute_layers`` (full recompute only): layers of the stage recomputed, the others keeping
+    every activation; 0 = all."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     rc = _recompute_code(recompute)
@@ -196,11 +208,18 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
              if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
     def per_layer(r: Any) -> dict[str, np.ndarray]:
         return {k: activation_bytes_per_layer(model, s, mb, tp, cp, sequence_parallel, r, k,
-                                              flash_attention) for k, _ in kinds}
+                                              flash_attention, prec) for k, _ in kinds}
     kept = per_layer(rc)
-    stage_mb = sum(kept[k] * n for k, n in kinds)
+    whole = per_layer("none")
+    # full recompute of ``recompute_layers`` of the stage's layers (all when 0): a layer kind's
+    # recomputed layers keep only their input, the others everything
+    rl = _f(recompute_layers) * np.ones_like(pp)
+    frac = np.where(rl > 0, np.minimum(rl, stage) / np.maximum(stage, 1.0), 1.0)
+    frac = np.where(rc == RECOMPUTE_CODES["full"], frac, 0.0)
+    stage_mb = sum((frac * kept[k] + (1.0 - frac) * np.where(rc == RECOMPUTE_CODES["full"], whole[k], kept[k])) * n
+                   for k, n in kinds)
     # full recompute: one layer's activations are live again while it is recomputed
-    live = np.maximum.reduce([per_layer("none")[k] for k, _ in kinds]) if kinds else 0.0
+    live = np.maximum.reduce([whole[k] for k, _ in kinds]) if kinds else 0.0
     recomputing = np.where(rc == RECOMPUTE_CODES["full"], live, 0.0)
     n_micro = global_batch / (dp * mb) if global_batch else np.full_like(pp, np.inf)
     in_flight = micro_batches_in_flight(pp, vpp, np.maximum(n_micro, 1.0))
@@ -225,7 +244,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
 
 
 __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERED_LAYER_FRACTION",
-           "FP8_WEIGHT_CACHE_BYTES",
+           "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "activation_bytes_per_layer",
            "memory_per_gpu", "params_per_gpu"]

@@ -9,7 +9,7 @@ pipeline neighbour is tp*cp*dp ranks away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -38,9 +38,27 @@ class PlanArrays:
     than DeepSpeed ZeRO-3's per-submodule fetches (the spec's ``fsdp: false`` with ``zero: 3``).
     None means FSDP-style everywhere."""
 
+    recompute_layers: np.ndarray | None = None
+    """int per plan, with recompute full: layers of the most loaded stage that are recomputed
+    (Megatron's block method); 0 = all of them.  None means 0 everywhere."""
+
     def __post_init__(self) -> None:
         if self.fsdp is None:
             object.__setattr__(self, "fsdp", np.ones(self.tp.shape, dtype=bool))
+        if self.recompute_layers is None:
+            object.__setattr__(self, "recompute_layers", np.zeros(self.tp.shape, dtype=np.int64))
+
+    def recompute_fraction(self, layers_per_stage: np.ndarray) -> np.ndarray:
+        """Fraction of a stage's layers whose forward is recomputed in backward (full recompute:
+        ``recompute_layers`` of ``layers_per_stage``, all when 0; 0 for none / selective)."""
+        stage = np.maximum(np.asarray(layers_per_stage, dtype=float), 1.0)
+        rl = np.asarray(self.recompute_layers, dtype=float)
+        part = np.where(rl > 0, np.minimum(rl, stage) / stage, 1.0)
+        return np.where(self.recompute == RECOMPUTE_CODES["full"], part, 0.0)
+
+    def with_recompute_layers(self, recompute_layers: np.ndarray) -> PlanArrays:
+        """The same plans with ``recompute_layers`` replaced."""
+        return replace(self, recompute_layers=np.asarray(recompute_layers, dtype=np.int64))
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -56,6 +74,8 @@ class PlanArrays:
         d["sequence_parallel"] = bool(d["sequence_parallel"])
         d["tp_overlap"] = bool(d["tp_overlap"])
         d["fsdp"] = bool(d["fsdp"])
+        rl = int(d.pop("recompute_layers"))
+        d["recompute_num_layers"] = rl if rl > 0 and d["recompute"] == "full" else None
         return d
 
     @classmethod
@@ -71,4 +91,6 @@ class PlanArrays:
                    dp=col("dp", np.int64), vpp=col("vpp", np.int64), micro_batch=col("micro_batch", np.int64),
                    recompute=col("recompute", np.int64), zero=col("zero", np.int64),
                    sequence_parallel=col("sequence_parallel", bool), tp_overlap=col("tp_overlap", bool),
-                   fsdp=np.asarray([p.get("fsdp", True) is not False for p in plans], dtype=bool))
+                   fsdp=np.asarray([p.get("fsdp", True) is not False for p in plans], dtype=bool),
+                   recompute_layers=np.asarray([p.get("recompute_num_layers") or 0 for p in plans],
+                                               dtype=np.int64))

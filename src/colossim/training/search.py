@@ -90,4 +90,5 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                       micro_batch=mb[sel], recompute=rc[sel], zero=zero[sel],
                       sequence_parallel=np.asarray(sp)[sel],
                       tp_overlap=np.full(sel.shape, bool(plan.tp_overlap)),
-                      fsdp=np.full(sel.shape, plan.fsdp is not False))
+                      fsdp=np.full(sel.shape, plan.fsdp is not False),
+                      recompute_layers=np.full(sel.shape, plan.recompute_num_layers or 0, dtype=np.int64))

@@ -122,7 +122,10 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     ops = O.layer_ops(m, plans.micro_batch, ctx.seq_len, tp, cp, ep, sp, layer_kind=kind)
     t = _ops_seconds(ops, ctx)
     rc = plans.recompute
-    recompute = np.where(rc == RECOMPUTE_CODES["full"], t["fwd"],
+    # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block
+    # method's recompute_layers); selective: the attention core
+    full_share = plans.recompute_fraction(layers_on_slowest_stage(m.layers, plans.pp))
+    recompute = np.where(rc == RECOMPUTE_CODES["full"], full_share * t["fwd"],
                          np.where(rc == RECOMPUTE_CODES["selective"], t["attn_fwd"], 0.0))
 
     # --- tensor parallel: 2 collectives per layer forward (after attention and after the MLP),
@@ -137,7 +140,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)
     tp_exposed_fwd = np.where(plans.tp_overlap, np.maximum(tp_fwd - t["fwd"], 0.0), tp_fwd)
     tp_exposed_bwd = np.where(plans.tp_overlap, np.maximum(tp_fwd - t["bwd"], 0.0), tp_fwd)
-    tp_recompute = np.where(rc == RECOMPUTE_CODES["full"], tp_exposed_fwd, 0.0)
+    tp_recompute = full_share * tp_exposed_fwd
 
     # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),
     # overlapped with the attention of the previous chunk (Liu et al. 2023, Ring Attention;

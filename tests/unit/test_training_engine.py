@@ -115,14 +115,33 @@ def test_plan_arrays_roundtrip():
 
 
 def test_zero3_fetches_per_layer_fsdp_vs_deepspeed():
-    # PyTorch FSDP: one flat all-gather per layer; DeepSpeed ZeRO-3: one per norm / linear submodule
+    # PyTorch FSDP: one flat all-gather per layer; DeepSpeed ZeRO-3 (2021): one per parameter tensor
     from colossim.training.step import zero3_fetches_per_layer
 
-    class M:  # a GPT layer: 2 norms, fused QKV + output projection, fc1 + fc2
-        attention, norms_per_layer = "mha", 2
+    class Act:
+        def __init__(self, gated):
+            self.gated = gated
 
-    out = zero3_fetches_per_layer(M, np.array([True, False]))
-    assert list(out) == [1.0, 6.0]
+    class GPT:  # 2 LayerNorms (w, b), fused QKV + output projection, fc1 + fc2, all with biases
+        attention, norms_per_layer, bias, norm, activation = "mha", 2, True, "layernorm", Act(False)
+
+    class Llama:  # 2 RMSNorms (w), QKV + output, gate, up, down; no biases
+        attention, norms_per_layer, bias, norm, activation = "mha", 2, False, "rmsnorm", Act(True)
+
+    assert list(zero3_fetches_per_layer(GPT, np.array([True, False]))) == [1.0, 12.0]
+    assert list(zero3_fetches_per_layer(Llama, np.array([True, False]))) == [1.0, 7.0]
+
+
+def test_waiting_for_zero3_gathers_adds_them_to_the_step():
+    spec = {"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 768},
+            "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 768, "micro_batch": 2, "recompute": "full",
+                            "zero": 3, "sequence_parallel": False},
+            "training": {"global_batch": 1536}}
+    hidden = estimate(load_spec(spec))
+    waited = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "overlap_param_gather": False}}))
+    assert waited.time_breakdown_s["dp_comm"] > hidden.time_breakdown_s["dp_comm"]
+    assert waited.step_time_s > hidden.step_time_s
+    assert waited.time_breakdown_s["compute"] == pytest.approx(hidden.time_breakdown_s["compute"])
 
 
 def test_deepspeed_zero3_is_slower_than_fsdp_at_scale_and_holds_less_gathered():

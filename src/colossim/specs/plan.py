@@ -64,6 +64,12 @@ class ParallelPlan(BaseModel):
                                       "reduced after the backward of the last micro-batch, fully exposed, "
                                       "as Megatron-LM did before Megatron-Core (Narayanan et al. 2021, "
                                       "Korthikanti et al. 2022) and DeepSpeed's pipeline engine")
+    overlap_param_gather: bool = Field(True, description="parameter all-gathers overlap with compute: the "
+                                       "distributed optimizer's gather of updated weights with the next "
+                                       "forward (Megatron-Core --overlap-param-gather), ZeRO-3/FSDP's "
+                                       "per-layer gathers with the previous layer (prefetch). false: each "
+                                       "gather is waited for, as DeepSpeed ZeRO-3 of 2021 did at scale "
+                                       "(Narayanan et al. 2021 Table 2: step time = compute + communication)")
     overlap_p2p_comm: bool = Field(True, description="interleaved pipeline: the steady-state send/recv "
                                    "overlaps with the next chunk's compute (Megatron-Core "
                                    "--overlap-p2p-communication, 2023). false: every chunk boundary blocks "

@@ -81,6 +81,7 @@ def make_context(spec, profile=None) -> StepContext:
                        seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,
                        network=net, flash_attention=spec.parallelism.flash_attention,
                        overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
+                       overlap_param_gather=spec.parallelism.overlap_param_gather,
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm)
 
 

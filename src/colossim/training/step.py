@@ -77,6 +77,9 @@ class StepContext:
     overlap_grad_reduce: bool = True
     """DP gradient reduction / parameter gather overlapped with the last backward / first forward
     (the plan's ``overlap_grad_reduce``); false: after the backward, fully exposed."""
+    overlap_param_gather: bool = True
+    """Parameter all-gathers (distributed optimizer, ZeRO-3 prefetch) overlapped with the forward /
+    backward (the plan's ``overlap_param_gather``); false: each gather waits in line."""
     overlap_p2p_comm: bool = True
     """Interleaved pipeline send/recv overlapped with compute (the plan's ``overlap_p2p_comm``)."""
 
@@ -218,13 +221,18 @@ def zero3_fetches_per_layer(model, fsdp: np.ndarray) -> np.ndarray:
 
     PyTorch FSDP flattens each wrapped unit (a transformer block) into one FlatParameter: one
     all-gather per layer (Zhao et al. 2023, "PyTorch FSDP", sec. 3.2).  DeepSpeed ZeRO-3 fetches
-    parameters by submodule as the forward/backward hooks reach it (Rajbhandari et al. 2020, ZeRO,
-    sec. 5; deepspeed/runtime/zero/stage3.py ``fetch_sub_module``): one collective per norm and per
-    linear layer -- the norms, the attention projections (fused QKV + output; MLA's down/up
-    projections), the MLP's fc1 (gate and up fused) and fc2.  Each collective pays its own ring
-    latency, which at hundreds of ranks dominates (Narayanan et al. 2021 Table 2's collapse)."""
+    parameters as the forward/backward hooks reach each submodule (Rajbhandari et al. 2020, ZeRO,
+    sec. 5; deepspeed/runtime/zero/stage3.py ``fetch_sub_module``) and, in the releases of 2021
+    (v0.3-0.5, partition_parameters.py ``_all_gather``), issued one all-gather per parameter
+    tensor: each linear layer's weight and bias, each norm's weight and bias -- the attention
+    projections (fused QKV + output; MLA's down/up projections), the MLP's fc1 (gate and up as two
+    tensors when gated) and fc2.  Each collective pays its own ring latency, which at hundreds of
+    ranks dominates (Narayanan et al. 2021 Table 2's collapse)."""
     attn = 5 if model.attention == "mla" else 2
-    per_layer = model.norms_per_layer + attn + 2
+    mlp = 3 if model.activation.gated else 2
+    per_tensor = 2 if model.bias else 1
+    norm_tensors = 2 if model.norm == "layernorm" else 1
+    per_layer = (attn + mlp) * per_tensor + model.norms_per_layer * norm_tensors
     return np.where(np.asarray(fsdp, dtype=bool), 1.0, float(per_layer))
 
 
@@ -280,14 +288,18 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     # Without (Megatron-LM before Megatron-Core, DeepSpeed's pipeline engine) the gradients are
     # all-reduced after the whole backward and the updated weights gathered after the optimizer.
     bwd_window = t_bwd_mb if ctx.overlap_grad_reduce else 0.0
-    fwd_window = t_fwd_mb if ctx.overlap_grad_reduce else 0.0
+    fwd_window = t_fwd_mb if ctx.overlap_grad_reduce and ctx.overlap_param_gather else 0.0
     zero0 = np.maximum(ar - bwd_window, edge * ar)
     zero12 = np.maximum(rs - bwd_window, edge * rs) + np.maximum(ag - fwd_window, edge * ag)
-    # FSDP: per micro-batch, gathers hide under that micro-batch's forward / backward compute
-    # (prefetch); the gradient reduce-scatter too unless overlap is off.
+    # ZeRO-3: per micro-batch, gathers hide under that micro-batch's forward / backward compute
+    # (prefetch) unless ``overlap_param_gather`` is off; the gradient reduce-scatter too unless
+    # ``overlap_grad_reduce`` is off.
     rs3_exposed = 0.0 if ctx.overlap_grad_reduce else rs3
-    zero3 = n_micro * (np.maximum(ag3 - t_fwd_mb, 0.0)
-                       + np.maximum(ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0) + rs3_exposed)
+    ag3_exposed = 0.0 if ctx.overlap_param_gather else 2.0 * ag3
+    hidden_ag3 = ag3 if ctx.overlap_param_gather else 0.0
+    zero3 = n_micro * (np.maximum(hidden_ag3 - t_fwd_mb, 0.0)
+                       + np.maximum(hidden_ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0)
+                       + rs3_exposed + ag3_exposed)
     return np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
 
 

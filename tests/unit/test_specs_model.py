@@ -97,3 +97,28 @@ def test_unknown_field_names_it_and_the_allowed_ones():
 def test_bad_values_are_spec_errors(bad, needle):
     with pytest.raises(SpecError, match=needle):
         resolve_model({"name": "llama3-8b", **bad})
+
+
+def test_shape_without_vocab_takes_the_catalog_model_of_that_shape():
+    from colossim.specs.model import resolve_model
+
+    m = resolve_model({"layers": 96, "hidden": 12288, "ffn_hidden": 49152, "heads": 96, "kv_heads": 96,
+                       "seq_len": 2048, "activation": "gelu"})
+    ref = resolve_model("gpt3-175b")
+    assert m.vocab == ref.vocab and m.name.startswith("gpt3-175b")
+    # Nemotron-4 15B given without ffn_hidden: the catalog's squared-ReLU width
+    n = resolve_model({"layers": 32, "hidden": 6144, "heads": 48, "kv_heads": 8, "vocab": 256000,
+                       "seq_len": 4096, "activation": "relu2"})
+    assert n.ffn_hidden == resolve_model("nemotron4-15b").ffn_hidden
+    # the fields given always win
+    assert resolve_model({"layers": 96, "hidden": 12288, "heads": 96, "seq_len": 1024,
+                          "activation": "gelu"}).seq_len == 1024
+
+
+def test_shape_matching_nothing_gets_the_standard_defaults():
+    from colossim.specs.model import DEFAULT_VOCAB, resolve_model
+
+    m = resolve_model({"layers": 7, "hidden": 1000, "heads": 10, "seq_len": 512, "activation": "gelu"})
+    assert (m.vocab, m.ffn_hidden) == (DEFAULT_VOCAB, 4000)
+    g = resolve_model({"layers": 7, "hidden": 4096, "heads": 32, "seq_len": 512, "activation": "swiglu"})
+    assert g.ffn_hidden == 11008  # 8/3 x 4096 = 10923, up to a multiple of 256 (Llama 7B's width)

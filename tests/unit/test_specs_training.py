@@ -141,3 +141,24 @@ def test_valid_mask_agrees_with_validate_plan():
             ok = False
         assert ok == bool(mask[i]), plan
     assert mask.sum() > 10
+
+
+def test_global_batch_defaults_to_whole_sequences_per_gpu_near_2m_tokens():
+    from colossim.specs.training import DEFAULT_BATCH_TOKENS, load_spec
+
+    spec = load_spec({"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 992},
+                      "parallelism": {"zero": 3}, "training": {}})
+    gb = spec.training.global_batch
+    assert gb % 992 == 0 and abs(gb * 2048 - DEFAULT_BATCH_TOKENS) <= 992 * 2048 / 2
+    tiny = load_spec({"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 8192},
+                      "training": {}})
+    assert tiny.training.global_batch == 8192  # at least one sequence per GPU
+
+
+def test_meaningless_fields_do_not_keep_a_plan_open():
+    from colossim.specs.plan import ParallelPlan
+
+    p = ParallelPlan(tp=1, pp=1, cp=1, dp=8, micro_batch=1, recompute="full", zero=3)
+    assert p.missing == ["ep"]  # sequence_parallel at tp 1 and vpp at pp 1 mean nothing
+    assert "sequence_parallel" in ParallelPlan(tp=2, pp=2, cp=1, ep=1, dp=2, vpp=1, micro_batch=1,
+                                               recompute="none", zero=1).missing

@@ -355,8 +355,54 @@ def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
         data = {**base, **data, "name": cat.row(name).id}
     elif isinstance(name, str) and "layers" not in data:
         cat.row(name)  # raises UnknownNameError with the closest ids
+    else:
+        data = complete_by_shape(data, cat)
     return validate_model(ModelSpec, data, "model")
 
 
-__all__ = ["Activation", "ModelCatalog", "ModelRow", "ModelSpec", "load_model_catalog",
-           "resolve_model"]
+#: Vocabulary assumed for a model given by shape without ``vocab`` and matching no catalog model.
+#: Because: Megatron-LM pads GPT-2's 50,257-token BPE to 51,200 (a multiple of 128 x tp), the
+#: vocabulary of most published GPT-style training runs.
+DEFAULT_VOCAB = 51200
+#: MLP width assumed without ``ffn_hidden``: 4 h for non-gated MLPs (GPT, Vaswani et al. 2017),
+#: 8/3 h rounded up to a multiple of GATED_FFN_MULTIPLE for gated ones (Shazeer 2020; Llama).
+NON_GATED_FFN_RATIO = 4
+GATED_FFN_RATIO = 8 / 3
+GATED_FFN_MULTIPLE = 256
+#: Fields whose equality identifies a catalog model from a shape (the ones given are compared).
+SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "activation", "experts")
+
+
+def _plain(v: Any) -> str:
+    return str(getattr(v, "value", v))
+
+
+def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> dict[str, Any]:
+    """A model mapping without a catalog name but missing ``vocab`` or (dense) ``ffn_hidden``
+    takes the missing fields from the catalog model of the same shape (same layers, hidden, heads
+    and whichever of kv_heads / activation / experts it gives), else from the standard defaults
+    (:data:`DEFAULT_VOCAB`, 4 h or 8/3 h MLP).  The fields it gives always win; ``name`` records
+    where the rest came from."""
+    dense = not (data.get("experts") or 0) > 1
+    if "vocab" in data and ("ffn_hidden" in data or not dense):
+        return data
+    cat = cat or load_model_catalog()
+    given = {k: data[k] for k in SHAPE_KEYS if k in data}
+    if {"layers", "hidden", "heads"} <= given.keys():
+        for row in cat.rows.values():
+            base = row.spec_fields
+            if all(_plain(base.get(k, 0 if k == "experts" else base.get("heads") if k == "kv_heads" else None))
+                   == _plain(v) for k, v in given.items()):
+                return {**base, **data, "name": f"{row.id} (by shape)"}
+    out = dict(data)
+    out.setdefault("vocab", DEFAULT_VOCAB)
+    hidden = data.get("hidden")
+    if dense and "ffn_hidden" not in out and isinstance(hidden, int):
+        gated = str(data.get("activation", "gelu")) in {a.value for a in Activation if a.gated}
+        out["ffn_hidden"] = (int(-(-hidden * GATED_FFN_RATIO // GATED_FFN_MULTIPLE) * GATED_FFN_MULTIPLE)
+                             if gated else NON_GATED_FFN_RATIO * hidden)
+    return out
+
+
+__all__ = ["DEFAULT_VOCAB", "Activation", "ModelCatalog", "ModelRow", "ModelSpec", "complete_by_shape",
+           "load_model_catalog", "resolve_model"]

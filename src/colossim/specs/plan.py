@@ -100,15 +100,16 @@ class ParallelPlan(BaseModel):
 
     @property
     def is_complete(self) -> bool:
-        """True when nothing is left to search."""
-        return all(getattr(self, f) is not None for f in
-                   (*PLAN_DEGREES, "recompute", "zero", "sequence_parallel"))
+        """True when nothing is left to search (``sequence_parallel`` means nothing at tp 1, ``vpp``
+        nothing at pp 1)."""
+        return not self.missing
 
     @property
     def missing(self) -> list[str]:
         """Fields still to be searched."""
         return [f for f in (*PLAN_DEGREES, "recompute", "zero", "sequence_parallel")
-                if getattr(self, f) is None]
+                if getattr(self, f) is None and not (f == "sequence_parallel" and self.tp == 1)
+                and not (f == "vpp" and self.pp == 1)]
 
 
 __all__ = ["PLAN_DEGREES", "ParallelPlan", "Recompute"]

@@ -45,7 +45,9 @@ class TrainingWorkload(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    global_batch: int = Field(ge=1, description="sequences per optimizer step")
+    global_batch: int | None = Field(None, ge=1, description="sequences per optimizer step; omitted: "
+                                     "about DEFAULT_BATCH_TOKENS tokens, a whole number of sequences "
+                                     "per GPU (see default_global_batch)")
     precision: Precision = Precision.bf16
     tokens: float | None = Field(None, gt=0, description="tokens to train on (for time-to-train)")
     seq_len: int | None = Field(None, ge=1, description="overrides the model's sequence length")
@@ -124,10 +126,24 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     if workload.seq_len is not None:
         model = model.model_copy(update={"seq_len": workload.seq_len})
     hardware = resolve_hardware(data["hardware"])
+    if workload.global_batch is None:
+        workload = workload.model_copy(update={"global_batch": default_global_batch(model.seq_len, hardware.count)})
     plan = validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism")
     if validate:
         validate_plan(model, hardware, plan, workload)
     return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload)
+
+
+#: Tokens per optimizer step assumed when a spec gives no global batch.  Because: the published
+#: large runs train with 2-4 M-token batches (GPT-3 175B 3.2 M, OPT-175B 2 M, Llama 2 4 M); 2^21
+#: is the lower end, where the step time of a fixed cluster is least flattered by the batch.
+DEFAULT_BATCH_TOKENS = 2**21
+
+
+def default_global_batch(seq_len: int, gpus: int) -> int:
+    """About :data:`DEFAULT_BATCH_TOKENS` tokens, rounded to a whole number (>= 1) of sequences per
+    GPU so that every data-parallel layout of the GPUs divides it."""
+    return gpus * max(1, round(DEFAULT_BATCH_TOKENS / (seq_len * gpus)))
 
 
 def _divisors(n: int) -> str:

@@ -191,5 +191,7 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
 
 def estimate(spec, profile=None) -> TrainingEstimate:
     """The prediction for the spec's plan; fields it omits are searched (the best plan is used).
-    A complete plan that does not fit memory is still estimated, with ``fits`` false."""
-    return search(spec, top=1, profile=profile, include_unfit=spec.parallelism.is_complete).best[0]
+    A complete plan (``ep`` may be omitted for a dense model) that does not fit memory is still
+    estimated, with ``fits`` false."""
+    missing = set(spec.parallelism.missing) - (set() if spec.model.is_moe else {"ep"})
+    return search(spec, top=1, profile=profile, include_unfit=not missing).best[0]

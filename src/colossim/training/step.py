@@ -117,6 +117,49 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             "attn_fwd": np.asarray(attn_fwd, dtype=float)}
 
 
+#: SMs the pipelined reduce-scatter of TP communication overlap occupies while the GEMM runs.
+#: Source: Transformer Engine's default userbuffers configuration (``num_sm`` 16 for the pipelined
+#: "rs" overlaps; the ring-exchange all-gathers move data with the copy engines and take none).
+USERBUFFERS_RS_SMS = 16
+
+#: GEMM pairs of TP communication overlap, per layer and pass: (collective, GEMM it hides under).
+#: Forward: the sequence-parallel all-gather before the QKV / MLP-up GEMM runs as tp ring steps
+#: each hidden under a 1/tp chunk of that GEMM, and the reduce-scatter after the output /
+#: MLP-down GEMM is pipelined with it (Megatron-Core --tp-comm-overlap, Transformer Engine
+#: userbuffers; Wang et al. 2022, "Overlap communication with dependent computation", ASPLOS'23).
+#: Backward mirrors it: the data-gradient GEMMs have the same shapes and the roles swap.
+TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down")), ("reduce_scatter", ("out_proj",)),
+                    ("all_gather", ("mlp_up", "router", "shared_up")),
+                    ("reduce_scatter", ("mlp_down", "shared_down")))
+
+
+def tp_overlap_exposed_seconds(ctx: StepContext, ops, msg: np.ndarray, tp: np.ndarray) -> np.ndarray:
+    """Exposed TP communication of one layer and one pass with TP overlap (sequence parallel).
+
+    Each collective C is split into tp chunks pipelined with tp chunks of its GEMM G: the first
+    chunk cannot be hidden (C / tp), the rest hides under the GEMM as far as it lasts
+    (max(C - G, 0) beyond it), and while the reduce-scatter runs it holds ``USERBUFFERS_RS_SMS``
+    of the chip's SMs, slowing the GEMM by that share of the overlapped time.  GEMMs are priced
+    whole (the chunks' lower efficiency is the first-chunk term's order of magnitude)."""
+    chip, prof, net = ctx.system.accelerator, ctx.profile, ctx.network
+    n = np.maximum(np.asarray(tp, dtype=float), 1.0)
+    sms = prof.gemm_params(ctx.precision).sm_count
+    colls = {"all_gather": C.all_gather_seconds(msg, tp, net, prof, stride=1),
+             "reduce_scatter": C.reduce_scatter_seconds(msg, tp, net, prof, stride=1)}
+    gemm = {op.name: K.gemm_seconds(op.m, op.n, op.k, ctx.precision, chip, prof, count=op.count)
+            for op in ops if isinstance(op, O.Gemm)}
+    out = 0.0
+    for kind, names in TP_OVERLAP_PAIRS:
+        g = sum((gemm[x] for x in names if x in gemm), np.asarray(0.0))
+        if not np.any(g):
+            continue
+        c = colls[kind]
+        hidden = np.minimum(c * (n - 1.0) / n, g)
+        slowdown = hidden * USERBUFFERS_RS_SMS / sms if kind == "reduce_scatter" else 0.0
+        out = out + c / n + np.maximum(c * (n - 1.0) / n - g, 0.0) + slowdown
+    return np.asarray(out, dtype=float)
+
+
 def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, np.ndarray]:
     """Per-GPU seconds of one layer of ``kind`` for one micro-batch: compute and exposed comm."""
     m, net, prof = ctx.model, ctx.network, ctx.profile
@@ -141,8 +184,10 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
              + C.reduce_scatter_seconds(msg, tp, net, prof, stride=1))
     tp_one = np.where(sp, ag_rs, ar)
     tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)
-    tp_exposed_fwd = np.where(plans.tp_overlap, np.maximum(tp_fwd - t["fwd"], 0.0), tp_fwd)
-    tp_exposed_bwd = np.where(plans.tp_overlap, np.maximum(tp_fwd - t["bwd"], 0.0), tp_fwd)
+    overlapped = tp_overlap_exposed_seconds(ctx, ops, msg, tp)
+    use = plans.tp_overlap & sp & (tp > 1)
+    tp_exposed_fwd = np.where(use, overlapped, tp_fwd)
+    tp_exposed_bwd = tp_exposed_fwd
     tp_recompute = full_share * tp_exposed_fwd
 
     # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),

@@ -42,10 +42,10 @@ def test_regression_guard_overall(results):
     # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 68  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.16
-    assert stats["all"].max_abs <= 2.45
-    assert stats["all"].mean_signed <= 0.27
-    assert stats["H100"].median_abs <= 0.18
+    assert stats["all"].median_abs <= 0.155
+    assert stats["all"].max_abs <= 1.0
+    assert stats["all"].mean_signed <= 0.18
+    assert stats["H100"].median_abs <= 0.13
     assert stats["H100"].max_abs <= 0.50
     assert abs(stats["H100"].mean_signed) <= 0.08
 
@@ -74,7 +74,7 @@ def test_nemotron_throughput_falls_with_data_parallel_size(results):
 
 def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     # Narayanan et al. 2021 Table 2: DeepSpeed ZeRO-3, GPT-3 175B, global batch 1536: per-GPU
-    # throughput falls as GPUs double (per-submodule gathers, each with its ring latency).  The
+    # throughput falls as GPUs double (per-tensor gathers, each with its ring latency, waited for).  The
     # model reproduces the direction, not yet the size (see README).
     by_id, _ = results
     tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ("NAR21-T2-Z3-02", "NAR21-T2-Z3-03")]
@@ -86,3 +86,11 @@ def test_issue_targets_on_trusted_rows(results):
     by_id, _ = results
     trusted = [r.error for r in by_id.values() if r.run.trust == "A" and r.error is not None]
     assert error_stats(trusted).meets_targets
+
+
+def test_nemo_plans_that_need_memory_recompute_only_some_layers(results):
+    # NeMo 24.07 GPT-3 175B at 512 H100 (mb 2) and Nemotron-4 340B at 128: recomputing every
+    # layer (the old cliff) cost 26-29 %; block recompute of the fewest layers keeps them close
+    by_id, _ = results
+    for rid in ("NEMO2407-GPT3-175B-512", "NEMO2407-NEMOTRON-340B-128"):
+        assert abs(by_id[rid].error) <= 0.20, (rid, by_id[rid].error)

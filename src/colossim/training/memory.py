@@ -35,7 +35,7 @@ import numpy as np
 from colossim import units
 from colossim.specs.model import ModelSpec
 from colossim.training.pipeline import layers_on_slowest_stage, micro_batches_in_flight
-from colossim.training.plans import RECOMPUTE_CODES
+from colossim.training.plans import RECOMPUTE_CODES, full_recompute_fraction
 
 ArrayLike = np.ndarray | float | int
 
@@ -213,11 +213,9 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     whole = per_layer("none")
     # full recompute of ``recompute_layers`` of the stage's layers (all when 0): a layer kind's
     # recomputed layers keep only their input, the others everything
-    rl = _f(recompute_layers) * np.ones_like(pp)
-    frac = np.where(rl > 0, np.minimum(rl, stage) / np.maximum(stage, 1.0), 1.0)
-    frac = np.where(rc == RECOMPUTE_CODES["full"], frac, 0.0)
-    stage_mb = sum((frac * kept[k] + (1.0 - frac) * np.where(rc == RECOMPUTE_CODES["full"], whole[k], kept[k])) * n
-                   for k, n in kinds)
+    frac = full_recompute_fraction(rc, recompute_layers, stage)
+    full = rc == RECOMPUTE_CODES["full"]
+    stage_mb = sum(np.where(full, frac * kept[k] + (1.0 - frac) * whole[k], kept[k]) * n for k, n in kinds)
     # full recompute: one layer's activations are live again while it is recomputed
     live = np.maximum.reduce([whole[k] for k, _ in kinds]) if kinds else 0.0
     recomputing = np.where(rc == RECOMPUTE_CODES["full"], live, 0.0)

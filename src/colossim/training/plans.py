@@ -18,6 +18,15 @@ RECOMPUTE_CODES = {"none": 0, "selective": 1, "full": 2}
 RECOMPUTE_NAMES = {v: k for k, v in RECOMPUTE_CODES.items()}
 
 
+def full_recompute_fraction(recompute, recompute_layers, layers_per_stage) -> np.ndarray:
+    """Fraction of a stage's layers whose forward is recomputed in backward: with full recompute
+    ``recompute_layers`` of ``layers_per_stage`` (all when 0); 0 for none / selective."""
+    stage = np.maximum(np.asarray(layers_per_stage, dtype=float), 1.0)
+    rl = np.asarray(recompute_layers, dtype=float)
+    part = np.where(rl > 0, np.minimum(rl, stage) / stage, 1.0)
+    return np.where(np.asarray(recompute) == RECOMPUTE_CODES["full"], part, 0.0)
+
+
 @dataclass(frozen=True)
 class PlanArrays:
     """Parallel plans as parallel numpy arrays (all the same length)."""
@@ -49,12 +58,8 @@ class PlanArrays:
             object.__setattr__(self, "recompute_layers", np.zeros(self.tp.shape, dtype=np.int64))
 
     def recompute_fraction(self, layers_per_stage: np.ndarray) -> np.ndarray:
-        """Fraction of a stage's layers whose forward is recomputed in backward (full recompute:
-        ``recompute_layers`` of ``layers_per_stage``, all when 0; 0 for none / selective)."""
-        stage = np.maximum(np.asarray(layers_per_stage, dtype=float), 1.0)
-        rl = np.asarray(self.recompute_layers, dtype=float)
-        part = np.where(rl > 0, np.minimum(rl, stage) / stage, 1.0)
-        return np.where(self.recompute == RECOMPUTE_CODES["full"], part, 0.0)
+        """See :func:`full_recompute_fraction`."""
+        return full_recompute_fraction(self.recompute, self.recompute_layers, layers_per_stage)
 
     def with_recompute_layers(self, recompute_layers: np.ndarray) -> PlanArrays:
         """The same plans with ``recompute_layers`` replaced."""

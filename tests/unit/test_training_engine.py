@@ -221,3 +221,28 @@ def test_search_recomputes_the_fewest_layers_that_fit():
 def test_recompute_num_layers_needs_full_recompute():
     with pytest.raises(SpecError, match="recompute_num_layers"):
         load_spec({**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "recompute_num_layers": 2}})
+
+
+def test_tp_overlap_hides_most_but_not_all_tp_communication():
+    """Userbuffers-style overlap: the first of tp chunks of every collective stays exposed, and
+    the reduce-scatter's SMs slow its GEMM; without sequence parallelism nothing is overlapped."""
+    from colossim.cost import comm as C
+
+    base = {"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 64},
+            "parallelism": {"tp": 8, "pp": 1, "cp": 1, "dp": 8, "micro_batch": 1, "recompute": "full",
+                            "zero": 3, "sequence_parallel": True},
+            "training": {"global_batch": 64}}
+    off = estimate(load_spec(base))
+    on = estimate(load_spec({**base, "parallelism": {**base["parallelism"], "tp_overlap": True}}))
+    assert 0 < on.time_breakdown_s["tp_comm"] < off.time_breakdown_s["tp_comm"]
+    # floor: per layer and pass, (all-gather + reduce-scatter) x 2 pairs / tp exposed
+    spec = load_spec(base)
+    ctx = make_context(spec)
+    msg = 8192 * spec.model.hidden * 2
+    first = 2 * (C.all_gather_seconds(msg, 8, ctx.network, ctx.profile)
+                 + C.reduce_scatter_seconds(msg, 8, ctx.network, ctx.profile)) / 8
+    per_layer_passes = 3 * spec.model.layers  # forward, backward, recompute (8 micro-batches below)
+    assert on.time_breakdown_s["tp_comm"] >= 8 * per_layer_passes * float(first) * 0.999
+    no_sp = {**base, "parallelism": {**base["parallelism"], "sequence_parallel": False}}
+    assert estimate(load_spec({**no_sp, "parallelism": {**no_sp["parallelism"], "tp_overlap": True}})
+                    ).time_breakdown_s["tp_comm"] == pytest.approx(estimate(load_spec(no_sp)).time_breakdown_s["tp_comm"])

@@ -122,6 +122,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     hbm = spec.hardware.hbm_bytes
     usd_h, cost_assumptions = usd_per_gpu_hour(spec.hardware)
     hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none")
+    full_share = plans.recompute_fraction(layers_on_slowest_stage(ctx.model.layers, plans.pp))
     out = []
     for i in idx:
         step = float(t["step_time_s"][i])
@@ -131,8 +132,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         # HFU: the default MFU convention plus the FLOPs recomputation adds (same attention
         # counting, so HFU >= MFU and equal without recompute).
         recompute_ratio = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc) / hw_flops_no_recompute
-        frac = float(plans.recompute_fraction(layers_on_slowest_stage(ctx.model.layers, plans.pp))[i]) \
-            if rc == "full" else 1.0
+        # block recompute: only the recomputed share of the layers adds FLOPs
+        frac = float(full_share[i]) if rc == "full" else 1.0
         recompute_ratio = 1.0 + frac * (recompute_ratio - 1.0)
         hw_flops = conv[DEFAULT_MFU_CONVENTION] * recompute_ratio
         mfu = {c: conv[c] * per_gpu / peak for c in MFU_CONVENTIONS}

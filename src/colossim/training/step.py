@@ -133,19 +133,20 @@ TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down")), ("re
                     ("reduce_scatter", ("mlp_down", "shared_down")))
 
 
-def tp_overlap_exposed_seconds(ctx: StepContext, ops, msg: np.ndarray, tp: np.ndarray) -> np.ndarray:
+def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather: np.ndarray,
+                               reduce_scatter: np.ndarray) -> np.ndarray:
     """Exposed TP communication of one layer and one pass with TP overlap (sequence parallel).
 
     Each collective C is split into tp chunks pipelined with tp chunks of its GEMM G: the first
     chunk cannot be hidden (C / tp), the rest hides under the GEMM as far as it lasts
     (max(C - G, 0) beyond it), and while the reduce-scatter runs it holds ``USERBUFFERS_RS_SMS``
     of the chip's SMs, slowing the GEMM by that share of the overlapped time.  GEMMs are priced
-    whole (the chunks' lower efficiency is the first-chunk term's order of magnitude)."""
-    chip, prof, net = ctx.system.accelerator, ctx.profile, ctx.network
+    whole (the chunks' lower efficiency is the first-chunk term's order of magnitude).
+    ``all_gather`` / ``reduce_scatter``: the seconds of one such TP collective of the layer."""
+    chip, prof = ctx.system.accelerator, ctx.profile
     n = np.maximum(np.asarray(tp, dtype=float), 1.0)
     sms = prof.gemm_params(ctx.precision).sm_count
-    colls = {"all_gather": C.all_gather_seconds(msg, tp, net, prof, stride=1),
-             "reduce_scatter": C.reduce_scatter_seconds(msg, tp, net, prof, stride=1)}
+    colls = {"all_gather": all_gather, "reduce_scatter": reduce_scatter}
     gemm = {op.name: K.gemm_seconds(op.m, op.n, op.k, ctx.precision, chip, prof, count=op.count)
             for op in ops if isinstance(op, O.Gemm)}
     out = 0.0
@@ -180,13 +181,13 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tokens = plans.micro_batch * ctx.seq_len / cp
     msg = tokens * m.hidden * ACTIVATION_BYTES
     ar = C.all_reduce_seconds(msg, tp, net, prof, stride=1)
-    ag_rs = (C.all_gather_seconds(msg, tp, net, prof, stride=1)
-             + C.reduce_scatter_seconds(msg, tp, net, prof, stride=1))
-    tp_one = np.where(sp, ag_rs, ar)
+    ag = C.all_gather_seconds(msg, tp, net, prof, stride=1)
+    rs = C.reduce_scatter_seconds(msg, tp, net, prof, stride=1)
+    tp_one = np.where(sp, ag + rs, ar)
     tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)
-    overlapped = tp_overlap_exposed_seconds(ctx, ops, msg, tp)
     use = plans.tp_overlap & sp & (tp > 1)
-    tp_exposed_fwd = np.where(use, overlapped, tp_fwd)
+    tp_exposed_fwd = (np.where(use, tp_overlap_exposed_seconds(ctx, ops, tp, ag, rs), tp_fwd)
+                      if use.any() else tp_fwd)
     tp_exposed_bwd = tp_exposed_fwd
     tp_recompute = full_share * tp_exposed_fwd
 

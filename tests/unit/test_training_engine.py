@@ -135,7 +135,7 @@ def test_zero3_fetches_per_layer_fsdp_vs_deepspeed():
 def test_waiting_for_zero3_gathers_adds_them_to_the_step():
     spec = {"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 768},
             "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 768, "micro_batch": 2, "recompute": "full",
-                            "zero": 3, "sequence_parallel": False},
+                            "zero": 3, "sequence_parallel": False, "overlap_param_gather": True},
             "training": {"global_batch": 1536}}
     hidden = estimate(load_spec(spec))
     waited = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "overlap_param_gather": False}}))

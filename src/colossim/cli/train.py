@@ -36,7 +36,7 @@ def _profile(path: Path | None):
 
 def _show(est) -> None:
     p = est.parallelism
-    t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
+    t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}, {est.software}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
                     f"ep {p['ep']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
                     f"recompute {recompute_label(p)} zero {p['zero']}", show_header=False)
     t.add_column("metric", style="bold")

@@ -6,7 +6,7 @@ the checks that a plan can run (scalar :func:`validate_plan` for a user's plan, 
 model: llama3-405b                       # catalog id, a mapping of fields, or {name: id, overrides}
 hardware: {gpu: h100-sxm, count: 16384}  # or {system: gb200-nvl72, count: ...}
 parallelism: {tp: 8, pp: 16, dp: 128, ...}   # every field optional: omitted ones are searched
-training: {global_batch: 2048, precision: bf16, tokens: 15.6e12}
+training: {global_batch: 2048, precision: bf16, tokens: 15.6e12}   # software: megatron-core-2024
 ```
 """
 
@@ -27,6 +27,7 @@ from colossim.errors import SpecError
 from colossim.specs._validation import check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.plan import ParallelPlan
+from colossim.specs.software import apply_stack, resolve_stack
 from colossim.specs.system import SystemSpec, resolve_hardware
 
 SPEC_SECTIONS = ["model", "hardware", "parallelism", "training", "reliability"]
@@ -51,6 +52,9 @@ class TrainingWorkload(BaseModel):
     precision: Precision = Precision.bf16
     tokens: float | None = Field(None, gt=0, description="tokens to train on (for time-to-train)")
     seq_len: int | None = Field(None, ge=1, description="overrides the model's sequence length")
+    software: str | None = Field(None, description="software stack id (catalog/data/software_stacks.csv: "
+                                 "megatron-lm-2021, megatron-core-2024); omitted: the stack of the "
+                                 "chip's launch years (see colossim.specs.software.default_stack)")
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,9 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     if workload.global_batch is None:
         workload = workload.model_copy(update={"global_batch": default_global_batch(model.seq_len, hardware.count)})
     plan = validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism")
+    stack = resolve_stack(workload.software, hardware.accelerator.release_year)
+    plan = apply_stack(plan, stack)
+    workload = workload.model_copy(update={"software": stack.id})
     if validate:
         validate_plan(model, hardware, plan, workload)
     return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload)

@@ -21,6 +21,7 @@ from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
 from colossim.training.pipeline import layers_on_slowest_stage
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
+from colossim.specs.software import software_stacks
 from colossim.training.search import enumerate_plans
 from colossim.training.step import StepContext, evaluate_step
 
@@ -54,6 +55,7 @@ class TrainingEstimate:
     gpus: int
     chip: str
     precision: str
+    software: str
     time_to_train_days: float | None = None
     gpu_hours: float | None = None
     energy_mwh: float | None = None
@@ -148,6 +150,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
             fits=bool(total <= hbm), time_breakdown_s={k: float(t[k][i]) for k in (*TIME_KEYS, "recompute")},
             parallelism=plans.plan_dict(int(i)), gpus=n, chip=chip.id, precision=ctx.precision,
+            software=spec.training.software,
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
@@ -163,7 +166,8 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
     """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
     t0 = time.perf_counter()
     ctx = make_context(spec, profile)
-    plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
+    plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len,
+                            recompute_modes=software_stacks()[spec.training.software].recompute_choices)
     if len(plans) == 0:
         raise SpecError("no valid parallel plan: the fixed fields leave nothing to search "
                         f"(GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "

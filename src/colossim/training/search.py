@@ -43,8 +43,10 @@ def _divisors(n: int) -> list[int]:
 
 
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
-                    allow_tp_beyond_domain: bool = False) -> PlanArrays:
-    """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan)."""
+                    allow_tp_beyond_domain: bool = False,
+                    recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> PlanArrays:
+    """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan);
+    ``recompute_modes`` are those a left-open recompute may take (the software stack's)."""
     n = int(system.count)
     kv = model.kv_heads or model.heads
 
@@ -62,7 +64,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     eps = choices("ep", _divisors(model.experts) if model.is_moe else [1])
     mbs = choices("micro_batch", list(MICRO_BATCHES))
     vpps = choices("vpp", list(VPP_CHOICES))
-    rcs = choices("recompute", list(RECOMPUTE_CODES))
+    rcs = choices("recompute", list(recompute_modes))
     zeros = choices("zero", [0, 1, 2, 3])
     rcs = [RECOMPUTE_CODES[r] for r in rcs]
 

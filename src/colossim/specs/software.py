@@ -1,0 +1,109 @@
+"""The software stack a training job runs on, and what it changes in the cost model.
+
+A published step time measures a chip *and* the software of its day: Megatron-LM of 2021 computed
+attention as batched GEMMs over the s x s scores, reduced gradients after the last backward pass
+and waited at every pipeline boundary; Megatron-Core of 2024 runs fused (flash) attention and
+overlaps each of those with compute.  The same plan on the same A100s differs by 30-75 % between
+the two (Narayanan et al. 2021 Table 1, 1.7B: 77 % faster with today's software).
+
+``training.software`` names a stack from ``catalog/data/software_stacks.csv``; its flags fill the
+plan's ``flash_attention``, ``overlap_grad_reduce``, ``overlap_param_gather`` and
+``overlap_p2p_comm`` where the spec leaves them out (a flag written in the spec always wins); a
+stack may also fix ``sequence_parallel`` and narrow the recompute modes the search tries, for
+software that did not have them.
+Without ``training.software`` the chip's launch decides (:func:`default_stack`): the stack with the
+latest ``default_for_chips_released_from`` year not after the chip's release year.  That is a
+modelling assumption, stated here: a spec that names an A100 and nothing about its software is
+taken to describe the software its published runs used; to plan an A100 cluster with today's
+software, write ``training.software: megatron-core-2024``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from colossim.catalog.loader import data_path, load_models
+from colossim.errors import SpecError
+from colossim.specs.plan import ParallelPlan, Recompute
+
+#: The plan fields a stack decides when the spec leaves them out.
+STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm")
+
+
+class SoftwareStack(BaseModel):
+    """One row of ``software_stacks.csv``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    flash_attention: bool
+    overlap_grad_reduce: bool
+    overlap_param_gather: bool
+    overlap_p2p_comm: bool
+    sequence_parallel: bool | None = Field(None, description="the value a plan that leaves sequence "
+                                           "parallelism open gets; blank: searched")
+    recompute_modes: str = Field(description="';'-separated recompute modes the search may pick")
+    default_for_chips_released_from: int = Field(ge=0, description="chips released in this year or "
+                                                 "later default to this stack (until a later stack's year)")
+    source: str
+    notes: str | None = None
+
+    @field_validator("recompute_modes")
+    @classmethod
+    def _known_modes(cls, v: str) -> str:
+        modes = [m.strip() for m in v.split(";") if m.strip()]
+        bad = [m for m in modes if m not in {r.value for r in Recompute}]
+        if not modes or bad:
+            raise ValueError(f"recompute modes must be among {', '.join(r.value for r in Recompute)}; got {v!r}")
+        return ";".join(modes)
+
+    @property
+    def recompute_choices(self) -> tuple[str, ...]:
+        """The recompute modes a search may pick under this stack."""
+        return tuple(self.recompute_modes.split(";"))
+
+
+@lru_cache(maxsize=1)
+def software_stacks() -> dict[str, SoftwareStack]:
+    """The catalog's stacks by id, oldest default first."""
+    rows = load_models(data_path("software_stacks.csv"), SoftwareStack)
+    return {s.id: s for s in sorted(rows, key=lambda s: s.default_for_chips_released_from)}
+
+
+def default_stack(release_year: int) -> SoftwareStack:
+    """The stack a chip released in ``release_year`` defaults to: the latest whose
+    ``default_for_chips_released_from`` is not after it (the oldest stack for older chips)."""
+    stacks = list(software_stacks().values())
+    chosen = stacks[0]
+    for s in stacks:
+        if s.default_for_chips_released_from <= release_year:
+            chosen = s
+    return chosen
+
+
+def resolve_stack(name: str | None, release_year: int) -> SoftwareStack:
+    """The named stack, or the chip's default when ``name`` is None; an unknown name raises
+    :class:`SpecError` listing the stacks."""
+    if name is None:
+        return default_stack(release_year)
+    stacks = software_stacks()
+    key = name.strip().lower()
+    if key not in stacks:
+        raise SpecError(f"training.software = {name!r} is not a known software stack: allowed: "
+                        f"{', '.join(stacks)}", field="training.software", value=name, allowed=list(stacks))
+    return stacks[key]
+
+
+def apply_stack(plan: ParallelPlan, stack: SoftwareStack) -> ParallelPlan:
+    """``plan`` with every stack flag it leaves out (None) taken from ``stack``, and
+    ``sequence_parallel`` too where the stack fixes it."""
+    fill = {f: getattr(stack, f) for f in STACK_FLAGS if getattr(plan, f) is None}
+    if plan.sequence_parallel is None and stack.sequence_parallel is not None:
+        fill["sequence_parallel"] = stack.sequence_parallel
+    return plan.model_copy(update=fill) if fill else plan
+
+
+__all__ = ["STACK_FLAGS", "SoftwareStack", "apply_stack", "default_stack", "resolve_stack", "software_stacks"]

@@ -1,0 +1,63 @@
+"""The software stack: which runtime a spec's plan is priced with (specs/software.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from colossim.catalog import load_catalog
+from colossim.errors import SpecError
+from colossim.specs.software import STACK_FLAGS, default_stack, software_stacks
+from colossim.specs.training import load_spec
+from colossim.training.estimate import estimate
+
+# Narayanan et al. 2021 Table 1, first row: 1.7B GPT on 32 A100, as the team's reference set writes it
+NAR21_T1_01 = {"model": {"layers": 24, "hidden": 2304, "ffn_hidden": 9216, "heads": 24, "kv_heads": 24,
+                         "vocab": 51200, "seq_len": 2048, "activation": "gelu"},
+               "hardware": {"gpu": "a100-80gb-sxm", "count": 32},
+               "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 32, "recompute": "full", "zero": 0,
+                               "sequence_parallel": False},
+               "training": {"global_batch": 512}}
+NAR21_T1_01_TOKENS_PER_S_PER_GPU = 9287.9  # 44 TFLOP/s per GPU (Table 1) over 6ND + attention FLOPs
+
+
+def test_every_stack_has_a_source_and_sets_every_flag():
+    for s in software_stacks().values():
+        assert s.source.strip()
+        assert all(isinstance(getattr(s, f), bool) for f in STACK_FLAGS)
+
+
+@pytest.mark.parametrize("chip, stack", [("v100-sxm", "megatron-lm-2021"), ("a100-80gb-sxm", "megatron-lm-2021"),
+                                         ("h100-sxm", "megatron-core-2024"), ("b200", "megatron-core-2024")])
+def test_a_chip_defaults_to_the_stack_of_its_launch_years(chip, stack):
+    assert default_stack(load_catalog().accelerator(chip).release_year).id == stack
+    spec = load_spec({**NAR21_T1_01, "hardware": {"gpu": chip, "count": 32}})
+    assert spec.training.software == stack
+    assert spec.parallelism.flash_attention is software_stacks()[stack].flash_attention
+
+
+def test_a_flag_written_in_the_spec_wins_over_the_stack():
+    spec = load_spec({**NAR21_T1_01, "parallelism": {**NAR21_T1_01["parallelism"], "flash_attention": True}})
+    assert spec.training.software == "megatron-lm-2021"
+    assert spec.parallelism.flash_attention is True
+    assert spec.parallelism.overlap_grad_reduce is False
+
+
+def test_naming_the_stack_overrides_the_chip_default_and_todays_software_is_faster():
+    old = estimate(load_spec(NAR21_T1_01))
+    new = estimate(load_spec({**NAR21_T1_01, "training": {**NAR21_T1_01["training"],
+                                                          "software": "megatron-core-2024"}}))
+    assert (old.software, new.software) == ("megatron-lm-2021", "megatron-core-2024")
+    assert new.tokens_per_s_per_gpu > 1.2 * old.tokens_per_s_per_gpu
+
+
+def test_the_2021_runtime_reproduces_the_published_2021_run():
+    est = estimate(load_spec(NAR21_T1_01))
+    assert est.tokens_per_s_per_gpu == pytest.approx(NAR21_T1_01_TOKENS_PER_S_PER_GPU, rel=0.15)
+
+
+def test_an_unknown_stack_names_the_field_and_the_allowed_ones():
+    with pytest.raises(SpecError) as e:
+        load_spec({**NAR21_T1_01, "training": {"global_batch": 512, "software": "pytorch-0.4"}})
+    msg = str(e.value)
+    assert "training.software" in msg and "megatron-lm-2021" in msg and "megatron-core-2024" in msg
+    assert "\n" not in msg

@@ -41,11 +41,24 @@ def test_search_json_and_table(cli, tmp_path):
 
 def test_bad_specs_are_one_line_exit_2(cli):
     for bad in ({**SPEC, "parallelism": {"tpp": 2}}, {**SPEC, "parallelism": {"tp": 3}},
-                {**SPEC, "model": "llama9"}):
+                {**SPEC, "model": "llama9"}, {**SPEC, "training": {**SPEC["training"], "software": "jax-0.1"}}):
         code, _, err = cli("train", "estimate", "-", input=yaml.safe_dump(bad))
         assert code == 2 and err.strip().count("\n") == 0, err
     code, _, err = cli("train", "estimate", "-", input=yaml.safe_dump({**SPEC, "parallelism": {"tpp": 2}}))
     assert "parallelism.tpp" in err
+    code, _, err = cli("train", "estimate", "-", input=yaml.safe_dump(
+        {**SPEC, "training": {**SPEC["training"], "software": "jax-0.1"}}))
+    assert "training.software" in err and "megatron-core-2024" in err
+
+
+def test_estimate_reports_the_software_stack(cli):
+    code, out, err = cli("train", "estimate", "-", "--json", input=yaml.safe_dump(SPEC))
+    assert code == 0, err
+    assert json.loads(out)["software"] == "megatron-core-2024"  # the H100's default
+    a100 = {**SPEC, "hardware": {"gpu": "a100-80gb-sxm", "count": 64}}
+    code, out, err = cli("train", "estimate", "-", input=yaml.safe_dump(a100))
+    assert code == 0, err
+    assert "megatron-lm-2021" in out
 
 
 def test_reliability_from_a_training_spec(cli):

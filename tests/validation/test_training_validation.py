@@ -37,14 +37,17 @@ def test_megatron_weak_scaling_small_models(results):
 
 
 def test_regression_guard_overall(results):
-    # Reached (2025, issue 3 session 3): all 68 rows predicted, median 15.2 %, max 238 %, mean
-    # signed +25.7 %; H100 median 17.1 %, max 48.7 %.  (Session 2: 19.8 %, 267 %, +31.7 %.)
+    # Reached (issue 3, session 5: software stacks): all 68 rows predicted, median 12.5 %, max
+    # 72.4 %, mean signed +13.1 %; A100 median 12.5 %, mean +16.9 %; H100 median 12.4 %, max 48.7 %.
+    # (Session 4: 14.8 %, 98 %, +17.1 %; session 3: 15.2 %, 238 %, +25.7 %.)
     # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 68  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.155
-    assert stats["all"].max_abs <= 1.0
-    assert stats["all"].mean_signed <= 0.18
+    assert stats["all"].median_abs <= 0.13
+    assert stats["all"].max_abs <= 0.75
+    assert stats["all"].mean_signed <= 0.14
+    assert stats["A100"].median_abs <= 0.13
+    assert stats["A100"].mean_signed <= 0.18
     assert stats["H100"].median_abs <= 0.13
     assert stats["H100"].max_abs <= 0.50
     assert abs(stats["H100"].mean_signed) <= 0.08
@@ -53,7 +56,8 @@ def test_regression_guard_overall(results):
 def test_unoverlapped_gradient_all_reduce_costs_time(results):
     # Korthikanti et al. 2022 sec. 6.3: the 530B model at DP 8 (2,240 A100) took 39.15 s per
     # iteration against 37.83 s at DP 1 (280 GPUs, same per-replica batch): the gradient
-    # all-reduce is not overlapped with the backward.  Both rows carry overlap_grad_reduce false.
+    # all-reduce is not overlapped with the backward, as the A100's default software stack
+    # (megatron-lm-2021) prices it.
     by_id, _ = results
     dp8 = by_id["KOR22-DP8-530B"].predicted_tokens_per_s_per_gpu
     dp1 = by_id["KOR22-T5-03"].predicted_tokens_per_s_per_gpu

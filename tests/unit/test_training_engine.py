@@ -246,3 +246,24 @@ def test_tp_overlap_hides_most_but_not_all_tp_communication():
     no_sp = {**base, "parallelism": {**base["parallelism"], "sequence_parallel": False}}
     assert estimate(load_spec({**no_sp, "parallelism": {**no_sp["parallelism"], "tp_overlap": True}})
                     ).time_breakdown_s["tp_comm"] == pytest.approx(estimate(load_spec(no_sp)).time_breakdown_s["tp_comm"])
+
+
+@pytest.mark.parametrize("zero", [0, 1, 3])
+def test_hidden_dp_traffic_slows_compute_by_the_sms_nccl_holds(monkeypatch, zero):
+    from colossim.training import step as S
+    doc = {**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "zero": zero, "tp": 1, "dp": 64,
+                                      "sequence_parallel": False}}
+    spec = load_spec(doc)
+
+    def dp_comm(channels):
+        monkeypatch.setattr(S, "NCCL_OVERLAP_CHANNELS", channels)
+        return estimate(spec).time_breakdown_s["dp_comm"]
+
+    sms = make_context(spec).profile.gemm_params("bf16").sm_count
+    bare, whole, default = dp_comm(0), dp_comm(sms), dp_comm(16)
+    assert whole > bare  # some traffic hides under compute
+    assert default - bare == pytest.approx((whole - bare) * 16 / sms)  # linear in the SMs held
+    # overlapping never costs more than waiting for the traffic
+    waited = estimate(load_spec({**doc, "parallelism": {**doc["parallelism"], "overlap_grad_reduce": False,
+                                                         "overlap_param_gather": False}}))
+    assert estimate(spec).step_time_s < waited.step_time_s

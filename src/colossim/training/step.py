@@ -282,9 +282,24 @@ def zero3_fetches_per_layer(model, fsdp: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(fsdp, dtype=bool), 1.0, float(per_layer))
 
 
+#: SMs an NCCL ring/tree collective occupies while it runs: one thread block per channel, each
+#: resident on its own SM for the whole collective (NCCL's kernels are persistent).  Because:
+#: NCCL's topology search on 8-GPU / 8-NIC HGX nodes settles on two channels per NIC for
+#: inter-node rings (``NCCL_DEBUG=INFO`` "16 coll channels"); an assumption, not a measurement.
+NCCL_OVERLAP_CHANNELS = 16
+
+
+def comm_sm_share(ctx: StepContext) -> float:
+    """Share of the chip's SMs an overlapped data-parallel collective takes from the compute it hides
+    under: ``NCCL_OVERLAP_CHANNELS`` / SMs.  Overlap is not free: the hidden seconds slow the
+    compute by this share (the GEMMs run on the remaining SMs)."""
+    return min(NCCL_OVERLAP_CHANNELS / ctx.profile.gemm_params(ctx.precision).sm_count, 1.0)
+
+
 def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarray],
                 t_fwd_mb: np.ndarray, t_bwd_mb: np.ndarray, n_micro: np.ndarray) -> np.ndarray:
-    """Exposed data-parallel communication of one step (per GPU).
+    """Exposed data-parallel communication of one step (per GPU), plus the slowdown the hidden
+    part inflicts on the compute it overlaps (:func:`comm_sm_share`).
 
     ZeRO 0: all-reduce of the gradients (``DP_GRAD_BYTES`` each).  ZeRO 1-2 / distributed
     optimizer: reduce-scatter of the gradients + all-gather of the updated bf16 weights.  ZeRO 3 /
@@ -337,6 +352,7 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     fwd_window = t_fwd_mb if ctx.overlap_grad_reduce and ctx.overlap_param_gather else 0.0
     zero0 = np.maximum(ar - bwd_window, edge * ar)
     zero12 = np.maximum(rs - bwd_window, edge * rs) + np.maximum(ag - fwd_window, edge * ag)
+    hidden0, hidden12 = ar - zero0, rs + ag - zero12
     # ZeRO-3: per micro-batch, gathers hide under that micro-batch's forward / backward compute
     # (prefetch) unless ``overlap_param_gather`` is off; the gradient reduce-scatter too unless
     # ``overlap_grad_reduce`` is off.
@@ -346,7 +362,11 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     zero3 = n_micro * (np.maximum(hidden_ag3 - t_fwd_mb, 0.0)
                        + np.maximum(hidden_ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0)
                        + rs3_exposed + ag3_exposed)
-    return np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
+    hidden3 = n_micro * (2.0 * ag3 + rs3) - zero3
+    exposed = np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
+    # what hides under compute still holds NCCL's SMs while it runs
+    hidden = np.maximum(np.where(plans.zero >= 3, hidden3, np.where(plans.zero >= 1, hidden12, hidden0)), 0.0)
+    return exposed + hidden * comm_sm_share(ctx)
 
 
 def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:

@@ -267,3 +267,15 @@ def test_hidden_dp_traffic_slows_compute_by_the_sms_nccl_holds(monkeypatch, zero
     waited = estimate(load_spec({**doc, "parallelism": {**doc["parallelism"], "overlap_grad_reduce": False,
                                                          "overlap_param_gather": False}}))
     assert estimate(spec).step_time_s < waited.step_time_s
+
+
+@pytest.mark.parametrize("model", ["deepseek-v2", "deepseek-v3", "mixtral-8x7b", "grok-1", "gpt-moe-1.8t"])
+def test_moe_and_mla_catalog_models_estimate_with_context_parallel_in_the_search(model):
+    # The ring-attention message of an MLA model carries its per-head K (nope + rope) and V
+    # widths; it once read head_dim, which MLA models do not have, and every DeepSeek search failed.
+    spec = load_spec({"model": model, "hardware": {"gpu": "h100-sxm", "count": 1024},
+                      "parallelism": {"cp": 2}, "training": {}})
+    est = estimate(spec)
+    assert est.parallelism["cp"] == 2 and est.fits
+    assert 0.05 < est.mfu < 0.8
+    assert est.time_breakdown_s["cp_comm"] >= 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from colossim.catalog import load_catalog
-from colossim.errors import SpecError
+from colossim.errors import UnknownNameError
 from colossim.specs.software import STACK_FLAGS, default_stack, software_stacks
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
@@ -56,7 +56,7 @@ def test_the_2021_runtime_reproduces_the_published_2021_run():
 
 
 def test_an_unknown_stack_names_the_field_and_the_allowed_ones():
-    with pytest.raises(SpecError) as e:
+    with pytest.raises(UnknownNameError) as e:
         load_spec({**NAR21_T1_01, "training": {"global_batch": 512, "software": "pytorch-0.4"}})
     msg = str(e.value)
     assert "training.software" in msg and "megatron-lm-2021" in msg and "megatron-core-2024" in msg

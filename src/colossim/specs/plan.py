@@ -56,27 +56,37 @@ class ParallelPlan(BaseModel):
                              description="ZeRO stage 0-3 (3 = FSDP)")
     sequence_parallel: bool | None = Field(None, description="Megatron sequence parallelism with TP")
     tp_overlap: bool = Field(False, description="overlap TP communication with GEMMs")
-    flash_attention: bool | None = Field(None, description="omitted: from the software stack (training.software, see colossim.specs.software). fused (flash) attention; false prices the attention "
-                                  "core as batched GEMMs plus a memory-bound softmax/dropout over the "
-                                  "s x s scores, as Megatron-LM ran before FlashAttention (2022)")
-    overlap_grad_reduce: bool | None = Field(None, description="omitted: from the software stack (training.software, see colossim.specs.software). the data-parallel gradient reduction (and the "
-                                      "distributed optimizer's parameter all-gather) overlaps with the "
-                                      "backward / forward pass, bucket by bucket (Megatron-Core "
-                                      "--overlap-grad-reduce / --overlap-param-gather, 2023; PyTorch "
-                                      "DDP/FSDP; DeepSpeed ZeRO overlap_comm; NeMo distributed Adam). false: "
-                                      "reduced after the backward of the last micro-batch, fully exposed, "
-                                      "as Megatron-LM did before Megatron-Core (Narayanan et al. 2021, "
-                                      "Korthikanti et al. 2022) and DeepSpeed's pipeline engine")
-    overlap_param_gather: bool | None = Field(None, description="omitted: from the software stack (training.software, see colossim.specs.software). parameter all-gathers overlap with compute: the "
-                                       "distributed optimizer's gather of updated weights with the next "
-                                       "forward (Megatron-Core --overlap-param-gather), ZeRO-3/FSDP's "
-                                       "per-layer gathers with the previous layer (prefetch). false: each "
-                                       "gather is waited for, as DeepSpeed ZeRO-3 of 2021 did at scale "
-                                       "(Narayanan et al. 2021 Table 2: step time = compute + communication)")
-    overlap_p2p_comm: bool | None = Field(None, description="omitted: from the software stack (training.software, see colossim.specs.software). interleaved pipeline: the steady-state send/recv "
-                                   "overlaps with the next chunk's compute (Megatron-Core "
-                                   "--overlap-p2p-communication, 2023). false: every chunk boundary blocks "
-                                   "(Megatron-LM 2021-2022 batched isend/irecv + wait)")
+    flash_attention: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] fused (flash) attention; false "
+            "prices the attention core as batched GEMMs plus a memory-bound softmax/dropout over the "
+            "s x s scores, as Megatron-LM ran before FlashAttention (2022)"))
+    overlap_grad_reduce: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] the data-parallel gradient "
+            "reduction (and the distributed optimizer's parameter all-gather) overlaps with the "
+            "backward / forward pass, bucket by bucket (Megatron-Core --overlap-grad-reduce / "
+            "--overlap-param-gather, 2023; PyTorch DDP/FSDP; DeepSpeed ZeRO overlap_comm; NeMo "
+            "distributed Adam). false: reduced after the backward of the last micro-batch, fully "
+            "exposed, as Megatron-LM did before Megatron-Core (Narayanan et al. 2021, Korthikanti et "
+            "al. 2022) and DeepSpeed's pipeline engine"))
+    overlap_param_gather: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] parameter all-gathers overlap "
+            "with compute: the distributed optimizer's gather of updated weights with the next "
+            "forward (Megatron-Core --overlap-param-gather), ZeRO-3/FSDP's per-layer gathers with the"
+            " previous layer (prefetch). false: each gather is waited for, as DeepSpeed ZeRO-3 of "
+            "2021 did at scale (Narayanan et al. 2021 Table 2: step time = compute + communication)"))
+    overlap_p2p_comm: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] interleaved pipeline: the "
+            "steady-state send/recv overlaps with the next chunk's compute (Megatron-Core "
+            "--overlap-p2p-communication, 2023). false: every chunk boundary blocks (Megatron-LM "
+            "2021-2022 batched isend/irecv + wait)"))
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")

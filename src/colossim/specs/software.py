@@ -25,7 +25,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from colossim.catalog.loader import data_path, load_models
-from colossim.errors import SpecError
+from colossim.errors import UnknownNameError
 from colossim.specs.plan import ParallelPlan, Recompute
 
 #: The plan fields a stack decides when the spec leaves them out.
@@ -86,14 +86,13 @@ def default_stack(release_year: int) -> SoftwareStack:
 
 def resolve_stack(name: str | None, release_year: int) -> SoftwareStack:
     """The named stack, or the chip's default when ``name`` is None; an unknown name raises
-    :class:`SpecError` listing the stacks."""
+    :class:`UnknownNameError` naming ``training.software`` and the stacks."""
     if name is None:
         return default_stack(release_year)
     stacks = software_stacks()
     key = name.strip().lower()
     if key not in stacks:
-        raise SpecError(f"training.software = {name!r} is not a known software stack: allowed: "
-                        f"{', '.join(stacks)}", field="training.software", value=name, allowed=list(stacks))
+        raise UnknownNameError("training.software", name, stacks)
     return stacks[key]
 
 

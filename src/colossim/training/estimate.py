@@ -17,11 +17,11 @@ from colossim.cost import comm as C
 from colossim.cost import efficiency as E
 from colossim.cost.ownership import usd_per_gpu_hour
 from colossim.errors import SpecError
+from colossim.specs.software import software_stacks
 from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
 from colossim.training.pipeline import layers_on_slowest_stage
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
-from colossim.specs.software import software_stacks
 from colossim.training.search import enumerate_plans
 from colossim.training.step import StepContext, evaluate_step
 

@@ -354,7 +354,6 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     fwd_window = t_fwd_mb if ctx.overlap_grad_reduce and ctx.overlap_param_gather else 0.0
     zero0 = np.maximum(ar - bwd_window, edge * ar)
     zero12 = np.maximum(rs - bwd_window, edge * rs) + np.maximum(ag - fwd_window, edge * ag)
-    hidden0, hidden12 = ar - zero0, rs + ag - zero12
     # ZeRO-3: per micro-batch, gathers hide under that micro-batch's forward / backward compute
     # (prefetch) unless ``overlap_param_gather`` is off; the gradient reduce-scatter too unless
     # ``overlap_grad_reduce`` is off.
@@ -364,11 +363,10 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     zero3 = n_micro * (np.maximum(hidden_ag3 - t_fwd_mb, 0.0)
                        + np.maximum(hidden_ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0)
                        + rs3_exposed + ag3_exposed)
-    hidden3 = n_micro * (2.0 * ag3 + rs3) - zero3
     exposed = np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
+    total = np.where(plans.zero >= 3, n_micro * (2.0 * ag3 + rs3), np.where(plans.zero >= 1, rs + ag, ar))
     # what hides under compute still holds NCCL's SMs while it runs
-    hidden = np.maximum(np.where(plans.zero >= 3, hidden3, np.where(plans.zero >= 1, hidden12, hidden0)), 0.0)
-    return exposed + hidden * comm_sm_share(ctx)
+    return exposed + np.maximum(total - exposed, 0.0) * comm_sm_share(ctx)
 
 
 def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:

@@ -61,3 +61,19 @@ def test_an_unknown_stack_names_the_field_and_the_allowed_ones():
     msg = str(e.value)
     assert "training.software" in msg and "megatron-lm-2021" in msg and "megatron-core-2024" in msg
     assert "\n" not in msg
+
+
+def test_block_recompute_is_searched_only_where_the_stack_has_it():
+    # MT-NLG 530B on 280 A100 (tp8 pp35, three layers per stage) fits with one layer of each stage
+    # recomputed; Megatron-LM 2.x could only recompute all of them (--checkpoint-activations).
+    spec = {"model": {"layers": 105, "hidden": 20480, "ffn_hidden": 81920, "heads": 128, "kv_heads": 128,
+                      "vocab": 51200, "seq_len": 2048, "activation": "gelu"},
+            "hardware": {"gpu": "a100-80gb-sxm", "count": 280},
+            "parallelism": {"tp": 8, "pp": 35, "dp": 1, "micro_batch": 1, "vpp": 1, "zero": 0},
+            "training": {"global_batch": 280}}
+    old = estimate(load_spec(spec))
+    new = estimate(load_spec({**spec, "training": {**spec["training"], "software": "megatron-core-2024"}}))
+    assert old.parallelism["recompute"] == "full" and old.parallelism["recompute_num_layers"] is None
+    assert not software_stacks()["megatron-lm-2021"].recompute_block
+    assert software_stacks()["megatron-core-2024"].recompute_block
+    assert new.parallelism["recompute"] != "full" or new.parallelism["recompute_num_layers"] is not None

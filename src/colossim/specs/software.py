@@ -9,8 +9,8 @@ the two (Narayanan et al. 2021 Table 1, 1.7B: 77 % faster with today's software)
 ``training.software`` names a stack from ``catalog/data/software_stacks.csv``; its flags fill the
 plan's ``flash_attention``, ``overlap_grad_reduce``, ``overlap_param_gather`` and
 ``overlap_p2p_comm`` where the spec leaves them out (a flag written in the spec always wins); a
-stack may also fix ``sequence_parallel`` and narrow the recompute modes the search tries, for
-software that did not have them.
+stack may also fix ``sequence_parallel``, narrow the recompute modes the search tries and rule out
+partial (block) full recompute, for software that did not have them.
 Without ``training.software`` the chip's launch decides (:func:`default_stack`): the stack with the
 latest ``default_for_chips_released_from`` year not after the chip's release year.  That is a
 modelling assumption, stated here: a spec that names an A100 and nothing about its software is
@@ -46,6 +46,9 @@ class SoftwareStack(BaseModel):
     sequence_parallel: bool | None = Field(None, description="the value a plan that leaves sequence "
                                            "parallelism open gets; blank: searched")
     recompute_modes: str = Field(description="';'-separated recompute modes the search may pick")
+    recompute_block: bool = Field(description="full recompute may cover only some of a stage's layers "
+                                  "(Megatron's block method, recompute_num_layers): the search then "
+                                  "recomputes the fewest layers that fit; false: every layer")
     default_for_chips_released_from: int = Field(ge=0, description="chips released in this year or "
                                                  "later default to this stack (until a later stack's year)")
     source: str

@@ -166,13 +166,15 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
     """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
     t0 = time.perf_counter()
     ctx = make_context(spec, profile)
+    stack = software_stacks()[spec.training.software]
     plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len,
-                            recompute_modes=software_stacks()[spec.training.software].recompute_choices)
+                            recompute_modes=stack.recompute_choices)
     if len(plans) == 0:
         raise SpecError("no valid parallel plan: the fixed fields leave nothing to search "
                         f"(GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
                         f"layers {spec.model.layers}, heads {spec.model.heads})", field="parallelism")
-    if spec.parallelism.recompute is None and spec.parallelism.recompute_num_layers is None:
+    if (stack.recompute_block and spec.parallelism.recompute is None
+            and spec.parallelism.recompute_num_layers is None):
         plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)
     mem = _memory(ctx, plans)
     fit = np.asarray(mem.total) <= spec.hardware.hbm_bytes

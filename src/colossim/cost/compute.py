@@ -67,19 +67,21 @@ def _hbm(chip: Accelerator) -> float:
     return chip.hbm_bytes_per_s
 
 
-def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int) -> np.ndarray:
+def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int,
+                      batch: ArrayLike = 1) -> np.ndarray:
     """Fraction of the tensor-core peak the shape allows, best over the tile/split-K configs the
     library could pick: tile quantisation (m, n padded to the tile; k to 64) x wave quantisation
     (tiles x splits spread over ``sm_count`` SMs in whole waves) x the tile's relative rate.
     Each split pads its K share to whole 64-steps, so the time never falls as K grows.
+    ``batch``: GEMMs of one batched call (strided-batched bmm), whose tiles share the waves.
     Wave/tile quantisation as in NVIDIA's "Matrix Multiplication Background User's Guide"."""
-    m, n, k = _arr(m), _arr(n), _arr(k)
-    best = np.zeros(np.broadcast(m, n, k).shape)
+    m, n, k, b = _arr(m), _arr(n), _arr(k), np.maximum(_arr(batch), 1.0)
+    best = np.zeros(np.broadcast(m, n, k, b).shape)
     for tm, tn, rel in TILE_CANDIDATES:
         tiles_m, tiles_n = np.ceil(m / tm), np.ceil(n / tn)
         tile_q = (m * n) / (tiles_m * tm * tiles_n * tn)
         for s in SPLIT_K:
-            units = tiles_m * tiles_n * s
+            units = b * tiles_m * tiles_n * s
             wave_q = units / (np.ceil(units / sm_count) * sm_count)
             # each split runs whole K steps: K padded to s x ceil(K / (s x TILE_K)) x TILE_K
             k_q = k / (s * np.ceil(k / (s * TILE_K)) * TILE_K)
@@ -88,16 +90,17 @@ def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int) -
 
 
 def gemm_roofline(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,
-                  profile: CalibrationProfile, weight_bytes: float | None = None):
+                  profile: CalibrationProfile, weight_bytes: float | None = None, batch: ArrayLike = 1):
     """The two roofline terms of one GEMM and its fixed time: (launch_seconds, compute_seconds,
     memory_seconds); its time is launch + max(compute, memory).  ``weight_bytes``: see
-    :func:`gemm_seconds`."""
+    :func:`gemm_seconds`; ``batch``: the GEMM is one of a batched call (wave quantisation over the
+    whole batch's tiles)."""
     gp: GemmParams = profile.gemm_params(precision)
     m, n, k = _arr(m), _arr(n), _arr(k)
     elt = OPERAND_BYTES.get(precision, 2.0)
     w_elt = elt if weight_bytes is None else weight_bytes
     aligned = np.mod(k * elt, ALIGN_BYTES) == 0
-    eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count) * np.where(
+    eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count, batch) * np.where(
         aligned, 1.0, gp.misaligned_k_factor)
     t_compute = 2.0 * m * n * k / (_peak(chip, precision) * eff)
     n_bytes = m * k * elt + k * n * w_elt + m * n * OUTPUT_BYTES
@@ -110,6 +113,16 @@ def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: Calibration
     launch, t_compute, t_memory = gemm_roofline(m, n, k, precision, chip, profile, weight_bytes)
     flops = 2.0 * _arr(m) * _arr(n) * _arr(k)
     return flops, launch + np.maximum(t_compute, t_memory)
+
+
+def batched_gemm_seconds(m: ArrayLike, n: ArrayLike, k: ArrayLike, batch: ArrayLike, precision: str,
+                         chip: Accelerator, profile: CalibrationProfile) -> np.ndarray:
+    """Time of one strided-batched call of ``batch`` GEMMs (m x k) @ (k x n) (``torch.bmm`` /
+    ``cublasGemmStridedBatchedEx``, as in unfused attention's Q.K^T and P.V over batch x heads):
+    one launch, and the batch's tiles fill the waves together, so only the tile and K quantisation
+    of one GEMM remain; each GEMM's roofline max as in :func:`gemm_seconds`."""
+    launch, t_compute, t_memory = gemm_roofline(m, n, k, precision, chip, profile, batch=batch)
+    return launch + _arr(batch) * np.maximum(t_compute, t_memory)
 
 
 def gemm_seconds(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,

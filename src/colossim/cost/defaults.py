@@ -45,13 +45,16 @@ SHAPE_DONOR = {"nvlink": "a100-80gb-sxm", "nvls": "h100-sxm", "nvl72": "h100-sxm
 _START = BusCurve(0.8, 16 * 2**20, 0.7, 30e-6)
 #: Because: start of the attention fit (FlashAttention-2 paper: ~70 % of peak at long sequences).
 _ATT_START = AttentionParams(0.4, 512.0, 32.0)
-#: GEMM rows measured under sustained load at the chip's power limit, by chip.  Source:
-#: tusharhqq/napkin-math-gpu (microbenchmarks.csv): torch.matmul 8192^3 bf16, median of 7 timed
-#: rounds after warm-up, "700 W power limit reported" on the H100.  The MAMF / XLA / cuBLASLt rows the
-#: GEMM fit is anchored on are best-of-search or short bursts that run at boost clocks; a training
-#: job holds every GPU at its power limit for hours, so the SMs run at the lower sustained clock.
+#: GEMM rows measured under sustained load at the chip's power limit, by chip.  Sources
+#: (microbenchmarks.csv): H100, tusharhqq/napkin-math-gpu torch.matmul 8192^3 bf16, median of 7
+#: timed rounds with "700 W power limit reported" (711.5 TFLOPS, below the MAMF burst search's
+#: 794.5); A100, Azure AI-benchmarking-guide cuBLASLt 16384^3 after 10,000 warm-up iterations
+#: (256.5 TFLOPS; the 7-round napkin row, 289.3, is above the A100's best-shape MAMF search, 271.2,
+#: so it ran at burst clocks).  The MAMF / XLA / cuBLASLt rows the GEMM fit is anchored on are
+#: best-of-search or short bursts that run at boost clocks; a training job holds every GPU at its
+#: power limit for hours, so the SMs run at the lower sustained clock.
 SUSTAINED_GEMM_ROWS = {"h100-sxm": "gemm-h100-napkin-bf16-8192",
-                       "a100-80gb-sxm": "gemm-a100-napkin-bf16-8192"}
+                       "a100-80gb-sxm": "gemm-a100-azure-fp16-mnk16384"}
 #: Default profiles are derived data: dated by the measurements they come from (see each row).
 DEFAULT_PROFILE_DATE = "per-row (published 2020-2025)"
 

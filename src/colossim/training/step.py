@@ -104,8 +104,8 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             # Unfused: Q.K^T and P.V as batched GEMMs over the full s x s matrix (the causal
             # mask does not skip work), plus memory-bound softmax/dropout over every score.
             nb = np.asarray(op.batch, dtype=float) * np.asarray(op.heads, dtype=float)
-            qk = K.gemm_seconds(op.seq_q, op.seq_kv, op.head_dim, "bf16", chip, ctx.profile, count=nb)
-            pv = K.gemm_seconds(op.seq_q, op.head_dim_v, op.seq_kv, "bf16", chip, ctx.profile, count=nb)
+            qk = K.batched_gemm_seconds(op.seq_q, op.seq_kv, op.head_dim, nb, "bf16", chip, ctx.profile)
+            pv = K.batched_gemm_seconds(op.seq_q, op.head_dim_v, op.seq_kv, nb, "bf16", chip, ctx.profile)
             scores = nb * np.asarray(op.seq_q, dtype=float) * np.asarray(op.seq_kv, dtype=float)
             f = qk + pv + K.memory_bound_seconds(scores * UNFUSED_SCORE_BYTES_FWD, chip, ctx.profile)
             b = 2.0 * (qk + pv) + K.memory_bound_seconds(scores * UNFUSED_SCORE_BYTES_BWD, chip, ctx.profile)

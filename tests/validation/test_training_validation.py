@@ -48,18 +48,19 @@ def test_megatron_weak_scaling_error_does_not_drift_with_size(results):
 
 
 def test_regression_guard_overall(results):
-    # Reached (issue 3, session 5: software stacks, NCCL's SMs under overlap): all 68 rows
-    # predicted, median 12.0 %, max 72.4 %, mean signed +11.8 %; A100 median 12.5 %, mean +16.9 %;
-    # H100 median 11.6 %, max 38.7 %, mean +4.9 %.
-    # (Session 4: 14.8 %, 98 %, +17.1 %; session 3: 15.2 %, 238 %, +25.7 %.)
-    # Guards = reached + a small margin.
+    # Reached (issue 3, session 6: block recompute only where the software had it, A100 GEMMs at
+    # sustained clocks, one launch per batched GEMM): all 68 rows predicted, median 10.3 %, max
+    # 68.0 %, mean signed +10.0 %; A100 median 10.3 %, mean +13.8 %; H100 median 11.6 %, max
+    # 38.7 %, mean +4.9 %.
+    # (Session 5: 12.0 %, 72.4 %, +11.8 %; session 4: 14.8 %, 98 %, +17.1 %; session 3: 15.2 %,
+    # 238 %, +25.7 %.)  Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 68  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.125
-    assert stats["all"].max_abs <= 0.75
-    assert stats["all"].mean_signed <= 0.125
-    assert stats["A100"].median_abs <= 0.13
-    assert stats["A100"].mean_signed <= 0.18
+    assert stats["all"].median_abs <= 0.11
+    assert stats["all"].max_abs <= 0.70
+    assert stats["all"].mean_signed <= 0.105
+    assert stats["A100"].median_abs <= 0.11
+    assert stats["A100"].mean_signed <= 0.145
     assert stats["H100"].median_abs <= 0.12
     assert stats["H100"].max_abs <= 0.40
     assert abs(stats["H100"].mean_signed) <= 0.06

@@ -36,6 +36,11 @@ class ErrorStats:
         return ok and (t.mean_signed is None or abs(self.mean_signed) <= t.mean_signed)
 
 
+def chip_family(chip: str) -> str:
+    """The group a catalog chip id reports under: ``A100`` / ``H100`` for their SKUs, else the id."""
+    return "A100" if chip.startswith("a100") else "H100" if chip.startswith("h100") else chip
+
+
 def error_stats(errors: Iterable[float | None], targets: Targets | None = None) -> ErrorStats:
     """Statistics of relative errors (predicted / published - 1); ``None`` entries are skipped."""
     e = np.asarray([x for x in errors if x is not None], dtype=float)
@@ -45,4 +50,4 @@ def error_stats(errors: Iterable[float | None], targets: Targets | None = None) 
                       float(np.mean(e)), targets)
 
 
-__all__ = ["ErrorStats", "Targets", "error_stats"]
+__all__ = ["ErrorStats", "Targets", "chip_family", "error_stats"]

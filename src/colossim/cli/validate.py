@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import typer
 from rich.progress import Progress
 from rich.table import Table
@@ -30,17 +32,22 @@ def predict_training(spec_dict: dict) -> tuple[float, dict]:
     return est.tokens_per_s_per_gpu, est.parallelism
 
 
+def _validate_runs(validate, runs: list, label: str, show_progress: bool) -> list:
+    """``validate(runs, progress=...)`` under a transient progress bar (one step per run), or
+    without one."""
+    if not show_progress:
+        return validate(runs)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(label, total=len(runs))
+        return validate(runs, progress=lambda r: bar.advance(task))
+
+
 def run_training_validation(trust: str | None = None, show_progress: bool = True):
     """Validation results and grouped statistics (used by the CLI and the benchmark script)."""
     from colossim.training.validate import grouped_stats, validate, validation_runs
 
     runs = [r for r in validation_runs() if trust is None or r.trust in trust]
-    if show_progress:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("validating", total=len(runs))
-            results = validate(predict_training, runs, progress=lambda r: bar.advance(task))
-    else:
-        results = validate(predict_training, runs)
+    results = _validate_runs(partial(validate, predict_training), runs, "validating", show_progress)
     return results, grouped_stats(results)
 
 
@@ -79,12 +86,7 @@ def run_serving_validation(trust: str | None = None, show_progress: bool = True)
     from colossim.inference.validate import grouped_stats, serving_runs, validate
 
     runs = [r for r in serving_runs() if trust is None or r.trust in trust]
-    if show_progress:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("validating serving", total=len(runs))
-            results = validate(runs, progress=lambda r: bar.advance(task))
-    else:
-        results = validate(runs)
+    results = _validate_runs(validate, runs, "validating serving", show_progress)
     return results, grouped_stats(results)
 
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict
 
 from colossim.catalog.loader import data_path, load_models
-from colossim.errorstats import ErrorStats, Targets
+from colossim.errorstats import ErrorStats, Targets, chip_family
 from colossim.errorstats import error_stats as _error_stats
 from colossim.errors import ColossimError
 
@@ -137,10 +137,8 @@ class EntryResult:
     @property
     def groups(self) -> list[str]:
         """[source family, chip family, model size, trust]."""
-        chip = self.run.gpu
-        fam = "A100" if chip.startswith("a100") else "H100" if chip.startswith("h100") else chip
         size = "?" if self.params_b is None else next(n for n, hi in SIZE_GROUPS if self.params_b <= hi)
-        return [self.run.family, fam, size, f"trust {self.run.trust}"]
+        return [self.run.family, chip_family(self.run.gpu), size, f"trust {self.run.trust}"]
 
 
 def error_stats(errors: Iterable[float | None]) -> ErrorStats:

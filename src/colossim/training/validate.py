@@ -18,7 +18,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict
 
 from colossim.catalog.loader import data_path, load_models
-from colossim.errorstats import ErrorStats, Targets
+from colossim.errorstats import ErrorStats, Targets, chip_family
 from colossim.errorstats import error_stats as _error_stats
 
 #: Scale groups by GPU count (upper bounds, inclusive).
@@ -79,11 +79,9 @@ class RunResult:
 
     @property
     def groups(self) -> list[str]:
-        chip = self.run.chip
-        fam = "A100" if chip.startswith("a100") else "H100" if chip.startswith("h100") else chip
         kind = "MoE" if self.run.is_moe else "dense"
         scale = next(name for name, hi in SCALE_GROUPS if self.run.num_gpus <= hi)
-        return [fam, kind, scale, f"trust {self.run.trust}"]
+        return [chip_family(self.run.chip), kind, scale, f"trust {self.run.trust}"]
 
 
 def error_stats(errors: Iterable[float | None]) -> ErrorStats:

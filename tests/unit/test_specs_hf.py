@@ -4,6 +4,7 @@ Qwen/Qwen2.5-72B, deepseek-ai/DeepSeek-V3) plus some keys colossim ignores."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,14 @@ def test_import_matches_catalog_parameter_counts(fixture, catalog_id):
 def test_deepseek_is_mla_with_dense_first_layers():
     m = load_hf_config(HF / "deepseek-v3.json")
     assert (m.attention, m.first_dense_layers, m.shared_experts, m.top_k) == ("mla", 3, 1, 8)
+
+
+def test_deepseek_group_limited_routing_is_read_only_where_the_method_limits_groups(tmp_path):
+    m = load_hf_config(HF / "deepseek-v3.json")  # noaux_tc: 8 groups, 4 per token (node-limited)
+    assert (m.routing_groups, m.routing_groups_per_token, m.routing_limited) == (8, 4, True)
+    cfg = json.loads((HF / "deepseek-v3.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "topk_method": "greedy"}))
+    assert not load_hf_config(tmp_path).routing_limited  # DeepSeek-V2-Lite's plain top-k
 
 
 def test_missing_required_key_is_named():

@@ -23,7 +23,7 @@ NAR21_T1_01_TOKENS_PER_S_PER_GPU = 9287.9  # 137 TFLOP/s per GPU (Table 1) over 
 def test_every_stack_has_a_source_and_sets_every_flag():
     for s in software_stacks().values():
         assert s.source.strip()
-        assert all(isinstance(getattr(s, f), bool) for f in STACK_FLAGS)
+        assert all(getattr(s, f) is not None for f in STACK_FLAGS)
 
 
 @pytest.mark.parametrize("chip, stack", [("v100-sxm", "megatron-lm-2021"), ("a100-80gb-sxm", "megatron-lm-2021"),

@@ -229,18 +229,37 @@ def all_gather_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network:
     return _ring_one_pass(_a(message_bytes), n, d, N, network, profile)
 
 
+def domain_layout(group_size: ArrayLike, stride: ArrayLike, network: Network):
+    """(n, d, N): a group's size, its members per scale-up domain and the domains it spans."""
+    return _layout(group_size, stride, network)
+
+
 def all_to_all_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network: Network,
                        profile: CalibrationProfile, stride: ArrayLike = 1) -> np.ndarray:
     """Time of an all-to-all of ``message_bytes`` per GPU (each GPU sends S/n to every peer):
     the in-domain share (d-1)/n S over NVLink at the all-to-all fraction of the ring curve, the
     off-domain share (n-d)/n S over the GPU's NIC, concurrently."""
     S = _a(message_bytes)
+    n, d, _ = _layout(group_size, stride, network)
+    return all_to_all_split_seconds((d - 1.0) / n * S, (n - d) / n * S, S, group_size, network,
+                                    profile, stride)
+
+
+def all_to_all_split_seconds(in_domain_bytes: ArrayLike, scaleout_bytes: ArrayLike,
+                             message_bytes: ArrayLike, group_size: ArrayLike, network: Network,
+                             profile: CalibrationProfile, stride: ArrayLike = 1) -> np.ndarray:
+    """Time of an all-to-all-like exchange whose bytes per GPU are given by fabric: what crosses
+    the scale-up domain (``in_domain_bytes``, NVLink) and what goes out over the GPU's NIC
+    (``scaleout_bytes``), concurrently; ``message_bytes`` (the buffer, all copies) sets where on
+    the bandwidth curves the exchange sits.  A deduplicating MoE dispatch sends fewer bytes than
+    (d-1)/n and (n-d)/n of the buffer (:func:`colossim.training.step.moe_dispatch_copies`)."""
+    S = _a(message_bytes)
     n, d, N = _layout(group_size, stride, network)
     ring = _intra_ring_curve(profile)
     bw_in = profile.alltoall_fraction * busbw(ring, network.scaleup_bytes_per_s_per_gpu, S)
-    t_in = (d - 1.0) / n * S / bw_in
+    t_in = _a(in_domain_bytes) / bw_in
     so = _scaleout_ring_curve(profile)
-    t_out = (n - d) / n * S / busbw(so, network.scaleout_bytes_per_s_per_gpu, S / d)
+    t_out = _a(scaleout_bytes) / busbw(so, network.scaleout_bytes_per_s_per_gpu, S / d)
     lat = np.where(d > 1, ring.latency_seconds, 0.0) + np.where(N > 1, so.latency_seconds, 0.0)
     return np.where(n > 1, np.maximum(t_in, t_out) + lat, 0.0)
 

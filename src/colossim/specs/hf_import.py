@@ -69,6 +69,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
                  moe_ffn_hidden=_need(cfg, "moe_intermediate_size", path),
                  shared_experts=cfg.get("n_shared_experts") or 0,
                  first_dense_layers=cfg.get("first_k_dense_replace") or 0,
+                 **_routing_groups(cfg),
                  attention="mla", mla_q_lora_rank=cfg.get("q_lora_rank"),
                  mla_kv_lora_rank=_need(cfg, "kv_lora_rank", path),
                  mla_qk_rope_head_dim=_need(cfg, "qk_rope_head_dim", path),
@@ -78,6 +79,20 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     else:
         d["ffn_hidden"] = _need(cfg, "intermediate_size", path)
     return d
+
+
+#: DeepSeek ``topk_method`` values that pick a token's experts from ``topk_group`` of ``n_group``
+#: groups (DeepSeek-V2 "group_limited_greedy", DeepSeek-V3 "noaux_tc"); "greedy" has no limit.
+GROUP_LIMITED_TOPK_METHODS = ("group_limited_greedy", "noaux_tc")
+
+
+def _routing_groups(cfg: dict[str, Any]) -> dict[str, int]:
+    """``routing_groups`` / ``routing_groups_per_token`` from a DeepSeek config's n_group /
+    topk_group, when its topk_method limits the groups (and the limit bites)."""
+    g, m = cfg.get("n_group") or 0, cfg.get("topk_group") or 0
+    if cfg.get("topk_method") in GROUP_LIMITED_TOPK_METHODS and 0 < m < g:
+        return {"routing_groups": g, "routing_groups_per_token": m}
+    return {}
 
 
 def load_hf_config(path: str | Path) -> ModelSpec:

@@ -69,6 +69,11 @@ class ModelSpec(BaseModel):
     moe_ffn_hidden: int | None = Field(None, ge=1, description="width of one expert (and of one shared expert)")
     shared_experts: int = Field(0, ge=0, description="always-on experts per MoE layer")
     first_dense_layers: int = Field(0, ge=0, description="leading layers with a dense MLP (MoE models)")
+    routing_groups: int = Field(0, ge=0, description="group-limited routing: the routed experts fall into "
+                                "this many equal groups (Hugging Face n_group); 0: no limit")
+    routing_groups_per_token: int = Field(0, ge=0, description="groups a token's top_k experts may come "
+                                          "from (Hugging Face topk_group; DeepSeek's device- / node-limited "
+                                          "routing M)")
     attention: AttentionKind | None = None
     mla_q_lora_rank: int | None = Field(None, ge=1)
     mla_kv_lora_rank: int | None = Field(None, ge=1)
@@ -119,9 +124,27 @@ class ModelSpec(BaseModel):
                 raise ValueError("an MoE model (experts > 1) needs moe_ffn_hidden")
             if self.first_dense_layers > self.layers:
                 raise ValueError(f"first_dense_layers {self.first_dense_layers} > layers {self.layers}")
+            self._check_routing_groups()
         if self.dense_layers and self.ffn_hidden is None:
             raise ValueError("dense MLP layers need ffn_hidden")
         return self
+
+    def _check_routing_groups(self) -> None:
+        g, m = self.routing_groups, self.routing_groups_per_token
+        if not g and not m:
+            return
+        if g < 1 or self.experts % g:
+            raise ValueError(f"routing_groups {g} must divide experts {self.experts}")
+        if not 1 <= m <= g:
+            raise ValueError(f"routing_groups_per_token {m} must be between 1 and routing_groups {g}")
+        if self.top_k > m * (self.experts // g):
+            raise ValueError(f"top_k {self.top_k} exceeds the {m * (self.experts // g)} experts of "
+                             f"routing_groups_per_token {m} groups")
+
+    @property
+    def routing_limited(self) -> bool:
+        """Group-limited routing: a token's experts come from fewer than all groups."""
+        return self.is_moe and 0 < self.routing_groups_per_token < self.routing_groups
 
     # --- shape helpers ----------------------------------------------------------------------
     @property
@@ -277,6 +300,8 @@ class ModelRow(BaseModel):
     moe_ffn_hidden: int | None = None
     shared_experts: int | None = None
     first_dense_layers: int | None = None
+    routing_groups: int | None = None
+    routing_groups_per_token: int | None = None
     attention: AttentionKind | None = None
     mla_q_lora_rank: int | None = None
     mla_kv_lora_rank: int | None = None
@@ -284,6 +309,9 @@ class ModelRow(BaseModel):
     mla_qk_nope_head_dim: int | None = None
     mla_v_head_dim: int | None = None
     parallel_block: bool = False
+    software: str | None = Field(None, description="the software stack of the model's developers' "
+                                 "published training runs (software_stacks.csv); a training spec naming "
+                                 "this model and no training.software gets it")
     source: str
     notes: str | None = None
 
@@ -318,6 +346,12 @@ class ModelCatalog:
     def has(self, name: str) -> bool:
         key = name.strip().lower()
         return self.aliases.get(key, key) in self.rows
+
+    def software_of(self, name: str) -> str | None:
+        """The software stack a catalog model's row names (None for a model not in the catalog, or
+        whose row names none).  ``name`` may carry complete_by_shape's " (by shape)" suffix."""
+        key = name.removesuffix(BY_SHAPE_SUFFIX)
+        return self.row(key).software if self.has(key) else None
 
     def spec(self, name: str) -> ModelSpec:
         """The :class:`ModelSpec` of a catalog model."""
@@ -369,6 +403,8 @@ DEFAULT_VOCAB = 51200
 NON_GATED_FFN_RATIO = 4
 GATED_FFN_RATIO = 8 / 3
 GATED_FFN_MULTIPLE = 256
+#: Appended to the catalog id a shape-completed model took its missing fields from.
+BY_SHAPE_SUFFIX = " (by shape)"
 #: Fields whose equality identifies a catalog model from a shape (the ones given are compared).
 SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "activation", "experts")
 
@@ -393,7 +429,7 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
             base = row.spec_fields
             if all(_plain(base.get(k, 0 if k == "experts" else base.get("heads") if k == "kv_heads" else None))
                    == _plain(v) for k, v in given.items()):
-                return {**base, **data, "name": f"{row.id} (by shape)"}
+                return {**base, **data, "name": f"{row.id}{BY_SHAPE_SUFFIX}"}
     out = dict(data)
     out.setdefault("vocab", DEFAULT_VOCAB)
     hidden = data.get("hidden")

@@ -14,7 +14,7 @@ The runtime flags (``flash_attention`` and the ``overlap_*`` ones) left out of a
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
@@ -28,6 +28,11 @@ class Recompute(str, Enum):
     selective = "selective"
     full = "full"
 
+
+#: MoE dispatch methods (see ParallelPlan.moe_dispatch).
+MoeDispatch = Literal["alltoall", "dedup"]
+#: What the expert-parallel all-to-all overlaps with (see ParallelPlan.ep_comm_overlap).
+EpCommOverlap = Literal["none", "shared_experts", "micro_batch"]
 
 PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
 
@@ -87,6 +92,25 @@ class ParallelPlan(BaseModel):
             "steady-state send/recv overlaps with the next chunk's compute (Megatron-Core "
             "--overlap-p2p-communication, 2023). false: every chunk boundary blocks (Megatron-LM "
             "2021-2022 batched isend/irecv + wait)"))
+    moe_dispatch: MoeDispatch | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] MoE token dispatch: 'alltoall' "
+            "sends every (token, expert) copy (Megatron-Core's alltoall dispatcher, NCCL); 'dedup' sends "
+            "a token once per destination GPU inside its scale-up domain and once per destination domain "
+            "over the scale-out fabric, forwarded over NVLink there (DeepSeek's HAI-LLM, DeepEP)"))
+    moe_fp8_dispatch: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] with precision fp8, tokens are "
+            "dispatched to the experts in FP8 with 1x128 scales; the combine stays bf16 (DeepSeek-V3)"))
+    ep_comm_overlap: EpCommOverlap | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] the expert-parallel all-to-all "
+            "overlaps with: 'none'; 'shared_experts' (the shared experts' GEMMs, DeepSeek-V2, "
+            "Megatron-Core --moe-shared-expert-overlap); 'micro_batch' (another micro-batch's forward and "
+            "backward, DeepSeek-V3's DualPipe)"))
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")
@@ -125,4 +149,4 @@ class ParallelPlan(BaseModel):
                 and not (f == "vpp" and self.pp == 1)]
 
 
-__all__ = ["PLAN_DEGREES", "ParallelPlan", "Recompute"]
+__all__ = ["PLAN_DEGREES", "EpCommOverlap", "MoeDispatch", "ParallelPlan", "Recompute"]

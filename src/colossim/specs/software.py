@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import UnknownNameError
-from colossim.specs.plan import ParallelPlan, Recompute
+from colossim.specs.plan import EpCommOverlap, MoeDispatch, ParallelPlan, Recompute
 
 #: The plan fields a stack decides when the spec leaves them out.
-STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm")
+STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
+               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap")
 
 
 class SoftwareStack(BaseModel):
@@ -49,8 +50,17 @@ class SoftwareStack(BaseModel):
     recompute_block: bool = Field(description="full recompute may cover only some of a stage's layers "
                                   "(Megatron's block method, recompute_num_layers): the search then "
                                   "recomputes the fewest layers that fit; false: every layer")
-    default_for_chips_released_from: int = Field(ge=0, description="chips released in this year or "
-                                                 "later default to this stack (until a later stack's year)")
+    moe_dispatch: MoeDispatch = Field(description="how MoE tokens reach their experts' GPUs: 'alltoall' "
+                                      "sends every (token, expert) copy; 'dedup' sends a token once per "
+                                      "destination GPU in its domain and once per destination domain over "
+                                      "the scale-out fabric (see colossim.training.step.moe_dispatch_copies)")
+    moe_fp8_dispatch: bool = Field(description="fp8 training dispatches tokens in FP8 (combine in bf16)")
+    ep_comm_overlap: EpCommOverlap = Field(description="what the expert all-to-all hides under: 'none', "
+                                           "'shared_experts' (the shared experts' compute), 'micro_batch' "
+                                           "(another micro-batch's forward/backward, DualPipe)")
+    default_for_chips_released_from: int | None = Field(
+        None, ge=0, description="chips released in this year or later default to this stack (until a later "
+        "stack's year); blank: never a chip's default (a model's catalog row may name it)")
     source: str
     notes: str | None = None
 
@@ -73,13 +83,14 @@ class SoftwareStack(BaseModel):
 def software_stacks() -> dict[str, SoftwareStack]:
     """The catalog's stacks by id, oldest default first."""
     rows = load_models(data_path("software_stacks.csv"), SoftwareStack)
-    return {s.id: s for s in sorted(rows, key=lambda s: s.default_for_chips_released_from)}
+    return {s.id: s for s in sorted(rows, key=lambda s: (s.default_for_chips_released_from is None,
+                                                          s.default_for_chips_released_from or 0))}
 
 
 def default_stack(release_year: int) -> SoftwareStack:
     """The stack a chip released in ``release_year`` defaults to: the latest whose
     ``default_for_chips_released_from`` is not after it (the oldest stack for older chips)."""
-    stacks = list(software_stacks().values())
+    stacks = [s for s in software_stacks().values() if s.default_for_chips_released_from is not None]
     chosen = stacks[0]
     for s in stacks:
         if s.default_for_chips_released_from <= release_year:
@@ -87,9 +98,11 @@ def default_stack(release_year: int) -> SoftwareStack:
     return chosen
 
 
-def resolve_stack(name: str | None, release_year: int) -> SoftwareStack:
-    """The named stack, or the chip's default when ``name`` is None; an unknown name raises
-    :class:`UnknownNameError` naming ``training.software`` and the stacks."""
+def resolve_stack(name: str | None, release_year: int, model_software: str | None = None) -> SoftwareStack:
+    """The named stack; when ``name`` is None, the stack the model's catalog row names
+    (``model_software``: the framework of its developers' published runs), else the chip's default.
+    An unknown name raises :class:`UnknownNameError` naming ``training.software`` and the stacks."""
+    name = name if name is not None else model_software
     if name is None:
         return default_stack(release_year)
     stacks = software_stacks()

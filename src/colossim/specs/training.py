@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colossim.errors import SpecError
 from colossim.specs._validation import check_known_fields, validate_model
-from colossim.specs.model import ModelSpec, resolve_model
+from colossim.specs.model import ModelSpec, load_model_catalog, resolve_model
 from colossim.specs.plan import ParallelPlan
 from colossim.specs.software import apply_stack, resolve_stack
 from colossim.specs.system import SystemSpec, resolve_hardware
@@ -53,8 +53,10 @@ class TrainingWorkload(BaseModel):
     tokens: float | None = Field(None, gt=0, description="tokens to train on (for time-to-train)")
     seq_len: int | None = Field(None, ge=1, description="overrides the model's sequence length")
     software: str | None = Field(None, description="software stack id (catalog/data/software_stacks.csv: "
-                                 "megatron-lm-2021, megatron-core-2024); omitted: the stack of the "
-                                 "chip's launch years (see colossim.specs.software.default_stack)")
+                                 "megatron-lm-2021, megatron-core-2024, hai-llm-v2, hai-llm-v3); omitted: "
+                                 "the stack the model's catalog row names (DeepSeek's models: their own "
+                                 "framework), else the stack of the chip's launch years (see "
+                                 "colossim.specs.software.default_stack)")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,8 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     if workload.global_batch is None:
         workload = workload.model_copy(update={"global_batch": default_global_batch(model.seq_len, hardware.count)})
     plan = validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism")
-    stack = resolve_stack(workload.software, hardware.accelerator.release_year)
+    stack = resolve_stack(workload.software, hardware.accelerator.release_year,
+                          load_model_catalog().software_of(model.name))
     plan = apply_stack(plan, stack)
     workload = workload.model_copy(update={"software": stack.id})
     if validate:

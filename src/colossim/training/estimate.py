@@ -84,7 +84,10 @@ def make_context(spec, profile=None) -> StepContext:
                        network=net, flash_attention=spec.parallelism.flash_attention,
                        overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
                        overlap_param_gather=spec.parallelism.overlap_param_gather,
-                       overlap_p2p_comm=spec.parallelism.overlap_p2p_comm)
+                       overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,
+                       moe_dispatch=spec.parallelism.moe_dispatch,
+                       moe_fp8_dispatch=spec.parallelism.moe_fp8_dispatch,
+                       ep_comm_overlap=spec.parallelism.ep_comm_overlap)
 
 
 def _memory(ctx: StepContext, plans: PlanArrays):

@@ -78,7 +78,7 @@ class PlanArrays:
         d["recompute"] = RECOMPUTE_NAMES[int(d["recompute"])]
         d["sequence_parallel"] = bool(d["sequence_parallel"])
         d["tp_overlap"] = bool(d["tp_overlap"])
-        d["fsdp"] = bool(d["fsdp"])
+        d["fsdp"] = bool(d["fsdp"]) and d["zero"] == 3  # the ZeRO-3 flavour; nothing below stage 3
         rl = int(d.pop("recompute_layers"))
         d["recompute_num_layers"] = rl if rl > 0 and d["recompute"] == "full" else None
         return d

@@ -29,6 +29,7 @@ import numpy as np
 
 from colossim.cost import comm as C
 from colossim.cost import compute as K
+from colossim.cost.comm import ArrayLike
 from colossim.training import ops as O
 from colossim.training.pipeline import (
     layers_on_slowest_stage,
@@ -82,6 +83,12 @@ class StepContext:
     backward (the plan's ``overlap_param_gather``); false: each gather waits in line."""
     overlap_p2p_comm: bool = True
     """Interleaved pipeline send/recv overlapped with compute (the plan's ``overlap_p2p_comm``)."""
+    moe_dispatch: str = "alltoall"
+    """MoE token dispatch, 'alltoall' or 'dedup' (the plan's ``moe_dispatch``)."""
+    moe_fp8_dispatch: bool = False
+    """Tokens dispatched in FP8 when the precision is fp8 (the plan's ``moe_fp8_dispatch``)."""
+    ep_comm_overlap: str = "none"
+    """What the expert all-to-all hides under: 'none', 'shared_experts', 'micro_batch'."""
 
 
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
@@ -161,6 +168,95 @@ def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather
     return np.asarray(out, dtype=float)
 
 
+#: Bytes per element of an FP8 dispatch: one e4m3 byte plus one fp32 scale per 128 elements.
+#: Source: DeepSeek-V3 technical report (arXiv:2412.19437) sec. 3.3, 1x128 tile-wise activation
+#: scales, the dispatch quantised to FP8, the combine kept in BF16.
+FP8_DISPATCH_BYTES = 1.0 + 4.0 / 128.0
+
+
+def expected_distinct(draws: ArrayLike, bins: ArrayLike) -> np.ndarray:
+    """Expected number of distinct bins hit by ``draws`` independent uniform draws over ``bins``
+    bins: bins (1 - (1 - 1/bins)^draws)."""
+    b = np.maximum(np.asarray(bins, dtype=float), 1.0)
+    return b * (1.0 - (1.0 - 1.0 / b) ** np.asarray(draws, dtype=float))
+
+
+def moe_dispatch_copies(model, group_size: ArrayLike, members_per_domain: ArrayLike,
+                        dedup: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(copies over the scale-up fabric, copies over the scale-out fabric) one token sends when it
+    is dispatched to its ``top_k`` experts on an expert-parallel group of n ranks, d per domain.
+
+    Experts sit on the ranks in order, so routing group g (of ``routing_groups``) lives on n / G
+    consecutive ranks (or G / n groups share a rank); a token restricted to M groups
+    (``routing_groups_per_token``) reaches min(n, M max(n / G, 1)) ranks and as many domains,
+    likewise counted.  Its top_k copies land uniformly on what it reaches (balanced routing).
+
+    - ``alltoall`` (every copy sent, Megatron-Core's dispatcher): (d - 1) / n of the k copies stay
+      in the domain, (n - d) / n leave it; the group limit changes nothing.
+    - ``dedup`` (DeepSeek-V2/V3, DeepEP): one copy per distinct remote domain over the NICs, then
+      one per distinct remote rank over NVLink (:func:`expected_distinct`; by symmetry a share 1/n
+      of the distinct ranks, 1/D of the domains, is the sender's own)."""
+    n = np.maximum(np.asarray(group_size, dtype=float), 1.0)
+    d = np.minimum(np.maximum(np.asarray(members_per_domain, dtype=float), 1.0), n)
+    domains = np.ceil(n / d)
+    k = float(model.top_k)
+    if not dedup:
+        return k * (d - 1.0) / n, k * (n - d) / n
+    if model.routing_limited:
+        g, m = float(model.routing_groups), float(model.routing_groups_per_token)
+        ranks = np.minimum(n, m * np.maximum(n / g, 1.0))
+        reach_domains = np.minimum(domains, m * np.maximum(domains / g, 1.0))
+    else:
+        ranks, reach_domains = n, domains
+    remote_domains = expected_distinct(k, reach_domains) * (1.0 - 1.0 / domains)
+    remote_ranks = expected_distinct(k, ranks) * (1.0 - 1.0 / n)
+    return remote_ranks, remote_domains
+
+
+def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLike) -> np.ndarray:
+    """Seconds of one MoE layer's dispatch + combine (forward) for ``tokens`` tokens per GPU.
+
+    The dispatch moves each token in FP8 when the plan dispatches in FP8 and trains in fp8
+    (:data:`FP8_DISPATCH_BYTES`), the combine in bf16; the copies per fabric come from
+    :func:`moe_dispatch_copies`."""
+    m, net, prof = ctx.model, ctx.network, ctx.profile
+    stride = plans.tp * plans.cp
+    n, d, _ = C.domain_layout(plans.ep, stride, net)
+    c_in, c_out = moe_dispatch_copies(m, n, d, ctx.moe_dispatch == "dedup")
+    fp8 = ctx.moe_fp8_dispatch and ctx.precision == "fp8"
+    total = 0.0
+    for nbytes in ((FP8_DISPATCH_BYTES if fp8 else ACTIVATION_BYTES), ACTIVATION_BYTES):
+        per_copy = np.asarray(tokens, dtype=float) * m.hidden * nbytes
+        total = total + C.all_to_all_split_seconds(per_copy * c_in, per_copy * c_out,
+                                                   per_copy * m.top_k, plans.ep, net, prof, stride=stride)
+    return np.asarray(total, dtype=float)
+
+
+def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.ndarray,
+                       compute_fwd: np.ndarray, compute_bwd: np.ndarray):
+    """(exposed forward, exposed backward, compute slowdown) seconds of a MoE layer's all-to-all.
+
+    ``ep_comm_overlap``: 'none' -- all exposed; 'shared_experts' -- each pass's all-to-all hides
+    under that pass's shared-expert GEMMs (DeepSeek-V2 sec. 3.4); 'micro_batch' -- DualPipe pairs
+    one micro-batch's forward with another's backward, so the pair's all-to-all hides under the
+    pair's compute (DeepSeek-V3 sec. 3.2.1).  What hides still holds SMs (:func:`comm_sm_share`),
+    charged to compute."""
+    mode = ctx.ep_comm_overlap
+    if mode == "none":
+        return a2a_fwd, a2a_bwd, 0.0
+    if mode == "shared_experts":
+        shared = _ops_seconds([op for op in ops if op.name.startswith("shared_")], ctx)
+        fwd = np.maximum(a2a_fwd - shared["fwd"], 0.0)
+        bwd = np.maximum(a2a_bwd - shared["bwd"], 0.0)
+    else:
+        total = a2a_fwd + a2a_bwd
+        exposed = np.maximum(total - (compute_fwd + compute_bwd), 0.0)
+        share = np.where(total > 0, exposed / np.maximum(total, 1e-30), 0.0)
+        fwd, bwd = a2a_fwd * share, a2a_bwd * share
+    hidden = (a2a_fwd + a2a_bwd) - (fwd + bwd)
+    return fwd, bwd, hidden * comm_sm_share(ctx)
+
+
 def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, np.ndarray]:
     """Per-GPU seconds of one layer of ``kind`` for one micro-batch: compute and exposed comm."""
     m, net, prof = ctx.model, ctx.network, ctx.profile
@@ -202,19 +298,23 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     cp_fwd = np.where(cp > 1, np.maximum((cp - 1) * cp_step - t["attn_fwd"], 0.0), 0.0)
     cp_bwd = np.where(cp > 1, np.maximum(2.0 * (cp - 1) * cp_step - 2.0 * t["attn_fwd"], 0.0), 0.0)
 
-    # --- expert parallel: dispatch + combine all-to-all per MoE layer forward, again in backward.
-    ep_fwd = np.zeros_like(tp_fwd)
+    # --- expert parallel: dispatch + combine all-to-all per MoE layer forward, again in backward
+    # (the backward sends the gradients the same two ways, in the same precisions).
+    ep_fwd = ep_bwd = np.zeros_like(tp_fwd)
     if kind == "moe":
-        routed_tokens = tokens / np.where(sp, tp, 1) * m.top_k
-        a2a_msg = routed_tokens * m.hidden * ACTIVATION_BYTES
-        a2a = C.all_to_all_seconds(a2a_msg, ep, net, prof, stride=tp * cp)
-        ep_fwd = np.where(ep > 1, 2.0 * a2a, 0.0)
+        a2a = np.where(ep > 1, moe_all_to_all_seconds(ctx, plans, tokens / np.where(sp, tp, 1)), 0.0)
+        # full recompute re-runs the layer's forward, its dispatch and combine included
+        a2a_bwd = a2a * (1.0 + full_share)
+        ep_fwd, ep_bwd, ep_slowdown = ep_exposed_seconds(ctx, ops, a2a, a2a_bwd, t["fwd"],
+                                                         t["bwd"] + recompute)
+    else:
+        ep_slowdown = 0.0
 
     return {
-        "compute_fwd": t["fwd"], "compute_bwd": t["bwd"] + recompute,
+        "compute_fwd": t["fwd"], "compute_bwd": t["bwd"] + recompute + ep_slowdown,
         "recompute": recompute,
         "tp_fwd": tp_exposed_fwd, "tp_bwd": tp_exposed_bwd + tp_recompute,
-        "cp_fwd": cp_fwd, "cp_bwd": cp_bwd, "ep_fwd": ep_fwd, "ep_bwd": ep_fwd,
+        "cp_fwd": cp_fwd, "cp_bwd": cp_bwd, "ep_fwd": ep_fwd, "ep_bwd": ep_bwd,
     }
 
 

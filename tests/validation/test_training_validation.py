@@ -55,10 +55,10 @@ def test_regression_guard_overall(results):
     # (Session 5: 12.0 %, 72.4 %, +11.8 %; session 4: 14.8 %, 98 %, +17.1 %; session 3: 15.2 %,
     # 238 %, +25.7 %.)  Guards = reached + a small margin.
     _, stats = results
-    assert stats["all"].n == 68  # every published row is predicted (OPT and the 530B ZeRO-3 included)
+    assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.11
     assert stats["all"].max_abs <= 0.70
-    assert stats["all"].mean_signed <= 0.105
+    assert stats["all"].mean_signed <= 0.10
     assert stats["A100"].median_abs <= 0.11
     assert stats["A100"].mean_signed <= 0.145
     assert stats["H100"].median_abs <= 0.12
@@ -96,6 +96,17 @@ def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     by_id, _ = results
     tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ("NAR21-T2-Z3-02", "NAR21-T2-Z3-03")]
     assert tps[1] < 0.8 * tps[0]
+
+
+def test_moe_pretraining_run(results):
+    # DeepSeek-V3 (added by colossim, trust B): 2,664K H800 GPU hours for 14.8T tokens = 1,543
+    # tokens/s/GPU.  Priced with Megatron-Core 2024's dispatcher (every copy, bf16, nothing
+    # hidden) it came out at 629 (-59 %); node-limited routing with one copy per node, FP8
+    # dispatch and DualPipe's overlap of the all-to-all bring it to -9 % (the bubble is still
+    # priced as 1F1B's, the multi-token-prediction module left out).
+    by_id, stats = results
+    assert abs(by_id["DSV3-PRETRAIN-2048"].error) <= 0.12
+    assert stats["MoE"].n == 1
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 targets not met yet: see README validation table")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from colossim.catalog.loader import data_path, load_models
 from colossim.errorstats import ErrorStats, Targets, chip_family
 from colossim.errorstats import error_stats as _error_stats
+from colossim.specs.model import resolve_model
 
 #: Scale groups by GPU count (upper bounds, inclusive).
 SCALE_GROUPS: tuple[tuple[str, int], ...] = (("<=64 GPUs", 64), ("65-1024 GPUs", 1024), (">1024 GPUs", 10**9))
@@ -59,8 +60,7 @@ class ValidationRun(BaseModel):
 
     @property
     def is_moe(self) -> bool:
-        m = self.spec.get("model", {})
-        return bool(m.get("experts", 0) and m.get("experts", 0) > 1)
+        return resolve_model(self.spec["model"]).is_moe  # a catalog id or a mapping
 
 
 @lru_cache(maxsize=1)

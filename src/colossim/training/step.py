@@ -30,6 +30,7 @@ import numpy as np
 from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.comm import ArrayLike
+from colossim.specs.plan import EpCommOverlap, MoeDispatch
 from colossim.training import ops as O
 from colossim.training.pipeline import (
     layers_on_slowest_stage,
@@ -83,12 +84,12 @@ class StepContext:
     backward (the plan's ``overlap_param_gather``); false: each gather waits in line."""
     overlap_p2p_comm: bool = True
     """Interleaved pipeline send/recv overlapped with compute (the plan's ``overlap_p2p_comm``)."""
-    moe_dispatch: str = "alltoall"
-    """MoE token dispatch, 'alltoall' or 'dedup' (the plan's ``moe_dispatch``)."""
+    moe_dispatch: MoeDispatch = "alltoall"
+    """MoE token dispatch (the plan's ``moe_dispatch``)."""
     moe_fp8_dispatch: bool = False
     """Tokens dispatched in FP8 when the precision is fp8 (the plan's ``moe_fp8_dispatch``)."""
-    ep_comm_overlap: str = "none"
-    """What the expert all-to-all hides under: 'none', 'shared_experts', 'micro_batch'."""
+    ep_comm_overlap: EpCommOverlap = "none"
+    """What the expert all-to-all hides under (the plan's ``ep_comm_overlap``)."""
 
 
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:

@@ -159,6 +159,39 @@ def test_deepspeed_zero3_is_slower_than_fsdp_at_scale_and_holds_less_gathered():
     assert ds.parallelism["fsdp"] is False and fsdp.parallelism["fsdp"] is True
 
 
+def test_deepspeed_full_recompute_gathers_the_weights_a_third_time():
+    """Waited-on gathers (no overlap): a DeepSpeed ZeRO-3 micro-batch with full recompute gathers
+    the weights three times (forward, recompute, backward), without recompute twice.  The
+    difference is one pass of per-tensor all-gathers: (12 per GPT layer with biases and layernorm
+    + 1 for the embedding) collectives over the local bf16 weights.  FSDP reuses its
+    pre-backward gather: no difference."""
+    from colossim.cost import comm
+    from colossim.training.step import PARAM_GATHER_BYTES
+
+    base = {"model": {"layers": 24, "hidden": 4096, "ffn_hidden": 16384, "heads": 32, "kv_heads": 32,
+                      "vocab": 51200, "seq_len": 2048, "activation": "gelu", "bias": True,
+                      "norm": "layernorm"},
+            "hardware": {"gpu": "a100-80gb-sxm", "count": 256},
+            "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 256, "micro_batch": 1, "zero": 3,
+                            "sequence_parallel": False, "overlap_param_gather": False,
+                            "overlap_grad_reduce": False},
+            "training": {"global_batch": 512}}
+
+    def dp_comm(recompute: str, fsdp: bool) -> float:
+        spec = load_spec({**base, "parallelism": {**base["parallelism"], "recompute": recompute, "fsdp": fsdp}})
+        return estimate(spec).time_breakdown_s["dp_comm"], spec
+
+    ds_full, spec = dp_comm("full", False)
+    ds_sel, _ = dp_comm("none", False)
+    ctx = make_context(spec)
+    fetches = 24 * 12 + 1
+    weight_bytes = spec.model.params_total * PARAM_GATHER_BYTES
+    one_pass = fetches * float(comm.all_gather_seconds(weight_bytes / fetches, 256, ctx.network, ctx.profile))
+    micro_batches = 512 / 256
+    assert ds_full - ds_sel == pytest.approx(micro_batches * one_pass, rel=1e-6)
+    assert dp_comm("full", True)[0] == pytest.approx(dp_comm("none", True)[0])
+
+
 def test_dp_buckets_follow_megatron_core_sizes():
     # Megatron-Core: bucket = max(40M, 1M x dp) parameters with overlap; one bucket without
     from colossim.training.step import dp_buckets

@@ -385,6 +385,20 @@ def zero3_fetches_per_layer(model, fsdp: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(fsdp, dtype=bool), 1.0, float(per_layer))
 
 
+def zero3_recompute_regathers(plans: PlanArrays, model) -> np.ndarray:
+    """Extra parameter all-gathers per micro-batch (in passes over the stage's weights) that full
+    recompute costs DeepSpeed ZeRO-3: the backward re-runs each checkpointed layer's forward, whose
+    pre-forward hook fetches the weights the first forward released, and the layer's backward hook
+    fetches them once more (deepspeed/runtime/zero/parameter_offload.py: ``pre_sub_module_forward``
+    / ``post_sub_module_forward`` release, ``pre_sub_module_backward`` fetch), so a recomputed
+    layer's weights cross the network three times per micro-batch instead of two.  PyTorch FSDP
+    unshards the unit in its pre-backward hook, before the checkpointed forward runs again, and
+    reuses that gather (Zhao et al. 2023, sec. 3.3): no extra gather (the caller applies this to
+    DeepSpeed plans only).  Selective recompute redoes the attention core alone, which holds no
+    weights: none either."""
+    return plans.recompute_fraction(layers_on_slowest_stage(model.layers, plans.pp))
+
+
 #: SMs an NCCL ring/tree collective occupies while it runs: one thread block per channel, each
 #: resident on its own SM for the whole collective (NCCL's kernels are persistent).  Because:
 #: NCCL's topology search on 8-GPU / 8-NIC HGX nodes settles on two channels per NIC for
@@ -421,7 +435,8 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
 
     def coll(fn, n_params, nbytes, g, stride, calls=1.0):
         calls = np.maximum(calls, 1.0)
-        return np.where(g > 1, calls * fn(n_params * nbytes / calls, g, net, prof, stride=stride), 0.0)
+        return np.where((g > 1) & (n_params > 0),
+                        calls * fn(n_params * nbytes / calls, g, net, prof, stride=stride), 0.0)
 
     estride = plans.tp * plans.cp * plans.ep
     nb, nb_e = (dp_buckets(dense, group, ctx.overlap_grad_reduce)[0],
@@ -458,14 +473,17 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     # ZeRO-3: per micro-batch, gathers hide under that micro-batch's forward / backward compute
     # (prefetch) unless ``overlap_param_gather`` is off; the gradient reduce-scatter too unless
     # ``overlap_grad_reduce`` is off.
+    # DeepSpeed re-gathers the recomputed layers' weights for the recompute forward (FSDP does not).
+    bwd_gathers = 1.0 + np.where(plans.fsdp, 0.0, zero3_recompute_regathers(plans, ctx.model))
     rs3_exposed = 0.0 if ctx.overlap_grad_reduce else rs3
-    ag3_exposed = 0.0 if ctx.overlap_param_gather else 2.0 * ag3
+    ag3_exposed = 0.0 if ctx.overlap_param_gather else (1.0 + bwd_gathers) * ag3
     hidden_ag3 = ag3 if ctx.overlap_param_gather else 0.0
     zero3 = n_micro * (np.maximum(hidden_ag3 - t_fwd_mb, 0.0)
-                       + np.maximum(hidden_ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0)
+                       + np.maximum(bwd_gathers * hidden_ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0)
                        + rs3_exposed + ag3_exposed)
     exposed = np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
-    total = np.where(plans.zero >= 3, n_micro * (2.0 * ag3 + rs3), np.where(plans.zero >= 1, rs + ag, ar))
+    total = np.where(plans.zero >= 3, n_micro * ((1.0 + bwd_gathers) * ag3 + rs3),
+                     np.where(plans.zero >= 1, rs + ag, ar))
     # what hides under compute still holds NCCL's SMs while it runs
     return exposed + np.maximum(total - exposed, 0.0) * comm_sm_share(ctx)
 

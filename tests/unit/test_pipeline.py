@@ -1,9 +1,11 @@
-"""Pipeline schedule closed forms (Narayanan et al. 2021, eqs. 1-2)."""
+"""Pipeline schedule closed forms (Narayanan et al. 2021, eqs. 1-2; Qi et al. 2023; DeepSeek-V3 Table 2)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from colossim.training.pipeline import (
     bubble_fraction,
@@ -11,6 +13,8 @@ from colossim.training.pipeline import (
     micro_batches_in_flight,
     p2p_exposed_transfers,
     pipeline_step_seconds,
+    schedule_allows,
+    stage_copies,
 )
 
 
@@ -58,3 +62,58 @@ def test_blocking_p2p_pays_every_chunk_boundary():
     assert p2p_exposed_transfers(4, 1, 8, overlap=True) == p2p_exposed_transfers(4, 1, 8, overlap=False) == 22
     out = p2p_exposed_transfers(np.array([4, 4]), np.array([2, 2]), 8, overlap=np.array([True, False]))
     assert list(out) == [6, 38]
+
+
+# --- zero-bubble (ZB-H1) and DualPipe: DeepSeek-V3 report Table 2 -------------------------------
+
+def test_table2_bubbles_in_closed_form():
+    f, b, w, p, m = 1.0, 2.0, 0.8, 8, 32
+    _, one = pipeline_step_seconds(f, b, m, p, 1, "1f1b", w)
+    busy, zb = pipeline_step_seconds(f, b, m, p, 1, "zb1p", w)
+    busy_dp, dual = pipeline_step_seconds(f, b, m, p, 1, "dualpipe", w)
+    assert one == pytest.approx((p - 1) * (f + b))
+    assert zb == pytest.approx((p - 1) * (f + b - 2 * w))
+    assert dual == pytest.approx((p / 2 - 1) * ((f + b) + b - 3 * w))
+    # every schedule runs each micro-batch through one stage per GPU once
+    assert busy == busy_dp == pytest.approx(m * (f + b))
+
+
+def test_schedules_never_idle_below_zero_and_pp1_has_no_bubble():
+    for s in ("1f1b", "zb1p", "dualpipe"):
+        assert pipeline_step_seconds(1.0, 1.0, 8, 1, 1, s, 1.0)[1] == 0
+    assert pipeline_step_seconds(0.1, 1.0, 64, 16, 1, "zb1p", 1.0)[1] == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(f=st.floats(0.01, 10), b=st.floats(0.01, 10), share=st.floats(0, 1),
+       half=st.integers(1, 32), m=st.integers(1, 512))
+def test_zero_bubble_and_dualpipe_never_idle_more_than_1f1b(f, b, share, half, m):
+    p, w = 2 * half, share * b
+    one = pipeline_step_seconds(f, b, m, p, 1, "1f1b", w)[1]
+    assert pipeline_step_seconds(f, b, m, p, 1, "zb1p", w)[1] <= one + 1e-12
+    assert pipeline_step_seconds(f, b, m, p, 1, "dualpipe", w)[1] <= one + 1e-12
+
+
+def test_dualpipe_holds_p_plus_1_micro_batches_and_two_stages():
+    assert micro_batches_in_flight(8, 1, 64, "dualpipe") == 9
+    assert micro_batches_in_flight(8, 1, 4, "dualpipe") == 4
+    assert micro_batches_in_flight(8, 1, 64, "zb1p") == micro_batches_in_flight(8, 1, 64) == 8
+    assert list(stage_copies(np.array([1, 2, 16]), "dualpipe")) == [1, 2, 2]
+    assert list(stage_copies(np.array([1, 16]), "1f1b")) == [1, 1]
+
+
+def test_schedule_constraints():
+    pp, vpp, m = np.array([1, 2, 3, 4, 4, 8]), np.array([1, 1, 1, 2, 1, 1]), np.array([4, 4, 6, 8, 7, 16])
+    assert list(schedule_allows("1f1b", pp, vpp, m)) == [True] * 6
+    assert list(schedule_allows("zb1p", pp, vpp, m)) == [True, True, True, False, True, True]
+    assert list(schedule_allows("dualpipe", pp, vpp, m)) == [True, True, False, False, False, True]
+
+
+def test_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="allowed 1f1b, zb1p, dualpipe"):
+        pipeline_step_seconds(1.0, 2.0, 8, 4, 1, "gpipe")
+
+
+def test_dualpipe_hides_the_steady_state_send_recv():
+    assert p2p_exposed_transfers(8, 1, 64, True, "dualpipe") == 2 * 7
+    assert p2p_exposed_transfers(8, 1, 64, True, "1f1b") == 2 * (64 + 7)

@@ -312,3 +312,51 @@ def test_moe_and_mla_catalog_models_estimate_with_context_parallel_in_the_search
     assert est.parallelism["cp"] == 2 and est.fits
     assert 0.05 < est.mfu < 0.8
     assert est.time_breakdown_s["cp_comm"] >= 0.0
+
+
+# --- pipeline schedules -----------------------------------------------------------------------
+
+def _scheduled(schedule: str, **plan) -> dict:
+    return {"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 256},
+            "parallelism": {"tp": 8, "pp": 8, "cp": 1, "dp": 4, "vpp": 1, "micro_batch": 1,
+                            "recompute": "full", "zero": 1, "pipeline_schedule": schedule, **plan},
+            "training": {"global_batch": 256, "precision": "bf16"}}
+
+
+def test_dualpipe_and_zero_bubble_shrink_the_bubble_and_dualpipe_holds_two_stages():
+    one, zb, dual = (estimate(load_spec(_scheduled(s))) for s in ("1f1b", "zb1p", "dualpipe"))
+    b = {s: e.time_breakdown_s["pipeline_bubble"] for s, e in (("1f1b", one), ("zb1p", zb), ("dualpipe", dual))}
+    assert b["dualpipe"] < b["zb1p"] < b["1f1b"]
+    assert one.time_breakdown_s["compute"] == pytest.approx(dual.time_breakdown_s["compute"])
+    mb1, mb2 = one.memory_breakdown_gib, dual.memory_breakdown_gib
+    for part in ("weights", "gradients", "optimizer"):
+        assert mb2[part] == pytest.approx(2 * mb1[part])
+    assert zb.memory_breakdown_gib == pytest.approx(mb1)
+    assert dual.parallelism["pp"] == 8 and dual.software == one.software
+
+
+def test_a_dualpipe_search_keeps_to_even_pp_no_interleaving_and_enough_micro_batches():
+    spec = load_spec({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 256},
+                      "parallelism": {"pipeline_schedule": "dualpipe"},
+                      "training": {"global_batch": 256}})
+    ctx = make_context(spec)
+    from colossim.training.search import enumerate_plans
+    plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
+    n_micro = 256 / (plans.dp * plans.micro_batch)
+    piped = plans.pp > 1
+    assert piped.any()
+    assert (plans.vpp == 1).all()
+    assert (plans.pp[piped] % 2 == 0).all() and (n_micro[piped] >= 2 * plans.pp[piped]).all()
+
+
+@pytest.mark.parametrize("plan,field", [({"vpp": 2}, "parallelism.vpp"),
+                                        ({"pp": 5, "dp": 4, "tp": 8, "count": 160}, "parallelism.pp"),
+                                        ({"micro_batch": 16}, "parallelism.pipeline_schedule")])
+def test_bad_dualpipe_plans_name_the_field(plan, field):
+    spec = _scheduled("dualpipe", **{k: v for k, v in plan.items() if k != "count"})
+    if "count" in plan:
+        spec["hardware"] = {**spec["hardware"], "count": plan["count"]}
+    with pytest.raises(SpecError) as e:
+        load_spec(spec)
+    assert e.value.field == field
+    assert "dualpipe" in str(e.value)

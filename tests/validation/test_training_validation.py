@@ -102,10 +102,11 @@ def test_moe_pretraining_run(results):
     # DeepSeek-V3 (added by colossim, trust B): 2,664K H800 GPU hours for 14.8T tokens = 1,543
     # tokens/s/GPU.  Priced with Megatron-Core 2024's dispatcher (every copy, bf16, nothing
     # hidden) it came out at 629 (-59 %); node-limited routing with one copy per node, FP8
-    # dispatch and DualPipe's overlap of the all-to-all bring it to -9 % (the bubble is still
-    # priced as 1F1B's, the multi-token-prediction module left out).
+    # dispatch and DualPipe's overlap of the all-to-all bring it to -9 %, and DualPipe's own
+    # bubble (a third of 1F1B's, with two stages per GPU) to -3 % (the multi-token-prediction
+    # module left out).
     by_id, stats = results
-    assert abs(by_id["DSV3-PRETRAIN-2048"].error) <= 0.12
+    assert abs(by_id["DSV3-PRETRAIN-2048"].error) <= 0.07
     assert stats["MoE"].n == 1
 
 

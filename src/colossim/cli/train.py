@@ -38,7 +38,9 @@ def _show(est) -> None:
     p = est.parallelism
     t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}, {est.software}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
                     f"ep {p['ep']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
-                    f"recompute {recompute_label(p)} zero {p['zero']}", show_header=False)
+                    f"recompute {recompute_label(p)} zero {p['zero']}"
+                    + (f" {p['pipeline_schedule']}" if p.get("pipeline_schedule", "1f1b") != "1f1b" and p["pp"] > 1
+                       else ""), show_header=False)
     t.add_column("metric", style="bold")
     t.add_column("value", justify="right")
     rows = [("step time (s)", fmt(est.step_time_s, 4)), ("tokens/s", fmt(est.tokens_per_s)),

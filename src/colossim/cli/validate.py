@@ -58,7 +58,9 @@ def print_training_table(results, stats) -> None:
     for r in results:
         p = r.plan or {}
         ep = f"ep{p['ep']} " if p.get("ep", 1) > 1 else ""
-        plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} v{p['vpp']} mb{p['micro_batch']} "
+        sched = p.get("pipeline_schedule", "1f1b")
+        v = f"v{p['vpp']}" if sched == "1f1b" or p.get("pp", 1) == 1 else sched
+        plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} {v} mb{p['micro_batch']} "
                 f"{recompute_label(p)} z{p['zero']}") if p else (r.failure or "")
         t.add_row(r.run.id, r.run.model_name[:24], str(r.run.num_gpus), r.run.chip, r.run.trust,
                   fmt(r.run.tokens_per_s_per_gpu_measured),

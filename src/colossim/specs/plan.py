@@ -33,6 +33,8 @@ class Recompute(str, Enum):
 MoeDispatch = Literal["alltoall", "dedup"]
 #: What the expert-parallel all-to-all overlaps with (see ParallelPlan.ep_comm_overlap).
 EpCommOverlap = Literal["none", "shared_experts", "micro_batch"]
+#: Pipeline schedules (see ParallelPlan.pipeline_schedule and colossim.training.pipeline).
+PipelineSchedule = Literal["1f1b", "zb1p", "dualpipe"]
 
 PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
 
@@ -111,6 +113,14 @@ class ParallelPlan(BaseModel):
             "overlaps with: 'none'; 'shared_experts' (the shared experts' GEMMs, DeepSeek-V2, "
             "Megatron-Core --moe-shared-expert-overlap); 'micro_batch' (another micro-batch's forward and "
             "backward, DeepSeek-V3's DualPipe)"))
+    pipeline_schedule: PipelineSchedule | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] '1f1b' (PipeDream-Flush; "
+            "interleaved when vpp > 1, Megatron-LM); 'zb1p' (zero-bubble ZB-H1: the weight-gradient "
+            "GEMMs fill the drain, Qi et al. 2023; DeepSeek-V2's HAI-LLM); 'dualpipe' (DeepSeek-V3: "
+            "micro-batches fed from both ends, each GPU holding two stages; needs an even pp, vpp 1 "
+            "and at least 2 pp micro-batches)"))
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")

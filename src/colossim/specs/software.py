@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import UnknownNameError
-from colossim.specs.plan import EpCommOverlap, MoeDispatch, ParallelPlan, Recompute
+from colossim.specs.plan import EpCommOverlap, MoeDispatch, ParallelPlan, PipelineSchedule, Recompute
 
 #: The plan fields a stack decides when the spec leaves them out.
 STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
-               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap")
+               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule")
 
 
 class SoftwareStack(BaseModel):
@@ -58,6 +58,9 @@ class SoftwareStack(BaseModel):
     ep_comm_overlap: EpCommOverlap = Field(description="what the expert all-to-all hides under: 'none', "
                                            "'shared_experts' (the shared experts' compute), 'micro_batch' "
                                            "(another micro-batch's forward/backward, DualPipe)")
+    pipeline_schedule: PipelineSchedule = Field(description="the pipeline schedule: '1f1b' (interleaved "
+                                                "with vpp > 1), 'zb1p' (zero-bubble ZB-H1) or 'dualpipe' "
+                                                "(see colossim.training.pipeline)")
     default_for_chips_released_from: int | None = Field(
         None, ge=0, description="chips released in this year or later default to this stack (until a later "
         "stack's year); blank: never a chip's default (a model's catalog row may name it)")

@@ -182,7 +182,8 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
     ``hardware`` (fields left ``None`` are not checked: the search fills them).  Checks: tp divides
     heads; ep divides experts (and ``dp * cp``; 1 for dense models); pp divides layers (unless
     ``uneven_stages``) and layers split into pp * vpp chunks; cp divides the sequence;
-    tp * pp * cp * dp equals the GPU count; dp * micro_batch divides the global batch."""
+    tp * pp * cp * dp equals the GPU count; dp * micro_batch divides the global batch; zero-bubble
+    and DualPipe schedules run vpp 1, DualPipe an even pp and at least 2 pp micro-batches."""
     p = plan
     check_heads_and_experts(model, p.tp, p.ep)
     if p.ep is not None and p.ep > 1:
@@ -205,6 +206,20 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
             if model.layers % (p.pp * p.vpp) and not p.uneven_stages:
                 raise SpecError(f"pp*vpp = {p.pp}*{p.vpp} = {p.pp * p.vpp} does not divide model.layers = "
                                 f"{model.layers}", field="parallelism.vpp", value=p.vpp)
+    sched = p.pipeline_schedule or "1f1b"
+    if sched != "1f1b" and p.vpp is not None and p.vpp > 1:
+        raise SpecError(f"parallelism.vpp = {p.vpp} with pipeline_schedule {sched}: allowed vpp: 1 "
+                        "(only 1f1b interleaves)", field="parallelism.vpp", value=p.vpp)
+    if sched == "dualpipe" and p.pp is not None and p.pp > 1:
+        if p.pp % 2:
+            raise SpecError(f"parallelism.pp = {p.pp} with pipeline_schedule dualpipe: allowed pp: 1 or even "
+                            "(stages pair up, i with pp - 1 - i)", field="parallelism.pp", value=p.pp)
+        if workload is not None and p.dp is not None and p.micro_batch is not None:
+            m = workload.global_batch // (p.dp * p.micro_batch)
+            if m < 2 * p.pp:
+                raise SpecError(f"pipeline_schedule dualpipe needs at least 2*pp = {2 * p.pp} micro-batches; "
+                                f"global_batch/(dp*micro_batch) = {workload.global_batch}/({p.dp}*{p.micro_batch})"
+                                f" = {m}", field="parallelism.pipeline_schedule", value=sched)
     if p.cp is not None and model.seq_len % p.cp:
         raise SpecError(f"parallelism.cp = {p.cp} does not divide the sequence length {model.seq_len}",
                         field="parallelism.cp", value=p.cp)

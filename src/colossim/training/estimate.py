@@ -87,7 +87,8 @@ def make_context(spec, profile=None) -> StepContext:
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,
                        moe_dispatch=spec.parallelism.moe_dispatch,
                        moe_fp8_dispatch=spec.parallelism.moe_fp8_dispatch,
-                       ep_comm_overlap=spec.parallelism.ep_comm_overlap)
+                       ep_comm_overlap=spec.parallelism.ep_comm_overlap,
+                       pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b")
 
 
 def _memory(ctx: StepContext, plans: PlanArrays):
@@ -97,7 +98,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         micro_batch=plans.micro_batch, recompute=plans.recompute, zero=plans.zero,
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
-        fsdp=plans.fsdp, recompute_layers=plans.recompute_layers)
+        fsdp=plans.fsdp, recompute_layers=plans.recompute_layers, schedule=ctx.pipeline_schedule)
 
 
 def fewest_recompute_layers(ctx: StepContext, plans: PlanArrays, capacity_bytes: float) -> PlanArrays:
@@ -152,7 +153,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             memory_gib_per_gpu=units.bytes_to_gib(total),
             memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
             fits=bool(total <= hbm), time_breakdown_s={k: float(t[k][i]) for k in (*TIME_KEYS, "recompute")},
-            parallelism=plans.plan_dict(int(i)), gpus=n, chip=chip.id, precision=ctx.precision,
+            parallelism={**plans.plan_dict(int(i)), "pipeline_schedule": ctx.pipeline_schedule}, gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software,
         )
         if spec.training.tokens:

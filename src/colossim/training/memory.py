@@ -34,7 +34,7 @@ import numpy as np
 
 from colossim import units
 from colossim.specs.model import ModelSpec
-from colossim.training.pipeline import layers_on_slowest_stage, micro_batches_in_flight
+from colossim.training.pipeline import layers_on_slowest_stage, micro_batches_in_flight, stage_copies
 from colossim.training.plans import RECOMPUTE_CODES, full_recompute_fraction
 
 ArrayLike = np.ndarray | float | int
@@ -176,20 +176,22 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    recompute: Any = "none", zero: ArrayLike = 0, sequence_parallel: ArrayLike = False,
                    precision: str = "bf16", seq_len: int | None = None, global_batch: int | None = None,
                    flash_attention: bool = True, fsdp: ArrayLike = True,
-                   recompute_layers: ArrayLike = 0) -> MemoryBreakdown:
+                   recompute_layers: ArrayLike = 0, schedule: str = "1f1b") -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
     units gathered a layer at a time (PyTorch FSDP), else DeepSpeed's per-submodule fetches.
     ``recompute_layers`` (full recompute only): layers of the stage recomputed, the others keeping
-    every activation; 0 = all."""
+    every activation; 0 = all.  ``schedule`` 'dualpipe' holds two stages' model state and p + 1
+    micro-batches of activations (:mod:`colossim.training.pipeline`)."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     rc = _recompute_code(recompute)
     prec = str(getattr(precision, "value", precision))
 
     # --- model state
-    p = params_per_gpu(model, tp, pp, ep)
+    copies = stage_copies(pp, schedule)
+    p = {k: copies * v for k, v in params_per_gpu(model, tp, pp, ep).items()}
     group = dp * cp
     egroup = np.maximum(group / ep, 1.0)
     def sharded(stage_from: int) -> np.ndarray:
@@ -220,7 +222,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     live = np.maximum.reduce([whole[k] for k, _ in kinds]) if kinds else 0.0
     recomputing = np.where(rc == RECOMPUTE_CODES["full"], live, 0.0)
     n_micro = global_batch / (dp * mb) if global_batch else np.full_like(pp, np.inf)
-    in_flight = micro_batches_in_flight(pp, vpp, np.maximum(n_micro, 1.0))
+    in_flight = micro_batches_in_flight(pp, vpp, np.maximum(n_micro, 1.0), schedule)
     logits = LOGIT_BYTES * mb * (s / cp) * model.vocab / tp
     first = in_flight * stage_mb + recomputing
     last = stage_mb + recomputing + logits

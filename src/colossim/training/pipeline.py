@@ -7,6 +7,15 @@ time of one micro-batch on one stage (all of its chunks).
 
 - 1F1B (PipeDream-Flush): step = (m + p - 1) * (t_f + t_b); bubble fraction (p - 1) / m (eq. 1).
 - Interleaved 1F1B: the bubble shrinks by v: step = (m + (p - 1) / v) * (t_f + t_b) (eq. 2).
+- Zero bubble, ZB-H1 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", arXiv:2401.10241): the
+  backward splits into the input gradient (B - W) and the weight gradient ``t_w`` (W), which
+  nothing downstream waits for, so the weight-gradient GEMMs fill the drain:
+  bubble = (p - 1)(t_f + t_b - 2 t_w), with 1F1B's activation memory.
+- DualPipe (DeepSeek-AI 2024, DeepSeek-V3 report sec. 3.2.1, Table 2): micro-batches enter from
+  both ends, each GPU holds stage i and stage p - 1 - i (two copies of the parameters, p + 1
+  micro-batches of activations), and a forward chunk of one micro-batch runs overlapped with a
+  backward chunk of another: bubble = (p/2 - 1)(F&B + t_b - 3 t_w), where F&B, the overlapped
+  pair, takes t_f + t_b of compute (the communication hides inside it).
 - Uneven stages (layers not divisible by p): every stage runs at the pace of the slowest stage, so
   ``t_f``/``t_b`` are those of the stage with the most layers (plus the logits on the last stage).
 
@@ -18,6 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 ArrayLike = np.ndarray | float | int
+
+#: The schedules :func:`pipeline_step_seconds` prices (``ParallelPlan.pipeline_schedule``).
+SCHEDULES = ("1f1b", "zb1p", "dualpipe")
 
 
 def layers_on_slowest_stage(layers: ArrayLike, pp: ArrayLike) -> np.ndarray:
@@ -36,35 +48,76 @@ def bubble_fraction(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike) -> 
 
 
 def pipeline_step_seconds(t_fwd: ArrayLike, t_bwd: ArrayLike, micro_batches: ArrayLike,
-                          pp: ArrayLike, vpp: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """(busy seconds, bubble seconds) of one step of the (interleaved) 1F1B schedule.
+                          pp: ArrayLike, vpp: ArrayLike, schedule: str = "1f1b",
+                          t_wgrad: ArrayLike = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(busy seconds, bubble seconds) of one step.
 
-    ``t_fwd``/``t_bwd``: one micro-batch on the slowest stage.  Busy = m (t_f + t_b); bubble =
-    (p - 1)/v (t_f + t_b)."""
-    per_mb = np.asarray(t_fwd, dtype=float) + np.asarray(t_bwd, dtype=float)
+    ``t_fwd``/``t_bwd``: one micro-batch on the slowest stage (``t_bwd`` the whole backward);
+    ``t_wgrad``: the weight-gradient part of ``t_bwd``.  Busy = m (t_f + t_b) for every schedule
+    (each GPU runs every micro-batch through one stage once); bubble per ``schedule`` (module
+    docstring): '1f1b' (p - 1)/v (t_f + t_b); 'zb1p' (p - 1)(t_f + t_b - 2 t_w);
+    'dualpipe' (p/2 - 1)(t_f + 2 t_b - 3 t_w); none below zero."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"pipeline schedule {schedule!r}: allowed {', '.join(SCHEDULES)}")
+    f, b = np.asarray(t_fwd, dtype=float), np.asarray(t_bwd, dtype=float)
+    w = np.asarray(t_wgrad, dtype=float)
+    p = np.asarray(pp, dtype=float)
+    per_mb = f + b
     busy = np.asarray(micro_batches, dtype=float) * per_mb
-    return busy, bubble_slots(pp, vpp) * per_mb
+    if schedule == "zb1p":
+        bubble = (p - 1.0) * (per_mb - 2.0 * w)
+    elif schedule == "dualpipe":
+        bubble = (p / 2.0 - 1.0) * (per_mb + b - 3.0 * w)
+    else:
+        bubble = bubble_slots(pp, vpp) * per_mb
+    return busy, np.maximum(bubble, 0.0)
 
 
-def micro_batches_in_flight(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike) -> np.ndarray:
+def micro_batches_in_flight(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike,
+                            schedule: str = "1f1b") -> np.ndarray:
     """Micro-batches whose activations the first stage holds at the peak of the schedule.
 
-    1F1B: the first stage runs p forward passes before its first backward, so it holds
-    min(p, m) micro-batches.  Interleaved with v chunks: Megatron-LM's warm-up runs
-    (p - 1) * 2 + (v - 1) * p chunk-forwards on the first stage (schedules.py,
+    1F1B (and ZB-H1, which keeps 1F1B's memory): the first stage runs p forward passes before its
+    first backward, so it holds min(p, m) micro-batches.  Interleaved with v chunks: Megatron-LM's
+    warm-up runs (p - 1) * 2 + (v - 1) * p chunk-forwards on the first stage (schedules.py,
     ``get_num_warmup_microbatches``); in units of whole micro-batches (v chunks each) that is
-    p * (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, section 4.2.3), capped by m.
+    p * (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, section 4.2.3), capped by m.  DualPipe:
+    p + 1 (DeepSeek-V3 report, Table 2), capped by m.
     """
     p = np.asarray(pp, dtype=float)
     v = np.asarray(vpp, dtype=float)
     m = np.asarray(micro_batches, dtype=float)
     interleaved = p * (1.0 + (p - 1.0) / (p * v))
     held = np.where(v > 1, interleaved, p)
+    if schedule == "dualpipe":
+        held = np.where(p > 1, p + 1.0, p)
     return np.minimum(held, np.maximum(m, 1.0))
 
 
+def stage_copies(pp: ArrayLike, schedule: str = "1f1b") -> np.ndarray:
+    """Pipeline stages whose parameters one GPU holds: 2 under DualPipe with pp > 1 (stage i and
+    stage p - 1 - i, DeepSeek-V3 report sec. 3.2.1), else 1."""
+    p = np.asarray(pp, dtype=float)
+    return np.where((p > 1) & (schedule == "dualpipe"), 2.0, 1.0)
+
+
+def schedule_allows(schedule: str, pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike) -> np.ndarray:
+    """Plans a schedule can run.  '1f1b': all.  'zb1p': no interleaving (vpp 1).  'dualpipe':
+    vpp 1, and with pp > 1 an even pp and at least 2 pp micro-batches (half of them enter from each
+    end, and each half must fill its p stages for the steady state that Table 2's bubble
+    describes)."""
+    p = np.asarray(pp, dtype=np.int64)
+    v = np.asarray(vpp, dtype=np.int64)
+    m = np.asarray(micro_batches, dtype=float)
+    if schedule == "zb1p":
+        return v == 1
+    if schedule == "dualpipe":
+        return (v == 1) & ((p == 1) | ((p % 2 == 0) & (m >= 2 * p)))
+    return np.ones(np.broadcast(p, v, m).shape, dtype=bool)
+
+
 def p2p_exposed_transfers(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike,
-                          overlap: bool | np.ndarray = True) -> np.ndarray:
+                          overlap: bool | np.ndarray = True, schedule: str = "1f1b") -> np.ndarray:
     """Activation send/recv transfers on the critical path of one step.
 
     Blocking send/recv (Megatron's 1F1B steady state, ``send_forward_recv_backward``; every
@@ -72,12 +125,13 @@ def p2p_exposed_transfers(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLik
     micro-batch pays one forward and one backward transfer, plus the fill and drain:
     2 (v m + p - 1) (= 2 (m + p - 1) without interleaving).  With interleaving and ``overlap``
     (Megatron-Core ``--overlap-p2p-communication``, 2023) the steady-state transfers overlap with
-    the next chunk's compute; only the fill and drain, 2 (p - 1), stay exposed.
-    No transfers without pipeline parallelism."""
+    the next chunk's compute; only the fill and drain, 2 (p - 1), stay exposed.  DualPipe hides
+    its steady-state transfers inside the overlapped forward-backward pairs (DeepSeek-V3 report
+    sec. 3.2.1): the fill and drain too.  No transfers without pipeline parallelism."""
     p = np.asarray(pp, dtype=float)
     v = np.asarray(vpp, dtype=float)
     m = np.asarray(micro_batches, dtype=float)
     blocking = 2.0 * (v * m + p - 1.0)
     overlapped = 2.0 * (p - 1.0)
-    hidden = (v > 1) & np.asarray(overlap, dtype=bool)
+    hidden = ((v > 1) | (schedule == "dualpipe")) & np.asarray(overlap, dtype=bool)
     return np.where(p > 1, np.where(hidden, overlapped, blocking), 0.0)

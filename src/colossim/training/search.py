@@ -14,6 +14,8 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 - ``micro_batch``: powers of two with the global batch divisible by dp x micro_batch.
 - ``vpp``: 1, or chunk counts dividing the layers per stage when the micro-batches divide by pp
   (Megatron's interleaved-schedule requirement).
+- ``pipeline_schedule``: zero-bubble and DualPipe plans need vpp 1; DualPipe also an even pp and at
+  least 2 pp micro-batches (:func:`colossim.training.pipeline.schedule_allows`).
 - ``recompute``: none / selective / full;  ``zero``: 0-3 (ZeRO-2/3 only without pipelining, as in
   DeepSpeed and FSDP);  ``sequence_parallel``: on whenever tp > 1 (same bytes as the all-reduce,
   less activation memory).
@@ -26,6 +28,7 @@ import itertools
 import numpy as np
 
 from colossim.specs.training import valid_mask
+from colossim.training.pipeline import schedule_allows
 from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
 
 #: Largest context-parallel degree tried.  Because: published long-context runs use cp <= 16
@@ -83,6 +86,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     layers_per_stage = np.ceil(model.layers / pp)
     ok &= (vpp == 1) | ((layers_per_stage % vpp == 0) & (n_micro % pp == 0))
     ok &= (zero <= 1) | (pp == 1)
+    ok &= schedule_allows(plan.pipeline_schedule or "1f1b", pp, vpp, n_micro)
     if plan.sequence_parallel is None:
         sp = tp > 1
     else:

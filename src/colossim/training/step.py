@@ -30,12 +30,13 @@ import numpy as np
 from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.comm import ArrayLike
-from colossim.specs.plan import EpCommOverlap, MoeDispatch
+from colossim.specs.plan import EpCommOverlap, MoeDispatch, PipelineSchedule
 from colossim.training import ops as O
 from colossim.training.pipeline import (
     layers_on_slowest_stage,
     p2p_exposed_transfers,
     pipeline_step_seconds,
+    stage_copies,
 )
 from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
 
@@ -90,19 +91,22 @@ class StepContext:
     """Tokens dispatched in FP8 when the precision is fp8 (the plan's ``moe_fp8_dispatch``)."""
     ep_comm_overlap: EpCommOverlap = "none"
     """What the expert all-to-all hides under (the plan's ``ep_comm_overlap``)."""
+    pipeline_schedule: PipelineSchedule = "1f1b"
+    """The pipeline schedule (the plan's ``pipeline_schedule``)."""
 
 
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
-    """Forward, backward and recompute seconds of a list of ops (per GPU, one micro-batch)."""
+    """Forward and backward seconds of a list of ops (per GPU, one micro-batch), the attention
+    core's forward, and ``wgrad``: the weight-gradient GEMMs, part of the backward."""
     chip = ctx.system.accelerator
     prec = ctx.precision
-    fwd = bwd = attn_fwd = 0.0
+    fwd = bwd = attn_fwd = wgrad = 0.0
     for op in ops:
         if isinstance(op, O.Gemm):
             f = K.gemm_seconds(op.m, op.n, op.k, prec, chip, ctx.profile, count=op.count)
-            b = (K.gemm_seconds(op.m, op.k, op.n, prec, chip, ctx.profile, count=op.count)
-                 + K.gemm_seconds(op.k, op.n, op.m, prec, chip, ctx.profile, count=op.count))
-            fwd, bwd = fwd + f, bwd + b
+            w = K.gemm_seconds(op.k, op.n, op.m, prec, chip, ctx.profile, count=op.count)
+            b = K.gemm_seconds(op.m, op.k, op.n, prec, chip, ctx.profile, count=op.count) + w
+            fwd, bwd, wgrad = fwd + f, bwd + b, wgrad + w
         elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
             f = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=False)
@@ -122,7 +126,7 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             t = K.memory_bound_seconds(op.bytes, chip, ctx.profile)
             fwd, bwd = fwd + t, bwd + BACKWARD_MEMORY_FACTOR * t
     return {"fwd": np.asarray(fwd, dtype=float), "bwd": np.asarray(bwd, dtype=float),
-            "attn_fwd": np.asarray(attn_fwd, dtype=float)}
+            "attn_fwd": np.asarray(attn_fwd, dtype=float), "wgrad": np.asarray(wgrad, dtype=float)}
 
 
 #: SMs the pipelined reduce-scatter of TP communication overlap occupies while the GEMM runs.
@@ -313,7 +317,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
 
     return {
         "compute_fwd": t["fwd"], "compute_bwd": t["bwd"] + recompute + ep_slowdown,
-        "recompute": recompute,
+        "compute_wgrad": t["wgrad"], "recompute": recompute,
         "tp_fwd": tp_exposed_fwd, "tp_bwd": tp_exposed_bwd + tp_recompute,
         "cp_fwd": cp_fwd, "cp_bwd": cp_bwd, "ep_fwd": ep_fwd, "ep_bwd": ep_bwd,
     }
@@ -324,15 +328,17 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
 
     Dense weights split over tp; routed-expert weights over tp x ep (expert tensor parallelism =
     tp, Megatron-Core's default); the embedding or the output head (vocab x hidden / tp) sits on
-    the first / last stage (both on the only stage when pp = 1)."""
+    the first / last stage (both on the only stage when pp = 1).  DualPipe: two stages per GPU
+    (:func:`colossim.training.pipeline.stage_copies`)."""
     m = ctx.model
     expert_total = float(m.params_expert_total)
     layer_total = float(m.dense_layers * m.params_per_layer_dense + m.moe_layers * m.params_per_layer_moe)
     stage_share = layers_on_slowest_stage(m.layers, plans.pp) / m.layers
     head = float(m.params_output_head or m.vocab * m.hidden)
     vocab_part = np.where(plans.pp == 1, float(m.params_embedding + m.params_output_head), head)
-    dense_local = ((layer_total - expert_total) * stage_share + vocab_part) / plans.tp
-    expert_local = expert_total * stage_share / (plans.tp * plans.ep)
+    copies = stage_copies(plans.pp, ctx.pipeline_schedule)
+    dense_local = copies * ((layer_total - expert_total) * stage_share + vocab_part) / plans.tp
+    expert_local = copies * expert_total * stage_share / (plans.tp * plans.ep)
     return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
 
 
@@ -498,7 +504,8 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     def per_layer(key: str) -> np.ndarray:
         return sum(per[k][key] * n for k, n in kinds) / m.layers
 
-    keys = ("compute_fwd", "compute_bwd", "recompute", "tp_fwd", "tp_bwd", "cp_fwd", "cp_bwd", "ep_fwd", "ep_bwd")
+    keys = ("compute_fwd", "compute_bwd", "compute_wgrad", "recompute", "tp_fwd", "tp_bwd", "cp_fwd", "cp_bwd",
+            "ep_fwd", "ep_bwd")
     layer = {k: per_layer(k) for k in keys}
     head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
                                      plans.sequence_parallel), ctx)
@@ -514,7 +521,9 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     b_layer = layer["compute_bwd"] + layer["tp_bwd"] + layer["cp_bwd"] + layer["ep_bwd"]
     t_fwd = stage(f_layer, head["fwd"])
     t_bwd = stage(b_layer, head["bwd"])
-    busy, bubble = pipeline_step_seconds(t_fwd, t_bwd, n_micro, plans.pp, plans.vpp)
+    t_wgrad = stage(layer["compute_wgrad"], head["wgrad"])
+    busy, bubble = pipeline_step_seconds(t_fwd, t_bwd, n_micro, plans.pp, plans.vpp,
+                                         ctx.pipeline_schedule, t_wgrad)
 
     # Pipeline activations between stages.  Each TP rank sends 1/tp of the tensor: with sequence
     # parallelism it holds only its shard; without, Megatron-LM's scatter/gather optimisation
@@ -525,7 +534,7 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     crosses = plans.tp * plans.cp * plans.dp >= ctx.network.scaleup_domain_size
     regather = np.where(plans.sequence_parallel, 0.0,
                         C.all_gather_seconds(full_msg, plans.tp, ctx.network, ctx.profile, stride=1))
-    p2p = (p2p_exposed_transfers(plans.pp, plans.vpp, n_micro, ctx.overlap_p2p_comm)
+    p2p = (p2p_exposed_transfers(plans.pp, plans.vpp, n_micro, ctx.overlap_p2p_comm, ctx.pipeline_schedule)
            * (C.send_recv_seconds(p2p_msg, ctx.network, ctx.profile, crosses_scaleout=crosses)
               + regather))
 

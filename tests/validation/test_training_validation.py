@@ -48,22 +48,22 @@ def test_megatron_weak_scaling_error_does_not_drift_with_size(results):
 
 
 def test_regression_guard_overall(results):
-    # Reached (issue 3, session 6: block recompute only where the software had it, A100 GEMMs at
-    # sustained clocks, one launch per batched GEMM): all 68 rows predicted, median 10.3 %, max
-    # 68.0 %, mean signed +10.0 %; A100 median 10.3 %, mean +13.8 %; H100 median 11.6 %, max
-    # 38.7 %, mean +4.9 %.
-    # (Session 5: 12.0 %, 72.4 %, +11.8 %; session 4: 14.8 %, 98 %, +17.1 %; session 3: 15.2 %,
-    # 238 %, +25.7 %.)  Guards = reached + a small margin.
+    # Reached (issue 3, session 8: DeepSpeed's third gather under full recompute, DualPipe's
+    # schedule, the inferred tp x pp of five rows): 69 rows, median 9.2 %, max 39.0 %, mean signed
+    # +7.4 %; A100 median 9.2 %, mean +10.0 %; H100 median 11.6 %, max 38.9 %, mean +4.3 %.
+    # (Session 7: 10.3 %, 68.0 %, +9.7 %; session 6: 10.3 %, 68.0 %, +10.0 % on 68 rows; session 5:
+    # 12.0 %, 72.4 %, +11.8 %; session 4: 14.8 %, 98 %, +17.1 %; session 3: 15.2 %, 238 %, +25.7 %.)
+    # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.11
-    assert stats["all"].max_abs <= 0.70
-    assert stats["all"].mean_signed <= 0.10
-    assert stats["A100"].median_abs <= 0.11
-    assert stats["A100"].mean_signed <= 0.145
+    assert stats["all"].median_abs <= 0.10
+    assert stats["all"].max_abs <= 0.41
+    assert stats["all"].mean_signed <= 0.08
+    assert stats["A100"].median_abs <= 0.10
+    assert stats["A100"].mean_signed <= 0.11
     assert stats["H100"].median_abs <= 0.12
     assert stats["H100"].max_abs <= 0.40
-    assert abs(stats["H100"].mean_signed) <= 0.06
+    assert abs(stats["H100"].mean_signed) <= 0.05
 
 
 def test_unoverlapped_gradient_all_reduce_costs_time(results):
@@ -91,11 +91,13 @@ def test_nemotron_throughput_falls_with_data_parallel_size(results):
 
 def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     # Narayanan et al. 2021 Table 2: DeepSpeed ZeRO-3, GPT-3 175B, global batch 1536: per-GPU
-    # throughput falls as GPUs double (per-tensor gathers, each with its ring latency, waited for).  The
-    # model reproduces the direction, not yet the size (see README).
+    # throughput falls as GPUs double (per-tensor gathers, each with its ring latency, waited for,
+    # three per micro-batch under full recompute).  The 175B rows are within 20 %; the 530B rows
+    # are still optimistic (see README).
     by_id, _ = results
     tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ("NAR21-T2-Z3-02", "NAR21-T2-Z3-03")]
     assert tps[1] < 0.8 * tps[0]
+    assert all(abs(by_id[f"NAR21-T2-Z3-0{i}"].error) <= 0.20 for i in (1, 2, 3))
 
 
 def test_moe_pretraining_run(results):

@@ -67,6 +67,13 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def schedule_label(plan: dict) -> str:
+    """A plan's pipeline schedule for tables: its name when it pipelines with a schedule other than
+    (interleaved) 1F1B, else ''."""
+    sched = plan.get("pipeline_schedule", "1f1b")
+    return sched if sched != "1f1b" and plan.get("pp", 1) > 1 else ""
+
+
 def recompute_label(plan: dict) -> str:
     """A plan's recompute policy for tables: ``full(3/stage)`` for Megatron's block method."""
     label = str(plan.get("recompute", ""))

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt, recompute_label
+from colossim.cli.common import console, emit_json, fmt, recompute_label, schedule_label
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -38,9 +38,8 @@ def _show(est) -> None:
     p = est.parallelism
     t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}, {est.software}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
                     f"ep {p['ep']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
-                    f"recompute {recompute_label(p)} zero {p['zero']}"
-                    + (f" {p['pipeline_schedule']}" if p.get("pipeline_schedule", "1f1b") != "1f1b" and p["pp"] > 1
-                       else ""), show_header=False)
+                    f"recompute {recompute_label(p)} zero {p['zero']} {schedule_label(p)}".rstrip(),
+              show_header=False)
     t.add_column("metric", style="bold")
     t.add_column("value", justify="right")
     rows = [("step time (s)", fmt(est.step_time_s, 4)), ("tokens/s", fmt(est.tokens_per_s)),

@@ -8,7 +8,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt, recompute_label
+from colossim.cli.common import console, emit_json, fmt, recompute_label, schedule_label
 
 app = typer.Typer(help="Validate the engines against published measured runs.")
 
@@ -58,8 +58,7 @@ def print_training_table(results, stats) -> None:
     for r in results:
         p = r.plan or {}
         ep = f"ep{p['ep']} " if p.get("ep", 1) > 1 else ""
-        sched = p.get("pipeline_schedule", "1f1b")
-        v = f"v{p['vpp']}" if sched == "1f1b" or p.get("pp", 1) == 1 else sched
+        v = schedule_label(p) or f"v{p['vpp']}"
         plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} {v} mb{p['micro_batch']} "
                 f"{recompute_label(p)} z{p['zero']}") if p else (r.failure or "")
         t.add_row(r.run.id, r.run.model_name[:24], str(r.run.num_gpus), r.run.chip, r.run.trust,

@@ -87,6 +87,10 @@ def test_memory_bound_and_optimizer():
     t = float(compute.optimizer_step_seconds(1e9, H100, P))
     assert t == pytest.approx(30e9 / 2.9e12, rel=1e-6)
     assert float(compute.fp8_cast_overhead_seconds(1e9, H100, P)) == pytest.approx(3e9 / 2.9e12)
+    # + the clipping norm over the 1e9 owned gradients (4 B) and zeroing an 8e9-element fp32
+    # buffer (the distributed optimizer's rank owns 1/8 of the local gradients): 30 + 4 + 32 GB
+    t = float(compute.optimizer_step_seconds(1e9, H100, P, n_grad_buffer=8e9))
+    assert t == pytest.approx(66e9 / 2.9e12, rel=1e-6)
 
 
 def test_every_catalog_gpu_gets_a_profile_and_unknown_precision_is_refused():

@@ -50,14 +50,14 @@ def test_megatron_weak_scaling_error_does_not_drift_with_size(results):
 
 def test_regression_guard_overall(results):
     # Reached (issue 3, session 9: each row's model named from the catalog, so the Megatron GPT
-    # rows carry their biases, LayerNorms and dropout and the MPT rows their ALiBi): 69 rows,
-    # median 8.1 %, max 41.0 %, mean signed +6.9 %; A100 median 7.6 %, mean +8.9 %; H100 median
-    # 11.6 %, max 41.0 %, mean +4.6 %.  (Session 8: 9.2 %, 39.0 %, +7.4 %; session 7: 10.3 %,
+    # rows carry their biases, LayerNorms and dropout and the MPT rows their ALiBi; the optimizer
+    # step's gradient-norm and zeroing passes): 69 rows, median 7.7 %, max 41.0 %, mean signed
+    # +6.8 %; A100 median 7.5 %, mean +8.8 %; H100 median 11.3 %, max 41.0 %, mean +4.3 %.  (Session 8: 9.2 %, 39.0 %, +7.4 %; session 7: 10.3 %,
     # 68.0 %, +9.7 %; session 5: 12.0 %, 72.4 %, +11.8 %; session 3: 15.2 %, 238 %, +25.7 %.)
     # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.09
+    assert stats["all"].median_abs <= 0.085
     assert stats["all"].max_abs <= 0.42
     assert stats["all"].mean_signed <= 0.075
     assert stats["A100"].median_abs <= 0.085

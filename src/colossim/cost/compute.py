@@ -46,6 +46,15 @@ FP8_CAST_BYTES_PER_ELEMENT = 3.0
 #: v (4) and the bf16 copy of the param (2) = 30 bytes per parameter per step.
 ADAM_BYTES_PER_PARAM = 30.0
 
+#: The two passes over the fp32 gradients that every step makes besides Adam itself.  Source:
+#: Megatron-LM's optimizer step (``megatron/core/optimizer``): ``clip_grad_norm_fp32`` reads every
+#: gradient of the shard this rank updates for the global norm (4 B; GPT-3 and the Megatron
+#: recipes clip at 1.0), and ``zero_grad_buffer`` clears the whole fp32 gradient buffer for the
+#: next step's accumulation (4 B written per local parameter).  DeepSpeed and PyTorch FSDP clip and
+#: zero their gradients the same way.
+GRAD_NORM_BYTES_PER_PARAM = 4.0
+GRAD_ZERO_BYTES_PER_PARAM = 4.0
+
 
 def _arr(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
@@ -195,7 +204,14 @@ def fp8_cast_overhead_seconds(n_elements: ArrayLike, chip: Accelerator,
 
 
 def optimizer_step_seconds(n_params_local: ArrayLike, chip: Accelerator, profile: CalibrationProfile,
-                           bytes_per_param_moved: float = ADAM_BYTES_PER_PARAM) -> np.ndarray:
-    """Time of a fused Adam step over the parameters this GPU owns: memory-bound,
-    n x bytes_per_param_moved (default 30 B: see ADAM_BYTES_PER_PARAM)."""
-    return memory_bound_seconds(_arr(n_params_local) * bytes_per_param_moved, chip, profile)
+                           bytes_per_param_moved: float = ADAM_BYTES_PER_PARAM,
+                           n_grad_buffer: ArrayLike = 0.0) -> np.ndarray:
+    """Time of an optimizer step on this GPU, memory-bound: a fused Adam over the ``n_params_local``
+    parameters it owns (``bytes_per_param_moved``, default 30 B: see ADAM_BYTES_PER_PARAM), the
+    gradient-norm read of those parameters for clipping, and the zeroing of its fp32 gradient
+    buffer of ``n_grad_buffer`` elements (the local parameters unless the gradients are sharded).
+    ``n_grad_buffer`` 0 prices the Adam kernel alone."""
+    n = _arr(n_params_local)
+    housekeeping = np.where(_arr(n_grad_buffer) > 0, n * GRAD_NORM_BYTES_PER_PARAM
+                            + _arr(n_grad_buffer) * GRAD_ZERO_BYTES_PER_PARAM, 0.0)
+    return memory_bound_seconds(n * bytes_per_param_moved + housekeeping, chip, profile)

@@ -205,13 +205,14 @@ def fp8_cast_overhead_seconds(n_elements: ArrayLike, chip: Accelerator,
 
 def optimizer_step_seconds(n_params_local: ArrayLike, chip: Accelerator, profile: CalibrationProfile,
                            bytes_per_param_moved: float = ADAM_BYTES_PER_PARAM,
-                           n_grad_buffer: ArrayLike = 0.0) -> np.ndarray:
+                           n_grad_buffer: ArrayLike | None = None) -> np.ndarray:
     """Time of an optimizer step on this GPU, memory-bound: a fused Adam over the ``n_params_local``
     parameters it owns (``bytes_per_param_moved``, default 30 B: see ADAM_BYTES_PER_PARAM), the
     gradient-norm read of those parameters for clipping, and the zeroing of its fp32 gradient
     buffer of ``n_grad_buffer`` elements (the local parameters unless the gradients are sharded).
-    ``n_grad_buffer`` 0 prices the Adam kernel alone."""
+    Without ``n_grad_buffer``: the Adam kernel alone."""
     n = _arr(n_params_local)
-    housekeeping = np.where(_arr(n_grad_buffer) > 0, n * GRAD_NORM_BYTES_PER_PARAM
-                            + _arr(n_grad_buffer) * GRAD_ZERO_BYTES_PER_PARAM, 0.0)
-    return memory_bound_seconds(n * bytes_per_param_moved + housekeeping, chip, profile)
+    moved = n * bytes_per_param_moved
+    if n_grad_buffer is not None:
+        moved = moved + n * GRAD_NORM_BYTES_PER_PARAM + _arr(n_grad_buffer) * GRAD_ZERO_BYTES_PER_PARAM
+    return memory_bound_seconds(moved, chip, profile)

@@ -543,8 +543,9 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     shard = np.where(plans.zero >= 1, plans.dp * plans.cp, 1)
     # ZeRO 0-1 (and the distributed optimizer) accumulate every local gradient in one fp32 buffer;
     # ZeRO 2-3 keep only the shard's
-    grad_buffer = np.where(plans.zero >= 2, params["total"] / shard, params["total"])
-    optimizer = K.optimizer_step_seconds(params["total"] / shard, ctx.system.accelerator, ctx.profile,
+    owned = params["total"] / shard
+    grad_buffer = np.where(plans.zero >= 2, owned, params["total"])
+    optimizer = K.optimizer_step_seconds(owned, ctx.system.accelerator, ctx.profile,
                                          n_grad_buffer=grad_buffer)
 
     def per_step(*keys: str) -> np.ndarray:

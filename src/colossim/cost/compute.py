@@ -165,7 +165,8 @@ def attention_efficiency(seq_kv: ArrayLike, head_dim: ArrayLike, causal: ArrayLi
                          profile: CalibrationProfile) -> np.ndarray:
     """FlashAttention efficiency (fraction of the bf16 peak): rises with the keys each query sees
     (fewer rows of partial tiles / softmax rescaling per FLOP) and with head dim (more FLOPs per
-    byte of K/V loaded).  Parameters fitted to the FlashAttention-2 fwd+bwd rows."""
+    byte of K/V loaded).  Parameters fitted to the FlashAttention fwd+bwd rows (FlashAttention-2
+    kernel benchmarks; on Blackwell, FlashAttention-4 measured inside a training step)."""
     ap = profile.attention
     s = _arr(seq_kv) * np.where(np.asarray(causal, dtype=bool), 0.5, 1.0)
     d = _arr(head_dim)

@@ -221,11 +221,11 @@ def build_default_profile(chip: str) -> CalibrationProfile:
             sustained_rows=s_rows,
             derivation=f"{g.derivation}; x {sustained:.3f} sustained-clock fraction ({', '.join(s_rows) or 'none'})")
     # attention
-    att_own = _build(rows.attention_samples(), chip)
+    att_own = [s for s in _build(rows.attention_samples(), chip) if s.row not in rows.OTHER_KERNEL]
     if att_own:
         start = fb.attention if fb and len(att_own) < 3 else _ATT_START
         attention = fit.fit_attention(att_own, acc.peak_flops_per_s("bf16"),
-                                      f"fitted to {chip} FlashAttention-2 rows", start)
+                                      f"fitted to {chip} FlashAttention fwd+bwd rows", start)
         # Not scaled by the sustained-clock fraction: the held-out long-run FlashAttention-2 rows
         # (Azure ND H100/H200 v5, 8k tokens) match the fitted efficiency without it -- attention
         # interleaves softmax work on the CUDA cores and draws less power per FLOP than a GEMM.

@@ -1,5 +1,6 @@
 """The cost model against every published microbenchmark row it can price: the default profile's
-prediction vs the measurement, tagged ``build`` (the row was fitted) or ``held-out`` (it was not)."""
+prediction vs the measurement, tagged ``build`` (the row was fitted), ``held-out`` (it was not) or
+``other-kernel`` (an attention kernel generation the chip's model does not describe: ``rows.OTHER_KERNEL``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class Prediction:
 
 
 def _set(row: str) -> str:
+    if row in rows.OTHER_KERNEL:
+        return "other-kernel"
     return "held-out" if row in rows.HELD_OUT else "build"
 
 

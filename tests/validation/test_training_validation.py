@@ -139,3 +139,22 @@ def test_nemo_plans_that_need_memory_recompute_only_some_layers(results):
     by_id, _ = results
     for rid in ("NEMO2407-GPT3-175B-512", "NEMO2407-NEMOTRON-340B-128"):
         assert abs(by_id[rid].error) <= 0.20, (rid, by_id[rid].error)
+
+
+def test_extra_steps_are_apart_and_converted_from_the_catalog_architecture():
+    # Published steps outside the reference set (training_steps_extra.csv) never enter the target
+    # statistics, and their tokens/s/GPU follow from the whole-step TFLOPS under the stated
+    # convention: 6N + 6*L*h*s FLOPs per token (causal attention counted once, halved).
+    from colossim.training.validate import extra_runs
+
+    extra = extra_runs()
+    assert extra and not {r.id for r in extra} & {r.id for r in validation_runs()}
+    for r in extra:
+        m = resolve_model(r.spec["model"])
+        assert m.name == r.model_base
+        flops_per_token = 6 * m.params_total + 6 * m.layers * m.hidden * m.seq_len
+        tokens = r.measured_value * 1e12 / flops_per_token
+        assert r.measured_metric == "tflops_per_gpu"
+        assert tokens == pytest.approx(r.tokens_per_s_per_gpu_measured, rel=1e-4), r.id
+    res, _ = run_training_validation(show_progress=False, extra=True)
+    assert all(x.error is not None for x in res)

@@ -42,17 +42,20 @@ def _validate_runs(validate, runs: list, label: str, show_progress: bool) -> lis
         return validate(runs, progress=lambda r: bar.advance(task))
 
 
-def run_training_validation(trust: str | None = None, show_progress: bool = True):
-    """Validation results and grouped statistics (used by the CLI and the benchmark script)."""
-    from colossim.training.validate import grouped_stats, validate, validation_runs
+def run_training_validation(trust: str | None = None, show_progress: bool = True, extra: bool = False):
+    """Validation results and grouped statistics (used by the CLI and the benchmark script); with
+    ``extra``, of the published steps outside the reference set instead."""
+    from colossim.training.validate import extra_runs, grouped_stats, validate, validation_runs
 
-    runs = [r for r in validation_runs() if trust is None or r.trust in trust]
+    runs = [r for r in (extra_runs() if extra else validation_runs()) if trust is None or r.trust in trust]
     results = _validate_runs(partial(validate, predict_training), runs, "validating", show_progress)
     return results, grouped_stats(results)
 
 
-def print_training_table(results, stats) -> None:
-    t = Table(title="Training: predicted vs published tokens/s/GPU")
+def print_training_table(results, stats, title: str = "Training: predicted vs published tokens/s/GPU",
+                         stats_title: str = "Error by group (targets: median |err| <= 7 %, max <= 20 %, "
+                                            "mean signed within +-3 %)") -> None:
+    t = Table(title=title)
     for c in ("run", "model", "GPUs", "chip", "trust", "published", "predicted", "error", "plan used"):
         t.add_column(c, justify="right" if c in ("GPUs", "published", "predicted", "error") else "left")
     for r in results:
@@ -65,22 +68,30 @@ def print_training_table(results, stats) -> None:
                   fmt(r.run.tokens_per_s_per_gpu_measured),
                   fmt(r.predicted_tokens_per_s_per_gpu), "-" if r.error is None else f"{r.error:+.1%}", plan[:60])
     console.print(t)
-    print_group_stats("Error by group (targets: median |err| <= 7 %, max <= 20 %, mean signed within +-3 %)",
-                      stats)
+    print_group_stats(stats_title, stats)
 
 
 @app.command("training")
 def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
                  trust: str | None = typer.Option(None, help="Only runs of these trust levels, e.g. A or AB.")) -> None:
-    """Predict every published training run and print the errors."""
+    """Predict every published training run and print the errors; then, apart and outside the
+    targets, the published steps that are not in the reference set."""
     results, stats = run_training_validation(trust, show_progress=not json_out)
+    extra, extra_stats = run_training_validation(trust, show_progress=not json_out, extra=True)
+
+    def rows(rs):
+        return [{"id": r.run.id, "published": r.run.tokens_per_s_per_gpu_measured,
+                 "predicted": r.predicted_tokens_per_s_per_gpu, "error": r.error,
+                 "plan": r.plan, "failure": r.failure} for r in rs]
+
     if json_out:
-        emit_json({"runs": [{"id": r.run.id, "published": r.run.tokens_per_s_per_gpu_measured,
-                             "predicted": r.predicted_tokens_per_s_per_gpu, "error": r.error,
-                             "plan": r.plan, "failure": r.failure} for r in results],
-                   "stats": stats})
+        emit_json({"runs": rows(results), "stats": stats, "extra_runs": rows(extra), "extra_stats": extra_stats})
         return
     print_training_table(results, stats)
+    if extra:
+        print_training_table(extra, extra_stats,
+                             title="Other published steps (not in the reference set, outside the targets)",
+                             stats_title="Error by group, other published steps")
 
 
 def run_serving_validation(trust: str | None = None, show_progress: bool = True):

@@ -1,7 +1,7 @@
 """Validation of the training engine against published, measured runs.
 
 The runs live in ``catalog/data/validation/training_runs.csv`` (copied from the team's reference set
-with their sources; ``trust`` A = primary table, B = aggregated from primary logs, C = secondary
+with their sources; other published steps, reported apart, in ``training_steps_extra.csv``; ``trust`` A = primary table, B = aggregated from primary logs, C = secondary
 copy).  We compare tokens per second per GPU -- time, not MFU, because papers count FLOPs
 differently (recompute in or out, causal attention halved or not).
 
@@ -67,6 +67,14 @@ class ValidationRun(BaseModel):
 def validation_runs() -> tuple[ValidationRun, ...]:
     """Every published run in the package's validation set."""
     return tuple(load_models(data_path("validation/training_runs.csv"), ValidationRun))
+
+
+@lru_cache(maxsize=1)
+def extra_runs() -> tuple[ValidationRun, ...]:
+    """Published measured steps that are not in the team's reference set
+    (``validation/training_steps_extra.csv``, same columns, each with its source and conversion):
+    reported apart, outside the targets, so that the reference figures stay comparable."""
+    return tuple(load_models(data_path("validation/training_steps_extra.csv"), ValidationRun))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 
 from colossim.catalog import load_catalog
 from colossim.cost import compute, default_profile, load_profile, save_profile
-from colossim.cost.rows import HELD_OUT
+from colossim.cost.rows import HELD_OUT, OTHER_KERNEL
 from colossim.cost.validate import predictions
 
 H100 = load_catalog().accelerator("h100-sxm")
@@ -70,6 +70,20 @@ def test_held_out_rows_are_really_excluded_from_the_fits():
     for comp in (P.attention,) + tuple(P.gemm.values()) + tuple(P.collectives.values()):
         assert not set(comp.rows) & HELD_OUT
     assert not set(P.memory_rows) & HELD_OUT
+
+
+def test_blackwell_attention_is_one_kernel_generation_for_one_die():
+    # GB200 and B200 are the same Blackwell die: their attention runs at the same fraction of peak,
+    # from the FlashAttention-4 in-step row, not from FA2's Ampere code path on Blackwell (+156 %).
+    b200, gb200 = default_profile("b200").attention, default_profile("gb200").attention
+    assert b200.rows == gb200.rows == ("attn-b200-fa4-instep-llama8b-8k",)
+    assert gb200.max_efficiency == pytest.approx(b200.max_efficiency)
+    for chip in ("b200", "gb200", "h100-sxm", "h200-sxm"):
+        assert not set(default_profile(chip).attention.rows) & OTHER_KERNEL
+    other = {p.row: p for p in predictions() if p.set == "other-kernel"}
+    assert set(other) == OTHER_KERNEL
+    assert other["attn-gb200-azure-fa2-hd128-8k"].error > 1.0  # FA2 on Blackwell: far below the model
+    assert other["attn-h200-fa3-instep-llama8b-8k"].error < -0.2  # FA3 on Hopper: well above FA2
 
 
 def test_attention_closed_form_flops_and_backward_ratio():

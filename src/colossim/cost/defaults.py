@@ -1,7 +1,8 @@
 """Default calibration profiles built from the published microbenchmarks (rows.py), with the fitting
 code of fit.py.  A chip uses its own rows where they exist; otherwise the component comes from the
 closest architecture in :data:`FALLBACK` (efficiencies are fractions of peak, so they carry over and
-scale with the target chip's own peaks and link bandwidths).  Rows in ``rows.HELD_OUT`` are never used.
+scale with the target chip's own peaks and link bandwidths).  Rows in ``rows.HELD_OUT`` and
+``rows.OTHER_KERNEL`` are never used.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def _fallback(chip: str) -> str | None:
 
 
 def _build(rows_: list, chip: str) -> list:
-    return [r for r in rows_ if r.chip == chip and r.row not in rows.HELD_OUT]
+    """``chip``'s rows a default profile may be fitted to: neither held out nor of another kernel
+    generation (``rows.HELD_OUT``, ``rows.OTHER_KERNEL``)."""
+    return [r for r in rows_ if r.chip == chip and r.row not in rows.HELD_OUT | rows.OTHER_KERNEL]
 
 
 def _network(chip: str):
@@ -221,7 +224,7 @@ def build_default_profile(chip: str) -> CalibrationProfile:
             sustained_rows=s_rows,
             derivation=f"{g.derivation}; x {sustained:.3f} sustained-clock fraction ({', '.join(s_rows) or 'none'})")
     # attention
-    att_own = [s for s in _build(rows.attention_samples(), chip) if s.row not in rows.OTHER_KERNEL]
+    att_own = _build(rows.attention_samples(), chip)
     if att_own:
         start = fb.attention if fb and len(att_own) < 3 else _ATT_START
         attention = fit.fit_attention(att_own, acc.peak_flops_per_s("bf16"),

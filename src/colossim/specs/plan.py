@@ -7,7 +7,8 @@ does), ``vpp`` virtual pipeline chunks per stage (interleaved 1F1B), ``micro_bat
 micro-batch.  ``zero``: 0 none, 1 optimizer states sharded (= Megatron's distributed optimizer),
 2 + gradients, 3 + weights (= FSDP FULL_SHARD).
 
-The runtime flags (``flash_attention`` and the ``overlap_*`` ones) left out of a spec are filled by
+The runtime flags (``flash_attention``, the ``overlap_*`` ones, the MoE dispatch and overlap, the
+pipeline schedule: ``colossim.specs.software.STACK_FLAGS``) left out of a spec are filled by
 :func:`colossim.specs.software.apply_stack` from the job's software stack when the spec is loaded.
 """
 

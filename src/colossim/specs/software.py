@@ -7,8 +7,8 @@ overlaps each of those with compute.  The same plan on the same A100s differs by
 the two (Narayanan et al. 2021 Table 1, 1.7B: 77 % faster with today's software).
 
 ``training.software`` names a stack from ``catalog/data/software_stacks.csv``; its flags fill the
-plan's ``flash_attention``, ``overlap_grad_reduce``, ``overlap_param_gather`` and
-``overlap_p2p_comm`` where the spec leaves them out (a flag written in the spec always wins); a
+plan's :data:`STACK_FLAGS` (flash attention, the ``overlap_*`` flags, the MoE dispatch and overlap,
+the pipeline schedule) where the spec leaves them out (a flag written in the spec always wins); a
 stack may also fix ``sequence_parallel``, narrow the recompute modes the search tries and rule out
 partial (block) full recompute, for software that did not have them.
 Without ``training.software`` the chip's launch decides (:func:`default_stack`): the stack with the

@@ -16,3 +16,30 @@ def test_calibrate_without_gpu_exits_2_with_one_line(cli, tmp_path):
 def test_calibrate_unknown_chip_is_one_line(cli, tmp_path):
     code, _, err = cli("calibrate", "--out", str(tmp_path / "p.json"), "--chip", "h1000")
     assert code == 2 and "h1000" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch present")
+def test_train_probe_without_gpu_exits_2_and_writes_nothing(cli, tmp_path):
+    code, out, err = cli("train", "probe", "--out", str(tmp_path / "probe.json"))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "torch" in err
+    assert not (tmp_path / "probe.json").exists()
+
+
+def test_train_probe_predict_only_needs_no_gpu(cli, tmp_path):
+    import json
+
+    from colossim.training.probe import ProbeConfig, predict
+
+    code, out, _ = cli("train", "probe", "--predict-only", "--json", "--layers", "12", "--out",
+                       str(tmp_path / "probe.json"))
+    assert code == 0
+    row = json.loads(out)
+    assert row == json.loads((tmp_path / "probe.json").read_text())
+    assert row["predicted"]["step_time_s"] == pytest.approx(predict(ProbeConfig(layers=12), "h100-sxm").step_time_s)
+    assert "measured" not in row
+
+
+def test_train_probe_bad_activation_is_one_line(cli):
+    code, _, err = cli("train", "probe", "--predict-only", "--activation", "relu")
+    assert code == 2 and "probe.activation" in err and len(err.strip().splitlines()) == 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt, recompute_label, schedule_label
+from colossim.cli.common import console, emit_json, fmt, recompute_label, schedule_label, to_jsonable
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -110,6 +112,57 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
         t.add_row(str(i), *(str(p[k]) for k in ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")), recompute_label(p), str(p["zero"]),
                   f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
+
+
+@app.command("probe")
+def probe_cmd(chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip id of the GPU present."),
+              layers: int = typer.Option(24, "--layers"), hidden: int = typer.Option(2048, "--hidden"),
+              heads: int = typer.Option(16, "--heads"), ffn_hidden: int = typer.Option(8192, "--ffn-hidden"),
+              vocab: int = typer.Option(50304, "--vocab"), seq_len: int = typer.Option(2048, "--seq-len"),
+              micro_batch: int = typer.Option(8, "--micro-batch"),
+              activation: str = typer.Option("gelu", "--activation", help="gelu or swiglu."),
+              recompute: bool = typer.Option(False, "--recompute", help="Checkpoint every block."),
+              compile_: bool = typer.Option(False, "--compile", help="torch.compile the model (fused kernels)."),
+              steps: int = typer.Option(10, "--steps"), warmup: int = typer.Option(3, "--warmup"),
+              predict_only: bool = typer.Option(False, "--predict-only",
+                                                help="Only the engine's prediction (no GPU needed)."),
+              out: Path | None = typer.Option(None, "--out", help="Write the comparison as JSON."),
+              json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+              profile: Path | None = typer.Option(None, "--profile", help="Calibration profile JSON.")) -> None:
+    """Time real training steps of a GPT (default 1.3B) in PyTorch on this GPU, beside the engine's
+    prediction for the same run (needs PyTorch + CUDA unless --predict-only)."""
+    from colossim.catalog import load_catalog
+    from colossim.training import probe as P
+
+    cfg = P.ProbeConfig(layers, hidden, heads, ffn_hidden, vocab, seq_len, micro_batch, activation,
+                        recompute, compile_, steps, warmup)
+    chip = load_catalog().accelerator(chip).id
+    est = P.predict(cfg, chip, profile=_profile(profile))
+    if predict_only:
+        row = {"config": asdict(cfg), "chip": chip, "params": P.probe_params(cfg),
+               "predicted": P.predicted_row(est)}
+    else:
+        row = P.compare(cfg, chip, P.measure_step(cfg), est)  # NoGpuError -> one line, exit 2
+    if out is not None:
+        out.write_text(json.dumps(to_jsonable(row), indent=2) + "\n", encoding="utf-8")
+    if json_out:
+        emit_json(row)
+        return
+    t = Table(title=f"probe GPT {row['params'] / 1e9:.2f}B on {chip}: {cfg.layers} x {cfg.hidden}, "
+                    f"{cfg.micro_batch} x {cfg.seq_len} tokens/step, {cfg.activation}"
+                    f"{', recompute' if cfg.recompute else ''}{', compiled' if cfg.compile else ', eager'}")
+    for c in ("", "measured", "predicted"):
+        t.add_column(c, justify="right" if c else "left")
+    meas, pred = row.get("measured") or {}, row["predicted"]
+    for label, key, f in (("step time (s)", "step_time_s", lambda v: fmt(v, 4)),
+                          ("tokens/s", "tokens_per_s", fmt), ("MFU", "mfu", lambda v: f"{v:.1%}"),
+                          ("memory GiB", None, lambda v: f"{v:.1f}")):
+        m = meas.get(key if key else "max_memory_gib")
+        p = pred.get(key if key else "memory_gib")
+        t.add_row(label, "-" if m is None else f(m), f(p))
+    console.print(t)
+    if "error" in row:
+        console.print(f"error (predicted / measured tokens/s - 1): {row['error']:+.1%}")
 
 
 def register(root: typer.Typer) -> None:

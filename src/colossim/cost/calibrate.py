@@ -76,14 +76,14 @@ def profile_from_measurements(meas: Measurements, chip: Accelerator,
         library=meas.library, notes=("collectives from the default profile (not measured)",))
 
 
-def _import_torch():
+def _import_torch(what: str = "calibrate"):
     try:
         import torch  # noqa: PLC0415 - optional dependency, imported lazily
     except ImportError:
-        raise NoGpuError("calibrate needs PyTorch with CUDA: torch is not installed",
+        raise NoGpuError(f"{what} needs PyTorch with CUDA: torch is not installed",
                          field="torch") from None
     if not torch.cuda.is_available():
-        raise NoGpuError("calibrate needs a CUDA GPU: none is visible to PyTorch", field="device")
+        raise NoGpuError(f"{what} needs a CUDA GPU: none is visible to PyTorch", field="device")
     return torch
 
 
@@ -105,8 +105,8 @@ def _time(torch, fn, iters: int) -> float:
 
 
 def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no cover - needs a GPU
-    """Measure GEMM (bf16, fp8 via torch._scaled_mm), attention (SDPA flash fwd+bwd) and copy
-    bandwidth on the current CUDA device."""
+    """Measure GEMM (bf16, fp8 via torch._scaled_mm), attention (SDPA flash fwd+bwd), copy
+    bandwidth and elementwise throughput (an fp32 add) on the current CUDA device."""
     torch = _import_torch()
     dev = torch.device("cuda")
     iters = 5 if quick else 20
@@ -145,7 +145,10 @@ def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no co
     x = torch.empty(COPY_BYTES // 4, device=dev, dtype=torch.float32)
     y = torch.empty_like(x)
     t = _time(torch, lambda: y.copy_(x), iters)
-    memory = (MemorySample("copy-1gib", chip_id, 2 * COPY_BYTES / t),)  # read + write
+    z = torch.empty_like(x)
+    t_add = _time(torch, lambda: torch.add(x, y, out=z), iters)  # elementwise: two reads, one write
+    memory = (MemorySample("copy-1gib", chip_id, 2 * COPY_BYTES / t),
+              MemorySample("add-1gib", chip_id, 3 * COPY_BYTES / t_add))
     props = torch.cuda.get_device_properties(0)
     try:
         drv = str(torch.cuda.driver_version()) if hasattr(torch.cuda, "driver_version") else "unknown"

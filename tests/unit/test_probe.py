@@ -1,0 +1,79 @@
+"""The real-step probe: the PyTorch GPT and the engine's spec describe the same model, the comparison
+is the closed form it claims to be, bad settings are one-line errors. Timing needs a GPU and is
+not tested here; the CPU path runs only where torch is installed."""
+
+import importlib.util
+import json
+
+import pytest
+
+from colossim.cost.calibrate import NoGpuError
+from colossim.errors import SpecError
+from colossim.specs.training import load_spec
+from colossim.training import probe as P
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+TINY = dict(layers=2, hidden=128, heads=4, ffn_hidden=512, vocab=1000, seq_len=64, micro_batch=2,
+            steps=2, warmup=1)
+
+
+@pytest.mark.parametrize("cfg", [P.ProbeConfig(), P.ProbeConfig(activation="swiglu", ffn_hidden=5632),
+                                 P.ProbeConfig(**TINY)])
+def test_engine_counts_the_probe_models_parameters_exactly(cfg):
+    spec = load_spec(P.probe_spec(cfg, "h100-sxm"))
+    assert spec.model.params_total == P.probe_params(cfg)
+
+
+def test_default_probe_is_a_1b_gpt_on_one_gpu_with_no_communication():
+    cfg = P.ProbeConfig()
+    assert 1.2e9 < P.probe_params(cfg) < 1.4e9
+    est = P.predict(cfg, "h100-sxm")
+    assert est.gpus == 1 and est.parallelism["micro_batch"] == cfg.micro_batch
+    comm = {k: v for k, v in est.time_breakdown_s.items() if k.endswith("_comm") or k == "pipeline_bubble"}
+    assert comm and all(v == 0 for v in comm.values())
+    # bf16 weights: two bytes per parameter
+    assert est.memory_breakdown_gib["weights"] == pytest.approx(2 * P.probe_params(cfg) / 2**30)
+    assert est.tokens_per_s == pytest.approx(cfg.tokens_per_step / est.step_time_s)
+
+
+def test_recompute_costs_the_engine_a_forward_pass():
+    base, rc = P.predict(P.ProbeConfig(), "h100-sxm"), P.predict(P.ProbeConfig(recompute=True), "h100-sxm")
+    assert rc.step_time_s > base.step_time_s
+    assert rc.memory_breakdown_gib["activations"] < base.memory_breakdown_gib["activations"]
+    # one extra forward: at most a third more compute than the step without
+    assert rc.time_breakdown_s["recompute"] <= base.time_breakdown_s["compute"] / 3 * 1.05
+
+
+def test_compare_is_predicted_over_measured_tokens_per_s():
+    cfg = P.ProbeConfig()
+    est = P.predict(cfg, "h100-sxm")
+    meas = P.StepMeasurement((0.5, 0.4, 0.45), 40.0, "synthetic", "none", "none", P.probe_params(cfg))
+    row = P.compare(cfg, "h100-sxm", meas, est)
+    assert row["measured"]["step_time_s"] == 0.45
+    assert row["error"] == pytest.approx(0.45 / est.step_time_s - 1)
+    # same FLOPs per token, so measured MFU scales with the step time
+    assert row["measured"]["mfu"] == pytest.approx(est.mfu * est.step_time_s / 0.45)
+    json.dumps(row)  # plain data, ready to commit
+
+
+@pytest.mark.parametrize("kw, field", [({"activation": "relu"}, "probe.activation"),
+                                       ({"heads": 7}, "probe.heads"), ({"layers": 0}, "probe.layers"),
+                                       ({"warmup": -1}, "probe.warmup")])
+def test_bad_probe_settings_name_the_field(kw, field):
+    with pytest.raises(SpecError) as e:
+        P.ProbeConfig(**kw)
+    assert e.value.field == field and "\n" not in str(e.value)
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="torch present")
+def test_measure_without_torch_is_a_one_line_error():
+    with pytest.raises(NoGpuError):
+        P.measure_step(P.ProbeConfig(**TINY))
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (not a dependency)")
+@pytest.mark.parametrize("kw", [{}, {"activation": "swiglu", "recompute": True}])
+def test_torch_model_runs_on_cpu_with_the_counted_parameters(kw):
+    meas = P.measure_step(P.ProbeConfig(**{**TINY, **kw}), device="cpu")
+    assert meas.params == P.probe_params(P.ProbeConfig(**{**TINY, **kw}))
+    assert len(meas.step_times_s) == TINY["steps"] and meas.step_time_s > 0

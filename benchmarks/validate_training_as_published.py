@@ -1,8 +1,10 @@
 """Accuracy of the training engine on the team's reference runs with their specs exactly as
-written in ``../shared/reference/validation/training-runs.csv`` (no colossim annotations: no
-``flash_attention: false`` / overlap flags for 2021-22 software, no catalog names).  This is what a
-run nobody annotated looks like to the engine; ``validate_training.py`` runs the package's
-annotated copy.  Prints per-run errors and the statistics.
+written (no colossim annotations: no catalog names, no ``flash_attention: false`` / overlap flags
+for 2021-22 software).  This is what a run nobody annotated looks like to the engine;
+``validate_training.py`` runs the package's annotated copy.  Prints per-run errors and the
+statistics.  Without an argument it reads the specs as published that the package keeps beside its
+copy (``spec_json_as_published``, the same as ``colossim validate training --as-published``); with
+a path, that file (e.g. ``../shared/reference/validation/training-runs.csv``).
 
 Run: .venv/bin/python benchmarks/validate_training_as_published.py [PATH_TO_training-runs.csv]
 """
@@ -22,9 +24,6 @@ from colossim.errorstats import Targets, error_stats
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
 from colossim.training.validate import TARGET_MAX_ABS, TARGET_MEAN_SIGNED, TARGET_MEDIAN_ABS
-
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared/reference/validation/training-runs.csv"
-
 
 def main(path: Path) -> None:
     console = Console()
@@ -56,4 +55,10 @@ def main(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_PATH)
+    if len(sys.argv) > 1:
+        main(Path(sys.argv[1]))
+    else:
+        from colossim.cli.validate import print_training_table, run_training_validation
+
+        results, stats = run_training_validation(as_published=True)
+        print_training_table(results, stats, title="Training, specs as published (package copy)")

@@ -122,3 +122,20 @@ def test_shape_matching_nothing_gets_the_standard_defaults():
     assert (m.vocab, m.ffn_hidden) == (DEFAULT_VOCAB, 4000)
     g = resolve_model({"layers": 7, "hidden": 4096, "heads": 32, "seq_len": 512, "activation": "swiglu"})
     assert g.ffn_hidden == 11008  # 8/3 x 4096 = 10923, up to a multiple of 256 (Llama 7B's width)
+
+
+def test_a_full_shape_is_the_catalog_model_of_that_shape():
+    from colossim.specs.model import resolve_model
+
+    # GPT-3 6.7B and MPT-7B share 32 x 4096, 32 heads, 16384 MLP: the given vocabulary decides
+    shape = {"layers": 32, "hidden": 4096, "ffn_hidden": 16384, "heads": 32, "kv_heads": 32,
+             "seq_len": 2048, "activation": "gelu"}
+    mpt = resolve_model({**shape, "vocab": 50368})
+    assert mpt.name == "mpt-7b (by shape)" and mpt.position == "alibi" and not mpt.bias
+    gpt = resolve_model({**shape, "vocab": 50257})
+    assert gpt.name.startswith("gpt3-") and gpt.position == "learned" and gpt.bias
+    # the fields given win over the catalog model's
+    assert resolve_model({**shape, "vocab": 50368, "position": "rope"}).position == "rope"
+    # a different MLP width is a different model
+    other = resolve_model({**shape, "ffn_hidden": 11008, "vocab": 50368})
+    assert "(by shape)" not in other.name

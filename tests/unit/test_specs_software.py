@@ -57,7 +57,7 @@ def test_the_2021_runtime_reproduces_the_published_2021_run():
 
 def test_an_unknown_stack_names_the_field_and_the_allowed_ones():
     with pytest.raises(UnknownNameError) as e:
-        load_spec({**NAR21_T1_01, "training": {"global_batch": 512, "software": "pytorch-0.4"}})
+        load_spec({**NAR21_T1_01, "training": {"global_batch": 512, "software": "tensorflow-1.15"}})
     msg = str(e.value)
     assert "training.software" in msg and "megatron-lm-2021" in msg and "megatron-core-2024" in msg
     assert "\n" not in msg
@@ -77,3 +77,33 @@ def test_block_recompute_is_searched_only_where_the_stack_has_it():
     assert not software_stacks()["megatron-lm-2021"].recompute_block
     assert software_stacks()["megatron-core-2024"].recompute_block
     assert new.parallelism["recompute"] != "full" or new.parallelism["recompute_num_layers"] is not None
+
+
+def _zero3(gpu: str, model) -> dict:
+    return {"model": model, "hardware": {"gpu": gpu, "count": 64},
+            "parallelism": {"tp": 1, "pp": 1, "dp": 64, "zero": 3}, "training": {"global_batch": 256}}
+
+
+def test_zero3_flavour_is_the_stacks():
+    # the stack of the chip's day decides what "zero: 3" is: DeepSpeed ZeRO-3 on 2020-22 software
+    # (A100), PyTorch FSDP on Megatron-Core / NeMo 2024 (H100); a named stack or the spec's fsdp wins
+    shape = {"layers": 24, "hidden": 2048, "heads": 16, "vocab": 32000, "seq_len": 2048}
+    assert estimate(load_spec(_zero3("a100-80gb-sxm", shape))).parallelism["fsdp"] is False
+    assert estimate(load_spec(_zero3("h100-sxm", shape))).parallelism["fsdp"] is True
+    named = _zero3("a100-80gb-sxm", shape)
+    named["training"]["software"] = "pytorch-fsdp-2023"
+    assert estimate(load_spec(named)).parallelism["fsdp"] is True
+    given = _zero3("a100-80gb-sxm", shape)
+    given["parallelism"]["fsdp"] = True
+    assert estimate(load_spec(given)).parallelism["fsdp"] is True
+    assert {s.id: s.fsdp for s in software_stacks().values()}["megatron-lm-2021"] is False
+
+
+def test_models_trained_on_fsdp_name_their_stack():
+    # MosaicML's MPT ran Composer FSDP with flash attention on A100s too: the catalog model's stack,
+    # not the A100's 2021 default (unfused attention, DeepSpeed ZeRO-3)
+    est = estimate(load_spec(_zero3("a100-80gb-sxm", "mpt-7b")))
+    assert est.software == "pytorch-fsdp-2023"
+    assert est.parallelism["fsdp"] is True and est.parallelism["recompute"] in ("none", "full")
+    assert estimate(load_spec({"model": "opt-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 992},
+                               "parallelism": {"zero": 3}, "training": {}})).software == "metaseq-2022"

@@ -54,14 +54,18 @@ def test_regression_guard_overall(results):
     # step's gradient-norm and zeroing passes): 69 rows, median 7.7 %, max 41.0 %, mean signed
     # +6.8 %; A100 median 7.5 %, mean +8.8 %; H100 median 11.3 %, max 41.0 %, mean +4.3 %.  (Session 8: 9.2 %, 39.0 %, +7.4 %; session 7: 10.3 %,
     # 68.0 %, +9.7 %; session 5: 12.0 %, 72.4 %, +11.8 %; session 3: 15.2 %, 238 %, +25.7 %.)
+    # Session 11: MosaicML's MPT rows run their own stack (Composer FSDP with flash attention) on
+    # A100s too, not the A100's 2021 default; the three A100 rows move from -6..-14 % to +12..+19 %,
+    # the same optimism as their H100 rows: median 8.1 %, max 41.0 %, mean +7.9 %; A100 median
+    # 7.6 %, mean +10.4 %.
     # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.085
     assert stats["all"].max_abs <= 0.42
-    assert stats["all"].mean_signed <= 0.075
+    assert stats["all"].mean_signed <= 0.085
     assert stats["A100"].median_abs <= 0.085
-    assert stats["A100"].mean_signed <= 0.095
+    assert stats["A100"].mean_signed <= 0.11
     assert stats["H100"].median_abs <= 0.12
     assert stats["H100"].max_abs <= 0.42
     assert abs(stats["H100"].mean_signed) <= 0.05
@@ -158,3 +162,19 @@ def test_extra_steps_are_apart_and_converted_from_the_catalog_architecture():
         assert tokens == pytest.approx(r.tokens_per_s_per_gpu_measured, rel=1e-4), r.id
     res, _ = run_training_validation(show_progress=False, extra=True)
     assert all(x.error is not None for x in res)
+
+
+def test_regression_guard_as_published():
+    # The team's specs exactly as written (no catalog names, no dated flags): what a run nobody
+    # annotated looks like to the engine.  Session 10: 67 of 68 predicted, median 10.6 %, max 209 %,
+    # mean +16.8 % (DeepSpeed ZeRO-3 priced as FSDP).  Session 11, ZeRO-3 the way the chip's stack
+    # did it and every unnamed shape completed from its catalog model: median 10.2 %, max 58.4 %
+    # (OPT-175B, FSDP, written as a bare GPT-3 shape, so priced as 2021 DeepSpeed), mean +8.3 %.
+    # The one failure: NeMo's Llama 2 70B row gives no layers.
+    res, stats = run_training_validation(show_progress=False, as_published=True)
+    failed = [r.run.id for r in res if r.error is None]
+    assert failed == ["NEMO2407-LLAMA2-70B-64"]
+    assert stats["all"].n == 67
+    assert stats["all"].median_abs <= 0.11
+    assert stats["all"].max_abs <= 0.60
+    assert stats["all"].mean_signed <= 0.09

@@ -42,13 +42,18 @@ def _validate_runs(validate, runs: list, label: str, show_progress: bool) -> lis
         return validate(runs, progress=lambda r: bar.advance(task))
 
 
-def run_training_validation(trust: str | None = None, show_progress: bool = True, extra: bool = False):
-    """Validation results and grouped statistics (used by the CLI and the benchmark script); with
-    ``extra``, of the published steps outside the reference set instead."""
+def run_training_validation(trust: str | None = None, show_progress: bool = True, extra: bool = False,
+                            as_published: bool = False):
+    """Validation results and grouped statistics (used by the CLI and the benchmark scripts); with
+    ``extra``, of the published steps outside the reference set instead; with ``as_published``,
+    from the team's specs exactly as written (no catalog names, no dated flags)."""
     from colossim.training.validate import extra_runs, grouped_stats, validate, validation_runs
 
     runs = [r for r in (extra_runs() if extra else validation_runs()) if trust is None or r.trust in trust]
-    results = _validate_runs(partial(validate, predict_training), runs, "validating", show_progress)
+    if as_published:
+        runs = [r for r in runs if r.spec_as_published is not None]
+    results = _validate_runs(partial(validate, predict_training, as_published=as_published), runs,
+                             "validating", show_progress)
     return results, grouped_stats(results)
 
 
@@ -60,10 +65,12 @@ def print_training_table(results, stats, title: str = "Training: predicted vs pu
         t.add_column(c, justify="right" if c in ("GPUs", "published", "predicted", "error") else "left")
     for r in results:
         p = r.plan or {}
-        ep = f"ep{p['ep']} " if p.get("ep", 1) > 1 else ""
-        v = schedule_label(p) or f"v{p['vpp']}"
-        plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} {v} mb{p['micro_batch']} "
-                f"{recompute_label(p)} z{p['zero']}") if p else (r.failure or "")
+        plan = r.failure or ""
+        if p:
+            ep = f"ep{p['ep']} " if p.get("ep", 1) > 1 else ""
+            v = schedule_label(p) or f"v{p['vpp']}"
+            plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} {v} mb{p['micro_batch']} "
+                    f"{recompute_label(p)} z{p['zero']}")
         t.add_row(r.run.id, r.run.model_name[:24], str(r.run.num_gpus), r.run.chip, r.run.trust,
                   fmt(r.run.tokens_per_s_per_gpu_measured),
                   fmt(r.predicted_tokens_per_s_per_gpu), "-" if r.error is None else f"{r.error:+.1%}", plan[:60])
@@ -73,10 +80,22 @@ def print_training_table(results, stats, title: str = "Training: predicted vs pu
 
 @app.command("training")
 def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-                 trust: str | None = typer.Option(None, help="Only runs of these trust levels, e.g. A or AB.")) -> None:
+                 trust: str | None = typer.Option(None, help="Only runs of these trust levels, e.g. A or AB."),
+                 as_published: bool = typer.Option(False, "--as-published",
+                                                   help="The team's specs exactly as written: what a run "
+                                                        "nobody annotated looks like to the engine.")) -> None:
     """Predict every published training run and print the errors; then, apart and outside the
     targets, the published steps that are not in the reference set."""
-    results, stats = run_training_validation(trust, show_progress=not json_out)
+    results, stats = run_training_validation(trust, show_progress=not json_out, as_published=as_published)
+    if as_published:
+        if json_out:
+            emit_json({"runs": [{"id": r.run.id, "published": r.run.tokens_per_s_per_gpu_measured,
+                                 "predicted": r.predicted_tokens_per_s_per_gpu, "error": r.error,
+                                 "plan": r.plan, "failure": r.failure} for r in results], "stats": stats})
+        else:
+            print_training_table(results, stats, title="Training, specs as published: predicted vs "
+                                                       "published tokens/s/GPU")
+        return
     extra, extra_stats = run_training_validation(trust, show_progress=not json_out, extra=True)
 
     def rows(rs):

@@ -414,22 +414,28 @@ def _plain(v: Any) -> str:
 
 
 def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> dict[str, Any]:
-    """A model mapping without a catalog name but missing ``vocab`` or (dense) ``ffn_hidden``
-    takes the missing fields from the catalog model of the same shape (same layers, hidden, heads
-    and whichever of kv_heads / activation / experts it gives), else from the standard defaults
-    (:data:`DEFAULT_VOCAB`, 4 h or 8/3 h MLP).  The fields it gives always win; ``name`` records
-    where the rest came from."""
+    """A model mapping without a catalog name is the catalog model of the same shape (same layers,
+    hidden, heads and whichever of kv_heads / activation / experts / ffn_hidden it gives; among
+    several, the one with the vocabulary it gives): it takes that model's other fields -- vocab or
+    ffn_hidden if missing, and the block (norm, positions, biases, dropout, tied embeddings) and the
+    software its developers' runs used.  A shape that matches no catalog model gets the standard
+    defaults (:data:`DEFAULT_VOCAB`, 4 h or 8/3 h MLP; the rest are ModelSpec's).  The fields it
+    gives always win; ``name`` records where the rest came from."""
     dense = not (data.get("experts") or 0) > 1
-    if "vocab" in data and ("ffn_hidden" in data or not dense):
-        return data
     cat = cat or load_model_catalog()
-    given = {k: data[k] for k in SHAPE_KEYS if k in data}
+    given = {k: data[k] for k in SHAPE_KEYS + ("ffn_hidden",) if k in data}
     if {"layers", "hidden", "heads"} <= given.keys():
-        for row in cat.rows.values():
-            base = row.spec_fields
-            if all(_plain(base.get(k, 0 if k == "experts" else base.get("heads") if k == "kv_heads" else None))
-                   == _plain(v) for k, v in given.items()):
-                return {**base, **data, "name": f"{row.id}{BY_SHAPE_SUFFIX}"}
+        def same(base: dict[str, Any], k: str, v: Any) -> bool:
+            default = 0 if k == "experts" else base.get("heads") if k == "kv_heads" else None
+            return _plain(base.get(k, default)) == _plain(v)
+
+        matches = [row for row in cat.rows.values()
+                   if all(same(row.spec_fields, k, v) for k, v in given.items())]
+        # one shape, several models (GPT-3 6.7B and MPT-7B): the given vocabulary decides
+        exact = [row for row in matches if "vocab" in data and same(row.spec_fields, "vocab", data["vocab"])]
+        if exact or matches:
+            row = (exact or matches)[0]
+            return {**row.spec_fields, **data, "name": f"{row.id}{BY_SHAPE_SUFFIX}"}
     out = dict(data)
     out.setdefault("vocab", DEFAULT_VOCAB)
     hidden = data.get("hidden")

@@ -8,7 +8,7 @@ the two (Narayanan et al. 2021 Table 1, 1.7B: 77 % faster with today's software)
 
 ``training.software`` names a stack from ``catalog/data/software_stacks.csv``; its flags fill the
 plan's :data:`STACK_FLAGS` (flash attention, the ``overlap_*`` flags, the MoE dispatch and overlap,
-the pipeline schedule) where the spec leaves them out (a flag written in the spec always wins); a
+the pipeline schedule, the ZeRO-3 flavour ``fsdp``) where the spec leaves them out (a flag written in the spec always wins); a
 stack may also fix ``sequence_parallel``, narrow the recompute modes the search tries and rule out
 partial (block) full recompute, for software that did not have them.
 Without ``training.software`` the chip's launch decides (:func:`default_stack`): the stack with the
@@ -30,7 +30,7 @@ from colossim.specs.plan import EpCommOverlap, MoeDispatch, ParallelPlan, Pipeli
 
 #: The plan fields a stack decides when the spec leaves them out.
 STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
-               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule")
+               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp")
 
 
 class SoftwareStack(BaseModel):
@@ -44,6 +44,10 @@ class SoftwareStack(BaseModel):
     overlap_grad_reduce: bool
     overlap_param_gather: bool
     overlap_p2p_comm: bool
+    fsdp: bool = Field(description="what ZeRO stage 3 is under this stack: true, PyTorch FSDP / FairScale "
+                       "(one flat parameter gathered per layer); false, DeepSpeed ZeRO-3 of 2020-2022 "
+                       "(one gather per parameter tensor, weights fetched again for the recompute "
+                       "forward; see colossim.training.step.zero3_fetches_per_layer)")
     sequence_parallel: bool | None = Field(None, description="the value a plan that leaves sequence "
                                            "parallelism open gets; blank: searched")
     recompute_modes: str = Field(description="';'-separated recompute modes the search may pick")

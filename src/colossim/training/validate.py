@@ -48,11 +48,19 @@ class ValidationRun(BaseModel):
     tokens_per_s_per_gpu_measured: float
     conversion: str | None = None
     spec_json: str
+    spec_json_as_published: str | None = None
     notes: str | None = None
 
     @property
     def spec(self) -> dict:
         return json.loads(self.spec_json)
+
+    @property
+    def spec_as_published(self) -> dict | None:
+        """The team's spec exactly as written in the reference file (``spec_json`` is colossim's
+        copy with the catalog model named and the dated flags the run's paper states); None for a
+        row that is not in the reference file."""
+        return json.loads(self.spec_json_as_published) if self.spec_json_as_published else None
 
     @property
     def chip(self) -> str:
@@ -98,16 +106,21 @@ def error_stats(errors: Iterable[float | None]) -> ErrorStats:
 
 
 def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[ValidationRun] | None = None,
-             progress: Callable[[ValidationRun], None] | None = None) -> list[RunResult]:
-    """Predict every run with ``predict(spec) -> (tokens_per_s_per_gpu, plan_used)``."""
+             progress: Callable[[ValidationRun], None] | None = None,
+             as_published: bool = False) -> list[RunResult]:
+    """Predict every run with ``predict(spec) -> (tokens_per_s_per_gpu, plan_used)``; with
+    ``as_published``, from the team's specs as written (rows without one are left out)."""
     from colossim.errors import ColossimError
 
     out = []
     for run in runs if runs is not None else validation_runs():
+        spec = run.spec_as_published if as_published else run.spec
+        if spec is None:
+            continue
         if progress:
             progress(run)
         try:
-            tps, plan = predict(run.spec)
+            tps, plan = predict(spec)
             err = tps / run.tokens_per_s_per_gpu_measured - 1.0
             out.append(RunResult(run, tps, err, plan))
         except ColossimError as e:

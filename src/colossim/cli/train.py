@@ -144,6 +144,7 @@ def probe_cmd(chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip 
     else:
         row = P.compare(cfg, chip, P.measure_step(cfg), est)  # NoGpuError -> one line, exit 2
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(to_jsonable(row), indent=2) + "\n", encoding="utf-8")
     if json_out:
         emit_json(row)

@@ -86,23 +86,20 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
                                                         "nobody annotated looks like to the engine.")) -> None:
     """Predict every published training run and print the errors; then, apart and outside the
     targets, the published steps that are not in the reference set."""
-    results, stats = run_training_validation(trust, show_progress=not json_out, as_published=as_published)
-    if as_published:
-        if json_out:
-            emit_json({"runs": [{"id": r.run.id, "published": r.run.tokens_per_s_per_gpu_measured,
-                                 "predicted": r.predicted_tokens_per_s_per_gpu, "error": r.error,
-                                 "plan": r.plan, "failure": r.failure} for r in results], "stats": stats})
-        else:
-            print_training_table(results, stats, title="Training, specs as published: predicted vs "
-                                                       "published tokens/s/GPU")
-        return
-    extra, extra_stats = run_training_validation(trust, show_progress=not json_out, extra=True)
-
     def rows(rs):
         return [{"id": r.run.id, "published": r.run.tokens_per_s_per_gpu_measured,
                  "predicted": r.predicted_tokens_per_s_per_gpu, "error": r.error,
                  "plan": r.plan, "failure": r.failure} for r in rs]
 
+    results, stats = run_training_validation(trust, show_progress=not json_out, as_published=as_published)
+    if as_published:
+        if json_out:
+            emit_json({"runs": rows(results), "stats": stats})
+        else:
+            print_training_table(results, stats, title="Training, specs as published: predicted vs "
+                                                       "published tokens/s/GPU")
+        return
+    extra, extra_stats = run_training_validation(trust, show_progress=not json_out, extra=True)
     if json_out:
         emit_json({"runs": rows(results), "stats": stats, "extra_runs": rows(extra), "extra_stats": extra_stats})
         return

@@ -429,13 +429,13 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
             default = 0 if k == "experts" else base.get("heads") if k == "kv_heads" else None
             return _plain(base.get(k, default)) == _plain(v)
 
-        matches = [row for row in cat.rows.values()
-                   if all(same(row.spec_fields, k, v) for k, v in given.items())]
+        matches = [base for base in (row.spec_fields for row in cat.rows.values())
+                   if all(same(base, k, v) for k, v in given.items())]
         # one shape, several models (GPT-3 6.7B and MPT-7B): the given vocabulary decides
-        exact = [row for row in matches if "vocab" in data and same(row.spec_fields, "vocab", data["vocab"])]
+        exact = [base for base in matches if "vocab" in data and same(base, "vocab", data["vocab"])]
         if exact or matches:
-            row = (exact or matches)[0]
-            return {**row.spec_fields, **data, "name": f"{row.id}{BY_SHAPE_SUFFIX}"}
+            base = (exact or matches)[0]
+            return {**base, **data, "name": f"{base['name']}{BY_SHAPE_SUFFIX}"}
     out = dict(data)
     out.setdefault("vocab", DEFAULT_VOCAB)
     hidden = data.get("hidden")

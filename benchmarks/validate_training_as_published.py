@@ -23,7 +23,7 @@ from colossim.errors import ColossimError
 from colossim.errorstats import Targets, error_stats
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
-from colossim.training.validate import TARGET_MAX_ABS, TARGET_MEAN_SIGNED, TARGET_MEDIAN_ABS
+from colossim.training.validate import TARGET_MAX_ABS, TARGET_MEAN_SIGNED, TARGET_MEDIAN_ABS, with_model_label
 
 def main(path: Path) -> None:
     console = Console()
@@ -37,7 +37,8 @@ def main(path: Path) -> None:
     for row in csv.DictReader(path.open(encoding="utf-8")):
         published = float(row["tokens_per_s_per_gpu_measured"])
         try:
-            est = estimate(load_spec(json.loads(row["spec_json"])))
+            spec = with_model_label(json.loads(row["spec_json"]), row.get("model_name"))
+            est = estimate(load_spec(spec))
         except ColossimError as e:
             failures += 1
             table.add_row(row["id"], f"{published:,.1f}", "-", "-", str(e)[:70])

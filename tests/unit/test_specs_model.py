@@ -66,6 +66,11 @@ def test_gqa_and_mla_attention_kinds():
 def test_aliases_and_case():
     assert resolve_model("GPT3").name == "gpt3-175b"
     assert resolve_model("llama-3.1-405b").name == "llama3.1-405b"
+    # a published table's label, spaces and punctuation ignored
+    assert resolve_model("Llama 2 70B").name == "llama2-70b"
+    assert resolve_model({"name": "Nemotron-4 340B", "seq_len": 2048}).name == "nemotron4-340b"
+    with pytest.raises(UnknownNameError):
+        resolve_model("Llama 2 71B")
 
 
 def test_catalog_plus_overrides_recomputes_derived_fields():
@@ -139,3 +144,40 @@ def test_a_full_shape_is_the_catalog_model_of_that_shape():
     # a different MLP width is a different model
     other = resolve_model({**shape, "ffn_hidden": 11008, "vocab": 50368})
     assert "(by shape)" not in other.name
+
+
+@pytest.mark.parametrize("label, expected", [
+    ("Llama 2 70B", "llama2-70b"), ("OPT-175B", "opt-175b"), ("MPT-7b", "mpt-7b"),
+    ("MT-NLG 530B", "mt-nlg-530b"), ("Nemotron-4 340B", "nemotron4-340b"),
+    ("GPT 175B (GPT-3)", "gpt3-175b"),            # the part in parentheses names it
+    ("GPT-3 175B (MLPerf reference, C4)", "gpt3-175b"),  # the part outside does
+    ("GPT 22B", None), ("GPT-530B (Table 1 arch)", None), ("", None),
+])
+def test_free_text_model_labels_resolve_to_catalog_ids(label, expected):
+    from colossim.specs.model import catalog_id_for_label
+
+    assert catalog_id_for_label(label) == expected
+
+
+def test_a_label_names_a_shape_only_where_the_shape_agrees():
+    from colossim.specs.model import name_by_label
+
+    gpt3_shape = {"layers": 96, "hidden": 12288, "ffn_hidden": 49152, "heads": 96, "kv_heads": 96,
+                  "seq_len": 2048, "activation": "gelu"}
+    # by shape alone this is GPT-3; the row's label says OPT-175B (ReLU written as GeLU: same MLP)
+    assert resolve_model(gpt3_shape).name.startswith("gpt3-175b")
+    named = name_by_label(gpt3_shape, "OPT-175B")
+    assert named == {**gpt3_shape, "name": "opt-175b"}
+    m = resolve_model(named)
+    assert m.name == "opt-175b" and m.activation.value == "gelu"  # the given fields still win
+    # a label whose model disagrees with a given field (vocab, MLP gating, layers) changes nothing
+    for other in ({"vocab": 51200}, {"activation": "swiglu"}, {"layers": 80}):
+        assert name_by_label({**gpt3_shape, **other}, "OPT-175B") == {**gpt3_shape, **other}
+    # a spec that already names its model, a catalog id, or an unknown label: unchanged
+    assert name_by_label({"name": "gpt3-175b"}, "OPT-175B") == {"name": "gpt3-175b"}
+    assert name_by_label("llama3-8b", "OPT-175B") == "llama3-8b"
+    assert name_by_label(gpt3_shape, "GPT 22B") is gpt3_shape
+    # a spec that gives no architecture at all takes the labelled model whole
+    bare = {"seq_len": 4096, "activation": "swiglu"}
+    m = resolve_model(name_by_label(bare, "Llama 2 70B"))
+    assert (m.layers, m.hidden, m.seq_len) == (80, 8192, 4096)

@@ -170,11 +170,14 @@ def test_regression_guard_as_published():
     # mean +16.8 % (DeepSpeed ZeRO-3 priced as FSDP).  Session 11, ZeRO-3 the way the chip's stack
     # did it and every unnamed shape completed from its catalog model: median 10.2 %, max 58.4 %
     # (OPT-175B, FSDP, written as a bare GPT-3 shape, so priced as 2021 DeepSpeed), mean +8.3 %.
-    # The one failure: NeMo's Llama 2 70B row gives no layers.
+    # Session 12, each row's own model name settling what its shape leaves open (OPT-175B is
+    # metaseq's FSDP run, not GPT-3; NeMo's Llama 2 70B row, which gives no layers, is Llama 2
+    # 70B): 68 of 68, median 9.5 %, max 41.0 % (MPT-7B on H100), mean +8.8 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
-    failed = [r.run.id for r in res if r.error is None]
-    assert failed == ["NEMO2407-LLAMA2-70B-64"]
-    assert stats["all"].n == 67
-    assert stats["all"].median_abs <= 0.11
-    assert stats["all"].max_abs <= 0.60
+    assert [r.run.id for r in res if r.error is None] == []
+    assert stats["all"].n == 68
+    by_id = {r.run.id: r for r in res}
+    assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
+    assert stats["all"].median_abs <= 0.10
+    assert stats["all"].max_abs <= 0.42
     assert stats["all"].mean_signed <= 0.09

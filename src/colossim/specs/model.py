@@ -9,6 +9,7 @@ token embedding, a learned position table when ``position == "learned"`` and an 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -335,17 +336,21 @@ class ModelCatalog:
     rows: dict[str, ModelRow]
     aliases: dict[str, str]
 
-    def row(self, name: str) -> ModelRow:
-        """The row for an id or alias (case-insensitive); :class:`UnknownNameError` otherwise."""
+    def _key(self, name: str) -> str | None:
         key = name.strip().lower()
         key = self.aliases.get(key, key)
-        if key not in self.rows:
+        return key if key in self.rows else catalog_id_for_label(name, self)
+
+    def row(self, name: str) -> ModelRow:
+        """The row for an id or alias (case-insensitive), or a label that names one ignoring spaces
+        and punctuation ("Llama 2 70B"); :class:`UnknownNameError` otherwise."""
+        key = self._key(name)
+        if key is None:
             raise UnknownNameError("model", name, list(self.rows))
         return self.rows[key]
 
     def has(self, name: str) -> bool:
-        key = name.strip().lower()
-        return self.aliases.get(key, key) in self.rows
+        return self._key(name) is not None
 
     def software_of(self, name: str) -> str | None:
         """The software stack a catalog model's row names (None for a model not in the catalog, or
@@ -413,6 +418,65 @@ def _plain(v: Any) -> str:
     return str(getattr(v, "value", v))
 
 
+def _same_field(base: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether catalog fields ``base`` have ``value`` for ``key`` (a blank ``experts`` is 0, a
+    blank ``kv_heads`` is ``heads``)."""
+    default = 0 if key == "experts" else base.get("heads") if key == "kv_heads" else None
+    return _plain(base.get(key, default)) == _plain(value)
+
+
+def _same_gating(base: dict[str, Any], model: Mapping[str, Any]) -> bool:
+    """Whether ``model``'s activation (if it gives one) is gated exactly when ``base``'s is: the
+    MLP's shape.  Tables name the activation loosely (OPT's ReLU written as GeLU)."""
+    if "activation" not in model:
+        return True
+    gated = {a.value for a in Activation if a.gated}
+    return (_plain(base.get("activation", "gelu")) in gated) == (_plain(model["activation"]) in gated)
+
+
+def _label_key(text: str) -> str:
+    """A model label reduced to lower-case letters and digits ("Llama 2 70B" -> "llama270b")."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def catalog_id_for_label(label: str, cat: ModelCatalog | None = None) -> str | None:
+    """The catalog model a free-text model label names, or None: the label, the text outside its
+    parentheses or the text inside them equals a catalog id, name or alias once case, spaces and
+    punctuation are ignored ("Llama 2 70B" -> llama2-70b, "GPT 175B (GPT-3)" -> gpt3-175b).  For
+    the model names of published tables, which follow no naming scheme."""
+    cat = cat or load_model_catalog()
+    keys: dict[str, str] = {}
+    for row in cat.rows.values():
+        for text in (row.id, row.name, *row.alias_list):
+            keys.setdefault(_label_key(text), row.id)
+    outside = re.sub(r"\([^)]*\)", " ", label)
+    for part in (label, outside, *re.findall(r"\(([^)]*)\)", label)):
+        key = _label_key(part)
+        if key and key in keys:
+            return keys[key]
+    return None
+
+
+def name_by_label(model: Any, label: str | None, cat: ModelCatalog | None = None) -> Any:
+    """A spec's ``model`` named after the catalog model ``label`` names (:func:`catalog_id_for_label`)
+    when it is a mapping without a name and every shape field it gives (:data:`SHAPE_KEYS`,
+    ``ffn_hidden``, ``vocab``; of the activation, whether it is gated) agrees with that model's;
+    otherwise ``model`` unchanged.  So a
+    published run's own model name settles what its shape leaves open: which of two models of one
+    shape it is (GPT-3 175B or OPT-175B), or the whole architecture when the spec gives none."""
+    if not label or not isinstance(model, Mapping) or model.get("name"):
+        return model
+    cat = cat or load_model_catalog()
+    found = catalog_id_for_label(label, cat)
+    if found is None:
+        return model
+    base = cat.row(found).spec_fields
+    keys = tuple(k for k in SHAPE_KEYS + ("ffn_hidden", "vocab") if k in model and k != "activation")
+    if not all(_same_field(base, k, model[k]) for k in keys) or not _same_gating(base, model):
+        return model
+    return {**model, "name": found}
+
+
 def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> dict[str, Any]:
     """A model mapping without a catalog name is the catalog model of the same shape (same layers,
     hidden, heads and whichever of kv_heads / activation / experts / ffn_hidden it gives; among
@@ -425,14 +489,10 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     cat = cat or load_model_catalog()
     given = {k: data[k] for k in SHAPE_KEYS + ("ffn_hidden",) if k in data}
     if {"layers", "hidden", "heads"} <= given.keys():
-        def same(base: dict[str, Any], k: str, v: Any) -> bool:
-            default = 0 if k == "experts" else base.get("heads") if k == "kv_heads" else None
-            return _plain(base.get(k, default)) == _plain(v)
-
         matches = [base for base in (row.spec_fields for row in cat.rows.values())
-                   if all(same(base, k, v) for k, v in given.items())]
+                   if all(_same_field(base, k, v) for k, v in given.items())]
         # one shape, several models (GPT-3 6.7B and MPT-7B): the given vocabulary decides
-        exact = [base for base in matches if "vocab" in data and same(base, "vocab", data["vocab"])]
+        exact = [base for base in matches if "vocab" in data and _same_field(base, "vocab", data["vocab"])]
         if exact or matches:
             base = (exact or matches)[0]
             return {**base, **data, "name": f"{base['name']}{BY_SHAPE_SUFFIX}"}
@@ -446,5 +506,5 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     return out
 
 
-__all__ = ["DEFAULT_VOCAB", "Activation", "ModelCatalog", "ModelRow", "ModelSpec", "complete_by_shape",
-           "load_model_catalog", "resolve_model"]
+__all__ = ["DEFAULT_VOCAB", "Activation", "ModelCatalog", "ModelRow", "ModelSpec", "catalog_id_for_label",
+           "complete_by_shape", "load_model_catalog", "name_by_label", "resolve_model"]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from colossim.catalog.loader import data_path, load_models
 from colossim.errorstats import ErrorStats, Targets, chip_family
 from colossim.errorstats import error_stats as _error_stats
-from colossim.specs.model import resolve_model
+from colossim.specs.model import name_by_label, resolve_model
 
 #: Scale groups by GPU count (upper bounds, inclusive).
 SCALE_GROUPS: tuple[tuple[str, int], ...] = (("<=64 GPUs", 64), ("65-1024 GPUs", 1024), (">1024 GPUs", 10**9))
@@ -117,6 +117,8 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         spec = run.spec_as_published if as_published else run.spec
         if spec is None:
             continue
+        if as_published:  # the row's own model name settles what the shape leaves open
+            spec = with_model_label(spec, run.model_name)
         if progress:
             progress(run)
         try:
@@ -126,6 +128,13 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         except ColossimError as e:
             out.append(RunResult(run, None, None, None, failure=str(e)))
     return out
+
+
+def with_model_label(spec: dict, model_name: str | None) -> dict:
+    """``spec`` with its model named after the published row's ``model_name`` where that names a
+    catalog model its shape agrees with (:func:`colossim.specs.model.name_by_label`)."""
+    model = name_by_label(spec.get("model"), model_name)
+    return spec if model is spec.get("model") else {**spec, "model": model}
 
 
 def grouped_stats(results: list[RunResult]) -> dict[str, ErrorStats]:

@@ -46,12 +46,15 @@ class SpecError(ColossimError):
 
 
 def closest(name: str, valid: Iterable[str], n: int = 3) -> list[str]:
-    """The closest valid names to ``name`` (case-insensitive), best first."""
+    """The closest valid names to ``name`` (case-insensitive), best first: those that begin with
+    it ("a100" -> a100-40gb-sxm, a100-80gb-sxm), then difflib's, then those sharing its first
+    three characters."""
     valid = list(valid)
     lower = {v.lower(): v for v in valid}
     hits = difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.5)
     prefix = [v for v in valid if v.lower().startswith(name.lower()[:3])] if len(name) >= 3 else []
-    out = [lower[h] for h in hits]
+    starts = sorted(v for v in valid if name and v.lower().startswith(name.lower()))
+    out = starts[:n] + [lower[h] for h in hits if lower[h] not in starts][:max(n - len(starts), 0)]
     for p in prefix:
         if p not in out and len(out) < n:
             out.append(p)

@@ -29,10 +29,31 @@ def test_h100e_all_metrics_json(cli):
 
 
 def test_unknown_chip_is_one_line_exit_2(cli):
-    code, out, err = cli("chips", "show", "h100")
+    code, out, err = cli("chips", "show", "h1000")
     assert code == 2
     assert err.strip().count("\n") == 0
-    assert "unknown chip 'h100'" in err and "h100-sxm" in err
+    assert "unknown chip 'h1000'" in err and "h100-sxm" in err
+    # a bare family name with two catalog parts is ambiguous: the parts are offered first
+    code, _, err = cli("chips", "show", "a100")
+    assert code == 2 and "did you mean a100-40gb-sxm, a100-80gb-sxm" in err
+
+
+def test_chips_resolve_from_their_names_and_aliases(cli):
+    from colossim.catalog import load_catalog
+    from colossim.catalog.loader import label_key
+
+    cat = load_catalog()
+    for label, chip in (("H100", "h100-sxm"), ("A100 80GB", "a100-80gb-sxm"), ("A100-SXM4-40GB", "a100-40gb-sxm"),
+                        ("NVIDIA H100 SXM5 80GB", "h100-sxm"), ("TPU v5p", "tpu-v5p"), ("H200", "h200-sxm")):
+        assert cat.accelerator(label).id == chip
+    # no label names two chips
+    owners: dict[str, set[str]] = {}
+    for a in cat.accelerators.values():
+        for text in (a.id, a.name, *a.alias_list):
+            owners.setdefault(label_key(text), set()).add(a.id)
+    assert {k: v for k, v in owners.items() if len(v) > 1} == {}
+    code, out, _ = cli("chips", "show", "H100")
+    assert code == 0 and "h100-sxm" in out
 
 
 def test_unknown_metric_and_vendor(cli):

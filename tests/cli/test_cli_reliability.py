@@ -56,7 +56,7 @@ def test_unknown_field_custom_without_rate_and_bad_hardware(cli):
     assert code == 2 and "unexpected_per_1000_node_days" in err
     code, _, err = cli("reliability", "-", input=SPEC.replace("count: 16384", "count: 0"))
     assert code == 2 and "hardware.count" in err
-    code, _, err = cli("reliability", "-", input=SPEC.replace("h100-sxm", "h100"))
+    code, _, err = cli("reliability", "-", input=SPEC.replace("h100-sxm", "h1000"))
     assert code == 2 and "h100-sxm" in err
     code, _, err = cli("reliability", "-", input=SPEC.replace("checkpoint: {params: 405e9}\n", ""))
     assert code == 2 and "checkpoint" in err

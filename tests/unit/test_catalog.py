@@ -48,8 +48,9 @@ def test_system_aliases_and_unknown_names():
     cat = load_catalog()
     assert cat.system("dgx-h100").id == "hgx-h100"
     with pytest.raises(UnknownNameError) as e:
-        cat.accelerator("h100")
+        cat.accelerator("h100x")
     assert "h100-sxm" in str(e.value)
+    assert cat.accelerator("h100").id == "h100-sxm"  # the accelerators.csv alias
 
 
 def test_disagreeing_sources_are_kept():

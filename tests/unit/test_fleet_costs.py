@@ -60,4 +60,4 @@ def test_bad_inputs():
     with pytest.raises(ColossimError, match=">= 0"):
         capex({"h100-sxm": -1})
     with pytest.raises(UnknownNameError):
-        power({"h100": 1})
+        power({"h1000": 1})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from colossim.catalog.loader import data_path, load_models
+from colossim.catalog.loader import data_path, label_key, load_models
 from colossim.catalog.schema import Accelerator, Alternative, Parameter, System
 from colossim.errors import CatalogError, UnknownNameError
 
@@ -23,10 +23,20 @@ class Catalog:
     alternatives: tuple[Alternative, ...]
 
     def accelerator(self, chip: str) -> Accelerator:
+        """The chip with id ``chip`` (case-insensitive), or whose id, name or alias it spells with
+        other spacing or punctuation ("H100", "A100 80GB", "NVIDIA H100 SXM5 80GB")."""
         key = chip.strip().lower()
-        if key not in self.accelerators:
+        if key in self.accelerators:
+            return self.accelerators[key]
+        found = self.accelerator_labels().get(label_key(chip))
+        if found is None:
             raise UnknownNameError("chip", chip, self.accelerators)
-        return self.accelerators[key]
+        return self.accelerators[found]
+
+    def accelerator_labels(self) -> dict[str, str]:
+        """Chip ids by the :func:`label_key` of each chip's id, name and aliases."""
+        return {label_key(text): a.id for a in self.accelerators.values()
+                for text in (a.id, a.name, *a.alias_list)}
 
     def system(self, name: str) -> System:
         key = name.strip().lower()

@@ -44,6 +44,12 @@ def split_aliases(text: str | None) -> list[str]:
     return [a.strip() for a in (text or "").split(";") if a.strip()]
 
 
+def label_key(text: str) -> str:
+    """A free-text name reduced to lower-case letters and digits ("A100 80GB" -> "a10080gb"), so
+    that labels written with other spacing, case or punctuation still match a catalog entry."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
 def _blank_to_none(row: dict[str, str]) -> dict[str, str | None]:
     return {k: (v if v != "" else None) for k, v in row.items()}
 

@@ -22,6 +22,7 @@ class Accelerator(_Row):
 
     id: str
     name: str
+    aliases: str | None = None
     vendor: str
     release_year: int = Field(ge=2000, le=2100)
     dense_tflops_fp64: float | None = Field(default=None, gt=0)
@@ -46,6 +47,10 @@ class Accelerator(_Row):
     sparsity_note: str | None = None
     scaleup_link_quote: str | None = None
     notes: str | None = None
+
+    @property
+    def alias_list(self) -> list[str]:
+        return split_aliases(self.aliases)
 
     @field_validator("id")
     @classmethod

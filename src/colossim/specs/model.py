@@ -18,8 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from colossim.catalog.loader import split_aliases
-from colossim.catalog.loader import data_path, load_models
+from colossim.catalog.loader import data_path, label_key, load_models, split_aliases
 from colossim.errors import SpecError, UnknownNameError
 from colossim.specs._validation import validate_model
 
@@ -434,11 +433,6 @@ def _same_gating(base: dict[str, Any], model: Mapping[str, Any]) -> bool:
     return (_plain(base.get("activation", "gelu")) in gated) == (_plain(model["activation"]) in gated)
 
 
-def _label_key(text: str) -> str:
-    """A model label reduced to lower-case letters and digits ("Llama 2 70B" -> "llama270b")."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
-
-
 def catalog_id_for_label(label: str, cat: ModelCatalog | None = None) -> str | None:
     """The catalog model a free-text model label names, or None: the label, the text outside its
     parentheses or the text inside them equals a catalog id, name or alias once case, spaces and
@@ -448,10 +442,10 @@ def catalog_id_for_label(label: str, cat: ModelCatalog | None = None) -> str | N
     keys: dict[str, str] = {}
     for row in cat.rows.values():
         for text in (row.id, row.name, *row.alias_list):
-            keys.setdefault(_label_key(text), row.id)
+            keys.setdefault(label_key(text), row.id)
     outside = re.sub(r"\([^)]*\)", " ", label)
     for part in (label, outside, *re.findall(r"\(([^)]*)\)", label)):
-        key = _label_key(part)
+        key = label_key(part)
         if key and key in keys:
             return keys[key]
     return None

@@ -7,7 +7,7 @@ file, the line and the field, and nothing from it is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from colossim.catalog.loader import data_path, label_key, load_models
 from colossim.catalog.schema import Accelerator, Alternative, Parameter, System
@@ -28,11 +28,12 @@ class Catalog:
         key = chip.strip().lower()
         if key in self.accelerators:
             return self.accelerators[key]
-        found = self.accelerator_labels().get(label_key(chip))
+        found = self.accelerator_labels.get(label_key(chip))
         if found is None:
             raise UnknownNameError("chip", chip, self.accelerators)
         return self.accelerators[found]
 
+    @cached_property
     def accelerator_labels(self) -> dict[str, str]:
         """Chip ids by the :func:`label_key` of each chip's id, name and aliases."""
         return {label_key(text): a.id for a in self.accelerators.values()

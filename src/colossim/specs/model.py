@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -335,6 +335,15 @@ class ModelCatalog:
     rows: dict[str, ModelRow]
     aliases: dict[str, str]
 
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        """Model ids by the :func:`label_key` of each row's id, name and aliases (first row wins)."""
+        keys: dict[str, str] = {}
+        for row in self.rows.values():
+            for text in (row.id, row.name, *row.alias_list):
+                keys.setdefault(label_key(text), row.id)
+        return keys
+
     def _key(self, name: str) -> str | None:
         key = name.strip().lower()
         key = self.aliases.get(key, key)
@@ -438,11 +447,7 @@ def catalog_id_for_label(label: str, cat: ModelCatalog | None = None) -> str | N
     parentheses or the text inside them equals a catalog id, name or alias once case, spaces and
     punctuation are ignored ("Llama 2 70B" -> llama2-70b, "GPT 175B (GPT-3)" -> gpt3-175b).  For
     the model names of published tables, which follow no naming scheme."""
-    cat = cat or load_model_catalog()
-    keys: dict[str, str] = {}
-    for row in cat.rows.values():
-        for text in (row.id, row.name, *row.alias_list):
-            keys.setdefault(label_key(text), row.id)
+    keys = (cat or load_model_catalog()).labels
     outside = re.sub(r"\([^)]*\)", " ", label)
     for part in (label, outside, *re.findall(r"\(([^)]*)\)", label)):
         key = label_key(part)
@@ -455,9 +460,9 @@ def name_by_label(model: Any, label: str | None, cat: ModelCatalog | None = None
     """A spec's ``model`` named after the catalog model ``label`` names (:func:`catalog_id_for_label`)
     when it is a mapping without a name and every shape field it gives (:data:`SHAPE_KEYS`,
     ``ffn_hidden``, ``vocab``; of the activation, whether it is gated) agrees with that model's;
-    otherwise ``model`` unchanged.  So a
-    published run's own model name settles what its shape leaves open: which of two models of one
-    shape it is (GPT-3 175B or OPT-175B), or the whole architecture when the spec gives none."""
+    otherwise ``model`` unchanged.  So a published run's own model name settles what its shape
+    leaves open: which of two models of one shape it is (GPT-3 175B or OPT-175B), or the whole
+    architecture when the spec gives none."""
     if not label or not isinstance(model, Mapping) or model.get("name"):
         return model
     cat = cat or load_model_catalog()

@@ -51,6 +51,19 @@ def test_bad_specs_are_one_line_exit_2(cli):
     assert "training.software" in err and "megatron-core-2024" in err
 
 
+def test_a_plan_space_left_empty_names_what_was_fixed_and_the_rules(cli):
+    # 24 GPUs at tp 2 leave dp 12, which no micro-batch fits into a 100-sequence batch
+    spec = {"model": "llama2-7b", "hardware": {"gpu": "h100-sxm", "count": 24},
+            "parallelism": {"tp": 2, "pp": 1}, "training": {"global_batch": 100}}
+    code, _, err = cli("train", "estimate", "-", input=yaml.safe_dump(spec))
+    assert code == 2 and err.strip().count("\n") == 0, err
+    assert "GPUs 24, global_batch 100" in err and "(fixed: tp 2, pp 1)" in err
+    assert "dp x micro_batch must divide global_batch" in err
+    spec["training"]["global_batch"] = 96  # 12 x 8: now there are plans
+    code, _, err = cli("train", "estimate", "-", input=yaml.safe_dump(spec))
+    assert code == 0, err
+
+
 def test_estimate_reports_the_software_stack(cli):
     code, out, err = cli("train", "estimate", "-", "--json", input=yaml.safe_dump(SPEC))
     assert code == 0, err

@@ -167,6 +167,10 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     return out
 
 
+#: Plan fields that set the shape of the search space (named in the error when nothing is left).
+PLAN_SHAPE_FIELDS = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
+
+
 def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> SearchResult:
     """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
     t0 = time.perf_counter()
@@ -175,9 +179,15 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
     plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len,
                             recompute_modes=stack.recompute_choices)
     if len(plans) == 0:
-        raise SpecError("no valid parallel plan: the fixed fields leave nothing to search "
-                        f"(GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
-                        f"layers {spec.model.layers}, heads {spec.model.heads})", field="parallelism")
+        given = {k: v for k, v in spec.parallelism.model_dump().items()
+                 if k in PLAN_SHAPE_FIELDS and v is not None}
+        fixed = ", ".join(f"{k} {v}" for k, v in given.items()) or "none"
+        raise SpecError(
+            f"no valid parallel plan for GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
+            f"layers {spec.model.layers}, heads {spec.model.heads} (fixed: {fixed}): tp must divide heads "
+            f"within the {spec.hardware.scaleup_domain_size}-GPU scale-up domain, pp must fit the layers "
+            "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, and dp x micro_batch "
+            "must divide global_batch", field="parallelism", value=given)
     if (stack.recompute_block and spec.parallelism.recompute is None
             and spec.parallelism.recompute_num_layers is None):
         plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)

@@ -162,6 +162,10 @@ def test_extra_steps_are_apart_and_converted_from_the_catalog_architecture():
         assert tokens == pytest.approx(r.tokens_per_s_per_gpu_measured, rel=1e-4), r.id
     res, _ = run_training_validation(show_progress=False, extra=True)
     assert all(x.error is not None for x in res)
+    # Llama 3 405B at 8,192 and 16,384 H100 (Meta's Table 4), runs the engine was never fitted to:
+    # -3.4 % and -2.3 % when added (session 12)
+    llama = [x for x in res if x.run.id.startswith("LLAMA3-405B")]
+    assert len(llama) == 2 and all(abs(x.error) <= 0.06 for x in llama)
 
 
 def test_regression_guard_as_published():

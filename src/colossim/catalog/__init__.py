@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
-from colossim.catalog.loader import data_path, label_key, load_models
+from colossim.catalog.loader import data_path, label_index, label_key, load_models
 from colossim.catalog.schema import Accelerator, Alternative, Parameter, System
 from colossim.errors import CatalogError, UnknownNameError
 
@@ -36,8 +36,7 @@ class Catalog:
     @cached_property
     def accelerator_labels(self) -> dict[str, str]:
         """Chip ids by the :func:`label_key` of each chip's id, name and aliases."""
-        return {label_key(text): a.id for a in self.accelerators.values()
-                for text in (a.id, a.name, *a.alias_list)}
+        return label_index(self.accelerators.values())
 
     def system(self, name: str) -> System:
         key = name.strip().lower()

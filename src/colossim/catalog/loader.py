@@ -50,6 +50,16 @@ def label_key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
+def label_index(rows) -> dict[str, str]:
+    """Row ids by the :func:`label_key` of each row's ``id``, ``name`` and ``alias_list`` (the first
+    row to claim a label keeps it)."""
+    index: dict[str, str] = {}
+    for row in rows:
+        for text in (row.id, row.name, *row.alias_list):
+            index.setdefault(label_key(text), row.id)
+    return index
+
+
 def _blank_to_none(row: dict[str, str]) -> dict[str, str | None]:
     return {k: (v if v != "" else None) for k, v in row.items()}
 

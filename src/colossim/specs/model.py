@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from colossim.catalog.loader import data_path, label_key, load_models, split_aliases
+from colossim.catalog.loader import data_path, label_index, label_key, load_models, split_aliases
 from colossim.errors import SpecError, UnknownNameError
 from colossim.specs._validation import validate_model
 
@@ -338,11 +338,7 @@ class ModelCatalog:
     @cached_property
     def labels(self) -> dict[str, str]:
         """Model ids by the :func:`label_key` of each row's id, name and aliases (first row wins)."""
-        keys: dict[str, str] = {}
-        for row in self.rows.values():
-            for text in (row.id, row.name, *row.alias_list):
-                keys.setdefault(label_key(text), row.id)
-        return keys
+        return label_index(self.rows.values())
 
     def _key(self, name: str) -> str | None:
         key = name.strip().lower()

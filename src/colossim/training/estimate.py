@@ -186,8 +186,8 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
             f"no valid parallel plan for GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
             f"layers {spec.model.layers}, heads {spec.model.heads} (fixed: {fixed}): tp must divide heads "
             f"within the {spec.hardware.scaleup_domain_size}-GPU scale-up domain, pp must fit the layers "
-            "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, and dp x micro_batch "
-            "must divide global_batch", field="parallelism", value=given)
+            "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
+            "and dp x micro_batch must divide global_batch", field="parallelism", value=given)
     if (stack.recompute_block and spec.parallelism.recompute is None
             and spec.parallelism.recompute_num_layers is None):
         plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)

@@ -143,3 +143,12 @@ def test_a_batched_gemm_pays_one_launch_and_fills_the_waves_across_the_batch():
     # a batch of tiny GEMMs that alone would fill a tenth of a wave runs at full waves together
     tiny = compute.shape_utilisation(128, 128, 4096, 108, batch=108)
     assert float(tiny) > 5 * float(compute.shape_utilisation(128, 128, 4096, 108))
+
+
+def test_fp8_cast_transpose_moves_four_bytes_per_element():
+    chip = load_catalog().accelerator("h100-sxm")
+    prof = default_profile("h100-sxm")
+    n = 1e9
+    expected = 4.0 * n / (chip.hbm_bytes_per_s * prof.memory_efficiency)
+    assert float(compute.fp8_cast_transpose_seconds(n, chip, prof)) == pytest.approx(expected)
+    assert compute.FP8_CAST_TRANSPOSE_BYTES_PER_ELEMENT == 4.0

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from colossim.training.pipeline import (
     bubble_fraction,
+    layers_on_last_stage,
     layers_on_slowest_stage,
     micro_batches_in_flight,
     p2p_exposed_transfers,
@@ -117,3 +118,28 @@ def test_unknown_schedule_is_refused():
 def test_dualpipe_hides_the_steady_state_send_recv():
     assert p2p_exposed_transfers(8, 1, 64, True, "dualpipe") == 2 * 7
     assert p2p_exposed_transfers(8, 1, 64, True, "1f1b") == 2 * (64 + 7)
+
+
+def test_last_stage_gives_up_layers_to_the_head():
+    # Llama 3 405B: 126 layers on 16 stages, a head worth 0.63 layers -> 7 on the last stage and
+    # 8 on the others (Dubey et al. 2024: one layer fewer on the last stage)
+    assert float(layers_on_last_stage(126, 16, 1.0, 0.63)) == 7
+    # a head worth three layers (DeepSeek-V3's bf16 head and MTP module) on 61 layers / 16 stages
+    assert float(layers_on_last_stage(61, 16, 1.0, 3.0)) == 1
+    # a light head keeps the even split; no balancing: the average share, fractional included
+    assert float(layers_on_last_stage(96, 8, 1.0, 0.35)) == 12
+    assert float(layers_on_last_stage(61, 16, 1.0, 3.0, balance=False)) == pytest.approx(61 / 16)
+    assert float(layers_on_last_stage(40, 1, 1.0, 5.0)) == 40  # one stage holds everything
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 64), st.floats(0.0, 20.0))
+def test_balanced_last_stage_never_slows_the_pipeline(layers, pp, head):
+    pp = min(pp, layers)
+    n_max = float(layers_on_slowest_stage(layers, pp))
+    k = float(layers_on_last_stage(layers, pp, 1.0, head))
+    even = max(n_max, layers / pp + head)
+    others = np.ceil((layers - k) / max(pp - 1, 1)) if pp > 1 else 0.0
+    assert k == int(k) and 1 <= k <= n_max
+    assert others <= n_max  # no other stage grows beyond ceil(L / p)
+    assert max(others, k + head) <= even + 1e-9

@@ -27,6 +27,7 @@ def test_import_matches_catalog_parameter_counts(fixture, catalog_id):
 def test_deepseek_is_mla_with_dense_first_layers():
     m = load_hf_config(HF / "deepseek-v3.json")
     assert (m.attention, m.first_dense_layers, m.shared_experts, m.top_k) == ("mla", 3, 1, 8)
+    assert m.mtp_modules == 1  # num_nextn_predict_layers
 
 
 def test_deepseek_group_limited_routing_is_read_only_where_the_method_limits_groups(tmp_path):

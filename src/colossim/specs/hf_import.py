@@ -69,6 +69,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
                  moe_ffn_hidden=_need(cfg, "moe_intermediate_size", path),
                  shared_experts=cfg.get("n_shared_experts") or 0,
                  first_dense_layers=cfg.get("first_k_dense_replace") or 0,
+                 mtp_modules=cfg.get("num_nextn_predict_layers") or 0,
                  **_routing_groups(cfg),
                  attention="mla", mla_q_lora_rank=cfg.get("q_lora_rank"),
                  mla_kv_lora_rank=_need(cfg, "kv_lora_rank", path),

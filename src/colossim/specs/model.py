@@ -82,6 +82,10 @@ class ModelSpec(BaseModel):
     mla_v_head_dim: int | None = Field(None, ge=1)
     tied_embeddings: bool = False
     parallel_block: bool = Field(False, description="attention and MLP in parallel (PaLM): one norm per block")
+    mtp_modules: int = Field(0, ge=0, description="multi-token-prediction modules trained with the model "
+                             "(DeepSeek-V3: 1), each a transformer block of the last layer's kind plus a "
+                             "2h x h projection, sharing the embedding and output head, run on the last "
+                             "pipeline stage after the main model; outside the parameter counts")
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     position: Literal["rope", "learned", "alibi", "none"] = "rope"
     bias: bool = Field(False, description="every linear layer (and LayerNorm) has a bias")
@@ -309,6 +313,7 @@ class ModelRow(BaseModel):
     mla_qk_nope_head_dim: int | None = None
     mla_v_head_dim: int | None = None
     parallel_block: bool = False
+    mtp_modules: int | None = None
     software: str | None = Field(None, description="the software stack of the model's developers' "
                                  "published training runs (software_stacks.csv); a training spec naming "
                                  "this model and no training.software gets it")

@@ -122,6 +122,13 @@ class ParallelPlan(BaseModel):
             "GEMMs fill the drain, Qi et al. 2023; DeepSeek-V2's HAI-LLM); 'dualpipe' (DeepSeek-V3: "
             "micro-batches fed from both ends, each GPU holding two stages; needs an even pp, vpp 1 "
             "and at least 2 pp micro-batches)"))
+    balance_stages: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] with uneven stages allowed, the "
+            "last pipeline stage may hold fewer layers to make room for the output head (Megatron-Core "
+            "--decoder-last-pipeline-num-layers; Llama 3 405B). false: the layers are split by count "
+            "alone, the head on top of the last stage's share (Megatron-LM 2021, DeepSpeed's pipeline)"))
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")

@@ -30,7 +30,8 @@ from colossim.specs.plan import EpCommOverlap, MoeDispatch, ParallelPlan, Pipeli
 
 #: The plan fields a stack decides when the spec leaves them out.
 STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
-               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp")
+               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
+               "balance_stages")
 
 
 class SoftwareStack(BaseModel):
@@ -65,6 +66,8 @@ class SoftwareStack(BaseModel):
     pipeline_schedule: PipelineSchedule = Field(description="the pipeline schedule: '1f1b' (interleaved "
                                                 "with vpp > 1), 'zb1p' (zero-bubble ZB-H1) or 'dualpipe' "
                                                 "(see colossim.training.pipeline)")
+    balance_stages: bool = Field(description="the last pipeline stage may give layers up to the others "
+                                 "to make room for the output head (see ParallelPlan.balance_stages)")
     default_for_chips_released_from: int | None = Field(
         None, ge=0, description="chips released in this year or later default to this stack (until a later "
         "stack's year); blank: never a chip's default (a model's catalog row may name it)")

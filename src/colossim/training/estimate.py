@@ -88,7 +88,8 @@ def make_context(spec, profile=None) -> StepContext:
                        moe_dispatch=spec.parallelism.moe_dispatch,
                        moe_fp8_dispatch=spec.parallelism.moe_fp8_dispatch,
                        ep_comm_overlap=spec.parallelism.ep_comm_overlap,
-                       pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b")
+                       pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b",
+                       balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages))
 
 
 def _memory(ctx: StepContext, plans: PlanArrays):

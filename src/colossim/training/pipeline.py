@@ -17,7 +17,8 @@ time of one micro-batch on one stage (all of its chunks).
   backward chunk of another: bubble = (p/2 - 1)(F&B + t_b - 3 t_w), where F&B, the overlapped
   pair, takes t_f + t_b of compute (the communication hides inside it).
 - Uneven stages (layers not divisible by p): every stage runs at the pace of the slowest stage, so
-  ``t_f``/``t_b`` are those of the stage with the most layers (plus the logits on the last stage).
+  ``t_f``/``t_b`` are those of the stage with the most layers (plus the logits on the last stage);
+  the last stage may hold fewer layers to make room for the logits (:func:`layers_on_last_stage`).
 
 Every function is vectorised: arguments may be numpy arrays (one element per plan).
 """
@@ -35,6 +36,43 @@ SCHEDULES = ("1f1b", "zb1p", "dualpipe")
 def layers_on_slowest_stage(layers: ArrayLike, pp: ArrayLike) -> np.ndarray:
     """Layers on the most loaded stage: ceil(L / p) (uneven stages run at the slowest stage's pace)."""
     return np.ceil(np.asarray(layers, dtype=float) / np.asarray(pp, dtype=float))
+
+
+def layers_on_last_stage(layers: ArrayLike, pp: ArrayLike, layer_seconds: ArrayLike,
+                         head_seconds: ArrayLike, balance: bool = True) -> np.ndarray:
+    """Layers the last stage keeps when it also runs the output head (logits and loss).
+
+    Without ``balance``: L / p, the average (a fractional count when p does not divide L, the
+    slowest stage's ceil(L / p) sets the pace anyway).  With it, the last stage gives up whole
+    layers to the others while that shortens the slowest stage: k layers on the last stage and at
+    most ceil(L / p) on each other, k minimising max(ceil((L - k) / (p - 1)) t, k t + H) for a layer
+    time t and head time H (the continuous optimum k* = (L - (p - 1) H / t) / p, then its two
+    integer neighbours), k no lower than L - (p - 1) ceil(L / p) so that no other stage grows.
+    That is Megatron-Core's ``--decoder-last-pipeline-num-layers`` and what Llama 3 405B did ("one
+    layer fewer on the first and last stages", Dubey et al. 2024, sec. 3.3.2)."""
+    L = np.asarray(layers, dtype=float)
+    p = np.asarray(pp, dtype=float)
+    avg = L / p
+    if not balance:
+        return np.broadcast_to(avg, np.broadcast(avg, layer_seconds, head_seconds).shape).copy()
+    t = np.maximum(np.asarray(layer_seconds, dtype=float), 1e-30)
+    h = np.asarray(head_seconds, dtype=float)
+    n_max = np.ceil(avg)
+    lo = np.maximum(L - (p - 1.0) * n_max, 1.0)
+    others = np.maximum(p - 1.0, 1.0)
+
+    def pace(k):
+        return np.maximum(np.ceil((L - k) / others) * t, k * t + h)
+
+    k_star = (L - (p - 1.0) * h / t) / p
+    best_k = np.clip(n_max, lo, n_max)
+    best = pace(best_k)
+    for k in (np.floor(k_star), np.floor(k_star) + 1.0):
+        k = np.clip(k, lo, n_max)
+        cand = pace(k)
+        better = cand < best
+        best_k, best = np.where(better, k, best_k), np.where(better, cand, best)
+    return np.where(p > 1, best_k, L)
 
 
 def bubble_slots(pp: ArrayLike, vpp: ArrayLike) -> np.ndarray:

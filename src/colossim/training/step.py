@@ -33,6 +33,7 @@ from colossim.cost.comm import ArrayLike
 from colossim.specs.plan import EpCommOverlap, MoeDispatch, PipelineSchedule
 from colossim.training import ops as O
 from colossim.training.pipeline import (
+    layers_on_last_stage,
     layers_on_slowest_stage,
     p2p_exposed_transfers,
     pipeline_step_seconds,
@@ -93,6 +94,38 @@ class StepContext:
     """What the expert all-to-all hides under (the plan's ``ep_comm_overlap``)."""
     pipeline_schedule: PipelineSchedule = "1f1b"
     """The pipeline schedule (the plan's ``pipeline_schedule``)."""
+    balance_stages: bool = True
+    """The last pipeline stage may hold fewer layers to make room for the logits (the plan's
+    ``uneven_stages``); false: every stage holds L / p layers."""
+
+
+#: Training precisions whose GEMMs run in a low-precision format that Transformer Engine casts
+#: to: each GEMM input and output gradient is cast with its transpose
+#: (:func:`colossim.cost.compute.fp8_cast_transpose_seconds`), each weight once per step.
+FP8_GEMM_PRECISIONS = ("fp8", "fp4")
+#: GEMMs that stay bf16 in an FP8 run.  Because: Transformer Engine's fp8 autocast covers the
+#: transformer layers' TE linear modules; Megatron-Core's output layer (a plain
+#: ColumnParallelLinear) and the MoE router (a torch linear, fp32 in DeepSeek-V3) run in bf16.
+BF16_GEMMS_UNDER_FP8 = ("logits", "router")
+#: GEMMs whose input an fp8-aware producer writes in fp8 itself: Transformer Engine's LayerNorm
+#: (LayerNormLinear / LayerNormMLP) and activation (fused GELU/SwiGLU + cast) kernels.  Only
+#: the transposed copy for the weight gradient is extra: read fp8 + write fp8^T (2 B) less the byte
+#: the producer saves by writing fp8 instead of bf16 = FP8_FUSED_CAST_BYTES per element.
+FP8_FUSED_INPUT_GEMMS = ("qkv", "q_proj", "q_down", "kv_down", "mlp_up", "shared_up",
+                         "mlp_down", "shared_down", "expert_down")
+#: GEMMs whose output gradient comes from the activation's backward, which Transformer Engine
+#: fuses with the cast and transpose (``cast_transpose_dbias_dgelu`` and kin).
+FP8_FUSED_GRAD_GEMMS = ("mlp_up", "shared_up", "expert_up")
+FP8_FUSED_CAST_BYTES = 1.0
+
+
+def _fp8_cast_seconds(n_elements, fused: bool, ctx: StepContext) -> np.ndarray:
+    """Seconds to bring ``n_elements`` of a GEMM operand to fp8 with its transpose: a fused
+    producer's extra byte per element, or a cast-transpose kernel of its own."""
+    chip = ctx.system.accelerator
+    if fused:
+        return K.memory_bound_seconds(n_elements * FP8_FUSED_CAST_BYTES, chip, ctx.profile)
+    return K.fp8_cast_transpose_seconds(n_elements, chip, ctx.profile)
 
 
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
@@ -103,9 +136,15 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
     fwd = bwd = attn_fwd = wgrad = 0.0
     for op in ops:
         if isinstance(op, O.Gemm):
-            f = K.gemm_seconds(op.m, op.n, op.k, prec, chip, ctx.profile, count=op.count)
-            w = K.gemm_seconds(op.k, op.n, op.m, prec, chip, ctx.profile, count=op.count)
-            b = K.gemm_seconds(op.m, op.k, op.n, prec, chip, ctx.profile, count=op.count) + w
+            low = prec in FP8_GEMM_PRECISIONS and op.name not in BF16_GEMMS_UNDER_FP8
+            p = prec if low or prec not in FP8_GEMM_PRECISIONS else "bf16"
+            f = K.gemm_seconds(op.m, op.n, op.k, p, chip, ctx.profile, count=op.count)
+            w = K.gemm_seconds(op.k, op.n, op.m, p, chip, ctx.profile, count=op.count)
+            b = K.gemm_seconds(op.m, op.k, op.n, p, chip, ctx.profile, count=op.count) + w
+            if low:  # the input (m x k) cast in forward, the output gradient (m x n) in backward
+                rows = np.asarray(op.m, dtype=float) * np.asarray(op.count, dtype=float)
+                f = f + _fp8_cast_seconds(rows * op.k, op.name in FP8_FUSED_INPUT_GEMMS, ctx)
+                b = b + _fp8_cast_seconds(rows * op.n, op.name in FP8_FUSED_GRAD_GEMMS, ctx)
             fwd, bwd, wgrad = fwd + f, bwd + b, wgrad + w
         elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
@@ -494,6 +533,29 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     return exposed + np.maximum(total - exposed, 0.0) * comm_sm_share(ctx)
 
 
+def _with_mtp(ctx: StepContext, plans: PlanArrays, head: dict[str, np.ndarray],
+              last_layer: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The last stage's head work with the model's multi-token-prediction modules added: each is a
+    transformer block of the last layer's kind (its compute and exposed TP / EP communication),
+    the projection of [norm(h); norm(embedding)] (2h) back to h, and the shared output head and loss
+    once more (DeepSeek-V3 report sec. 2.2; DualPipe keeps them with the output head on the last
+    stage, sec. 3.2.1).  Their weights and activations are left out of the memory model (one
+    block on the last stage, whose peak is below the first stage's in 1F1B)."""
+    m, tp = ctx.model, plans.tp
+    tokens = plans.micro_batch * ctx.seq_len / plans.cp
+    proj = _ops_seconds([O.Gemm("mtp_proj", tokens, m.hidden / tp, 2 * m.hidden)], ctx)
+    logits = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, tp, plans.cp,
+                                       plans.sequence_parallel), ctx)
+    comm = {"fwd": last_layer["tp_fwd"] + last_layer["ep_fwd"], "bwd": last_layer["tp_bwd"] + last_layer["ep_bwd"]}
+    block = {"fwd": last_layer["compute_fwd"] + comm["fwd"], "bwd": last_layer["compute_bwd"] + comm["bwd"],
+             "wgrad": last_layer["compute_wgrad"]}
+    n = float(m.mtp_modules)
+    out = {**head, **{k: head[k] + n * (block[k] + proj[k] + logits[k]) for k in ("fwd", "bwd", "wgrad")}}
+    # the block's exposed communication, which the step's compute breakdown leaves out
+    out["fwd_comm"], out["bwd_comm"] = n * comm["fwd"], n * comm["bwd"]
+    return out
+
+
 def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     """Step time and its breakdown for every plan (arrays, seconds per step)."""
     m = ctx.model
@@ -509,16 +571,20 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     layer = {k: per_layer(k) for k in keys}
     head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
                                      plans.sequence_parallel), ctx)
+    if m.mtp_modules:
+        head = _with_mtp(ctx, plans, head, per[kinds[-1][0]])
 
-    # Slowest stage: the one with ceil(L/p) layers, or the last stage (L/p layers + logits).
+    # Slowest stage: the one with ceil(L/p) layers, or the last stage (its layers + logits); with
+    # uneven stages allowed the last stage gives layers up to the others to absorb the logits.
+    f_layer = layer["compute_fwd"] + layer["tp_fwd"] + layer["cp_fwd"] + layer["ep_fwd"]
+    b_layer = layer["compute_bwd"] + layer["tp_bwd"] + layer["cp_bwd"] + layer["ep_bwd"]
     n_max = layers_on_slowest_stage(m.layers, plans.pp)
-    n_last = m.layers / plans.pp
+    n_last = layers_on_last_stage(m.layers, plans.pp, f_layer + b_layer, head["fwd"] + head["bwd"],
+                                  balance=ctx.balance_stages)
 
     def stage(per_layer_s: np.ndarray, head_s: np.ndarray) -> np.ndarray:
         return np.maximum(n_max * per_layer_s, n_last * per_layer_s + head_s)
 
-    f_layer = layer["compute_fwd"] + layer["tp_fwd"] + layer["cp_fwd"] + layer["ep_fwd"]
-    b_layer = layer["compute_bwd"] + layer["tp_bwd"] + layer["cp_bwd"] + layer["ep_bwd"]
     t_fwd = stage(f_layer, head["fwd"])
     t_bwd = stage(b_layer, head["bwd"])
     t_wgrad = stage(layer["compute_wgrad"], head["wgrad"])
@@ -552,8 +618,14 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
         """Seconds per step of per-layer terms on the slowest stage (no logits share)."""
         return n_micro * n_max * sum(layer[k] for k in keys)
 
-    compute = n_micro * (stage(layer["compute_fwd"], head["fwd"]) + stage(layer["compute_bwd"], head["bwd"]))
-    step = busy + bubble + p2p + dp + optimizer
+    # FP8: each local weight is cast (with its transpose) once per step and cached for the
+    # step's micro-batches (Transformer Engine's ``is_first_microbatch``)
+    weight_casts = (K.fp8_cast_transpose_seconds(params["total"], ctx.system.accelerator, ctx.profile)
+                    if ctx.precision in FP8_GEMM_PRECISIONS else np.zeros_like(busy))
+    compute = (n_micro * (stage(layer["compute_fwd"], head["fwd"] - head.get("fwd_comm", 0.0))
+                          + stage(layer["compute_bwd"], head["bwd"] - head.get("bwd_comm", 0.0)))
+               + weight_casts)
+    step = busy + bubble + p2p + dp + optimizer + weight_casts
     return {
         "step_time_s": step,
         "compute": compute,

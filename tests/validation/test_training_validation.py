@@ -59,16 +59,18 @@ def test_regression_guard_overall(results):
     # Session 11: MosaicML's MPT rows run their own stack (Composer FSDP with flash attention) on
     # A100s too, not the A100's 2021 default; the three A100 rows move from -6..-14 % to +12..+19 %,
     # the same optimism as their H100 rows: median 8.1 %, max 41.0 %, mean +7.9 %; A100 median
-    # 7.6 %, mean +10.4 %.
+    # 7.6 %, mean +10.4 %.  Session 13 (FP8 casts and a bf16 head, the last pipeline stage
+    # balanced against the head, DeepSeek-V3's MTP module): median 8.1 %, max 41.0 %, mean +7.5 %;
+    # H100 median 10.2 %, mean +3.3 %.
     # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.085
     assert stats["all"].max_abs <= 0.42
-    assert stats["all"].mean_signed <= 0.085
+    assert stats["all"].mean_signed <= 0.08
     assert stats["A100"].median_abs <= 0.085
     assert stats["A100"].mean_signed <= 0.11
-    assert stats["H100"].median_abs <= 0.12
+    assert stats["H100"].median_abs <= 0.11
     assert stats["H100"].max_abs <= 0.42
     assert abs(stats["H100"].mean_signed) <= 0.05
 
@@ -125,8 +127,8 @@ def test_moe_pretraining_run(results):
     # tokens/s/GPU.  Priced with Megatron-Core 2024's dispatcher (every copy, bf16, nothing
     # hidden) it came out at 629 (-59 %); node-limited routing with one copy per node, FP8
     # dispatch and DualPipe's overlap of the all-to-all bring it to -9 %, and DualPipe's own
-    # bubble (a third of 1F1B's, with two stages per GPU) to -3 % (the multi-token-prediction
-    # module left out).
+    # bubble (a third of 1F1B's, with two stages per GPU) to -3 %; FP8 casts, the bf16 output
+    # head, the multi-token-prediction module and a last stage balanced against them to +3 %.
     by_id, stats = results
     assert abs(by_id["DSV3-PRETRAIN-2048"].error) <= 0.07
     assert stats["MoE"].n == 1
@@ -173,7 +175,8 @@ def test_extra_steps_are_apart_and_converted_from_the_catalog_architecture():
     res, _ = run_training_validation(show_progress=False, extra=True)
     assert all(x.error is not None for x in res)
     # Llama 3 405B at 8,192 and 16,384 H100 (Meta's Table 4), runs the engine was never fitted to:
-    # -3.4 % and -2.3 % when added (session 12)
+    # -3.4 % and -2.3 % when added (session 12); +0.3 % and +1.5 % once the last stage gives a
+    # layer up to the head, as Meta's did (session 13)
     llama = [x for x in res if x.run.id.startswith("LLAMA3-405B")]
     assert len(llama) == 2 and all(abs(x.error) <= 0.06 for x in llama)
 
@@ -186,7 +189,8 @@ def test_regression_guard_as_published():
     # (OPT-175B, FSDP, written as a bare GPT-3 shape, so priced as 2021 DeepSpeed), mean +8.3 %.
     # Session 12, each row's own model name settling what its shape leaves open (OPT-175B is
     # metaseq's FSDP run, not GPT-3; NeMo's Llama 2 70B row, which gives no layers, is Llama 2
-    # 70B): 68 of 68, median 9.5 %, max 41.0 % (MPT-7B on H100), mean +8.8 %.
+    # 70B): 68 of 68, median 9.5 %, max 41.0 % (MPT-7B on H100), mean +8.8 %.  Session 13 (FP8
+    # casts, balanced last stage): median 9.1 %, mean +8.3 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
@@ -194,4 +198,4 @@ def test_regression_guard_as_published():
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
     assert stats["all"].median_abs <= 0.10
     assert stats["all"].max_abs <= 0.42
-    assert stats["all"].mean_signed <= 0.09
+    assert stats["all"].mean_signed <= 0.085

@@ -96,13 +96,13 @@ class StepContext:
     """The pipeline schedule (the plan's ``pipeline_schedule``)."""
     balance_stages: bool = True
     """The last pipeline stage may hold fewer layers to make room for the logits (the plan's
-    ``uneven_stages``); false: every stage holds L / p layers."""
+    ``balance_stages`` with ``uneven_stages``); false: it holds L / p layers."""
 
 
-#: Training precisions whose GEMMs run in a low-precision format that Transformer Engine casts
-#: to: each GEMM input and output gradient is cast with its transpose
+#: Training precisions whose GEMMs run in fp8, which Transformer Engine casts to: each GEMM input
+#: and output gradient is cast with its transpose
 #: (:func:`colossim.cost.compute.fp8_cast_transpose_seconds`), each weight once per step.
-FP8_GEMM_PRECISIONS = ("fp8", "fp4")
+FP8_GEMM_PRECISIONS = ("fp8",)
 #: GEMMs that stay bf16 in an FP8 run.  Because: Transformer Engine's fp8 autocast covers the
 #: transformer layers' TE linear modules; Megatron-Core's output layer (a plain
 #: ColumnParallelLinear) and the MoE router (a torch linear, fp32 in DeepSeek-V3) run in bf16.
@@ -116,6 +116,7 @@ FP8_FUSED_INPUT_GEMMS = ("qkv", "q_proj", "q_down", "kv_down", "mlp_up", "shared
 #: GEMMs whose output gradient comes from the activation's backward, which Transformer Engine
 #: fuses with the cast and transpose (``cast_transpose_dbias_dgelu`` and kin).
 FP8_FUSED_GRAD_GEMMS = ("mlp_up", "shared_up", "expert_up")
+#: Extra bytes per element of a fused cast (see FP8_FUSED_INPUT_GEMMS).
 FP8_FUSED_CAST_BYTES = 1.0
 
 

@@ -65,7 +65,7 @@ def layers_on_last_stage(layers: ArrayLike, pp: ArrayLike, layer_seconds: ArrayL
         return np.maximum(np.ceil((L - k) / others) * t, k * t + h)
 
     k_star = (L - (p - 1.0) * h / t) / p
-    best_k = np.clip(n_max, lo, n_max)
+    best_k = n_max  # the even split (lo <= n_max since p ceil(L / p) >= L)
     best = pace(best_k)
     for k in (np.floor(k_star), np.floor(k_star) + 1.0):
         k = np.clip(k, lo, n_max)

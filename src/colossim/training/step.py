@@ -545,13 +545,12 @@ def _with_mtp(ctx: StepContext, plans: PlanArrays, head: dict[str, np.ndarray],
     m, tp = ctx.model, plans.tp
     tokens = plans.micro_batch * ctx.seq_len / plans.cp
     proj = _ops_seconds([O.Gemm("mtp_proj", tokens, m.hidden / tp, 2 * m.hidden)], ctx)
-    logits = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, tp, plans.cp,
-                                       plans.sequence_parallel), ctx)
     comm = {"fwd": last_layer["tp_fwd"] + last_layer["ep_fwd"], "bwd": last_layer["tp_bwd"] + last_layer["ep_bwd"]}
     block = {"fwd": last_layer["compute_fwd"] + comm["fwd"], "bwd": last_layer["compute_bwd"] + comm["bwd"],
              "wgrad": last_layer["compute_wgrad"]}
     n = float(m.mtp_modules)
-    out = {**head, **{k: head[k] + n * (block[k] + proj[k] + logits[k]) for k in ("fwd", "bwd", "wgrad")}}
+    # ``head`` is the main model's logits and loss: each module runs them once more
+    out = {**head, **{k: (1.0 + n) * head[k] + n * (block[k] + proj[k]) for k in ("fwd", "bwd", "wgrad")}}
     # the block's exposed communication, which the step's compute breakdown leaves out
     out["fwd_comm"], out["bwd_comm"] = n * comm["fwd"], n * comm["bwd"]
     return out

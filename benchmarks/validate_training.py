@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from colossim.cli.validate import print_training_table, run_training_validation
+from colossim.cli.validate import print_extra_training_table, print_training_table, run_training_validation
 
 if __name__ == "__main__":
     trust = sys.argv[sys.argv.index("--trust") + 1] if "--trust" in sys.argv else None
@@ -14,6 +14,4 @@ if __name__ == "__main__":
     print_training_table(results, stats)
     extra, extra_stats = run_training_validation(trust, extra=True)
     if extra:
-        print_training_table(extra, extra_stats,
-                             title="Other published steps (not in the reference set, outside the targets)",
-                             stats_title="Error by group, other published steps")
+        print_extra_training_table(extra, extra_stats)

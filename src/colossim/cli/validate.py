@@ -78,6 +78,13 @@ def print_training_table(results, stats, title: str = "Training: predicted vs pu
     print_group_stats(stats_title, stats)
 
 
+def print_extra_training_table(results, stats) -> None:
+    """The published steps outside the reference set, apart and outside the targets."""
+    print_training_table(results, stats,
+                         title="Other published steps (not in the reference set, outside the targets)",
+                         stats_title="Error by group, other published steps")
+
+
 @app.command("training")
 def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON."),
                  trust: str | None = typer.Option(None, help="Only runs of these trust levels, e.g. A or AB."),
@@ -105,9 +112,7 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
         return
     print_training_table(results, stats)
     if extra:
-        print_training_table(extra, extra_stats,
-                             title="Other published steps (not in the reference set, outside the targets)",
-                             stats_title="Error by group, other published steps")
+        print_extra_training_table(extra, extra_stats)
 
 
 def run_serving_validation(trust: str | None = None, show_progress: bool = True):

@@ -283,6 +283,38 @@ def test_tp_overlap_hides_most_but_not_all_tp_communication():
                     ).time_breakdown_s["tp_comm"] == pytest.approx(estimate(load_spec(no_sp)).time_breakdown_s["tp_comm"])
 
 
+def test_tp_overlap_chunks_cost_gemm_efficiency():
+    """The overlapped GEMMs run in chunks (tp ring-exchange steps, USERBUFFERS_PIPELINE_SPLITS
+    pipelined ones): the forward pays the four chunked GEMMs, the backward only the two
+    ring-exchange data gradients, and each equals s chunk GEMMs minus the whole one."""
+    from colossim.cost import compute as K
+    from colossim.training import ops as O
+    from colossim.training import step as S
+
+    spec = load_spec({**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "tp": 8, "dp": 8}})
+    ctx = make_context(spec)
+    chip, prof = ctx.system.accelerator, ctx.profile
+    ops = O.layer_ops(spec.model, 1, 8192, np.array([8.0]), np.array([1.0]), np.array([1.0]),
+                      np.array([True]))
+    gemms = {op.name: op for op in ops if isinstance(op, O.Gemm)}
+
+    def lost(op, s, dgrad=False):
+        n, k = (op.k, op.n) if dgrad else (op.n, op.k)
+        whole = K.gemm_seconds(op.m, n, k, "bf16", chip, prof)
+        return float(np.ravel(s * K.gemm_seconds(np.asarray(op.m) / s, n, k, "bf16", chip, prof) - whole)[0])
+
+    fwd = float(S.tp_overlap_chunk_seconds(ctx, ops, np.array([8.0]), backward=False)[0])
+    bwd = float(S.tp_overlap_chunk_seconds(ctx, ops, np.array([8.0]), backward=True)[0])
+    splits = S.USERBUFFERS_PIPELINE_SPLITS
+    assert fwd == pytest.approx(lost(gemms["qkv"], 8) + lost(gemms["mlp_up"], 8)
+                                + lost(gemms["out_proj"], splits) + lost(gemms["mlp_down"], splits))
+    assert bwd == pytest.approx(lost(gemms["out_proj"], 8, True) + lost(gemms["mlp_down"], 8, True))
+    assert fwd > 0 and bwd > 0
+    # 1/tp of 8192 tokens is a smaller GEMM: more chunks lose more
+    assert float(S.tp_overlap_chunk_seconds(ctx, ops, np.array([2.0]), backward=True)[0]) < bwd
+    assert float(S.tp_overlap_chunk_seconds(ctx, ops, np.array([1.0]), backward=False)[0]) == 0.0
+
+
 @pytest.mark.parametrize("zero", [0, 1, 3])
 def test_hidden_dp_traffic_slows_compute_by_the_sms_nccl_holds(monkeypatch, zero):
     from colossim.training import step as S

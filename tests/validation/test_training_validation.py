@@ -61,18 +61,21 @@ def test_regression_guard_overall(results):
     # the same optimism as their H100 rows: median 8.1 %, max 41.0 %, mean +7.9 %; A100 median
     # 7.6 %, mean +10.4 %.  Session 13 (FP8 casts and a bf16 head, the last pipeline stage
     # balanced against the head, DeepSeek-V3's MTP module): median 8.1 %, max 41.0 %, mean +7.5 %;
-    # H100 median 10.2 %, mean +3.3 %.
+    # H100 median 10.2 %, mean +3.3 %.  Session 14: the eleven Megatron-Core rows run with the
+    # TP communication overlap their source names (--tp-comm-overlap), and the overlapped GEMMs
+    # pay for running in chunks: median 8.1 %, max 41.0 %, mean +8.8 %; H100 median 11.3 %, mean
+    # +6.5 % -- the H100 optimism the missing overlap had hidden (see README).
     # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.085
     assert stats["all"].max_abs <= 0.42
-    assert stats["all"].mean_signed <= 0.08
+    assert stats["all"].mean_signed <= 0.09
     assert stats["A100"].median_abs <= 0.085
     assert stats["A100"].mean_signed <= 0.11
-    assert stats["H100"].median_abs <= 0.11
+    assert stats["H100"].median_abs <= 0.12
     assert stats["H100"].max_abs <= 0.42
-    assert abs(stats["H100"].mean_signed) <= 0.05
+    assert abs(stats["H100"].mean_signed) <= 0.07
 
 
 def test_rows_name_the_catalog_model_they_ran():
@@ -86,6 +89,18 @@ def test_rows_name_the_catalog_model_they_ran():
     megatron = [r for r in named if r.id.startswith(("NAR21-", "KOR22-"))]
     assert len(megatron) == 31
     assert all(resolve_model(r.spec["model"]).dropout for r in megatron)
+
+
+def test_rows_whose_source_overlaps_tp_communication_run_with_it():
+    # The Megatron-Core rows' source ran with --tp-comm-overlap; the shared schema has no column
+    # for it, so the row's spec sets tp_overlap (and nothing else does).
+    import json
+
+    rows = validation_runs()
+    documented = {r.id for r in rows if "--tp-comm-overlap" in (r.notes or "")}
+    assert len(documented) == 11
+    overlapped = {r.id for r in rows if json.loads(r.spec_json)["parallelism"].get("tp_overlap")}
+    assert overlapped == documented
 
 
 def test_unoverlapped_gradient_all_reduce_costs_time(results):

@@ -174,6 +174,12 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
 #: "rs" overlaps; the ring-exchange all-gathers move data with the copy engines and take none).
 USERBUFFERS_RS_SMS = 16
 
+#: Chunks the pipelined ("pipeline" method) reduce-scatter overlap splits its GEMM into along the
+#: tokens.  Source: Transformer Engine userbuffers, ``num_splits`` 4 for ``proj_fprop`` and
+#: ``fc2_fprop`` in its default configuration and in NeMo's per-model ``ub_cfg`` files.  The
+#: ring-exchange all-gathers split theirs into tp chunks (one per rank's shard of the tokens).
+USERBUFFERS_PIPELINE_SPLITS = 4
+
 #: GEMM pairs of TP communication overlap, per layer and pass: (collective, GEMM it hides under).
 #: Forward: the sequence-parallel all-gather before the QKV / MLP-up GEMM runs as tp ring steps
 #: each hidden under a 1/tp chunk of that GEMM, and the reduce-scatter after the output /
@@ -185,16 +191,46 @@ TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down")), ("re
                     ("reduce_scatter", ("mlp_down", "shared_down")))
 
 
+def tp_overlap_chunk_seconds(ctx: StepContext, ops, tp: np.ndarray, backward: bool) -> np.ndarray:
+    """Time the overlapped GEMMs of one layer lose by running in chunks (one pass).
+
+    Forward: the all-gather side (QKV, MLP-up) runs as tp ring-exchange steps, each a GEMM on
+    1/tp of the tokens; the reduce-scatter side (output projection, MLP-down) is pipelined in
+    ``USERBUFFERS_PIPELINE_SPLITS`` chunks.  Backward: the data-gradient GEMMs of the output
+    projection and MLP-down need the all-gathered output gradient, so they run as tp ring-exchange
+    chunks; those of QKV and MLP-up overlap in bulk with whole GEMMs (Transformer Engine
+    userbuffers methods ``ring_exchange`` / ``pipeline`` / ``bulk``).  A chunk of m / s rows is a
+    smaller, less efficient GEMM (compute.gemm_efficiency): s chunks cost more than the whole."""
+    chip, prof = ctx.system.accelerator, ctx.profile
+    n = np.maximum(np.asarray(tp, dtype=float), 1.0)
+    out = np.zeros_like(n)
+    for kind, names in TP_OVERLAP_PAIRS:
+        if backward and kind == "all_gather":
+            continue  # bulk overlap: whole GEMMs
+        splits = n if (backward or kind == "all_gather") else np.minimum(USERBUFFERS_PIPELINE_SPLITS, n)
+        for op in ops:
+            if not (isinstance(op, O.Gemm) and op.name in names):
+                continue
+            # the data gradient of (m x k) @ (k x n) is (m x n) @ (n x k)
+            gn, gk = (op.k, op.n) if backward else (op.n, op.k)
+            whole = K.gemm_seconds(op.m, gn, gk, ctx.precision, chip, prof, count=op.count)
+            chunk = K.gemm_seconds(np.asarray(op.m, dtype=float) / splits, gn, gk, ctx.precision,
+                                   chip, prof, count=op.count)
+            out = out + np.maximum(splits * chunk - whole, 0.0)
+    return out
+
+
 def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather: np.ndarray,
-                               reduce_scatter: np.ndarray) -> np.ndarray:
+                               reduce_scatter: np.ndarray, backward: bool = False) -> np.ndarray:
     """Exposed TP communication of one layer and one pass with TP overlap (sequence parallel).
 
     Each collective C is split into tp chunks pipelined with tp chunks of its GEMM G: the first
     chunk cannot be hidden (C / tp), the rest hides under the GEMM as far as it lasts
     (max(C - G, 0) beyond it), and while the reduce-scatter runs it holds ``USERBUFFERS_RS_SMS``
-    of the chip's SMs, slowing the GEMM by that share of the overlapped time.  GEMMs are priced
-    whole (the chunks' lower efficiency is the first-chunk term's order of magnitude).
-    ``all_gather`` / ``reduce_scatter``: the seconds of one such TP collective of the layer."""
+    of the chip's SMs, slowing the GEMM by that share of the overlapped time.  The chunked GEMMs'
+    lost efficiency (:func:`tp_overlap_chunk_seconds`) is charged here too: it is the price of
+    the overlap.  ``all_gather`` / ``reduce_scatter``: the seconds of one such TP collective of
+    the layer."""
     chip, prof = ctx.system.accelerator, ctx.profile
     n = np.maximum(np.asarray(tp, dtype=float), 1.0)
     sms = prof.gemm_params(ctx.precision).sm_count
@@ -210,7 +246,7 @@ def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather
         hidden = np.minimum(c * (n - 1.0) / n, g)
         slowdown = hidden * USERBUFFERS_RS_SMS / sms if kind == "reduce_scatter" else 0.0
         out = out + c / n + np.maximum(c * (n - 1.0) / n - g, 0.0) + slowdown
-    return np.asarray(out, dtype=float)
+    return np.asarray(out + tp_overlap_chunk_seconds(ctx, ops, tp, backward), dtype=float)
 
 
 #: Bytes per element of an FP8 dispatch: one e4m3 byte plus one fp32 scale per 128 elements.
@@ -327,9 +363,9 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tp_one = np.where(sp, ag + rs, ar)
     tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)
     use = plans.tp_overlap & sp & (tp > 1)
-    tp_exposed_fwd = (np.where(use, tp_overlap_exposed_seconds(ctx, ops, tp, ag, rs), tp_fwd)
-                      if use.any() else tp_fwd)
-    tp_exposed_bwd = tp_exposed_fwd
+    tp_exposed_fwd, tp_exposed_bwd = (
+        (np.where(use, tp_overlap_exposed_seconds(ctx, ops, tp, ag, rs, backward=b), tp_fwd)
+         for b in (False, True)) if use.any() else (tp_fwd, tp_fwd))
     tp_recompute = full_share * tp_exposed_fwd
 
     # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),

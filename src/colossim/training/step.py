@@ -129,6 +129,14 @@ def _fp8_cast_seconds(n_elements, fused: bool, ctx: StepContext) -> np.ndarray:
     return K.fp8_cast_transpose_seconds(n_elements, chip, ctx.profile)
 
 
+def _gemm_precision(name: str, ctx: StepContext) -> str:
+    """The precision GEMM ``name`` runs at: the training precision, except the GEMMs that stay bf16
+    in an FP8 run (:data:`BF16_GEMMS_UNDER_FP8`)."""
+    if ctx.precision in FP8_GEMM_PRECISIONS and name in BF16_GEMMS_UNDER_FP8:
+        return "bf16"
+    return ctx.precision
+
+
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
     """Forward and backward seconds of a list of ops (per GPU, one micro-batch), the attention
     core's forward, and ``wgrad``: the weight-gradient GEMMs, part of the backward."""
@@ -137,8 +145,8 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
     fwd = bwd = attn_fwd = wgrad = 0.0
     for op in ops:
         if isinstance(op, O.Gemm):
-            low = prec in FP8_GEMM_PRECISIONS and op.name not in BF16_GEMMS_UNDER_FP8
-            p = prec if low or prec not in FP8_GEMM_PRECISIONS else "bf16"
+            p = _gemm_precision(op.name, ctx)
+            low = p in FP8_GEMM_PRECISIONS
             f = K.gemm_seconds(op.m, op.n, op.k, p, chip, ctx.profile, count=op.count)
             w = K.gemm_seconds(op.k, op.n, op.m, p, chip, ctx.profile, count=op.count)
             b = K.gemm_seconds(op.m, op.k, op.n, p, chip, ctx.profile, count=op.count) + w
@@ -213,29 +221,30 @@ def tp_overlap_chunk_seconds(ctx: StepContext, ops, tp: np.ndarray, backward: bo
                 continue
             # the data gradient of (m x k) @ (k x n) is (m x n) @ (n x k)
             gn, gk = (op.k, op.n) if backward else (op.n, op.k)
-            whole = K.gemm_seconds(op.m, gn, gk, ctx.precision, chip, prof, count=op.count)
-            chunk = K.gemm_seconds(np.asarray(op.m, dtype=float) / splits, gn, gk, ctx.precision,
-                                   chip, prof, count=op.count)
+            p = _gemm_precision(op.name, ctx)
+            whole = K.gemm_seconds(op.m, gn, gk, p, chip, prof, count=op.count)
+            chunk = K.gemm_seconds(np.asarray(op.m, dtype=float) / splits, gn, gk, p, chip, prof,
+                                   count=op.count)
             out = out + np.maximum(splits * chunk - whole, 0.0)
     return out
 
 
 def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather: np.ndarray,
-                               reduce_scatter: np.ndarray, backward: bool = False) -> np.ndarray:
+                               reduce_scatter: np.ndarray) -> np.ndarray:
     """Exposed TP communication of one layer and one pass with TP overlap (sequence parallel).
 
     Each collective C is split into tp chunks pipelined with tp chunks of its GEMM G: the first
     chunk cannot be hidden (C / tp), the rest hides under the GEMM as far as it lasts
     (max(C - G, 0) beyond it), and while the reduce-scatter runs it holds ``USERBUFFERS_RS_SMS``
     of the chip's SMs, slowing the GEMM by that share of the overlapped time.  The chunked GEMMs'
-    lost efficiency (:func:`tp_overlap_chunk_seconds`) is charged here too: it is the price of
-    the overlap.  ``all_gather`` / ``reduce_scatter``: the seconds of one such TP collective of
-    the layer."""
+    lost efficiency is per pass (:func:`tp_overlap_chunk_seconds`; the caller adds it).
+    ``all_gather`` / ``reduce_scatter``: the seconds of one such TP collective of the layer."""
     chip, prof = ctx.system.accelerator, ctx.profile
     n = np.maximum(np.asarray(tp, dtype=float), 1.0)
     sms = prof.gemm_params(ctx.precision).sm_count
     colls = {"all_gather": all_gather, "reduce_scatter": reduce_scatter}
-    gemm = {op.name: K.gemm_seconds(op.m, op.n, op.k, ctx.precision, chip, prof, count=op.count)
+    gemm = {op.name: K.gemm_seconds(op.m, op.n, op.k, _gemm_precision(op.name, ctx), chip, prof,
+                                    count=op.count)
             for op in ops if isinstance(op, O.Gemm)}
     out = 0.0
     for kind, names in TP_OVERLAP_PAIRS:
@@ -246,7 +255,7 @@ def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather
         hidden = np.minimum(c * (n - 1.0) / n, g)
         slowdown = hidden * USERBUFFERS_RS_SMS / sms if kind == "reduce_scatter" else 0.0
         out = out + c / n + np.maximum(c * (n - 1.0) / n - g, 0.0) + slowdown
-    return np.asarray(out + tp_overlap_chunk_seconds(ctx, ops, tp, backward), dtype=float)
+    return np.asarray(out, dtype=float)
 
 
 #: Bytes per element of an FP8 dispatch: one e4m3 byte plus one fp32 scale per 128 elements.
@@ -363,9 +372,13 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tp_one = np.where(sp, ag + rs, ar)
     tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)
     use = plans.tp_overlap & sp & (tp > 1)
-    tp_exposed_fwd, tp_exposed_bwd = (
-        (np.where(use, tp_overlap_exposed_seconds(ctx, ops, tp, ag, rs, backward=b), tp_fwd)
-         for b in (False, True)) if use.any() else (tp_fwd, tp_fwd))
+    tp_exposed_fwd = tp_exposed_bwd = tp_fwd
+    if use.any():
+        # the collectives' exposure is the same both passes; the chunked GEMMs differ
+        overlapped = tp_overlap_exposed_seconds(ctx, ops, tp, ag, rs)
+        tp_exposed_fwd, tp_exposed_bwd = (
+            np.where(use, overlapped + tp_overlap_chunk_seconds(ctx, ops, tp, backward=b), tp_fwd)
+            for b in (False, True))
     tp_recompute = full_share * tp_exposed_fwd
 
     # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),

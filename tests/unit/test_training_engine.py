@@ -114,22 +114,41 @@ def test_plan_arrays_roundtrip():
     assert np.array_equal(PlanArrays.from_dicts([d]).tp, p.tp)
 
 
-def test_zero3_fetches_per_layer_fsdp_vs_deepspeed():
-    # PyTorch FSDP: one flat all-gather per layer; DeepSpeed ZeRO-3 (2021): one per parameter tensor
-    from colossim.training.step import zero3_fetches_per_layer
+def test_zero3_collectives_per_layer_fsdp_vs_deepspeed():
+    """PyTorch FSDP: one flat all-gather and one reduce-scatter per layer.  DeepSpeed ZeRO-3 (2021):
+    one per parameter tensor, except that tensors under its persistence threshold (1e5 elements)
+    stay gathered after their first use and are never fetched again; every tensor's gradient is
+    still reduce-scattered on its own."""
+    from colossim.specs.model import resolve_model
+    from colossim.training.step import zero3_fetches_per_layer, zero3_reductions_per_layer
 
-    class Act:
-        def __init__(self, gated):
-            self.gated = gated
+    both = np.array([True, False])
+    # GPT-3 175B: 2 LayerNorms (w, b), fused QKV + output projection, fc1 + fc2, all with biases;
+    # every vector (12288 ... 49152 elements) is persistent: the 4 weight matrices are fetched
+    gpt = resolve_model("gpt3-175b")
+    assert list(zero3_fetches_per_layer(gpt, both)) == [1.0, 4.0]
+    assert list(zero3_reductions_per_layer(gpt, both)) == [1.0, 12.0]
+    # Llama 2 7B: 2 RMSNorm weights, QKV + output, gate, up, down; no biases
+    llama = resolve_model("llama2-7b")
+    assert list(zero3_fetches_per_layer(llama, both)) == [1.0, 5.0]
+    assert list(zero3_reductions_per_layer(llama, both)) == [1.0, 7.0]
+    # a 102400-wide fc1 bias reaches the threshold on one GPU, not when split over tp = 2
+    wide = resolve_model({"layers": 2, "hidden": 25600, "ffn_hidden": 102400, "heads": 160, "kv_heads": 160,
+                          "vocab": 51200, "seq_len": 2048, "activation": "gelu", "bias": True,
+                          "norm": "layernorm"})
+    assert list(zero3_fetches_per_layer(wide, np.array([False, False]), np.array([1, 2]))) == [5.0, 4.0]
 
-    class GPT:  # 2 LayerNorms (w, b), fused QKV + output projection, fc1 + fc2, all with biases
-        attention, norms_per_layer, bias, norm, activation = "mha", 2, True, "layernorm", Act(False)
 
-    class Llama:  # 2 RMSNorms (w), QKV + output, gate, up, down; no biases
-        attention, norms_per_layer, bias, norm, activation = "mha", 2, False, "rmsnorm", Act(True)
+def test_deepspeed_list_collectives_copy_once_per_rank():
+    # PyTorch's NCCL group of 2021 copied each of the group's slices around a list collective
+    from colossim.training.step import list_collective_copy_seconds
 
-    assert list(zero3_fetches_per_layer(GPT, np.array([True, False]))) == [1.0, 12.0]
-    assert list(zero3_fetches_per_layer(Llama, np.array([True, False]))) == [1.0, 7.0]
+    ctx = make_context(load_spec({"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 64},
+                                  "training": {"global_batch": 64}}))
+    launch = ctx.profile.gemm_params(ctx.precision).launch_seconds
+    assert 1e-6 < launch < 1e-4
+    t = list_collective_copy_seconds(ctx, np.array([64, 1536]), np.array([100, 100]))
+    assert t == pytest.approx([100 * 64 * launch, 100 * 1536 * launch])
 
 
 def test_waiting_for_zero3_gathers_adds_them_to_the_step():
@@ -161,16 +180,19 @@ def test_deepspeed_zero3_is_slower_than_fsdp_at_scale_and_holds_less_gathered():
     assert ds.parallelism["fsdp"] is False and fsdp.parallelism["fsdp"] is True
 
 
-def test_deepspeed_full_recompute_gathers_the_weights_a_third_time():
-    """Waited-on gathers (no overlap): a DeepSpeed ZeRO-3 micro-batch with full recompute gathers
-    the weights three times (forward, recompute, backward), without recompute twice.  The
-    difference is one pass of per-tensor all-gathers: (12 per GPT layer with biases and layernorm
-    + 1 for the embedding) collectives over the local bf16 weights.  FSDP reuses its
-    pre-backward gather: no difference."""
+@pytest.mark.parametrize("hidden, again_calls, again_bytes", [(4096, 0.0, 0.0), (12288, 0.75, 2 / 3)])
+def test_deepspeed_full_recompute_fetches_again_what_it_released(hidden, again_calls, again_bytes):
+    """Waited-on gathers (no overlap).  Without recompute a DeepSpeed ZeRO-3 micro-batch gathers the
+    weights twice (forward, backward).  Under full recompute the backward's recompute forward
+    gathers them, and the backward proper fetches again only the weights DeepSpeed released: those
+    with 2 x the later weights' elements at or above its reuse distance, 1e9.  A 4096-wide GPT layer
+    keeps all four weight matrices: no extra traffic.  A 12288-wide one (GPT-3 175B) keeps fc2
+    only: 3 of its 4 weight gathers, 2/3 of its bytes (QKV 3h^2 + output h^2 + fc1 4h^2 of 12h^2),
+    each with its per-rank copies.  FSDP reuses its pre-backward gather: no difference."""
     from colossim.cost import comm
-    from colossim.training.step import PARAM_GATHER_BYTES
+    from colossim.training.step import PARAM_GATHER_BYTES, deepspeed_backward_refetch
 
-    base = {"model": {"layers": 24, "hidden": 4096, "ffn_hidden": 16384, "heads": 32, "kv_heads": 32,
+    base = {"model": {"layers": 4, "hidden": hidden, "ffn_hidden": 4 * hidden, "heads": 32, "kv_heads": 32,
                       "vocab": 51200, "seq_len": 2048, "activation": "gelu", "bias": True,
                       "norm": "layernorm"},
             "hardware": {"gpu": "a100-80gb-sxm", "count": 256},
@@ -184,13 +206,19 @@ def test_deepspeed_full_recompute_gathers_the_weights_a_third_time():
         return estimate(spec).time_breakdown_s["dp_comm"], spec
 
     ds_full, spec = dp_comm("full", False)
-    ds_sel, _ = dp_comm("none", False)
+    ds_none, _ = dp_comm("none", False)
+    calls, share = deepspeed_backward_refetch(spec.model, 1)
+    assert (float(calls), float(share)) == pytest.approx((again_calls, again_bytes))
     ctx = make_context(spec)
-    fetches = 24 * 12 + 1
+    fetches = 4 * 4 + 1  # the 4 weight matrices per layer (the vectors persist) + the embedding
     weight_bytes = spec.model.params_total * PARAM_GATHER_BYTES
-    one_pass = fetches * float(comm.all_gather_seconds(weight_bytes / fetches, 256, ctx.network, ctx.profile))
+    extra = 0.0
+    if again_calls:
+        n = fetches * again_calls
+        extra = n * (float(comm.all_gather_seconds(weight_bytes * again_bytes / n, 256, ctx.network, ctx.profile))
+                     + 256 * ctx.profile.gemm_params(ctx.precision).launch_seconds)
     micro_batches = 512 / 256
-    assert ds_full - ds_sel == pytest.approx(micro_batches * one_pass, rel=1e-6)
+    assert ds_full - ds_none == pytest.approx(micro_batches * extra, rel=1e-5, abs=1e-9)
     assert dp_comm("full", True)[0] == pytest.approx(dp_comm("none", True)[0])
 
 

@@ -64,15 +64,18 @@ def test_regression_guard_overall(results):
     # H100 median 10.2 %, mean +3.3 %.  Session 14: the eleven Megatron-Core rows run with the
     # TP communication overlap their source names (--tp-comm-overlap), and the overlapped GEMMs
     # pay for running in chunks: median 8.1 %, max 41.0 %, mean +8.8 %; H100 median 11.3 %, mean
-    # +6.5 % -- the H100 optimism the missing overlap had hidden (see README).
+    # +6.5 % -- the H100 optimism the missing overlap had hidden (see README).  Session 15:
+    # DeepSpeed ZeRO-3 as its 2021 code ran (persistent small tensors, per-tensor reduce-scatters,
+    # reuse distance, per-rank copies of the list collectives): median 7.6 %, max 41.0 %, mean
+    # +7.9 %; A100 median 7.5 %, mean +9.0 %.
     # Guards = reached + a small margin.
     _, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.085
+    assert stats["all"].median_abs <= 0.08
     assert stats["all"].max_abs <= 0.42
-    assert stats["all"].mean_signed <= 0.09
-    assert stats["A100"].median_abs <= 0.085
-    assert stats["A100"].mean_signed <= 0.11
+    assert stats["all"].mean_signed <= 0.085
+    assert stats["A100"].median_abs <= 0.08
+    assert stats["A100"].mean_signed <= 0.10
     assert stats["H100"].median_abs <= 0.12
     assert stats["H100"].max_abs <= 0.42
     assert abs(stats["H100"].mean_signed) <= 0.07
@@ -128,9 +131,10 @@ def test_nemotron_throughput_falls_with_data_parallel_size(results):
 
 def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     # Narayanan et al. 2021 Table 2: DeepSpeed ZeRO-3, GPT-3 175B, global batch 1536: per-GPU
-    # throughput falls as GPUs double (per-tensor gathers, each with its ring latency, waited for,
-    # three per micro-batch under full recompute).  The 175B rows are within 20 %; the 530B rows
-    # are still optimistic (see README).
+    # throughput falls as GPUs double (per-tensor gathers, each with its ring latency and one
+    # host-side copy per rank, waited for; the recompute forward gathers again and the backward
+    # fetches what DeepSpeed released).  The 175B rows are within 20 %; the 530B rows are still
+    # optimistic (+19 ... +29 %, see README).
     by_id, _ = results
     tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ("NAR21-T2-Z3-02", "NAR21-T2-Z3-03")]
     assert tps[1] < 0.8 * tps[0]
@@ -205,12 +209,13 @@ def test_regression_guard_as_published():
     # Session 12, each row's own model name settling what its shape leaves open (OPT-175B is
     # metaseq's FSDP run, not GPT-3; NeMo's Llama 2 70B row, which gives no layers, is Llama 2
     # 70B): 68 of 68, median 9.5 %, max 41.0 % (MPT-7B on H100), mean +8.8 %.  Session 13 (FP8
-    # casts, balanced last stage): median 9.1 %, mean +8.3 %.
+    # casts, balanced last stage): median 9.1 %, mean +8.3 %.  Session 15 (DeepSpeed ZeRO-3 as its
+    # 2021 code ran): median 9.0 %, mean +7.3 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
     by_id = {r.run.id: r for r in res}
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
-    assert stats["all"].median_abs <= 0.10
+    assert stats["all"].median_abs <= 0.095
     assert stats["all"].max_abs <= 0.42
-    assert stats["all"].mean_signed <= 0.085
+    assert stats["all"].mean_signed <= 0.08

@@ -43,7 +43,7 @@ PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
 class ParallelPlan(BaseModel):
     """A (possibly partial) parallel plan.  ``fsdp: true`` is an alias for ``zero: 3`` (PyTorch FSDP:
     parameters gathered per layer); ``zero: 3`` with ``fsdp: false`` means DeepSpeed ZeRO-3
-    (gathered per submodule, see :func:`colossim.training.step.zero3_fetches_per_layer`)."""
+    (gathered tensor by tensor, see :func:`colossim.training.step.deepspeed_layer_tensors`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

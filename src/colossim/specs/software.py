@@ -47,8 +47,8 @@ class SoftwareStack(BaseModel):
     overlap_p2p_comm: bool
     fsdp: bool = Field(description="what ZeRO stage 3 is under this stack: true, PyTorch FSDP / FairScale "
                        "(one flat parameter gathered per layer); false, DeepSpeed ZeRO-3 of 2020-2022 "
-                       "(one gather per parameter tensor, weights fetched again for the recompute "
-                       "forward; see colossim.training.step.zero3_fetches_per_layer)")
+                       "(one gather per weight tensor, the small ones persistent, weights fetched again "
+                       "for the recompute forward; see colossim.training.step.deepspeed_layer_tensors)")
     sequence_parallel: bool | None = Field(None, description="the value a plan that leaves sequence "
                                            "parallelism open gets; blank: searched")
     recompute_modes: str = Field(description="';'-separated recompute modes the search may pick")

@@ -455,29 +455,113 @@ def dp_buckets(local_params: np.ndarray, dp_group: np.ndarray, overlap: bool) ->
     return np.ceil(p / bucket), np.minimum(bucket / p, 1.0)
 
 
-#: Parameter elements per gradient bucket of DeepSpeed ZeRO-3's reduce-scatter.  Source: DeepSpeed
-#: config default ``reduce_bucket_size`` = 5e8 (deepspeed/runtime/zero/config.py).
-ZERO3_REDUCE_BUCKET_ELEMENTS = 5e8
+#: DeepSpeed ZeRO-3 keeps a parameter tensor with fewer elements than this gathered after its first
+#: use: it is never released, so never fetched again (it is still reduce-scattered).  Source:
+#: DeepSpeed v0.3.14 deepspeed/runtime/zero/constants.py
+#: ``ZERO_OPTIMIZATION_PARAM_PERSISTENCE_THRESHOLD_DEFAULT = 100000``; stage3.py
+#: ``persistent_parameters`` marks them ``ds_persist``, ``release_sub_module`` skips them.
+DEEPSPEED_PERSISTENCE_THRESHOLD_ELEMENTS = 1e5
 
 
-def zero3_fetches_per_layer(model, fsdp: np.ndarray) -> np.ndarray:
+#: DeepSpeed ZeRO-3 keeps a gathered tensor instead of releasing it when the parameters the trace
+#: runs before its next use hold fewer elements than this.  Source: DeepSpeed v0.3.14
+#: deepspeed/runtime/zero/constants.py ``ZERO_OPTIMIZATION_MAX_REUSE_DISTANCE_DEFAULT = 1000000000``;
+#: stage3.py ``_keep_for_later`` / ``_distance_in_numel``.
+DEEPSPEED_MAX_REUSE_DISTANCE_ELEMENTS = 1e9
+
+
+def deepspeed_layer_weights(model, tp: ArrayLike) -> list[np.ndarray]:
+    """Elements of one layer's weight matrices on one GPU, in the order the forward uses them:
+    fused QKV (or MLA's down / up projections), the output projection, the MLP's gate and up (or
+    fc1) and down (or fc2), each split over tp (the dense MLP; an MoE layer's expert width stands in)."""
+    tp = np.asarray(tp, dtype=float)
+    h, a = float(model.hidden), float(model.heads)
+    if model.attention == "mla":
+        qk, rope = float(model.qk_head_dim), float(model.mla_qk_rope_head_dim)
+        r_q, r_kv = model.mla_q_lora_rank, float(model.mla_kv_lora_rank)
+        q = [h * a * qk] if r_q is None else [h * r_q, r_q * a * qk]
+        attn = q + [h * (r_kv + rope), r_kv * a * (model.mla_qk_nope_head_dim + model.v_head_dim),
+                    a * model.v_head_dim * h]
+    else:
+        q_dim, kv_dim = a * model.head_dim, float(model.kv_heads * model.head_dim)
+        attn = [h * (q_dim + 2 * kv_dim), q_dim * h]
+    width = float(model.ffn_hidden or model.moe_ffn_hidden)
+    mlp = [h * width] * (model.activation.mlp_matrices - 1) + [width * h]
+    return [w / tp for w in attn + mlp]
+
+
+def deepspeed_layer_tensors(model, tp: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(tensors DeepSpeed ZeRO-3 all-gathers, parameter tensors in all) of one layer, per GPU.
+
+    DeepSpeed's hooks fetch each submodule's parameters as the forward / backward reaches it and
+    issue one collective per tensor (Rajbhandari et al. 2020, ZeRO, sec. 5; v0.3-0.5
+    partition_parameters.py ``_all_gather`` / ``_reduce_scatter_gradients``): the weight matrices
+    (:func:`deepspeed_layer_weights`) always; the bias and norm vectors only when they reach
+    ``DEEPSPEED_PERSISTENCE_THRESHOLD_ELEMENTS`` (TP-local length).  Every tensor's gradient is
+    reduce-scattered on its own."""
+    tp = np.asarray(tp, dtype=float)
+    h, m = float(model.hidden), model.activation.mlp_matrices
+    weights = len(deepspeed_layer_weights(model, tp))
+    vectors: list[np.ndarray | float] = [h] * (model.norms_per_layer * (2 if model.norm == "layernorm" else 1))
+    if model.attention != "mla" and (model.bias or model.qkv_bias):
+        vectors.append(float(model.heads + 2 * model.kv_heads) * model.head_dim / tp)
+    if model.bias:
+        vectors.append(h)  # output projection
+        if model.ffn_hidden:
+            vectors += [float(model.ffn_hidden) / tp] * (m - 1) + [h]
+    big = sum(np.asarray(v, dtype=float) >= DEEPSPEED_PERSISTENCE_THRESHOLD_ELEMENTS for v in vectors)
+    return weights + big + 0.0 * tp, weights + len(vectors) + 0.0 * tp
+
+
+def deepspeed_backward_refetch(model, tp: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(share of the calls, share of the bytes) of a recomputed layer's weight gathers that its
+    backward fetches again after the recompute forward.
+
+    Under full recompute the backward first re-runs the layer's forward, then walks it in reverse:
+    between a weight's recompute-forward use and its backward use run the later weights' forward
+    and backward, 2 x the elements of the weights after it.  DeepSpeed keeps the weight gathered
+    when that is under ``DEEPSPEED_MAX_REUSE_DISTANCE_ELEMENTS`` and fetches it again otherwise (the
+    last weight always stays).  GPT-3 175B: QKV, output and fc1 are fetched again, fc2 stays (3 of
+    4 calls, 2/3 of the bytes); a 4096-wide layer keeps all four."""
+    w = deepspeed_layer_weights(model, tp)
+    later = [2.0 * sum(w[i + 1:], np.zeros_like(w[0])) for i in range(len(w))]
+    again = [np.asarray(d >= DEEPSPEED_MAX_REUSE_DISTANCE_ELEMENTS, dtype=float) for d in later]
+    calls = sum(again) / len(w)
+    return calls, sum(g * n for g, n in zip(again, w)) / sum(w)
+
+
+def zero3_fetches_per_layer(model, fsdp: np.ndarray, tp: ArrayLike = 1) -> np.ndarray:
     """Parameter all-gathers one layer costs per pass under ZeRO-3.
 
     PyTorch FSDP flattens each wrapped unit (a transformer block) into one FlatParameter: one
-    all-gather per layer (Zhao et al. 2023, "PyTorch FSDP", sec. 3.2).  DeepSpeed ZeRO-3 fetches
-    parameters as the forward/backward hooks reach each submodule (Rajbhandari et al. 2020, ZeRO,
-    sec. 5; deepspeed/runtime/zero/stage3.py ``fetch_sub_module``) and, in the releases of 2021
-    (v0.3-0.5, partition_parameters.py ``_all_gather``), issued one all-gather per parameter
-    tensor: each linear layer's weight and bias, each norm's weight and bias -- the attention
-    projections (fused QKV + output; MLA's down/up projections), the MLP's fc1 (gate and up as two
-    tensors when gated) and fc2.  Each collective pays its own ring latency, which at hundreds of
-    ranks dominates (Narayanan et al. 2021 Table 2's collapse)."""
-    attn = 5 if model.attention == "mla" else 2
-    mlp = 3 if model.activation.gated else 2
-    per_tensor = 2 if model.bias else 1
-    norm_tensors = 2 if model.norm == "layernorm" else 1
-    per_layer = (attn + mlp) * per_tensor + model.norms_per_layer * norm_tensors
-    return np.where(np.asarray(fsdp, dtype=bool), 1.0, float(per_layer))
+    all-gather per layer (Zhao et al. 2023, "PyTorch FSDP", sec. 3.2).  DeepSpeed ZeRO-3 of 2021
+    gathers tensor by tensor (:func:`deepspeed_layer_tensors`).  Each collective pays its own ring
+    latency, which at hundreds of ranks dominates (Narayanan et al. 2021 Table 2's collapse)."""
+    gathered = deepspeed_layer_tensors(model, tp)[0]
+    return np.where(np.asarray(fsdp, dtype=bool), 1.0, gathered)
+
+
+def zero3_reductions_per_layer(model, fsdp: np.ndarray, tp: ArrayLike = 1) -> np.ndarray:
+    """Gradient reduce-scatters one layer costs per micro-batch under ZeRO-3: FSDP one per layer
+    (the unit's flat gradient), DeepSpeed ZeRO-3 of 2021 one per parameter tensor, the persistent
+    ones included (:func:`deepspeed_layer_tensors`)."""
+    return np.where(np.asarray(fsdp, dtype=bool), 1.0, deepspeed_layer_tensors(model, tp)[1])
+
+
+def list_collective_copy_seconds(ctx: StepContext, group: np.ndarray, calls: np.ndarray) -> np.ndarray:
+    """Host-serialised copies of collectives called on Python lists of per-rank tensors.
+
+    DeepSpeed ZeRO-3 of 2021 all-gathers into, and reduce-scatters from, a list of ``group``
+    per-rank slices (v0.3.14 partition_parameters.py ``_allgather_param``: ``all_gather(partitions,
+    ...)``; ``_reduce_scatter_gradient``: ``reduce_scatter(..., input_list)``).  PyTorch's NCCL
+    process group of the time (before ``_all_gather_base`` / ``_reduce_scatter_base``, 1.10-1.11)
+    copied each slice between the list and one flat buffer around the NCCL call: one copy kernel
+    per rank per collective.  Each costs a kernel's fixed time, the profile's fitted per-kernel
+    launch time (:func:`colossim.cost.compute.gemm_roofline`); their bytes are small next to the
+    transfer.  The fetch waits for them (DeepSpeed synchronises the device before and after every
+    fetch), so they are exposed."""
+    launch = ctx.profile.gemm_params(ctx.precision).launch_seconds
+    return np.asarray(calls, dtype=float) * np.asarray(group, dtype=float) * launch
 
 
 def zero3_recompute_regathers(plans: PlanArrays, model) -> np.ndarray:
@@ -519,8 +603,8 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     reduce-scatters the gradients, prefetched layer by layer so only what exceeds that
     micro-batch's compute is exposed (Rajbhandari et al. 2020, ZeRO; Zhao et al. 2023, FSDP).  The
     gathers are one collective per layer (FSDP) or per submodule (DeepSpeed), each with its own
-    latency (:func:`zero3_fetches_per_layer`); DeepSpeed reduce-scatters gradients in buckets of
-    ``ZERO3_REDUCE_BUCKET_ELEMENTS``, FSDP per layer.
+    latency (:func:`zero3_fetches_per_layer`, :func:`zero3_reductions_per_layer`); DeepSpeed's
+    also pay one host-side copy per rank (:func:`list_collective_copy_seconds`).
     Replicas span dp x cp ranks (CP ranks hold the same weights); expert weights replicate over
     dp x cp / ep ranks.  Both groups have stride tp in the rank order."""
     net, prof = ctx.network, ctx.profile
@@ -547,10 +631,9 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
 
     # ZeRO-3: the same bytes in many collectives (per layer or per submodule)
     layers = layers_on_slowest_stage(ctx.model.layers, plans.pp)
-    fetches = layers * zero3_fetches_per_layer(ctx.model, plans.fsdp) + 1.0  # + embedding/head
+    fetches = layers * zero3_fetches_per_layer(ctx.model, plans.fsdp, plans.tp) + 1.0  # + embedding/head
     share = np.where(expert > 0, dense / (dense + expert), 1.0)
-    buckets = np.where(plans.fsdp, fetches,
-                       np.ceil(params["total"] / ZERO3_REDUCE_BUCKET_ELEMENTS))
+    buckets = layers * zero3_reductions_per_layer(ctx.model, plans.fsdp, plans.tp) + 1.0
     ag3 = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, fetches * share)
            + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride, fetches * (1 - share)))
     rs3 = (coll(C.reduce_scatter_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, buckets * share)
@@ -568,16 +651,25 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     # ZeRO-3: per micro-batch, gathers hide under that micro-batch's forward / backward compute
     # (prefetch) unless ``overlap_param_gather`` is off; the gradient reduce-scatter too unless
     # ``overlap_grad_reduce`` is off.
-    # DeepSpeed re-gathers the recomputed layers' weights for the recompute forward (FSDP does not).
-    bwd_gathers = 1.0 + np.where(plans.fsdp, 0.0, zero3_recompute_regathers(plans, ctx.model))
+    # DeepSpeed re-gathers the recomputed layers' weights for the recompute forward, then for the
+    # backward those it released (FSDP neither); its list collectives copy once per rank.
+    rf = np.where(plans.fsdp, 0.0, zero3_recompute_regathers(plans, ctx.model))
+    again_calls, again_bytes = deepspeed_backward_refetch(ctx.model, plans.tp)
+    ag3_again = (coll(C.all_gather_seconds, dense * again_bytes, PARAM_GATHER_BYTES, group, plans.tp,
+                      fetches * again_calls * share)
+                 + coll(C.all_gather_seconds, expert * again_bytes, PARAM_GATHER_BYTES, egroup, estride,
+                        fetches * again_calls * (1 - share)))
+    bwd_ag = ag3 + rf * ag3_again
+    calls = fetches * (2.0 + rf * again_calls) + buckets
+    copies = np.where(plans.fsdp, 0.0, list_collective_copy_seconds(ctx, group, calls))
     rs3_exposed = 0.0 if ctx.overlap_grad_reduce else rs3
-    ag3_exposed = 0.0 if ctx.overlap_param_gather else (1.0 + bwd_gathers) * ag3
-    hidden_ag3 = ag3 if ctx.overlap_param_gather else 0.0
-    zero3 = n_micro * (np.maximum(hidden_ag3 - t_fwd_mb, 0.0)
-                       + np.maximum(bwd_gathers * hidden_ag3 + rs3 - rs3_exposed - t_bwd_mb, 0.0)
-                       + rs3_exposed + ag3_exposed)
+    ag3_exposed = 0.0 if ctx.overlap_param_gather else ag3 + bwd_ag
+    hidden = 1.0 if ctx.overlap_param_gather else 0.0
+    zero3 = n_micro * (np.maximum(hidden * ag3 - t_fwd_mb, 0.0)
+                       + np.maximum(hidden * bwd_ag + rs3 - rs3_exposed - t_bwd_mb, 0.0)
+                       + rs3_exposed + ag3_exposed + copies)
     exposed = np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
-    total = np.where(plans.zero >= 3, n_micro * ((1.0 + bwd_gathers) * ag3 + rs3),
+    total = np.where(plans.zero >= 3, n_micro * (ag3 + bwd_ag + rs3),
                      np.where(plans.zero >= 1, rs + ag, ar))
     # what hides under compute still holds NCCL's SMs while it runs
     return exposed + np.maximum(total - exposed, 0.0) * comm_sm_share(ctx)

@@ -569,8 +569,9 @@ def zero3_recompute_regathers(plans: PlanArrays, model) -> np.ndarray:
     recompute costs DeepSpeed ZeRO-3: the backward re-runs each checkpointed layer's forward, whose
     pre-forward hook fetches the weights the first forward released, and the layer's backward hook
     fetches them once more (deepspeed/runtime/zero/parameter_offload.py: ``pre_sub_module_forward``
-    / ``post_sub_module_forward`` release, ``pre_sub_module_backward`` fetch), so a recomputed
-    layer's weights cross the network three times per micro-batch instead of two.  PyTorch FSDP
+    / ``post_sub_module_forward`` release, ``pre_sub_module_backward`` fetch) what the reuse
+    distance released (:func:`deepspeed_backward_refetch`), so a recomputed layer's weights cross
+    the network up to three times per micro-batch instead of two.  PyTorch FSDP
     unshards the unit in its pre-backward hook, before the checkpointed forward runs again, and
     reuses that gather (Zhao et al. 2023, sec. 3.3): no extra gather (the caller applies this to
     DeepSpeed plans only).  Selective recompute redoes the attention core alone, which holds no

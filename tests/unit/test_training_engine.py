@@ -120,7 +120,13 @@ def test_zero3_collectives_per_layer_fsdp_vs_deepspeed():
     stay gathered after their first use and are never fetched again; every tensor's gradient is
     still reduce-scattered on its own."""
     from colossim.specs.model import resolve_model
-    from colossim.training.step import zero3_fetches_per_layer, zero3_reductions_per_layer
+    from colossim.training.step import zero3_collectives_per_layer
+
+    def zero3_fetches_per_layer(model, fsdp, tp=1):
+        return zero3_collectives_per_layer(model, fsdp, tp)[0]
+
+    def zero3_reductions_per_layer(model, fsdp, tp=1):
+        return zero3_collectives_per_layer(model, fsdp, tp)[1]
 
     both = np.array([True, False])
     # GPT-3 175B: 2 LayerNorms (w, b), fused QKV + output projection, fc1 + fc2, all with biases;

@@ -530,22 +530,18 @@ def deepspeed_backward_refetch(model, tp: ArrayLike) -> tuple[np.ndarray, np.nda
     return calls, sum(g * n for g, n in zip(again, w)) / sum(w)
 
 
-def zero3_fetches_per_layer(model, fsdp: np.ndarray, tp: ArrayLike = 1) -> np.ndarray:
-    """Parameter all-gathers one layer costs per pass under ZeRO-3.
+def zero3_collectives_per_layer(model, fsdp: np.ndarray, tp: ArrayLike = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(parameter all-gathers per pass, gradient reduce-scatters per micro-batch) of one layer under
+    ZeRO-3.
 
     PyTorch FSDP flattens each wrapped unit (a transformer block) into one FlatParameter: one
-    all-gather per layer (Zhao et al. 2023, "PyTorch FSDP", sec. 3.2).  DeepSpeed ZeRO-3 of 2021
-    gathers tensor by tensor (:func:`deepspeed_layer_tensors`).  Each collective pays its own ring
-    latency, which at hundreds of ranks dominates (Narayanan et al. 2021 Table 2's collapse)."""
-    gathered = deepspeed_layer_tensors(model, tp)[0]
-    return np.where(np.asarray(fsdp, dtype=bool), 1.0, gathered)
-
-
-def zero3_reductions_per_layer(model, fsdp: np.ndarray, tp: ArrayLike = 1) -> np.ndarray:
-    """Gradient reduce-scatters one layer costs per micro-batch under ZeRO-3: FSDP one per layer
-    (the unit's flat gradient), DeepSpeed ZeRO-3 of 2021 one per parameter tensor, the persistent
-    ones included (:func:`deepspeed_layer_tensors`)."""
-    return np.where(np.asarray(fsdp, dtype=bool), 1.0, deepspeed_layer_tensors(model, tp)[1])
+    all-gather and one reduce-scatter per layer (Zhao et al. 2023, "PyTorch FSDP", sec. 3.2).
+    DeepSpeed ZeRO-3 of 2021 gathers tensor by tensor, the persistent ones aside, and reduces every
+    tensor's gradient on its own (:func:`deepspeed_layer_tensors`).  Each collective pays its own
+    ring latency, which at hundreds of ranks dominates (Narayanan et al. 2021 Table 2's collapse)."""
+    fsdp = np.asarray(fsdp, dtype=bool)
+    gathered, tensors = deepspeed_layer_tensors(model, tp)
+    return np.where(fsdp, 1.0, gathered), np.where(fsdp, 1.0, tensors)
 
 
 def list_collective_copy_seconds(ctx: StepContext, group: np.ndarray, calls: np.ndarray) -> np.ndarray:
@@ -604,7 +600,7 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     reduce-scatters the gradients, prefetched layer by layer so only what exceeds that
     micro-batch's compute is exposed (Rajbhandari et al. 2020, ZeRO; Zhao et al. 2023, FSDP).  The
     gathers are one collective per layer (FSDP) or per submodule (DeepSpeed), each with its own
-    latency (:func:`zero3_fetches_per_layer`, :func:`zero3_reductions_per_layer`); DeepSpeed's
+    latency (:func:`zero3_collectives_per_layer`); DeepSpeed's
     also pay one host-side copy per rank (:func:`list_collective_copy_seconds`).
     Replicas span dp x cp ranks (CP ranks hold the same weights); expert weights replicate over
     dp x cp / ep ranks.  Both groups have stride tp in the rank order."""
@@ -632,9 +628,10 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
 
     # ZeRO-3: the same bytes in many collectives (per layer or per submodule)
     layers = layers_on_slowest_stage(ctx.model.layers, plans.pp)
-    fetches = layers * zero3_fetches_per_layer(ctx.model, plans.fsdp, plans.tp) + 1.0  # + embedding/head
+    gathers, reductions = zero3_collectives_per_layer(ctx.model, plans.fsdp, plans.tp)
+    fetches = layers * gathers + 1.0  # + embedding/head
     share = np.where(expert > 0, dense / (dense + expert), 1.0)
-    buckets = layers * zero3_reductions_per_layer(ctx.model, plans.fsdp, plans.tp) + 1.0
+    buckets = layers * reductions + 1.0
     ag3 = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, fetches * share)
            + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride, fetches * (1 - share)))
     rs3 = (coll(C.reduce_scatter_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, buckets * share)

@@ -479,3 +479,70 @@ def test_multi_token_prediction_module_runs_on_the_last_stage():
     assert with_mtp.step_time_s > without.step_time_s
     # the same model FLOPs per token: the module is work the main model's count leaves out
     assert with_mtp.model_flops_per_token == without.model_flops_per_token
+
+
+def _layer_ms(spec_dict: dict, plan: dict) -> tuple[float, float, dict]:
+    """Forward and backward (compute + exposed TP) of one dense layer, in ms, and the raw terms."""
+    from colossim.training.step import _layer_seconds
+
+    spec = load_spec(spec_dict)
+    ctx = make_context(spec)
+    layer = _layer_seconds(ctx, PlanArrays.from_dicts([plan]), "dense")
+    fwd = float(layer["compute_fwd"][0] + layer["tp_fwd"][0]) * 1e3
+    bwd = float(layer["compute_bwd"][0] + layer["tp_bwd"][0]) * 1e3
+    return fwd, bwd, layer
+
+
+# Korthikanti et al. 2022 (arXiv:2205.05198) section 6: the 22B GPT (48 layers, hidden 6144, 64
+# heads, sequence 2048) on 8 A100 80GB at tp 8, micro-batch 4.
+KOR22_22B = {"model": "megatron-22b", "hardware": {"gpu": "a100-80gb-sxm", "count": 8},
+             "parallelism": {"tp": 8, "pp": 1, "cp": 1, "dp": 1, "vpp": 1, "micro_batch": 4, "zero": 0},
+             "training": {"global_batch": 4, "software": "megatron-lm-2022"}}
+KOR22_22B_PLAN = {"tp": 8, "pp": 1, "cp": 1, "ep": 1, "dp": 1, "vpp": 1, "micro_batch": 4, "zero": 0,
+                  "tp_overlap": False}
+
+
+@pytest.mark.parametrize("recompute, sp, fwd_ms, bwd_ms", [
+    # Korthikanti et al. 2022 Table 4: one 22B layer, forward / backward milliseconds
+    ("none", False, 7.7, 11.9), ("none", True, 7.2, 11.8), ("full", False, 7.7, 19.5),
+    ("selective", False, 7.7, 13.2), ("selective", True, 7.2, 13.1)])
+def test_megatron_2022_layer_times_match_korthikanti_table_4(recompute, sp, fwd_ms, bwd_ms):
+    spec = {**KOR22_22B, "parallelism": {**KOR22_22B["parallelism"], "recompute": recompute,
+                                         "sequence_parallel": sp}}
+    fwd, bwd, _ = _layer_ms(spec, {**KOR22_22B_PLAN, "recompute": recompute, "sequence_parallel": sp})
+    assert fwd == pytest.approx(fwd_ms, rel=0.05)
+    assert bwd == pytest.approx(bwd_ms, rel=0.05)
+    assert fwd + bwd == pytest.approx(fwd_ms + bwd_ms, rel=0.03)
+
+
+@pytest.mark.parametrize("sp", [False, True])
+def test_async_tp_backward_hides_the_input_gradient_collective_under_the_weight_gradient(sp):
+    """Without the async backward every TP collective of the backward waits, as in the forward
+    (two per layer); with it, the column-parallel linears' all-reduce (reduce-scatter with sequence
+    parallelism) hides under their weight-gradient GEMMs, whose SMs it shares, and with sequence
+    parallelism the input's all-gather for the weight gradient is paid instead."""
+    from colossim.cost import comm as C
+    from colossim.cost import compute as K
+    from colossim.training.step import comm_sm_share
+
+    plan = {**KOR22_22B_PLAN, "recompute": "none", "sequence_parallel": sp}
+    base = {**KOR22_22B, "parallelism": {**KOR22_22B["parallelism"], "recompute": "none", "sequence_parallel": sp}}
+    off = {**base, "parallelism": {**base["parallelism"], "tp_async_backward": False}}
+    _, bwd_on, on = _layer_ms(base, plan)
+    _, bwd_off, blocked = _layer_ms(off, plan)
+    assert float(blocked["tp_bwd"][0]) == pytest.approx(float(blocked["tp_fwd"][0]))
+    spec = load_spec(base)
+    ctx = make_context(spec)
+    msg = 4 * 2048 * spec.model.hidden * 2
+    ar, ag, rs = (float(f(msg, 8, ctx.network, ctx.profile)) for f in
+                  (C.all_reduce_seconds, C.all_gather_seconds, C.reduce_scatter_seconds))
+    # the weight gradients of QKV (6144 x 3 x 6144 / 8) and MLP-up (6144 x 24576 / 8): X^T . dY
+    tokens = 4 * 2048
+    wgrad = [float(K.gemm_seconds(spec.model.hidden, n, tokens, "bf16", spec.hardware.accelerator, ctx.profile))
+             for n in (3 * spec.model.hidden / 8, spec.model.ffn_hidden / 8)]
+    after = rs if sp else ar
+    expected = sum((2 * ag if sp else 0.0) + max(after - w, 0.0) + min(after, w) * comm_sm_share(ctx)
+                   for w in wgrad)
+    assert float(on["tp_bwd"][0]) == pytest.approx(expected, rel=1e-9)
+    if not sp:  # one all-reduce per linear hides; with sequence parallelism the re-gather is paid
+        assert bwd_on < bwd_off - 1.5 * ar * 1e3

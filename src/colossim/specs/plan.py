@@ -95,6 +95,15 @@ class ParallelPlan(BaseModel):
             "steady-state send/recv overlaps with the next chunk's compute (Megatron-Core "
             "--overlap-p2p-communication, 2023). false: every chunk boundary blocks (Megatron-LM "
             "2021-2022 batched isend/irecv + wait)"))
+    tp_async_backward: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] in the backward pass each "
+            "column-parallel linear launches its input-gradient TP collective (the all-reduce, or with "
+            "sequence parallelism the reduce-scatter) asynchronously and computes its weight gradient "
+            "meanwhile (Megatron-LM --async-tensor-model-parallel-allreduce, 2022; Megatron-Core and "
+            "Transformer Engine linears). false: every backward TP collective is waited for, as in "
+            "Megatron-LM of 2021 and Megatron-DeepSpeed"))
     moe_dispatch: MoeDispatch | None = Field(
         None,
         description=(

@@ -85,6 +85,7 @@ def make_context(spec, profile=None) -> StepContext:
                        overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
                        overlap_param_gather=spec.parallelism.overlap_param_gather,
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,
+                       tp_async_backward=spec.parallelism.tp_async_backward,
                        moe_dispatch=spec.parallelism.moe_dispatch,
                        moe_fp8_dispatch=spec.parallelism.moe_fp8_dispatch,
                        ep_comm_overlap=spec.parallelism.ep_comm_overlap,

@@ -202,6 +202,19 @@ TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down")), ("re
                     ("reduce_scatter", ("mlp_down", "shared_down")))
 
 
+def _named_gemm_seconds(ctx: StepContext, ops, names, wgrad: bool = False) -> np.ndarray:
+    """Summed seconds of the GEMMs among ``ops`` whose name is in ``names`` (a TP collective's
+    partners in TP_OVERLAP_PAIRS): their forward (m x k . k x n), or with ``wgrad`` their weight
+    gradient (k x m . m x n)."""
+    chip, prof = ctx.system.accelerator, ctx.profile
+    out = np.asarray(0.0)
+    for op in ops:
+        if isinstance(op, O.Gemm) and op.name in names:
+            m, n, k = (op.k, op.n, op.m) if wgrad else (op.m, op.n, op.k)
+            out = out + K.gemm_seconds(m, n, k, _gemm_precision(op.name, ctx), chip, prof, count=op.count)
+    return out
+
+
 def tp_overlap_chunk_seconds(ctx: StepContext, ops, tp: np.ndarray, backward: bool) -> np.ndarray:
     """Time the overlapped GEMMs of one layer lose by running in chunks (one pass).
 
@@ -242,16 +255,12 @@ def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather
     of the chip's SMs, slowing the GEMM by that share of the overlapped time.  The chunked GEMMs'
     lost efficiency is per pass (:func:`tp_overlap_chunk_seconds`; the caller adds it).
     ``all_gather`` / ``reduce_scatter``: the seconds of one such TP collective of the layer."""
-    chip, prof = ctx.system.accelerator, ctx.profile
     n = np.maximum(np.asarray(tp, dtype=float), 1.0)
-    sms = prof.gemm_params(ctx.precision).sm_count
+    sms = ctx.profile.gemm_params(ctx.precision).sm_count
     colls = {"all_gather": all_gather, "reduce_scatter": reduce_scatter}
-    gemm = {op.name: K.gemm_seconds(op.m, op.n, op.k, _gemm_precision(op.name, ctx), chip, prof,
-                                    count=op.count)
-            for op in ops if isinstance(op, O.Gemm)}
     out = 0.0
     for kind, names in TP_OVERLAP_PAIRS:
-        g = sum((gemm[x] for x in names if x in gemm), np.asarray(0.0))
+        g = _named_gemm_seconds(ctx, ops, names)
         if not np.any(g):
             continue
         c = colls[kind]
@@ -373,16 +382,11 @@ def tp_backward_exposed_seconds(ctx: StepContext, ops, sp: np.ndarray, all_reduc
     ``async_grad_allreduce`` / ``_reduce_scatter_base(..., async_op=True)`` before the wgrad GEMM);
     Transformer Engine's linears overlap the same way.  ``all_reduce`` / ``all_gather`` /
     ``reduce_scatter``: the seconds of one such TP collective of the layer."""
-    chip, prof = ctx.system.accelerator, ctx.profile
     exposed = hidden = np.asarray(0.0)
     for kind, names in TP_OVERLAP_PAIRS:
         if kind != "all_gather":
             continue  # the column-parallel side
-        wgrad = np.asarray(0.0)
-        for op in ops:
-            if isinstance(op, O.Gemm) and op.name in names:
-                wgrad = wgrad + K.gemm_seconds(op.k, op.n, op.m, _gemm_precision(op.name, ctx), chip, prof,
-                                               count=op.count)
+        wgrad = _named_gemm_seconds(ctx, ops, names, wgrad=True)
         if not np.any(wgrad):
             continue
         after = np.where(sp, reduce_scatter, all_reduce)
@@ -423,8 +427,9 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
         tp_exposed_fwd, tp_exposed_bwd = (
             np.where(use, overlapped + tp_overlap_chunk_seconds(ctx, ops, tp, backward=b), tp_fwd)
             for b in (False, True))
-    if ctx.tp_async_backward:
-        tp_exposed_bwd = np.where(~use & (tp > 1), tp_backward_exposed_seconds(ctx, ops, sp, ar, ag, rs),
+    asynchronous = ~use & (tp > 1)
+    if ctx.tp_async_backward and asynchronous.any():
+        tp_exposed_bwd = np.where(asynchronous, tp_backward_exposed_seconds(ctx, ops, sp, ar, ag, rs),
                                   tp_exposed_bwd)
     tp_recompute = full_share * tp_exposed_fwd
 

@@ -546,3 +546,58 @@ def test_async_tp_backward_hides_the_input_gradient_collective_under_the_weight_
     assert float(on["tp_bwd"][0]) == pytest.approx(expected, rel=1e-9)
     if not sp:  # one all-reduce per linear hides; with sequence parallelism the re-gather is paid
         assert bwd_on < bwd_off - 1.5 * ar * 1e3
+
+
+PIPELINED_FSDP = {
+    "model": {"name": "llama3.1-405b", "seq_len": 8192},
+    "hardware": {"gpu": "h100-sxm", "count": 512},
+    "parallelism": {"tp": 8, "pp": 8, "cp": 1, "dp": 8, "vpp": 1, "micro_batch": 1, "recompute": "full",
+                    "zero": 3},
+    "training": {"global_batch": 256, "precision": "bf16"},
+}
+
+
+def test_fixed_fsdp_with_pipelining_is_priced_as_pytorch_pipelining_runs_it():
+    """torchtitan's 3-D plans (FSDP x TP x PP, 126 layers on 8 uneven stages): the spec fixing zero 3
+    and pp 8 is estimated, not refused, and costs what ZeRO-1 costs (weights gathered once per step,
+    gradients reduce-scattered once, only the optimizer state sharded)."""
+    z3 = estimate(load_spec(PIPELINED_FSDP))
+    z1 = estimate(load_spec({**PIPELINED_FSDP, "parallelism": {**PIPELINED_FSDP["parallelism"], "zero": 1}}))
+    assert z3.parallelism["zero"] == 3 and z3.parallelism["pp"] == 8
+    assert z3.step_time_s == pytest.approx(z1.step_time_s)
+    assert z3.memory_gib_per_gpu == pytest.approx(z1.memory_gib_per_gpu)
+    # without pipelining ZeRO-3 keeps its per-layer gathers: it costs more than ZeRO-1 there
+    flat = {**PIPELINED_FSDP, "model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64},
+            "parallelism": {"tp": 1, "pp": 1, "dp": 64, "micro_batch": 1, "recompute": "full", "zero": 3}}
+    flat1 = {**flat, "parallelism": {**flat["parallelism"], "zero": 1}}
+    assert estimate(load_spec(flat)).memory_gib_per_gpu < estimate(load_spec(flat1)).memory_gib_per_gpu
+
+
+def test_search_pairs_zero_2_3_with_pipelining_only_when_the_spec_fixes_both():
+    open_zero = {**PIPELINED_FSDP, "parallelism": {"tp": 8, "pp": 8, "dp": 8, "micro_batch": 1}}
+    assert {e.parallelism["zero"] for e in search(load_spec(open_zero), top=50).best} <= {0, 1}
+    open_pp = {**PIPELINED_FSDP, "model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64},
+               "parallelism": {"tp": 1, "zero": 3}}
+    assert {e.parallelism["pp"] for e in search(load_spec(open_pp), top=50).best} == {1}
+
+
+def test_fp16_adds_only_the_loss_scale_unscale_pass():
+    """fp16 runs at the bf16 tensor-core rate with the same memory; dynamic loss scaling reads and
+    writes every owned fp32 gradient once more before Adam (8 B per parameter)."""
+    from colossim.cost.compute import LOSS_SCALE_UNSCALE_BYTES_PER_PARAM, memory_bound_seconds
+
+    fp16 = {**LLAMA8B, "training": {**LLAMA8B["training"], "precision": "fp16"}}
+    spec16, spec = load_spec(fp16), load_spec(LLAMA8B)
+    a, b = estimate(spec16), estimate(spec)
+    assert a.memory_gib_per_gpu == pytest.approx(b.memory_gib_per_gpu)
+    assert a.mfu_by_convention["6nd"] < b.mfu_by_convention["6nd"]
+    from colossim.training.step import local_params
+
+    ctx = make_context(spec)
+    plans = PlanArrays.from_dicts([b.parallelism])
+    owned = float(local_params(ctx, plans)["total"][0]) / 32  # the distributed optimizer: dp 32 shards
+    extra = float(memory_bound_seconds(owned * LOSS_SCALE_UNSCALE_BYTES_PER_PARAM,
+                                       ctx.system.accelerator, ctx.profile))
+    assert a.time_breakdown_s["optimizer_step"] - b.time_breakdown_s["optimizer_step"] == pytest.approx(
+        extra, rel=0.05)
+    assert a.step_time_s - b.step_time_s == pytest.approx(extra, rel=0.05)

@@ -63,6 +63,14 @@ ADAM_BYTES_PER_PARAM = 30.0
 GRAD_NORM_BYTES_PER_PARAM = 4.0
 GRAD_ZERO_BYTES_PER_PARAM = 4.0
 
+#: fp16 training's extra pass over the fp32 gradients before the optimizer: dynamic loss scaling
+#: divides every gradient by the loss scale and checks it for inf/NaN in one fused kernel that reads
+#: and writes each fp32 gradient (4 + 4 B).  Source: Megatron-LM ``megatron/core/optimizer/
+#: optimizer.py`` ``MixedPrecisionOptimizer._unscale_main_grads_and_check_for_nan`` and PyTorch's
+#: ``GradScaler.unscale_`` both call ``torch._amp_foreach_non_finite_check_and_unscale_``; bf16
+#: training has no loss scale (Megatron builds no grad scaler for ``--bf16``).
+LOSS_SCALE_UNSCALE_BYTES_PER_PARAM = 8.0
+
 
 def _arr(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
@@ -222,14 +230,17 @@ def fp8_cast_transpose_seconds(n_elements: ArrayLike, chip: Accelerator,
 
 def optimizer_step_seconds(n_params_local: ArrayLike, chip: Accelerator, profile: CalibrationProfile,
                            bytes_per_param_moved: float = ADAM_BYTES_PER_PARAM,
-                           n_grad_buffer: ArrayLike | None = None) -> np.ndarray:
+                           n_grad_buffer: ArrayLike | None = None, loss_scaled: bool = False) -> np.ndarray:
     """Time of an optimizer step on this GPU, memory-bound: a fused Adam over the ``n_params_local``
     parameters it owns (``bytes_per_param_moved``, default 30 B: see ADAM_BYTES_PER_PARAM), the
     gradient-norm read of those parameters for clipping, and the zeroing of its fp32 gradient
     buffer of ``n_grad_buffer`` elements (the local parameters unless the gradients are sharded).
-    Without ``n_grad_buffer``: the Adam kernel alone."""
+    Without ``n_grad_buffer``: the Adam kernel alone.  ``loss_scaled`` (fp16 training) adds the
+    unscale-and-check pass over the owned gradients (LOSS_SCALE_UNSCALE_BYTES_PER_PARAM)."""
     n = _arr(n_params_local)
     moved = n * bytes_per_param_moved
+    if loss_scaled:
+        moved = moved + n * LOSS_SCALE_UNSCALE_BYTES_PER_PARAM
     if n_grad_buffer is not None:
         moved = moved + n * GRAD_NORM_BYTES_PER_PARAM + _arr(n_grad_buffer) * GRAD_ZERO_BYTES_PER_PARAM
     return memory_bound_seconds(moved, chip, profile)

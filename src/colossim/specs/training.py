@@ -34,10 +34,12 @@ SPEC_SECTIONS = ["model", "hardware", "parallelism", "training", "reliability"]
 
 
 class Precision(str, Enum):
-    """Precision of the GEMMs: ``bf16`` mixed precision, or ``fp8`` GEMMs (Transformer Engine)
-    with bf16/fp32 copies of the weights kept for the optimizer."""
+    """Precision of the GEMMs: ``bf16`` mixed precision, ``fp16`` mixed precision with dynamic loss
+    scaling (the same tensor-core rate and memory as bf16, plus the optimizer's unscale pass), or
+    ``fp8`` GEMMs (Transformer Engine) with bf16/fp32 copies of the weights kept for the optimizer."""
 
     bf16 = "bf16"
+    fp16 = "fp16"
     fp8 = "fp8"
 
 

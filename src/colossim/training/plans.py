@@ -27,6 +27,20 @@ def full_recompute_fraction(recompute, recompute_layers, layers_per_stage) -> np
     return np.where(np.asarray(recompute) == RECOMPUTE_CODES["full"], part, 0.0)
 
 
+def pipelined_zero(zero, pp) -> np.ndarray:
+    """The ZeRO stage a plan is priced at: ``zero``, except that ZeRO-2/3 under pipelining (pp > 1)
+    costs what ZeRO-1 costs.  Source: PyTorch's pipelining runs FSDP that way
+    (``torch.distributed.pipelining`` ``_PipelineStageBase.backward_maybe_with_nosync`` turns off
+    gradient sync and resharding for every micro-batch but the last, then runs FSDP's post-backward
+    once; torchtitan ``apply_fsdp`` keeps the parameters unsharded after forward when pipelining,
+    "to avoid per-microbatch all-gathers"): one all-gather of the stage's weights and one
+    reduce-scatter of its fp32 gradients per step, the full weights and gradient buffer resident,
+    only the optimizer state sharded.  DeepSpeed's pipeline engine refuses ZeRO-2/3 outright, so
+    the search only tries these plans when the spec fixes both fields."""
+    zero, pp = np.asarray(zero), np.asarray(pp)
+    return np.where(pp > 1, np.minimum(zero, 1), zero)
+
+
 @dataclass(frozen=True)
 class PlanArrays:
     """Parallel plans as parallel numpy arrays (all the same length)."""
@@ -56,6 +70,11 @@ class PlanArrays:
             object.__setattr__(self, "fsdp", np.ones(self.tp.shape, dtype=bool))
         if self.recompute_layers is None:
             object.__setattr__(self, "recompute_layers", np.zeros(self.tp.shape, dtype=np.int64))
+
+    @property
+    def priced_zero(self) -> np.ndarray:
+        """The ZeRO stage whose memory and communication a plan pays: see :func:`pipelined_zero`."""
+        return pipelined_zero(self.zero, self.pp)
 
     def recompute_fraction(self, layers_per_stage: np.ndarray) -> np.ndarray:
         """See :func:`full_recompute_fraction`."""

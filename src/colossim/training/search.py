@@ -17,7 +17,8 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 - ``pipeline_schedule``: zero-bubble and DualPipe plans need vpp 1; DualPipe also an even pp and at
   least 2 pp micro-batches (:func:`colossim.training.pipeline.schedule_allows`).
 - ``recompute``: none / selective / full;  ``zero``: 0-3 (ZeRO-2/3 only without pipelining, as in
-  DeepSpeed and FSDP);  ``sequence_parallel``: on whenever tp > 1 (same bytes as the all-reduce,
+  DeepSpeed, unless the spec fixes both zero and pp: then priced as PyTorch's pipelining runs FSDP,
+  :func:`colossim.training.plans.pipelined_zero`);  ``sequence_parallel``: on whenever tp > 1 (same bytes as the all-reduce,
   less activation memory).
 """
 
@@ -85,7 +86,8 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     n_micro = global_batch // np.maximum(dp * mb, 1)
     layers_per_stage = np.ceil(model.layers / pp)
     ok &= (vpp == 1) | ((layers_per_stage % vpp == 0) & (n_micro % pp == 0))
-    ok &= (zero <= 1) | (pp == 1)
+    if plan.zero is None or plan.pp is None:  # both fixed: priced as pipelined FSDP (plans.pipelined_zero)
+        ok &= (zero <= 1) | (pp == 1)
     ok &= schedule_allows(plan.pipeline_schedule or "1f1b", pp, vpp, n_micro)
     if plan.sequence_parallel is None:
         sp = tp > 1

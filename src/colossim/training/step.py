@@ -718,9 +718,9 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     zero3 = n_micro * (np.maximum(hidden * ag3 - t_fwd_mb, 0.0)
                        + np.maximum(hidden * bwd_ag + rs3 - rs3_exposed - t_bwd_mb, 0.0)
                        + rs3_exposed + ag3_exposed + copies)
-    exposed = np.where(plans.zero >= 3, zero3, np.where(plans.zero >= 1, zero12, zero0))
-    total = np.where(plans.zero >= 3, n_micro * (ag3 + bwd_ag + rs3),
-                     np.where(plans.zero >= 1, rs + ag, ar))
+    zero = plans.priced_zero
+    exposed = np.where(zero >= 3, zero3, np.where(zero >= 1, zero12, zero0))
+    total = np.where(zero >= 3, n_micro * (ag3 + bwd_ag + rs3), np.where(zero >= 1, rs + ag, ar))
     # what hides under compute still holds NCCL's SMs while it runs
     return exposed + np.maximum(total - exposed, 0.0) * comm_sm_share(ctx)
 
@@ -797,13 +797,13 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
 
     params = local_params(ctx, plans)
     dp = _dp_seconds(ctx, plans, params, t_fwd, t_bwd, n_micro)
-    shard = np.where(plans.zero >= 1, plans.dp * plans.cp, 1)
+    shard = np.where(plans.priced_zero >= 1, plans.dp * plans.cp, 1)
     # ZeRO 0-1 (and the distributed optimizer) accumulate every local gradient in one fp32 buffer;
     # ZeRO 2-3 keep only the shard's
     owned = params["total"] / shard
-    grad_buffer = np.where(plans.zero >= 2, owned, params["total"])
+    grad_buffer = np.where(plans.priced_zero >= 2, owned, params["total"])
     optimizer = K.optimizer_step_seconds(owned, ctx.system.accelerator, ctx.profile,
-                                         n_grad_buffer=grad_buffer)
+                                         n_grad_buffer=grad_buffer, loss_scaled=ctx.precision == "fp16")
 
     def per_step(*keys: str) -> np.ndarray:
         """Seconds per step of per-layer terms on the slowest stage (no logits share)."""

@@ -63,7 +63,13 @@ class ParallelPlan(BaseModel):
     zero: int | None = Field(None, ge=0, le=3, validation_alias=AliasChoices("zero", "zero_stage"),
                              description="ZeRO stage 0-3 (3 = FSDP)")
     sequence_parallel: bool | None = Field(None, description="Megatron sequence parallelism with TP")
-    tp_overlap: bool = Field(False, description="overlap TP communication with GEMMs")
+    tp_overlap: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] tensor-parallel communication "
+            "split into chunks that overlap the GEMMs they feed (Transformer Engine userbuffers, "
+            "Megatron-Core --tp-comm-overlap, 2023; needs sequence parallelism). false: every TP "
+            "collective between GEMMs is waited for"))
     flash_attention: bool | None = Field(
         None,
         description=(

@@ -30,7 +30,7 @@ from colossim.specs.plan import EpCommOverlap, MoeDispatch, ParallelPlan, Pipeli
 
 #: The plan fields a stack decides when the spec leaves them out.
 STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
-               "tp_async_backward",
+               "tp_async_backward", "tp_overlap",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages")
 
@@ -49,6 +49,8 @@ class SoftwareStack(BaseModel):
     tp_async_backward: bool = Field(description="the backward's input-gradient TP collective of each "
                                     "column-parallel linear overlaps its weight-gradient GEMM (see "
                                     "colossim.training.step.tp_backward_exposed_seconds)")
+    tp_overlap: bool = Field(description="TP communication overlapped with the GEMMs it feeds (Transformer "
+                             "Engine userbuffers, see colossim.training.step.tp_overlap_exposed_seconds)")
     fsdp: bool = Field(description="what ZeRO stage 3 is under this stack: true, PyTorch FSDP / FairScale "
                        "(one flat parameter gathered per layer); false, DeepSpeed ZeRO-3 of 2020-2022 "
                        "(one gather per weight tensor, the small ones persistent, weights fetched again "

@@ -144,6 +144,19 @@ def test_a_full_shape_is_the_catalog_model_of_that_shape():
     # a different MLP width is a different model
     other = resolve_model({**shape, "ffn_hidden": 11008, "vocab": 50368})
     assert "(by shape)" not in other.name
+    # so is a different tokenizer (Megatron-Core's 131,072-token scaling runs of MPT-30B's shape):
+    # neither MPT's block nor its software stack applies
+    mpt30 = {"layers": 48, "hidden": 7168, "ffn_hidden": 28672, "heads": 56, "kv_heads": 56,
+             "seq_len": 4096, "activation": "gelu"}
+    assert resolve_model({**mpt30, "vocab": 50432}).name == "mpt-30b (by shape)"
+    megatron = resolve_model({**mpt30, "vocab": 131072})
+    assert "(by shape)" not in megatron.name and megatron.position != "alibi"
+    # a vocabulary padded for tensor parallelism (GPT-2's 50,257 to 50,304) is still that model's:
+    # the closest of the catalog's (Megatron's 175B row pads to 51,200)
+    gpt3 = {"layers": 96, "hidden": 12288, "ffn_hidden": 49152, "heads": 96, "kv_heads": 96,
+            "seq_len": 2048, "activation": "gelu"}
+    assert resolve_model({**gpt3, "vocab": 50304}).name == "gpt3-175b (by shape)"
+    assert resolve_model({**gpt3, "vocab": 51072}).name == "megatron-175b (by shape)"
 
 
 @pytest.mark.parametrize("label, expected", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from colossim.catalog import load_catalog
-from colossim.errors import UnknownNameError
+from colossim.errors import SpecError, UnknownNameError
 from colossim.specs.software import STACK_FLAGS, default_stack, software_stacks
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
@@ -107,3 +107,25 @@ def test_models_trained_on_fsdp_name_their_stack():
     assert est.parallelism["fsdp"] is True and est.parallelism["recompute"] in ("none", "full")
     assert estimate(load_spec({"model": "opt-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 992},
                                "parallelism": {"zero": 3}, "training": {}})).software == "metaseq-2022"
+
+
+def test_llm_foundry_2023_runs_flash_attention_1_at_half_the_flash_attention_2_rate():
+    """llm-foundry 0.2-0.4 pinned flash-attn 1.x (and defaulted MPT to its Triton port): the
+    attention core costs twice FlashAttention-2's time (Dao 2023: "around 2x speedup"); the
+    rest of the layer is unchanged."""
+    from colossim.cost.compute import attention_seconds
+    from colossim.cost.efficiency import default_profile
+
+    chip, prof = load_catalog().accelerator("h100-sxm"), default_profile("h100-sxm")
+    args = (4, 32, 2048, 2048, 128, 128, True, "bf16", chip, prof)
+    for backward in (False, True):
+        assert float(attention_seconds(*args, backward=backward, kernel="flash1")) == pytest.approx(
+            2.0 * float(attention_seconds(*args, backward=backward)))
+    assert software_stacks()["pytorch-fsdp-2023"].attention_kernel == "flash1"
+    assert {s.attention_kernel for k, s in software_stacks().items() if k != "pytorch-fsdp-2023"} == {"flash2"}
+    mpt = _zero3("h100-sxm", "mpt-7b")
+    slow = estimate(load_spec(mpt))
+    fast = estimate(load_spec({**mpt, "parallelism": {**mpt["parallelism"], "attention_kernel": "flash2"}}))
+    assert 1.0 < slow.step_time_s / fast.step_time_s < 1.3
+    with pytest.raises(SpecError, match="attention_kernel"):
+        load_spec({**mpt, "parallelism": {**mpt["parallelism"], "attention_kernel": "flash9"}})

@@ -37,6 +37,14 @@ ALIGN_BYTES = 16
 #: (five matmuls vs two).
 ATTENTION_BACKWARD_FLOPS_RATIO = 2.5
 
+#: Throughput of each generation of fused attention kernel relative to FlashAttention-2, the kernel
+#: the profiles' attention rows measure.  Source: Dao 2023, FlashAttention-2 (arXiv:2307.08691),
+#: abstract: "around 2x speedup compared to FlashAttention, reaching 50-73% of the theoretical
+#: maximum FLOPs/s on A100", against FlashAttention's "25-40%" (sec. 1).  The Triton port of
+#: FlashAttention-1 (flash_attn_triton.py, vendored by llm-foundry) is "slightly slower than the
+#: CUDA version" by its own header, so it is taken at FlashAttention-1's rate.
+ATTENTION_KERNEL_RELATIVE_THROUGHPUT = {"flash2": 1.0, "flash1": 0.5}
+
 #: Bytes moved per element by an FP8 cast: read bf16 (2) + write fp8 (1); the amax for the scale is
 #: computed in the same pass (Transformer Engine fuses cast + amax), so it adds no traffic.
 FP8_CAST_BYTES_PER_ELEMENT = 3.0
@@ -192,15 +200,19 @@ def attention_efficiency(seq_kv: ArrayLike, head_dim: ArrayLike, causal: ArrayLi
 def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_kv: ArrayLike,
                       head_dim: ArrayLike, head_dim_v: ArrayLike, causal: ArrayLike, precision: str,
                       chip: Accelerator, profile: CalibrationProfile,
-                      backward: bool = False) -> np.ndarray:
+                      backward: bool = False, kernel: str = "flash2") -> np.ndarray:
     """Time of a FlashAttention forward (or backward: 2.5x the FLOPs, FlashAttention-2) pass.
     Attention runs at the bf16 tensor rate whatever ``precision`` says: Transformer Engine /
-    Megatron FP8 recipes keep attention in bf16 (documented treatment, not a measurement)."""
+    Megatron FP8 recipes keep attention in bf16 (documented treatment, not a measurement).
+    ``kernel`` ('flash2' or 'flash1') scales the time by ATTENTION_KERNEL_RELATIVE_THROUGHPUT."""
     del precision  # see docstring
+    if kernel not in ATTENTION_KERNEL_RELATIVE_THROUGHPUT:
+        raise ColossimError(f"unknown attention kernel '{kernel}'", field="attention_kernel", value=kernel,
+                            allowed=list(ATTENTION_KERNEL_RELATIVE_THROUGHPUT))
     flops = attention_flops(batch, heads, seq_q, seq_kv, head_dim, head_dim_v, causal)
     if backward:
         flops = flops * ATTENTION_BACKWARD_FLOPS_RATIO
-    eff = attention_efficiency(seq_kv, head_dim, causal, profile)
+    eff = attention_efficiency(seq_kv, head_dim, causal, profile) * ATTENTION_KERNEL_RELATIVE_THROUGHPUT[kernel]
     return flops / (_peak(chip, "bf16") * eff)
 
 

@@ -434,6 +434,22 @@ def _same_field(base: dict[str, Any], key: str, value: Any) -> bool:
     return _plain(base.get(key, default)) == _plain(value)
 
 
+#: How far a run's vocabulary may sit above or below a catalog model's and still be that model's,
+#: as a fraction.  Because: tables quote the vocabulary padded to a multiple of 128 x tp (Megatron-LM
+#: pads GPT-2's 50,257 tokens to 51,200, +1.9 %) or unpadded; a different tokenizer differs by far
+#: more (MPT's 50,432 vs Megatron-Core's 131,072-token scaling runs of the same shape).
+VOCAB_PADDING_TOLERANCE = 0.02
+
+
+def _vocab_padded(base_vocab: Any, vocab: Any) -> bool:
+    """Whether ``vocab`` is ``base_vocab`` up to padding (:data:`VOCAB_PADDING_TOLERANCE`)."""
+    try:
+        b, v = float(base_vocab), float(vocab)
+    except (TypeError, ValueError):
+        return False
+    return abs(v - b) <= VOCAB_PADDING_TOLERANCE * b
+
+
 def _same_gating(base: dict[str, Any], model: Mapping[str, Any]) -> bool:
     """Whether ``model``'s activation (if it gives one) is gated exactly when ``base``'s is: the
     MLP's shape.  Tables name the activation loosely (OPT's ReLU written as GeLU)."""
@@ -480,7 +496,8 @@ def name_by_label(model: Any, label: str | None, cat: ModelCatalog | None = None
 def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> dict[str, Any]:
     """A model mapping without a catalog name is the catalog model of the same shape (same layers,
     hidden, heads and whichever of kv_heads / activation / experts / ffn_hidden it gives; among
-    several, the one with the vocabulary it gives): it takes that model's other fields -- vocab or
+    several, the one with the vocabulary it gives, else the closest within padding
+    (:data:`VOCAB_PADDING_TOLERANCE`), none beyond): it takes that model's other fields -- vocab or
     ffn_hidden if missing, and the block (norm, positions, biases, dropout, tied embeddings) and the
     software its developers' runs used.  A shape that matches no catalog model gets the standard
     defaults (:data:`DEFAULT_VOCAB`, 4 h or 8/3 h MLP; the rest are ModelSpec's).  The fields it
@@ -491,8 +508,12 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     if {"layers", "hidden", "heads"} <= given.keys():
         matches = [base for base in (row.spec_fields for row in cat.rows.values())
                    if all(_same_field(base, k, v) for k, v in given.items())]
-        # one shape, several models (GPT-3 6.7B and MPT-7B): the given vocabulary decides
+        # one shape, several models (GPT-3 6.7B and MPT-7B): the given vocabulary decides, and a
+        # vocabulary no match has (beyond padding) means another model of that shape
         exact = [base for base in matches if "vocab" in data and _same_field(base, "vocab", data["vocab"])]
+        if "vocab" in data and not exact:
+            matches = sorted((base for base in matches if _vocab_padded(base.get("vocab"), data["vocab"])),
+                             key=lambda base: abs(float(base["vocab"]) - float(data["vocab"])))
         if exact or matches:
             base = (exact or matches)[0]
             return {**base, **data, "name": f"{base['name']}{BY_SHAPE_SUFFIX}"}

@@ -34,6 +34,8 @@ class Recompute(str, Enum):
 MoeDispatch = Literal["alltoall", "dedup"]
 #: What the expert-parallel all-to-all overlaps with (see ParallelPlan.ep_comm_overlap).
 EpCommOverlap = Literal["none", "shared_experts", "micro_batch"]
+#: Generations of fused attention kernel (see colossim.cost.compute.ATTENTION_KERNEL_RELATIVE_THROUGHPUT).
+AttentionKernel = Literal["flash2", "flash1"]
 #: Pipeline schedules (see ParallelPlan.pipeline_schedule and colossim.training.pipeline).
 PipelineSchedule = Literal["1f1b", "zb1p", "dualpipe"]
 
@@ -76,6 +78,13 @@ class ParallelPlan(BaseModel):
             "[omitted: the software stack's value, training.software] fused (flash) attention; false "
             "prices the attention core as batched GEMMs plus a memory-bound softmax/dropout over the "
             "s x s scores, as Megatron-LM ran before FlashAttention (2022)"))
+    attention_kernel: AttentionKernel | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] the fused attention kernel's "
+            "generation: 'flash2' (FlashAttention-2 and later kernels, the ones the calibration "
+            "profiles are fitted to) or 'flash1' (flash-attn 1.x and its Triton port, about half "
+            "as fast: Dao 2023)"))
     overlap_grad_reduce: bool | None = Field(
         None,
         description=(
@@ -182,4 +191,4 @@ class ParallelPlan(BaseModel):
                 and not (f == "vpp" and self.pp == 1)]
 
 
-__all__ = ["PLAN_DEGREES", "EpCommOverlap", "MoeDispatch", "ParallelPlan", "Recompute"]
+__all__ = ["PLAN_DEGREES", "AttentionKernel", "EpCommOverlap", "MoeDispatch", "ParallelPlan", "Recompute"]

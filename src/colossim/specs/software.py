@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import UnknownNameError
-from colossim.specs.plan import EpCommOverlap, MoeDispatch, ParallelPlan, PipelineSchedule, Recompute
+from colossim.specs.plan import AttentionKernel, EpCommOverlap, MoeDispatch, ParallelPlan, PipelineSchedule, Recompute
 
 #: The plan fields a stack decides when the spec leaves them out.
-STACK_FLAGS = ("flash_attention", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
+STACK_FLAGS = ("flash_attention", "attention_kernel", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
                "tp_async_backward", "tp_overlap",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages")
@@ -43,6 +43,8 @@ class SoftwareStack(BaseModel):
     id: str
     name: str
     flash_attention: bool
+    attention_kernel: AttentionKernel = Field(description="generation of the fused attention kernel "
+                                              "(flash2 or flash1; see ParallelPlan.attention_kernel)")
     overlap_grad_reduce: bool
     overlap_param_gather: bool
     overlap_p2p_comm: bool

@@ -82,6 +82,7 @@ def make_context(spec, profile=None) -> StepContext:
     return StepContext(model=spec.model, system=spec.hardware, global_batch=spec.training.global_batch,
                        seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,
                        network=net, flash_attention=spec.parallelism.flash_attention,
+                       attention_kernel=spec.parallelism.attention_kernel or "flash2",
                        overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
                        overlap_param_gather=spec.parallelism.overlap_param_gather,
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,

@@ -78,6 +78,8 @@ class StepContext:
     profile: object  # cost.efficiency.CalibrationProfile
     network: object  # cost.comm network
     flash_attention: bool = True
+    attention_kernel: str = "flash2"
+    """Generation of the fused attention kernel (the plan's ``attention_kernel``)."""
     overlap_grad_reduce: bool = True
     """DP gradient reduction / parameter gather overlapped with the last backward / first forward
     (the plan's ``overlap_grad_reduce``); false: after the backward, fully exposed."""
@@ -160,8 +162,8 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             fwd, bwd, wgrad = fwd + f, bwd + b, wgrad + w
         elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
-            f = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=False)
-            b = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=True)
+            f = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=False, kernel=ctx.attention_kernel)
+            b = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=True, kernel=ctx.attention_kernel)
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
         elif isinstance(op, O.Attention):
             # Unfused: Q.K^T and P.V as batched GEMMs over the full s x s matrix (the causal

@@ -212,7 +212,8 @@ def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_
     flops = attention_flops(batch, heads, seq_q, seq_kv, head_dim, head_dim_v, causal)
     if backward:
         flops = flops * ATTENTION_BACKWARD_FLOPS_RATIO
-    eff = attention_efficiency(seq_kv, head_dim, causal, profile) * ATTENTION_KERNEL_RELATIVE_THROUGHPUT[kernel]
+    eff = (attention_efficiency(seq_kv, head_dim, causal, profile)
+           * ATTENTION_KERNEL_RELATIVE_THROUGHPUT[kernel])
     return flops / (_peak(chip, "bf16") * eff)
 
 

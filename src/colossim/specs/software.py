@@ -26,11 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import UnknownNameError
-from colossim.specs.plan import AttentionKernel, EpCommOverlap, MoeDispatch, ParallelPlan, PipelineSchedule, Recompute
+from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, ParallelPlan, PipelineSchedule,
+                                 Recompute)
 
 #: The plan fields a stack decides when the spec leaves them out.
-STACK_FLAGS = ("flash_attention", "attention_kernel", "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm",
-               "tp_async_backward", "tp_overlap",
+STACK_FLAGS = ("flash_attention", "attention_kernel", "overlap_grad_reduce", "overlap_param_gather",
+               "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages")
 

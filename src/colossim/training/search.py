@@ -17,9 +17,9 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 - ``pipeline_schedule``: zero-bubble and DualPipe plans need vpp 1; DualPipe also an even pp and at
   least 2 pp micro-batches (:func:`colossim.training.pipeline.schedule_allows`).
 - ``recompute``: none / selective / full;  ``zero``: 0-3 (ZeRO-2/3 only without pipelining, as in
-  DeepSpeed, unless the spec fixes both zero and pp: then priced as PyTorch's pipelining runs FSDP,
-  :func:`colossim.training.plans.pipelined_zero`);  ``sequence_parallel``: on whenever tp > 1 (same bytes as the all-reduce,
-  less activation memory).
+  DeepSpeed, unless the spec fixes both zero and pp: then priced as PyTorch's pipelining runs
+  FSDP, :func:`colossim.training.plans.pipelined_zero`);  ``sequence_parallel``: on whenever
+  tp > 1 (same bytes as the all-reduce, less activation memory).
 """
 
 from __future__ import annotations

@@ -162,8 +162,8 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             fwd, bwd, wgrad = fwd + f, bwd + b, wgrad + w
         elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
-            f = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=False, kernel=ctx.attention_kernel)
-            b = K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=True, kernel=ctx.attention_kernel)
+            f, b = (K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=bwd, kernel=ctx.attention_kernel)
+                    for bwd in (False, True))
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
         elif isinstance(op, O.Attention):
             # Unfused: Q.K^T and P.V as batched GEMMs over the full s x s matrix (the causal
@@ -799,11 +799,12 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
 
     params = local_params(ctx, plans)
     dp = _dp_seconds(ctx, plans, params, t_fwd, t_bwd, n_micro)
-    shard = np.where(plans.priced_zero >= 1, plans.dp * plans.cp, 1)
+    zero = plans.priced_zero
+    shard = np.where(zero >= 1, plans.dp * plans.cp, 1)
     # ZeRO 0-1 (and the distributed optimizer) accumulate every local gradient in one fp32 buffer;
     # ZeRO 2-3 keep only the shard's
     owned = params["total"] / shard
-    grad_buffer = np.where(plans.priced_zero >= 2, owned, params["total"])
+    grad_buffer = np.where(zero >= 2, owned, params["total"])
     optimizer = K.optimizer_step_seconds(owned, ctx.system.accelerator, ctx.profile,
                                          n_grad_buffer=grad_buffer, loss_scaled=ctx.precision == "fp16")
 

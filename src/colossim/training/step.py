@@ -162,8 +162,9 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             fwd, bwd, wgrad = fwd + f, bwd + b, wgrad + w
         elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
-            f, b = (K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=bwd, kernel=ctx.attention_kernel)
-                    for bwd in (False, True))
+            f, b = (K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=backward,
+                                        kernel=ctx.attention_kernel)
+                    for backward in (False, True))
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
         elif isinstance(op, O.Attention):
             # Unfused: Q.K^T and P.V as batched GEMMs over the full s x s matrix (the causal

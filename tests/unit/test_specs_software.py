@@ -129,3 +129,38 @@ def test_llm_foundry_2023_runs_flash_attention_1_at_half_the_flash_attention_2_r
     assert 1.0 < slow.step_time_s / fast.step_time_s < 1.3
     with pytest.raises(SpecError, match="attention_kernel"):
         load_spec({**mpt, "parallelism": {**mpt["parallelism"], "attention_kernel": "flash9"}})
+
+
+def test_the_loss_moves_the_bytes_of_its_kernels_fused_or_not():
+    """Megatron's cross entropy on logits.float() moves 38 B per logit forward and 14 backward (one
+    kernel per line, fp32 after the cast); flash-attn's fused kernel, llm-foundry's default, 4 and
+    4 on the bf16 logits.  The head's memory-bound time and its memory follow; only MosaicML's
+    stack fuses it."""
+    from colossim.cost.compute import memory_bound_seconds
+    from colossim.training import memory as M
+    from colossim.training.ops import logits_ops
+
+    model = load_spec({"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 8},
+                       "parallelism": {}, "training": {}}).model
+    mb, tp = 2, 4
+    logits = mb * model.seq_len * model.vocab / tp
+    for fused, (fwd, bwd) in ((False, (38, 14)), (True, (4, 4))):
+        ce = logits_ops(model, mb, model.seq_len, tp, 1, True, cross_entropy_fusion=fused)[-1]
+        assert ce.name == "cross_entropy"
+        assert float(ce.bytes) == pytest.approx(fwd * logits)
+        assert float(ce.backward_bytes) == pytest.approx(bwd * logits)
+    assert {k for k, s in software_stacks().items() if s.cross_entropy_fusion} == {"pytorch-fsdp-2023"}
+
+    spec = {"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 8},
+            "parallelism": {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "recompute": "full", "zero": 1},
+            "training": {"global_batch": 64}}
+    unfused = estimate(load_spec(spec))
+    fused = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "cross_entropy_fusion": True}}))
+    assert unfused.software == fused.software == "megatron-core-2024"
+    # one step = 8 micro-batches per GPU, each saving (38 + 14 - 4 - 4) B per logit of HBM traffic
+    chip = load_catalog().accelerator("h100-sxm")
+    from colossim.cost.efficiency import default_profile
+    saved = 8 * float(memory_bound_seconds(44 * model.seq_len * model.vocab, chip, default_profile("h100-sxm")))
+    assert unfused.step_time_s - fused.step_time_s == pytest.approx(saved, rel=0.02)
+    kept = {f: M.memory_per_gpu(model, micro_batch=1, cross_entropy_fusion=f).activations for f in (False, True)}
+    assert float(kept[False] - kept[True]) == pytest.approx((6 - 4) * model.seq_len * model.vocab)

@@ -85,6 +85,14 @@ class ParallelPlan(BaseModel):
             "generation: 'flash2' (FlashAttention-2 and later kernels, the ones the calibration "
             "profiles are fitted to) or 'flash1' (flash-attn 1.x and its Triton port, about half "
             "as fast: Dao 2023)"))
+    cross_entropy_fusion: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] the loss as one fused kernel "
+            "each way on the bf16 logits (flash-attn's CrossEntropyLoss, Megatron-Core "
+            "--cross-entropy-loss-fusion, NeMo 2.x); false: Megatron's vocab-parallel cross entropy "
+            "on an fp32 copy of the logits, one kernel per line (see "
+            "colossim.training.ops.CROSS_ENTROPY_BYTES_PER_LOGIT)"))
     overlap_grad_reduce: bool | None = Field(
         None,
         description=(

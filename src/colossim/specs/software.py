@@ -30,7 +30,7 @@ from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, Pa
                                  Recompute)
 
 #: The plan fields a stack decides when the spec leaves them out.
-STACK_FLAGS = ("flash_attention", "attention_kernel", "overlap_grad_reduce", "overlap_param_gather",
+STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "overlap_grad_reduce", "overlap_param_gather",
                "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages")
@@ -46,6 +46,8 @@ class SoftwareStack(BaseModel):
     flash_attention: bool
     attention_kernel: AttentionKernel = Field(description="generation of the fused attention kernel "
                                               "(flash2 or flash1; see ParallelPlan.attention_kernel)")
+    cross_entropy_fusion: bool = Field(description="the loss runs as one fused kernel each way (see "
+                                       "ParallelPlan.cross_entropy_fusion)")
     overlap_grad_reduce: bool
     overlap_param_gather: bool
     overlap_p2p_comm: bool

@@ -83,6 +83,7 @@ def make_context(spec, profile=None) -> StepContext:
                        seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,
                        network=net, flash_attention=spec.parallelism.flash_attention,
                        attention_kernel=spec.parallelism.attention_kernel or "flash2",
+                       cross_entropy_fusion=bool(spec.parallelism.cross_entropy_fusion),
                        overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
                        overlap_param_gather=spec.parallelism.overlap_param_gather,
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,
@@ -101,7 +102,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         micro_batch=plans.micro_batch, recompute=plans.recompute, zero=plans.priced_zero,
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
-        fsdp=plans.fsdp, recompute_layers=plans.recompute_layers, schedule=ctx.pipeline_schedule)
+        cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers, schedule=ctx.pipeline_schedule)
 
 
 def fewest_recompute_layers(ctx: StepContext, plans: PlanArrays, capacity_bytes: float) -> PlanArrays:

@@ -60,9 +60,12 @@ ACTIVATION_BYTES = 2
 FP8_SAVED_GEMM_INPUT_BYTES = 1
 #: Bytes per dropout-mask element.  Source: Korthikanti et al. 2022 sec 4.1 (masks are 1 byte).
 MASK_BYTES = 1
-#: Bytes per logit held by the loss on the last stage: bf16 logits + the fp32 copy the cross
-#: entropy keeps for backward.  Because: 2 + 4 (Korthikanti et al. 2022 eq. 4 counts 4 s b v / t).
-LOGIT_BYTES = 6
+#: Bytes per logit held by the loss on the last stage at its peak, by implementation
+#: (:data:`colossim.training.ops.CROSS_ENTROPY_BYTES_PER_LOGIT`): unfused, the fp32 softmax the
+#: cross entropy keeps for backward and the bf16 gradient cast from it (2 + 4; Korthikanti et al.
+#: 2022 eq. 4 counts 4 s b v / t); fused, the bf16 logits the kernel keeps and their bf16 gradient
+#: (2 + 2).
+LOGIT_BYTES = {"unfused": 6, "fused": 4}
 #: Memory every GPU process reserves before the model: CUDA context, cuBLAS/cuDNN workspaces, NCCL
 #: communicator buffers.  Because: an initialised PyTorch + NCCL process on an H100 shows about
 #: 1.5-2.5 GB in nvidia-smi before allocating tensors; 2 GiB is the middle.
@@ -175,7 +178,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    ep: ArrayLike = 1, dp: ArrayLike = 1, vpp: ArrayLike = 1, micro_batch: ArrayLike = 1,
                    recompute: Any = "none", zero: ArrayLike = 0, sequence_parallel: ArrayLike = False,
                    precision: str = "bf16", seq_len: int | None = None, global_batch: int | None = None,
-                   flash_attention: bool = True, fsdp: ArrayLike = True,
+                   flash_attention: bool = True, cross_entropy_fusion: bool = False, fsdp: ArrayLike = True,
                    recompute_layers: ArrayLike = 0, schedule: str = "1f1b") -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
@@ -223,7 +226,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     recomputing = np.where(rc == RECOMPUTE_CODES["full"], live, 0.0)
     n_micro = global_batch / (dp * mb) if global_batch else np.full_like(pp, np.inf)
     in_flight = micro_batches_in_flight(pp, vpp, np.maximum(n_micro, 1.0), schedule)
-    logits = LOGIT_BYTES * mb * (s / cp) * model.vocab / tp
+    logits = LOGIT_BYTES["fused" if cross_entropy_fusion else "unfused"] * mb * (s / cp) * model.vocab / tp
     first = in_flight * stage_mb + recomputing
     last = stage_mb + recomputing + logits
     activations = np.where(pp == 1, first + logits, np.maximum(first, last))

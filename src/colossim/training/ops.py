@@ -47,10 +47,19 @@ ACTIVATION_BYTES = 2
 #: Bytes per dropout mask element.  Because: PyTorch stores dropout masks as uint8/bool.
 DROPOUT_MASK_BYTES = 1
 
-#: HBM bytes per vocabulary logit in the loss (vocab-parallel cross entropy, forward).
-#: Because: Megatron's cross entropy reads the bf16 logits (2), writes an fp32 copy (4) and reads it
-#: again for the max / sum-exp reductions (4).
-CROSS_ENTROPY_BYTES_PER_LOGIT = 10
+#: HBM bytes per vocabulary logit moved by the loss, (forward, backward), by implementation.
+#: ``unfused`` -- Megatron-LM's vocab-parallel cross entropy on ``logits.float()`` (Megatron-LM
+#: 2.x-3.0 ``post_language_model_processing``; megatron-core 0.5.0 ``LanguageModule.
+#: compute_language_model_loss`` -> ``tensor_parallel/cross_entropy.py``), one kernel per line, fp32
+#: after the cast: forward = cast bf16 -> fp32 (2 + 4) + max (4) + subtract the max (4 + 4) + exp
+#: (4 + 4) + sum (4) + divide by the sum (4 + 4) = 38; backward = scale by the output gradient in
+#: place (4 + 4) + the cast's backward fp32 -> bf16 (4 + 2) = 14.
+#: ``fused`` -- one kernel each way on the bf16 logits: flash-attn's ``CrossEntropyLoss`` (the
+#: ``xentropy`` CUDA kernel of flash-attn 1.0.9 csrc/xentropy/xentropy_kernel.cu, after apex's,
+#: which llm-foundry's MPT uses by default as ``loss_fn: fused_crossentropy``) reads each row
+#: twice in forward (max, then sum of exponentials) and writes only per-token losses (2 + 2 = 4),
+#: and in backward reads the logits once and writes their gradient (2 + 2 = 4).
+CROSS_ENTROPY_BYTES_PER_LOGIT = {"unfused": (38.0, 14.0), "fused": (4.0, 4.0)}
 
 
 @dataclass(frozen=True)
@@ -91,10 +100,13 @@ class Attention:
 
 @dataclass(frozen=True)
 class MemoryBound:
-    """A bandwidth-bound kernel moving ``bytes`` through HBM (reads + writes), forward."""
+    """A bandwidth-bound kernel moving ``bytes`` through HBM (reads + writes), forward.
+    ``backward_bytes``: what its backward moves, when known op by op; None: the step model's
+    generic ratio (:data:`colossim.training.step.BACKWARD_MEMORY_FACTOR`)."""
 
     name: str
     bytes: ArrayLike
+    backward_bytes: ArrayLike | None = None
 
 
 Op = Gemm | Attention | MemoryBound
@@ -195,14 +207,17 @@ def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayL
 
 
 def logits_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
-               sequence_parallel: ArrayLike) -> list[Op]:
-    """Final norm, output projection (vocab split by tp) and cross entropy, on the last stage."""
+               sequence_parallel: ArrayLike, cross_entropy_fusion: bool = False) -> list[Op]:
+    """Final norm, output projection (vocab split by tp) and cross entropy, on the last stage;
+    the loss fused or not (:data:`CROSS_ENTROPY_BYTES_PER_LOGIT`)."""
     mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
     tokens = mb * seq_len / cp
     shard = np.where(sequence_parallel, tokens / tp, tokens)
+    logits = tokens * model.vocab / tp
+    fwd, bwd = CROSS_ENTROPY_BYTES_PER_LOGIT["fused" if cross_entropy_fusion else "unfused"]
     return [MemoryBound("final_norm", 2 * shard * model.hidden * ACTIVATION_BYTES),
             Gemm("logits", tokens, model.vocab / tp, model.hidden),
-            MemoryBound("cross_entropy", tokens * model.vocab / tp * CROSS_ENTROPY_BYTES_PER_LOGIT)]
+            MemoryBound("cross_entropy", logits * fwd, backward_bytes=logits * bwd)]
 
 
 def embedding_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,

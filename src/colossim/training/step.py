@@ -80,6 +80,8 @@ class StepContext:
     flash_attention: bool = True
     attention_kernel: str = "flash2"
     """Generation of the fused attention kernel (the plan's ``attention_kernel``)."""
+    cross_entropy_fusion: bool = False
+    """The loss as one fused kernel each way (the plan's ``cross_entropy_fusion``)."""
     overlap_grad_reduce: bool = True
     """DP gradient reduction / parameter gather overlapped with the last backward / first forward
     (the plan's ``overlap_grad_reduce``); false: after the backward, fully exposed."""
@@ -178,7 +180,9 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
         elif isinstance(op, O.MemoryBound):
             t = K.memory_bound_seconds(op.bytes, chip, ctx.profile)
-            fwd, bwd = fwd + t, bwd + BACKWARD_MEMORY_FACTOR * t
+            tb = (BACKWARD_MEMORY_FACTOR * t if op.backward_bytes is None
+                  else K.memory_bound_seconds(op.backward_bytes, chip, ctx.profile))
+            fwd, bwd = fwd + t, bwd + tb
     return {"fwd": np.asarray(fwd, dtype=float), "bwd": np.asarray(bwd, dtype=float),
             "attn_fwd": np.asarray(attn_fwd, dtype=float), "wgrad": np.asarray(wgrad, dtype=float)}
 
@@ -764,7 +768,7 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
             "ep_fwd", "ep_bwd")
     layer = {k: per_layer(k) for k in keys}
     head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
-                                     plans.sequence_parallel), ctx)
+                                     plans.sequence_parallel, ctx.cross_entropy_fusion), ctx)
     if m.mtp_modules:
         head = _with_mtp(ctx, plans, head, per[kinds[-1][0]])
 

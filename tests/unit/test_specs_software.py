@@ -137,6 +137,7 @@ def test_the_loss_moves_the_bytes_of_its_kernels_fused_or_not():
     4 on the bf16 logits.  The head's memory-bound time and its memory follow; only MosaicML's
     stack fuses it."""
     from colossim.cost.compute import memory_bound_seconds
+    from colossim.cost.efficiency import default_profile
     from colossim.training import memory as M
     from colossim.training.ops import logits_ops
 
@@ -159,7 +160,6 @@ def test_the_loss_moves_the_bytes_of_its_kernels_fused_or_not():
     assert unfused.software == fused.software == "megatron-core-2024"
     # one step = 8 micro-batches per GPU, each saving (38 + 14 - 4 - 4) B per logit of HBM traffic
     chip = load_catalog().accelerator("h100-sxm")
-    from colossim.cost.efficiency import default_profile
     saved = 8 * float(memory_bound_seconds(44 * model.seq_len * model.vocab, chip, default_profile("h100-sxm")))
     assert unfused.step_time_s - fused.step_time_s == pytest.approx(saved, rel=0.02)
     kept = {f: M.memory_per_gpu(model, micro_batch=1, cross_entropy_fusion=f).activations for f in (False, True)}

@@ -30,8 +30,8 @@ from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, Pa
                                  Recompute)
 
 #: The plan fields a stack decides when the spec leaves them out.
-STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "overlap_grad_reduce", "overlap_param_gather",
-               "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
+STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "overlap_grad_reduce",
+               "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages")
 

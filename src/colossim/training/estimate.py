@@ -102,7 +102,8 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         micro_batch=plans.micro_batch, recompute=plans.recompute, zero=plans.priced_zero,
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
-        cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers, schedule=ctx.pipeline_schedule)
+        cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
+        schedule=ctx.pipeline_schedule)
 
 
 def fewest_recompute_layers(ctx: StepContext, plans: PlanArrays, capacity_bytes: float) -> PlanArrays:

@@ -178,7 +178,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    ep: ArrayLike = 1, dp: ArrayLike = 1, vpp: ArrayLike = 1, micro_batch: ArrayLike = 1,
                    recompute: Any = "none", zero: ArrayLike = 0, sequence_parallel: ArrayLike = False,
                    precision: str = "bf16", seq_len: int | None = None, global_batch: int | None = None,
-                   flash_attention: bool = True, cross_entropy_fusion: bool = False, fsdp: ArrayLike = True,
+                   flash_attention: bool = True, cross_entropy_fusion: bool = False,
+                   fsdp: ArrayLike = True,
                    recompute_layers: ArrayLike = 0, schedule: str = "1f1b") -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
@@ -226,7 +227,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     recomputing = np.where(rc == RECOMPUTE_CODES["full"], live, 0.0)
     n_micro = global_batch / (dp * mb) if global_batch else np.full_like(pp, np.inf)
     in_flight = micro_batches_in_flight(pp, vpp, np.maximum(n_micro, 1.0), schedule)
-    logits = LOGIT_BYTES["fused" if cross_entropy_fusion else "unfused"] * mb * (s / cp) * model.vocab / tp
+    logit_bytes = LOGIT_BYTES["fused" if cross_entropy_fusion else "unfused"]
+    logits = logit_bytes * mb * (s / cp) * model.vocab / tp
     first = in_flight * stage_mb + recomputing
     last = stage_mb + recomputing + logits
     activations = np.where(pp == 1, first + logits, np.maximum(first, last))

@@ -45,7 +45,8 @@ import numpy as np
 from colossim.catalog import Accelerator
 from colossim.cost import comm as C
 from colossim.cost import compute as K
-from colossim.cost.efficiency import CalibrationProfile, default_profile
+from colossim.cost.efficiency import CalibrationProfile
+from colossim.cost.power import profile_for_chip
 from colossim.inference.memory import EMBEDDING_FORMAT, LOGIT_BYTES, kv_bytes_per_token_per_layer, stage_layers
 from colossim.specs.model import ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
@@ -99,7 +100,7 @@ def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activa
                  grouped_kv_decode: bool = True,
                  profile: CalibrationProfile | None = None) -> ServingContext:
     chip = hardware.accelerator
-    prof = profile if profile is not None else default_profile(chip.id)
+    prof = profile if profile is not None else profile_for_chip(chip)
     return ServingContext(model, chip, hardware, C.network_of_hardware(hardware), prof, weights, activations,
                           kv_cache, tp, pp, ep, float(attention_seq_hint), bool(grouped_kv_decode))
 

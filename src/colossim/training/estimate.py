@@ -14,8 +14,8 @@ import numpy as np
 
 from colossim import units
 from colossim.cost import comm as C
-from colossim.cost import efficiency as E
 from colossim.cost.ownership import usd_per_gpu_hour
+from colossim.cost.power import profile_for_chip
 from colossim.errors import SpecError
 from colossim.specs.software import software_stacks
 from colossim.training import flops as F
@@ -77,7 +77,7 @@ class SearchResult:
 def make_context(spec, profile=None) -> StepContext:
     """Step context of a spec: the default calibration profile of its chip unless one is given."""
     chip = spec.hardware.accelerator
-    prof = profile if profile is not None else E.default_profile(chip.id)
+    prof = profile if profile is not None else profile_for_chip(chip)
     net = C.network_of_hardware(spec.hardware)
     return StepContext(model=spec.model, system=spec.hardware, global_batch=spec.training.global_batch,
                        seq_len=spec.seq_len, precision=spec.training.precision.value, profile=prof,

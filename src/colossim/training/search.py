@@ -12,8 +12,9 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 - ``pp``: divides the layers (or any count up to the layers with ``uneven_stages``).
 - ``dp``: what is left of the GPU count; ``ep`` divides the experts and dp x cp.
 - ``micro_batch``: powers of two with the global batch divisible by dp x micro_batch.
-- ``vpp``: 1, or chunk counts dividing the layers per stage when the micro-batches divide by pp
-  (Megatron's interleaved-schedule requirement).
+- ``vpp``: 1, or the chunk counts of ``VPP_CHOICES`` that divide the layers per stage when the
+  micro-batches divide by pp (Megatron's interleaved-schedule requirement); a depth outside the
+  list (23 chunks of one layer, say) is priced when the spec fixes it, not searched.
 - ``pipeline_schedule``: zero-bubble and DualPipe plans need vpp 1; DualPipe also an even pp and at
   least 2 pp micro-batches (:func:`colossim.training.pipeline.schedule_allows`).
 - ``recompute``: none / selective / full;  ``zero``: 0-3 (ZeRO-2/3 only without pipelining, as in

@@ -124,6 +124,24 @@ def test_hardware_defaults_and_overrides():
         resolve_hardware({"gpu": "h100-sxm", "system": "hgx-h100", "count": 8})
 
 
+def test_reference_table_column_names_are_accepted_as_overrides():
+    """The team's hardware table names three overrides its own way (same units)."""
+    a = resolve_hardware({"gpu": "h100-sxm", "count": 16, "hbm_tbps": 2.0,
+                          "scaleup_link_gbps_per_gpu": 1600, "scaleout_gbps_per_gpu": 200})
+    assert a.accelerator.hbm_bytes_per_s == 2.0e12
+    assert a.scaleup_bytes_per_s_per_gpu == 200e9 and a.scaleout_bytes_per_s_per_gpu == 25e9
+    with pytest.raises(SpecError, match=r"hardware\.hbm_tbps"):
+        resolve_hardware({"gpu": "h100-sxm", "count": 8, "hbm_tbps": -1})
+
+
+def test_scaleout_rate_is_needed_only_beyond_one_scaleup_domain():
+    """tpu-v6e has no scale-out rate in the catalog: a 256-chip pod slice runs, 512 chips need one."""
+    assert resolve_hardware({"gpu": "tpu-v6e", "count": 256}).count == 256
+    with pytest.raises(SpecError, match="scaleout_gbit_per_s"):
+        resolve_hardware({"gpu": "tpu-v6e", "count": 512})
+    assert resolve_hardware({"gpu": "tpu-v6e", "count": 512, "scaleout_gbit_per_s": 100}).count == 512
+
+
 def test_valid_mask_agrees_with_validate_plan():
     model = resolve_model("mixtral-8x7b")
     hw = resolve_hardware({"gpu": "h100-sxm", "count": 64})

@@ -12,7 +12,14 @@
 
 Overrides (any of them, either form): ``gpus_per_node``, ``scaleup_domain_size``,
 ``scaleup_gbit_per_s`` (per GPU, one direction), ``scaleout_gbit_per_s`` (per GPU), ``hbm_gb``,
-``hbm_tb_per_s``, ``tdp_w``, ``node_power_kw``.  Unknown keys raise :class:`SpecError`.
+``hbm_tb_per_s``, ``tdp_w``, ``node_power_kw``.  The team's reference hardware table names three
+of them differently, and those names are accepted too: ``scaleup_link_gbps_per_gpu``,
+``scaleout_gbps_per_gpu`` (gigabits per second, the same units) and ``hbm_tbps`` (TB/s).  Unknown
+keys raise :class:`SpecError`.
+
+A chip with no scale-out bandwidth in the catalog (a TPU pod slice, say) still runs a job that
+fits in one scale-up domain (``count`` <= the domain size): nothing leaves the domain, so the rate
+is never read.  Beyond one domain the spec must give ``scaleout_gbit_per_s``.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from colossim import units
 from colossim.catalog import Accelerator, load_catalog
@@ -65,10 +72,15 @@ class HardwareInput(BaseModel):
     count: int = Field(ge=1, description="number of GPUs (accelerators), never nodes")
     gpus_per_node: int | None = Field(None, ge=1)
     scaleup_domain_size: int | None = Field(None, ge=1)
-    scaleup_gbit_per_s: float | None = Field(None, gt=0, description="per GPU, one direction")
-    scaleout_gbit_per_s: float | None = Field(None, ge=0, description="per GPU, one direction")
+    scaleup_gbit_per_s: float | None = Field(
+        None, gt=0, description="per GPU, one direction",
+        validation_alias=AliasChoices("scaleup_gbit_per_s", "scaleup_link_gbps_per_gpu"))
+    scaleout_gbit_per_s: float | None = Field(
+        None, ge=0, description="per GPU, one direction",
+        validation_alias=AliasChoices("scaleout_gbit_per_s", "scaleout_gbps_per_gpu"))
     hbm_gb: float | None = Field(None, gt=0)
-    hbm_tb_per_s: float | None = Field(None, gt=0)
+    hbm_tb_per_s: float | None = Field(None, gt=0,
+                                       validation_alias=AliasChoices("hbm_tb_per_s", "hbm_tbps"))
     tdp_w: float | None = Field(None, gt=0)
     node_power_kw: float | None = Field(None, gt=0)
 
@@ -117,6 +129,10 @@ def resolve_hardware(d: Mapping[str, Any] | SystemSpec) -> SystemSpec:
     scaleup = (units.gbit_per_s_to_bytes_per_s(hw.scaleup_gbit_per_s)
                if hw.scaleup_gbit_per_s is not None else acc.scaleup_bytes_per_s)
     scaleup = _need(scaleup, "scale-up bandwidth", acc.id, "scaleup_gbit_per_s")
+    if scaleout is None and hw.count <= domain:
+        # one scale-up domain holds the whole job: no collective or send ever leaves it, so the
+        # scale-out rate is never read; the scale-up rate stands in to keep the network valid
+        scaleout = scaleup
     scaleout = _need(scaleout, "scale-out bandwidth", acc.id, "scaleout_gbit_per_s")
     if hw.node_power_kw is not None:
         node_w = hw.node_power_kw * units.KILO

@@ -51,3 +51,16 @@ def test_vectorised_equals_elementwise(shapes):
     vec = comm.all_reduce_seconds(sizes, 64, NET, P, stride=np.array(n % 3 + 1))
     one = [float(comm.all_reduce_seconds(s, 64, NET, P, stride=int(b % 3 + 1))) for s, b in zip(sizes, n)]
     assert np.allclose(vec, one)
+
+
+@given(m=st.integers(1, 64).map(lambda x: 128 * x), n=st.integers(1, 64).map(lambda x: 128 * x),
+       steps=st.integers(1, 256), k0=st.floats(1.0, 512.0))
+@settings(max_examples=200, deadline=None)
+def test_a_tile_overhead_costs_short_k_most(m, n, steps, k0):
+    """Each tile's fixed fill and epilogue lowers the utilisation of every shape, and the longer
+    the K the less: doubling K never loses utilisation."""
+    from colossim.cost.compute import TILE_K, shape_utilisation
+    k = steps * TILE_K
+    with_k0 = float(shape_utilisation(m, n, k, 132, tile_overhead_k=k0))
+    assert with_k0 < float(shape_utilisation(m, n, k, 132))
+    assert float(shape_utilisation(m, n, 2 * k, 132, tile_overhead_k=k0)) >= with_k0 - 1e-12

@@ -138,7 +138,8 @@ def test_a_batched_gemm_pays_one_launch_and_fills_the_waves_across_the_batch():
     batched = float(compute.batched_gemm_seconds(2048, 2048, 96, 384, "bf16", A100, a100))
     launch = a100.gemm["bf16"].launch_seconds
     assert batched < looped - 300 * launch
-    assert batched > 384 * (one - launch)  # the GEMMs' own time stays
+    # the GEMMs' own time stays: each still moves its operands and scores through HBM
+    assert batched > 384 * float(compute.gemm_roofline(2048, 2048, 96, "bf16", A100, a100)[2])
     assert float(compute.batched_gemm_seconds(2048, 2048, 96, 1, "bf16", A100, a100)) == pytest.approx(one)
     # a batch of tiny GEMMs that alone would fill a tenth of a wave runs at full waves together
     tiny = compute.shape_utilisation(128, 128, 4096, 108, batch=108)

@@ -25,7 +25,7 @@ def calibrate_command(
     save_profile(prof, out)
     bf16 = prof.gemm["bf16"]
     console.print(f"{meas.device}: bf16 GEMM max efficiency {fmt(bf16.max_efficiency)}, launch "
-                  f"{fmt(bf16.launch_seconds * 1e6)} us; HBM {fmt(prof.memory_efficiency)}; "
+                  f"{fmt(bf16.launch_seconds * 1e6)} us, tile overhead {fmt(bf16.tile_overhead_k)} K; HBM {fmt(prof.memory_efficiency)}; "
                   f"attention {fmt(prof.attention.max_efficiency)} -> {out}")
 
 

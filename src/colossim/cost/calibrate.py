@@ -66,7 +66,7 @@ def profile_from_measurements(meas: Measurements, chip: Accelerator,
             old = base.gemm.get(prec) or base.gemm["bf16"]
             gemm[prec] = fit.fit_gemm(samples, prec, chip, dataclasses.replace(prof, gemm=gemm),
                                       old.sm_count, old.misaligned_k_factor,
-                                      f"calibrated on {meas.device}")
+                                      f"calibrated on {meas.device}", joint=True)
     attention = (fit.fit_attention(meas.attention, chip.peak_flops_per_s("bf16"),
                                    f"calibrated on {meas.device}", base.attention)
                  if meas.attention else base.attention)

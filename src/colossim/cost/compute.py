@@ -101,11 +101,13 @@ def _hbm(chip: Accelerator) -> float:
 
 
 def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int,
-                      batch: ArrayLike = 1) -> np.ndarray:
+                      batch: ArrayLike = 1, tile_overhead_k: float = 0.0) -> np.ndarray:
     """Fraction of the tensor-core peak the shape allows, best over the tile/split-K configs the
     library could pick: tile quantisation (m, n padded to the tile; k to 64) x wave quantisation
     (tiles x splits spread over ``sm_count`` SMs in whole waves) x the tile's relative rate.
-    Each split pads its K share to whole 64-steps, so the time never falls as K grows.
+    Each split pads its K share to whole 64-steps, so the time never falls as K grows, and pays
+    ``tile_overhead_k`` more (pipeline fill and epilogue, :class:`GemmParams`), so a short K
+    runs below the rate of a long one and splitting K is not free.
     ``batch``: GEMMs of one batched call (strided-batched bmm), whose tiles share the waves.
     Wave/tile quantisation as in NVIDIA's "Matrix Multiplication Background User's Guide"."""
     m, n, k, b = _arr(m), _arr(n), _arr(k), np.maximum(_arr(batch), 1.0)
@@ -116,8 +118,9 @@ def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int,
         for s in SPLIT_K:
             units = b * tiles_m * tiles_n * s
             wave_q = units / (np.ceil(units / sm_count) * sm_count)
-            # each split runs whole K steps: K padded to s x ceil(K / (s x TILE_K)) x TILE_K
-            k_q = k / (s * np.ceil(k / (s * TILE_K)) * TILE_K)
+            # each split runs whole K steps: K padded to s x ceil(K / (s x TILE_K)) x TILE_K,
+            # plus the tile's fixed fill and epilogue
+            k_q = k / (s * (np.ceil(k / (s * TILE_K)) * TILE_K + tile_overhead_k))
             best = np.maximum(best, rel * tile_q * wave_q * k_q)
     return best
 
@@ -133,7 +136,8 @@ def gemm_roofline(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip
     elt = OPERAND_BYTES.get(precision, 2.0)
     w_elt = elt if weight_bytes is None else weight_bytes
     aligned = np.mod(k * elt, ALIGN_BYTES) == 0
-    eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count, batch) * np.where(
+    eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count, batch,
+                                                gp.tile_overhead_k) * np.where(
         aligned, 1.0, gp.misaligned_k_factor)
     t_compute = 2.0 * m * n * k / (_peak(chip, precision) * eff)
     n_bytes = m * k * elt + k * n * w_elt + m * n * OUTPUT_BYTES

@@ -45,6 +45,11 @@ class GemmParams:
     Already folded into ``max_efficiency``; kept here to show how much of it is clocks."""
     sustained_rows: tuple[str, ...] = ()
     """Rows the sustained fraction comes from (long runs at the chip's power limit)."""
+    tile_overhead_k: float = 0.0
+    """Fixed work of one output tile (of one split-K share) beyond its main loop, in K elements:
+    filling the operand pipeline before the first multiply-accumulate and writing the finished
+    accumulators out after the last, which a tile pays however short its K.  Fitted with
+    ``launch_seconds`` to the shape rows; 0 in profiles written before it existed."""
 
 
 @dataclass(frozen=True)

@@ -113,19 +113,20 @@ def fit_gemm(samples: Sequence[GemmSample], precision: str, chip: Accelerator,
         return make(0.0)
 
     def error(gp: GemmParams) -> float:
-        return log_error(predict_gemm_flops_per_s(others, chip, _gemm_profile(base, precision, gp)), meas)
+        prof = _gemm_profile(base, precision, gp)
+        return log_error(predict_gemm_flops_per_s(others, chip, prof), meas)
 
     def launch_loss(x: np.ndarray) -> float:
         return error(make(float(np.exp(x[0]))))
 
     grid = np.log(np.logspace(-7, -4, 31))  # Because: 0.1 us .. 100 us brackets kernel launches
-    if joint:
-        def joint_loss(x: np.ndarray) -> float:
-            return error(make(float(np.exp(x[0])), max(float(x[1]), 0.0) * compute.TILE_K))
+    if joint:  # x = (log launch, overhead in 64-steps)
+        def joint_params(x: np.ndarray) -> GemmParams:
+            return make(float(np.exp(x[0])), max(float(x[1]), 0.0) * compute.TILE_K)
 
         starts = [np.array([g, k0 / compute.TILE_K]) for g in grid for k0 in _TILE_OVERHEAD_GRID]
-        x = nelder_mead(joint_loss, min(starts, key=joint_loss), step=0.2)
-        return make(float(np.exp(x[0])), max(float(x[1]), 0.0) * compute.TILE_K)
+        best_start = min(starts, key=lambda x: error(joint_params(x)))
+        return joint_params(nelder_mead(lambda x: error(joint_params(x)), best_start, step=0.2))
     best = grid[int(np.argmin([launch_loss(np.array([g])) for g in grid]))]
     launch = float(np.exp(nelder_mead(launch_loss, [best], step=0.2)[0]))
 

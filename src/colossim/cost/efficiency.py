@@ -32,7 +32,8 @@ class GemmParams:
     max_efficiency: float
     """Best achievable fraction of the dense peak for a large, well-shaped GEMM (MAMF / peak)."""
     launch_seconds: float
-    """Fixed time per GEMM (launch, prologue/epilogue, pipeline fill): dominates small GEMMs."""
+    """Fixed time per GEMM kernel (launch and its setup, once per kernel, however many tiles):
+    dominates small GEMMs.  The fill and epilogue each tile pays is ``tile_overhead_k``."""
     misaligned_k_factor: float
     """Throughput factor when K is not a multiple of 16 bytes of elements (no TMA/vector loads)."""
     sm_count: int

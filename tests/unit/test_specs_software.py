@@ -164,3 +164,71 @@ def test_the_loss_moves_the_bytes_of_its_kernels_fused_or_not():
     assert unfused.step_time_s - fused.step_time_s == pytest.approx(saved, rel=0.02)
     kept = {f: M.memory_per_gpu(model, micro_batch=1, cross_entropy_fusion=f).activations for f in (False, True)}
     assert float(kept[False] - kept[True]) == pytest.approx((6 - 4) * model.seq_len * model.vocab)
+
+
+def test_eager_elementwise_ops_move_the_bytes_of_their_kernel_chains():
+    """Hugging Face's modeling code runs RMSNorm as six PyTorch kernels in fp32 (36 B per element
+    forward, 92 backward), RoPE through rotate_half (20, 30) and SwiGLU as act(gate) * up (10, 18);
+    a fused kernel moves 4, 4 and 6 forward and twice that backward.  A LayerNorm, a plain GELU and
+    ALiBi positions are one kernel (or none) either way, so an MPT-style block does not change."""
+    from colossim.cost.compute import memory_bound_seconds
+    from colossim.cost.efficiency import default_profile
+    from colossim.training.ops import EAGER_BYTES_PER_ELEMENT, MemoryBound, layer_ops
+
+    model = load_spec({"model": {"name": "llama3-8b", "seq_len": 2048}, "hardware": {"gpu": "h100-sxm", "count": 8},
+                       "parallelism": {}, "training": {}}).model
+    mb, s, tp = 2, model.seq_len, 1
+    tokens = mb * s
+    elements = {"norms": 2 * tokens * model.hidden,
+                "rope": tokens * (model.heads + model.kv_heads) * model.head_dim,
+                "activation": tokens * model.ffn_hidden}
+    kind = {"norms": "rmsnorm", "rope": "rope", "activation": "gated"}
+
+    def mem(fusion):
+        return {op.name: op for op in layer_ops(model, mb, s, tp, 1, 1, False, elementwise_fusion=fusion)
+                if isinstance(op, MemoryBound)}
+
+    fused, eager = mem(True), mem(False)
+    assert EAGER_BYTES_PER_ELEMENT == {"rmsnorm": (36, 92), "rope": (20, 30), "gated": (10, 18)}
+    for name, n in elements.items():
+        fwd, bwd = EAGER_BYTES_PER_ELEMENT[kind[name]]
+        assert float(eager[name].bytes) == pytest.approx(fwd * n)
+        assert float(eager[name].backward_bytes) == pytest.approx(bwd * n)
+        assert fused[name].backward_bytes is None  # twice the forward, BACKWARD_MEMORY_FACTOR
+    assert float(fused["norms"].bytes) == pytest.approx(4 * elements["norms"])
+    assert float(fused["rope"].bytes) == pytest.approx(4 * elements["rope"])
+    assert float(fused["activation"].bytes) == pytest.approx(6 * elements["activation"])
+    assert float(eager["residual_adds"].bytes) == float(fused["residual_adds"].bytes)
+
+    # the step pays the difference, per layer and micro-batch, and nothing else changes
+    spec = {"model": {"name": "llama3-8b", "seq_len": 2048}, "hardware": {"gpu": "h100-sxm", "count": 8},
+            "parallelism": {"tp": 1, "pp": 1, "dp": 8, "micro_batch": mb, "recompute": "none", "zero": 1},
+            "training": {"global_batch": 8 * mb}}
+    one = lambda f: estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "elementwise_fusion": f}}))
+    a, b = one(True), one(False)
+    extra_bytes = sum((sum(EAGER_BYTES_PER_ELEMENT[kind[k]]) - 3 * {"norms": 4, "rope": 4, "activation": 6}[k])
+                      * n for k, n in elements.items()) * model.layers
+    extra_bytes += (sum(EAGER_BYTES_PER_ELEMENT["rmsnorm"]) - 12) * tokens * model.hidden  # final norm
+    chip = load_catalog().accelerator("h100-sxm")
+    extra = float(memory_bound_seconds(extra_bytes, chip, default_profile("h100-sxm")))
+    assert b.step_time_s - a.step_time_s == pytest.approx(extra, rel=0.05)
+
+    mpt = {"model": "mpt-7b", "hardware": {"gpu": "h100-sxm", "count": 8},
+           "parallelism": {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 2, "recompute": "none", "zero": 3},
+           "training": {"global_batch": 16, "software": "pytorch-fsdp-2023"}}
+    same = [estimate(load_spec({**mpt, "parallelism": {**mpt["parallelism"], "elementwise_fusion": f}}))
+            for f in (True, False)]
+    assert same[0].step_time_s == same[1].step_time_s
+
+
+def test_hugging_face_model_code_is_the_only_eager_stack_and_costs_the_8b_step_about_a_tenth():
+    """Stas Bekman's Llama-3.1-8B step on 8 H200 (461 TFLOPS per GPU, Hugging Face model code) is
+    priced on its own stack; the eager chains cost it 8-15 % of the step over fused kernels."""
+    assert {k for k, s in software_stacks().items() if not s.elementwise_fusion} == {"hf-transformers-2024"}
+    spec = {"model": {"name": "llama3.1-8b", "seq_len": 8192}, "hardware": {"gpu": "h200-sxm", "count": 8},
+            "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 8, "micro_batch": 1, "zero": 2},
+            "training": {"global_batch": 8, "precision": "bf16", "software": "hf-transformers-2024"}}
+    hf = estimate(load_spec(spec))
+    fused = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "elementwise_fusion": True}}))
+    assert hf.software == "hf-transformers-2024"
+    assert 1.08 < hf.step_time_s / fused.step_time_s < 1.15

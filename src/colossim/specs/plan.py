@@ -93,6 +93,15 @@ class ParallelPlan(BaseModel):
             "--cross-entropy-loss-fusion, NeMo 2.x); false: Megatron's vocab-parallel cross entropy "
             "on an fp32 copy of the logits, one kernel per line (see "
             "colossim.training.ops.CROSS_ENTROPY_BYTES_PER_LOGIT)"))
+    elementwise_fusion: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] each norm, the rotary "
+            "embedding and the gated activation run as one kernel each way (Apex / Transformer Engine "
+            "/ Megatron fusions, or one PyTorch op such as F.layer_norm); false: PyTorch eager "
+            "as Hugging Face transformers' modeling code writes them (RMSNorm in fp32 over six "
+            "kernels, rotate_half, act(gate) * up), kernel by kernel (see "
+            "colossim.training.ops.EAGER_BYTES_PER_ELEMENT)"))
     overlap_grad_reduce: bool | None = Field(
         None,
         description=(

@@ -30,8 +30,8 @@ from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, Pa
                                  Recompute)
 
 #: The plan fields a stack decides when the spec leaves them out.
-STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "overlap_grad_reduce",
-               "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
+STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "elementwise_fusion",
+               "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages")
 
@@ -48,6 +48,9 @@ class SoftwareStack(BaseModel):
                                               "(flash2 or flash1; see ParallelPlan.attention_kernel)")
     cross_entropy_fusion: bool = Field(description="the loss runs as one fused kernel each way (see "
                                        "ParallelPlan.cross_entropy_fusion)")
+    elementwise_fusion: bool = Field(description="norms, rotary embedding and gated activation as one "
+                                     "kernel each way; false: PyTorch eager, kernel by kernel (see "
+                                     "ParallelPlan.elementwise_fusion)")
     overlap_grad_reduce: bool
     overlap_param_gather: bool
     overlap_p2p_comm: bool

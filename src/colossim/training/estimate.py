@@ -84,6 +84,7 @@ def make_context(spec, profile=None) -> StepContext:
                        network=net, flash_attention=spec.parallelism.flash_attention,
                        attention_kernel=spec.parallelism.attention_kernel or "flash2",
                        cross_entropy_fusion=bool(spec.parallelism.cross_entropy_fusion),
+                       elementwise_fusion=spec.parallelism.elementwise_fusion is not False,
                        overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
                        overlap_param_gather=spec.parallelism.overlap_param_gather,
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,

@@ -61,6 +61,32 @@ DROPOUT_MASK_BYTES = 1
 #: and in backward reads the logits once and writes their gradient (2 + 2 = 4).
 CROSS_ENTROPY_BYTES_PER_LOGIT = {"unfused": (38.0, 14.0), "fused": (4.0, 4.0)}
 
+#: HBM bytes per element (forward, backward) of the block's elementwise ops when each PyTorch op is
+#: its own kernel, as Hugging Face transformers' modeling code writes them (v4.46.3
+#: ``models/llama/modeling_llama.py``), counted kernel by kernel with bf16 activations:
+#:
+#: ``rmsnorm`` (per element of the normed tensor) -- ``LlamaRMSNorm.forward``: ``.to(float32)``
+#: (2 + 4), ``pow(2)`` (4 + 4), ``mean(-1)`` (4), ``* rsqrt(variance + eps)`` (4 + 4),
+#: ``.to(input_dtype)`` (4 + 2), ``weight *`` (2 + 2) = 36.  Autograd runs back through the same
+#: chain: the weight product (the input gradient 2 + 2, the weight's g * y 2 + 2 + 2 and its row
+#: sum 2), the cast (2 + 4), the rsqrt product (g * r 4 + 4; g * x 4 + 4 + 4 and its row sum 4),
+#: the mean (its expanded gradient written, 4), the square (``pow_backward``: x.pow(1) 4 + 4,
+#: x 2 4 + 4, times the gradient 4 + 4 + 4), the two gradients of the fp32 copy added (4 + 4 + 4),
+#: the first cast (4 + 2) = 92.
+#: ``rope`` (per query / key element) -- ``apply_rotary_pos_emb``: ``q * cos`` (2 + 2),
+#: ``rotate_half``'s negation of one half (1 + 1) and ``cat`` (2 + 2), ``* sin`` (2 + 2), the sum
+#: (2 + 2 + 2) = 20; backward: the two products' input gradients (2 + 2 each), the negation
+#: (1 + 1), the two slices' gradients (zeros written 2 and the half copied in 1 + 1, each) and the
+#: three gradients of q added (2 + 2 + 2, twice) = 30.
+#: ``gated`` (per element of the MLP's inner width) -- ``act_fn(gate) * up``: the activation
+#: (2 + 2) and the product (2 + 2 + 2) = 10; backward: the product's two input gradients
+#: (2 + 2 + 2 each) and the activation's (2 + 2 + 2) = 18.
+#:
+#: The fused kernels these replace move 4 (norm: read, write), 4 (rope) and 6 (gated: read gate and
+#: up, write) forward and twice that backward.  A LayerNorm is one kernel either way
+#: (``F.layer_norm``), and so is a non-gated activation.
+EAGER_BYTES_PER_ELEMENT = {"rmsnorm": (36.0, 92.0), "rope": (20.0, 30.0), "gated": (10.0, 18.0)}
+
 
 @dataclass(frozen=True)
 class Gemm:
@@ -166,17 +192,32 @@ def mlp_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLik
     return ops
 
 
+def _elementwise(name: str, elements: ArrayLike, fused_bytes: float, eager: str | None) -> MemoryBound:
+    """An elementwise op over ``elements``: ``fused_bytes`` per element forward (backward twice
+    that), or, with ``eager`` naming its PyTorch-eager form, that form's bytes each way
+    (:data:`EAGER_BYTES_PER_ELEMENT`)."""
+    if eager is None:
+        return MemoryBound(name, fused_bytes * elements)
+    fwd, bwd = EAGER_BYTES_PER_ELEMENT[eager]
+    return MemoryBound(name, fwd * elements, backward_bytes=bwd * elements)
+
+
 def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
-                     cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense") -> list[Op]:
-    """Bandwidth-bound kernels of one layer (forward bytes per GPU, one micro-batch)."""
+                     cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
+                     elementwise_fusion: bool = True) -> list[Op]:
+    """Bandwidth-bound kernels of one layer (forward bytes per GPU, one micro-batch); without
+    ``elementwise_fusion`` the RMSNorms, the rotary embedding and a gated activation run as PyTorch
+    eager kernel chains (:data:`EAGER_BYTES_PER_ELEMENT`)."""
     mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
     B = ACTIVATION_BYTES
     tokens = mb * seq_len / cp
     # norms, residuals and dropout run on the sequence shard with SP, replicated over tp without
     shard = np.where(sequence_parallel, tokens / tp, tokens)
     h = model.hidden
+    eager = not elementwise_fusion
     ops: list[Op] = [
-        MemoryBound("norms", model.norms_per_layer * 2 * shard * h * B),          # read x, write y
+        _elementwise("norms", model.norms_per_layer * shard * h, 2 * B,              # read x, write y
+                     "rmsnorm" if eager and model.norm == "rmsnorm" else None),
         MemoryBound("residual_adds", 2 * 3 * shard * h * B),                      # 2 adds: read 2, write 1
     ]
     if model.position == "rope":
@@ -184,13 +225,15 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
             width = (model.heads / tp + 1) * model.mla_qk_rope_head_dim
         else:
             width = (model.heads + model.kv_heads) / tp * model.head_dim
-        ops.append(MemoryBound("rope", 2 * tokens * width * B))                  # read + write q, k
-    act_io = 3 if model.activation.gated else 2  # gated: read gate and up, write; else read, write
+        ops.append(_elementwise("rope", tokens * width, 2 * B, "rope" if eager else None))  # read + write q, k
+    gated = model.activation.gated
+    act_io = 3 if gated else 2  # gated: read gate and up, write; else read, write
+    act_eager = "gated" if eager and gated else None
     if layer_kind == "dense":
-        ops.append(MemoryBound("activation", act_io * tokens * model.ffn_hidden / tp * B))
+        ops.append(_elementwise("activation", tokens * model.ffn_hidden / tp, act_io * B, act_eager))
     else:
         rows = tokens * (model.top_k + model.shared_experts)
-        ops.append(MemoryBound("activation", act_io * rows * model.moe_ffn_hidden / tp * B))
+        ops.append(_elementwise("activation", rows * model.moe_ffn_hidden / tp, act_io * B, act_eager))
         # dispatch permutation and combine (un-permute + weighted sum): read + write each copy
         ops.append(MemoryBound("moe_permute", 4 * shard * model.top_k * h * B))
     if model.dropout:  # after attention and after the MLP: read, write, mask
@@ -199,23 +242,28 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
 
 
 def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
-              ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense") -> list[Op]:
+              ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
+              elementwise_fusion: bool = True) -> list[Op]:
     """Every op of one transformer layer (``dense`` or ``moe``), forward, per GPU, one micro-batch."""
     return (attention_ops(model, micro_batch, seq_len, tp, cp)
             + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind)
-            + memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind))
+            + memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind,
+                               elementwise_fusion))
 
 
 def logits_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
-               sequence_parallel: ArrayLike, cross_entropy_fusion: bool = False) -> list[Op]:
+               sequence_parallel: ArrayLike, cross_entropy_fusion: bool = False,
+               elementwise_fusion: bool = True) -> list[Op]:
     """Final norm, output projection (vocab split by tp) and cross entropy, on the last stage;
-    the loss fused or not (:data:`CROSS_ENTROPY_BYTES_PER_LOGIT`)."""
+    the loss fused or not (:data:`CROSS_ENTROPY_BYTES_PER_LOGIT`), the norm too
+    (:data:`EAGER_BYTES_PER_ELEMENT`)."""
     mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
     tokens = mb * seq_len / cp
     shard = np.where(sequence_parallel, tokens / tp, tokens)
     logits = tokens * model.vocab / tp
     fwd, bwd = CROSS_ENTROPY_BYTES_PER_LOGIT["fused" if cross_entropy_fusion else "unfused"]
-    return [MemoryBound("final_norm", 2 * shard * model.hidden * ACTIVATION_BYTES),
+    eager = not elementwise_fusion and model.norm == "rmsnorm"
+    return [_elementwise("final_norm", shard * model.hidden, 2 * ACTIVATION_BYTES, "rmsnorm" if eager else None),
             Gemm("logits", tokens, model.vocab / tp, model.hidden),
             MemoryBound("cross_entropy", logits * fwd, backward_bytes=logits * bwd)]
 
@@ -235,6 +283,6 @@ def gemm_and_attention_flops(ops: list[Op]) -> np.ndarray:
     return sum((op.flops for op in ops if not isinstance(op, MemoryBound)), np.asarray(0.0))
 
 
-__all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "Attention",
-           "Gemm", "MemoryBound", "Op", "attention_ops", "embedding_ops", "gemm_and_attention_flops",
+__all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
+           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "embedding_ops", "gemm_and_attention_flops",
            "layer_ops", "logits_ops", "memory_bound_ops", "mlp_ops"]

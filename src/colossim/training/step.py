@@ -82,6 +82,9 @@ class StepContext:
     """Generation of the fused attention kernel (the plan's ``attention_kernel``)."""
     cross_entropy_fusion: bool = False
     """The loss as one fused kernel each way (the plan's ``cross_entropy_fusion``)."""
+    elementwise_fusion: bool = True
+    """Norms, rotary embedding and gated activation as one kernel each way (the plan's
+    ``elementwise_fusion``); false: PyTorch eager chains of kernels."""
     overlap_grad_reduce: bool = True
     """DP gradient reduction / parameter gather overlapped with the last backward / first forward
     (the plan's ``overlap_grad_reduce``); false: after the backward, fully exposed."""
@@ -407,7 +410,8 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     m, net, prof = ctx.model, ctx.network, ctx.profile
     tp, cp, ep = plans.tp, plans.cp, plans.ep
     sp = plans.sequence_parallel
-    ops = O.layer_ops(m, plans.micro_batch, ctx.seq_len, tp, cp, ep, sp, layer_kind=kind)
+    ops = O.layer_ops(m, plans.micro_batch, ctx.seq_len, tp, cp, ep, sp, layer_kind=kind,
+                      elementwise_fusion=ctx.elementwise_fusion)
     t = _ops_seconds(ops, ctx)
     rc = plans.recompute
     # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block
@@ -768,7 +772,8 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
             "ep_fwd", "ep_bwd")
     layer = {k: per_layer(k) for k in keys}
     head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
-                                     plans.sequence_parallel, ctx.cross_entropy_fusion), ctx)
+                                     plans.sequence_parallel, ctx.cross_entropy_fusion,
+                                     ctx.elementwise_fusion), ctx)
     if m.mtp_modules:
         head = _with_mtp(ctx, plans, head, per[kinds[-1][0]])
 

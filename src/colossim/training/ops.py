@@ -68,8 +68,8 @@ CROSS_ENTROPY_BYTES_PER_LOGIT = {"unfused": (38.0, 14.0), "fused": (4.0, 4.0)}
 #: ``rmsnorm`` (per element of the normed tensor) -- ``LlamaRMSNorm.forward``: ``.to(float32)``
 #: (2 + 4), ``pow(2)`` (4 + 4), ``mean(-1)`` (4), ``* rsqrt(variance + eps)`` (4 + 4),
 #: ``.to(input_dtype)`` (4 + 2), ``weight *`` (2 + 2) = 36.  Autograd runs back through the same
-#: chain: the weight product (the input gradient 2 + 2, the weight's g * y 2 + 2 + 2 and its row
-#: sum 2), the cast (2 + 4), the rsqrt product (g * r 4 + 4; g * x 4 + 4 + 4 and its row sum 4),
+#: chain: the weight product (the input gradient 2 + 2, the weight's g * y 2 + 2 + 2 and its sum
+#: over the tokens 2), the cast (2 + 4), the rsqrt product (g * r 4 + 4; g * x 4 + 4 + 4 and its row sum 4),
 #: the mean (its expanded gradient written, 4), the square (``pow_backward``: x.pow(1) 4 + 4,
 #: x 2 4 + 4, times the gradient 4 + 4 + 4), the two gradients of the fp32 copy added (4 + 4 + 4),
 #: the first cast (4 + 2) = 92.

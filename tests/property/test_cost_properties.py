@@ -64,3 +64,32 @@ def test_a_tile_overhead_costs_short_k_most(m, n, steps, k0):
     with_k0 = float(shape_utilisation(m, n, k, 132, tile_overhead_k=k0))
     assert with_k0 < float(shape_utilisation(m, n, k, 132))
     assert float(shape_utilisation(m, n, 2 * k, 132, tile_overhead_k=k0)) >= with_k0 - 1e-12
+
+
+_BLOCKS = ("llama3-8b", "mpt-7b", "gpt3-175b", "mixtral-8x7b", "nemotron4-15b", "deepseek-v3")
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(_BLOCKS), st.integers(1, 8), st.sampled_from([512, 2048, 8192]),
+       st.sampled_from([1, 2, 8]), st.booleans(), st.sampled_from(["dense", "moe"]))
+def test_eager_elementwise_kernels_never_move_fewer_bytes(name, mb, seq, tp, sp, kind):
+    """PyTorch-eager norms, RoPE and gated activations move at least a fused kernel's bytes, each op
+    and each way; a block with none of them (LayerNorm, no RoPE, plain activation) moves the same."""
+    from colossim.specs.model import resolve_model
+    from colossim.training.ops import memory_bound_ops
+
+    model = resolve_model(name)
+    kind = kind if (model.moe_layers if kind == "moe" else model.dense_layers) else \
+        ("dense" if kind == "moe" else "moe")
+
+    def both_ways(fusion):
+        return {op.name: (float(op.bytes), float(op.backward_bytes if op.backward_bytes is not None
+                                                  else 2.0 * op.bytes))
+                for op in memory_bound_ops(model, mb, seq, tp, 1, sp, kind, elementwise_fusion=fusion)}
+
+    fused, eager = both_ways(True), both_ways(False)
+    assert fused.keys() == eager.keys()
+    for op, (f_fwd, f_bwd) in fused.items():
+        assert eager[op][0] >= f_fwd and eager[op][1] >= f_bwd
+    plain = model.norm == "layernorm" and model.position != "rope" and not model.activation.gated
+    assert (eager == fused) == plain

@@ -202,6 +202,12 @@ def _elementwise(name: str, elements: ArrayLike, fused_bytes: float, eager: str 
     return MemoryBound(name, fwd * elements, backward_bytes=bwd * elements)
 
 
+def _eager_norm(model: ModelSpec, elementwise_fusion: bool) -> str | None:
+    """The eager form of the model's norm when elementwise ops are not fused: an RMSNorm's kernel
+    chain; a LayerNorm is one kernel either way."""
+    return "rmsnorm" if not elementwise_fusion and model.norm == "rmsnorm" else None
+
+
 def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
                      cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
                      elementwise_fusion: bool = True) -> list[Op]:
@@ -217,7 +223,7 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
     eager = not elementwise_fusion
     ops: list[Op] = [
         _elementwise("norms", model.norms_per_layer * shard * h, 2 * B,              # read x, write y
-                     "rmsnorm" if eager and model.norm == "rmsnorm" else None),
+                     _eager_norm(model, elementwise_fusion)),
         MemoryBound("residual_adds", 2 * 3 * shard * h * B),                      # 2 adds: read 2, write 1
     ]
     if model.position == "rope":
@@ -262,8 +268,8 @@ def logits_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Array
     shard = np.where(sequence_parallel, tokens / tp, tokens)
     logits = tokens * model.vocab / tp
     fwd, bwd = CROSS_ENTROPY_BYTES_PER_LOGIT["fused" if cross_entropy_fusion else "unfused"]
-    eager = not elementwise_fusion and model.norm == "rmsnorm"
-    return [_elementwise("final_norm", shard * model.hidden, 2 * ACTIVATION_BYTES, "rmsnorm" if eager else None),
+    return [_elementwise("final_norm", shard * model.hidden, 2 * ACTIVATION_BYTES,
+                         _eager_norm(model, elementwise_fusion)),
             Gemm("logits", tokens, model.vocab / tp, model.hidden),
             MemoryBound("cross_entropy", logits * fwd, backward_bytes=logits * bwd)]
 

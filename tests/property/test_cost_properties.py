@@ -79,8 +79,8 @@ def test_eager_elementwise_kernels_never_move_fewer_bytes(name, mb, seq, tp, sp,
     from colossim.training.ops import memory_bound_ops
 
     model = resolve_model(name)
-    kind = kind if (model.moe_layers if kind == "moe" else model.dense_layers) else \
-        ("dense" if kind == "moe" else "moe")
+    kinds = [k for k, n in (("dense", model.dense_layers), ("moe", model.moe_layers)) if n]
+    kind = kind if kind in kinds else kinds[0]
 
     def both_ways(fusion):
         return {op.name: (float(op.bytes), float(op.backward_bytes if op.backward_bytes is not None

@@ -89,3 +89,16 @@ def test_ring_collectives_across_nodes_stay_under_the_line_rate():
         assert bw <= comm.SCALEOUT_RING_FRACTION * line * (1 + 1e-9)
         assert bw > 0.8 * comm.SCALEOUT_RING_FRACTION * line
     assert P.curve("scaleout").link_fraction > comm.SCALEOUT_RING_FRACTION  # the cap binds
+
+
+def test_ring_pass_latency_counts_the_domains_a_ring_crosses():
+    # the latency of a reduce-scatter / all-gather: the measured in-domain latency once (when
+    # the ring has more than one rank per domain) plus the fitted scale-out latency per domain
+    # boundary; a tiny message takes that latency and little more.
+    inside = P.curve("nvlink").latency_seconds
+    hop = comm._scaleout_ring_curve(P).latency_seconds
+    for n, stride, expect in ((8, 1, inside), (48, 8, 47 * hop), (512, 1, inside + 63 * hop)):
+        n_, d, N = comm.domain_layout(n, stride, NET)
+        assert float(comm._ring_pass_latency(n_, d, N, P)) == pytest.approx(expect)
+        tiny = float(comm.reduce_scatter_seconds(8.0 * n, n, NET, P, stride))
+        assert expect <= tiny <= 1.05 * expect

@@ -202,6 +202,14 @@ def all_reduce_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network:
     return np.where(n > 1, t, 0.0)
 
 
+def _ring_pass_latency(n, d, N, profile: CalibrationProfile) -> np.ndarray:
+    """Latency of one ring pass (reduce-scatter or all-gather) of n ranks, d per domain, over N
+    domains: the measured in-domain latency once, plus one scale-out curve latency per domain
+    boundary the ring crosses."""
+    lat_in = np.where(d > 1, _intra_ring_curve(profile).latency_seconds, 0.0)
+    return lat_in + (N - 1.0) * _scaleout_ring_curve(profile).latency_seconds
+
+
 def _ring_one_pass(S, n, d, N, network: Network, profile: CalibrationProfile):
     """Reduce-scatter or all-gather (one ring pass, (n-1)/n S per GPU)."""
     ring = _intra_ring_curve(profile)
@@ -210,8 +218,7 @@ def _ring_one_pass(S, n, d, N, network: Network, profile: CalibrationProfile):
     so = _scaleout_ring_curve(profile)
     share = S / d
     t_out = traffic / d / busbw(so, network.scaleout_bytes_per_s_per_gpu, share)
-    lat = np.where(d > 1, ring.latency_seconds, 0.0) + (N - 1.0) * so.latency_seconds
-    t = np.where(N > 1, np.maximum(t_in, t_out), t_in) + lat
+    t = np.where(N > 1, np.maximum(t_in, t_out), t_in) + _ring_pass_latency(n, d, N, profile)
     return np.where(n > 1, t, 0.0)
 
 

@@ -60,7 +60,8 @@ H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "M
 
 
 def _patch(h100: float, a100: float, latency: float, nccl_steps: bool):
-    build, ring, ring_pass = defaults.build_default_profile, comm._scaleout_ring_curve, comm._ring_pass_latency
+    build, ring = defaults.build_default_profile, comm._scaleout_ring_curve
+    ring_pass = comm._ring_pass_latency
 
     def profile(chip):
         p = build(chip)

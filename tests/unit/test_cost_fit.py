@@ -90,3 +90,18 @@ def test_short_k_tiles_pay_the_fitted_overhead_on_the_h100_rows():
         s = by_id[row]
         burst = float(fit.predict_gemm_flops_per_s([s], H100, prof)[0]) / g.sustained_fraction
         assert burst == pytest.approx(s.flops_per_s, rel=tol), row
+
+
+def test_in_step_attention_row_is_read_in_its_own_flop_count():
+    """The FA4 in-step row (834 TFLOPS on B200, Llama-3.1-8B, seq 8k, causal) counts attention the
+    MFU way: 6 h s FLOPs per token and layer for forward + backward.  The B200 model, fitted to it,
+    must give back that row's seconds: 6 h s x tokens / 834e12 per layer, not the 3.5 / 3 longer time
+    the flash-attn count (backward = 2.5 forwards) would give if the row's FLOP/s were taken as is."""
+    from colossim.cost.compute import attention_seconds
+
+    chip, prof = load_catalog().accelerator("b200"), default_profile("b200")
+    heads, head_dim, seq = 32, 128, 8192
+    t = sum(float(attention_seconds(1, heads, seq, seq, head_dim, head_dim, True, "bf16", chip, prof,
+                                    backward=b)) for b in (False, True))
+    row_seconds = 6 * heads * head_dim * seq * seq / 834e12
+    assert t == pytest.approx(row_seconds, rel=0.02)

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict
 
 from colossim.catalog.loader import data_path, load_models
+from colossim.cost.compute import ATTENTION_BACKWARD_FLOPS_RATIO
 from colossim.units import GIB
 
 MIB = 2**20
@@ -65,6 +66,9 @@ class AttentionSample:
     head_dim: int
     causal: bool
     flops_per_s: float
+    restated: float = 1.0
+    """Factor applied to the row's own FLOP/s to count its FLOPs the flash-attn way (1 unless the
+    row counts another way; see :data:`MFU_ATTENTION_PASSES`)."""
 
 
 @dataclass(frozen=True)
@@ -228,10 +232,22 @@ def gemm_samples() -> list[GemmSample]:
     return out
 
 
+#: Attention FLOPs of forward + backward that an MFU-style count credits, in forward passes: the
+#: backward counted as twice the forward, as for a GEMM (6N-style accounting; per token and layer
+#: 6 h s for causal attention).  Because: the in-step rows come from a table whose MFU convention
+#: "counts causal attention FLOPs" as 6 L h s per token (stas00/ml-engineering, the table the
+#: rows and STAS25-* training rows cite), while the flash-attn benchmarks, and the cost model,
+#: count the backward as 2.5 forwards (``compute.ATTENTION_BACKWARD_FLOPS_RATIO``): the same
+#: seconds read as 3.5 / 3 more FLOP/s the flash-attn way.
+MFU_ATTENTION_PASSES = 3.0
+
+
 def attention_samples() -> list[AttentionSample]:
     """FlashAttention fwd+bwd rows: the FlashAttention-2 kernel benchmarks and the in-step rows
     (FlashAttention-3/4 kernels' fwd+bwd throughput measured inside a training step).  Forward-only
-    rows are left out."""
+    rows are left out.  In-step rows are restated in the flash-attn FLOP count (their table counts
+    the MFU way, :data:`MFU_ATTENTION_PASSES`), so every sample's FLOP/s times the model's seconds
+    gives the model's FLOPs."""
     out = []
     for r in load_rows():
         if r.category != "attention" or not ("fa2" in r.id or "instep" in r.id):
@@ -243,8 +259,11 @@ def attention_samples() -> list[AttentionSample]:
             continue
         text = f"{r.id} {r.operation}".lower()
         causal = "non-causal" not in text and "noncausal" not in text and "causal" in text
+        to_flash_attn_count = ((1.0 + ATTENTION_BACKWARD_FLOPS_RATIO) / MFU_ATTENTION_PASSES
+                               if "instep" in r.id else 1.0)
         out.append(AttentionSample(r.id, r.hardware, _seq_tokens(seq.group(1)), int(hd.group(1)),
-                                   causal, r.value * 1e12))
+                                   causal, r.value * 1e12 * to_flash_attn_count,
+                                   to_flash_attn_count))
     return out
 
 

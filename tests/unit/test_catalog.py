@@ -123,3 +123,11 @@ def test_bad_number_fails_naming_line_and_field(tmp_path):
 
 def test_build_is_repeatable():
     assert build_catalog().accelerators.keys() == load_catalog().accelerators.keys()
+
+
+def test_every_accelerator_names_its_architecture_and_hopper_is_the_h100_family():
+    cat = load_catalog()
+    chips = [cat.accelerator(c) for c in cat.accelerators]
+    assert all(a.architecture for a in chips)
+    hopper = {a.id for a in chips if a.architecture == "hopper"}
+    assert hopper == {"h100-sxm", "h100-pcie", "h100-nvl", "h800-sxm", "h20", "h200-sxm"}

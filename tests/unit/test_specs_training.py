@@ -180,3 +180,12 @@ def test_meaningless_fields_do_not_keep_a_plan_open():
     assert p.missing == ["ep"]  # sequence_parallel at tp 1 and vpp at pp 1 mean nothing
     assert "sequence_parallel" in ParallelPlan(tp=2, pp=2, cp=1, ep=1, dp=2, vpp=1, micro_batch=1,
                                                recompute="none", zero=1).missing
+
+
+def test_flashattention3_only_on_hopper():
+    spec = {"model": "llama3-8b", "hardware": {"gpu": "a100-80gb-sxm", "count": 8},
+            "parallelism": {"attention_kernel": "flash3"}, "training": {"global_batch": 64}}
+    with pytest.raises(SpecError, match="flash3 .* Hopper GPUs only; a100-80gb-sxm is ampere"):
+        load_spec(spec)
+    spec["hardware"]["gpu"] = "h200-sxm"
+    assert load_spec(spec).parallelism.attention_kernel == "flash3"

@@ -25,6 +25,9 @@ class Accelerator(_Row):
     aliases: str | None = None
     vendor: str
     release_year: int = Field(ge=2000, le=2100)
+    architecture: str | None = None
+    """The vendor's name for the chip's architecture (generation), lower-case: chips that share it
+    run the same kernels (e.g. FlashAttention-3 needs ``hopper``)."""
     dense_tflops_fp64: float | None = Field(default=None, gt=0)
     dense_tflops_tf32: float | None = Field(default=None, gt=0)
     dense_tflops_bf16: float | None = Field(default=None, gt=0)

@@ -44,6 +44,9 @@ ATTENTION_BACKWARD_FLOPS_RATIO = 2.5
 #: FlashAttention-1 (flash_attn_triton.py, vendored by llm-foundry) is "slightly slower than the
 #: CUDA version" by its own header, so it is taken at FlashAttention-1's rate.
 ATTENTION_KERNEL_RELATIVE_THROUGHPUT = {"flash2": 1.0, "flash1": 0.5}
+#: The architecture FlashAttention-3 needs (its kernels use Hopper's wgmma and TMA: Shah et al.
+#: 2024, arXiv:2407.08608, sec. 3); its speed comes from the profile (``attention.flash3_relative``).
+FLASH3_ARCHITECTURE = "hopper"
 
 #: Bytes moved per element by an FP8 cast: read bf16 (2) + write fp8 (1); the amax for the scale is
 #: computed in the same pass (Transformer Engine fuses cast + amax), so it adds no traffic.
@@ -208,17 +211,32 @@ def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_
     """Time of a FlashAttention forward (or backward: 2.5x the FLOPs, FlashAttention-2) pass.
     Attention runs at the bf16 tensor rate whatever ``precision`` says: Transformer Engine /
     Megatron FP8 recipes keep attention in bf16 (documented treatment, not a measurement).
-    ``kernel`` ('flash2' or 'flash1') scales the time by ATTENTION_KERNEL_RELATIVE_THROUGHPUT."""
+    ``kernel`` ('flash2' or 'flash1') scales the time by ATTENTION_KERNEL_RELATIVE_THROUGHPUT;
+    'flash3' by the profile's ``attention.flash3_relative`` (Hopper only)."""
     del precision  # see docstring
-    if kernel not in ATTENTION_KERNEL_RELATIVE_THROUGHPUT:
-        raise ColossimError(f"unknown attention kernel '{kernel}'", field="attention_kernel", value=kernel,
-                            allowed=list(ATTENTION_KERNEL_RELATIVE_THROUGHPUT))
     flops = attention_flops(batch, heads, seq_q, seq_kv, head_dim, head_dim_v, causal)
     if backward:
         flops = flops * ATTENTION_BACKWARD_FLOPS_RATIO
-    eff = (attention_efficiency(seq_kv, head_dim, causal, profile)
-           * ATTENTION_KERNEL_RELATIVE_THROUGHPUT[kernel])
+    eff = attention_efficiency(seq_kv, head_dim, causal, profile) * attention_kernel_relative(
+        kernel, chip, profile)
     return flops / (_peak(chip, "bf16") * eff)
+
+
+def attention_kernel_relative(kernel: str, chip: Accelerator, profile: CalibrationProfile) -> float:
+    """Throughput of attention kernel ``kernel`` relative to the one ``profile`` models; a
+    one-line error for an unknown kernel or FlashAttention-3 on a chip that cannot run it."""
+    allowed = [*ATTENTION_KERNEL_RELATIVE_THROUGHPUT, "flash3"]
+    if kernel == "flash3":
+        if profile.attention.flash3_relative is None:
+            raise ColossimError(
+                f"attention_kernel 'flash3' (FlashAttention-3) runs on Hopper GPUs only; {chip.id} is "
+                f"{chip.architecture or 'of another architecture'}", field="attention_kernel",
+                value=kernel, allowed=list(ATTENTION_KERNEL_RELATIVE_THROUGHPUT))
+        return profile.attention.flash3_relative
+    if kernel not in ATTENTION_KERNEL_RELATIVE_THROUGHPUT:
+        raise ColossimError(f"unknown attention kernel '{kernel}'", field="attention_kernel", value=kernel,
+                            allowed=allowed)
+    return ATTENTION_KERNEL_RELATIVE_THROUGHPUT[kernel]
 
 
 def memory_bound_seconds(n_bytes: ArrayLike, chip: Accelerator,

@@ -16,6 +16,7 @@ import numpy as np
 from colossim.catalog import load_catalog
 from colossim.catalog.loader import data_path
 from colossim.cost import comm, fit, rows
+from colossim.cost.compute import FLASH3_ARCHITECTURE
 from colossim.cost.efficiency import (AttentionParams, BusCurve, CalibrationProfile, GemmParams,
                                       default_profile)
 
@@ -235,6 +236,7 @@ def build_default_profile(chip: str) -> CalibrationProfile:
     else:
         attention = dataclasses.replace(fb.attention, derivation=f"from {fb.chip}")
         notes.append(f"attention from {fb.chip}")
+    attention = _with_flash3(acc, attention)
     base = dataclasses.replace(skeleton, gemm=gemm, attention=attention)
     colls, a2a, cnotes = _collectives(chip, fb, base)
     notes.extend(cnotes)
@@ -248,6 +250,23 @@ def build_default_profile(chip: str) -> CalibrationProfile:
         source="colossim default profile from catalog/data/microbenchmarks.csv (published rows; "
                "held-out rows excluded)",
         date=DEFAULT_PROFILE_DATE, notes=tuple(notes))
+
+
+def _with_flash3(acc, attention: AttentionParams) -> AttentionParams:
+    """``attention`` with FlashAttention-3's relative throughput on a Hopper chip: the in-step
+    FlashAttention-3 rows (fwd+bwd measured inside a training step, ``rows.OTHER_KERNEL``) over
+    what this FlashAttention-2 model gives at their shapes (geometric mean); unchanged elsewhere."""
+    if acc.architecture != FLASH3_ARCHITECTURE:
+        return attention
+    cat = load_catalog()
+    samples = [s for s in rows.attention_samples() if "fa3" in s.row and "instep" in s.row
+               and cat.accelerator(s.chip).architecture == FLASH3_ARCHITECTURE]
+    if not samples:
+        return attention
+    ratios = [s.flops_per_s / float(fit.predict_attention_flops_per_s(
+        [s], cat.accelerator(s.chip).peak_flops_per_s("bf16"), attention)[0]) for s in samples]
+    return dataclasses.replace(attention, flash3_relative=float(np.exp(np.mean(np.log(ratios)))),
+                               flash3_rows=tuple(s.row for s in samples))
 
 
 def _sustained_fraction(chip: str, acc, gemm: dict, skeleton: CalibrationProfile,

@@ -63,6 +63,11 @@ class AttentionParams:
     half_head_dim: float
     derivation: str = ""
     rows: tuple[str, ...] = ()
+    flash3_relative: float | None = None
+    """FlashAttention-3's throughput over this model's (FlashAttention-2) at the same shape, on the
+    chips that run it (Hopper); None elsewhere: the kernel is not available there."""
+    flash3_rows: tuple[str, ...] = ()
+    """Rows ``flash3_relative`` comes from."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,8 @@ def profile_from_dict(d: dict) -> CalibrationProfile:
                                  "sustained_rows": tuple(v.get("sustained_rows", ()))})
                 for k, v in d["gemm"].items()}
         att = d["attention"]
-        attention = AttentionParams(**{**att, "rows": tuple(att.get("rows", ()))})
+        attention = AttentionParams(**{**att, "rows": tuple(att.get("rows", ())),
+                                       "flash3_rows": tuple(att.get("flash3_rows", ()))})
         colls = {k: BusCurve(**{**v, "rows": tuple(v.get("rows", ()))})
                  for k, v in d["collectives"].items()}
         rest = {k: v for k, v in d.items() if k not in ("gemm", "attention", "collectives")}

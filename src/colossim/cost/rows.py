@@ -137,7 +137,9 @@ OTHER_KERNEL: frozenset[str] = frozenset({
     # Blackwell-optimized"); training stacks on Blackwell run FlashAttention-4 / cuDNN kernels, so
     # the Blackwell model comes from the FA4 in-step row (attn-b200-fa4-instep-llama8b-8k).
     "attn-gb200-azure-fa2-hd128-8k",
-    # FlashAttention-3 on Hopper, measured inside a training step: 1.4x the FA2 model.
+    # FlashAttention-3 on Hopper, measured inside a training step: 1.6x the FA2 model.  Not in the
+    # FA2 fit; it sets the Hopper profiles' FlashAttention-3 factor (attention_kernel 'flash3',
+    # cost.defaults._with_flash3).
     "attn-h200-fa3-instep-llama8b-8k",
 })
 

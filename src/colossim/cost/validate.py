@@ -28,7 +28,9 @@ class Prediction:
         return self.predicted / self.measured - 1.0
 
 
-def _set(row: str) -> str:
+def _set(row: str, flash3: bool = False) -> str:
+    if flash3:
+        return "build"  # the row sets the profile's FlashAttention-3 factor
     if row in rows.OTHER_KERNEL:
         return "other-kernel"
     return "held-out" if row in rows.HELD_OUT else "build"
@@ -48,8 +50,11 @@ def predictions() -> list[Prediction]:
         chip, prof = cat.accelerator(s.chip), default_profile(s.chip)
         pred = float(fit.predict_attention_flops_per_s([s], chip.peak_flops_per_s("bf16"),
                                                        prof.attention)[0])
+        flash3 = s.row in prof.attention.flash3_rows
+        if flash3:
+            pred *= prof.attention.flash3_relative
         # in the row's own FLOP count (the sample restates in-step rows the flash-attn way)
-        out.append(Prediction(s.row, "attention", _set(s.row), s.flops_per_s / s.restated / 1e12,
+        out.append(Prediction(s.row, "attention", _set(s.row, flash3), s.flops_per_s / s.restated / 1e12,
                               pred / s.restated / 1e12))
     for s in rows.memory_samples():
         chip, prof = cat.accelerator(s.chip), default_profile(s.chip)

@@ -35,7 +35,7 @@ MoeDispatch = Literal["alltoall", "dedup"]
 #: What the expert-parallel all-to-all overlaps with (see ParallelPlan.ep_comm_overlap).
 EpCommOverlap = Literal["none", "shared_experts", "micro_batch"]
 #: Generations of fused attention kernel (see colossim.cost.compute.ATTENTION_KERNEL_RELATIVE_THROUGHPUT).
-AttentionKernel = Literal["flash2", "flash1"]
+AttentionKernel = Literal["flash2", "flash1", "flash3"]
 #: Pipeline schedules (see ParallelPlan.pipeline_schedule and colossim.training.pipeline).
 PipelineSchedule = Literal["1f1b", "zb1p", "dualpipe"]
 
@@ -83,8 +83,9 @@ class ParallelPlan(BaseModel):
         description=(
             "[omitted: the software stack's value, training.software] the fused attention kernel's "
             "generation: 'flash2' (FlashAttention-2 and later kernels, the ones the calibration "
-            "profiles are fitted to) or 'flash1' (flash-attn 1.x and its Triton port, about half "
-            "as fast: Dao 2023)"))
+            "profiles are fitted to), 'flash1' (flash-attn 1.x and its Triton port, about half "
+            "as fast: Dao 2023) or 'flash3' (FlashAttention-3, Hopper GPUs only: the in-step "
+            "FlashAttention-3 row over the FlashAttention-2 model)"))
     cross_entropy_fusion: bool | None = Field(
         None,
         description=(

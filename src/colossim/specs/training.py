@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from colossim.cost.compute import FLASH3_ARCHITECTURE
 from colossim.errors import SpecError
 from colossim.specs._validation import check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, load_model_catalog, resolve_model
@@ -137,6 +138,7 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     if workload.global_batch is None:
         workload = workload.model_copy(update={"global_batch": default_global_batch(model.seq_len, hardware.count)})
     plan = validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism")
+    check_attention_kernel(plan.attention_kernel, hardware.accelerator)
     stack = resolve_stack(workload.software, hardware.accelerator.release_year,
                           load_model_catalog().software_of(model.name))
     plan = apply_stack(plan, stack)
@@ -161,6 +163,15 @@ def default_global_batch(seq_len: int, gpus: int) -> int:
 def _divisors(n: int) -> str:
     ds = [d for d in range(1, n + 1) if n % d == 0]
     return ", ".join(map(str, ds if len(ds) <= 16 else ds[:15] + ["..."]))
+
+
+def check_attention_kernel(kernel: str | None, accelerator) -> None:
+    """Raise :class:`SpecError` when the plan asks for FlashAttention-3 on a chip that cannot run it."""
+    if kernel == "flash3" and accelerator.architecture != FLASH3_ARCHITECTURE:
+        raise SpecError(f"parallelism.attention_kernel = flash3 (FlashAttention-3) runs on Hopper GPUs "
+                        f"only; {accelerator.id} is {accelerator.architecture or 'of another architecture'}: "
+                        f"allowed: flash2, flash1", field="parallelism.attention_kernel", value=kernel,
+                        allowed=["flash2", "flash1"])
 
 
 def check_heads_and_experts(model: ModelSpec, tp: int | None, ep: int | None) -> None:

@@ -232,3 +232,29 @@ def test_hugging_face_model_code_is_the_only_eager_stack_and_costs_the_8b_step_a
     fused = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "elementwise_fusion": True}}))
     assert hf.software == "hf-transformers-2024"
     assert 1.08 < hf.step_time_s / fused.step_time_s < 1.15
+
+
+def test_hf_stack_host_time_is_the_part_of_the_step_no_chip_speeds_up():
+    """Stas Bekman's Llama-3.1-8B step (DeepSpeed ZeRO-2, 8 GPUs, seq 8k) on H200 and on B200: the
+    measured step minus the engine's priced seconds (kernels, communication, optimizer) is the same
+    on both chips though B200 computes about twice as fast, and the stack's host time is that gap."""
+    import json
+
+    from colossim.training.estimate import make_context
+    from colossim.training.validate import extra_runs
+
+    runs = {r.id: r for r in extra_runs()}
+    gaps = []
+    for rid in ("STAS25-H200-LLAMA31-8B-8K", "STAS25-B200-LLAMA31-8B-8K"):
+        run = runs[rid]
+        spec = load_spec(json.loads(run.spec_json))
+        host = make_context(spec).host_seconds_per_step
+        tokens_per_gpu = spec.training.global_batch * spec.seq_len / spec.hardware.count
+        measured = tokens_per_gpu / run.tokens_per_s_per_gpu_measured
+        est = estimate(spec)
+        assert est.time_breakdown_s["host_overhead"] == host
+        gaps.append(measured - (est.step_time_s - host))
+    assert abs(gaps[0] - gaps[1]) < 0.01
+    assert software_stacks()["hf-transformers-2024"].host_seconds_per_step == pytest.approx(
+        sum(gaps) / 2, abs=0.01)
+    assert all(s.host_seconds_per_step == 0 for k, s in software_stacks().items() if k != "hf-transformers-2024")

@@ -45,7 +45,7 @@ class SoftwareStack(BaseModel):
     name: str
     flash_attention: bool
     attention_kernel: AttentionKernel = Field(description="generation of the fused attention kernel "
-                                              "(flash2 or flash1; see ParallelPlan.attention_kernel)")
+                                              "(flash2, flash1 or flash3; see ParallelPlan.attention_kernel)")
     cross_entropy_fusion: bool = Field(description="the loss runs as one fused kernel each way (see "
                                        "ParallelPlan.cross_entropy_fusion)")
     elementwise_fusion: bool = Field(description="norms, rotary embedding and gated activation as one "
@@ -82,6 +82,10 @@ class SoftwareStack(BaseModel):
                                                 "(see colossim.training.pipeline)")
     balance_stages: bool = Field(description="the last pipeline stage may give layers up to the others "
                                  "to make room for the output head (see ParallelPlan.balance_stages)")
+    host_seconds_per_step: float = Field(0.0, ge=0, description="time each optimizer step spends that "
+                                         "no kernel model prices and a faster chip does not shorten "
+                                         "(Python, framework hooks and bookkeeping, host syncs), added "
+                                         "to the step; 0 where no measurement separates it")
     default_for_chips_released_from: int | None = Field(
         None, ge=0, description="chips released in this year or later default to this stack (until a later "
         "stack's year); blank: never a chip's default (a model's catalog row may name it)")

@@ -31,7 +31,7 @@ MFU_CONVENTIONS = ("megatron", "palm", "6nd")
 DEFAULT_MFU_CONVENTION = "megatron"
 
 TIME_KEYS = ("compute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm", "pipeline_bubble",
-             "optimizer_step")
+             "optimizer_step", "host_overhead")
 MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "buffers")
 
 
@@ -93,7 +93,14 @@ def make_context(spec, profile=None) -> StepContext:
                        moe_fp8_dispatch=spec.parallelism.moe_fp8_dispatch,
                        ep_comm_overlap=spec.parallelism.ep_comm_overlap,
                        pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b",
-                       balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages))
+                       balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages),
+                       host_seconds_per_step=_stack_host_seconds(spec.training.software))
+
+
+def _stack_host_seconds(software: str | None) -> float:
+    """The named software stack's host time per step (0 without one)."""
+    stack = software_stacks().get(software) if software else None
+    return stack.host_seconds_per_step if stack else 0.0
 
 
 def _memory(ctx: StepContext, plans: PlanArrays):

@@ -107,6 +107,8 @@ class StepContext:
     balance_stages: bool = True
     """The last pipeline stage may hold fewer layers to make room for the logits (the plan's
     ``balance_stages`` with ``uneven_stages``); false: it holds L / p layers."""
+    host_seconds_per_step: float = 0.0
+    """Host-side time per step the software stack adds (its ``host_seconds_per_step``)."""
 
 
 #: Training precisions whose GEMMs run in fp8, which Transformer Engine casts to: each GEMM input
@@ -829,7 +831,8 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     compute = (n_micro * (stage(layer["compute_fwd"], head["fwd"] - head.get("fwd_comm", 0.0))
                           + stage(layer["compute_bwd"], head["bwd"] - head.get("bwd_comm", 0.0)))
                + weight_casts)
-    step = busy + bubble + p2p + dp + optimizer + weight_casts
+    host = np.full_like(busy, ctx.host_seconds_per_step)
+    step = busy + bubble + p2p + dp + optimizer + weight_casts + host
     return {
         "step_time_s": step,
         "compute": compute,
@@ -841,6 +844,7 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
         "dp_comm": dp,
         "pipeline_bubble": bubble,
         "optimizer_step": optimizer,
+        "host_overhead": host,
         "micro_batches": n_micro,
         "params_local": params["total"],
     }

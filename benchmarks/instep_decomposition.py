@@ -40,7 +40,8 @@ PROBE = 0.8
 
 
 def _scaled(profile, factor: float):
-    gemm = {k: dataclasses.replace(v, max_efficiency=v.max_efficiency * factor) for k, v in profile.gemm.items()}
+    gemm = {k: dataclasses.replace(v, max_efficiency=v.max_efficiency * factor)
+            for k, v in profile.gemm.items()}
     return dataclasses.replace(profile, gemm=gemm)
 
 

@@ -27,9 +27,13 @@ UNSTATED_OVERLAP = ("NEMO", "MLPERF", "NEMOTRON")
 #: NCCL's latency model of a ring pass with the Simple protocol (the one it uses for
 #: bandwidth-bound messages): a base plus one latency per ring step, an NVLink step far cheaper
 #: than a network one; a reduce-scatter or all-gather on n ranks over N domains takes n - 1 steps,
-#: N - 1 of them over the network.  Source: NVIDIA/nccl src/graph/tuning.cc (baseLat Ring Simple
-#: 8.4 us; hwLat NVLink Ring Simple 3.4 us; hwLat NET Ring Simple 14.0 us; the ring latency adds
-#: ``(nsteps - nInterSteps) * intraLat + nInterSteps * interLat``).  8.4 + 7 x 3.4 = 32.2 us on 8
+#: N - 1 of them over the network.  Source: NVIDIA/nccl src/graph/tuning.cc, read in NCCL 2.29.7-1
+#: (Debian's nvidia-nccl source package, nvidia-nccl_2.29.7-1.orig.tar.gz): baseLatencies Ring
+#: Simple 8.4 us; hwLatencies NVLINK Ring Simple 3.4 us; NET Ring Simple 14.0 us; the ring latency
+#: adds ``(nsteps - nInterSteps) * intraLat + nInterSteps * interLat``.  On more than one node the
+#: in-node step is max(3.4, 3 x netOverhead) with netOverhead 1 us on Intel hosts (3 us: 3.4 stays)
+#: and 2 us on AMD hosts (6 us; DGX A100 is AMD), and IB adds no net latency (its plugin reports
+#: 0); not modelled here.  8.4 + 7 x 3.4 = 32.2 us on 8
 #: GPUs against 32.6 us measured on 8 H100 (the profile's ring latency, which scales the base and
 #: the NVLink steps here).  The engine instead charges the measured in-domain latency once and the
 #: scale-out curve's fitted latency (47 us on H100, fitted to tree all-reduce rows) per domain

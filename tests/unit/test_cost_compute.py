@@ -1,6 +1,8 @@
 """Op-time model against published rows (catalog/data/microbenchmarks.csv).  Rows in
 colossim.cost.rows.HELD_OUT were not used to build the default profiles."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,9 @@ def test_flashattention3_is_faster_than_fa2_on_hopper_and_refused_elsewhere():
     fa2 = compute.attention_seconds(*args, H100, P)
     fa3 = compute.attention_seconds(*args, H100, P, kernel="flash3")
     assert float(fa2 / fa3) == pytest.approx(factor)
+    # a measured profile of an H100 (colossim calibrate) has no FA3 row of its own: the published factor
+    measured = dataclasses.replace(P, attention=dataclasses.replace(P.attention, flash3_relative=None))
+    assert float(compute.attention_seconds(*args, H100, measured, kernel="flash3")) == pytest.approx(float(fa3))
     a100 = load_catalog().accelerator("a100-80gb-sxm")
     with pytest.raises(ColossimError, match="Hopper GPUs only; a100-80gb-sxm is ampere"):
         compute.attention_seconds(*args, a100, default_profile("a100-80gb-sxm"), kernel="flash3")

@@ -227,12 +227,18 @@ def attention_kernel_relative(kernel: str, chip: Accelerator, profile: Calibrati
     one-line error for an unknown kernel or FlashAttention-3 on a chip that cannot run it."""
     allowed = [*ATTENTION_KERNEL_RELATIVE_THROUGHPUT, "flash3"]
     if kernel == "flash3":
-        if profile.attention.flash3_relative is None:
+        factor = profile.attention.flash3_relative
+        if factor is None and chip.architecture == FLASH3_ARCHITECTURE:
+            # a measured profile (colossim calibrate) without it: the published rows' factor
+            from colossim.cost.efficiency import default_profile
+
+            factor = default_profile(chip.id).attention.flash3_relative
+        if factor is None:
             raise ColossimError(
                 f"attention_kernel 'flash3' (FlashAttention-3) runs on Hopper GPUs only; {chip.id} is "
                 f"{chip.architecture or 'of another architecture'}", field="attention_kernel",
                 value=kernel, allowed=list(ATTENTION_KERNEL_RELATIVE_THROUGHPUT))
-        return profile.attention.flash3_relative
+        return factor
     if kernel not in ATTENTION_KERNEL_RELATIVE_THROUGHPUT:
         raise ColossimError(f"unknown attention kernel '{kernel}'", field="attention_kernel", value=kernel,
                             allowed=allowed)

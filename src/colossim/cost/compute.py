@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from colossim.catalog.schema import Accelerator
-from colossim.cost.efficiency import CalibrationProfile, GemmParams
+from colossim.cost.efficiency import CalibrationProfile, GemmParams, default_profile
 from colossim.errors import ColossimError
 
 ArrayLike = np.ndarray | float | int
@@ -225,13 +225,10 @@ def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_
 def attention_kernel_relative(kernel: str, chip: Accelerator, profile: CalibrationProfile) -> float:
     """Throughput of attention kernel ``kernel`` relative to the one ``profile`` models; a
     one-line error for an unknown kernel or FlashAttention-3 on a chip that cannot run it."""
-    allowed = [*ATTENTION_KERNEL_RELATIVE_THROUGHPUT, "flash3"]
     if kernel == "flash3":
         factor = profile.attention.flash3_relative
         if factor is None and chip.architecture == FLASH3_ARCHITECTURE:
             # a measured profile (colossim calibrate) without it: the published rows' factor
-            from colossim.cost.efficiency import default_profile
-
             factor = default_profile(chip.id).attention.flash3_relative
         if factor is None:
             raise ColossimError(
@@ -241,7 +238,7 @@ def attention_kernel_relative(kernel: str, chip: Accelerator, profile: Calibrati
         return factor
     if kernel not in ATTENTION_KERNEL_RELATIVE_THROUGHPUT:
         raise ColossimError(f"unknown attention kernel '{kernel}'", field="attention_kernel", value=kernel,
-                            allowed=allowed)
+                            allowed=[*ATTENTION_KERNEL_RELATIVE_THROUGHPUT, "flash3"])
     return ATTENTION_KERNEL_RELATIVE_THROUGHPUT[kernel]
 
 

@@ -50,4 +50,43 @@ def error_stats(errors: Iterable[float | None], targets: Targets | None = None) 
                       float(np.mean(e)), targets)
 
 
-__all__ = ["ErrorStats", "Targets", "chip_family", "error_stats"]
+@dataclass(frozen=True)
+class TimeSplit:
+    """Where a set of step-time errors sits: measured step = ``compute_factor`` x the predicted
+    compute + ``rest_factor`` x the predicted rest (exposed communication, pipeline bubble,
+    optimizer, host), fitted over the set (:func:`time_split`)."""
+
+    n: int
+    compute_factor: float
+    rest_factor: float
+    residual_sd: float
+    """Standard deviation of measured / predicted step time left after the two factors."""
+    share_range: tuple[float, float]
+    """Smallest and largest predicted compute share in the set (a narrow range leaves the split
+    ill-determined)."""
+
+
+def time_split(compute_share: Iterable[float], error: Iterable[float]) -> TimeSplit:
+    """Least-squares split of tokens/s errors into a compute and a non-compute part.
+
+    A tokens/s error e (predicted / published - 1) is the step-time ratio measured / predicted =
+    1 + e.  Writing the predicted step as compute C plus the rest R, with compute share
+    s = C / (C + R), a model whose compute is off by a factor a and whose rest by b predicts
+    1 + e = a s + b (1 - s); a and b are fitted over the runs.  It says whether a set's error
+    comes from the compute model or from everything around it, which the mean error cannot tell
+    when the two cancel.  Needs two runs of different shares; otherwise the factors are NaN."""
+    s = np.asarray(list(compute_share), dtype=float)
+    y = 1.0 + np.asarray(list(error), dtype=float)
+    if s.shape != y.shape:
+        raise ValueError(f"compute_share and error differ in length ({s.size} vs {y.size})")
+    if s.size < 2 or np.ptp(s) <= 1e-9:
+        nan = float("nan")
+        rng = (float(s.min()), float(s.max())) if s.size else (nan, nan)
+        return TimeSplit(int(s.size), nan, nan, nan, rng)
+    a = np.column_stack([s, 1.0 - s])
+    (fc, fr), *_ = np.linalg.lstsq(a, y, rcond=None)
+    resid = y - a @ np.array([fc, fr])
+    return TimeSplit(int(s.size), float(fc), float(fr), float(np.std(resid)), (float(s.min()), float(s.max())))
+
+
+__all__ = ["ErrorStats", "Targets", "TimeSplit", "chip_family", "error_stats", "time_split"]

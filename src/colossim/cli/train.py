@@ -39,7 +39,7 @@ def _profile(path: Path | None):
 def _show(est) -> None:
     p = est.parallelism
     t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}, {est.software}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
-                    f"ep {p['ep']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
+                    f"ep {p['ep']} etp {p['etp']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
                     f"recompute {recompute_label(p)} zero {p['zero']} {schedule_label(p)}".rstrip(),
               show_header=False)
     t.add_column("metric", style="bold")
@@ -105,11 +105,12 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
         return
     t = Table(title=f"best of {res.configs_evaluated:,} plans ({res.configs_fitting:,} fit; "
                     f"{res.configs_per_s:,.0f} configs/s)")
-    for c in ("#", "tp", "pp", "cp", "ep", "dp", "vpp", "mb", "recompute", "zero", "step s", "tok/s/GPU", "MFU", "GiB"):
+    for c in ("#", "tp", "pp", "cp", "ep", "etp", "dp", "vpp", "mb", "recompute", "zero", "step s", "tok/s/GPU", "MFU",
+              "GiB"):
         t.add_column(c, justify="right")
     for i, e in enumerate(res.best, 1):
         p = e.parallelism
-        t.add_row(str(i), *(str(p[k]) for k in ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")), recompute_label(p), str(p["zero"]),
+        t.add_row(str(i), *(str(p[k]) for k in ("tp", "pp", "cp", "ep", "etp", "dp", "vpp", "micro_batch")), recompute_label(p), str(p["zero"]),
                   f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
 

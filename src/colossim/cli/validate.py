@@ -68,6 +68,8 @@ def print_training_table(results, stats, title: str = "Training: predicted vs pu
         plan = r.failure or ""
         if p:
             ep = f"ep{p['ep']} " if p.get("ep", 1) > 1 else ""
+            if p.get("etp", p["tp"]) != p["tp"]:
+                ep += f"etp{p['etp']} "
             v = schedule_label(p) or f"v{p['vpp']}"
             plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} {v} mb{p['micro_batch']} "
                     f"{recompute_label(p)} z{p['zero']}")

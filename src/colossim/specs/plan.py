@@ -53,6 +53,13 @@ class ParallelPlan(BaseModel):
     pp: int | None = Field(None, ge=1, description="pipeline stages")
     cp: int | None = Field(None, ge=1, description="context-parallel degree")
     ep: int | None = Field(None, ge=1, description="expert-parallel degree")
+    etp: int | None = Field(
+        None, ge=1, validation_alias=AliasChoices("etp", "expert_tensor_parallel"),
+        description="expert tensor-parallel degree: the routed experts' weights split over etp GPUs "
+        "(Megatron-Core --expert-tensor-parallel-size). Omitted: tp (Megatron's default), and 1 is "
+        "also searched under a stack with moe_parallel_folding. etp < tp folds the expert grid "
+        "etp x ep x expert-dp over the tp x cp x dp GPUs of a stage, so ep may exceed dp x cp "
+        "(MoE parallel folding, Liu et al. 2025, arXiv:2504.14960)")
     dp: int | None = Field(None, ge=1, description="data-parallel degree")
     vpp: int | None = Field(None, ge=1, description="virtual stages (model chunks) per pipeline stage")
     micro_batch: int | None = Field(None, ge=1, description="sequences per micro-batch")
@@ -171,6 +178,12 @@ class ParallelPlan(BaseModel):
             "last pipeline stage may hold fewer layers to make room for the output head (Megatron-Core "
             "--decoder-last-pipeline-num-layers; Llama 3 405B). false: the layers are split by count "
             "alone, the head on top of the last stage's share (Megatron-LM 2021, DeepSpeed's pipeline)"))
+    moe_parallel_folding: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] the search may give the experts "
+            "their own tensor-parallel degree (etp 1 under a larger tp: Megatron-Core 0.10+, "
+            "parallel_state.initialize_model_parallel's expert rank generator); false: etp = tp"))
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")

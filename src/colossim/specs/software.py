@@ -33,7 +33,7 @@ from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, Pa
 STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "elementwise_fusion",
                "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
-               "balance_stages")
+               "balance_stages", "moe_parallel_folding")
 
 
 class SoftwareStack(BaseModel):
@@ -82,6 +82,8 @@ class SoftwareStack(BaseModel):
                                                 "(see colossim.training.pipeline)")
     balance_stages: bool = Field(description="the last pipeline stage may give layers up to the others "
                                  "to make room for the output head (see ParallelPlan.balance_stages)")
+    moe_parallel_folding: bool = Field(False, description="the experts may take their own tensor-"
+                                       "parallel degree (see ParallelPlan.moe_parallel_folding)")
     host_seconds_per_step: float = Field(0.0, ge=0, description="time each optimizer step spends that "
                                          "no kernel model prices and a faster chip does not shorten "
                                          "(Python, framework hooks and bookkeeping, host syncs), added "

@@ -199,10 +199,28 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
     and DualPipe schedules run vpp 1, DualPipe an even pp and at least 2 pp micro-batches."""
     p = plan
     check_heads_and_experts(model, p.tp, p.ep)
-    if p.ep is not None and p.ep > 1:
-        if p.dp is not None and (p.dp * (p.cp or 1)) % p.ep:
-            raise SpecError(f"parallelism.ep = {p.ep} does not divide dp*cp = {p.dp}*{p.cp or 1} = "
-                            f"{p.dp * (p.cp or 1)} (experts are sharded within the data-parallel group)",
+    if p.etp is not None:
+        if not model.is_moe and p.tp is not None and p.etp != p.tp:
+            raise SpecError(f"parallelism.etp = {p.etp} but model '{model.name}' is dense: allowed etp: "
+                            f"the tp ({p.tp})", field="parallelism.etp", value=p.etp)
+        if p.tp is not None and p.tp % p.etp:
+            raise SpecError(f"parallelism.etp = {p.etp} does not divide tp = {p.tp}: allowed etp: "
+                            f"{_divisors(p.tp)}", field="parallelism.etp", value=p.etp)
+    if p.ep is not None and p.ep > 1 and p.dp is not None:
+        etp = p.etp if p.etp is not None else p.tp
+        classic = etp is None or etp == p.tp
+        if p.etp is None and p.moe_parallel_folding:
+            classic = False  # the search may still fold the experts (etp 1)
+            etp = 1
+        if classic:  # experts sharded within the data-parallel group
+            if (p.dp * (p.cp or 1)) % p.ep:
+                raise SpecError(f"parallelism.ep = {p.ep} does not divide dp*cp = {p.dp}*{p.cp or 1} = "
+                                f"{p.dp * (p.cp or 1)} (experts are sharded within the data-parallel "
+                                f"group; an etp below tp folds them over tp x cp x dp)",
+                                field="parallelism.ep", value=p.ep)
+        elif p.tp is not None and (p.tp * (p.cp or 1) * p.dp) % (etp * p.ep):
+            raise SpecError(f"parallelism.ep x etp = {p.ep} x {etp} does not divide tp*cp*dp = "
+                            f"{p.tp}*{p.cp or 1}*{p.dp} = {p.tp * (p.cp or 1) * p.dp}",
                             field="parallelism.ep", value=p.ep)
     if p.pp is not None:
         if p.pp > model.layers:
@@ -260,22 +278,24 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
 
 def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any, ep: Any, dp: Any,
                vpp: Any, micro_batch: Any, global_batch: int, *, uneven_stages: bool = False,
-               tp_within_domain: bool = True) -> np.ndarray:
+               tp_within_domain: bool = True, etp: Any = None) -> np.ndarray:
     """Vectorised :func:`validate_plan` for the search: arrays of plan degrees (broadcast together)
     -> a boolean array, True where the plan is valid.  Also requires ``tp <= scaleup_domain_size``
     when ``tp_within_domain`` (TP traffic stays on NVLink), which :func:`validate_plan` does not
-    (a user may ask for it)."""
+    (a user may ask for it).  ``etp`` (expert tensor parallelism; None: tp) must divide tp, and
+    etp x ep the tp x cp x dp GPUs of a stage."""
     tp, pp, cp, ep, dp, vpp, mb = (np.asarray(x, dtype=np.int64)
                                    for x in (tp, pp, cp, ep, dp, vpp, micro_batch))
+    etp = tp if etp is None else np.asarray(etp, dtype=np.int64)
     ok = (model.heads % tp == 0) & (model.seq_len % cp == 0)
     ok &= (tp * pp * cp * dp == hardware.count)
     ok &= (pp <= model.layers) & ((vpp == 1) | (pp > 1))
     if not uneven_stages:
         ok &= (model.layers % (pp * vpp) == 0)
     if model.is_moe:
-        ok &= (model.experts % ep == 0) & ((dp * cp) % ep == 0)
+        ok &= (model.experts % ep == 0) & (tp % etp == 0) & ((tp * dp * cp) % (etp * ep) == 0)
     else:
-        ok &= (ep == 1)
+        ok &= (ep == 1) & (etp == tp)
     ok &= (global_batch % (dp * mb) == 0)
     if tp_within_domain:
         ok &= tp <= hardware.scaleup_domain_size

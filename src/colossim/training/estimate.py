@@ -111,7 +111,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
         cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
-        schedule=ctx.pipeline_schedule)
+        schedule=ctx.pipeline_schedule, etp=plans.etp)
 
 
 def fewest_recompute_layers(ctx: StepContext, plans: PlanArrays, capacity_bytes: float) -> PlanArrays:
@@ -181,7 +181,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
 
 
 #: Plan fields that set the shape of the search space (named in the error when nothing is left).
-PLAN_SHAPE_FIELDS = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch", "zero")
+PLAN_SHAPE_FIELDS = ("tp", "pp", "cp", "ep", "etp", "dp", "vpp", "micro_batch", "zero")
 
 
 def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> SearchResult:
@@ -200,8 +200,9 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
             f"layers {spec.model.layers}, heads {spec.model.heads} (fixed: {fixed}): tp must divide heads "
             f"within the {spec.hardware.scaleup_domain_size}-GPU scale-up domain, pp must fit the layers "
             "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
-            "dp x micro_batch must divide global_batch, and zero 2-3 goes with pp > 1 only when the "
-            "spec fixes both", field="parallelism", value=given)
+            "dp x micro_batch must divide global_batch, ep must divide the experts and dp x cp (tp x cp "
+            "x dp / etp with an etp below tp), and zero 2-3 goes with pp > 1 only when the spec fixes "
+            "both", field="parallelism", value=given)
     if (stack.recompute_block and spec.parallelism.recompute is None
             and spec.parallelism.recompute_num_layers is None):
         plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)

@@ -109,12 +109,14 @@ def _recompute_code(recompute: Any) -> np.ndarray:
     return np.asarray(RECOMPUTE_CODES[str(getattr(recompute, "value", recompute))])
 
 
-def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike) -> dict[str, np.ndarray]:
+def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike,
+                   etp: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Parameters held by one GPU of the most loaded stage before ZeRO sharding: ``dense`` (split
-    over tp) and ``expert`` (routed experts, split over tp x ep).  The stage with ceil(L/p) layers
-    is taken to hold MoE layers first (expert weights dominate); the vocabulary matrices sit on
-    the first (embedding) and last (head, or a copy of the tied embedding) stage."""
-    tp, pp, ep = _f(tp), _f(pp), _f(ep)
+    over tp) and ``expert`` (routed experts, split over etp x ep; etp None: tp).  The stage with
+    ceil(L/p) layers is taken to hold MoE layers first (expert weights dominate); the vocabulary
+    matrices sit on the first (embedding) and last (head, or a copy of the tied embedding) stage."""
+    etp = tp if etp is None else etp
+    tp, pp, ep, etp = _f(tp), _f(pp), _f(ep), _f(etp)
     stage = layers_on_slowest_stage(model.layers, pp)
     moe_on = np.minimum(stage, model.moe_layers)
     dense_on = stage - moe_on
@@ -123,18 +125,20 @@ def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
     both = float(model.params_embedding + model.params_output_head)
     vocab = np.where(pp == 1, both, max(float(model.params_embedding), vh)) + model.params_final_norm
     dense = (dense_on * model.params_per_layer_dense + moe_on * moe_shared + vocab) / tp
-    expert = moe_on * model.experts * model.params_expert / (tp * ep)
+    expert = moe_on * model.experts * model.params_expert / (etp * ep)
     return {"dense": dense, "expert": expert, "total": dense + expert}
 
 
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
                                cp: ArrayLike, sequence_parallel: ArrayLike, recompute: Any = "none",
                                layer_kind: str = "dense", flash_attention: bool = True,
-                               precision: str = "bf16") -> np.ndarray:
+                               precision: str = "bf16", etp: ArrayLike | None = None) -> np.ndarray:
     """Activation bytes one layer keeps for backward, per GPU and micro-batch (Korthikanti et al.
     2022 sec 4.1, generalised; see the module docstring).  With fp8 GEMMs the GEMM inputs are kept
-    in fp8 (:data:`FP8_SAVED_GEMM_INPUT_BYTES`)."""
+    in fp8 (:data:`FP8_SAVED_GEMM_INPUT_BYTES`).  A MoE layer keeps its permuted expert inputs as
+    its expert-tp group gathered them (``etp``, None: tp; :func:`colossim.training.ops.mlp_ops`)."""
     t, cp = _f(tp), _f(cp)
+    et = t if etp is None else _f(etp)
     sp = np.asarray(sequence_parallel, dtype=bool)
     rc = _recompute_code(recompute)
     s = seq_len / cp
@@ -167,7 +171,8 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     else:
         copies = model.top_k + model.shared_experts
         mlp = tok * copies * model.moe_ffn_hidden * (up * B + G)
-        moe_rep = B * tok * model.top_k * h  # permuted expert inputs (on the SP shard)
+        # permuted expert inputs: the SP shard's routed rows, gathered over the expert-tp group
+        moe_rep = B * tok * model.top_k * h * np.where(sp, et, 1.0)
     split = qk + v + latent + out_in + mlp + lse + core
     full_layer = (shared + moe_rep) / rep + split / t
     kept_input = B * tok * h / rep
@@ -180,7 +185,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    precision: str = "bf16", seq_len: int | None = None, global_batch: int | None = None,
                    flash_attention: bool = True, cross_entropy_fusion: bool = False,
                    fsdp: ArrayLike = True,
-                   recompute_layers: ArrayLike = 0, schedule: str = "1f1b") -> MemoryBreakdown:
+                   recompute_layers: ArrayLike = 0, schedule: str = "1f1b",
+                   etp: ArrayLike | None = None) -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
@@ -190,14 +196,15 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     micro-batches of activations (:mod:`colossim.training.pipeline`)."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
+    etp = tp if etp is None else _f(etp)
     rc = _recompute_code(recompute)
     prec = str(getattr(precision, "value", precision))
 
     # --- model state
     copies = stage_copies(pp, schedule)
-    p = {k: copies * v for k, v in params_per_gpu(model, tp, pp, ep).items()}
+    p = {k: copies * v for k, v in params_per_gpu(model, tp, pp, ep, etp).items()}
     group = dp * cp
-    egroup = np.maximum(group / ep, 1.0)
+    egroup = np.maximum(tp * group / (etp * ep), 1.0)  # expert data parallel: tp cp dp / (etp ep)
     def sharded(stage_from: int) -> np.ndarray:
         return (p["dense"] / np.where(zero >= stage_from, group, 1.0)
                 + p["expert"] / np.where(zero >= stage_from, egroup, 1.0))
@@ -214,7 +221,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
              if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
     def per_layer(r: Any) -> dict[str, np.ndarray]:
         return {k: activation_bytes_per_layer(model, s, mb, tp, cp, sequence_parallel, r, k,
-                                              flash_attention, prec) for k, _ in kinds}
+                                              flash_attention, prec, etp) for k, _ in kinds}
     kept = per_layer(rc)
     whole = per_layer("none")
     # full recompute of ``recompute_layers`` of the stage's layers (all when 0): a layer kind's
@@ -240,7 +247,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     # only sharded weights need gathering (an expert-data-parallel group of 1 holds them whole)
     held = np.where(np.asarray(fsdp, dtype=bool), FSDP_GATHERED_LAYERS, DEEPSPEED_GATHERED_LAYER_FRACTION)
     gathered = held * WEIGHT_BYTES * (np.where(group > 1, layer_max / tp, 0.0)
-                                                      + np.where(egroup > 1, expert_layer / (tp * ep), 0.0))
+                                                      + np.where(egroup > 1, expert_layer / (etp * ep), 0.0))
     buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered, 0.0)
                + ALLOCATOR_OVERHEAD_FRACTION * activations)
     total = weights + gradients + optimizer + activations + buffers

@@ -168,9 +168,14 @@ def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
 
 
 def mlp_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
-            ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense") -> list[Op]:
-    """GEMMs of one layer's dense MLP or MoE block (forward, per GPU, one micro-batch)."""
-    mb, tp, cp, ep = _f(micro_batch), _f(tp), _f(cp), _f(ep)
+            ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
+            etp: ArrayLike | None = None) -> list[Op]:
+    """GEMMs of one layer's dense MLP or MoE block (forward, per GPU, one micro-batch).  The routed
+    experts are split over ``etp`` GPUs (None: tp): each GPU holds experts / ep of them and computes
+    the rows its etp group gathers, tokens x top_k x ep x etp / (experts x tp) per expert (perfect
+    balance); the shared experts stay split over tp like a dense MLP."""
+    etp = tp if etp is None else etp
+    mb, tp, cp, ep, etp = _f(micro_batch), _f(tp), _f(cp), _f(ep), _f(etp)
     tokens = mb * seq_len / cp
     h, up = model.hidden, 2 if model.activation.gated else 1
     if layer_kind == "dense":
@@ -182,10 +187,10 @@ def mlp_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLik
         raise ValueError(f"layer_kind must be 'dense' or 'moe', got {layer_kind!r}")
     fe, e = model.moe_ffn_hidden, model.experts
     local_tokens = np.where(sequence_parallel, tokens / tp, tokens)
-    per_expert = tokens * model.top_k * ep / e  # rows per local expert (perfect balance)
+    per_expert = tokens * model.top_k * ep * etp / (e * tp)  # rows per local expert (perfect balance)
     ops: list[Op] = [Gemm("router", local_tokens, e, h),
-                     Gemm("expert_up", per_expert, up * fe / tp, h, count=e / ep),
-                     Gemm("expert_down", per_expert, h, fe / tp, count=e / ep)]
+                     Gemm("expert_up", per_expert, up * fe / etp, h, count=e / ep),
+                     Gemm("expert_down", per_expert, h, fe / etp, count=e / ep)]
     if model.shared_experts:
         s = model.shared_experts
         ops += [Gemm("shared_up", tokens, s * up * fe / tp, h), Gemm("shared_down", tokens, h, s * fe / tp)]
@@ -249,10 +254,10 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
 
 def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
               ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
-              elementwise_fusion: bool = True) -> list[Op]:
+              elementwise_fusion: bool = True, etp: ArrayLike | None = None) -> list[Op]:
     """Every op of one transformer layer (``dense`` or ``moe``), forward, per GPU, one micro-batch."""
     return (attention_ops(model, micro_batch, seq_len, tp, cp)
-            + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind)
+            + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind, etp)
             + memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind,
                                elementwise_fusion))
 

@@ -65,11 +65,23 @@ class PlanArrays:
     """int per plan, with recompute full: layers of the most loaded stage that are recomputed
     (Megatron's block method); 0 = all of them.  None means 0 everywhere."""
 
+    etp: np.ndarray | None = None
+    """int per plan: expert tensor-parallel degree (the routed experts' weights split over etp GPUs);
+    etp < tp folds the experts over the stage's tp x cp x dp GPUs.  None means etp = tp."""
+
     def __post_init__(self) -> None:
+        if self.etp is None:
+            object.__setattr__(self, "etp", np.asarray(self.tp, dtype=np.int64).copy())
         if self.fsdp is None:
             object.__setattr__(self, "fsdp", np.ones(self.tp.shape, dtype=bool))
         if self.recompute_layers is None:
             object.__setattr__(self, "recompute_layers", np.zeros(self.tp.shape, dtype=np.int64))
+
+    @property
+    def folded(self) -> np.ndarray:
+        """bool per plan: the experts run their own tensor-parallel degree (etp < tp), laid out
+        etp x ep x expert-dp over the stage's GPUs (Megatron-Core's expert rank generator)."""
+        return self.etp < self.tp
 
     @property
     def priced_zero(self) -> np.ndarray:
@@ -117,4 +129,5 @@ class PlanArrays:
                    sequence_parallel=col("sequence_parallel", bool), tp_overlap=col("tp_overlap", bool),
                    fsdp=np.asarray([p.get("fsdp", True) is not False for p in plans], dtype=bool),
                    recompute_layers=np.asarray([p.get("recompute_num_layers") or 0 for p in plans],
-                                               dtype=np.int64))
+                                               dtype=np.int64),
+                   etp=np.asarray([p.get("etp") or p["tp"] for p in plans], dtype=np.int64))

@@ -11,6 +11,8 @@ Fields the spec fixes stay fixed; every omitted field is searched:
   (Megatron-Core CP runs on Transformer Engine's fused attention), which the unfused core lacks.
 - ``pp``: divides the layers (or any count up to the layers with ``uneven_stages``).
 - ``dp``: what is left of the GPU count; ``ep`` divides the experts and dp x cp.
+- ``etp`` (MoE): tp; and 1 as well under a stack with ``moe_parallel_folding`` (Megatron-Core's
+  expert tensor parallelism), where etp x ep need only divide tp x cp x dp.
 - ``micro_batch``: powers of two with the global batch divisible by dp x micro_batch.
 - ``vpp``: 1, or the chunk counts of ``VPP_CHOICES`` that divide the layers per stage when the
   micro-batches divide by pp (Megatron's interleaved-schedule requirement); a depth outside the
@@ -73,13 +75,19 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     zeros = choices("zero", [0, 1, 2, 3])
     rcs = [RECOMPUTE_CODES[r] for r in rcs]
 
-    grid = np.array(list(itertools.product(tps, cps, pps, eps, mbs, vpps, rcs, zeros)), dtype=np.int64)
+    # expert tp: 0 stands for "= tp"; a fixed etp is itself; folding adds etp 1
+    etps = ([plan.etp] if plan.etp is not None
+            else [0, 1] if model.is_moe and plan.moe_parallel_folding else [0])
+    grid = np.array(list(itertools.product(tps, cps, pps, eps, mbs, vpps, rcs, zeros, etps)), dtype=np.int64)
     if grid.size == 0:
         return PlanArrays.from_dicts([])
-    tp, cp, pp, ep, mb, vpp, rc, zero = grid.T
+    tp, cp, pp, ep, mb, vpp, rc, zero, etp = grid.T
+    etp = np.where(etp == 0, tp, etp)
     dp = n // (tp * cp * pp)  # floor: a count the product does not divide fails the product check
     ok = valid_mask(model, system, tp, pp, cp, ep, np.maximum(dp, 1), vpp, mb, global_batch,
-                    uneven_stages=plan.uneven_stages, tp_within_domain=not allow_tp_beyond_domain)
+                    uneven_stages=plan.uneven_stages, tp_within_domain=not allow_tp_beyond_domain, etp=etp)
+    if plan.etp is None:  # etp 1 at tp 1 is the plan etp = tp already
+        ok &= (grid[:, 8] == 0) | (tp > 1)
     # search policy beyond validity: the fixed dp, Megatron's interleaving requirements, and
     # ZeRO-2/3 only without pipelining
     if plan.dp is not None:
@@ -100,4 +108,5 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                       sequence_parallel=np.asarray(sp)[sel],
                       tp_overlap=np.full(sel.shape, bool(plan.tp_overlap)),
                       fsdp=np.full(sel.shape, plan.fsdp is not False),
-                      recompute_layers=np.full(sel.shape, plan.recompute_num_layers or 0, dtype=np.int64))
+                      recompute_layers=np.full(sel.shape, plan.recompute_num_layers or 0, dtype=np.int64),
+                      etp=etp[sel])

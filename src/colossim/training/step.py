@@ -327,6 +327,31 @@ def moe_dispatch_copies(model, group_size: ArrayLike, members_per_domain: ArrayL
     return remote_ranks, remote_domains
 
 
+def moe_tp_exposed_seconds(ctx: StepContext, plans: PlanArrays, msg: ArrayLike,
+                           dense_exposed: np.ndarray) -> np.ndarray:
+    """Exposed TP seconds of one MoE layer's pass, given ``dense_exposed``, what the layer's two TP
+    collective pairs would expose in a dense layer of ``msg`` bytes each (its tokens x hidden).
+
+    The attention keeps its pair: half of ``dense_exposed``.  The experts have their own, over the
+    expert tensor-parallel group (etp ranks, stride 1): Megatron-Core's MoEAlltoAllTokenDispatcher
+    all-gathers the tokens each rank received from the all-to-all over the expert-tp group and
+    reduce-scatters the expert output back (megatron-core 0.12.0 transformer/moe/token_dispatcher.py),
+    so the message is the routed rows, msg x top_k x etp / tp with sequence parallelism (msg x top_k
+    without: each rank routes all its tokens and all-reduces the partial outputs).  It is waited
+    for: Transformer Engine's userbuffer overlap covers its linear layers, not the grouped expert
+    GEMMs.  No pair at etp 1 (MoE parallel folding): the tokens stay on their sequence shard.
+    Shared experts are a tp-split MLP with a pair of their own, as a dense MLP's (megatron-core
+    0.12.0 transformer/moe/shared_experts.py gathers their input and reduce-scatters their output)."""
+    net, prof = ctx.network, ctx.profile
+    tp, etp, sp = plans.tp, plans.etp, plans.sequence_parallel
+    routed = np.asarray(msg, dtype=float) * ctx.model.top_k * np.where(sp, etp / tp, 1.0)
+    one = np.where(sp, C.all_gather_seconds(routed, etp, net, prof, stride=1)
+                   + C.reduce_scatter_seconds(routed, etp, net, prof, stride=1),
+                   C.all_reduce_seconds(routed, etp, net, prof, stride=1))
+    dense_pairs = 2.0 if ctx.model.shared_experts else 1.0  # attention (+ shared experts)
+    return 0.5 * dense_pairs * dense_exposed + np.where(etp > 1, one, 0.0)
+
+
 def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLike) -> np.ndarray:
     """Seconds of one MoE layer's dispatch + combine (forward) for ``tokens`` tokens per GPU.
 
@@ -334,7 +359,8 @@ def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLik
     (:data:`FP8_DISPATCH_BYTES`), the combine in bf16; the copies per fabric come from
     :func:`moe_dispatch_copies`."""
     m, net, prof = ctx.model, ctx.network, ctx.profile
-    stride = plans.tp * plans.cp
+    # EP groups sit within dp x cp at stride tp x cp; folded, within the expert grid at stride etp
+    stride = np.where(plans.folded, plans.etp, plans.tp * plans.cp)
     n, d, _ = C.domain_layout(plans.ep, stride, net)
     c_in, c_out = moe_dispatch_copies(m, n, d, ctx.moe_dispatch == "dedup")
     fp8 = ctx.moe_fp8_dispatch and ctx.precision == "fp8"
@@ -413,7 +439,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tp, cp, ep = plans.tp, plans.cp, plans.ep
     sp = plans.sequence_parallel
     ops = O.layer_ops(m, plans.micro_batch, ctx.seq_len, tp, cp, ep, sp, layer_kind=kind,
-                      elementwise_fusion=ctx.elementwise_fusion)
+                      elementwise_fusion=ctx.elementwise_fusion, etp=plans.etp)
     t = _ops_seconds(ops, ctx)
     rc = plans.recompute
     # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block
@@ -444,6 +470,9 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     if ctx.tp_async_backward and asynchronous.any():
         tp_exposed_bwd = np.where(asynchronous, tp_backward_exposed_seconds(ctx, ops, sp, ar, ag, rs),
                                   tp_exposed_bwd)
+    if kind == "moe":
+        tp_exposed_fwd, tp_exposed_bwd = (moe_tp_exposed_seconds(ctx, plans, msg, x)
+                                          for x in (tp_exposed_fwd, tp_exposed_bwd))
     tp_recompute = full_share * tp_exposed_fwd
 
     # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),
@@ -480,8 +509,8 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
 def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     """Parameters held by one GPU of the slowest (last) pipeline stage, before ZeRO sharding.
 
-    Dense weights split over tp; routed-expert weights over tp x ep (expert tensor parallelism =
-    tp, Megatron-Core's default); the embedding or the output head (vocab x hidden / tp) sits on
+    Dense weights split over tp; routed-expert weights over etp x ep (expert tensor parallelism,
+    tp unless the plan folds the experts); the embedding or the output head (vocab x hidden / tp) sits on
     the first / last stage (both on the only stage when pp = 1).  DualPipe: two stages per GPU
     (:func:`colossim.training.pipeline.stage_copies`)."""
     m = ctx.model
@@ -492,7 +521,7 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     vocab_part = np.where(plans.pp == 1, float(m.params_embedding + m.params_output_head), head)
     copies = stage_copies(plans.pp, ctx.pipeline_schedule)
     dense_local = copies * ((layer_total - expert_total) * stage_share + vocab_part) / plans.tp
-    expert_local = copies * expert_total * stage_share / (plans.tp * plans.ep)
+    expert_local = copies * expert_total * stage_share / (plans.etp * plans.ep)
     return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
 
 
@@ -671,7 +700,9 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     dp x cp / ep ranks.  Both groups have stride tp in the rank order."""
     net, prof = ctx.network, ctx.profile
     group = plans.dp * plans.cp
-    egroup = np.maximum(group // np.maximum(plans.ep, 1), 1)
+    # expert replicas: the expert-data-parallel group, tp x cp x dp / (etp x ep) (= dp x cp / ep at
+    # etp = tp), at stride tp x cp x ep, or etp x ep when folded
+    egroup = np.maximum((plans.tp * group) // np.maximum(plans.etp * plans.ep, 1), 1)
     dense, expert = params["dense"], params["expert"]
 
     def coll(fn, n_params, nbytes, g, stride, calls=1.0):
@@ -679,7 +710,7 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
         return np.where((g > 1) & (n_params > 0),
                         calls * fn(n_params * nbytes / calls, g, net, prof, stride=stride), 0.0)
 
-    estride = plans.tp * plans.cp * plans.ep
+    estride = np.where(plans.folded, plans.etp * plans.ep, plans.tp * plans.cp * plans.ep)
     nb, nb_e = (dp_buckets(dense, group, ctx.overlap_grad_reduce)[0],
                 dp_buckets(expert, egroup, ctx.overlap_grad_reduce)[0])
     ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, group, plans.tp, nb)

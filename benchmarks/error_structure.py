@@ -6,6 +6,9 @@ optimizer, host time).  A tokens/s error e is the step-time ratio measured / pre
 the compute model is off by a factor a and the rest by b, then 1 + e = a s + b (1 - s), s being the
 predicted compute share.  This script fits a and b per group of runs (chip x software stack) by
 least squares (:func:`colossim.errorstats.time_split`) and prints them with the spread they leave.
+A second table splits the compute once more, into the GEMMs and the rest of it (attention core and
+memory-bound kernels, in proportion to one layer's seconds of each), with
+:func:`colossim.errorstats.factor_split`: which of the compute model's parts carries the factor.
 
 a > 1 says real compute is slower than the engine's (the engine optimistic on compute-bound
 runs); b < 1 says real communication / bubbles cost less than the engine charges.  When both hold,
@@ -22,9 +25,12 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from colossim.errorstats import chip_family, error_stats, time_split
+from colossim.errorstats import chip_family, error_stats, factor_split, time_split
 from colossim.specs.training import load_spec
-from colossim.training.estimate import estimate
+from colossim.training.estimate import estimate, make_context
+from colossim.training.ops import layer_ops
+from colossim.training.plans import PlanArrays
+from colossim.training.step import op_kind_seconds
 from colossim.training.validate import validation_runs
 
 #: Because: a split needs runs that differ in compute share; groups smaller than this are skipped.
@@ -32,6 +38,22 @@ MIN_GROUP_RUNS = 4
 #: Because: over a narrower range of compute shares the two factors trade off against each other
 #: almost freely; such groups print their factors in parentheses.
 MIN_SHARE_SPREAD = 0.15
+#: Because: three factors need clearly more runs than three; smaller groups are left out of the
+#: second table.
+MIN_SPLIT_RUNS = 12
+
+
+def _compute_by_kind(spec, est) -> dict[str, float]:
+    """The predicted compute share of the step split in proportion to one layer's GEMM, attention
+    and memory-bound seconds (the first layer kind of the model, the plan the estimate used)."""
+    ctx, plans = make_context(spec), PlanArrays.from_dicts([est.parallelism])
+    kind = "dense" if spec.model.dense_layers else "moe"
+    ops = layer_ops(spec.model, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp, plans.ep,
+                    plans.sequence_parallel, layer_kind=kind, elementwise_fusion=ctx.elementwise_fusion,
+                    etp=plans.etp)
+    t = {k: float(np.ravel(v)[0]) for k, v in op_kind_seconds(ops, ctx).items()}
+    share = est.time_breakdown_s["compute"] / est.step_time_s
+    return {k: share * v / sum(t.values()) for k, v in t.items()}
 
 
 def _rows() -> list[dict]:
@@ -40,6 +62,7 @@ def _rows() -> list[dict]:
         spec = load_spec(json.loads(run.spec_json))
         est = estimate(spec)
         out.append({
+            **_compute_by_kind(spec, est),
             "id": run.id,
             "family": chip_family(run.chip),
             "stack": spec.training.software,
@@ -78,8 +101,23 @@ def main() -> None:
                       f"{np.std(1.0 + np.asarray(errors)):.3f}", f"{ts.residual_sd:.3f}")
     console = Console(width=max(Console().width, 132))
     console.print(table)
-    console.print(f"Factors in parentheses: compute shares spread less than {MIN_SHARE_SPREAD:.2f}, "
-                  "so a and b are not separately determined.")
+    console.print("Factors in parentheses: compute shares spread less than "
+                  f"{MIN_SHARE_SPREAD:.2f}, so a and b are not separately determined.")
+
+    # the compute part split once more: GEMMs, and the attention core with the memory-bound kernels
+    split = Table(title="Compute split: measured step = g x GEMM + k x (attention + memory-bound) + b x rest")
+    for col in ("group", "n", "GEMM share", "g (GEMM)", "k (attention, memory)", "b (rest)"):
+        split.add_column(col, justify="left" if col == "group" else "right")
+    for name, rs in _groups(rows).items():
+        if len(rs) < MIN_SPLIT_RUNS:
+            continue
+        f = factor_split({"gemm": [r["gemm"] for r in rs],
+                          "other": [r["attention"] + r["memory"] for r in rs],
+                          "rest": [1.0 - r["share"] for r in rs]}, [r["error"] for r in rs])
+        g = [r["gemm"] for r in rs]
+        split.add_row(name, str(len(rs)), f"{min(g):.2f}-{max(g):.2f}", f"{f['gemm']:.2f}",
+                      f"{f['other']:.2f}", f"{f['rest']:.2f}")
+    console.print(split)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ of targets holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,4 +89,20 @@ def time_split(compute_share: Iterable[float], error: Iterable[float]) -> TimeSp
     return TimeSplit(int(s.size), float(fc), float(fr), float(np.std(resid)), (float(s.min()), float(s.max())))
 
 
-__all__ = ["ErrorStats", "Targets", "TimeSplit", "chip_family", "error_stats", "time_split"]
+def factor_split(shares: Mapping[str, Iterable[float]], error: Iterable[float]) -> dict[str, float]:
+    """Least-squares factors of a step split into named parts: 1 + e = sum_k f_k s_k over the runs,
+    ``shares`` giving each part's predicted share s_k of every run's step (the shares of a run add
+    up to 1).  :func:`time_split` is the two-part case (compute, rest).  NaN factors when the runs
+    are fewer than the parts or the shares do not tell the parts apart (rank-deficient)."""
+    names = list(shares)
+    x = np.column_stack([np.asarray(list(shares[k]), dtype=float) for k in names]) if names else np.empty((0, 0))
+    y = 1.0 + np.asarray(list(error), dtype=float)
+    if x.shape[0] != y.size:
+        raise ValueError(f"shares and error differ in length ({x.shape[0]} vs {y.size})")
+    if y.size < len(names) or np.linalg.matrix_rank(x) < len(names):
+        return {k: float("nan") for k in names}
+    f, *_ = np.linalg.lstsq(x, y, rcond=None)
+    return {k: float(v) for k, v in zip(names, f)}
+
+
+__all__ = ["ErrorStats", "Targets", "TimeSplit", "chip_family", "error_stats", "factor_split", "time_split"]

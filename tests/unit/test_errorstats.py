@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from colossim.errorstats import error_stats, time_split
+from colossim.errorstats import error_stats, factor_split, time_split
 
 
 def test_time_split_closed_form():
@@ -50,3 +51,26 @@ def test_time_split_recovers_the_factors_that_made_the_errors(a, b, shares):
     assert ts.compute_factor == pytest.approx(a, rel=1e-6, abs=1e-6)
     assert ts.rest_factor == pytest.approx(b, rel=1e-6, abs=1e-6)
     assert ts.residual_sd < 1e-6
+
+
+@given(f=st.lists(st.floats(0.3, 3.0), min_size=3, max_size=3),
+       raw=st.lists(st.lists(st.floats(0.05, 1.0), min_size=3, max_size=3), min_size=6, max_size=25))
+def test_factor_split_recovers_three_factors(f, raw):
+    # each run's three shares add up to 1; a model off by f_k on part k gives 1 + e = sum f_k s_k
+    runs = [[x / sum(r) for x in r] for r in raw]
+    x = np.array(runs)
+    assume(np.linalg.matrix_rank(x) == 3 and np.linalg.cond(x) < 1e4)
+    errors = [sum(fk * sk for fk, sk in zip(f, r)) - 1 for r in runs]
+    got = factor_split({"gemm": x[:, 0], "other": x[:, 1], "rest": x[:, 2]}, errors)
+    assert [got["gemm"], got["other"], got["rest"]] == pytest.approx(f, rel=1e-6, abs=1e-6)
+
+
+def test_factor_split_two_parts_is_time_split_and_degenerate_sets_are_nan():
+    shares, errors = [0.4, 0.7, 0.9], [0.05, 0.1, 0.2]
+    ts = time_split(shares, errors)
+    f = factor_split({"compute": shares, "rest": [1 - s for s in shares]}, errors)
+    assert (f["compute"], f["rest"]) == (pytest.approx(ts.compute_factor), pytest.approx(ts.rest_factor))
+    same = factor_split({"a": [0.5, 0.5, 0.5], "b": [0.5, 0.5, 0.5]}, [0.1, 0.2, 0.3])
+    assert all(math.isnan(v) for v in same.values())
+    with pytest.raises(ValueError, match="differ in length"):
+        factor_split({"a": [0.5, 0.6]}, [0.1])

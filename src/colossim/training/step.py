@@ -149,6 +149,20 @@ def _gemm_precision(name: str, ctx: StepContext) -> str:
     return ctx.precision
 
 
+def op_kind_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
+    """Forward + backward seconds of ``ops`` (per GPU, one micro-batch) by kind: ``gemm`` (the
+    GEMMs with their FP8 casts), ``attention`` (the attention core, fused or not) and ``memory``
+    (the memory-bound kernels)."""
+    kinds = {"gemm": [o for o in ops if isinstance(o, O.Gemm)],
+             "attention": [o for o in ops if isinstance(o, O.Attention)],
+             "memory": [o for o in ops if not isinstance(o, (O.Gemm, O.Attention))]}
+    out = {}
+    for name, group in kinds.items():
+        t = _ops_seconds(group, ctx)
+        out[name] = np.asarray(t["fwd"] + t["bwd"], dtype=float)
+    return out
+
+
 def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
     """Forward and backward seconds of a list of ops (per GPU, one micro-batch), the attention
     core's forward, and ``wgrad``: the weight-gradient GEMMs, part of the backward."""

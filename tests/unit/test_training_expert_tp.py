@@ -67,10 +67,12 @@ def test_ep_beyond_dp_needs_an_expert_tp_below_tp():
     assert err.value.field == "parallelism.ep"
     spec = load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "etp": 1, "dp": 32, "micro_batch": 1}))
     assert estimate(spec).parallelism["etp"] == 1
-    # a stack without folding keeps etp = tp and refuses the same plan
+    # left open, etp is tp under a stack without folding (every 2024 stack): refused, naming etp
     with pytest.raises(SpecError) as err:
-        load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "dp": 32}, software="megatron-lm-2022"))
-    assert err.value.field == "parallelism.ep"
+        load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "dp": 32}))
+    assert err.value.field == "parallelism.ep" and "parallelism.etp" in str(err.value)
+    # with folding allowed the search finds etp 1 itself
+    assert load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "dp": 32, "moe_parallel_folding": True}))
 
 
 def test_etp_must_divide_tp():
@@ -79,10 +81,13 @@ def test_etp_must_divide_tp():
     assert err.value.field == "parallelism.etp" and "allowed etp: 1, 2, 4" in str(err.value)
 
 
-def test_search_folds_when_the_stack_allows_it():
-    spec = load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "micro_batch": 1}))
+def test_search_folds_only_when_allowed():
+    spec = load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "micro_batch": 1, "moe_parallel_folding": True}))
     est = estimate(spec)
     assert est.parallelism["etp"] == 1 and est.parallelism["ep"] == 64
+    # the 2024 stack does not fold: the same open plan keeps etp = tp, so ep 64 has no room
+    with pytest.raises(SpecError, match="etp"):
+        estimate(load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "micro_batch": 1})))
 
 
 def test_folding_keeps_the_expert_all_to_all_on_nvlink():

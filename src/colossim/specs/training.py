@@ -216,7 +216,7 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
             if (p.dp * (p.cp or 1)) % p.ep:
                 raise SpecError(f"parallelism.ep = {p.ep} does not divide dp*cp = {p.dp}*{p.cp or 1} = "
                                 f"{p.dp * (p.cp or 1)} (experts are sharded within the data-parallel "
-                                f"group; an etp below tp folds them over tp x cp x dp)",
+                                f"group; set parallelism.etp below tp, e.g. 1, to fold them over tp x cp x dp)",
                                 field="parallelism.ep", value=p.ep)
         elif p.tp is not None and (p.tp * (p.cp or 1) * p.dp) % (etp * p.ep):
             raise SpecError(f"parallelism.ep x etp = {p.ep} x {etp} does not divide tp*cp*dp = "

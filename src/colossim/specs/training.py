@@ -207,12 +207,9 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
             raise SpecError(f"parallelism.etp = {p.etp} does not divide tp = {p.tp}: allowed etp: "
                             f"{_divisors(p.tp)}", field="parallelism.etp", value=p.etp)
     if p.ep is not None and p.ep > 1 and p.dp is not None:
-        etp = p.etp if p.etp is not None else p.tp
-        classic = etp is None or etp == p.tp
-        if p.etp is None and p.moe_parallel_folding:
-            classic = False  # the search may still fold the experts (etp 1)
-            etp = 1
-        if classic:  # experts sharded within the data-parallel group
+        # left open, etp is tp, or 1 where the search may fold the experts
+        etp = p.etp if p.etp is not None else (1 if p.moe_parallel_folding else p.tp)
+        if etp is None or etp == p.tp:  # experts sharded within the data-parallel group
             if (p.dp * (p.cp or 1)) % p.ep:
                 raise SpecError(f"parallelism.ep = {p.ep} does not divide dp*cp = {p.dp}*{p.cp or 1} = "
                                 f"{p.dp * (p.cp or 1)} (experts are sharded within the data-parallel "

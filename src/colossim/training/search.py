@@ -81,13 +81,13 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     grid = np.array(list(itertools.product(tps, cps, pps, eps, mbs, vpps, rcs, zeros, etps)), dtype=np.int64)
     if grid.size == 0:
         return PlanArrays.from_dicts([])
-    tp, cp, pp, ep, mb, vpp, rc, zero, etp = grid.T
-    etp = np.where(etp == 0, tp, etp)
+    tp, cp, pp, ep, mb, vpp, rc, zero, etp_code = grid.T
+    etp = np.where(etp_code == 0, tp, etp_code)
     dp = n // (tp * cp * pp)  # floor: a count the product does not divide fails the product check
     ok = valid_mask(model, system, tp, pp, cp, ep, np.maximum(dp, 1), vpp, mb, global_batch,
                     uneven_stages=plan.uneven_stages, tp_within_domain=not allow_tp_beyond_domain, etp=etp)
     if plan.etp is None:  # etp 1 at tp 1 is the plan etp = tp already
-        ok &= (grid[:, 8] == 0) | (tp > 1)
+        ok &= (etp_code == 0) | (tp > 1)
     # search policy beyond validity: the fixed dp, Megatron's interleaving requirements, and
     # ZeRO-2/3 only without pipelining
     if plan.dp is not None:

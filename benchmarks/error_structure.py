@@ -28,9 +28,8 @@ from rich.table import Table
 from colossim.errorstats import chip_family, error_stats, factor_split, time_split
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate, make_context
-from colossim.training.ops import layer_ops
 from colossim.training.plans import PlanArrays
-from colossim.training.step import op_kind_seconds
+from colossim.training.step import op_kind_seconds, plan_layer_ops
 from colossim.training.validate import validation_runs
 
 #: Because: a split needs runs that differ in compute share; groups smaller than this are skipped.
@@ -50,10 +49,7 @@ def _compute_by_kind(spec, est) -> dict[str, float]:
     """The predicted compute share of the step split in proportion to one layer's GEMM, attention
     and memory-bound seconds (the first layer kind of the model, the plan the estimate used)."""
     ctx, plans = make_context(spec), PlanArrays.from_dicts([est.parallelism])
-    kind = "dense" if spec.model.dense_layers else "moe"
-    ops = layer_ops(spec.model, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp, plans.ep,
-                    plans.sequence_parallel, layer_kind=kind, elementwise_fusion=ctx.elementwise_fusion,
-                    etp=plans.etp)
+    ops = plan_layer_ops(ctx, plans, "dense" if spec.model.dense_layers else "moe")
     t = {k: float(np.ravel(v)[0]) for k, v in op_kind_seconds(ops, ctx).items()}
     share = est.time_breakdown_s["compute"] / est.step_time_s
     return {k: share * v / sum(t.values()) for k, v in t.items()}

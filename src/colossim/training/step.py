@@ -149,6 +149,14 @@ def _gemm_precision(name: str, ctx: StepContext) -> str:
     return ctx.precision
 
 
+def plan_layer_ops(ctx: StepContext, plans: PlanArrays, kind: str) -> list:
+    """The ops of one layer of ``kind`` ('dense' or 'moe') under ``plans``, forward, per GPU and
+    micro-batch (:func:`colossim.training.ops.layer_ops` with the plans' degrees)."""
+    return O.layer_ops(ctx.model, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp, plans.ep,
+                       plans.sequence_parallel, layer_kind=kind, elementwise_fusion=ctx.elementwise_fusion,
+                       etp=plans.etp)
+
+
 def op_kind_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
     """Forward + backward seconds of ``ops`` (per GPU, one micro-batch) by kind: ``gemm`` (the
     GEMMs with their FP8 casts), ``attention`` (the attention core, fused or not) and ``memory``
@@ -452,8 +460,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     m, net, prof = ctx.model, ctx.network, ctx.profile
     tp, cp, ep = plans.tp, plans.cp, plans.ep
     sp = plans.sequence_parallel
-    ops = O.layer_ops(m, plans.micro_batch, ctx.seq_len, tp, cp, ep, sp, layer_kind=kind,
-                      elementwise_fusion=ctx.elementwise_fusion, etp=plans.etp)
+    ops = plan_layer_ops(ctx, plans, kind)
     t = _ops_seconds(ops, ctx)
     rc = plans.recompute
     # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block

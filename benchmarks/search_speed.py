@@ -9,6 +9,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from colossim.cli.common import etp_label
 from colossim.specs.training import load_spec
 from colossim.training.estimate import search
 
@@ -30,9 +31,8 @@ if __name__ == "__main__":
         res = search(spec, top=1)
         dt = time.perf_counter() - t0
         p = res.best[0].parallelism
-        etp = f"etp{p['etp']} " if p["etp"] != p["tp"] else ""
         t.add_row(model, f"{n:,}", f"{res.configs_evaluated:,}", f"{res.configs_fitting:,}", f"{dt:.2f}",
                   f"{res.configs_evaluated / dt:,.0f}",
-                  f"tp{p['tp']} pp{p['pp']} cp{p['cp']} ep{p['ep']} {etp}dp{p['dp']} v{p['vpp']} mb{p['micro_batch']} "
+                  f"tp{p['tp']} pp{p['pp']} cp{p['cp']} ep{p['ep']} {etp_label(p)}dp{p['dp']} v{p['vpp']} mb{p['micro_batch']} "
                   f"{p['recompute']} z{p['zero']}", f"{res.best[0].tokens_per_s_per_gpu:,.0f}")
     Console(width=160).print(t)

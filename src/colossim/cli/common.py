@@ -74,6 +74,13 @@ def schedule_label(plan: dict) -> str:
     return sched if sched != "1f1b" and plan.get("pp", 1) > 1 else ""
 
 
+def etp_label(plan: dict) -> str:
+    """A plan's expert tensor-parallel degree for tables: ``etp1 `` when the experts have their own
+    (etp below tp), else '' (etp = tp, and every dense plan)."""
+    etp = plan.get("etp", plan.get("tp"))
+    return f"etp{etp} " if etp != plan.get("tp") else ""
+
+
 def recompute_label(plan: dict) -> str:
     """A plan's recompute policy for tables: ``full(3/stage)`` for Megatron's block method."""
     label = str(plan.get("recompute", ""))

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt, recompute_label, schedule_label, to_jsonable
+from colossim.cli.common import console, emit_json, etp_label, fmt, recompute_label, schedule_label, to_jsonable
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -39,7 +39,7 @@ def _profile(path: Path | None):
 def _show(est) -> None:
     p = est.parallelism
     t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}, {est.software}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
-                    f"ep {p['ep']} etp {p['etp']} dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
+                    f"ep {p['ep']} {etp_label(p)}dp {p['dp']} vpp {p['vpp']} mb {p['micro_batch']} "
                     f"recompute {recompute_label(p)} zero {p['zero']} {schedule_label(p)}".rstrip(),
               show_header=False)
     t.add_column("metric", style="bold")

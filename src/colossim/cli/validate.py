@@ -8,7 +8,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt, recompute_label, schedule_label
+from colossim.cli.common import console, emit_json, etp_label, fmt, recompute_label, schedule_label
 
 app = typer.Typer(help="Validate the engines against published measured runs.")
 
@@ -67,9 +67,7 @@ def print_training_table(results, stats, title: str = "Training: predicted vs pu
         p = r.plan or {}
         plan = r.failure or ""
         if p:
-            ep = f"ep{p['ep']} " if p.get("ep", 1) > 1 else ""
-            if p.get("etp", p["tp"]) != p["tp"]:
-                ep += f"etp{p['etp']} "
+            ep = (f"ep{p['ep']} " if p.get("ep", 1) > 1 else "") + etp_label(p)
             v = schedule_label(p) or f"v{p['vpp']}"
             plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} {v} mb{p['micro_batch']} "
                     f"{recompute_label(p)} z{p['zero']}")

@@ -27,7 +27,6 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 
@@ -78,10 +77,11 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     # expert tp: 0 stands for "= tp"; a fixed etp is itself; folding adds etp 1
     etps = ([plan.etp] if plan.etp is not None
             else [0, 1] if model.is_moe and plan.moe_parallel_folding else [0])
-    grid = np.array(list(itertools.product(tps, cps, pps, eps, mbs, vpps, rcs, zeros, etps)), dtype=np.int64)
-    if grid.size == 0:
+    axes = [np.asarray(a, dtype=np.int64) for a in (tps, cps, pps, eps, mbs, vpps, rcs, zeros, etps)]
+    if any(a.size == 0 for a in axes):
         return PlanArrays.from_dicts([])
-    tp, cp, pp, ep, mb, vpp, rc, zero, etp_code = grid.T
+    # the cartesian product, built by numpy (a list of tuples is the slow part for MoE grids)
+    tp, cp, pp, ep, mb, vpp, rc, zero, etp_code = (g.ravel() for g in np.meshgrid(*axes, indexing="ij"))
     etp = np.where(etp_code == 0, tp, etp_code)
     dp = n // (tp * cp * pp)  # floor: a count the product does not divide fails the product check
     ok = valid_mask(model, system, tp, pp, cp, ep, np.maximum(dp, 1), vpp, mb, global_batch,

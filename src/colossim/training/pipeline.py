@@ -38,41 +38,45 @@ def layers_on_slowest_stage(layers: ArrayLike, pp: ArrayLike) -> np.ndarray:
     return np.ceil(np.asarray(layers, dtype=float) / np.asarray(pp, dtype=float))
 
 
-def layers_on_last_stage(layers: ArrayLike, pp: ArrayLike, layer_seconds: ArrayLike,
-                         head_seconds: ArrayLike, balance: bool = True) -> np.ndarray:
+def layers_on_last_stage(layers: ArrayLike, pp: ArrayLike, layer_seconds, head_seconds,
+                         balance: bool = True) -> np.ndarray:
     """Layers the last stage keeps when it also runs the output head (logits and loss).
+
+    ``layer_seconds`` / ``head_seconds``: one layer's and the head's time in each phase the
+    schedule paces separately (a sequence, e.g. (forward, backward)), or one combined time.
 
     Without ``balance``: L / p, the average (a fractional count when p does not divide L, the
     slowest stage's ceil(L / p) sets the pace anyway).  With it, the last stage gives up whole
-    layers to the others while that shortens the slowest stage: k layers on the last stage and at
-    most ceil(L / p) on each other, k minimising max(ceil((L - k) / (p - 1)) t, k t + H) for a layer
-    time t and head time H (the continuous optimum k* = (L - (p - 1) H / t) / p, then its two
-    integer neighbours), k no lower than L - (p - 1) ceil(L / p) so that no other stage grows.
-    That is Megatron-Core's ``--decoder-last-pipeline-num-layers`` and what Llama 3 405B did ("one
-    layer fewer on the first and last stages", Dubey et al. 2024, sec. 3.3.2)."""
+    layers to the others while that shortens the slowest stage, and no other stage grows beyond
+    n = ceil(L / p).  That is Megatron-Core's ``--decoder-last-pipeline-num-layers`` and what
+    Llama 3 405B did ("one layer fewer on the first and last stages", Dubey et al. 2024,
+    sec. 3.3.2).
+
+    Every phase runs at the pace of its slowest stage, max(n t, k t + H) for k layers on the last
+    stage (the others hold n whenever k >= L - (p - 1) n), so the step is shortest for every k with
+    k t + H <= n t in each phase: k = floor(n - max over phases of H / t), kept within
+    [max(L - (p - 1) n, 1), n].  Of the layouts that tie, the largest k: the one closest to the
+    even split (Llama 3's 7 of 126 layers on 16 stages, not 6).  Balancing on the phases' sum
+    instead can put the head's heavier forward on a last stage that then paces the forward."""
     L = np.asarray(layers, dtype=float)
     p = np.asarray(pp, dtype=float)
     avg = L / p
+    t_ph = layer_seconds if isinstance(layer_seconds, (tuple, list)) else (layer_seconds,)
+    h_ph = head_seconds if isinstance(head_seconds, (tuple, list)) else (head_seconds,)
+    if len(t_ph) != len(h_ph):
+        raise ValueError("layer_seconds and head_seconds need the same phases")
+    shape = np.broadcast(avg, *t_ph, *h_ph).shape
     if not balance:
-        return np.broadcast_to(avg, np.broadcast(avg, layer_seconds, head_seconds).shape).copy()
-    t = np.maximum(np.asarray(layer_seconds, dtype=float), 1e-30)
-    h = np.asarray(head_seconds, dtype=float)
+        return np.broadcast_to(avg, shape).copy()
     n_max = np.ceil(avg)
+    # the head in layers of the phase it weighs most in
+    head_layers = np.zeros(shape)
+    for t, h in zip(t_ph, h_ph):
+        t = np.maximum(np.asarray(t, dtype=float), 1e-30)
+        head_layers = np.maximum(head_layers, np.asarray(h, dtype=float) / t)
     lo = np.maximum(L - (p - 1.0) * n_max, 1.0)
-    others = np.maximum(p - 1.0, 1.0)
-
-    def pace(k):
-        return np.maximum(np.ceil((L - k) / others) * t, k * t + h)
-
-    k_star = (L - (p - 1.0) * h / t) / p
-    best_k = n_max  # the even split (lo <= n_max since p ceil(L / p) >= L)
-    best = pace(best_k)
-    for k in (np.floor(k_star), np.floor(k_star) + 1.0):
-        k = np.clip(k, lo, n_max)
-        cand = pace(k)
-        better = cand < best
-        best_k, best = np.where(better, k, best_k), np.where(better, cand, best)
-    return np.where(p > 1, best_k, L)
+    k = np.clip(np.floor(n_max - head_layers + 1e-9), lo, n_max)
+    return np.where(p > 1, k, L)
 
 
 def bubble_slots(pp: ArrayLike, vpp: ArrayLike) -> np.ndarray:
@@ -93,8 +97,10 @@ def pipeline_step_seconds(t_fwd: ArrayLike, t_bwd: ArrayLike, micro_batches: Arr
     ``t_fwd``/``t_bwd``: one micro-batch on the slowest stage (``t_bwd`` the whole backward);
     ``t_wgrad``: the weight-gradient part of ``t_bwd``.  Busy = m (t_f + t_b) for every schedule
     (each GPU runs every micro-batch through one stage once); bubble per ``schedule`` (module
-    docstring): '1f1b' (p - 1)/v (t_f + t_b); 'zb1p' (p - 1)(t_f + t_b - 2 t_w);
-    'dualpipe' (p/2 - 1)(t_f + 2 t_b - 3 t_w); none below zero."""
+    docstring): '1f1b' (p - 1)/v (t_f + t_b); 'zb1p' (p - 1)(t_f + t_b - 2 t_w) with m >= p
+    micro-batches, (p - 1)(t_f + t_b) - (p - 1 + min(m - 1, p - 1)) t_w with fewer (there are not
+    enough weight gradients to fill the drain; so a faster weight gradient never lengthens the
+    step); 'dualpipe' (p/2 - 1)(t_f + 2 t_b - 3 t_w); none below zero."""
     if schedule not in SCHEDULES:
         raise ValueError(f"pipeline schedule {schedule!r}: allowed {', '.join(SCHEDULES)}")
     f, b = np.asarray(t_fwd, dtype=float), np.asarray(t_bwd, dtype=float)
@@ -103,7 +109,13 @@ def pipeline_step_seconds(t_fwd: ArrayLike, t_bwd: ArrayLike, micro_batches: Arr
     per_mb = f + b
     busy = np.asarray(micro_batches, dtype=float) * per_mb
     if schedule == "zb1p":
-        bubble = (p - 1.0) * (per_mb - 2.0 * w)
+        # the backward wave runs at the input-gradient pace (p - 1 weight gradients saved) and
+        # deferred weight gradients fill the drain, one per micro-batch after the first: the
+        # paper's (p - 1)(t_f + t_b - 2 t_w) from m >= p on; with one micro-batch only the wave
+        # (its critical path is p forwards, p input gradients and one weight gradient)
+        m = np.asarray(micro_batches, dtype=float)
+        fill = np.clip(m - 1.0, 0.0, np.maximum(p - 1.0, 0.0))
+        bubble = (p - 1.0) * per_mb - (p - 1.0 + fill) * w
     elif schedule == "dualpipe":
         bubble = (p / 2.0 - 1.0) * (per_mb + b - 3.0 * w)
     else:

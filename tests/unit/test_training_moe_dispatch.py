@@ -101,3 +101,22 @@ def test_deepseek_v3_on_its_published_plan():
     # with Megatron-Core 2024's dispatcher (every copy, bf16, nothing hidden) it would be far slower
     mcore = estimate(load_spec({**DSV3_RUN, "training": {**DSV3_RUN["training"], "software": "megatron-core-2024"}}))
     assert mcore.tokens_per_s_per_gpu < 0.6 * est.tokens_per_s_per_gpu
+
+
+def test_a_dualpipe_pair_takes_the_longer_of_its_compute_and_its_all_to_all():
+    import dataclasses
+
+    import numpy as np
+
+    from colossim.training.estimate import make_context
+    from colossim.training.step import comm_sm_share, ep_exposed_seconds
+
+    ctx = dataclasses.replace(make_context(load_spec(DSV3_RUN)), ep_comm_overlap="micro_batch")
+    cf, cb = np.array([1.0, 1.0]), np.array([2.0, 2.0])
+    a2a_f, a2a_b = np.array([1.0, 2.5]), np.array([1.0, 2.5])  # 2 s (hidden) and 5 s of all-to-all
+    fwd, bwd, slow = ep_exposed_seconds(ctx, [], a2a_f, a2a_b, cf, cb)
+    assert list(fwd + bwd) == pytest.approx([0.0, 2.0])  # a pair of 3 s of compute: max(3, 5) - 3
+    # what is exposed goes to each pass as its compute does, so that a faster pass never makes the
+    # other one longer when both get faster together
+    assert fwd[1] / bwd[1] == pytest.approx(cf[1] / cb[1])
+    assert list(slow) == pytest.approx([2.0 * comm_sm_share(ctx), 3.0 * comm_sm_share(ctx)])

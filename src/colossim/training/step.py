@@ -401,7 +401,8 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
     ``ep_comm_overlap``: 'none' -- all exposed; 'shared_experts' -- each pass's all-to-all hides
     under that pass's shared-expert GEMMs (DeepSeek-V2 sec. 3.4); 'micro_batch' -- DualPipe pairs
     one micro-batch's forward with another's backward, so the pair's all-to-all hides under the
-    pair's compute (DeepSeek-V3 sec. 3.2.1).  What hides still holds SMs (:func:`comm_sm_share`),
+    pair's compute (DeepSeek-V3 sec. 3.2.1) and what it exposes is charged to each pass in
+    proportion to its compute.  What hides still holds SMs (:func:`comm_sm_share`),
     charged to compute."""
     mode = ctx.ep_comm_overlap
     if mode == "none":
@@ -411,10 +412,12 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
         fwd = np.maximum(a2a_fwd - shared["fwd"], 0.0)
         bwd = np.maximum(a2a_bwd - shared["bwd"], 0.0)
     else:
-        total = a2a_fwd + a2a_bwd
-        exposed = np.maximum(total - (compute_fwd + compute_bwd), 0.0)
-        share = np.where(total > 0, exposed / np.maximum(total, 1e-30), 0.0)
-        fwd, bwd = a2a_fwd * share, a2a_bwd * share
+        # the pair takes max(compute, all-to-all); what the all-to-all adds is shared between the
+        # passes as their compute is, so neither pass gets longer when the compute gets faster
+        compute = compute_fwd + compute_bwd
+        exposed = np.maximum(a2a_fwd + a2a_bwd - compute, 0.0)
+        share = exposed / np.maximum(compute, 1e-30)
+        fwd, bwd = compute_fwd * share, compute_bwd * share
     hidden = (a2a_fwd + a2a_bwd) - (fwd + bwd)
     return fwd, bwd, hidden * comm_sm_share(ctx)
 
@@ -836,7 +839,7 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     f_layer = layer["compute_fwd"] + layer["tp_fwd"] + layer["cp_fwd"] + layer["ep_fwd"]
     b_layer = layer["compute_bwd"] + layer["tp_bwd"] + layer["cp_bwd"] + layer["ep_bwd"]
     n_max = layers_on_slowest_stage(m.layers, plans.pp)
-    n_last = layers_on_last_stage(m.layers, plans.pp, f_layer + b_layer, head["fwd"] + head["bwd"],
+    n_last = layers_on_last_stage(m.layers, plans.pp, (f_layer, b_layer), (head["fwd"], head["bwd"]),
                                   balance=ctx.balance_stages)
 
     def stage(per_layer_s: np.ndarray, head_s: np.ndarray) -> np.ndarray:

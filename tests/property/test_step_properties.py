@@ -1,10 +1,14 @@
 """Physical invariants of the step model, over random specs and random plans of their search spaces:
 nothing the engine prices is negative or infinite, and a faster part (network, GEMMs, HBM) never
-makes a step slower, nor does a larger batch lower the throughput of a fixed plan.
+makes a step slower, a larger batch never lowers the throughput of a fixed plan, and recomputing
+more never makes it faster.
 
-DeepSeek-V3's DualPipe stack is left out of the compute-speed properties: its bubble is the closed
-form of the report's Table 2 with the pair's all-to-all exposure folded into the passes, not a
-schedule simulation, and a faster weight gradient there can add a fraction of a percent."""
+DeepSeek-V3's DualPipe stack is left out of the compute properties: its bubble is the closed form
+of the report's Table 2 with the pair's all-to-all exposure folded into the passes, not a schedule
+simulation, and a faster weight gradient (or more recompute under an all-to-all-bound pair) can move
+its step the wrong way by a fraction of a percent.  Weak scaling is not a property either: doubling
+dp with the batch can shorten a step, because Megatron-Core's gradient buckets grow with dp
+(``training.step.dp_buckets``) and larger messages reach more of the bus bandwidth."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from hypothesis import strategies as st
 from colossim.specs.software import software_stacks
 from colossim.specs.training import load_spec
 from colossim.training.estimate import enumerate_plans, make_context
+from colossim.training.plans import RECOMPUTE_CODES
 from colossim.training.step import evaluate_step
 
 MODELS = ("llama3-8b", "llama2-13b", "nemotron4-15b", "llama3-70b", "mixtral-8x7b", "deepseek-v2",
@@ -127,3 +132,17 @@ def test_a_larger_batch_never_lowers_a_plans_throughput(case):
     double = dataclasses.replace(ctx, global_batch=2 * ctx.global_batch)
     # twice the tokens in at most twice the time
     assert _no_slower(_step(double, plans), 2 * _step(ctx, plans))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spaces())
+def test_recomputing_more_never_makes_a_plan_faster(case):
+    ctx, plans = case
+    order = [RECOMPUTE_CODES[r] for r in ("none", "selective", "full")]
+    for less, more in zip(order, order[1:]):
+        idx = np.nonzero(plans.recompute == less)[0]
+        if idx.size == 0:
+            continue
+        same = plans.take(idx)
+        again = dataclasses.replace(same, recompute=np.full_like(same.recompute, more))
+        assert _no_slower(_step(ctx, same), _step(ctx, again))

@@ -51,7 +51,7 @@ def _compute_by_kind(spec, est) -> dict[str, float]:
     ctx, plans = make_context(spec), PlanArrays.from_dicts([est.parallelism])
     ops = plan_layer_ops(ctx, plans, "dense" if spec.model.dense_layers else "moe")
     t = {k: float(np.ravel(v)[0]) for k, v in op_kind_seconds(ops, ctx).items()}
-    share = est.time_breakdown_s["compute"] / est.step_time_s
+    share = (est.time_breakdown_s["compute"] + est.time_breakdown_s["recompute"]) / est.step_time_s
     return {k: share * v / sum(t.values()) for k, v in t.items()}
 
 
@@ -67,7 +67,7 @@ def _rows() -> list[dict]:
             "stack": spec.training.software,
             "zero3": est.parallelism.get("zero", 0) >= 3,
             "trust": run.trust,
-            "share": est.time_breakdown_s["compute"] / est.step_time_s,
+            "share": (est.time_breakdown_s["compute"] + est.time_breakdown_s["recompute"]) / est.step_time_s,
             "error": est.tokens_per_s_per_gpu / run.tokens_per_s_per_gpu_measured - 1.0,
         })
     return out

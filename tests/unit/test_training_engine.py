@@ -34,7 +34,19 @@ def test_complete_plan_is_used_and_numbers_are_consistent():
     assert est.fits and 0 < est.memory_gib_per_gpu < 80
     assert est.time_to_train_days == pytest.approx(15e12 / est.tokens_per_s / 86400)
     assert est.cost_usd > 0 and est.energy_mwh > 0
-    assert sum(v for k, v in est.time_breakdown_s.items() if k != "recompute") == pytest.approx(est.step_time_s)
+    assert sum(est.time_breakdown_s.values()) == pytest.approx(est.step_time_s)
+
+
+@pytest.mark.parametrize("recompute", ["selective", "full"])
+def test_the_time_breakdown_adds_up_to_the_step_recompute_apart(recompute):
+    spec = {**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "pp": 2, "dp": 16, "recompute": recompute}}
+    est = estimate(load_spec(spec))
+    parts = est.time_breakdown_s
+    assert list(parts)[:2] == ["compute", "recompute"] and parts["recompute"] > 0
+    assert sum(parts.values()) == pytest.approx(est.step_time_s)
+    # the same plan without recompute: the model's own forward and backward work is unchanged
+    none = estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "recompute": "none"}}))
+    assert parts["compute"] == pytest.approx(none.time_breakdown_s["compute"])
 
 
 def test_search_is_sorted_fits_and_counts():

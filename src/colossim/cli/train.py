@@ -64,8 +64,6 @@ def _show(est) -> None:
     bars.add_column("share")
     width = 50
     for k, v in est.time_breakdown_s.items():
-        if k == "recompute":
-            continue
         share = v / total if total else 0.0
         bars.add_row(k, f"{v:.3f}", "█" * round(share * width) + f" {share:.0%}")
     console.print(bars)

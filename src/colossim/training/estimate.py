@@ -30,8 +30,12 @@ MFU_CONVENTIONS = ("megatron", "palm", "6nd")
 #: logits, the FLOPs a transformer really needs; the others are reported beside it.
 DEFAULT_MFU_CONVENTION = "megatron"
 
-TIME_KEYS = ("compute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm", "pipeline_bubble",
-             "optimizer_step", "host_overhead")
+#: The parts of ``time_breakdown_s``, which add up to the step: ``compute`` is the model's forward
+#: and backward work, ``recompute`` the forward work activation recomputation repeats (the step
+#: model counts it inside its compute; the breakdown shows it apart), the ``*_comm`` parts what each
+#: dimension's communication leaves exposed.
+TIME_KEYS = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm",
+             "pipeline_bubble", "optimizer_step", "host_overhead")
 MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "buffers")
 
 
@@ -114,6 +118,13 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         schedule=ctx.pipeline_schedule, etp=plans.etp)
 
 
+def _time_breakdown(t: dict[str, np.ndarray], i: int) -> dict[str, float]:
+    """Plan ``i``'s step in the parts of :data:`TIME_KEYS` (recompute taken out of compute)."""
+    parts = {k: float(t[k][i]) for k in TIME_KEYS}
+    parts["compute"] -= parts["recompute"]
+    return parts
+
+
 def fewest_recompute_layers(ctx: StepContext, plans: PlanArrays, capacity_bytes: float) -> PlanArrays:
     """Full-recompute plans (of a spec that leaves recompute open) get the fewest layers per stage
     that bring them under ``capacity_bytes`` (memory is linear in that count above one layer);
@@ -165,7 +176,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             tflops_per_gpu=conv[DEFAULT_MFU_CONVENTION] * per_gpu / units.TERA,
             memory_gib_per_gpu=units.bytes_to_gib(total),
             memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
-            fits=bool(total <= hbm), time_breakdown_s={k: float(t[k][i]) for k in (*TIME_KEYS, "recompute")},
+            fits=bool(total <= hbm), time_breakdown_s=_time_breakdown(t, int(i)),
             parallelism={**plans.plan_dict(int(i)), "pipeline_schedule": ctx.pipeline_schedule},
             gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software,

@@ -37,6 +37,16 @@ def test_search_json_and_table(cli, tmp_path):
     assert len(res["results"]) == 3 and res["configs_evaluated"] > 100 and res["configs_per_s"] > 0
     code, out, _ = cli("train", "search", str(p), "--top", "2")
     assert code == 0 and "configs/s" in out
+    assert " etp " not in out  # a dense model's table has no expert-tp column
+
+
+def test_search_table_shows_expert_tp_where_the_experts_have_their_own(cli):
+    spec = {"model": "mixtral-8x7b", "hardware": {"gpu": "h100-sxm", "count": 64},
+            "parallelism": {"tp": 2, "pp": 4, "ep": 8, "etp": 1}, "training": {"global_batch": 256}}
+    code, out, err = cli("train", "search", "-", "--top", "2", input=yaml.safe_dump(spec))
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if "tok/s/GPU" in line)
+    assert " etp " in header
 
 
 def test_bad_specs_are_one_line_exit_2(cli):

@@ -103,12 +103,15 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
         return
     t = Table(title=f"best of {res.configs_evaluated:,} plans ({res.configs_fitting:,} fit; "
                     f"{res.configs_per_s:,.0f} configs/s)")
-    for c in ("#", "tp", "pp", "cp", "ep", "etp", "dp", "vpp", "mb", "recompute", "zero", "step s", "tok/s/GPU", "MFU",
-              "GiB"):
+    # the expert tp column only where a plan's experts have their own (etp_label's rule)
+    shape = ("tp", "pp", "cp", "ep", *(("etp",) if any(etp_label(e.parallelism) for e in res.best) else ()),
+             "dp", "vpp", "micro_batch")
+    for c in ("#", *(k if k != "micro_batch" else "mb" for k in shape), "recompute", "zero", "step s",
+              "tok/s/GPU", "MFU", "GiB"):
         t.add_column(c, justify="right")
     for i, e in enumerate(res.best, 1):
         p = e.parallelism
-        t.add_row(str(i), *(str(p[k]) for k in ("tp", "pp", "cp", "ep", "etp", "dp", "vpp", "micro_batch")), recompute_label(p), str(p["zero"]),
+        t.add_row(str(i), *(str(p[k]) for k in shape), recompute_label(p), str(p["zero"]),
                   f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
 

@@ -10,7 +10,8 @@ time of one micro-batch on one stage (all of its chunks).
 - Zero bubble, ZB-H1 (Qi et al. 2023, "Zero Bubble Pipeline Parallelism", arXiv:2401.10241): the
   backward splits into the input gradient (B - W) and the weight gradient ``t_w`` (W), which
   nothing downstream waits for, so the weight-gradient GEMMs fill the drain:
-  bubble = (p - 1)(t_f + t_b - 2 t_w), with 1F1B's activation memory.
+  bubble = (p - 1)(t_f + t_b - 2 t_w) with m >= p micro-batches, with 1F1B's activation memory
+  (fewer micro-batches have fewer weight gradients to fill it with: :func:`pipeline_step_seconds`).
 - DualPipe (DeepSeek-AI 2024, DeepSeek-V3 report sec. 3.2.1, Table 2): micro-batches enter from
   both ends, each GPU holds stage i and stage p - 1 - i (two copies of the parameters, p + 1
   micro-batches of activations), and a forward chunk of one micro-batch runs overlapped with a

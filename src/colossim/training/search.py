@@ -27,7 +27,6 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from colossim.specs.training import valid_mask

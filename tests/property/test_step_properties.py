@@ -19,9 +19,8 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from colossim.specs.software import software_stacks
 from colossim.specs.training import load_spec
-from colossim.training.estimate import enumerate_plans, make_context
+from colossim.training.estimate import plan_space
 from colossim.training.plans import RECOMPUTE_CODES
 from colossim.training.step import evaluate_step
 
@@ -35,12 +34,8 @@ TIME_PARTS = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm"
 @lru_cache(maxsize=None)
 def _space(model: str, chip: str, count: int, batch: int, precision: str):
     """Step context and every plan of a spec's search space (cached: hypothesis draws them again)."""
-    spec = load_spec({"model": model, "hardware": {"gpu": chip, "count": count},
-                      "training": {"global_batch": batch, "precision": precision}})
-    ctx = make_context(spec)
-    stack = software_stacks()[spec.training.software]
-    return ctx, enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch,
-                                ctx.seq_len, recompute_modes=stack.recompute_choices)
+    return plan_space(load_spec({"model": model, "hardware": {"gpu": chip, "count": count},
+                                 "training": {"global_batch": batch, "precision": precision}}))
 
 
 @st.composite

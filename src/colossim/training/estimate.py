@@ -195,13 +195,20 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
 PLAN_SHAPE_FIELDS = ("tp", "pp", "cp", "ep", "etp", "dp", "vpp", "micro_batch", "zero")
 
 
+def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
+    """A spec's step context and every valid plan it leaves open (recompute modes those of its
+    software stack), before any memory pruning."""
+    ctx = make_context(spec, profile)
+    stack = software_stacks()[spec.training.software]
+    return ctx, enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch,
+                                ctx.seq_len, recompute_modes=stack.recompute_choices)
+
+
 def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> SearchResult:
     """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
     t0 = time.perf_counter()
-    ctx = make_context(spec, profile)
+    ctx, plans = plan_space(spec, profile)
     stack = software_stacks()[spec.training.software]
-    plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len,
-                            recompute_modes=stack.recompute_choices)
     if len(plans) == 0:
         given = {k: v for k, v in spec.parallelism.model_dump().items()
                  if k in PLAN_SHAPE_FIELDS and v is not None}

@@ -613,3 +613,30 @@ def test_fp16_adds_only_the_loss_scale_unscale_pass():
     assert a.time_breakdown_s["optimizer_step"] - b.time_breakdown_s["optimizer_step"] == pytest.approx(
         extra, rel=0.05)
     assert a.step_time_s - b.step_time_s == pytest.approx(extra, rel=0.05)
+
+
+@pytest.mark.parametrize("zero, shard", [(0, 1), (1, 1), (2, 8)])
+def test_unfused_gradient_accumulation_costs_one_memory_pass_per_micro_batch(zero, shard):
+    """Without gradient_accumulation_fusion each micro-batch's backward ends with a pass of 10 B per
+    gradient element the rank keeps (main_grad.add_(grad): read bf16, read and write fp32): all local
+    weights under ZeRO 0-1, the 1/dp shard under ZeRO-2.  With pp = 1 there is no bubble, and the
+    2021 stack reduces gradients after the backward, so the step grows by exactly that pass."""
+    from colossim.cost import compute as K
+    from colossim.training.step import GRAD_ACCUMULATION_BYTES
+
+    base = {"model": "gpt3-1.3b", "hardware": {"gpu": "a100-80gb-sxm", "count": 8},
+            "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 8, "vpp": 1, "micro_batch": 4,
+                            "recompute": "full", "zero": zero},
+            "training": {"global_batch": 128, "precision": "bf16", "software": "megatron-lm-2021"}}
+    fused = {**base, "parallelism": {**base["parallelism"], "gradient_accumulation_fusion": True}}
+    spec = load_spec(base)
+    assert spec.parallelism.gradient_accumulation_fusion is False  # the 2021 stack's value
+    n_micro = 128 // (8 * 4)
+    m = spec.model
+    local = m.params_total  # tp 1, pp 1: every weight
+    expected = n_micro * K.memory_bound_seconds(GRAD_ACCUMULATION_BYTES * local / shard,
+                                                spec.hardware.accelerator, make_context(spec).profile)
+    slow, fast = estimate(spec), estimate(load_spec(fused))
+    assert slow.step_time_s - fast.step_time_s == pytest.approx(float(expected), rel=1e-6)
+    assert slow.time_breakdown_s["compute"] - fast.time_breakdown_s["compute"] == pytest.approx(
+        float(expected), rel=1e-6)

@@ -144,6 +144,15 @@ class ParallelPlan(BaseModel):
             "meanwhile (Megatron-LM --async-tensor-model-parallel-allreduce, 2022; Megatron-Core and "
             "Transformer Engine linears). false: every backward TP collective is waited for, as in "
             "Megatron-LM of 2021 and Megatron-DeepSpeed"))
+    gradient_accumulation_fusion: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] each weight-gradient GEMM adds "
+            "its result into the fp32 gradient buffer itself (Megatron --gradient-accumulation-fusion, "
+            "Transformer Engine fuse_wgrad_accumulation). false: the GEMM writes a bf16/fp16 gradient "
+            "and a hook adds it into the fp32 buffer, a memory-bound pass over every local gradient in "
+            "each micro-batch's backward (Megatron-LM of 2021, DeepSpeed's BF16 optimizer, PyTorch's "
+            "own accumulation)"))
     moe_dispatch: MoeDispatch | None = Field(
         None,
         description=(

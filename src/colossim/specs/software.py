@@ -32,6 +32,7 @@ from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, Pa
 #: The plan fields a stack decides when the spec leaves them out.
 STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "elementwise_fusion",
                "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
+               "gradient_accumulation_fusion",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages", "moe_parallel_folding")
 
@@ -59,6 +60,10 @@ class SoftwareStack(BaseModel):
                                     "colossim.training.step.tp_backward_exposed_seconds)")
     tp_overlap: bool = Field(description="TP communication overlapped with the GEMMs it feeds (Transformer "
                              "Engine userbuffers, see colossim.training.step.tp_overlap_exposed_seconds)")
+    gradient_accumulation_fusion: bool = Field(description="the weight-gradient GEMMs accumulate into the "
+                                               "fp32 gradient buffer themselves; false: a separate "
+                                               "memory-bound pass per micro-batch (see "
+                                               "ParallelPlan.gradient_accumulation_fusion)")
     fsdp: bool = Field(description="what ZeRO stage 3 is under this stack: true, PyTorch FSDP / FairScale "
                        "(one flat parameter gathered per layer); false, DeepSpeed ZeRO-3 of 2020-2022 "
                        "(one gather per weight tensor, the small ones persistent, weights fetched again "

@@ -61,6 +61,14 @@ UNFUSED_SCORE_BYTES_FWD = 9
 #: gradient and write the outgoing one (2 + 1 + 2 + 2 B per pass, two passes).
 UNFUSED_SCORE_BYTES_BWD = 14
 
+#: Bytes per gradient element of the unfused gradient accumulation (``gradient_accumulation_fusion``
+#: false): the hook reads the bf16/fp16 gradient the weight-gradient GEMM wrote (2 B) and reads and
+#: writes the fp32 gradient buffer (4 + 4 B).  Source: ``param.main_grad.add_(param.grad.data)``,
+#: the hook of megatron-core 0.8.0 distributed_data_parallel.py and of NeMo 1.6.2
+#: optimizer_with_master_params.py (one mixed-dtype kernel, no temporary).  DeepSpeed's BF16
+#: optimizer casts first (``add_(lp.grad.to(fp32))``, 18 B); the hook's 10 B is used for every stack.
+GRAD_ACCUMULATION_BYTES = 10
+
 #: Backward of a memory-bound op reads the saved input and the incoming gradient and writes the
 #: outgoing gradient: about twice the forward's bytes.
 BACKWARD_MEMORY_FACTOR = 2.0
@@ -96,6 +104,9 @@ class StepContext:
     tp_async_backward: bool = True
     """The backward's input-gradient TP collectives overlap the weight-gradient GEMMs (the plan's
     ``tp_async_backward``; :func:`tp_backward_exposed_seconds`)."""
+    gradient_accumulation_fusion: bool = True
+    """The weight-gradient GEMMs accumulate into the fp32 gradient buffer themselves (the plan's
+    ``gradient_accumulation_fusion``); false: :func:`grad_accumulation_seconds` per micro-batch."""
     moe_dispatch: MoeDispatch = "alltoall"
     """MoE token dispatch (the plan's ``moe_dispatch``)."""
     moe_fp8_dispatch: bool = False
@@ -458,6 +469,28 @@ def tp_backward_exposed_seconds(ctx: StepContext, ops, sp: np.ndarray, all_reduc
     return exposed + hidden * comm_sm_share(ctx)
 
 
+def grad_accumulation_seconds(ctx: StepContext, plans: PlanArrays, n_params: ArrayLike) -> np.ndarray:
+    """Seconds per micro-batch of the unfused gradient accumulation over ``n_params`` local weights
+    (0 with ``gradient_accumulation_fusion``): a memory-bound pass of GRAD_ACCUMULATION_BYTES per
+    gradient element the rank keeps, all of them under ZeRO 0-1 (the distributed optimizer too:
+    its buffer is whole until the reduce-scatter after the backward), the 1/(dp x cp) shard
+    under ZeRO 2-3, whose gradients are reduce-scattered before they are accumulated."""
+    if ctx.gradient_accumulation_fusion:
+        return np.zeros(len(plans.tp))
+    kept = np.asarray(n_params, dtype=float) / np.where(plans.priced_zero >= 2, plans.dp * plans.cp, 1)
+    return K.memory_bound_seconds(GRAD_ACCUMULATION_BYTES * kept, ctx.system.accelerator, ctx.profile)
+
+
+def layer_local_params(model, plans: PlanArrays, kind: str) -> np.ndarray:
+    """Weights of one layer of ``kind`` on one GPU: dense weights over tp, routed experts over
+    etp x ep (see :func:`local_params`)."""
+    if kind == "dense":
+        return model.params_per_layer_dense / np.asarray(plans.tp, dtype=float)
+    routed = float(model.experts * model.params_expert)
+    return ((model.params_per_layer_moe - routed) / np.asarray(plans.tp, dtype=float)
+            + routed / np.asarray(plans.etp * plans.ep, dtype=float))
+
+
 def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, np.ndarray]:
     """Per-GPU seconds of one layer of ``kind`` for one micro-batch: compute and exposed comm."""
     m, net, prof = ctx.model, ctx.network, ctx.profile
@@ -522,12 +555,21 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     else:
         ep_slowdown = 0.0
 
+    # the unfused gradient accumulation follows the weight gradients of each micro-batch
+    accumulate = grad_accumulation_seconds(ctx, plans, layer_local_params(m, plans, kind))
     return {
-        "compute_fwd": t["fwd"], "compute_bwd": t["bwd"] + recompute + ep_slowdown,
-        "compute_wgrad": t["wgrad"], "recompute": recompute,
+        "compute_fwd": t["fwd"], "compute_bwd": t["bwd"] + recompute + ep_slowdown + accumulate,
+        "compute_wgrad": t["wgrad"] + accumulate, "recompute": recompute,
         "tp_fwd": tp_exposed_fwd, "tp_bwd": tp_exposed_bwd + tp_recompute,
         "cp_fwd": cp_fwd, "cp_bwd": cp_bwd, "ep_fwd": ep_fwd, "ep_bwd": ep_bwd,
     }
+
+
+def head_local_params(model, plans: PlanArrays) -> np.ndarray:
+    """Vocabulary weights on one GPU of the last stage: the output head (the embedding copy when
+    tied), over tp; at pp = 1 the input embedding as well."""
+    head = float(model.params_output_head or model.vocab * model.hidden)
+    return np.where(plans.pp == 1, float(model.params_embedding + model.params_output_head), head) / plans.tp
 
 
 def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
@@ -541,10 +583,8 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     expert_total = float(m.params_expert_total)
     layer_total = float(m.dense_layers * m.params_per_layer_dense + m.moe_layers * m.params_per_layer_moe)
     stage_share = layers_on_slowest_stage(m.layers, plans.pp) / m.layers
-    head = float(m.params_output_head or m.vocab * m.hidden)
-    vocab_part = np.where(plans.pp == 1, float(m.params_embedding + m.params_output_head), head)
     copies = stage_copies(plans.pp, ctx.pipeline_schedule)
-    dense_local = copies * ((layer_total - expert_total) * stage_share + vocab_part) / plans.tp
+    dense_local = copies * ((layer_total - expert_total) * stage_share / plans.tp + head_local_params(m, plans))
     expert_local = copies * expert_total * stage_share / (plans.etp * plans.ep)
     return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
 
@@ -831,6 +871,9 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
                                      plans.sequence_parallel, ctx.cross_entropy_fusion,
                                      ctx.elementwise_fusion), ctx)
+    if not ctx.gradient_accumulation_fusion:  # the output layer's weights (+ embedding at pp 1)
+        accumulate = grad_accumulation_seconds(ctx, plans, head_local_params(m, plans))
+        head = {**head, "bwd": head["bwd"] + accumulate, "wgrad": head["wgrad"] + accumulate}
     if m.mtp_modules:
         head = _with_mtp(ctx, plans, head, per[kinds[-1][0]])
 

@@ -24,9 +24,11 @@ class ColossimError(Exception):
 class UnknownNameError(ColossimError):
     """An id (chip, system, organisation, metric, model...) that is not in the catalog."""
 
-    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, valid: Iterable[str], near: str | None = None) -> None:
+        """``near``: the text to find close names to, when not ``name`` itself (a chip written
+        with its vendor in front is matched without it)."""
         valid = sorted(set(valid))
-        close = closest(name, valid)
+        close = closest(near or name, valid)
         hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(valid[:12])}" + (
             ", ..." if len(valid) > 12 else "")
         super().__init__(f"unknown {kind} '{name}': {hint}", field=kind, value=name, allowed=valid)

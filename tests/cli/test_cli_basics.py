@@ -44,8 +44,12 @@ def test_chips_resolve_from_their_names_and_aliases(cli):
 
     cat = load_catalog()
     for label, chip in (("H100", "h100-sxm"), ("A100 80GB", "a100-80gb-sxm"), ("A100-SXM4-40GB", "a100-40gb-sxm"),
-                        ("NVIDIA H100 SXM5 80GB", "h100-sxm"), ("TPU v5p", "tpu-v5p"), ("H200", "h200-sxm")):
+                        ("NVIDIA H100 SXM5 80GB", "h100-sxm"), ("TPU v5p", "tpu-v5p"), ("H200", "h200-sxm"),
+                        ("NVIDIA H100", "h100-sxm"), ("AMD MI300X", "mi300x"), ("Google TPU v5p", "tpu-v5p")):
         assert cat.accelerator(label).id == chip
+    # with the vendor in front, an ambiguous part still offers both SKUs
+    code, _, err = cli("chips", "show", "NVIDIA A100")
+    assert code == 2 and "a100-40gb-sxm, a100-80gb-sxm" in err and "Traceback" not in err
     # no label names two chips
     owners: dict[str, set[str]] = {}
     for a in cat.accelerators.values():

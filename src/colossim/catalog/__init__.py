@@ -24,13 +24,21 @@ class Catalog:
 
     def accelerator(self, chip: str) -> Accelerator:
         """The chip with id ``chip`` (case-insensitive), or whose id, name or alias it spells with
-        other spacing or punctuation ("H100", "A100 80GB", "NVIDIA H100 SXM5 80GB")."""
+        other spacing or punctuation ("H100", "A100 80GB", "NVIDIA H100 SXM5 80GB"), with or without its
+        vendor in front ("NVIDIA H100", "AMD MI300X")."""
         key = chip.strip().lower()
         if key in self.accelerators:
             return self.accelerators[key]
-        found = self.accelerator_labels.get(label_key(chip))
+        label = label_key(chip)
+        found = self.accelerator_labels.get(label)
+        near = None
+        for vendor in {a.vendor for a in self.accelerators.values()}:
+            bare = chip.strip()[len(vendor):].strip()
+            if found is None and chip.strip().lower().startswith(vendor.lower()) and bare:
+                found = self.accelerator_labels.get(label_key(bare))  # "NVIDIA H100", "AMD MI300X"
+                near = bare
         if found is None:
-            raise UnknownNameError("chip", chip, self.accelerators)
+            raise UnknownNameError("chip", chip, self.accelerators, near=near)
         return self.accelerators[found]
 
     @cached_property

@@ -73,6 +73,23 @@ def test_aliases_and_case():
         resolve_model("Llama 2 71B")
 
 
+@pytest.mark.parametrize("repo, model", [
+    ("meta-llama/Llama-2-70b-hf", "llama2-70b"), ("meta-llama/Meta-Llama-3-8B-Instruct", "llama3-8b"),
+    ("meta-llama/Llama-3.1-405B", "llama3.1-405b"), ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b"),
+    ("deepseek-ai/DeepSeek-V3-Base", "deepseek-v3"), ("nvidia/Nemotron-4-340B-Base", "nemotron4-340b"),
+    ("Qwen/Qwen2.5-72B-Instruct", "qwen2.5-72b"), ("bigscience/bloom", "bloom-176b")])
+def test_hugging_face_repo_ids_name_their_architecture(repo, model):
+    assert resolve_model(repo).name == model
+
+
+def test_a_repo_id_of_another_architecture_is_not_guessed():
+    # the version and variant suffixes go, the model's own version does not: DeepSeek-V2.5 is
+    # not taken for another DeepSeek, nor Mistral 7B for Mixtral
+    for repo in ("deepseek-ai/DeepSeek-V2.5", "mistralai/Mistral-7B-v0.1"):
+        with pytest.raises(UnknownNameError):
+            resolve_model(repo)
+
+
 def test_catalog_plus_overrides_recomputes_derived_fields():
     m = resolve_model({"name": "llama3-8b", "seq_len": 4096, "hidden": 2048, "heads": 16})
     assert (m.name, m.seq_len, m.head_dim, m.kv_heads) == ("llama3-8b", 4096, 128, 8)

@@ -459,14 +459,24 @@ def _same_gating(base: dict[str, Any], model: Mapping[str, Any]) -> bool:
     return (_plain(base.get("activation", "gelu")) in gated) == (_plain(model["activation"]) in gated)
 
 
+#: Suffixes of Hugging Face repo names for releases of one architecture (instruction-tuned, chat,
+#: base weights, transformers format, context variants, point releases): "Meta-Llama-3-8B-Instruct"
+#: is Meta-Llama-3-8B's shape, "Mixtral-8x7B-Instruct-v0.1" Mixtral 8x7B's.
+VARIANT_SUFFIX = re.compile(r"(?:[-_ ](?:instruct|chat|base|hf|\d+k|v\d+\.\d+))+$", re.IGNORECASE)
+
+
 def catalog_id_for_label(label: str, cat: ModelCatalog | None = None) -> str | None:
     """The catalog model a free-text model label names, or None: the label, the text outside its
     parentheses or the text inside them equals a catalog id, name or alias once case, spaces and
-    punctuation are ignored ("Llama 2 70B" -> llama2-70b, "GPT 175B (GPT-3)" -> gpt3-175b).  For
-    the model names of published tables, which follow no naming scheme."""
+    punctuation are ignored ("Llama 2 70B" -> llama2-70b, "GPT 175B (GPT-3)" -> gpt3-175b); a
+    Hugging Face repo id by its name after the organisation, with or without a variant suffix
+    ("meta-llama/Meta-Llama-3-8B-Instruct" -> llama3-8b).  For the model names of published tables,
+    which follow no naming scheme."""
     keys = (cat or load_model_catalog()).labels
     outside = re.sub(r"\([^)]*\)", " ", label)
-    for part in (label, outside, *re.findall(r"\(([^)]*)\)", label)):
+    repo = label.rsplit("/", 1)[-1]  # a Hugging Face repo id names the model after its organisation
+    variant = VARIANT_SUFFIX.sub("", repo)
+    for part in (label, outside, *re.findall(r"\(([^)]*)\)", label), repo, variant):
         key = label_key(part)
         if key and key in keys:
             return keys[key]

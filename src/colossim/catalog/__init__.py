@@ -29,14 +29,12 @@ class Catalog:
         key = chip.strip().lower()
         if key in self.accelerators:
             return self.accelerators[key]
-        label = label_key(chip)
-        found = self.accelerator_labels.get(label)
-        near = None
-        for vendor in {a.vendor for a in self.accelerators.values()}:
-            bare = chip.strip()[len(vendor):].strip()
-            if found is None and chip.strip().lower().startswith(vendor.lower()) and bare:
-                found = self.accelerator_labels.get(label_key(bare))  # "NVIDIA H100", "AMD MI300X"
-                near = bare
+        found = self.accelerator_labels.get(label_key(chip))
+        vendor = next((v for v in {a.vendor for a in self.accelerators.values()}
+                       if key.startswith(v.lower())), "")
+        near = chip.strip()[len(vendor):].strip() if vendor else None  # "NVIDIA H100", "AMD MI300X"
+        if found is None and near:
+            found = self.accelerator_labels.get(label_key(near))
         if found is None:
             raise UnknownNameError("chip", chip, self.accelerators, near=near)
         return self.accelerators[found]

@@ -871,9 +871,9 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
                                      plans.sequence_parallel, ctx.cross_entropy_fusion,
                                      ctx.elementwise_fusion), ctx)
-    if not ctx.gradient_accumulation_fusion:  # the output layer's weights (+ embedding at pp 1)
-        accumulate = grad_accumulation_seconds(ctx, plans, head_local_params(m, plans))
-        head = {**head, "bwd": head["bwd"] + accumulate, "wgrad": head["wgrad"] + accumulate}
+    # the unfused gradient accumulation of the output layer's weights (+ the embedding at pp 1)
+    accumulate = grad_accumulation_seconds(ctx, plans, head_local_params(m, plans))
+    head = {**head, "bwd": head["bwd"] + accumulate, "wgrad": head["wgrad"] + accumulate}
     if m.mtp_modules:
         head = _with_mtp(ctx, plans, head, per[kinds[-1][0]])
 

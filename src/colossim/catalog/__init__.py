@@ -30,13 +30,13 @@ class Catalog:
         if key in self.accelerators:
             return self.accelerators[key]
         found = self.accelerator_labels.get(label_key(chip))
-        vendor = next((v for v in {a.vendor for a in self.accelerators.values()}
-                       if key.startswith(v.lower())), "")
-        near = chip.strip()[len(vendor):].strip() if vendor else None  # "NVIDIA H100", "AMD MI300X"
-        if found is None and near:
-            found = self.accelerator_labels.get(label_key(near))
-        if found is None:
-            raise UnknownNameError("chip", chip, self.accelerators, near=near)
+        if found is None:  # "NVIDIA H100", "AMD MI300X": the name without its vendor
+            vendor = next((v for v in {a.vendor for a in self.accelerators.values()}
+                           if key.startswith(v.lower())), "")
+            near = chip.strip()[len(vendor):].strip() if vendor else None
+            found = self.accelerator_labels.get(label_key(near)) if near else None
+            if found is None:
+                raise UnknownNameError("chip", chip, self.accelerators, near=near)
         return self.accelerators[found]
 
     @cached_property

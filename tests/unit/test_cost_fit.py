@@ -14,7 +14,7 @@ BASE = default_profile("h100-sxm")
 
 
 def _synthetic(true_e=0.7, true_launch=8e-6, true_att=AttentionParams(0.5, 300.0, 40.0),
-               true_k0=128.0):
+               true_k0=128.0, held_fraction=None):
     truth = dataclasses.replace(
         BASE, gemm={"bf16": dataclasses.replace(BASE.gemm["bf16"], max_efficiency=true_e,
                                                 launch_seconds=true_launch,
@@ -31,12 +31,20 @@ def _synthetic(true_e=0.7, true_launch=8e-6, true_att=AttentionParams(0.5, 300.0
         f = float(fit.predict_attention_flops_per_s([probe], H100.peak_flops_per_s("bf16"), true_att)[0])
         att.append(AttentionSample(f"a{i}", "h100-sxm", s, d, c, f))
     mem = (MemorySample("c", "h100-sxm", 0.8 * H100.hbm_bytes_per_s),)
-    return calibrate.Measurements("h100-sxm", "synthetic", "none", "none", tuple(gemm), tuple(att), mem)
+    held = ()
+    if held_fraction is not None:
+        m, n, k = calibrate.SUSTAINED_GEMM_SHAPE
+        probe = GemmSample("held", "h100-sxm", m, n, k, "bf16", 1.0)
+        burst = float(fit.predict_gemm_flops_per_s([probe], H100, truth)[0])
+        held = (dataclasses.replace(probe, flops_per_s=held_fraction * burst),)
+    return calibrate.Measurements("h100-sxm", "synthetic", "none", "none", tuple(gemm), tuple(att), mem,
+                                  held)
 
 
 def test_profile_from_synthetic_measurements_recovers_parameters():
-    prof = calibrate.profile_from_measurements(_synthetic(), H100, date="2025-01-01")
+    prof = calibrate.profile_from_measurements(_synthetic(held_fraction=1.0), H100, date="2025-01-01")
     assert prof.gemm["bf16"].max_efficiency == pytest.approx(0.7, rel=1e-3)
+    assert prof.gemm["bf16"].sustained_fraction == pytest.approx(1.0, rel=1e-3)
     assert prof.gemm["bf16"].launch_seconds == pytest.approx(8e-6, rel=0.02)
     assert prof.gemm["bf16"].tile_overhead_k == pytest.approx(128.0, rel=0.02)
     assert prof.memory_efficiency == pytest.approx(0.8)
@@ -44,6 +52,31 @@ def test_profile_from_synthetic_measurements_recovers_parameters():
     assert prof.attention.half_seq == pytest.approx(300.0, rel=0.05)
     assert prof.attention.half_head_dim == pytest.approx(40.0, rel=0.05)
     assert prof.device == "synthetic" and prof.date == "2025-01-01"
+
+
+def test_calibrated_gemms_run_at_the_sustained_clock_the_hold_measured():
+    # The grid is timed in bursts; the GEMM timed after the hold at the power limit runs at 0.8 of
+    # that burst rate, so every fitted GEMM precision is priced at 0.8 of its burst fit.
+    prof = calibrate.profile_from_measurements(_synthetic(held_fraction=0.8), H100)
+    g = prof.gemm["bf16"]
+    assert g.sustained_fraction == pytest.approx(0.8, rel=1e-3)
+    assert g.max_efficiency == pytest.approx(0.7 * 0.8, rel=2e-3)
+    assert g.sustained_rows == ("held",)
+    # a hold that comes out faster than the burst fit (noise) never raises the rate
+    assert calibrate.profile_from_measurements(_synthetic(held_fraction=1.1), H100).gemm[
+        "bf16"].max_efficiency == pytest.approx(0.7, rel=1e-3)
+
+
+def test_calibration_without_a_hold_keeps_the_default_sustained_fraction():
+    # A profile fitted to burst timings alone would price GEMMs at clocks a training job never
+    # holds: without a measured hold it takes the default profile's fraction (the H100's, from the
+    # published 700 W row) rather than none.
+    default = BASE.gemm["bf16"]
+    assert default.sustained_fraction < 0.95
+    g = calibrate.profile_from_measurements(_synthetic(), H100).gemm["bf16"]
+    assert g.sustained_fraction == default.sustained_fraction
+    assert g.sustained_rows == default.sustained_rows
+    assert g.max_efficiency == pytest.approx(0.7 * default.sustained_fraction, rel=2e-3)
 
 
 def test_bus_curve_fit_recovers_shape():

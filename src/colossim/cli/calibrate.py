@@ -13,7 +13,7 @@ from colossim.cli.common import console, fmt
 def calibrate_command(
     out: Path = typer.Option(..., "--out", help="Where to write the profile JSON."),
     chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip id of the GPU present."),
-    quick: bool = typer.Option(False, "--quick", help="A small grid (a minute or less)."),
+    quick: bool = typer.Option(False, "--quick", help="A small grid and a shorter hold at the power limit (about a minute)."),
 ) -> None:
     """Measure GEMM, attention and HBM bandwidth on this GPU and fit a profile (needs PyTorch+CUDA)."""
     from colossim.cost.calibrate import measure, profile_from_measurements
@@ -24,8 +24,9 @@ def calibrate_command(
     prof = profile_from_measurements(meas, acc)
     save_profile(prof, out)
     bf16 = prof.gemm["bf16"]
-    console.print(f"{meas.device}: bf16 GEMM max efficiency {fmt(bf16.max_efficiency)}, launch "
-                  f"{fmt(bf16.launch_seconds * 1e6)} us, tile overhead {fmt(bf16.tile_overhead_k)} K; HBM {fmt(prof.memory_efficiency)}; "
+    console.print(f"{meas.device}: bf16 GEMM max efficiency {fmt(bf16.max_efficiency)} (sustained clocks: "
+                  f"{fmt(bf16.sustained_fraction)} of burst), launch {fmt(bf16.launch_seconds * 1e6)} us, "
+                  f"tile overhead {fmt(bf16.tile_overhead_k)} K; HBM {fmt(prof.memory_efficiency)}; "
                   f"attention {fmt(prof.attention.max_efficiency)} -> {out}")
 
 

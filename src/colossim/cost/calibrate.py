@@ -31,6 +31,15 @@ TOKENS_PER_BATCH = 16384
 ATTN_HIDDEN = 2048
 #: Because: 1 GiB per copy buffer is far beyond any L2 cache (50-126 MB on Hopper/Blackwell).
 COPY_BYTES = 2**30
+#: The GEMM timed once more after the GPU has been held at its power limit: the shape of the
+#: published sustained rows the default profiles use (colossim.cost.defaults.SUSTAINED_GEMM_ROWS).
+SUSTAINED_GEMM_SHAPE = (8192, 8192, 8192)
+#: Seconds of back-to-back GEMMs on random data before that timing.  Because: a training job
+#: holds every GPU at its power limit for hours and the clock settles within seconds to tens of
+#: seconds of it; the grid's short timings, a few ms each after three warm-up calls, run at boost
+#: clocks.  An assumption, long enough to be well past the settling (quick: a shorter hold).
+SUSTAINED_HOLD_SECONDS = 60.0
+QUICK_SUSTAINED_HOLD_SECONDS = 15.0
 
 
 class NoGpuError(ColossimError):
@@ -48,18 +57,27 @@ class Measurements:
     gemm: tuple[GemmSample, ...]
     attention: tuple[AttentionSample, ...]
     memory: tuple[MemorySample, ...]
+    sustained: tuple[GemmSample, ...] = ()
+    """bf16 GEMMs timed after ``SUSTAINED_HOLD_SECONDS`` at the power limit (not fitted with
+    ``gemm``: they set the sustained-clock fraction)."""
 
 
 def profile_from_measurements(meas: Measurements, chip: Accelerator,
                               date: str | None = None) -> CalibrationProfile:
     """Fit a profile to ``meas`` on catalog chip ``chip``; components not measured (collectives,
-    attention with no samples) come from the chip's default profile."""
+    attention with no samples) come from the chip's default profile.
+
+    The GEMM grid is timed in short bursts, at boost clocks; like the default profiles, the fitted
+    GEMMs then take the sustained-clock fraction (:func:`colossim.cost.fit.sustained_fraction`):
+    from ``meas.sustained`` when measured, else the default profile's (so a calibrated profile is
+    never the burst rate a training job does not see)."""
     base = default_profile(chip.id)
     mem_eff = (fit.fit_memory_efficiency(meas.memory, chip.hbm_bytes_per_s) if meas.memory
                else base.memory_efficiency)
     prof = dataclasses.replace(base, memory_efficiency=mem_eff,
                                memory_rows=tuple(s.row for s in meas.memory) or base.memory_rows)
     gemm = dict(base.gemm)
+    fitted = []
     for prec in ("bf16", "fp8", "fp4"):
         samples = [s for s in meas.gemm if s.precision == prec]
         if samples and chip.peak_flops_per_s(prec):
@@ -67,13 +85,24 @@ def profile_from_measurements(meas: Measurements, chip: Accelerator,
             gemm[prec] = fit.fit_gemm(samples, prec, chip, dataclasses.replace(prof, gemm=gemm),
                                       old.sm_count, old.misaligned_k_factor,
                                       f"calibrated on {meas.device}", joint=True)
+            fitted.append(prec)
+    held = [s for s in meas.sustained if s.precision == "bf16"]
+    if held and "bf16" in fitted:
+        fraction = fit.sustained_fraction(held[0], chip, dataclasses.replace(prof, gemm=gemm))
+        rows, origin = (held[0].row,), f", measured on {meas.device}"
+    else:
+        fraction, rows = base.gemm["bf16"].sustained_fraction, base.gemm["bf16"].sustained_rows
+        origin = ", the default profile's"
+    gemm = fit.with_sustained_fraction(gemm, fitted, fraction, rows, origin)
     attention = (fit.fit_attention(meas.attention, chip.peak_flops_per_s("bf16"),
                                    f"calibrated on {meas.device}", base.attention)
                  if meas.attention else base.attention)
     return dataclasses.replace(
         prof, gemm=gemm, attention=attention, source=f"colossim calibrate on {meas.device}",
         date=date or _dt.date.today().isoformat(), device=meas.device, driver=meas.driver,
-        library=meas.library, notes=("collectives from the default profile (not measured)",))
+        library=meas.library,
+        notes=("collectives from the default profile (not measured)",
+               f"GEMMs at {fraction:.3f} of the burst rate{origin} (sustained clocks)"))
 
 
 def _import_torch(what: str = "calibrate"):
@@ -149,10 +178,32 @@ def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no co
     t_add = _time(torch, lambda: torch.add(x, y, out=z), iters)  # elementwise: two reads, one write
     memory = (MemorySample("copy-1gib", chip_id, 2 * COPY_BYTES / t),
               MemorySample("add-1gib", chip_id, 3 * COPY_BYTES / t_add))
+    sustained = _sustained_gemm(torch, dev, chip_id, iters,
+                                QUICK_SUSTAINED_HOLD_SECONDS if quick else SUSTAINED_HOLD_SECONDS)
     props = torch.cuda.get_device_properties(0)
     try:
         drv = str(torch.cuda.driver_version()) if hasattr(torch.cuda, "driver_version") else "unknown"
     except Exception:  # noqa: BLE001 - driver query is informational only
         drv = "unknown"
     lib = f"torch {torch.__version__}, CUDA {torch.version.cuda}"
-    return Measurements(chip_id, props.name, drv, lib, tuple(gemm), tuple(attention), memory)
+    return Measurements(chip_id, props.name, drv, lib, tuple(gemm), tuple(attention), memory,
+                        (sustained,))
+
+
+def _sustained_gemm(torch, dev, chip_id: str, iters: int,
+                    hold_seconds: float) -> GemmSample:  # pragma: no cover - needs a GPU
+    """The ``SUSTAINED_GEMM_SHAPE`` bf16 GEMM on random data, run back to back for
+    ``hold_seconds`` (the GPU reaches its power limit and the clock it holds there), then timed."""
+    import time  # noqa: PLC0415
+
+    m, n, k = SUSTAINED_GEMM_SHAPE
+    a = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(k, n, device=dev, dtype=torch.bfloat16)
+    c = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+    end = time.perf_counter() + hold_seconds
+    while time.perf_counter() < end:
+        for _ in range(20):
+            torch.matmul(a, b, out=c)
+        torch.cuda.synchronize()
+    t = _time(torch, lambda: torch.matmul(a, b, out=c), iters)
+    return GemmSample(f"bf16-sustained-{m}x{n}x{k}", chip_id, m, n, k, "bf16", 2 * m * n * k / t)

@@ -217,13 +217,8 @@ def build_default_profile(chip: str) -> CalibrationProfile:
             notes.append(f"gemm {prec} from {fb.chip}")
     # sustained (power-limited) clocks: measured sustained / burst model at the same shape
     sustained, s_rows = _sustained_fraction(chip, acc, gemm, skeleton, fb)
-    own_gemm = {p for p in gemm if not gemm[p].derivation.startswith("from ")}
-    for prec in own_gemm:
-        g = gemm[prec]
-        gemm[prec] = dataclasses.replace(
-            g, max_efficiency=g.max_efficiency * sustained, sustained_fraction=sustained,
-            sustained_rows=s_rows,
-            derivation=f"{g.derivation}; x {sustained:.3f} sustained-clock fraction ({', '.join(s_rows) or 'none'})")
+    own_gemm = [p for p in gemm if not gemm[p].derivation.startswith("from ")]
+    gemm = fit.with_sustained_fraction(gemm, own_gemm, sustained, s_rows)
     # attention
     att_own = _build(rows.attention_samples(), chip)
     if att_own:
@@ -277,9 +272,7 @@ def _sustained_fraction(chip: str, acc, gemm: dict, skeleton: CalibrationProfile
     row_id = SUSTAINED_GEMM_ROWS.get(chip)
     if row_id and "bf16" in gemm and not gemm["bf16"].derivation.startswith("from "):
         row = next(s for s in rows.gemm_samples() if s.row == row_id)
-        prof = dataclasses.replace(skeleton, gemm=gemm)
-        burst = float(fit.predict_gemm_flops_per_s([row], acc, prof)[0])
-        return min(row.flops_per_s / burst, 1.0), (row_id,)
+        return fit.sustained_fraction(row, acc, dataclasses.replace(skeleton, gemm=gemm)), (row_id,)
     if fb is not None and "bf16" in fb.gemm:
         return fb.gemm["bf16"].sustained_fraction, fb.gemm["bf16"].sustained_rows
     return 1.0, ()

@@ -137,6 +137,28 @@ def fit_gemm(samples: Sequence[GemmSample], precision: str, chip: Accelerator,
     return make(launch, max(float(nelder_mead(overhead_loss, [k0], step=16.0)[0]), 0.0))
 
 
+def sustained_fraction(sample: GemmSample, chip: Accelerator, burst: CalibrationProfile) -> float:
+    """Sustained / burst GEMM throughput: ``sample``, timed after the GPU has sat at its power limit
+    long enough to settle at the clock it holds there, over what the burst-fitted ``burst``
+    profile predicts at the same shape; capped at 1 (a chip that holds its clock loses nothing)."""
+    return min(sample.flops_per_s / float(predict_gemm_flops_per_s([sample], chip, burst)[0]), 1.0)
+
+
+def with_sustained_fraction(gemm: dict[str, GemmParams], precisions: Sequence[str], fraction: float,
+                            rows: tuple[str, ...], origin: str = "") -> dict[str, GemmParams]:
+    """``gemm`` with ``fraction`` folded into the ``max_efficiency`` of ``precisions`` (the ones
+    fitted to burst measurements; parameters taken over from elsewhere already carry theirs)."""
+    out = dict(gemm)
+    where = ", ".join(rows) or "none"
+    for p in precisions:
+        g = out[p]
+        out[p] = dataclasses.replace(
+            g, max_efficiency=g.max_efficiency * fraction, sustained_fraction=fraction,
+            sustained_rows=rows,
+            derivation=f"{g.derivation}; x {fraction:.3f} sustained-clock fraction ({where}{origin})")
+    return out
+
+
 # --- attention ----------------------------------------------------------------------------------
 #: FlashAttention-2 fwd+bwd FLOPs = 3.5 x forward (flash-attn benchmark_flash_attention.py).
 FWD_BWD_FLOPS_FACTOR = 1.0 + compute.ATTENTION_BACKWARD_FLOPS_RATIO

@@ -481,14 +481,20 @@ def grad_accumulation_seconds(ctx: StepContext, plans: PlanArrays, n_params: Arr
     return K.memory_bound_seconds(GRAD_ACCUMULATION_BYTES * kept, ctx.system.accelerator, ctx.profile)
 
 
-def layer_local_params(model, plans: PlanArrays, kind: str) -> np.ndarray:
-    """Weights of one layer of ``kind`` on one GPU: dense weights over tp, routed experts over
-    etp x ep (see :func:`local_params`)."""
+def layer_local_params_split(model, plans: PlanArrays, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, routed-expert) weights of one layer of ``kind`` on one GPU: the dense ones (a MoE
+    layer's attention, router and shared experts included) over tp, the routed experts over
+    etp x ep (expert tensor parallelism, tp unless the plan folds the experts)."""
+    tp = np.asarray(plans.tp, dtype=float)
     if kind == "dense":
-        return model.params_per_layer_dense / np.asarray(plans.tp, dtype=float)
+        return model.params_per_layer_dense / tp, np.zeros_like(tp)
     routed = float(model.experts * model.params_expert)
-    return ((model.params_per_layer_moe - routed) / np.asarray(plans.tp, dtype=float)
-            + routed / np.asarray(plans.etp * plans.ep, dtype=float))
+    return (model.params_per_layer_moe - routed) / tp, routed / np.asarray(plans.etp * plans.ep, dtype=float)
+
+
+def layer_local_params(model, plans: PlanArrays, kind: str) -> np.ndarray:
+    """Weights of one layer of ``kind`` on one GPU (:func:`layer_local_params_split`, summed)."""
+    return sum(layer_local_params_split(model, plans, kind))
 
 
 def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, np.ndarray]:
@@ -580,12 +586,12 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     the first / last stage (both on the only stage when pp = 1).  DualPipe: two stages per GPU
     (:func:`colossim.training.pipeline.stage_copies`)."""
     m = ctx.model
-    expert_total = float(m.params_expert_total)
-    layer_total = float(m.dense_layers * m.params_per_layer_dense + m.moe_layers * m.params_per_layer_moe)
+    per_kind = [(n, layer_local_params_split(m, plans, k))
+                for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers))]
     stage_share = layers_on_slowest_stage(m.layers, plans.pp) / m.layers
     copies = stage_copies(plans.pp, ctx.pipeline_schedule)
-    dense_local = copies * ((layer_total - expert_total) * stage_share / plans.tp + head_local_params(m, plans))
-    expert_local = copies * expert_total * stage_share / (plans.etp * plans.ep)
+    dense_local = copies * (sum(n * d for n, (d, _) in per_kind) * stage_share + head_local_params(m, plans))
+    expert_local = copies * sum(n * e for n, (_, e) in per_kind) * stage_share
     return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
 
 

@@ -13,7 +13,8 @@ from colossim.cli.common import console, fmt
 def calibrate_command(
     out: Path = typer.Option(..., "--out", help="Where to write the profile JSON."),
     chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip id of the GPU present."),
-    quick: bool = typer.Option(False, "--quick", help="A small grid and a shorter hold at the power limit (about a minute)."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="A small grid and a shorter hold at the power limit (about a minute)."),
 ) -> None:
     """Measure GEMM, attention and HBM bandwidth on this GPU and fit a profile (needs PyTorch+CUDA)."""
     from colossim.cost.calibrate import measure, profile_from_measurements

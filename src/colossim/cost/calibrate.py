@@ -135,7 +135,8 @@ def _time(torch, fn, iters: int) -> float:
 
 def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no cover - needs a GPU
     """Measure GEMM (bf16, fp8 via torch._scaled_mm), attention (SDPA flash fwd+bwd), copy
-    bandwidth and elementwise throughput (an fp32 add) on the current CUDA device."""
+    bandwidth and elementwise throughput (an fp32 add) on the current CUDA device, then the bf16
+    GEMM once more after a hold at the power limit (:func:`_sustained_gemm`)."""
     torch = _import_torch()
     dev = torch.device("cuda")
     iters = 5 if quick else 20

@@ -77,3 +77,26 @@ def test_torch_model_runs_on_cpu_with_the_counted_parameters(kw):
     meas = P.measure_step(P.ProbeConfig(**{**TINY, **kw}), device="cpu")
     assert meas.params == P.probe_params(P.ProbeConfig(**{**TINY, **kw}))
     assert len(meas.step_times_s) == TINY["steps"] and meas.step_time_s > 0
+
+
+def test_measured_h100_step_and_profile_committed_as_data():
+    # 2026-11-24, one lent H100 80GB HBM3 (driver 580.159.04, torch 2.11.0+cu130):
+    # `colossim calibrate` with its hold at the power limit, and `colossim train probe --profile`
+    # on the default 1.32B GPT.  The profile keeps the sustained clock it measured (an 8192^3 bf16
+    # GEMM after a minute at 700 W ran at 0.889 of the burst fit), and the engine, given it,
+    # predicts the measured eager step within 3 %.
+    from pathlib import Path
+
+    from colossim.catalog.loader import data_path
+    from colossim.cost.efficiency import load_profile
+
+    prof = load_profile(data_path("profiles/h100-sxm-measured-2026-11-24.json"))
+    assert prof.device == "NVIDIA H100 80GB HBM3" and prof.date == "2026-11-24"
+    assert 0.85 < prof.gemm["bf16"].sustained_fraction < 0.95
+    assert prof.gemm["bf16"].sustained_rows == ("bf16-sustained-8192x8192x8192",)
+    run = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / "h100-2026-11-24"
+                      / "probe_calibrated.json").read_text())
+    cfg = P.ProbeConfig(**{k: v for k, v in run["config"].items()})
+    est = P.predict(cfg, "h100-sxm", profile=prof)
+    assert est.step_time_s == pytest.approx(run["predicted"]["step_time_s"], rel=1e-6)
+    assert abs(est.step_time_s / run["measured"]["step_time_s"] - 1) < 0.03

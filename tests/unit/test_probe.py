@@ -96,7 +96,7 @@ def test_measured_h100_step_and_profile_committed_as_data():
     assert prof.gemm["bf16"].sustained_rows == ("bf16-sustained-8192x8192x8192",)
     run = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / "h100-2026-11-24"
                       / "probe_calibrated.json").read_text())
-    cfg = P.ProbeConfig(**{k: v for k, v in run["config"].items()})
+    cfg = P.ProbeConfig(**run["config"])
     est = P.predict(cfg, "h100-sxm", profile=prof)
     assert est.step_time_s == pytest.approx(run["predicted"]["step_time_s"], rel=1e-6)
     assert abs(est.step_time_s / run["measured"]["step_time_s"] - 1) < 0.03

@@ -14,8 +14,11 @@ The model is written here in plain PyTorch, so nothing is downloaded:
 
 Training runs bf16 autocast over fp32 weights with fused AdamW. Per-block activation checkpointing
 (``recompute``) and ``torch.compile`` are options. With ``compile`` off, the norms, activations and
-residual adds run as separate eager kernels. That is the unfused case the engine does not price
-(README, "Rows still off"). Comparing the two modes on one GPU measures that gap directly.
+residual adds run as separate eager kernels. The engine prices the eager SwiGLU chain
+(``elementwise_fusion`` false, see :func:`probe_spec`), not the rest of what ``torch.compile``
+fuses (norm with residual add, the attention's layout copies). Comparing the two modes on one GPU
+measures that gap directly (``benchmarks/gpt_step.py``; results committed under
+``benchmarks/results/``).
 
 The engine sees the same run as one GPU at tp = pp = dp = 1 with ZeRO 0 and FlashAttention
 (:func:`probe_spec`). torch is imported lazily and is not a dependency. Without it, or without a CUDA
@@ -88,7 +91,10 @@ def probe_params(cfg: ProbeConfig) -> int:
 def probe_spec(cfg: ProbeConfig, chip: str) -> dict:
     """The colossim training spec of the probe run on one ``chip``: the same block (LayerNorm,
     learned positions, no biases or dropout, tied embeddings), one GPU, ZeRO 0, FlashAttention,
-    one micro-batch per step."""
+    one micro-batch per step. Elementwise fusion follows ``compile``: eager PyTorch runs a SwiGLU
+    as separate kernels (``silu``, then the product), which the engine prices with
+    ``elementwise_fusion`` false (:data:`colossim.training.ops.EAGER_BYTES_PER_ELEMENT`); a
+    LayerNorm and a GeLU are one kernel either way."""
     return {
         "model": {"name": "probe-gpt", "layers": cfg.layers, "hidden": cfg.hidden,
                   "ffn_hidden": cfg.ffn_hidden, "heads": cfg.heads, "kv_heads": cfg.heads,
@@ -98,7 +104,8 @@ def probe_spec(cfg: ProbeConfig, chip: str) -> dict:
         "hardware": {"gpu": chip, "count": 1},
         "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 1, "vpp": 1, "micro_batch": cfg.micro_batch,
                         "recompute": "full" if cfg.recompute else "none", "zero": 0,
-                        "sequence_parallel": False, "flash_attention": True},
+                        "sequence_parallel": False, "flash_attention": True,
+                        "elementwise_fusion": cfg.compile},
         "training": {"global_batch": cfg.micro_batch, "precision": "bf16"},
     }
 

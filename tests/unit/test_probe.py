@@ -115,12 +115,15 @@ def test_eager_probe_prices_the_unfused_swiglu_chain_and_only_that():
 @pytest.mark.parametrize("slug", ["eager", "compiled", "eager-recompute", "eager-swiglu", "compiled-swiglu"])
 def test_committed_h100_probe_steps_against_todays_prediction(slug):
     # the five 1.32B steps timed on the lent H100 (2026-11-24), predicted with the default
-    # profile: every case within 12 % (the eager SwiGLU's strided kernels and its chunk's
-    # backward copy are not priced: +10 %; the rest within 4 %)
+    # profile (GEMMs at the clock the same GPU held under a 100-s GEMM load): every case within
+    # 8 %.  Eager GeLU -0.2 %; eager SwiGLU +6.2 % (its strided kernels and the chunk's backward
+    # copy are not priced); the compiled steps and the recompute run -6 ... -8 %: in a step the
+    # GEMMs run above the held clock, the attention and memory-bound kernels between them drawing
+    # less power than back-to-back GEMMs do
     from pathlib import Path
 
     run = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / "h100-2026-11-24"
                       / f"probe-h100-sxm-{slug}.json").read_text())
     cfg = P.ProbeConfig(**run["config"])
     err = P.predict(cfg, "h100-sxm").step_time_s ** -1 * run["measured"]["step_time_s"] - 1
-    assert abs(err) < (0.12 if slug == "eager-swiglu" else 0.045)
+    assert abs(err) < 0.08

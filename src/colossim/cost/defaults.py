@@ -2,7 +2,8 @@
 code of fit.py.  A chip uses its own rows where they exist; otherwise the component comes from the
 closest architecture in :data:`FALLBACK` (efficiencies are fractions of peak, so they carry over and
 scale with the target chip's own peaks and link bandwidths).  Rows in ``rows.HELD_OUT`` and
-``rows.OTHER_KERNEL`` are never used.
+``rows.OTHER_KERNEL`` are never used; rows in ``rows.SUSTAINED_ONLY`` only set the sustained-clock
+fraction (:data:`SUSTAINED_GEMM_ROWS`).
 """
 
 from __future__ import annotations
@@ -48,14 +49,16 @@ _START = BusCurve(0.8, 16 * 2**20, 0.7, 30e-6)
 #: Because: start of the attention fit (FlashAttention-2 paper: ~70 % of peak at long sequences).
 _ATT_START = AttentionParams(0.4, 512.0, 32.0)
 #: GEMM rows measured under sustained load at the chip's power limit, by chip.  Sources
-#: (microbenchmarks.csv): H100, tusharhqq/napkin-math-gpu torch.matmul 8192^3 bf16, median of 7
-#: timed rounds with "700 W power limit reported" (711.5 TFLOPS, below the MAMF burst search's
-#: 794.5); A100, Azure AI-benchmarking-guide cuBLASLt 16384^3 after 10,000 warm-up iterations
-#: (256.5 TFLOPS; the 7-round napkin row, 289.3, is above the A100's best-shape MAMF search, 271.2,
-#: so it ran at burst clocks).  The MAMF / XLA / cuBLASLt rows the GEMM fit is anchored on are
-#: best-of-search or short bursts that run at boost clocks; a training job holds every GPU at its
-#: power limit for hours, so the SMs run at the lower sustained clock.
-SUSTAINED_GEMM_ROWS = {"h100-sxm": "gemm-h100-napkin-bf16-8192",
+#: (microbenchmarks.csv): H100, colossim's own 8192^3 bf16 torch.matmul held 100 s on random data
+#: on a lent H100 80GB HBM3 (2026-11-24, benchmarks/gemm_sustained.py), the board at 695-700 W of
+#: its 700 W limit and the SM clock at 1357 MHz on average: 669.4 TFLOPS (until that measurement,
+#: tusharhqq/napkin-math-gpu's 7-round median with "700 W power limit reported", 711.5, which
+#: names the limit, not the draw); A100, Azure AI-benchmarking-guide cuBLASLt 16384^3 after
+#: 10,000 warm-up iterations (256.5 TFLOPS; the 7-round napkin row, 289.3, is above the A100's
+#: best-shape MAMF search, 271.2, so it ran at burst clocks).  The MAMF / XLA / cuBLASLt rows the
+#: GEMM fit is anchored on are best-of-search or short bursts that run at boost clocks; a training
+#: job holds every GPU at its power limit for hours, so the SMs run at the lower sustained clock.
+SUSTAINED_GEMM_ROWS = {"h100-sxm": "gemm-h100-colossim-held-bf16-8192",
                        "a100-80gb-sxm": "gemm-a100-azure-fp16-mnk16384"}
 #: Default profiles are derived data: dated by the measurements they come from (see each row).
 DEFAULT_PROFILE_DATE = "per-row (published 2020-2025)"
@@ -75,8 +78,10 @@ def _fallback(chip: str) -> str | None:
 
 def _build(rows_: list, chip: str) -> list:
     """``chip``'s rows a default profile may be fitted to: neither held out nor of another kernel
-    generation (``rows.HELD_OUT``, ``rows.OTHER_KERNEL``)."""
-    return [r for r in rows_ if r.chip == chip and r.row not in rows.HELD_OUT | rows.OTHER_KERNEL]
+    generation, nor measured only under a sustained hold (``rows.HELD_OUT``, ``rows.OTHER_KERNEL``,
+    ``rows.SUSTAINED_ONLY``)."""
+    excluded = rows.HELD_OUT | rows.OTHER_KERNEL | rows.SUSTAINED_ONLY
+    return [r for r in rows_ if r.chip == chip and r.row not in excluded]
 
 
 def _network(chip: str):

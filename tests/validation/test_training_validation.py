@@ -70,19 +70,22 @@ def test_regression_guard_overall(results):
     # +7.9 %; A100 median 7.5 %, mean +9.0 %.  Session 27: Megatron-LM 2021's unfused gradient
     # accumulation (a 10 B pass per weight per micro-batch): median 5.3 %, max 29.9 %, mean +4.8 %;
     # A100 median 2.6 %, mean +5.3 %; Narayanan's PTD-P rows from +5..+8 % to -2..+1 %.
+    # Session 29: the H100's GEMMs at the clock a lent H100 held at 700 W (669.4 TFLOPS at
+    # 8192^3, fraction 0.866 -> 0.815): median 5.1 %, max 29.0 %, mean +3.2 %; H100 median 8.5 %,
+    # max 24.5 %, mean +0.7 %.
     # Guards = reached + a small margin.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.06
-    assert stats["all"].max_abs <= 0.32
-    assert stats["all"].mean_signed <= 0.055
+    assert stats["all"].max_abs <= 0.31
+    assert stats["all"].mean_signed <= 0.04
     assert stats["A100"].median_abs <= 0.04
     assert stats["A100"].mean_signed <= 0.065
     ptd = [by_id[f"NAR21-T2-PTD-0{i}"].error for i in range(1, 7)]
     assert all(abs(e) <= 0.04 for e in ptd), ptd
-    assert stats["H100"].median_abs <= 0.12
-    assert stats["H100"].max_abs <= 0.42
-    assert abs(stats["H100"].mean_signed) <= 0.07
+    assert stats["H100"].median_abs <= 0.10
+    assert stats["H100"].max_abs <= 0.27
+    assert abs(stats["H100"].mean_signed) <= 0.03
 
 
 def test_rows_name_the_catalog_model_they_ran():
@@ -215,12 +218,13 @@ def test_regression_guard_as_published():
     # 70B): 68 of 68, median 9.5 %, max 41.0 % (MPT-7B on H100), mean +8.8 %.  Session 13 (FP8
     # casts, balanced last stage): median 9.1 %, mean +8.3 %.  Session 15 (DeepSpeed ZeRO-3 as its
     # 2021 code ran): median 9.0 %, mean +7.3 %.  Session 27 (unfused gradient accumulation on the
-    # 2021 stack): median 7.5 %, max 29.9 %, mean +3.3 %.
+    # 2021 stack): median 7.5 %, max 29.9 %, mean +3.3 %.  Session 29 (the H100's held GEMM
+    # clock): median 7.4 %, max 29.0 %, mean +1.7 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
     by_id = {r.run.id: r for r in res}
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
     assert stats["all"].median_abs <= 0.085
-    assert stats["all"].max_abs <= 0.32
-    assert stats["all"].mean_signed <= 0.045
+    assert stats["all"].max_abs <= 0.31
+    assert stats["all"].mean_signed <= 0.03

@@ -55,7 +55,12 @@ def test_small_and_skinny_gemms_are_markedly_slower():
 def test_fp8_is_faster_than_bf16_for_large_gemms_but_not_2x():
     t16 = float(compute.gemm_seconds(8192, 8192, 8192, "bf16", H100, P))
     t8 = float(compute.gemm_seconds(8192, 8192, 8192, "fp8", H100, P))
-    assert 1.4 < t16 / t8 < 2.0  # mamf: 1402.6 fp8 vs 794.5 bf16
+    # burst (MAMF best shapes): 1402.6 fp8 vs 794.5 bf16 = 1.77x; held at the 700 W limit, fp8
+    # keeps a higher clock (less power per FLOP): Azure's 8192^3 fp8 after 10,000 warm-ups,
+    # 1290.1, against colossim's 100-s bf16 hold, 669.4 = 1.93x
+    assert 1.6 < t16 / t8 < 2.1
+    held8, held16 = P.gemm["fp8"].sustained_fraction, P.gemm["bf16"].sustained_fraction
+    assert held16 < held8 < 1.0
 
 
 def test_misaligned_k_is_slower():
@@ -180,3 +185,15 @@ def test_fp8_cast_transpose_moves_four_bytes_per_element():
     expected = 4.0 * n / (chip.hbm_bytes_per_s * prof.memory_efficiency)
     assert float(compute.fp8_cast_transpose_seconds(n, chip, prof)) == pytest.approx(expected)
     assert compute.FP8_CAST_TRANSPOSE_BYTES_PER_ELEMENT == 4.0
+
+
+def test_held_fp8_rows_match_the_fp8_sustained_clock():
+    # The fp8 fraction comes from Azure's H100 16384^3 after 10,000 warm-ups (1377.3 TFLOPS,
+    # rows.SUSTAINED_ONLY); the same benchmark's held-out rows, H100 8192^3 (1290.1) and H200
+    # 16384^3 (1366.3, another chip of the same die), come out within 5 % (-8 % and -11 % when fp8
+    # took the bf16 fraction).
+    by_id = {p.row: p for p in predictions()}
+    assert by_id["gemm-h100-azure-fp8-mnk16384"].set == "sustained"
+    for row in ("gemm-h100-azure-fp8-mnk8192", "gemm-h200-azure-fp8-mnk16384"):
+        assert by_id[row].set == "held-out" and abs(by_id[row].error) < 0.05, by_id[row]
+    assert default_profile("h200-sxm").gemm["fp8"].sustained_rows == ("gemm-h100-azure-fp8-mnk16384",)

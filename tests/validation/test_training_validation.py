@@ -70,22 +70,23 @@ def test_regression_guard_overall(results):
     # +7.9 %; A100 median 7.5 %, mean +9.0 %.  Session 27: Megatron-LM 2021's unfused gradient
     # accumulation (a 10 B pass per weight per micro-batch): median 5.3 %, max 29.9 %, mean +4.8 %;
     # A100 median 2.6 %, mean +5.3 %; Narayanan's PTD-P rows from +5..+8 % to -2..+1 %.
-    # Session 29: the H100's GEMMs at the clock a lent H100 held at 700 W (669.4 TFLOPS at
-    # 8192^3, fraction 0.866 -> 0.815): median 5.1 %, max 29.0 %, mean +3.2 %; H100 median 8.5 %,
-    # max 24.5 %, mean +0.7 %.
+    # Session 29: the H100's bf16 GEMMs at the clock a lent H100 held at 700 W (669.4 TFLOPS at
+    # 8192^3, fraction 0.866 -> 0.815), its fp8 GEMMs at Azure's held 16384^3 (0.923): median
+    # 4.6 %, max 29.0 %, mean +4.1 %; H100 median 6.6 %, max 24.4 %, mean +2.7 % (fp8 rows -6.2 %
+    # -> -0.0 %, bf16 rows +3.9 %).
     # Guards = reached + a small margin.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.06
+    assert stats["all"].median_abs <= 0.05
     assert stats["all"].max_abs <= 0.31
-    assert stats["all"].mean_signed <= 0.04
+    assert stats["all"].mean_signed <= 0.045
     assert stats["A100"].median_abs <= 0.04
     assert stats["A100"].mean_signed <= 0.065
     ptd = [by_id[f"NAR21-T2-PTD-0{i}"].error for i in range(1, 7)]
     assert all(abs(e) <= 0.04 for e in ptd), ptd
-    assert stats["H100"].median_abs <= 0.10
+    assert stats["H100"].median_abs <= 0.08
     assert stats["H100"].max_abs <= 0.27
-    assert abs(stats["H100"].mean_signed) <= 0.03
+    assert abs(stats["H100"].mean_signed) <= 0.035
 
 
 def test_rows_name_the_catalog_model_they_ran():
@@ -171,7 +172,8 @@ def test_nemo_plans_that_need_memory_recompute_only_some_layers(results):
     # NeMo 24.07 GPT-3 175B at 512 H100 (mb 2) and Nemotron-4 340B at 128: recomputing every
     # layer (the old cliff) cost 26-29 %; the search recomputes the fewest layers that fit (none
     # for GPT-3 at mb 2, 6 of Nemotron's 12 per stage), at least a tenth faster than every layer.
-    # Nemotron reads -22 % since FP8 runs pay their casts (session 13): NeMo overlaps TP
+    # Nemotron reads -20 % (-22 % since FP8 runs pay their casts, session 13; -20 % with fp8 GEMMs
+    # at their own held clock, session 29): NeMo overlaps TP
     # communication with the GEMMs and the row does not say so, so the engine exposes it all.
     by_id, _ = results
     for rid in ("NEMO2407-GPT3-175B-512", "NEMO2407-NEMOTRON-340B-128"):
@@ -219,12 +221,12 @@ def test_regression_guard_as_published():
     # casts, balanced last stage): median 9.1 %, mean +8.3 %.  Session 15 (DeepSpeed ZeRO-3 as its
     # 2021 code ran): median 9.0 %, mean +7.3 %.  Session 27 (unfused gradient accumulation on the
     # 2021 stack): median 7.5 %, max 29.9 %, mean +3.3 %.  Session 29 (the H100's held GEMM
-    # clock): median 7.4 %, max 29.0 %, mean +1.7 %.
+    # clocks, bf16 and fp8): median 6.8 %, max 29.0 %, mean +2.5 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
     by_id = {r.run.id: r for r in res}
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
-    assert stats["all"].median_abs <= 0.085
+    assert stats["all"].median_abs <= 0.075
     assert stats["all"].max_abs <= 0.31
     assert stats["all"].mean_signed <= 0.03

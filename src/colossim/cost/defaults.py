@@ -58,8 +58,17 @@ _ATT_START = AttentionParams(0.4, 512.0, 32.0)
 #: best-shape MAMF search, 271.2, so it ran at burst clocks).  The MAMF / XLA / cuBLASLt rows the
 #: GEMM fit is anchored on are best-of-search or short bursts that run at boost clocks; a training
 #: job holds every GPU at its power limit for hours, so the SMs run at the lower sustained clock.
-SUSTAINED_GEMM_ROWS = {"h100-sxm": "gemm-h100-colossim-held-bf16-8192",
-                       "a100-80gb-sxm": "gemm-a100-azure-fp16-mnk16384"}
+#: Other precisions have rows of their own where a held benchmark exists: a GEMM's power draw per
+#: FLOP depends on its operand width, so the clock it holds at the limit does too.  H100 fp8:
+#: Azure AI-benchmarking-guide cuBLASLt 16384^3 after 10,000 warm-up iterations (over a minute at
+#: 1,377 TFLOPS, the same method as the A100's row); GB200 fp8, the same benchmark's 16384^3
+#: (2,907 TFLOPS).  A precision without a row takes its chip's
+#: bf16 fraction; a chip without rows, its fallback architecture's fraction of that precision.
+SUSTAINED_GEMM_ROWS: dict[str, dict[str, str]] = {
+    "h100-sxm": {"bf16": "gemm-h100-colossim-held-bf16-8192", "fp8": "gemm-h100-azure-fp8-mnk16384"},
+    "a100-80gb-sxm": {"bf16": "gemm-a100-azure-fp16-mnk16384"},
+    "gb200": {"fp8": "gemm-gb200-azure-fp8-mnk16384"},
+}
 #: Default profiles are derived data: dated by the measurements they come from (see each row).
 DEFAULT_PROFILE_DATE = "per-row (published 2020-2025)"
 
@@ -221,9 +230,8 @@ def build_default_profile(chip: str) -> CalibrationProfile:
                                              derivation=f"from {fb.chip} ({fb.gemm[prec].derivation})")
             notes.append(f"gemm {prec} from {fb.chip}")
     # sustained (power-limited) clocks: measured sustained / burst model at the same shape
-    sustained, s_rows = _sustained_fraction(chip, acc, gemm, skeleton, fb)
-    own_gemm = [p for p in gemm if not gemm[p].derivation.startswith("from ")]
-    gemm = fit.with_sustained_fraction(gemm, own_gemm, sustained, s_rows)
+    for prec, (sustained, s_rows) in _sustained_fractions(chip, acc, gemm, skeleton, fb).items():
+        gemm = fit.with_sustained_fraction(gemm, [prec], sustained, s_rows)
     # attention
     att_own = _build(rows.attention_samples(), chip)
     if att_own:
@@ -269,18 +277,34 @@ def _with_flash3(acc, attention: AttentionParams) -> AttentionParams:
                                flash3_rows=tuple(s.row for s in samples))
 
 
-def _sustained_fraction(chip: str, acc, gemm: dict, skeleton: CalibrationProfile,
-                        fb: CalibrationProfile | None) -> tuple[float, tuple[str, ...]]:
-    """Sustained / burst GEMM throughput of ``chip``: its SUSTAINED_GEMM_ROWS row over what the
-    burst-fitted bf16 model predicts for that shape, capped at 1 (a chip that holds its clock, like
-    the A100 at 400 W, loses nothing); else the fallback architecture's fraction; else 1."""
-    row_id = SUSTAINED_GEMM_ROWS.get(chip)
-    if row_id and "bf16" in gemm and not gemm["bf16"].derivation.startswith("from "):
-        row = next(s for s in rows.gemm_samples() if s.row == row_id)
-        return fit.sustained_fraction(row, acc, dataclasses.replace(skeleton, gemm=gemm)), (row_id,)
-    if fb is not None and "bf16" in fb.gemm:
-        return fb.gemm["bf16"].sustained_fraction, fb.gemm["bf16"].sustained_rows
-    return 1.0, ()
+def _sustained_fractions(chip: str, acc, gemm: dict, skeleton: CalibrationProfile,
+                         fb: CalibrationProfile | None) -> dict[str, tuple[float, tuple[str, ...]]]:
+    """Sustained / burst GEMM throughput of ``chip`` for each precision it has fitted rows for: its
+    SUSTAINED_GEMM_ROWS row of that precision over what the burst-fitted model predicts for that
+    shape, capped at 1 (a chip that holds its clock, like the A100 at 400 W, loses nothing); else
+    the chip's own bf16 fraction; else the fallback architecture's fraction of that precision (or
+    of bf16); else 1."""
+    table = SUSTAINED_GEMM_ROWS.get(chip, {})
+    burst = dataclasses.replace(skeleton, gemm=gemm)
+    own = [p for p in gemm if not gemm[p].derivation.startswith("from ")]
+    out: dict[str, tuple[float, tuple[str, ...]]] = {}
+    for prec in own:
+        row_id = table.get(prec)
+        if row_id:
+            row = next(s for s in rows.gemm_samples() if s.row == row_id)
+            out[prec] = fit.sustained_fraction(row, acc, burst), (row_id,)
+    measured = dict(out)
+    for prec in own:
+        if prec in measured:
+            continue
+        if "bf16" in measured:
+            out[prec] = measured["bf16"]
+        elif fb is not None and (prec in fb.gemm or "bf16" in fb.gemm):
+            g = fb.gemm.get(prec) or fb.gemm["bf16"]
+            out[prec] = g.sustained_fraction, g.sustained_rows
+        else:
+            out[prec] = 1.0, ()
+    return out
 
 
 @lru_cache(maxsize=1)

@@ -131,7 +131,9 @@ HELD_OUT: frozenset[str] = frozenset({
 #: GEMM rows timed only after a hold at the power limit: they set their chip's sustained-clock
 #: fraction (``cost.defaults.SUSTAINED_GEMM_ROWS``) and stay out of the burst GEMM fit, whose
 #: anchor is the best-shape burst rate the fraction is taken of.
-SUSTAINED_ONLY: frozenset[str] = frozenset({"gemm-h100-colossim-held-bf16-8192"})
+SUSTAINED_ONLY: frozenset[str] = frozenset({"gemm-h100-colossim-held-bf16-8192",
+                                            "gemm-h100-azure-fp8-mnk16384",
+                                            "gemm-gb200-azure-fp8-mnk16384"})
 
 #: Attention rows of a kernel generation other than the one each architecture's model describes:
 #: neither fitted nor held-out checks (``benchmarks/cost_accuracy.py`` lists them apart).  The model

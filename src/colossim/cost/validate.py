@@ -1,6 +1,8 @@
 """The cost model against every published microbenchmark row it can price: the default profile's
-prediction vs the measurement, tagged ``build`` (the row was fitted), ``held-out`` (it was not) or
-``other-kernel`` (an attention kernel generation the chip's model does not describe: ``rows.OTHER_KERNEL``)."""
+prediction vs the measurement, tagged ``build`` (the row was fitted), ``held-out`` (it was not),
+``sustained`` (a GEMM timed under a hold at the power limit, which sets its chip's sustained-clock
+fraction and is reproduced by construction: ``rows.SUSTAINED_ONLY``) or ``other-kernel`` (an
+attention kernel generation the chip's model does not describe: ``rows.OTHER_KERNEL``)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ def _set(row: str, flash3: bool = False) -> str:
         return "build"  # the row sets the profile's FlashAttention-3 factor
     if row in rows.OTHER_KERNEL:
         return "other-kernel"
+    if row in rows.SUSTAINED_ONLY:
+        return "sustained"
     return "held-out" if row in rows.HELD_OUT else "build"
 
 

@@ -2,7 +2,7 @@
 NOT part of the engine: each scenario patches the default profiles or the rows for this run only
 (an in-training compute factor per chip, TP overlap on rows that do not document it, a lower
 scale-out ring hop latency, NCCL's own per-step ring latency model), to show where the gap sits;
-the README's fourteenth, twenty-second and twenty-eighth rounds quote the table.
+the README's fourteenth, twenty-second, twenty-eighth and twenty-ninth rounds quote the table.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 
 from __future__ import annotations

@@ -138,3 +138,41 @@ def test_in_step_attention_row_is_read_in_its_own_flop_count():
                                     backward=b)) for b in (False, True))
     row_seconds = 6 * heads * head_dim * seq * seq / 834e12
     assert t == pytest.approx(row_seconds, rel=0.02)
+
+
+def _with_fp8(meas, truth_eff: float, held_fraction: float | None):
+    """``meas`` plus an fp8 grid at ``truth_eff`` of the fp8 peak (the bf16 truth's shape
+    parameters) and, when ``held_fraction`` is given, an fp8 GEMM held at that fraction of burst."""
+    truth = dataclasses.replace(BASE, gemm={"bf16": dataclasses.replace(
+        BASE.gemm["bf16"], max_efficiency=0.7, sustained_fraction=1.0, launch_seconds=8e-6,
+        tile_overhead_k=128.0), "fp8": dataclasses.replace(
+        BASE.gemm["fp8"], max_efficiency=truth_eff, sustained_fraction=1.0, launch_seconds=8e-6,
+        tile_overhead_k=128.0)})
+    fp8 = []
+    for i, (m, n, k) in enumerate(calibrate.GEMM_GRID):
+        f = float(fit.predict_gemm_flops_per_s([GemmSample("x", "h100-sxm", m, n, k, "fp8", 1.0)],
+                                               H100, truth)[0])
+        fp8.append(GemmSample(f"f{i}", "h100-sxm", m, n, k, "fp8", f, is_mamf=(i == 5)))
+    held = meas.sustained
+    if held_fraction is not None:
+        m, n, k = calibrate.SUSTAINED_GEMM_SHAPE
+        probe = GemmSample("held-fp8", "h100-sxm", m, n, k, "fp8", 1.0)
+        burst = float(fit.predict_gemm_flops_per_s([probe], H100, truth)[0])
+        held = held + (dataclasses.replace(probe, flops_per_s=held_fraction * burst),)
+    return dataclasses.replace(meas, gemm=meas.gemm + tuple(fp8), sustained=held)
+
+
+def test_each_precision_takes_the_clock_its_own_hold_measured():
+    # An fp8 GEMM draws less power per FLOP and holds a higher clock at the limit than a bf16 one
+    # (H100: Azure's held fp8 16384^3 at 0.923 of burst, colossim's held bf16 8192^3 at 0.815), so
+    # the bf16 hold does not stand in for fp8: a measured fp8 hold sets fp8's fraction, and
+    # without one fp8 keeps the default profile's fp8 fraction.
+    prof = calibrate.profile_from_measurements(_with_fp8(_synthetic(held_fraction=0.8), 0.65, 0.9), H100)
+    assert prof.gemm["bf16"].sustained_fraction == pytest.approx(0.8, rel=1e-3)
+    assert prof.gemm["fp8"].sustained_fraction == pytest.approx(0.9, rel=1e-3)
+    assert prof.gemm["fp8"].max_efficiency == pytest.approx(0.65 * 0.9, rel=0.02)
+    assert prof.gemm["fp8"].sustained_rows == ("held-fp8",)
+    no_fp8_hold = calibrate.profile_from_measurements(_with_fp8(_synthetic(held_fraction=0.8), 0.65, None),
+                                                      H100).gemm["fp8"]
+    assert no_fp8_hold.sustained_fraction == BASE.gemm["fp8"].sustained_fraction
+    assert no_fp8_hold.sustained_fraction > 0.9 > 0.8

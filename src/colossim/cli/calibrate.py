@@ -28,7 +28,14 @@ def calibrate_command(
     console.print(f"{meas.device}: bf16 GEMM max efficiency {fmt(bf16.max_efficiency)} (sustained clocks: "
                   f"{fmt(bf16.sustained_fraction)} of burst), launch {fmt(bf16.launch_seconds * 1e6)} us, "
                   f"tile overhead {fmt(bf16.tile_overhead_k)} K; HBM {fmt(prof.memory_efficiency)}; "
-                  f"attention {fmt(prof.attention.max_efficiency)} -> {out}")
+                  f"attention {fmt(prof.attention.max_efficiency)}{_fp8_note(prof)} -> {out}")
+
+
+def _fp8_note(prof) -> str:
+    g = prof.gemm.get("fp8")
+    if g is None or g.derivation.startswith("from "):
+        return ""
+    return f"; fp8 GEMM max efficiency {fmt(g.max_efficiency)} ({fmt(g.sustained_fraction)} of burst)"
 
 
 def register(app: typer.Typer) -> None:

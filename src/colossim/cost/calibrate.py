@@ -58,8 +58,8 @@ class Measurements:
     attention: tuple[AttentionSample, ...]
     memory: tuple[MemorySample, ...]
     sustained: tuple[GemmSample, ...] = ()
-    """bf16 GEMMs timed after ``SUSTAINED_HOLD_SECONDS`` at the power limit (not fitted with
-    ``gemm``: they set the sustained-clock fraction)."""
+    """GEMMs timed after ``SUSTAINED_HOLD_SECONDS`` at the power limit, one per precision held
+    (not fitted with ``gemm``: each sets its precision's sustained-clock fraction)."""
 
 
 def profile_from_measurements(meas: Measurements, chip: Accelerator,
@@ -67,10 +67,12 @@ def profile_from_measurements(meas: Measurements, chip: Accelerator,
     """Fit a profile to ``meas`` on catalog chip ``chip``; components not measured (collectives,
     attention with no samples) come from the chip's default profile.
 
-    The GEMM grid is timed in short bursts, at boost clocks; like the default profiles, the fitted
-    GEMMs then take the sustained-clock fraction (:func:`colossim.cost.fit.sustained_fraction`):
-    from ``meas.sustained`` when measured, else the default profile's (so a calibrated profile is
-    never the burst rate a training job does not see)."""
+    The GEMM grid is timed in short bursts, at boost clocks; like the default profiles, each fitted
+    precision then takes its sustained-clock fraction (:func:`colossim.cost.fit.sustained_fraction`):
+    from its own held GEMM in ``meas.sustained`` when measured, else the default profile's
+    fraction of that precision (so a calibrated profile is never the burst rate a training job
+    does not see; an fp8 GEMM draws less power per FLOP and holds a higher clock than a bf16 one,
+    so the bf16 hold does not stand in for it)."""
     base = default_profile(chip.id)
     mem_eff = (fit.fit_memory_efficiency(meas.memory, chip.hbm_bytes_per_s) if meas.memory
                else base.memory_efficiency)
@@ -86,14 +88,19 @@ def profile_from_measurements(meas: Measurements, chip: Accelerator,
                                       old.sm_count, old.misaligned_k_factor,
                                       f"calibrated on {meas.device}", joint=True)
             fitted.append(prec)
-    held = [s for s in meas.sustained if s.precision == "bf16"]
-    if held and "bf16" in fitted:
-        fraction = fit.sustained_fraction(held[0], chip, dataclasses.replace(prof, gemm=gemm))
-        rows, origin = (held[0].row,), f", measured on {meas.device}"
-    else:
-        fraction, rows = base.gemm["bf16"].sustained_fraction, base.gemm["bf16"].sustained_rows
-        origin = ", the default profile's"
-    gemm = fit.with_sustained_fraction(gemm, fitted, fraction, rows, origin)
+    burst = dataclasses.replace(prof, gemm=gemm)
+    fractions: dict[str, tuple[float, str]] = {}
+    for prec in fitted:
+        held = [s for s in meas.sustained if s.precision == prec]
+        if held:
+            fraction = fit.sustained_fraction(held[0], chip, burst)
+            rows, origin = (held[0].row,), f", measured on {meas.device}"
+        else:
+            g = base.gemm.get(prec) or base.gemm["bf16"]
+            fraction, rows, origin = g.sustained_fraction, g.sustained_rows, ", the default profile's"
+        gemm = fit.with_sustained_fraction(gemm, [prec], fraction, rows, origin)
+        fractions[prec] = fraction, origin
+    held_note = "; ".join(f"{p} {f:.3f}{o}" for p, (f, o) in fractions.items()) or "none fitted"
     attention = (fit.fit_attention(meas.attention, chip.peak_flops_per_s("bf16"),
                                    f"calibrated on {meas.device}", base.attention)
                  if meas.attention else base.attention)
@@ -102,7 +109,7 @@ def profile_from_measurements(meas: Measurements, chip: Accelerator,
         date=date or _dt.date.today().isoformat(), device=meas.device, driver=meas.driver,
         library=meas.library,
         notes=("collectives from the default profile (not measured)",
-               f"GEMMs at {fraction:.3f} of the burst rate{origin} (sustained clocks)"))
+               f"GEMMs at a fraction of the burst rate (sustained clocks): {held_note}"))
 
 
 def _import_torch(what: str = "calibrate"):
@@ -136,7 +143,7 @@ def _time(torch, fn, iters: int) -> float:
 def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no cover - needs a GPU
     """Measure GEMM (bf16, fp8 via torch._scaled_mm), attention (SDPA flash fwd+bwd), copy
     bandwidth and elementwise throughput (an fp32 add) on the current CUDA device, then the bf16
-    GEMM once more after a hold at the power limit (:func:`_sustained_gemm`)."""
+    and fp8 GEMMs once more after a hold at the power limit each (:func:`_sustained_gemm`)."""
     torch = _import_torch()
     dev = torch.device("cuda")
     iters = 5 if quick else 20
@@ -179,8 +186,13 @@ def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no co
     t_add = _time(torch, lambda: torch.add(x, y, out=z), iters)  # elementwise: two reads, one write
     memory = (MemorySample("copy-1gib", chip_id, 2 * COPY_BYTES / t),
               MemorySample("add-1gib", chip_id, 3 * COPY_BYTES / t_add))
-    sustained = _sustained_gemm(torch, dev, chip_id, iters,
-                                QUICK_SUSTAINED_HOLD_SECONDS if quick else SUSTAINED_HOLD_SECONDS)
+    hold = QUICK_SUSTAINED_HOLD_SECONDS if quick else SUSTAINED_HOLD_SECONDS
+    sustained = [_sustained_gemm(torch, dev, chip_id, iters, hold)]
+    if any(s.precision == "fp8" for s in gemm):
+        try:
+            sustained.append(_sustained_gemm(torch, dev, chip_id, iters, hold, "fp8"))
+        except RuntimeError:
+            pass  # fp8 unsupported at this shape: the default profile's fp8 fraction stands
     props = torch.cuda.get_device_properties(0)
     try:
         drv = str(torch.cuda.driver_version()) if hasattr(torch.cuda, "driver_version") else "unknown"
@@ -188,23 +200,34 @@ def measure(chip_id: str, quick: bool = False) -> Measurements:  # pragma: no co
         drv = "unknown"
     lib = f"torch {torch.__version__}, CUDA {torch.version.cuda}"
     return Measurements(chip_id, props.name, drv, lib, tuple(gemm), tuple(attention), memory,
-                        (sustained,))
+                        tuple(sustained))
 
 
-def _sustained_gemm(torch, dev, chip_id: str, iters: int,
-                    hold_seconds: float) -> GemmSample:  # pragma: no cover - needs a GPU
-    """The ``SUSTAINED_GEMM_SHAPE`` bf16 GEMM on random data, run back to back for
-    ``hold_seconds`` (the GPU reaches its power limit and the clock it holds there), then timed."""
+def _sustained_gemm(torch, dev, chip_id: str, iters: int, hold_seconds: float,
+                    precision: str = "bf16") -> GemmSample:  # pragma: no cover - needs a GPU
+    """The ``SUSTAINED_GEMM_SHAPE`` GEMM at ``precision`` (bf16, or fp8 through
+    ``torch._scaled_mm``) on random data, run back to back for ``hold_seconds`` (the GPU reaches
+    its power limit and the clock it holds there at that precision), then timed."""
     import time  # noqa: PLC0415
 
     m, n, k = SUSTAINED_GEMM_SHAPE
     a = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
     b = torch.randn(k, n, device=dev, dtype=torch.bfloat16)
     c = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+    if precision == "fp8":
+        a8 = a.to(torch.float8_e4m3fn)
+        b8 = b.t().contiguous().to(torch.float8_e4m3fn).t()
+        one = torch.ones((), device=dev)
+
+        def gemm():
+            return torch._scaled_mm(a8, b8, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    else:
+        def gemm():
+            return torch.matmul(a, b, out=c)
     end = time.perf_counter() + hold_seconds
     while time.perf_counter() < end:
         for _ in range(20):
-            torch.matmul(a, b, out=c)
+            gemm()
         torch.cuda.synchronize()
-    t = _time(torch, lambda: torch.matmul(a, b, out=c), iters)
-    return GemmSample(f"bf16-sustained-{m}x{n}x{k}", chip_id, m, n, k, "bf16", 2 * m * n * k / t)
+    t = _time(torch, gemm, iters)
+    return GemmSample(f"{precision}-sustained-{m}x{n}x{k}", chip_id, m, n, k, precision, 2 * m * n * k / t)

@@ -1,6 +1,7 @@
 """Predicted vs measured for every microbenchmark row the cost model can price, used (build), held
 out, timed under a hold that sets a sustained-clock fraction (sustained), or of another attention
-kernel generation (other-kernel), with median / max absolute error per group.  Run: .venv/bin/python benchmarks/cost_accuracy.py"""
+kernel generation (other-kernel), with median / max absolute error per group.
+Run: .venv/bin/python benchmarks/cost_accuracy.py"""
 
 from __future__ import annotations
 

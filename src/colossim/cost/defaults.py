@@ -62,8 +62,9 @@ _ATT_START = AttentionParams(0.4, 512.0, 32.0)
 #: FLOP depends on its operand width, so the clock it holds at the limit does too.  H100 fp8:
 #: Azure AI-benchmarking-guide cuBLASLt 16384^3 after 10,000 warm-up iterations (over a minute at
 #: 1,377 TFLOPS, the same method as the A100's row); GB200 fp8, the same benchmark's 16384^3
-#: (2,907 TFLOPS).  A precision without a row takes its chip's
-#: bf16 fraction; a chip without rows, its fallback architecture's fraction of that precision.
+#: (2,907 TFLOPS).  A precision without a row takes its chip's bf16 fraction; a chip without
+#: rows, its fallback architecture's fraction of that precision.  The rows stay out of the burst
+#: fit (rows.SUSTAINED_ONLY).
 SUSTAINED_GEMM_ROWS: dict[str, dict[str, str]] = {
     "h100-sxm": {"bf16": "gemm-h100-colossim-held-bf16-8192", "fp8": "gemm-h100-azure-fp8-mnk16384"},
     "a100-80gb-sxm": {"bf16": "gemm-a100-azure-fp16-mnk16384"},

@@ -62,9 +62,8 @@ _ATT_START = AttentionParams(0.4, 512.0, 32.0)
 #: FLOP depends on its operand width, so the clock it holds at the limit does too.  H100 fp8:
 #: Azure AI-benchmarking-guide cuBLASLt 16384^3 after 10,000 warm-up iterations (over a minute at
 #: 1,377 TFLOPS, the same method as the A100's row); GB200 fp8, the same benchmark's 16384^3
-#: (2,907 TFLOPS).  A precision without a row takes its chip's bf16 fraction; a chip without
-#: rows, its fallback architecture's fraction of that precision.  The rows stay out of the burst
-#: fit (rows.SUSTAINED_ONLY).
+#: (2,907 TFLOPS).  A precision without a row takes its fallback architecture's fraction of that
+#: precision.  The rows stay out of the burst fit (rows.SUSTAINED_ONLY).
 SUSTAINED_GEMM_ROWS: dict[str, dict[str, str]] = {
     "h100-sxm": {"bf16": "gemm-h100-colossim-held-bf16-8192", "fp8": "gemm-h100-azure-fp8-mnk16384"},
     "a100-80gb-sxm": {"bf16": "gemm-a100-azure-fp16-mnk16384"},
@@ -283,23 +282,15 @@ def _sustained_fractions(chip: str, acc, gemm: dict, skeleton: CalibrationProfil
     """Sustained / burst GEMM throughput of ``chip`` for each precision it has fitted rows for: its
     SUSTAINED_GEMM_ROWS row of that precision over what the burst-fitted model predicts for that
     shape, capped at 1 (a chip that holds its clock, like the A100 at 400 W, loses nothing); else
-    the chip's own bf16 fraction; else the fallback architecture's fraction of that precision (or
-    of bf16); else 1."""
+    the fallback architecture's fraction of that precision (or of bf16); else 1.  As in
+    ``colossim calibrate``, one precision's hold does not stand in for another's."""
     table = SUSTAINED_GEMM_ROWS.get(chip, {})
     burst = dataclasses.replace(skeleton, gemm=gemm)
-    own = [p for p in gemm if not gemm[p].derivation.startswith("from ")]
     out: dict[str, tuple[float, tuple[str, ...]]] = {}
-    for prec in own:
-        row_id = table.get(prec)
-        if row_id:
-            row = next(s for s in rows.gemm_samples() if s.row == row_id)
-            out[prec] = fit.sustained_fraction(row, acc, burst), (row_id,)
-    measured = dict(out)
-    for prec in own:
-        if prec in measured:
-            continue
-        if "bf16" in measured:
-            out[prec] = measured["bf16"]
+    for prec in (p for p in gemm if not gemm[p].derivation.startswith("from ")):
+        if prec in table:
+            row = next(s for s in rows.gemm_samples() if s.row == table[prec])
+            out[prec] = fit.sustained_fraction(row, acc, burst), (table[prec],)
         elif fb is not None and (prec in fb.gemm or "bf16" in fb.gemm):
             g = fb.gemm.get(prec) or fb.gemm["bf16"]
             out[prec] = g.sustained_fraction, g.sustained_rows

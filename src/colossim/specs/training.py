@@ -60,6 +60,9 @@ class TrainingWorkload(BaseModel):
                                  "the stack the model's catalog row names (DeepSeek's models: their own "
                                  "framework), else the stack of the chip's launch years (see "
                                  "colossim.specs.software.default_stack)")
+    host_seconds_per_step: float | None = Field(
+        None, ge=0, description="host time each step of the training loop adds (Python, host syncs; "
+        "see SoftwareStack.host_seconds_per_step); omitted: the software stack's")
 
 
 @dataclass(frozen=True)

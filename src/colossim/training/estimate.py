@@ -99,7 +99,14 @@ def make_context(spec, profile=None) -> StepContext:
                        ep_comm_overlap=spec.parallelism.ep_comm_overlap,
                        pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b",
                        balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages),
-                       host_seconds_per_step=_stack_host_seconds(spec.training.software))
+                       host_seconds_per_step=_host_seconds(spec.training))
+
+
+def _host_seconds(workload) -> float:
+    """The spec's own host time per step when it gives one, else its software stack's."""
+    if workload.host_seconds_per_step is not None:
+        return workload.host_seconds_per_step
+    return _stack_host_seconds(workload.software)
 
 
 def _stack_host_seconds(software: str | None) -> float:

@@ -94,7 +94,9 @@ def probe_spec(cfg: ProbeConfig, chip: str) -> dict:
     one micro-batch per step. Elementwise fusion follows ``compile``: eager PyTorch runs a SwiGLU
     as separate kernels (``silu``, then the product), which the engine prices with
     ``elementwise_fusion`` false (:data:`colossim.training.ops.EAGER_BYTES_PER_ELEMENT`); a
-    LayerNorm and a GeLU are one kernel either way."""
+    LayerNorm and a GeLU are one kernel either way. The loop is bare PyTorch (no framework
+    around the step), so no host time per step (``training.host_seconds_per_step`` 0): the
+    stack's figure is the Megatron loop's."""
     return {
         "model": {"name": "probe-gpt", "layers": cfg.layers, "hidden": cfg.hidden,
                   "ffn_hidden": cfg.ffn_hidden, "heads": cfg.heads, "kv_heads": cfg.heads,
@@ -106,7 +108,7 @@ def probe_spec(cfg: ProbeConfig, chip: str) -> dict:
                         "recompute": "full" if cfg.recompute else "none", "zero": 0,
                         "sequence_parallel": False, "flash_attention": True,
                         "elementwise_fusion": cfg.compile},
-        "training": {"global_batch": cfg.micro_batch, "precision": "bf16"},
+        "training": {"global_batch": cfg.micro_batch, "precision": "bf16", "host_seconds_per_step": 0.0},
     }
 
 

@@ -74,19 +74,23 @@ def test_regression_guard_overall(results):
     # 8192^3, fraction 0.866 -> 0.815), its fp8 GEMMs at Azure's held 16384^3 (0.923): median
     # 4.6 %, max 29.0 %, mean +4.1 %; H100 median 6.6 %, max 24.4 %, mean +2.7 % (fp8 rows -6.2 %
     # -> -0.0 %, bf16 rows +3.9 %).
+    # Session 30: the Megatron-Core and Composer loops pay the measured Megatron-LM host time per
+    # step (0.047 s; both sync host and device every step): median 4.6 %, max 28.9 %, mean
+    # +3.0 %; trust A mean +2.0 %; H100 median 6.0 %, max 26.6 %, mean +0.2 %.
     # Guards = reached + a small margin.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.05
     assert stats["all"].max_abs <= 0.31
-    assert stats["all"].mean_signed <= 0.045
+    assert stats["all"].mean_signed <= 0.035
+    assert stats["trust A"].mean_signed <= 0.025
     assert stats["A100"].median_abs <= 0.04
     assert stats["A100"].mean_signed <= 0.065
     ptd = [by_id[f"NAR21-T2-PTD-0{i}"].error for i in range(1, 7)]
     assert all(abs(e) <= 0.04 for e in ptd), ptd
     assert stats["H100"].median_abs <= 0.08
     assert stats["H100"].max_abs <= 0.27
-    assert abs(stats["H100"].mean_signed) <= 0.035
+    assert abs(stats["H100"].mean_signed) <= 0.02
 
 
 def test_rows_name_the_catalog_model_they_ran():

@@ -103,15 +103,11 @@ def make_context(spec, profile=None) -> StepContext:
 
 
 def _host_seconds(workload) -> float:
-    """The spec's own host time per step when it gives one, else its software stack's."""
+    """The spec's own host time per step when it gives one, else its software stack's (0 without
+    one)."""
     if workload.host_seconds_per_step is not None:
         return workload.host_seconds_per_step
-    return _stack_host_seconds(workload.software)
-
-
-def _stack_host_seconds(software: str | None) -> float:
-    """The named software stack's host time per step (0 without one)."""
-    stack = software_stacks().get(software) if software else None
+    stack = software_stacks().get(workload.software) if workload.software else None
     return stack.host_seconds_per_step if stack else 0.0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from colossim.training.pipeline import (
@@ -164,6 +164,7 @@ def _phase_pace(layers, pp, k, t_ph, h_ph):
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 200), st.integers(1, 64),
        st.lists(st.tuples(st.floats(0.01, 5.0), st.floats(0.0, 20.0)), min_size=1, max_size=3))
+@example(3, 2, [(0.5, 1e-09)])  # a head of 2e-9 layers: one layer fewer is faster by 1e-9
 def test_balanced_last_stage_is_the_best_layout_phase_by_phase(layers, pp, phases):
     pp = min(pp, layers)
     t_ph, h_ph = [t for t, _ in phases], [h for _, h in phases]
@@ -179,7 +180,9 @@ def test_balanced_last_stage_is_the_best_layout_phase_by_phase(layers, pp, phase
     best = min(paces.values())
     # no whole-layer layout is faster in the sum of the phases, and of the ties k is the largest
     assert paces[int(k)] <= best * (1 + 1e-9) + 1e-12
-    assert all(j <= k for j, v in paces.items() if v <= best * (1 + 1e-9) + 1e-12)
+    # (a tie here is exact to 1e-12: the layout rounds a head within 1e-9 layers of a whole layer
+    # to it, so a pace 1e-9 faster need not be taken)
+    assert all(j <= k for j, v in paces.items() if v <= best * (1 + 1e-12) + 1e-15)
 
 
 def test_a_forward_heavy_head_moves_layers_off_the_last_stage():

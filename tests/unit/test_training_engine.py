@@ -169,6 +169,48 @@ def test_deepspeed_list_collectives_copy_once_per_rank():
     assert t == pytest.approx([100 * 64 * launch, 100 * 1536 * launch])
 
 
+def test_deepspeed_list_collectives_move_their_bytes_through_memory():
+    # the zero-fill and list copies around DeepSpeed's gathers / reduce-scatters are memory-bound
+    # passes: 1 TB more takes 1 TB over the chip's achievable HBM bandwidth, on top of the launches
+    from colossim.cost.compute import memory_bound_seconds
+    from colossim.training.step import (DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE,
+                                        DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE,
+                                        list_collective_copy_seconds)
+
+    ctx = make_context(load_spec({"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 64},
+                                  "training": {"global_batch": 64}}))
+    group, calls = np.array([64.0]), np.array([100.0])
+    extra = list_collective_copy_seconds(ctx, group, calls, 1e12) - list_collective_copy_seconds(ctx, group, calls)
+    hbm_bytes_per_s = ctx.system.accelerator.hbm_tb_per_s * 1e12
+    assert extra == pytest.approx(memory_bound_seconds(1e12, ctx.system.accelerator, ctx.profile))
+    assert 1e12 / hbm_bytes_per_s < extra[0] < 1.5e12 / hbm_bytes_per_s  # at most a third under the datasheet
+    # a gather: zero-fill (write) + copy out of the flat buffer (read + write); a reduce-scatter:
+    # in-place divide (read + write) + copy into the flat buffer (read + write)
+    assert (DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE, DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE) == (3.0, 4.0)
+
+
+def test_deepspeed_zero3_step_pays_for_its_list_copies_fsdp_does_not():
+    spec = {"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 768},
+            "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 768, "micro_batch": 2, "recompute": "full",
+                            "zero": 3, "sequence_parallel": False},
+            "training": {"global_batch": 1536}}
+    import colossim.training.step as S
+    with_bytes = estimate(load_spec(spec)).time_breakdown_s["dp_comm"]
+    saved = S.DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE, S.DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE
+    try:
+        S.DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE = S.DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE = 0.0
+        without = estimate(load_spec(spec)).time_breakdown_s["dp_comm"]
+        fsdp = {**spec, "parallelism": {**spec["parallelism"], "fsdp": True}}
+        fsdp_without = estimate(load_spec(fsdp)).time_breakdown_s["dp_comm"]
+    finally:
+        S.DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE, S.DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE = saved
+    fsdp_with = estimate(load_spec(fsdp)).time_breakdown_s["dp_comm"]
+    # 3.5e11 weight bytes, gathered 2 2/3 times (x 3) and reduced once (x 4) in the one
+    # micro-batch: 4.2e12 bytes through ~1.8 TB/s of HBM, a couple of seconds
+    assert 1.0 < with_bytes - without < 4.0
+    assert fsdp_with == pytest.approx(fsdp_without)
+
+
 def test_waiting_for_zero3_gathers_adds_them_to_the_step():
     spec = {"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 768},
             "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 768, "micro_batch": 2, "recompute": "full",
@@ -208,7 +250,9 @@ def test_deepspeed_full_recompute_fetches_again_what_it_released(hidden, again_c
     only: 3 of its 4 weight gathers, 2/3 of its bytes (QKV 3h^2 + output h^2 + fc1 4h^2 of 12h^2),
     each with its per-rank copies.  FSDP reuses its pre-backward gather: no difference."""
     from colossim.cost import comm
-    from colossim.training.step import PARAM_GATHER_BYTES, deepspeed_backward_refetch
+    from colossim.cost.compute import memory_bound_seconds
+    from colossim.training.step import (DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE, PARAM_GATHER_BYTES,
+                                        deepspeed_backward_refetch)
 
     base = {"model": {"layers": 4, "hidden": hidden, "ffn_hidden": 4 * hidden, "heads": 32, "kv_heads": 32,
                       "vocab": 51200, "seq_len": 2048, "activation": "gelu", "bias": True,
@@ -235,6 +279,9 @@ def test_deepspeed_full_recompute_fetches_again_what_it_released(hidden, again_c
         n = fetches * again_calls
         extra = n * (float(comm.all_gather_seconds(weight_bytes * again_bytes / n, 256, ctx.network, ctx.profile))
                      + 256 * ctx.profile.gemm_params(ctx.precision).launch_seconds)
+        # and the zero-fill and copy-out of what is gathered again
+        extra += float(memory_bound_seconds(weight_bytes * again_bytes * DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE,
+                                            ctx.system.accelerator, ctx.profile))
     micro_batches = 512 / 256
     assert ds_full - ds_none == pytest.approx(micro_batches * extra, rel=1e-5, abs=1e-9)
     assert dp_comm("full", True)[0] == pytest.approx(dp_comm("none", True)[0])

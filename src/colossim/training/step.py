@@ -708,7 +708,29 @@ def zero3_collectives_per_layer(model, fsdp: np.ndarray, tp: ArrayLike = 1) -> t
     return np.where(fsdp, 1.0, gathered), np.where(fsdp, 1.0, tensors)
 
 
-def list_collective_copy_seconds(ctx: StepContext, group: np.ndarray, calls: np.ndarray) -> np.ndarray:
+#: HBM bytes per gathered parameter byte that DeepSpeed ZeRO-3 of 2021 moves around the NCCL
+#: all-gather itself: the gathered tensor is zero-filled first (one write), and PyTorch's NCCL group
+#: gathers into its own flat buffer and copies it out to the caller's list of per-rank slices (one
+#: read, one write).  Source: DeepSpeed v0.3.14 partition_parameters.py ``_allgather_param``
+#: (``flat_tensor = torch.zeros(aligned_param_size, ...)``, ``partitions`` = narrow views of it);
+#: PyTorch 1.8 ProcessGroupNCCL.cpp ``allgather`` (``flatten_for_scatter_gather`` then, per output
+#: tensor, ``outputTensors[i][j].copy_(outputFlattened[i][j])``).
+DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE = 3.0
+
+#: HBM bytes per reduced gradient byte around DeepSpeed ZeRO-3's list reduce-scatter: the gradient
+#: is first divided by the group size in place (one read, one write), then PyTorch 1.8's
+#: ``reduce_scatter`` copies the caller's list of per-rank input slices into one flat buffer before
+#: the NCCL call (one read, one write).  Source: DeepSpeed v0.3.14 stage3.py ``average_tensor``
+#: (``tensor.div_(dist.get_world_size(...))`` before ``reduce_gradients_at_owner``, the
+#: reduce-scatter path that ``contiguous_gradients`` selects); PyTorch 1.8 ProcessGroupNCCL.cpp
+#: ``reduce_scatter`` (``flatten_for_scatter_gather(inputTensors, ...)``, then
+#: ``inputFlattened[i][j].copy_(inputTensors[i][j])``).  The copy of small gradients into the
+#: contiguous bucket is left out: which tensors it takes depends on ``reduce_bucket_size``.
+DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE = 4.0
+
+
+def list_collective_copy_seconds(ctx: StepContext, group: np.ndarray, calls: np.ndarray,
+                                 hbm_bytes: ArrayLike = 0.0) -> np.ndarray:
     """Host-serialised copies of collectives called on Python lists of per-rank tensors.
 
     DeepSpeed ZeRO-3 of 2021 all-gathers into, and reduce-scatters from, a list of ``group``
@@ -717,11 +739,14 @@ def list_collective_copy_seconds(ctx: StepContext, group: np.ndarray, calls: np.
     process group of the time (before ``_all_gather_base`` / ``_reduce_scatter_base``, 1.10-1.11)
     copied each slice between the list and one flat buffer around the NCCL call: one copy kernel
     per rank per collective.  Each costs a kernel's fixed time, the profile's fitted per-kernel
-    launch time (:func:`colossim.cost.compute.gemm_roofline`); their bytes are small next to the
-    transfer.  The fetch waits for them (DeepSpeed synchronises the device before and after every
-    fetch), so they are exposed."""
+    launch time (:func:`colossim.cost.compute.gemm_roofline`); together they also move
+    ``hbm_bytes`` through memory (the copies and DeepSpeed's zero-fill,
+    ``DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE`` / ``DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE``), a
+    memory-bound pass at the chip's achievable bandwidth.  The fetch waits for them (DeepSpeed
+    synchronises the device before and after every fetch), so they are exposed."""
     launch = ctx.profile.gemm_params(ctx.precision).launch_seconds
-    return np.asarray(calls, dtype=float) * np.asarray(group, dtype=float) * launch
+    moved = K.memory_bound_seconds(np.asarray(hbm_bytes, dtype=float), ctx.system.accelerator, ctx.profile)
+    return np.asarray(calls, dtype=float) * np.asarray(group, dtype=float) * launch + moved
 
 
 def zero3_recompute_regathers(plans: PlanArrays, model) -> np.ndarray:
@@ -825,7 +850,10 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
                         fetches * again_calls * (1 - share)))
     bwd_ag = ag3 + rf * ag3_again
     calls = fetches * (2.0 + rf * again_calls) + buckets
-    copies = np.where(plans.fsdp, 0.0, list_collective_copy_seconds(ctx, group, calls))
+    stage_bytes = (dense + expert) * PARAM_GATHER_BYTES
+    moved = stage_bytes * (DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE * (2.0 + rf * again_bytes)
+                           + DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE)
+    copies = np.where(plans.fsdp, 0.0, list_collective_copy_seconds(ctx, group, calls, moved))
     rs3_exposed = 0.0 if ctx.overlap_grad_reduce else rs3
     ag3_exposed = 0.0 if ctx.overlap_param_gather else ag3 + bwd_ag
     hidden = 1.0 if ctx.overlap_param_gather else 0.0

@@ -77,15 +77,19 @@ def test_regression_guard_overall(results):
     # Session 30: the Megatron-Core and Composer loops pay the measured Megatron-LM host time per
     # step (0.047 s; both sync host and device every step): median 4.6 %, max 28.9 %, mean
     # +3.0 %; trust A mean +2.0 %; H100 median 6.0 %, max 26.6 %, mean +0.2 %.
+    # Session 31: DeepSpeed ZeRO-3's list collectives move their bytes through HBM (zero-fill and
+    # copy-out per gathered byte, divide and copy-in per reduced byte): median 4.4 %, max 28.2 %,
+    # mean +2.6 %; trust A median 4.2 %, max 26.6 %, mean +1.5 %; the 530B ZeRO-3 rows +24/+18/+14 %.
     # Guards = reached + a small margin.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.05
-    assert stats["all"].max_abs <= 0.31
-    assert stats["all"].mean_signed <= 0.035
-    assert stats["trust A"].mean_signed <= 0.025
-    assert stats["A100"].median_abs <= 0.04
-    assert stats["A100"].mean_signed <= 0.065
+    assert stats["all"].max_abs <= 0.295
+    assert stats["all"].mean_signed <= 0.03
+    assert stats["trust A"].mean_signed <= 0.02
+    assert stats["trust A"].max_abs <= 0.28
+    assert stats["A100"].median_abs <= 0.03
+    assert stats["A100"].mean_signed <= 0.055
     ptd = [by_id[f"NAR21-T2-PTD-0{i}"].error for i in range(1, 7)]
     assert all(abs(e) <= 0.04 for e in ptd), ptd
     assert stats["H100"].median_abs <= 0.08
@@ -145,12 +149,13 @@ def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     # Narayanan et al. 2021 Table 2: DeepSpeed ZeRO-3, GPT-3 175B, global batch 1536: per-GPU
     # throughput falls as GPUs double (per-tensor gathers, each with its ring latency and one
     # host-side copy per rank, waited for; the recompute forward gathers again and the backward
-    # fetches what DeepSpeed released).  The 175B rows are within 20 %; the 530B rows are still
-    # optimistic (+19 ... +29 %, see README).
+    # fetches what DeepSpeed released; the zero-fill and list copies through HBM).  The 175B rows
+    # are within 20 %; the 530B rows are still optimistic (+14 ... +24 %, see README).
     by_id, _ = results
     tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ("NAR21-T2-Z3-02", "NAR21-T2-Z3-03")]
     assert tps[1] < 0.8 * tps[0]
     assert all(abs(by_id[f"NAR21-T2-Z3-0{i}"].error) <= 0.20 for i in (1, 2, 3))
+    assert all(0.0 < by_id[f"NAR21-T2-Z3-0{i}"].error <= 0.25 for i in (4, 5, 6))
 
 
 def test_moe_pretraining_run(results):
@@ -225,12 +230,13 @@ def test_regression_guard_as_published():
     # casts, balanced last stage): median 9.1 %, mean +8.3 %.  Session 15 (DeepSpeed ZeRO-3 as its
     # 2021 code ran): median 9.0 %, mean +7.3 %.  Session 27 (unfused gradient accumulation on the
     # 2021 stack): median 7.5 %, max 29.9 %, mean +3.3 %.  Session 29 (the H100's held GEMM
-    # clocks, bf16 and fp8): median 6.8 %, max 29.0 %, mean +2.5 %.
+    # clocks, bf16 and fp8): median 6.8 %, max 29.0 %, mean +2.5 %.  Session 31 (DeepSpeed's list
+    # copies through HBM): median 7.1 %, max 28.2 %, mean +1.1 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
     by_id = {r.run.id: r for r in res}
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
     assert stats["all"].median_abs <= 0.075
-    assert stats["all"].max_abs <= 0.31
-    assert stats["all"].mean_signed <= 0.03
+    assert stats["all"].max_abs <= 0.295
+    assert stats["all"].mean_signed <= 0.02

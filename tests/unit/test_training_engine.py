@@ -181,7 +181,7 @@ def test_deepspeed_list_collectives_move_their_bytes_through_memory():
                                   "training": {"global_batch": 64}}))
     group, calls = np.array([64.0]), np.array([100.0])
     extra = list_collective_copy_seconds(ctx, group, calls, 1e12) - list_collective_copy_seconds(ctx, group, calls)
-    hbm_bytes_per_s = ctx.system.accelerator.hbm_tb_per_s * 1e12
+    hbm_bytes_per_s = ctx.system.accelerator.hbm_bytes_per_s
     assert extra == pytest.approx(memory_bound_seconds(1e12, ctx.system.accelerator, ctx.profile))
     assert 1e12 / hbm_bytes_per_s < extra[0] < 1.5e12 / hbm_bytes_per_s  # at most a third under the datasheet
     # a gather: zero-fill (write) + copy out of the flat buffer (read + write); a reduce-scatter:
@@ -189,22 +189,18 @@ def test_deepspeed_list_collectives_move_their_bytes_through_memory():
     assert (DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE, DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE) == (3.0, 4.0)
 
 
-def test_deepspeed_zero3_step_pays_for_its_list_copies_fsdp_does_not():
+def test_deepspeed_zero3_step_pays_for_its_list_copies_fsdp_does_not(monkeypatch):
+    import colossim.training.step as S
+
     spec = {"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 768},
             "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 768, "micro_batch": 2, "recompute": "full",
                             "zero": 3, "sequence_parallel": False},
             "training": {"global_batch": 1536}}
-    import colossim.training.step as S
-    with_bytes = estimate(load_spec(spec)).time_breakdown_s["dp_comm"]
-    saved = S.DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE, S.DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE
-    try:
-        S.DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE = S.DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE = 0.0
-        without = estimate(load_spec(spec)).time_breakdown_s["dp_comm"]
-        fsdp = {**spec, "parallelism": {**spec["parallelism"], "fsdp": True}}
-        fsdp_without = estimate(load_spec(fsdp)).time_breakdown_s["dp_comm"]
-    finally:
-        S.DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE, S.DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE = saved
-    fsdp_with = estimate(load_spec(fsdp)).time_breakdown_s["dp_comm"]
+    fsdp = {**spec, "parallelism": {**spec["parallelism"], "fsdp": True}}
+    with_bytes, fsdp_with = (estimate(load_spec(s)).time_breakdown_s["dp_comm"] for s in (spec, fsdp))
+    monkeypatch.setattr(S, "DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE", 0.0)
+    monkeypatch.setattr(S, "DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE", 0.0)
+    without, fsdp_without = (estimate(load_spec(s)).time_breakdown_s["dp_comm"] for s in (spec, fsdp))
     # 3.5e11 weight bytes, gathered 2 2/3 times (x 3) and reduced once (x 4) in the one
     # micro-batch: 4.2e12 bytes through ~1.6 TB/s of HBM, a couple of seconds
     assert 1.0 < with_bytes - without < 4.0

@@ -745,7 +745,7 @@ def list_collective_copy_seconds(ctx: StepContext, group: np.ndarray, calls: np.
     memory-bound pass at the chip's achievable bandwidth.  The fetch waits for them (DeepSpeed
     synchronises the device before and after every fetch), so they are exposed."""
     launch = ctx.profile.gemm_params(ctx.precision).launch_seconds
-    moved = K.memory_bound_seconds(np.asarray(hbm_bytes, dtype=float), ctx.system.accelerator, ctx.profile)
+    moved = K.memory_bound_seconds(hbm_bytes, ctx.system.accelerator, ctx.profile)
     return np.asarray(calls, dtype=float) * np.asarray(group, dtype=float) * launch + moved
 
 

@@ -1,8 +1,9 @@
 """What-ifs on the training validation set: how far would each reading of the remaining error go?
 NOT part of the engine: each scenario patches the default profiles or the rows for this run only
 (an in-training compute factor per chip, TP overlap on rows that do not document it, a lower
-scale-out ring hop latency, NCCL's own per-step ring latency model), to show where the gap sits;
-the README's fourteenth, twenty-second, twenty-eighth and twenty-ninth rounds quote the table.
+scale-out ring hop latency, NCCL's own per-step ring latency model, every interleaving depth
+searched, TP overlap that hides nothing), to show where the gap sits; the README's fourteenth,
+twenty-second, twenty-eighth, twenty-ninth and thirty-second rounds quote the table.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 
 import colossim.cost.comm as comm
 import colossim.cost.defaults as defaults
+import colossim.training.search as search
 from colossim.cost.efficiency import default_profile
 from colossim.errorstats import error_stats
 from colossim.specs.training import load_spec
@@ -50,22 +52,31 @@ def nccl_ring_pass_latency(n, d, N, profile) -> np.ndarray:
                     + (N - 1.0) * NCCL_RING_NET_STEP_US * 1e-6, 0.0)
 
 
+#: Interleaving depths the "every depth" scenarios search: every chunk count up to the deepest
+#: model's layers per stage (the engine's ``search.VPP_CHOICES`` stops at 20 and skips 7, 9, 14,
+#: 23, ...: a 92-layer model on 4 stages can only interleave 23-deep, one layer per chunk).
+EVERY_VPP = tuple(range(1, 129))
+
 #: (label, H100-class compute factor, A100-class compute factor, ring hop latency factor,
-#: overlap on the UNSTATED_OVERLAP rows, NCCL's ring step model for reduce-scatter / all-gather)
+#: overlap on the UNSTATED_OVERLAP rows, NCCL's ring step model for reduce-scatter / all-gather,
+#: every interleaving depth searched, TP overlap off on every row: priced as hiding nothing)
 SCENARIOS = (
-    ("engine as is", 1.0, 1.0, 1.0, False, False),
-    ("+ overlap on NeMo/MLPerf/Nemotron, H100 x 0.85", 0.85, 1.0, 1.0, True, False),
-    ("the same + A100 x 0.92", 0.85, 0.92, 1.0, True, False),
-    ("the same, A100 x 0.93 + ring hop latency x 0.3", 0.85, 0.93, 0.3, True, False),
-    ("engine + NCCL ring steps", 1.0, 1.0, 1.0, False, True),
-    ("NCCL ring steps + overlap, H100 x 0.85, A100 x 0.92", 0.85, 0.92, 1.0, True, True),
+    ("engine as is", 1.0, 1.0, 1.0, False, False, False, False),
+    ("+ overlap on NeMo/MLPerf/Nemotron, H100 x 0.85", 0.85, 1.0, 1.0, True, False, False, False),
+    ("the same + A100 x 0.92", 0.85, 0.92, 1.0, True, False, False, False),
+    ("the same, A100 x 0.93 + ring hop latency x 0.3", 0.85, 0.93, 0.3, True, False, False, False),
+    ("engine + NCCL ring steps", 1.0, 1.0, 1.0, False, True, False, False),
+    ("NCCL ring steps + overlap, H100 x 0.85, A100 x 0.92", 0.85, 0.92, 1.0, True, True, False, False),
+    ("engine + every vpp depth", 1.0, 1.0, 1.0, False, False, True, False),
+    ("NCCL ring steps + every vpp depth", 1.0, 1.0, 1.0, False, True, True, False),
+    ("NCCL ring steps + every vpp depth + TP overlap hides nothing", 1.0, 1.0, 1.0, False, True, True, True),
 )
 H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "MPT-7B-H")
 
 
-def _patch(h100: float, a100: float, latency: float, nccl_steps: bool):
+def _patch(h100: float, a100: float, latency: float, nccl_steps: bool, every_vpp: bool = False):
     build, ring = defaults.build_default_profile, comm._scaleout_ring_curve
-    ring_pass = comm._ring_pass_latency
+    ring_pass, vpps = comm._ring_pass_latency, search.VPP_CHOICES
 
     def profile(chip):
         p = build(chip)
@@ -81,18 +92,23 @@ def _patch(h100: float, a100: float, latency: float, nccl_steps: bool):
     defaults.build_default_profile, comm._scaleout_ring_curve = profile, ring_curve
     if nccl_steps:
         comm._ring_pass_latency = nccl_ring_pass_latency
+    if every_vpp:
+        search.VPP_CHOICES = EVERY_VPP
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
                     setattr(comm, "_scaleout_ring_curve", ring),
-                    setattr(comm, "_ring_pass_latency", ring_pass), default_profile.cache_clear())
+                    setattr(comm, "_ring_pass_latency", ring_pass),
+                    setattr(search, "VPP_CHOICES", vpps), default_profile.cache_clear())
 
 
-def _errors(overlap: bool) -> dict[str, float]:
+def _errors(overlap: bool, tp_overlap_off: bool = False) -> dict[str, float]:
     out = {}
     for r in validation_runs():
         spec = json.loads(r.spec_json)
         if overlap and r.id.startswith(UNSTATED_OVERLAP):
             spec["parallelism"].setdefault("tp_overlap", True)
+        if tp_overlap_off and "parallelism" in spec:
+            spec["parallelism"]["tp_overlap"] = False
         out[r.id] = estimate(load_spec(spec)).tokens_per_s_per_gpu / r.tokens_per_s_per_gpu_measured - 1
     return out
 
@@ -104,14 +120,16 @@ def _cell(errs: list[float]) -> str:
 
 if __name__ == "__main__":
     table = Table(title="What-ifs (not in the engine): median |err| / max |err| / mean signed")
-    for col in ("scenario", "all", "without DeepSpeed ZeRO-3", "H100"):
+    trust_a = {r.id for r in validation_runs() if r.trust == "A"}
+    for col in ("scenario", "all", "trust A", "without DeepSpeed ZeRO-3", "H100"):
         table.add_column(col)
-    for label, h100, a100, lat, overlap, nccl_steps in SCENARIOS:
-        undo = _patch(h100, a100, lat, nccl_steps)
+    for label, h100, a100, lat, overlap, nccl_steps, every_vpp, tp_off in SCENARIOS:
+        undo = _patch(h100, a100, lat, nccl_steps, every_vpp)
         try:
-            e = _errors(overlap)
+            e = _errors(overlap, tp_off)
         finally:
             undo()
-        table.add_row(label, _cell(list(e.values())), _cell([v for k, v in e.items() if "Z3" not in k]),
+        table.add_row(label, _cell(list(e.values())), _cell([v for k, v in e.items() if k in trust_a]),
+                      _cell([v for k, v in e.items() if "Z3" not in k]),
                       _cell([v for k, v in e.items() if k.startswith(H100_IDS)]))
     Console().print(table)

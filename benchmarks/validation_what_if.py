@@ -52,9 +52,10 @@ def nccl_ring_pass_latency(n, d, N, profile) -> np.ndarray:
                     + (N - 1.0) * NCCL_RING_NET_STEP_US * 1e-6, 0.0)
 
 
-#: Interleaving depths the "every depth" scenarios search: every chunk count up to the deepest
-#: model's layers per stage (the engine's ``search.VPP_CHOICES`` stops at 20 and skips 7, 9, 14,
-#: 23, ...: a 92-layer model on 4 stages can only interleave 23-deep, one layer per chunk).
+#: Interleaving depths the "every depth" scenarios search: every chunk count up to 128, more than
+#: any row has layers per stage; the search keeps those that divide them (the engine's
+#: ``search.VPP_CHOICES`` stops at 20 and skips 7, 9, 14, 23, ...: a 92-layer model on 4 stages
+#: can only interleave 23-deep, one layer per chunk).
 EVERY_VPP = tuple(range(1, 129))
 
 #: (label, H100-class compute factor, A100-class compute factor, ring hop latency factor,

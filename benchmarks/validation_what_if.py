@@ -58,19 +58,33 @@ def nccl_ring_pass_latency(n, d, N, profile) -> np.ndarray:
 #: can only interleave 23-deep, one layer per chunk).
 EVERY_VPP = tuple(range(1, 129))
 
-#: (label, H100-class compute factor, A100-class compute factor, ring hop latency factor,
-#: overlap on the UNSTATED_OVERLAP rows, NCCL's ring step model for reduce-scatter / all-gather,
-#: every interleaving depth searched, TP overlap off on every row: priced as hiding nothing)
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One what-if: the factors and switches it applies (the defaults leave the engine as is)."""
+
+    label: str
+    h100: float = 1.0  # H100-class compute factor
+    a100: float = 1.0  # A100-class compute factor
+    latency: float = 1.0  # scale-out ring hop latency factor
+    overlap: bool = False  # TP overlap on the UNSTATED_OVERLAP rows
+    nccl_steps: bool = False  # NCCL's ring step model for reduce-scatter / all-gather
+    every_vpp: bool = False  # every interleaving depth searched (EVERY_VPP)
+    tp_overlap_off: bool = False  # TP overlap off on every row: priced as hiding nothing
+
+
 SCENARIOS = (
-    ("engine as is", 1.0, 1.0, 1.0, False, False, False, False),
-    ("+ overlap on NeMo/MLPerf/Nemotron, H100 x 0.85", 0.85, 1.0, 1.0, True, False, False, False),
-    ("the same + A100 x 0.92", 0.85, 0.92, 1.0, True, False, False, False),
-    ("the same, A100 x 0.93 + ring hop latency x 0.3", 0.85, 0.93, 0.3, True, False, False, False),
-    ("engine + NCCL ring steps", 1.0, 1.0, 1.0, False, True, False, False),
-    ("NCCL ring steps + overlap, H100 x 0.85, A100 x 0.92", 0.85, 0.92, 1.0, True, True, False, False),
-    ("engine + every vpp depth", 1.0, 1.0, 1.0, False, False, True, False),
-    ("NCCL ring steps + every vpp depth", 1.0, 1.0, 1.0, False, True, True, False),
-    ("NCCL ring steps + every vpp depth + TP overlap hides nothing", 1.0, 1.0, 1.0, False, True, True, True),
+    Scenario("engine as is"),
+    Scenario("+ overlap on NeMo/MLPerf/Nemotron, H100 x 0.85", h100=0.85, overlap=True),
+    Scenario("the same + A100 x 0.92", h100=0.85, a100=0.92, overlap=True),
+    Scenario("the same, A100 x 0.93 + ring hop latency x 0.3", h100=0.85, a100=0.93, latency=0.3,
+             overlap=True),
+    Scenario("engine + NCCL ring steps", nccl_steps=True),
+    Scenario("NCCL ring steps + overlap, H100 x 0.85, A100 x 0.92", h100=0.85, a100=0.92, overlap=True,
+             nccl_steps=True),
+    Scenario("engine + every vpp depth", every_vpp=True),
+    Scenario("NCCL ring steps + every vpp depth", nccl_steps=True, every_vpp=True),
+    Scenario("NCCL ring steps + every vpp depth + TP overlap hides nothing", nccl_steps=True,
+             every_vpp=True, tp_overlap_off=True),
 )
 H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "MPT-7B-H")
 
@@ -124,13 +138,13 @@ if __name__ == "__main__":
     trust_a = {r.id for r in validation_runs() if r.trust == "A"}
     for col in ("scenario", "all", "trust A", "without DeepSpeed ZeRO-3", "H100"):
         table.add_column(col)
-    for label, h100, a100, lat, overlap, nccl_steps, every_vpp, tp_off in SCENARIOS:
-        undo = _patch(h100, a100, lat, nccl_steps, every_vpp)
+    for sc in SCENARIOS:
+        undo = _patch(sc.h100, sc.a100, sc.latency, sc.nccl_steps, sc.every_vpp)
         try:
-            e = _errors(overlap, tp_off)
+            e = _errors(sc.overlap, sc.tp_overlap_off)
         finally:
             undo()
-        table.add_row(label, _cell(list(e.values())), _cell([v for k, v in e.items() if k in trust_a]),
+        table.add_row(sc.label, _cell(list(e.values())), _cell([v for k, v in e.items() if k in trust_a]),
                       _cell([v for k, v in e.items() if "Z3" not in k]),
                       _cell([v for k, v in e.items() if k.startswith(H100_IDS)]))
     Console().print(table)

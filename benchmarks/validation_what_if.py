@@ -1,9 +1,10 @@
 """What-ifs on the training validation set: how far would each reading of the remaining error go?
 NOT part of the engine: each scenario patches the default profiles or the rows for this run only
-(an in-training compute factor per chip, TP overlap on rows that do not document it, a lower
-scale-out ring hop latency, NCCL's own per-step ring latency model, every interleaving depth
-searched, TP overlap that hides nothing), to show where the gap sits; the README's fourteenth,
-twenty-second, twenty-eighth, twenty-ninth and thirty-second rounds quote the table.
+(an in-training compute factor per chip, TP overlap on rows that do not document it, the SM
+margin NVIDIA's tuned userbuffers configurations set, TP overlap that hides nothing, and each of
+the thirty-third round's three changes undone: the per-domain ring latency, the round list of
+interleaving depths), to show where the gap sits; the README's fourteenth, twenty-second,
+twenty-eighth, twenty-ninth, thirty-second and thirty-third rounds quote its tables.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 
 from __future__ import annotations
@@ -26,37 +27,19 @@ from colossim.training.validate import validation_runs
 
 #: Rows whose sources are NeMo / MLPerf / Nemotron-4 runs (TP overlap not stated in their notes).
 UNSTATED_OVERLAP = ("NEMO", "MLPERF", "NEMOTRON")
-#: NCCL's latency model of a ring pass with the Simple protocol (the one it uses for
-#: bandwidth-bound messages): a base plus one latency per ring step, an NVLink step far cheaper
-#: than a network one; a reduce-scatter or all-gather on n ranks over N domains takes n - 1 steps,
-#: N - 1 of them over the network.  Source: NVIDIA/nccl src/graph/tuning.cc, read in NCCL 2.29.7-1
-#: (Debian's nvidia-nccl source package, nvidia-nccl_2.29.7-1.orig.tar.gz): baseLatencies Ring
-#: Simple 8.4 us; hwLatencies NVLINK Ring Simple 3.4 us; NET Ring Simple 14.0 us; the ring latency
-#: adds ``(nsteps - nInterSteps) * intraLat + nInterSteps * interLat``.  On more than one node the
-#: in-node step is max(3.4, 3 x netOverhead) with netOverhead 1 us on Intel hosts (3 us: 3.4 stays)
-#: and 2 us on AMD hosts (6 us; DGX A100 is AMD), and IB adds no net latency (its plugin reports
-#: 0); not modelled here.  8.4 + 7 x 3.4 = 32.2 us on 8
-#: GPUs against 32.6 us measured on 8 H100 (the profile's ring latency, which scales the base and
-#: the NVLink steps here).  The engine instead charges the measured in-domain latency once and the
-#: scale-out curve's fitted latency (47 us on H100, fitted to tree all-reduce rows) per domain
-#: crossed: about NCCL's figure for a ring with 8 ranks per node, 3.3x it with one rank per node.
-NCCL_RING_BASE_US, NCCL_RING_NVLINK_STEP_US, NCCL_RING_NET_STEP_US = 8.4, 3.4, 14.0
+def per_domain_ring_latency(n, d, N, profile) -> np.ndarray:
+    """The ring-pass latency before the thirty-third round: the measured in-domain latency once
+    plus the scale-out curve's fitted latency (47 us on H100, fitted to tree all-reduce rows) per
+    domain boundary; same signature as ``colossim.cost.comm._ring_pass_latency`` (NCCL's step
+    model since that round), which it replaces in the scenarios that say so."""
+    lat_in = np.where(d > 1, comm._intra_ring_curve(profile).latency_seconds, 0.0)
+    return lat_in + (N - 1.0) * comm._scaleout_ring_curve(profile).latency_seconds
 
 
-def nccl_ring_pass_latency(n, d, N, profile) -> np.ndarray:
-    """Latency of one ring pass by NCCL's step model (see NCCL_RING_BASE_US); same signature as
-    ``colossim.cost.comm._ring_pass_latency``, which it replaces in the scenarios that say so."""
-    ref_us = NCCL_RING_BASE_US + (comm.LATENCY_REFERENCE_GPUS - 1.0) * NCCL_RING_NVLINK_STEP_US
-    scale = comm._intra_ring_curve(profile).latency_seconds / ref_us
-    return np.where(n > 1, scale * (NCCL_RING_BASE_US + (n - N) * NCCL_RING_NVLINK_STEP_US)
-                    + (N - 1.0) * NCCL_RING_NET_STEP_US * 1e-6, 0.0)
+#: Interleaving depths the search tried before the thirty-third round (it now tries every divisor
+#: of a stage's layers, ``search.vpp_candidates``): 23 chunks of one layer, say, were never seen.
+ROUND_VPP = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 
-
-#: Interleaving depths the "every depth" scenarios search: every chunk count up to 128, more than
-#: any row has layers per stage; the search keeps those that divide them (the engine's
-#: ``search.VPP_CHOICES`` stops at 20 and skips 7, 9, 14, 23, ...: a 92-layer model on 4 stages
-#: can only interleave 23-deep, one layer per chunk).
-EVERY_VPP = tuple(range(1, 129))
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:
@@ -65,33 +48,31 @@ class Scenario:
     label: str
     h100: float = 1.0  # H100-class compute factor
     a100: float = 1.0  # A100-class compute factor
-    latency: float = 1.0  # scale-out ring hop latency factor
+    latency: float = 1.0  # scale-out ring hop latency factor (per-domain latency scenarios)
     overlap: bool = False  # TP overlap on the UNSTATED_OVERLAP rows
-    nccl_steps: bool = False  # NCCL's ring step model for reduce-scatter / all-gather
-    every_vpp: bool = False  # every interleaving depth searched (EVERY_VPP)
+    per_domain_latency: bool = False  # the pre-33 ring latency (per_domain_ring_latency)
+    round_vpp: bool = False  # the pre-33 interleaving depths (ROUND_VPP)
+    sm_margin: bool = False  # every overlapped row with userbuffers' SM margin (NVIDIA's tuned configs)
     tp_overlap_off: bool = False  # TP overlap off on every row: priced as hiding nothing
 
 
 SCENARIOS = (
     Scenario("engine as is"),
-    Scenario("+ overlap on NeMo/MLPerf/Nemotron, H100 x 0.85", h100=0.85, overlap=True),
-    Scenario("the same + A100 x 0.92", h100=0.85, a100=0.92, overlap=True),
-    Scenario("the same, A100 x 0.93 + ring hop latency x 0.3", h100=0.85, a100=0.93, latency=0.3,
-             overlap=True),
-    Scenario("engine + NCCL ring steps", nccl_steps=True),
-    Scenario("NCCL ring steps + overlap, H100 x 0.85, A100 x 0.92", h100=0.85, a100=0.92, overlap=True,
-             nccl_steps=True),
-    Scenario("engine + every vpp depth", every_vpp=True),
-    Scenario("NCCL ring steps + every vpp depth", nccl_steps=True, every_vpp=True),
-    Scenario("NCCL ring steps + every vpp depth + TP overlap hides nothing", nccl_steps=True,
-             every_vpp=True, tp_overlap_off=True),
+    Scenario("the engine before the 33rd round (per-domain latency, round depths, SM margin)",
+             per_domain_latency=True, round_vpp=True, sm_margin=True),
+    Scenario("engine + SM margin on the overlapped rows", sm_margin=True),
+    Scenario("engine, per-domain ring latency", per_domain_latency=True),
+    Scenario("engine, round interleaving depths", round_vpp=True),
+    Scenario("engine + tuned overlap (SM margin) on NeMo/MLPerf/Nemotron", overlap=True, sm_margin=True),
+    Scenario("engine, TP overlap hides nothing", tp_overlap_off=True),
+    Scenario("engine, H100 x 0.95", h100=0.95),
 )
 H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "MPT-7B-H")
 
 
-def _patch(h100: float, a100: float, latency: float, nccl_steps: bool, every_vpp: bool = False):
+def _patch(h100: float, a100: float, latency: float, per_domain_latency: bool, round_vpp: bool = False):
     build, ring = defaults.build_default_profile, comm._scaleout_ring_curve
-    ring_pass, vpps = comm._ring_pass_latency, search.VPP_CHOICES
+    ring_pass, vpps = comm._ring_pass_latency, search.vpp_candidates
 
     def profile(chip):
         p = build(chip)
@@ -105,18 +86,18 @@ def _patch(h100: float, a100: float, latency: float, nccl_steps: bool, every_vpp
         return dataclasses.replace(c, latency_seconds=c.latency_seconds * latency)
 
     defaults.build_default_profile, comm._scaleout_ring_curve = profile, ring_curve
-    if nccl_steps:
-        comm._ring_pass_latency = nccl_ring_pass_latency
-    if every_vpp:
-        search.VPP_CHOICES = EVERY_VPP
+    if per_domain_latency:
+        comm._ring_pass_latency = per_domain_ring_latency
+    if round_vpp:
+        search.vpp_candidates = lambda layers, pps: list(ROUND_VPP)
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
                     setattr(comm, "_scaleout_ring_curve", ring),
                     setattr(comm, "_ring_pass_latency", ring_pass),
-                    setattr(search, "VPP_CHOICES", vpps), default_profile.cache_clear())
+                    setattr(search, "vpp_candidates", vpps), default_profile.cache_clear())
 
 
-def _errors(overlap: bool, tp_overlap_off: bool = False) -> dict[str, float]:
+def _errors(overlap: bool, tp_overlap_off: bool = False, sm_margin: bool = False) -> dict[str, float]:
     out = {}
     for r in validation_runs():
         spec = json.loads(r.spec_json)
@@ -124,6 +105,8 @@ def _errors(overlap: bool, tp_overlap_off: bool = False) -> dict[str, float]:
             spec["parallelism"].setdefault("tp_overlap", True)
         if tp_overlap_off and "parallelism" in spec:
             spec["parallelism"]["tp_overlap"] = False
+        if sm_margin and spec.get("parallelism", {}).get("tp_overlap"):
+            spec["parallelism"]["tp_overlap_sm_margin"] = True
         out[r.id] = estimate(load_spec(spec)).tokens_per_s_per_gpu / r.tokens_per_s_per_gpu_measured - 1
     return out
 
@@ -139,9 +122,9 @@ if __name__ == "__main__":
     for col in ("scenario", "all", "trust A", "without DeepSpeed ZeRO-3", "H100"):
         table.add_column(col)
     for sc in SCENARIOS:
-        undo = _patch(sc.h100, sc.a100, sc.latency, sc.nccl_steps, sc.every_vpp)
+        undo = _patch(sc.h100, sc.a100, sc.latency, sc.per_domain_latency, sc.round_vpp)
         try:
-            e = _errors(sc.overlap, sc.tp_overlap_off)
+            e = _errors(sc.overlap, sc.tp_overlap_off, sc.sm_margin)
         finally:
             undo()
         table.add_row(sc.label, _cell(list(e.values())), _cell([v for k, v in e.items() if k in trust_a]),

@@ -92,13 +92,19 @@ def test_ring_collectives_across_nodes_stay_under_the_line_rate():
 
 
 def test_ring_pass_latency_counts_the_domains_a_ring_crosses():
-    # the latency of a reduce-scatter / all-gather: the measured in-domain latency once (when
-    # the ring has more than one rank per domain) plus the fitted scale-out latency per domain
-    # boundary; a tiny message takes that latency and little more.
+    # NCCL's step model of a reduce-scatter / all-gather: a base latency and n - 1 ring steps, of
+    # which N - 1 cross the network (14 us each) and n - N stay in a domain; base and in-domain
+    # steps scaled to the profile's measured 8-GPU latency.  A tiny message takes that latency and
+    # little more.
     inside = P.curve("nvlink").latency_seconds
-    hop = comm._scaleout_ring_curve(P).latency_seconds
-    for n, stride, expect in ((8, 1, inside), (48, 8, 47 * hop), (512, 1, inside + 63 * hop)):
+    us = inside / (comm.NCCL_RING_SIMPLE_BASE_US + 7 * comm.NCCL_RING_SIMPLE_NVLINK_STEP_US)
+    net = comm.NCCL_RING_SIMPLE_NET_STEP_US * 1e-6
+    base, step = comm.NCCL_RING_SIMPLE_BASE_US * us, comm.NCCL_RING_SIMPLE_NVLINK_STEP_US * us
+    for n, stride, expect in ((8, 1, inside), (48, 8, base + 47 * net),
+                              (512, 1, base + 448 * step + 63 * net)):
         n_, d, N = comm.domain_layout(n, stride, NET)
         assert float(comm._ring_pass_latency(n_, d, N, P)) == pytest.approx(expect)
         tiny = float(comm.reduce_scatter_seconds(8.0 * n, n, NET, P, stride))
         assert expect <= tiny <= 1.05 * expect
+    # one rank per node: every step crosses the network, so 48 nodes take about 47 x 14 us
+    assert 47 * net < float(comm._ring_pass_latency(48.0, 1.0, 48.0, P)) < 47 * net + 2 * inside

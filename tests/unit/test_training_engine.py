@@ -348,8 +348,10 @@ def test_recompute_num_layers_needs_full_recompute():
 
 
 def test_tp_overlap_hides_most_but_not_all_tp_communication():
-    """Userbuffers-style overlap: the first of tp chunks of every collective stays exposed, and
-    the reduce-scatter's SMs slow its GEMM; without sequence parallelism nothing is overlapped."""
+    """Userbuffers-style overlap with an SM margin: the first of tp chunks of every collective
+    stays exposed, and the reduce-scatter's SMs slow its GEMM; Transformer Engine's default (no
+    margin) exposes the SM-driven collectives and hides only the copy-engine all-gathers; without
+    sequence parallelism nothing is overlapped."""
     from colossim.cost import comm as C
 
     base = {"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 64},
@@ -357,8 +359,10 @@ def test_tp_overlap_hides_most_but_not_all_tp_communication():
                             "zero": 3, "sequence_parallel": True},
             "training": {"global_batch": 64}}
     off = estimate(load_spec(base))
-    on = estimate(load_spec({**base, "parallelism": {**base["parallelism"], "tp_overlap": True}}))
-    assert 0 < on.time_breakdown_s["tp_comm"] < off.time_breakdown_s["tp_comm"]
+    on = estimate(load_spec({**base, "parallelism": {**base["parallelism"], "tp_overlap": True,
+                                                     "tp_overlap_sm_margin": True}}))
+    default = estimate(load_spec({**base, "parallelism": {**base["parallelism"], "tp_overlap": True}}))
+    assert 0 < on.time_breakdown_s["tp_comm"] < default.time_breakdown_s["tp_comm"] < off.time_breakdown_s["tp_comm"]
     # floor: per layer and pass, (all-gather + reduce-scatter) x 2 pairs / tp exposed
     spec = load_spec(base)
     ctx = make_context(spec)
@@ -370,6 +374,39 @@ def test_tp_overlap_hides_most_but_not_all_tp_communication():
     no_sp = {**base, "parallelism": {**base["parallelism"], "sequence_parallel": False}}
     assert estimate(load_spec({**no_sp, "parallelism": {**no_sp["parallelism"], "tp_overlap": True}})
                     ).time_breakdown_s["tp_comm"] == pytest.approx(estimate(load_spec(no_sp)).time_breakdown_s["tp_comm"])
+
+
+def test_tp_overlap_without_sm_margin_exposes_the_sm_driven_collectives():
+    """Transformer Engine's default userbuffers configuration leaves the GEMMs every SM: the
+    forward's two pipelined reduce-scatters and the backward's four bulk collectives wait for the
+    GEMM and are exposed whole; the copy-engine ring exchanges (two all-gathers each pass) hide
+    as they do with the margin.  With the margin each SM-driven collective hides under its GEMM,
+    which it slows by USERBUFFERS_RS_SMS / SMs while it runs."""
+    from colossim.training import ops as O
+    from colossim.training import step as S
+
+    spec = load_spec({**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "tp": 8, "dp": 8}})
+    ctx = make_context(spec)
+    margin = dataclasses.replace(ctx, tp_overlap_sm_margin=True)
+    ops = O.layer_ops(spec.model, 1, 8192, np.array([8.0]), np.array([1.0]), np.array([1.0]),
+                      np.array([True]))
+    tp, ag, rs = np.array([8.0]), np.array([3e-4]), np.array([2e-4])
+
+    def exposed(c, backward):
+        return float(np.ravel(S.tp_overlap_exposed_seconds(c, ops, tp, ag, rs, backward=backward))[0])
+
+    ring = exposed(dataclasses.replace(ctx, tp_overlap_sm_margin=False), False) - 2 * float(rs[0])
+    # forward: two ring-exchange all-gathers (each at least its first chunk) + two whole reduce-scatters
+    assert ring >= 2 * float(ag[0]) / 8 * 0.999
+    assert ring < 2 * float(ag[0])  # the GEMMs are far longer than the gathers: mostly hidden
+    # backward: ring exchanges before the row-parallel data gradients + two bulk gathers and two
+    # bulk reduce-scatters whole
+    row = sum(float(np.ravel(S._ring_exchange_exposed(ag, S._named_gemm_seconds(ctx, ops, names), tp))[0])
+              for kind, names in S.TP_OVERLAP_PAIRS if kind == "reduce_scatter")
+    assert exposed(ctx, True) == pytest.approx(row + 2 * float(ag[0] + rs[0]))
+    for backward in (False, True):
+        assert exposed(margin, backward) < exposed(ctx, backward)
+        assert exposed(margin, backward) >= ring * 0.999
 
 
 def test_tp_overlap_chunks_cost_gemm_efficiency():
@@ -456,6 +493,22 @@ def test_dualpipe_and_zero_bubble_shrink_the_bubble_and_dualpipe_holds_two_stage
         assert mb2[part] == pytest.approx(2 * mb1[part])
     assert zb.memory_breakdown_gib == pytest.approx(mb1)
     assert dual.parallelism["pp"] == 8 and dual.software == one.software
+
+
+def test_the_search_tries_every_interleaving_depth_megatron_accepts():
+    """92 layers on 4 stages interleave only 23 deep (one layer per chunk): a depth no fixed list
+    of round numbers holds, but a valid plan the search must see."""
+    from colossim.training.search import enumerate_plans, vpp_candidates
+    model = {"layers": 92, "hidden": 4096, "ffn_hidden": 16384, "heads": 32, "kv_heads": 32,
+             "vocab": 50304, "seq_len": 2048, "activation": "gelu"}
+    spec = load_spec({"model": model, "hardware": {"gpu": "h100-sxm", "count": 32},
+                      "parallelism": {"tp": 8, "pp": 4, "dp": 1, "micro_batch": 1},
+                      "training": {"global_batch": 16}})
+    ctx = make_context(spec)
+    plans = enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
+    assert sorted(set(plans.vpp.tolist())) == [1, 23]
+    assert vpp_candidates(92, [1, 2, 4]) == [1, 2, 4, 23, 46, 92]
+    assert all(23 % v == 0 for v in plans.vpp)
 
 
 def test_a_dualpipe_search_keeps_to_even_pp_no_interleaving_and_enough_micro_batches():

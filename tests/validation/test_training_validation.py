@@ -80,21 +80,29 @@ def test_regression_guard_overall(results):
     # Session 31: DeepSpeed ZeRO-3's list collectives move their bytes through HBM (zero-fill and
     # copy-out per gathered byte, divide and copy-in per reduced byte): median 4.4 %, max 28.2 %,
     # mean +2.6 %; trust A median 4.2 %, max 26.6 %, mean +1.5 %; the 530B ZeRO-3 rows +24/+18/+14 %.
+    # Session 33: ring reduce-scatters / all-gathers at NCCL's per-step latency, every interleaving
+    # depth searched, TE's default TP overlap exposing its SM-driven collectives: median 3.6 %, max
+    # 28.2 %, mean +3.4 % (the pessimistic Megatron-Core rows no longer offset the optimistic MPT /
+    # ZeRO-3 / MT-NLG rows); trust A median 3.3 %, max 24.1 %, mean +2.2 %; H100 median 4.0 %,
+    # max 21.1 %, mean +2.0 %; Megatron-Core's eleven rows -16.4 ... +4.0 %.
     # Guards = reached + a small margin.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.05
+    assert stats["all"].median_abs <= 0.04
     assert stats["all"].max_abs <= 0.295
-    assert stats["all"].mean_signed <= 0.03
-    assert stats["trust A"].mean_signed <= 0.02
-    assert stats["trust A"].max_abs <= 0.28
+    assert stats["all"].mean_signed <= 0.036
+    assert stats["trust A"].median_abs <= 0.035
+    assert stats["trust A"].mean_signed <= 0.025
+    assert stats["trust A"].max_abs <= 0.25
+    mcore = [e.error for k, e in by_id.items() if k.startswith("MCORE24")]
+    assert len(mcore) == 11 and max(abs(e) for e in mcore) <= 0.18, mcore
     assert stats["A100"].median_abs <= 0.03
     assert stats["A100"].mean_signed <= 0.055
     ptd = [by_id[f"NAR21-T2-PTD-0{i}"].error for i in range(1, 7)]
     assert all(abs(e) <= 0.04 for e in ptd), ptd
-    assert stats["H100"].median_abs <= 0.08
-    assert stats["H100"].max_abs <= 0.27
-    assert abs(stats["H100"].mean_signed) <= 0.02
+    assert stats["H100"].median_abs <= 0.045
+    assert stats["H100"].max_abs <= 0.225
+    assert abs(stats["H100"].mean_signed) <= 0.025
 
 
 def test_rows_name_the_catalog_model_they_ran():
@@ -231,12 +239,14 @@ def test_regression_guard_as_published():
     # 2021 code ran): median 9.0 %, mean +7.3 %.  Session 27 (unfused gradient accumulation on the
     # 2021 stack): median 7.5 %, max 29.9 %, mean +3.3 %.  Session 29 (the H100's held GEMM
     # clocks, bf16 and fp8): median 6.8 %, max 29.0 %, mean +2.5 %.  Session 31 (DeepSpeed's list
-    # copies through HBM): median 7.1 %, max 28.2 %, mean +1.1 %.
+    # copies through HBM): median 7.1 %, max 28.2 %, mean +1.1 %.  Session 33 (NCCL's ring step
+    # latency, every interleaving depth, TE's default TP overlap): median 5.7 %, max 28.2 %, mean
+    # +3.0 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
     by_id = {r.run.id: r for r in res}
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
-    assert stats["all"].median_abs <= 0.075
+    assert stats["all"].median_abs <= 0.062
     assert stats["all"].max_abs <= 0.295
-    assert stats["all"].mean_signed <= 0.02
+    assert stats["all"].mean_signed <= 0.033

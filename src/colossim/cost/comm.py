@@ -51,6 +51,19 @@ NVLINK_HOP_LATENCY_US = 0.6
 #: Because: the small-message nccl-tests rows of microbenchmarks.csv (coll-h100-8g-allreduce-lat-8b,
 #: coll-a100-8g-allreduce-lat-32k) were measured on 8 GPUs.
 LATENCY_REFERENCE_GPUS = 8
+#: NCCL's latency model of a ring pass (reduce-scatter or all-gather, n - 1 steps) with the Simple
+#: protocol, the one it runs bandwidth-bound messages with: a base latency plus one latency per
+#: ring step, an in-domain (NVLink) step far cheaper than one over the network; of the n - 1 steps
+#: of n ranks on N domains, N - 1 cross the network.  Source: NVIDIA/nccl src/graph/tuning.cc, read
+#: in NCCL 2.29.7-1 (Debian's nvidia-nccl source package, nvidia-nccl_2.29.7-1.orig.tar.gz):
+#: ``baseLat`` Ring Simple 8.4 us; ``hwLat`` NVLINK Ring Simple 3.4 us, NET Ring Simple 14.0 us;
+#: the ring's latency adds ``(nsteps - nInterSteps) * intraLat + nInterSteps * interLat``.  The
+#: base and the in-domain steps are scaled so that a pass on LATENCY_REFERENCE_GPUS GPUs of one
+#: domain takes the profile's measured latency (8.4 + 7 x 3.4 = 32.2 us against 32.6 us measured on
+#: 8 H100); the network steps are NCCL's own.
+NCCL_RING_SIMPLE_BASE_US = 8.4
+NCCL_RING_SIMPLE_NVLINK_STEP_US = 3.4
+NCCL_RING_SIMPLE_NET_STEP_US = 14.0
 #: Plateau of the scale-out fabric for ring-type traffic (ring all-reduce, reduce-scatter,
 #: all-gather, all-to-all, send/recv): a fraction of the NIC line rate.  The fitted scale-out curve
 #: comes from tree / NVLSTree / SHARP all-reduce rows, whose bus bandwidth exceeds the line rate
@@ -204,10 +217,15 @@ def all_reduce_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network:
 
 def _ring_pass_latency(n, d, N, profile: CalibrationProfile) -> np.ndarray:
     """Latency of one ring pass (reduce-scatter or all-gather) of n ranks, d per domain, over N
-    domains: the measured in-domain latency once, plus one scale-out curve latency per domain
-    boundary the ring crosses."""
-    lat_in = np.where(d > 1, _intra_ring_curve(profile).latency_seconds, 0.0)
-    return lat_in + (N - 1.0) * _scaleout_ring_curve(profile).latency_seconds
+    domains, by NCCL's step model (``NCCL_RING_SIMPLE_BASE_US``): the base, n - N in-domain steps
+    and N - 1 network steps.  (The scale-out curve's own latency, fitted to tree and NVLSTree
+    all-reduce rows, is a tree level's, not a ring step's.)"""
+    ref_us = NCCL_RING_SIMPLE_BASE_US + (LATENCY_REFERENCE_GPUS - 1.0) * NCCL_RING_SIMPLE_NVLINK_STEP_US
+    seconds_per_us = _intra_ring_curve(profile).latency_seconds / ref_us
+    n, N = _a(n), _a(N)
+    t = (seconds_per_us * (NCCL_RING_SIMPLE_BASE_US + (n - N) * NCCL_RING_SIMPLE_NVLINK_STEP_US)
+         + (N - 1.0) * NCCL_RING_SIMPLE_NET_STEP_US * 1e-6)
+    return np.where(n > 1, t, 0.0)
 
 
 def _ring_one_pass(S, n, d, N, network: Network, profile: CalibrationProfile):

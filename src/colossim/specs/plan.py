@@ -79,6 +79,15 @@ class ParallelPlan(BaseModel):
             "split into chunks that overlap the GEMMs they feed (Transformer Engine userbuffers, "
             "Megatron-Core --tp-comm-overlap, 2023; needs sequence parallelism). false: every TP "
             "collective between GEMMs is waited for"))
+    tp_overlap_sm_margin: bool = Field(
+        False,
+        description=(
+            "with tp_overlap: the GEMMs leave the SMs of the communication kernels free (Transformer "
+            "Engine userbuffers' set_sm_margin, as NVIDIA's tuned NeMo configurations set it for the "
+            "pipelined reduce-scatter), so the reduce-scatters and the backward's bulk collectives "
+            "hide under their GEMMs. false, Transformer Engine's default configuration (Megatron-LM "
+            "--tp-comm-overlap without --tp-comm-overlap-cfg): those collectives wait for SMs the GEMM "
+            "holds and are exposed; the copy-engine all-gathers hide either way"))
     flash_attention: bool | None = Field(
         None,
         description=(

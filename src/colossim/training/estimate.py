@@ -93,6 +93,7 @@ def make_context(spec, profile=None) -> StepContext:
                        overlap_param_gather=spec.parallelism.overlap_param_gather,
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,
                        tp_async_backward=spec.parallelism.tp_async_backward,
+                       tp_overlap_sm_margin=spec.parallelism.tp_overlap_sm_margin,
                        gradient_accumulation_fusion=spec.parallelism.gradient_accumulation_fusion is not False,
                        moe_dispatch=spec.parallelism.moe_dispatch,
                        moe_fp8_dispatch=spec.parallelism.moe_fp8_dispatch,

@@ -14,9 +14,9 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 - ``etp`` (MoE): tp; and 1 as well under a stack with ``moe_parallel_folding`` (Megatron-Core's
   expert tensor parallelism), where etp x ep need only divide tp x cp x dp.
 - ``micro_batch``: powers of two with the global batch divisible by dp x micro_batch.
-- ``vpp``: 1, or the chunk counts of ``VPP_CHOICES`` that divide the layers per stage when the
-  micro-batches divide by pp (Megatron's interleaved-schedule requirement); a depth outside the
-  list (23 chunks of one layer, say) is priced when the spec fixes it, not searched.
+- ``vpp``: 1, or any chunk count that divides the layers per stage, when the micro-batches divide
+  by pp (Megatron's interleaved-schedule requirement): every depth Megatron accepts, 23 chunks of
+  one layer for 92 layers on 4 stages as well as 2 of 46 (:func:`vpp_candidates`).
 - ``pipeline_schedule``: zero-bubble and DualPipe plans need vpp 1; DualPipe also an even pp and at
   least 2 pp micro-batches (:func:`colossim.training.pipeline.schedule_allows`).
 - ``recompute``: none / selective / full;  ``zero``: 0-3 (ZeRO-2/3 only without pipelining, as in
@@ -39,12 +39,16 @@ MAX_CP = 16
 #: Micro-batch sizes tried (powers of two).  Because: GEMM efficiency saturates well before 16
 #: sequences of >= 2k tokens, and larger micro-batches only add activation memory.
 MICRO_BATCHES = (1, 2, 4, 8, 16)
-#: Virtual pipeline chunk counts tried per stage.
-VPP_CHOICES = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 
 
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def vpp_candidates(layers: int, pps: list[int]) -> list[int]:
+    """Chunk counts per stage worth trying: the divisors of the layers per stage, ceil(L / p), of
+    each pipeline depth p (the mask keeps, per plan, those that divide its own stage)."""
+    return sorted({v for p in pps for v in _divisors(-(-int(layers) // max(int(p), 1)))})
 
 
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
@@ -68,7 +72,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     pps = choices("pp", [p for p in _divisors(n) if p <= model.layers])
     eps = choices("ep", _divisors(model.experts) if model.is_moe else [1])
     mbs = choices("micro_batch", list(MICRO_BATCHES))
-    vpps = choices("vpp", list(VPP_CHOICES))
+    vpps = choices("vpp", vpp_candidates(model.layers, pps))
     rcs = choices("recompute", list(recompute_modes))
     zeros = choices("zero", [0, 1, 2, 3])
     rcs = [RECOMPUTE_CODES[r] for r in rcs]

@@ -104,6 +104,9 @@ class StepContext:
     tp_async_backward: bool = True
     """The backward's input-gradient TP collectives overlap the weight-gradient GEMMs (the plan's
     ``tp_async_backward``; :func:`tp_backward_exposed_seconds`)."""
+    tp_overlap_sm_margin: bool = False
+    """With TP overlap, the GEMMs leave the communication kernels' SMs free (the plan's
+    ``tp_overlap_sm_margin``; :func:`tp_overlap_exposed_seconds`)."""
     gradient_accumulation_fusion: bool = True
     """The weight-gradient GEMMs accumulate into the fp32 gradient buffer themselves (the plan's
     ``gradient_accumulation_fusion``); false: :func:`grad_accumulation_seconds` per micro-batch."""
@@ -225,9 +228,12 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             "attn_fwd": np.asarray(attn_fwd, dtype=float), "wgrad": np.asarray(wgrad, dtype=float)}
 
 
-#: SMs the pipelined reduce-scatter of TP communication overlap occupies while the GEMM runs.
-#: Source: Transformer Engine's default userbuffers configuration (``num_sm`` 16 for the pipelined
-#: "rs" overlaps; the ring-exchange all-gathers move data with the copy engines and take none).
+#: SMs a userbuffers communication kernel of TP overlap drives its collective with: the pipelined
+#: reduce-scatter after the output projection / MLP-down GEMMs and the backward's bulk all-gather
+#: and reduce-scatter.  Source: Transformer Engine 1.9 (PyPI transformer_engine_cu12 1.9.0)
+#: transformer_engine/pytorch/module/base.py ``initialize_ub``, ``get_default_config``:
+#: ``"num_sm": 1 if method == "ring_exchange" else 16``, ``"set_sm_margin": False``; the
+#: ring-exchange all-gathers move their chunks with the copy engines (``"use_ce": True``).
 USERBUFFERS_RS_SMS = 16
 
 #: Chunks the pipelined ("pipeline" method) reduce-scatter overlap splits its GEMM into along the
@@ -290,28 +296,69 @@ def tp_overlap_chunk_seconds(ctx: StepContext, ops, tp: np.ndarray, backward: bo
     return out
 
 
-def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather: np.ndarray,
-                               reduce_scatter: np.ndarray) -> np.ndarray:
-    """Exposed TP communication of one layer and one pass with TP overlap (sequence parallel).
+def _ring_exchange_exposed(c: np.ndarray, g: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Exposed part of a collective of ``c`` seconds split into ``n`` ring steps pipelined with
+    ``n`` chunks of a GEMM of ``g`` seconds: the first chunk (c / n), and what the rest leaves
+    beyond the GEMM."""
+    return c / n + np.maximum(c * (n - 1.0) / n - g, 0.0)
 
-    Each collective C is split into tp chunks pipelined with tp chunks of its GEMM G: the first
-    chunk cannot be hidden (C / tp), the rest hides under the GEMM as far as it lasts
-    (max(C - G, 0) beyond it), and while the reduce-scatter runs it holds ``USERBUFFERS_RS_SMS``
-    of the chip's SMs, slowing the GEMM by that share of the overlapped time.  The chunked GEMMs'
-    lost efficiency is per pass (:func:`tp_overlap_chunk_seconds`; the caller adds it).
+
+def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather: np.ndarray,
+                               reduce_scatter: np.ndarray, backward: bool = False) -> np.ndarray:
+    """Exposed TP communication of one layer and one pass with TP overlap (sequence parallel,
+    Transformer Engine userbuffers as Megatron-Core's --tp-comm-overlap sets it up).
+
+    Forward: each all-gather before the QKV / MLP-up GEMM is a ring exchange, chunk by chunk
+    with the copy engines under chunks of that GEMM (:func:`_ring_exchange_exposed`); each
+    reduce-scatter after the output projection / MLP-down GEMM is pipelined with it by a kernel
+    on ``USERBUFFERS_RS_SMS`` SMs.  Backward: the output gradient's all-gathers before the output
+    projection's and MLP-down's data-gradient GEMMs are ring exchanges again; the column-parallel
+    linears (QKV, MLP-up) run their input all-gather in bulk beside the data-gradient GEMM and
+    the reduce-scatter of their input gradient in bulk beside the weight-gradient GEMM, each a
+    kernel on ``USERBUFFERS_RS_SMS`` SMs: four collectives driven by SMs in that pass.
+
+    A collective driven by SMs runs beside a GEMM only when the GEMM leaves it SMs
+    (``ctx.tp_overlap_sm_margin``, userbuffers' ``set_sm_margin``): Transformer Engine then tells
+    cuBLAS to use the SMs less those (``_math_sms = multiProcessorCount - num_comm_sm``, passed as
+    the GEMM's ``math_sm_count``: "Number of GPU SMs to use"), the collective hides under the GEMM
+    as far as it lasts and slows it by that share of the SMs while it runs.  Without the margin
+    (Transformer Engine's default configuration, which Megatron-LM uses unless given
+    --tp-comm-overlap-cfg) the GEMM is set up for every SM, so the communication kernel gets SMs
+    only before or after it: exposed in full.  NVIDIA's tuned configurations set the margin on
+    every pipelined reduce-scatter (NeMo 2.0.0
+    nemo/collections/llm/recipes/tp_overlap_configs/userbuffers.py: ``set_sm_margin=True`` for
+    ``proj_fprop`` / ``fc2_fprop`` in all eight H100 configurations).  The chunked GEMMs' lost
+    efficiency is per pass (:func:`tp_overlap_chunk_seconds`; the caller adds it).
     ``all_gather`` / ``reduce_scatter``: the seconds of one such TP collective of the layer."""
     n = np.maximum(np.asarray(tp, dtype=float), 1.0)
-    sms = ctx.profile.gemm_params(ctx.precision).sm_count
-    colls = {"all_gather": all_gather, "reduce_scatter": reduce_scatter}
-    out = 0.0
+    share = USERBUFFERS_RS_SMS / ctx.profile.gemm_params(ctx.precision).sm_count
+    margin = ctx.tp_overlap_sm_margin
+
+    def sm_driven(c, g):
+        """A collective on SMs beside a GEMM of g seconds: hidden with a margin, else exposed."""
+        if not margin:
+            return c
+        return np.maximum(c - g, 0.0) + np.minimum(c, g) * share
+
+    out = np.asarray(0.0)
     for kind, names in TP_OVERLAP_PAIRS:
         g = _named_gemm_seconds(ctx, ops, names)
         if not np.any(g):
             continue
-        c = colls[kind]
-        hidden = np.minimum(c * (n - 1.0) / n, g)
-        slowdown = hidden * USERBUFFERS_RS_SMS / sms if kind == "reduce_scatter" else 0.0
-        out = out + c / n + np.maximum(c * (n - 1.0) / n - g, 0.0) + slowdown
+        if kind == "all_gather":
+            # column-parallel side: forward ring exchange; backward bulk gather + bulk scatter
+            if backward:
+                wgrad = _named_gemm_seconds(ctx, ops, names, wgrad=True)
+                out = out + sm_driven(all_gather, g) + sm_driven(reduce_scatter, wgrad)
+            else:
+                out = out + _ring_exchange_exposed(all_gather, g, n)
+        elif backward:
+            # row-parallel side: the output gradient's ring exchange before its data gradient
+            out = out + _ring_exchange_exposed(all_gather, g, n)
+        else:
+            # the pipelined reduce-scatter: chunked with the GEMM, its first chunk exposed
+            out = out + (_ring_exchange_exposed(reduce_scatter, g, n) + np.minimum(reduce_scatter * (n - 1.0) / n, g)
+                         * share if margin else reduce_scatter)
     return np.asarray(out, dtype=float)
 
 
@@ -524,10 +571,9 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     use = plans.tp_overlap & sp & (tp > 1)
     tp_exposed_fwd = tp_exposed_bwd = tp_fwd
     if use.any():
-        # the collectives' exposure is the same both passes; the chunked GEMMs differ
-        overlapped = tp_overlap_exposed_seconds(ctx, ops, tp, ag, rs)
         tp_exposed_fwd, tp_exposed_bwd = (
-            np.where(use, overlapped + tp_overlap_chunk_seconds(ctx, ops, tp, backward=b), tp_fwd)
+            np.where(use, tp_overlap_exposed_seconds(ctx, ops, tp, ag, rs, backward=b)
+                     + tp_overlap_chunk_seconds(ctx, ops, tp, backward=b), tp_fwd)
             for b in (False, True))
     asynchronous = ~use & (tp > 1)
     if ctx.tp_async_backward and asynchronous.any():

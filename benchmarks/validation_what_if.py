@@ -1,6 +1,6 @@
 """What-ifs on the training validation set: how far would each reading of the remaining error go?
 NOT part of the engine: each scenario patches the default profiles or the rows for this run only
-(an in-training compute factor per chip, TP overlap on rows that do not document it, the SM
+(an in-training H100 compute factor, TP overlap on rows that do not document it, the SM
 margin NVIDIA's tuned userbuffers configurations set, TP overlap that hides nothing, and each of
 the thirty-third round's three changes undone: the per-domain ring latency, the round list of
 interleaving depths), to show where the gap sits; the README's fourteenth, twenty-second,
@@ -47,8 +47,6 @@ class Scenario:
 
     label: str
     h100: float = 1.0  # H100-class compute factor
-    a100: float = 1.0  # A100-class compute factor
-    latency: float = 1.0  # scale-out ring hop latency factor (per-domain latency scenarios)
     overlap: bool = False  # TP overlap on the UNSTATED_OVERLAP rows
     per_domain_latency: bool = False  # the pre-33 ring latency (per_domain_ring_latency)
     round_vpp: bool = False  # the pre-33 interleaving depths (ROUND_VPP)
@@ -70,29 +68,24 @@ SCENARIOS = (
 H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "MPT-7B-H")
 
 
-def _patch(h100: float, a100: float, latency: float, per_domain_latency: bool, round_vpp: bool = False):
-    build, ring = defaults.build_default_profile, comm._scaleout_ring_curve
+def _patch(h100: float, per_domain_latency: bool, round_vpp: bool = False):
+    build = defaults.build_default_profile
     ring_pass, vpps = comm._ring_pass_latency, search.vpp_candidates
 
     def profile(chip):
         p = build(chip)
-        f = a100 if chip.startswith(("a100", "v100")) else h100
+        f = 1.0 if chip.startswith(("a100", "v100")) else h100
         gemm = {k: dataclasses.replace(v, max_efficiency=v.max_efficiency * f) for k, v in p.gemm.items()}
         att = dataclasses.replace(p.attention, max_efficiency=p.attention.max_efficiency * f)
         return dataclasses.replace(p, gemm=gemm, attention=att)
 
-    def ring_curve(prof):
-        c = ring(prof)
-        return dataclasses.replace(c, latency_seconds=c.latency_seconds * latency)
-
-    defaults.build_default_profile, comm._scaleout_ring_curve = profile, ring_curve
+    defaults.build_default_profile = profile
     if per_domain_latency:
         comm._ring_pass_latency = per_domain_ring_latency
     if round_vpp:
         search.vpp_candidates = lambda layers, pps: list(ROUND_VPP)
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
-                    setattr(comm, "_scaleout_ring_curve", ring),
                     setattr(comm, "_ring_pass_latency", ring_pass),
                     setattr(search, "vpp_candidates", vpps), default_profile.cache_clear())
 
@@ -122,7 +115,7 @@ if __name__ == "__main__":
     for col in ("scenario", "all", "trust A", "without DeepSpeed ZeRO-3", "H100"):
         table.add_column(col)
     for sc in SCENARIOS:
-        undo = _patch(sc.h100, sc.a100, sc.latency, sc.per_domain_latency, sc.round_vpp)
+        undo = _patch(sc.h100, sc.per_domain_latency, sc.round_vpp)
         try:
             e = _errors(sc.overlap, sc.tp_overlap_off, sc.sm_margin)
         finally:

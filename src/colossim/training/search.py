@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from colossim.specs.training import valid_mask
-from colossim.training.pipeline import schedule_allows
+from colossim.training.pipeline import layers_on_slowest_stage, schedule_allows
 from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
 
 #: Largest context-parallel degree tried.  Because: published long-context runs use cp <= 16
@@ -48,7 +48,7 @@ def _divisors(n: int) -> list[int]:
 def vpp_candidates(layers: int, pps: list[int]) -> list[int]:
     """Chunk counts per stage worth trying: the divisors of the layers per stage, ceil(L / p), of
     each pipeline depth p (the mask keeps, per plan, those that divide its own stage)."""
-    return sorted({v for p in pps for v in _divisors(-(-int(layers) // max(int(p), 1)))})
+    return sorted({v for p in pps for v in _divisors(int(layers_on_slowest_stage(layers, p)))})
 
 
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
@@ -96,7 +96,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     if plan.dp is not None:
         ok &= dp == plan.dp
     n_micro = global_batch // np.maximum(dp * mb, 1)
-    layers_per_stage = np.ceil(model.layers / pp)
+    layers_per_stage = layers_on_slowest_stage(model.layers, pp)
     ok &= (vpp == 1) | ((layers_per_stage % vpp == 0) & (n_micro % pp == 0))
     if plan.zero is None or plan.pp is None:  # both fixed: priced as pipelined FSDP (plans.pipelined_zero)
         ok &= (zero <= 1) | (pp == 1)

@@ -355,10 +355,13 @@ def tp_overlap_exposed_seconds(ctx: StepContext, ops, tp: np.ndarray, all_gather
         elif backward:
             # row-parallel side: the output gradient's ring exchange before its data gradient
             out = out + _ring_exchange_exposed(all_gather, g, n)
+        elif margin:
+            # the pipelined reduce-scatter: chunked with the GEMM, its first chunk exposed, the
+            # rest slowing the GEMM by the SMs it holds
+            out = (out + _ring_exchange_exposed(reduce_scatter, g, n)
+                   + np.minimum(reduce_scatter * (n - 1.0) / n, g) * share)
         else:
-            # the pipelined reduce-scatter: chunked with the GEMM, its first chunk exposed
-            out = out + (_ring_exchange_exposed(reduce_scatter, g, n) + np.minimum(reduce_scatter * (n - 1.0) / n, g)
-                         * share if margin else reduce_scatter)
+            out = out + reduce_scatter  # no margin: it waits for the GEMM's SMs
     return np.asarray(out, dtype=float)
 
 

@@ -24,8 +24,8 @@ def gbit_per_s_to_bytes_per_s(gbit_per_s: float) -> float:
     return gbit_per_s * GIGA / BITS_PER_BYTE
 
 
-def gb_to_bytes(gb: float) -> float:
-    return gb * GIGA
+def gib_to_bytes(gib: float) -> float:
+    return gib * GIB
 
 
 def bytes_to_gib(n_bytes: float) -> float:

@@ -37,4 +37,4 @@ def test_h200_equals_h100_on_compute():
     # same GH100 compute; differs only in memory
     for m in ("bf16", "fp8", "tf32"):
         assert h100e("h200-sxm", 1, m).h100e == pytest.approx(1.0, rel=1e-4)
-    assert load_catalog().accelerator("h200-sxm").hbm_gb > 80
+    assert load_catalog().accelerator("h200-sxm").hbm_gib > 80

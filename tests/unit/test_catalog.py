@@ -33,7 +33,7 @@ def test_h100_datasheet_values_in_si():
     h100 = load_catalog().accelerator("h100-sxm")
     assert h100.peak_flops_per_s("bf16") == pytest.approx(989.4e12)
     assert h100.peak_flops_per_s("fp8") == pytest.approx(1978.9e12)
-    assert h100.hbm_bytes == pytest.approx(80e9)
+    assert h100.hbm_bytes == 80 * 2**30  # the datasheet's 80 GB are GiB (JEDEC)
     assert h100.hbm_bytes_per_s == pytest.approx(3.35e12)
     # 3600 Gbit/s one direction = 450 GB/s (NVLink4's 900 GB/s is both directions)
     assert h100.scaleup_bytes_per_s == pytest.approx(450e9)

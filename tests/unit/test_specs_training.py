@@ -118,7 +118,7 @@ def test_hardware_defaults_and_overrides():
     assert (h.gpus_per_node, h.scaleup_domain_size, h.system_id) == (8, 8, "hgx-h100")
     assert h.scaleout_bytes_per_s_per_gpu == 400e9 / 8 and h.scaleup_bytes_per_s_per_gpu == 450e9
     g = resolve_hardware({"system": "gb200-nvl72", "count": 144, "scaleout_gbit_per_s": 800, "hbm_gb": 192})
-    assert (g.count, g.scaleup_domain_size, g.accelerator.hbm_gb) == (144, 72, 192)
+    assert (g.count, g.scaleup_domain_size, g.accelerator.hbm_gib) == (144, 72, 192)
     assert g.scaleout_bytes_per_s_per_gpu == 100e9
     with pytest.raises(SpecError, match="exactly one of 'gpu'"):
         resolve_hardware({"gpu": "h100-sxm", "system": "hgx-h100", "count": 8})

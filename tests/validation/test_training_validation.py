@@ -85,14 +85,18 @@ def test_regression_guard_overall(results):
     # 28.2 %, mean +3.4 % (the pessimistic Megatron-Core rows no longer offset the optimistic MPT /
     # ZeRO-3 / MT-NLG rows); trust A median 3.3 %, max 24.1 %, mean +2.2 %; H100 median 4.0 %,
     # max 21.1 %, mean +2.0 %; Megatron-Core's eleven rows -16.4 ... +4.0 %.
+    # Session 34: HBM capacity read as the GiB it is (JEDEC; 80 GB = 80 GiB, not 74.5), MT-NLG with
+    # Megatron-DeepSpeed's default dropout and its recompute: median 3.9 %, max 26.1 %, mean +3.5 %;
+    # trust A median 3.5 %, max 24.1 %, mean +2.4 %; H100 median 4.9 %, max 19.7 % (Nemotron-4 340B
+    # -21.1 -> -14.6 % with 2 recomputed layers per stage instead of 6), mean +2.6 %.
     # Guards = reached + a small margin.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.04
-    assert stats["all"].max_abs <= 0.295
-    assert stats["all"].mean_signed <= 0.036
-    assert stats["trust A"].median_abs <= 0.035
-    assert stats["trust A"].mean_signed <= 0.025
+    assert stats["all"].median_abs <= 0.041
+    assert stats["all"].max_abs <= 0.27
+    assert stats["all"].mean_signed <= 0.037
+    assert stats["trust A"].median_abs <= 0.037
+    assert stats["trust A"].mean_signed <= 0.026
     assert stats["trust A"].max_abs <= 0.25
     mcore = [e.error for k, e in by_id.items() if k.startswith("MCORE24")]
     assert len(mcore) == 11 and max(abs(e) for e in mcore) <= 0.18, mcore
@@ -100,9 +104,9 @@ def test_regression_guard_overall(results):
     assert stats["A100"].mean_signed <= 0.055
     ptd = [by_id[f"NAR21-T2-PTD-0{i}"].error for i in range(1, 7)]
     assert all(abs(e) <= 0.04 for e in ptd), ptd
-    assert stats["H100"].median_abs <= 0.045
-    assert stats["H100"].max_abs <= 0.225
-    assert abs(stats["H100"].mean_signed) <= 0.025
+    assert stats["H100"].median_abs <= 0.052
+    assert stats["H100"].max_abs <= 0.20  # the target, met on the H100 rows
+    assert abs(stats["H100"].mean_signed) <= 0.028
 
 
 def test_rows_name_the_catalog_model_they_ran():
@@ -241,12 +245,13 @@ def test_regression_guard_as_published():
     # clocks, bf16 and fp8): median 6.8 %, max 29.0 %, mean +2.5 %.  Session 31 (DeepSpeed's list
     # copies through HBM): median 7.1 %, max 28.2 %, mean +1.1 %.  Session 33 (NCCL's ring step
     # latency, every interleaving depth, TE's default TP overlap): median 5.7 %, max 28.2 %, mean
-    # +3.0 %.
+    # +3.0 %.  Session 34 (HBM in GiB; MT-NLG's dropout, which keeps its unrecomputed plan from
+    # fitting): median 5.7 %, max 26.1 %, mean +3.0 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
     by_id = {r.run.id: r for r in res}
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
     assert stats["all"].median_abs <= 0.062
-    assert stats["all"].max_abs <= 0.295
+    assert stats["all"].max_abs <= 0.27
     assert stats["all"].mean_signed <= 0.033

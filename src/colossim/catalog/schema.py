@@ -35,7 +35,11 @@ class Accelerator(_Row):
     dense_tflops_fp4: float | None = Field(default=None, gt=0)
     dense_tflops_16bit: float | None = Field(default=None, gt=0)
     dense_tops_int8: float | None = Field(default=None, gt=0)
-    hbm_gb: float | None = Field(default=None, gt=0)
+    #: Memory capacity as the datasheet quotes it ("80GB").  Memory capacities are binary: JEDEC's
+    #: prefixes for semiconductor storage (JESD100B.01) take G as 2^30, and an HBM stack is a power of
+    #: two (an 8-high stack of 16 Gbit dies holds 16 GiB; five make the A100 / H100's "80GB"), so
+    #: the figure is GiB.  Read as 1e9 bytes it would hide 7 % of every chip.
+    hbm_gib: float | None = Field(default=None, gt=0)
     hbm_tb_per_s: float | None = Field(default=None, gt=0)
     scaleup_link_gbit_per_s: float | None = Field(default=None, gt=0)
     scaleup_domain_size: int | None = Field(default=None, ge=1)
@@ -78,7 +82,7 @@ class Accelerator(_Row):
 
     @property
     def hbm_bytes(self) -> float | None:
-        return None if self.hbm_gb is None else units.gb_to_bytes(self.hbm_gb)
+        return None if self.hbm_gib is None else units.gib_to_bytes(self.hbm_gib)
 
     @property
     def hbm_bytes_per_s(self) -> float | None:

@@ -36,13 +36,13 @@ def list_chips(ctx: typer.Context,
         emit_json(chips)
         return
     t = Table(title="Accelerators (dense peaks)")
-    for col in ("id", "vendor", "year", "BF16 TF", "FP8 TF", "FP4 TF", "HBM GB", "HBM TB/s", "TDP W", "price USD"):
+    for col in ("id", "vendor", "year", "BF16 TF", "FP8 TF", "FP4 TF", "HBM GiB", "HBM TB/s", "TDP W", "price USD"):
         t.add_column(col, justify="left" if col in ("id", "vendor") else "right")
     for a in chips:
         lo, hi = a.price_usd_low, a.price_usd_high
         price = "-" if lo is None else (f"{lo:,.0f}" if lo == hi else f"{lo:,.0f}-{hi:,.0f}")
         t.add_row(a.id, a.vendor, str(a.release_year), fmt(a.tflops("bf16")), fmt(a.dense_tflops_fp8),
-                  fmt(a.dense_tflops_fp4), fmt(a.hbm_gb), fmt(a.hbm_tb_per_s), fmt(a.tdp_w), price)
+                  fmt(a.dense_tflops_fp4), fmt(a.hbm_gib), fmt(a.hbm_tb_per_s), fmt(a.tdp_w), price)
     console.print(t)
 
 

@@ -37,7 +37,7 @@ SPEC_METRICS: dict[str, tuple[str, str]] = {
     "fp8": ("dense 8-bit throughput (FP8, else INT8, else 16-bit)", "TFLOPS"),
     "tf32": ("dense TF32 tensor throughput", "TFLOPS"),
     "hbm_bandwidth": ("HBM bandwidth", "TB/s"),
-    "hbm_capacity": ("HBM capacity", "GB"),
+    "hbm_capacity": ("HBM capacity", "GiB"),
     "power": ("accelerator power (TDP): H100s drawing the same watts", "W"),
     "price": ("chip price: H100s costing the same dollars", "USD"),
 }
@@ -95,7 +95,7 @@ def metric_value(acc: Accelerator, metric: str) -> float | None:
     if metric == "hbm_bandwidth":
         return acc.hbm_tb_per_s
     if metric == "hbm_capacity":
-        return acc.hbm_gb
+        return acc.hbm_gib
     if metric == "power":
         return acc.tdp_w
     if metric == "price":

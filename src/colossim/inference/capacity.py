@@ -223,8 +223,8 @@ def largest_model(hardware: dict | SystemSpec, precision: str, *, kind: str = "d
     hw = resolve_hardware(hardware)
     per_gpu = hw.hbm_bytes
     if not per_gpu:
-        raise SpecError(f"chip '{hw.accelerator.id}' has no HBM capacity in the catalog: give hardware.hbm_gb",
-                        field="hardware.hbm_gb", value=None)
+        raise SpecError(f"chip '{hw.accelerator.id}' has no HBM capacity in the catalog: give hardware.hbm_gib",
+                        field="hardware.hbm_gib", value=None)
     fam = shape_family(kind)
     w, kv = BYTES_PER_ELEMENT[precision], BYTES_PER_ELEMENT[kvf]
     total = per_gpu * hw.count

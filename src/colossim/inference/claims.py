@@ -255,7 +255,7 @@ def _gb200_30x(c: Claim) -> ClaimCheck:
                f"{CLAIMED_SPEEDUP:g}x. The ratio is the product of FP4 (weights and activations at half the bytes "
                "and twice the FLOPs), the NVLink domain (expert and tensor parallelism across 72 GPUs instead of "
                f"8) and the chip itself ({g.hbm_tb_per_s / h.hbm_tb_per_s:.1f}x the HBM bandwidth, "
-               f"{g.hbm_gb / h.hbm_gb:.1f}x the capacity, {g.dense_tflops_fp8 / h.dense_tflops_fp8:.1f}x the FP8 "
+               f"{g.hbm_gib / h.hbm_gib:.1f}x the capacity, {g.dense_tflops_fp8 / h.dense_tflops_fp8:.1f}x the FP8 "
                "FLOPs). NVIDIA's figure is a projection made before GB200 shipped.")
     numbers = {"ratio": ratio, "gb200_tokens_per_s_per_gpu": r["tps"]["gb200"],
                "h100_tokens_per_s_per_gpu": r["tps"]["h100"], "ttft_slo_used_s": r["ttft_slo_used_s"],

@@ -11,7 +11,7 @@
   number of GPUs (accelerators), never nodes or racks.
 
 Overrides (any of them, either form): ``gpus_per_node``, ``scaleup_domain_size``,
-``scaleup_gbit_per_s`` (per GPU, one direction), ``scaleout_gbit_per_s`` (per GPU), ``hbm_gb``,
+``scaleup_gbit_per_s`` (per GPU, one direction), ``scaleout_gbit_per_s`` (per GPU), ``hbm_gib`` (datasheet "GB", binary),
 ``hbm_tb_per_s``, ``tdp_w``, ``node_power_kw``.  The team's reference hardware table names three
 of them differently, and those names are accepted too: ``scaleup_link_gbps_per_gpu``,
 ``scaleout_gbps_per_gpu`` (gigabits per second, the same units) and ``hbm_tbps`` (TB/s).  Unknown
@@ -78,7 +78,8 @@ class HardwareInput(BaseModel):
     scaleout_gbit_per_s: float | None = Field(
         None, ge=0, description="per GPU, one direction",
         validation_alias=AliasChoices("scaleout_gbit_per_s", "scaleout_gbps_per_gpu"))
-    hbm_gb: float | None = Field(None, gt=0)
+    hbm_gib: float | None = Field(None, gt=0, description="the datasheet's GB, which are GiB",
+                                 validation_alias=AliasChoices("hbm_gib", "hbm_gb"))
     hbm_tb_per_s: float | None = Field(None, gt=0,
                                        validation_alias=AliasChoices("hbm_tb_per_s", "hbm_tbps"))
     tdp_w: float | None = Field(None, gt=0)
@@ -108,7 +109,7 @@ def resolve_hardware(d: Mapping[str, Any] | SystemSpec) -> SystemSpec:
         acc = cat.accelerator(hw.gpu)
         system = next((s for s in cat.systems.values() if s.accelerator == acc.id), None)
 
-    acc_over = {k: v for k, v in (("hbm_gb", hw.hbm_gb), ("hbm_tb_per_s", hw.hbm_tb_per_s),
+    acc_over = {k: v for k, v in (("hbm_gib", hw.hbm_gib), ("hbm_tb_per_s", hw.hbm_tb_per_s),
                                   ("tdp_w", hw.tdp_w)) if v is not None}
     if acc_over:
         acc = acc.model_copy(update=acc_over)

@@ -3,8 +3,10 @@ NOT part of the engine: each scenario patches the default profiles or the rows f
 (an in-training H100 compute factor, TP overlap on rows that do not document it, the SM
 margin NVIDIA's tuned userbuffers configurations set, TP overlap that hides nothing, and each of
 the thirty-third round's three changes undone: the per-domain ring latency, the round list of
-interleaving depths), to show where the gap sits; the README's fourteenth, twenty-second,
-twenty-eighth, twenty-ninth, thirty-second and thirty-third rounds quote its tables.
+interleaving depths; the thirty-fourth's HBM read as 1e9 bytes again; Megatron-Core's per-chunk
+gradient sync under interleaving, which the engine leaves out), to show where the gap sits; the
+README's fourteenth, twenty-second, twenty-eighth, twenty-ninth, thirty-second, thirty-third and
+thirty-fourth rounds quote its tables.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from rich.table import Table
 import colossim.cost.comm as comm
 import colossim.cost.defaults as defaults
 import colossim.training.search as search
+import colossim.training.step as step
+from colossim import units
+from colossim.catalog.schema import Accelerator
 from colossim.cost.efficiency import default_profile
 from colossim.errorstats import error_stats
 from colossim.specs.training import load_spec
@@ -41,6 +46,18 @@ def per_domain_ring_latency(n, d, N, profile) -> np.ndarray:
 ROUND_VPP = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20)
 
 
+def interleaved_dp_overlap_factor(pp, vpp, n_micro) -> np.ndarray:
+    """Backward (forward) passes an overlapped DP reduce-scatter (all-gather) of a stage's weights
+    can hide under when the stage holds ``vpp`` model chunks: Megatron-Core syncs each chunk's
+    gradients as soon as its last micro-batch's backward is done (megatron-core 0.8
+    ``schedules.py``: ``grad_sync_func[chunk]`` when ``is_last_microbatch_for_model_chunk``), and the
+    schedule runs the chunks in groups of ``pp`` micro-batches, so ``(vpp - 1) x pp`` chunk
+    backwards of 1/vpp of a pass each follow the first chunk's.  The engine's window is one pass."""
+    v = np.maximum(np.asarray(vpp, dtype=float), 1.0)
+    group = np.minimum(np.asarray(pp, dtype=float), np.maximum(np.asarray(n_micro, dtype=float), 1.0))
+    return (1.0 + (v - 1.0) * group) / v
+
+
 @dataclasses.dataclass(frozen=True)
 class Scenario:
     """One what-if: the factors and switches it applies (the defaults leave the engine as is)."""
@@ -52,6 +69,8 @@ class Scenario:
     round_vpp: bool = False  # the pre-33 interleaving depths (ROUND_VPP)
     sm_margin: bool = False  # every overlapped row with userbuffers' SM margin (NVIDIA's tuned configs)
     tp_overlap_off: bool = False  # TP overlap off on every row: priced as hiding nothing
+    decimal_hbm: bool = False  # HBM capacity as 1e9 bytes per datasheet GB (before the 34th round)
+    chunk_dp_overlap: bool = False  # DP collectives hide under the chunks' passes (interleaved_dp_overlap_factor)
 
 
 SCENARIOS = (
@@ -64,13 +83,18 @@ SCENARIOS = (
     Scenario("engine + tuned overlap (SM margin) on NeMo/MLPerf/Nemotron", overlap=True, sm_margin=True),
     Scenario("engine, TP overlap hides nothing", tp_overlap_off=True),
     Scenario("engine, H100 x 0.95", h100=0.95),
+    Scenario("engine, HBM read as 1e9 bytes per GB (before the 34th round)", decimal_hbm=True),
+    Scenario("engine + per-chunk DP overlap under interleaving", chunk_dp_overlap=True),
+    Scenario("engine + per-chunk DP overlap, H100 x 0.9", chunk_dp_overlap=True, h100=0.9),
 )
 H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "MPT-7B-H")
 
 
-def _patch(h100: float, per_domain_latency: bool, round_vpp: bool = False):
+def _patch(h100: float, per_domain_latency: bool, round_vpp: bool = False, decimal_hbm: bool = False,
+           chunk_dp_overlap: bool = False):
     build = defaults.build_default_profile
     ring_pass, vpps = comm._ring_pass_latency, search.vpp_candidates
+    hbm, dp_seconds = Accelerator.hbm_bytes, step._dp_seconds
 
     def profile(chip):
         p = build(chip)
@@ -84,10 +108,18 @@ def _patch(h100: float, per_domain_latency: bool, round_vpp: bool = False):
         comm._ring_pass_latency = per_domain_ring_latency
     if round_vpp:
         search.vpp_candidates = lambda layers, pps: list(ROUND_VPP)
+    if decimal_hbm:
+        Accelerator.hbm_bytes = property(lambda a: None if a.hbm_gib is None else a.hbm_gib * units.GIGA)
+    if chunk_dp_overlap:  # the windows scale; ZeRO-3 plans never interleave, so their factor is 1
+        def chunked(ctx, plans, params, t_fwd_mb, t_bwd_mb, n_micro):
+            f = interleaved_dp_overlap_factor(plans.pp, plans.vpp, n_micro)
+            return dp_seconds(ctx, plans, params, t_fwd_mb * f, t_bwd_mb * f, n_micro)
+        step._dp_seconds = chunked
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
                     setattr(comm, "_ring_pass_latency", ring_pass),
-                    setattr(search, "vpp_candidates", vpps), default_profile.cache_clear())
+                    setattr(search, "vpp_candidates", vpps), setattr(Accelerator, "hbm_bytes", hbm),
+                    setattr(step, "_dp_seconds", dp_seconds), default_profile.cache_clear())
 
 
 def _errors(overlap: bool, tp_overlap_off: bool = False, sm_margin: bool = False) -> dict[str, float]:
@@ -115,7 +147,7 @@ if __name__ == "__main__":
     for col in ("scenario", "all", "trust A", "without DeepSpeed ZeRO-3", "H100"):
         table.add_column(col)
     for sc in SCENARIOS:
-        undo = _patch(sc.h100, sc.per_domain_latency, sc.round_vpp)
+        undo = _patch(sc.h100, sc.per_domain_latency, sc.round_vpp, sc.decimal_hbm, sc.chunk_dp_overlap)
         try:
             e = _errors(sc.overlap, sc.tp_overlap_off, sc.sm_margin)
         finally:

@@ -120,6 +120,9 @@ def test_hardware_defaults_and_overrides():
     g = resolve_hardware({"system": "gb200-nvl72", "count": 144, "scaleout_gbit_per_s": 800, "hbm_gb": 192})
     assert (g.count, g.scaleup_domain_size, g.accelerator.hbm_gib) == (144, 72, 192)
     assert g.scaleout_bytes_per_s_per_gpu == 100e9
+    # the datasheet's memory "GB" are binary (JEDEC): 80 GB of HBM hold 80 x 2^30 bytes
+    assert h.hbm_bytes == 80 * 2**30
+    assert resolve_hardware({"gpu": "h100-sxm", "count": 8, "hbm_gib": 94}).hbm_bytes == 94 * 2**30
     with pytest.raises(SpecError, match="exactly one of 'gpu'"):
         resolve_hardware({"gpu": "h100-sxm", "system": "hgx-h100", "count": 8})
 

@@ -52,6 +52,78 @@ def test_gb200_rack_at_fp4():
     assert r.layers > resolve_model("llama3.1-405b").layers  # a scaled-up Llama shape
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("precision", ["bf16", "fp8", "fp4"])
+def test_model_bytes_inverts_largest_model(kind, precision):
+    for kv in (0, 100_000):
+        r = largest_model(NVL72, precision, kind=kind, kv_tokens=kv)
+        assert model_bytes(r.params, precision, kind=kind, kv_tokens=kv) == pytest.approx(r.usable_bytes, rel=1e-9)
+        assert r.kv_bytes + r.weight_bytes == pytest.approx(r.usable_bytes)
+
+
+def test_kv_headroom_scales_with_depth_and_format():
+    r = largest_model(NVL72, "fp8", kind="dense", kv_tokens=1_000_000)
+    fam = shape_family("dense")
+    s = r.layers / fam.layers
+    assert r.kv_bytes == pytest.approx(1_000_000 * fam.kv_values_per_token(s) * 1.0)
+    assert largest_model(NVL72, "fp8", kind="dense", kv_tokens=1_000_000, kv_format="bf16").params < r.params
+
+
+def test_gpus_needed():
+    r = largest_model(NVL72, "fp4")
+    assert gpus_needed(r.params * 0.999, NVL72, "fp4") == 72
+    assert gpus_needed(r.params * 1.01, NVL72, "fp4") == 73
+    assert gpus_needed(27e12, NVL72, "fp4") > 72
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 600), extra=st.integers(1, 600), kind=st.sampled_from(KINDS),
+       kv=st.integers(0, 4_000_000), precision=st.sampled_from(["bf16", "fp8", "fp4"]))
+def test_monotone(n, extra, kind, kv, precision):
+    hw = {"gpu": "gb200", "count": n}
+    base = largest_model(hw, precision, kind=kind, kv_tokens=kv).params
+    # more GPUs -> a larger model
+    assert largest_model({"gpu": "gb200", "count": n + extra}, precision, kind=kind, kv_tokens=kv).params > base
+    # KV headroom -> a smaller model
+    assert largest_model(hw, precision, kind=kind, kv_tokens=kv + 1000).params < base
+    # narrower formats -> a larger model (fp4 > fp8 > bf16), KV at one format for all three
+    p = {f: largest_model(hw, f, kind=kind, kv_tokens=kv, kv_format="fp8").params for f in ("fp4", "fp8", "bf16")}
+    assert p["fp4"] > p["fp8"] > p["bf16"] > 0
+
+
+def test_capacity_table_rows():
+    rows = capacity_table("gb200-nvl72", "fp4", kv_tokens=32_768)
+    assert [(r.kind, r.kv_tokens) for r in rows] == [("dense", 0), ("dense", 32_768), ("moe", 0), ("moe", 32_768)]
+    assert all(r.gpus == 72 for r in rows)  # default: one system
+    d = rows[0].to_dict()
+    assert {"kind", "gpus", "chip", "precision", "hbm_tb", "usable_tb", "kv_cache_tb", "weights_tb",
+            "bytes_per_param", "params_t"} <= set(d)
+    json.dumps([r.to_dict() for r in rows])
+    with pytest.raises(AttributeError):
+        rows[0].params = 1.0  # frozen
+    assert len(capacity_table("hgx-h100", "fp8", kv_tokens=0)) == 2
+    assert capacity_table("hgx-h100", "fp8", kv_tokens=0)[0].gpus == 8
+    assert capacity_table("h100-sxm", "fp8", count=16, kv_tokens=0)[0].gpus == 16  # a chip id works too
+
+
+def test_capacity_accepts_a_system_spec():
+    hw = resolve_hardware(NVL72)
+    assert largest_model(hw, "fp8").params == largest_model(NVL72, "fp8").params
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda: largest_model(H100X8, "int3"), "precision"),
+    (lambda: largest_model(H100X8, "fp8", kind="sparse"), "kind"),
+    (lambda: largest_model(H100X8, "fp8", kv_tokens=-1), "kv_tokens"),
+    (lambda: largest_model(H100X8, "fp8", kv_format="fp2"), "kv_format"),
+    (lambda: largest_model(H100X8, "fp8", memory_fraction=1.5), "memory_fraction"),
+])
+def test_bad_input_is_one_line_naming_the_field(call, field):
+    with pytest.raises(SpecError) as e:
+        call()
+    assert e.value.field == field and "allowed" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_unknown_system():
     with pytest.raises(UnknownNameError) as e:
         capacity_table("gb200-nvl7", "fp4")

@@ -85,6 +85,10 @@ def test_disagreeing_sources_are_kept():
     alts = load_catalog().alternatives_for("b200")
     assert {a.value for a in alts if a.field == "dense_tflops_fp64"} == {37, 40, 31.04}
     assert [a.value for a in alts if a.field == "dense_tflops_fp64" and a.used_by_engine] == [37]
+    # every disagreeing value names a field the chip row has (a renamed column renames them too)
+    from colossim.catalog.schema import Accelerator
+    assert {a.field for c in load_catalog().accelerators for a in load_catalog().alternatives_for(c)} <= set(
+        Accelerator.model_fields)
 
 
 def _copy_with(tmp_path, name, edit):

@@ -11,8 +11,9 @@
   number of GPUs (accelerators), never nodes or racks.
 
 Overrides (any of them, either form): ``gpus_per_node``, ``scaleup_domain_size``,
-``scaleup_gbit_per_s`` (per GPU, one direction), ``scaleout_gbit_per_s`` (per GPU), ``hbm_gib`` (datasheet "GB", binary),
-``hbm_tb_per_s``, ``tdp_w``, ``node_power_kw``.  The team's reference hardware table names three
+``scaleup_gbit_per_s`` (per GPU, one direction), ``scaleout_gbit_per_s`` (per GPU), ``hbm_gib``
+(the datasheet's "GB", which are binary; ``hbm_gb`` is read as the same figure), ``hbm_tb_per_s``,
+``tdp_w``, ``node_power_kw``.  The team's reference hardware table names three
 of them differently, and those names are accepted too: ``scaleup_link_gbps_per_gpu``,
 ``scaleout_gbps_per_gpu`` (gigabits per second, the same units) and ``hbm_tbps`` (TB/s).  Unknown
 keys raise :class:`SpecError`.

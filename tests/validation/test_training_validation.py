@@ -94,7 +94,7 @@ def test_regression_guard_overall(results):
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.041
     assert stats["all"].max_abs <= 0.27
-    assert stats["all"].mean_signed <= 0.037
+    assert stats["all"].mean_signed <= 0.035
     assert stats["trust A"].median_abs <= 0.037
     assert stats["trust A"].mean_signed <= 0.026
     assert stats["trust A"].max_abs <= 0.25
@@ -106,7 +106,7 @@ def test_regression_guard_overall(results):
     assert all(abs(e) <= 0.04 for e in ptd), ptd
     assert stats["H100"].median_abs <= 0.052
     assert stats["H100"].max_abs <= 0.20  # the target, met on the H100 rows
-    assert abs(stats["H100"].mean_signed) <= 0.028
+    assert abs(stats["H100"].mean_signed) <= 0.024
 
 
 def test_rows_name_the_catalog_model_they_ran():
@@ -168,6 +168,22 @@ def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     assert tps[1] < 0.8 * tps[0]
     assert all(abs(by_id[f"NAR21-T2-Z3-0{i}"].error) <= 0.20 for i in (1, 2, 3))
     assert all(0.0 < by_id[f"NAR21-T2-Z3-0{i}"].error <= 0.25 for i in (4, 5, 6))
+
+
+def test_mlperf_v30_runs_use_the_attention_kernel_of_their_day(results):
+    # MLPerf Training v3.0 (NGC 23.04 container, results June 2023) predates FlashAttention-2
+    # (17 July 2023): the rows say flash1, and with FlashAttention-2 each would read 4-6 points
+    # faster (+14.7 / +10.4 / +3.1 % at 768 / 1,536 / 3,584 GPUs before, +9.4 / +5.6 / -0.7 % now).
+    by_id, _ = results
+    ids = ("MLPERF30-GPT3-768", "MLPERF30-GPT3-1536", "MLPERF30-GPT3-3584")
+    for rid in ids:
+        r = by_id[rid]
+        assert r.run.spec["parallelism"]["attention_kernel"] == "flash1", rid
+        assert "FlashAttention-2" in r.run.notes
+        flash2 = {**r.run.spec, "parallelism": {**r.run.spec["parallelism"], "attention_kernel": "flash2"}}
+        faster = estimate(load_spec(flash2)).tokens_per_s_per_gpu / r.predicted_tokens_per_s_per_gpu - 1
+        assert 0.03 < faster < 0.08, (rid, faster)
+        assert abs(r.error) <= 0.12, (rid, r.error)
 
 
 def test_moe_pretraining_run(results):

@@ -118,34 +118,34 @@ def _fp8_hold_factor(gemm: dict) -> float:
     return min(b.sustained_fraction / f.sustained_fraction, 1.0)
 
 
-def _patch(h100: float, per_domain_latency: bool, round_vpp: bool = False, decimal_hbm: bool = False,
-           chunk_dp_overlap: bool = False, fp8_tp_gather: bool = False, fp8_bf16_hold: bool = False):
+def _patch(sc: Scenario):
+    """Apply the scenario's engine patches; returns the function that undoes them."""
     build = defaults.build_default_profile
     ring_pass, vpps = comm._ring_pass_latency, search.vpp_candidates
     hbm, dp_seconds, layer_seconds = Accelerator.hbm_bytes, step._dp_seconds, step._layer_seconds
 
     def profile(chip):
         p = build(chip)
-        f = 1.0 if chip.startswith(("a100", "v100")) else h100
-        hold = _fp8_hold_factor(p.gemm) if fp8_bf16_hold else 1.0
+        f = 1.0 if chip.startswith(("a100", "v100")) else sc.h100
+        hold = _fp8_hold_factor(p.gemm) if sc.fp8_bf16_hold else 1.0
         gemm = {k: dataclasses.replace(v, max_efficiency=v.max_efficiency * f * (hold if k == "fp8" else 1.0))
                 for k, v in p.gemm.items()}
         att = dataclasses.replace(p.attention, max_efficiency=p.attention.max_efficiency * f)
         return dataclasses.replace(p, gemm=gemm, attention=att)
 
     defaults.build_default_profile = profile
-    if per_domain_latency:
+    if sc.per_domain_latency:
         comm._ring_pass_latency = per_domain_ring_latency
-    if round_vpp:
+    if sc.round_vpp:
         search.vpp_candidates = lambda layers, pps: list(ROUND_VPP)
-    if decimal_hbm:
+    if sc.decimal_hbm:
         Accelerator.hbm_bytes = property(lambda a: None if a.hbm_gib is None else a.hbm_gib * units.GIGA)
-    if chunk_dp_overlap:  # the windows scale; ZeRO-3 plans never interleave, so their factor is 1
+    if sc.chunk_dp_overlap:  # the windows scale; ZeRO-3 plans never interleave, so their factor is 1
         def chunked(ctx, plans, params, t_fwd_mb, t_bwd_mb, n_micro):
             f = interleaved_dp_overlap_factor(plans.pp, plans.vpp, n_micro)
             return dp_seconds(ctx, plans, params, t_fwd_mb * f, t_bwd_mb * f, n_micro)
         step._dp_seconds = chunked
-    if fp8_tp_gather:  # inside a layer an fp8 run's all-gathers are its SP gathers (MoE etp aside)
+    if sc.fp8_tp_gather:  # inside a layer an fp8 run's all-gathers are its SP gathers (MoE etp aside)
         def layer(ctx, plans, kind):
             if ctx.precision != "fp8":
                 return layer_seconds(ctx, plans, kind)
@@ -165,15 +165,15 @@ def _patch(h100: float, per_domain_latency: bool, round_vpp: bool = False, decim
                     default_profile.cache_clear())
 
 
-def _errors(overlap: bool, tp_overlap_off: bool = False, sm_margin: bool = False) -> dict[str, float]:
+def _errors(sc: Scenario) -> dict[str, float]:
     out = {}
     for r in validation_runs():
         spec = json.loads(r.spec_json)
-        if overlap and r.id.startswith(UNSTATED_OVERLAP):
+        if sc.overlap and r.id.startswith(UNSTATED_OVERLAP):
             spec["parallelism"].setdefault("tp_overlap", True)
-        if tp_overlap_off and "parallelism" in spec:
+        if sc.tp_overlap_off and "parallelism" in spec:
             spec["parallelism"]["tp_overlap"] = False
-        if sm_margin and spec.get("parallelism", {}).get("tp_overlap"):
+        if sc.sm_margin and spec.get("parallelism", {}).get("tp_overlap"):
             spec["parallelism"]["tp_overlap_sm_margin"] = True
         out[r.id] = estimate(load_spec(spec)).tokens_per_s_per_gpu / r.tokens_per_s_per_gpu_measured - 1
     return out
@@ -190,10 +190,9 @@ if __name__ == "__main__":
     for col in ("scenario", "all", "trust A", "without DeepSpeed ZeRO-3", "H100"):
         table.add_column(col)
     for sc in SCENARIOS:
-        undo = _patch(sc.h100, sc.per_domain_latency, sc.round_vpp, sc.decimal_hbm, sc.chunk_dp_overlap,
-                      sc.fp8_tp_gather, sc.fp8_bf16_hold)
+        undo = _patch(sc)
         try:
-            e = _errors(sc.overlap, sc.tp_overlap_off, sc.sm_margin)
+            e = _errors(sc)
         finally:
             undo()
         table.add_row(sc.label, _cell(list(e.values())), _cell([v for k, v in e.items() if k in trust_a]),

@@ -130,10 +130,11 @@ def test_schedule_constraints():
     assert list(schedule_allows("1f1b", pp, vpp, m)) == [True] * 6
     assert list(schedule_allows("zb1p", pp, vpp, m)) == [True, True, True, False, True, True]
     assert list(schedule_allows("dualpipe", pp, vpp, m)) == [True, True, False, False, False, True]
+    assert list(schedule_allows("deepspeed", pp, vpp, m)) == list(schedule_allows("zb1p", pp, vpp, m))
 
 
 def test_unknown_schedule_is_refused():
-    with pytest.raises(ValueError, match="allowed 1f1b, zb1p, dualpipe"):
+    with pytest.raises(ValueError, match="allowed 1f1b, zb1p, dualpipe, deepspeed"):
         pipeline_step_seconds(1.0, 2.0, 8, 4, 1, "gpipe")
 
 
@@ -191,3 +192,91 @@ def test_a_forward_heavy_head_moves_layers_off_the_last_stage():
     # the forward would then run at 3 x 1 + 1.2 = 4.2 s against the others' 4 x 1
     assert float(layers_on_last_stage(60, 16, 4.0, 2.7)) == 3
     assert float(layers_on_last_stage(60, 16, (1.0, 3.0), (1.2, 1.5))) == 2
+
+
+# --- DeepSpeed's pipeline engine: TrainSchedule replayed ------------------------------------------
+
+def _deepspeed_commands(stage: int, stages: int, m: int) -> list[tuple[str, int]]:
+    """One stage's command stream from deepspeed/runtime/pipe/schedule.py (v0.5.4) TrainSchedule:
+    ``steps`` and ``_step_to_micro_batch`` with its four ``_*_step_*_id`` helpers, as written there;
+    the loads, the reductions and the optimizer step left out."""
+    def mb_and_direction(step: int) -> tuple[int, bool]:
+        if step % 2 == 0 and stage % 2 == 0:
+            return step // 2 - stage // 2, True
+        if step % 2 == 1 and stage % 2 == 1:
+            return (step - 1) // 2 - stage // 2, True
+        if step % 2 == 0 and stage % 2 == 1:
+            return step // 2 - stages + (stage + 1) // 2, False
+        return (step - 1) // 2 - stages + 1 + stage // 2, False
+
+    def valid(i: int) -> bool:
+        return 0 <= i < m
+
+    cmds, prev = [], -1
+    for step in range(2 * (m + stages - 1)):
+        mb, forward = mb_and_direction(step)
+        if forward:
+            if valid(mb) and stage > 0:
+                cmds.append(("recv_act", mb))
+            if valid(prev) and stage > 0:
+                cmds.append(("send_grad", prev))
+        else:
+            if valid(prev) and stage < stages - 1:
+                cmds.append(("send_act", prev))
+            if valid(mb) and stage < stages - 1:
+                cmds.append(("recv_grad", mb))
+        if valid(mb):
+            cmds.append(("F" if forward else "B", mb))
+        prev = mb
+    return cmds
+
+
+def _deepspeed_step(stages: int, m: int, t_f: float, t_b: float, t_x: float) -> float:
+    """Step time of TrainSchedule when every send / recv blocks until its peer posts the matching
+    call (p2p.py ``send``/``recv`` with NCCL: a rendezvous) and then takes ``t_x``."""
+    peer_op = {"send_act": "recv_act", "recv_act": "send_act", "send_grad": "recv_grad", "recv_grad": "send_grad"}
+    prog = [_deepspeed_commands(s, stages, m) for s in range(stages)]
+    pc, clock = [0] * stages, [0.0] * stages
+    while any(pc[s] < len(prog[s]) for s in range(stages)):
+        moved = False
+        for s in range(stages):
+            while pc[s] < len(prog[s]):
+                op, mb = prog[s][pc[s]]
+                if op in ("F", "B"):
+                    clock[s] += t_f if op == "F" else t_b
+                    pc[s] += 1
+                    moved = True
+                    continue
+                q = s + 1 if op in ("send_act", "recv_grad") else s - 1
+                if pc[q] < len(prog[q]) and prog[q][pc[q]] == (peer_op[op], mb):
+                    clock[s] = clock[q] = max(clock[s], clock[q]) + t_x
+                    pc[s] += 1
+                    pc[q] += 1
+                    moved = True
+                    continue
+                break
+        assert moved, "the replay deadlocked"
+    return max(clock)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 12), st.integers(1, 40), st.integers(1, 3))
+@example(35, 240, 3)  # MT-NLG 530B on 2,240 GPUs: pp 35, 240 micro-batches, full recompute
+def test_deepspeed_transfers_on_the_critical_path_match_a_replay_of_train_schedule(p, m, b_over_f):
+    t_f, t_b = 1000.0, 1000.0 * b_over_f
+    base = _deepspeed_step(p, m, t_f, t_b, 0.0)
+    # no transfer time: DeepSpeed's schedule is 1F1B's, bubble and all
+    busy, bubble = pipeline_step_seconds(t_f, t_b, m, p, 1, "deepspeed")
+    assert base == busy + bubble == (m + p - 1) * (t_f + t_b)
+    # each unit of transfer time lengthens the step by the transfers in line
+    assert _deepspeed_step(p, m, t_f, t_b, 1.0) - base == p2p_exposed_transfers(p, 1, m, True, "deepspeed")
+
+
+def test_deepspeed_puts_twice_megatrons_transfers_in_line():
+    # Megatron-LM pairs the steady-state send and receive (send_forward_recv_backward): 2 (m + p - 1)
+    assert p2p_exposed_transfers(35, 1, 240, False, "1f1b") == 548
+    assert p2p_exposed_transfers(35, 1, 240, True, "deepspeed") == 4 * 240 + 2 * 35 - 8 == 1022
+    assert p2p_exposed_transfers(2, 1, 8, True, "deepspeed") == 16  # no middle stage
+    assert p2p_exposed_transfers(8, 1, 1, True, "deepspeed") == 14  # one micro-batch: fill and drain
+    assert p2p_exposed_transfers(1, 1, 8, True, "deepspeed") == 0
+    assert micro_batches_in_flight(8, 1, 64, "deepspeed") == 8

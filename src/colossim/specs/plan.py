@@ -37,7 +37,7 @@ EpCommOverlap = Literal["none", "shared_experts", "micro_batch"]
 #: Generations of fused attention kernel (see colossim.cost.compute.ATTENTION_KERNEL_RELATIVE_THROUGHPUT).
 AttentionKernel = Literal["flash2", "flash1", "flash3"]
 #: Pipeline schedules (see ParallelPlan.pipeline_schedule and colossim.training.pipeline).
-PipelineSchedule = Literal["1f1b", "zb1p", "dualpipe"]
+PipelineSchedule = Literal["1f1b", "zb1p", "dualpipe", "deepspeed"]
 
 PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
 
@@ -188,7 +188,9 @@ class ParallelPlan(BaseModel):
             "interleaved when vpp > 1, Megatron-LM); 'zb1p' (zero-bubble ZB-H1: the weight-gradient "
             "GEMMs fill the drain, Qi et al. 2023; DeepSeek-V2's HAI-LLM); 'dualpipe' (DeepSeek-V3: "
             "micro-batches fed from both ends, each GPU holding two stages; needs an even pp, vpp 1 "
-            "and at least 2 pp micro-batches)"))
+            "and at least 2 pp micro-batches); 'deepspeed' (DeepSpeed's pipeline engine, "
+            "Megatron-DeepSpeed / MT-NLG / BLOOM: 1F1B with every send and receive blocking on its "
+            "own, four in line per micro-batch; vpp 1)"))
     balance_stages: bool | None = Field(
         None,
         description=(

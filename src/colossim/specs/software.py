@@ -83,8 +83,9 @@ class SoftwareStack(BaseModel):
                                            "'shared_experts' (the shared experts' compute), 'micro_batch' "
                                            "(another micro-batch's forward/backward, DualPipe)")
     pipeline_schedule: PipelineSchedule = Field(description="the pipeline schedule: '1f1b' (interleaved "
-                                                "with vpp > 1), 'zb1p' (zero-bubble ZB-H1) or 'dualpipe' "
-                                                "(see colossim.training.pipeline)")
+                                                "with vpp > 1), 'zb1p' (zero-bubble ZB-H1), 'dualpipe' or "
+                                                "'deepspeed' (DeepSpeed's pipeline engine; see "
+                                                "colossim.training.pipeline)")
     balance_stages: bool = Field(description="the last pipeline stage may give layers up to the others "
                                  "to make room for the output head (see ParallelPlan.balance_stages)")
     moe_parallel_folding: bool = Field(False, description="the experts may take their own tensor-"

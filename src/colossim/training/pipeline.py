@@ -17,6 +17,13 @@ time of one micro-batch on one stage (all of its chunks).
   micro-batches of activations), and a forward chunk of one micro-batch runs overlapped with a
   backward chunk of another: bubble = (p/2 - 1)(F&B + t_b - 3 t_w), where F&B, the overlapped
   pair, takes t_f + t_b of compute (the communication hides inside it).
+- DeepSpeed's pipeline engine (``deepspeed``; deepspeed/runtime/pipe/schedule.py ``TrainSchedule``,
+  v0.3-0.9, the engine of Megatron-DeepSpeed, MT-NLG and BLOOM): the same 1F1B order, memory and
+  bubble, but each stage issues its sends and receives one by one, each blocking (p2p.py
+  ``send``/``recv``), and defers every send to its next step: a middle stage receives an
+  activation, sends the previous gradient back, runs the forward, then sends that activation on
+  and receives the next gradient, four transfers in line per micro-batch where Megatron's
+  ``send_forward_recv_backward`` pairs them (:func:`p2p_exposed_transfers`).
 - Uneven stages (layers not divisible by p): every stage runs at the pace of the slowest stage, so
   ``t_f``/``t_b`` are those of the stage with the most layers (plus the logits on the last stage);
   the last stage may hold fewer layers to make room for the logits (:func:`layers_on_last_stage`).
@@ -31,7 +38,7 @@ import numpy as np
 ArrayLike = np.ndarray | float | int
 
 #: The schedules :func:`pipeline_step_seconds` prices (``ParallelPlan.pipeline_schedule``).
-SCHEDULES = ("1f1b", "zb1p", "dualpipe")
+SCHEDULES = ("1f1b", "zb1p", "dualpipe", "deepspeed")
 
 
 def layers_on_slowest_stage(layers: ArrayLike, pp: ArrayLike) -> np.ndarray:
@@ -98,7 +105,7 @@ def pipeline_step_seconds(t_fwd: ArrayLike, t_bwd: ArrayLike, micro_batches: Arr
     ``t_fwd``/``t_bwd``: one micro-batch on the slowest stage (``t_bwd`` the whole backward);
     ``t_wgrad``: the weight-gradient part of ``t_bwd``.  Busy = m (t_f + t_b) for every schedule
     (each GPU runs every micro-batch through one stage once); bubble per ``schedule`` (module
-    docstring): '1f1b' (p - 1)/v (t_f + t_b); 'zb1p' (p - 1)(t_f + t_b - 2 t_w) with m >= p
+    docstring): '1f1b' and 'deepspeed' (p - 1)/v (t_f + t_b); 'zb1p' (p - 1)(t_f + t_b - 2 t_w) with m >= p
     micro-batches, (p - 1)(t_f + t_b) - (p - 1 + min(m - 1, p - 1)) t_w with fewer (there are not
     enough weight gradients to fill the drain; so a faster weight gradient never lengthens the
     step); 'dualpipe' (p/2 - 1)(t_f + 2 t_b - 3 t_w); none below zero."""
@@ -128,8 +135,10 @@ def micro_batches_in_flight(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayL
                             schedule: str = "1f1b") -> np.ndarray:
     """Micro-batches whose activations the first stage holds at the peak of the schedule.
 
-    1F1B (and ZB-H1, which keeps 1F1B's memory): the first stage runs p forward passes before its
-    first backward, so it holds min(p, m) micro-batches.  Interleaved with v chunks: Megatron-LM's
+    1F1B (and ZB-H1, which keeps 1F1B's memory, and DeepSpeed's TrainSchedule, whose first stage
+    also runs p forwards, on steps 0, 2, ..., 2p - 2, before its first backward on step 2p - 1): the
+    first stage runs p forward passes before its first backward, so it holds min(p, m)
+    micro-batches.  Interleaved with v chunks: Megatron-LM's
     warm-up runs (p - 1) * 2 + (v - 1) * p chunk-forwards on the first stage (schedules.py,
     ``get_num_warmup_microbatches``); in units of whole micro-batches (v chunks each) that is
     p * (1 + (p - 1) / (p v)) (Korthikanti et al. 2022, section 4.2.3), capped by m.  DualPipe:
@@ -153,14 +162,14 @@ def stage_copies(pp: ArrayLike, schedule: str = "1f1b") -> np.ndarray:
 
 
 def schedule_allows(schedule: str, pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike) -> np.ndarray:
-    """Plans a schedule can run.  '1f1b': all.  'zb1p': no interleaving (vpp 1).  'dualpipe':
+    """Plans a schedule can run.  '1f1b': all.  'zb1p' and 'deepspeed': no interleaving (vpp 1).  'dualpipe':
     vpp 1, and with pp > 1 an even pp and at least 2 pp micro-batches (half of them enter from each
     end, and each half must fill its p stages for the steady state that Table 2's bubble
     describes)."""
     p = np.asarray(pp, dtype=np.int64)
     v = np.asarray(vpp, dtype=np.int64)
     m = np.asarray(micro_batches, dtype=float)
-    if schedule == "zb1p":
+    if schedule in ("zb1p", "deepspeed"):
         return v == 1
     if schedule == "dualpipe":
         return (v == 1) & ((p == 1) | ((p % 2 == 0) & (m >= 2 * p)))
@@ -178,11 +187,24 @@ def p2p_exposed_transfers(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLik
     (Megatron-Core ``--overlap-p2p-communication``, 2023) the steady-state transfers overlap with
     the next chunk's compute; only the fill and drain, 2 (p - 1), stay exposed.  DualPipe hides
     its steady-state transfers inside the overlapped forward-backward pairs (DeepSeek-V3 report
-    sec. 3.2.1): the fill and drain too.  No transfers without pipeline parallelism."""
+    sec. 3.2.1): the fill and drain too.  No transfers without pipeline parallelism.
+
+    DeepSpeed's ``TrainSchedule`` (``schedule`` 'deepspeed', no interleaving) sends and receives
+    one tensor at a time, each call blocking, and defers each send to the stage's next step
+    (RecvActivation, SendGrad, ForwardPass on a forward step; SendActivation, RecvGrad,
+    BackwardPass on a backward step).  A middle stage thus runs four transfers in line per
+    micro-batch, each a rendezvous with a neighbour on the same path: 4 m + 2 p - 8 transfers on the
+    critical path for p >= 3 and m >= 2, 2 (p - 1) with one micro-batch, 2 m for two stages (no
+    middle stage: the first stage only sends activations, the last only sends gradients).  The
+    counts are those of a discrete-event run of the schedule's command streams, whatever t_f and
+    t_b (tests/unit/test_pipeline.py replays it)."""
     p = np.asarray(pp, dtype=float)
     v = np.asarray(vpp, dtype=float)
     m = np.asarray(micro_batches, dtype=float)
     blocking = 2.0 * (v * m + p - 1.0)
     overlapped = 2.0 * (p - 1.0)
     hidden = ((v > 1) | (schedule == "dualpipe")) & np.asarray(overlap, dtype=bool)
+    if schedule == "deepspeed":
+        in_line = np.where(p > 2, np.maximum(4.0 * m + 2.0 * p - 8.0, 2.0 * (p - 1.0)), 2.0 * m)
+        return np.where(p > 1, in_line, 0.0)
     return np.where(p > 1, np.where(hidden, overlapped, blocking), 0.0)

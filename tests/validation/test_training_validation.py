@@ -89,12 +89,14 @@ def test_regression_guard_overall(results):
     # Megatron-DeepSpeed's default dropout and its recompute: median 3.9 %, max 26.1 %, mean +3.5 %;
     # trust A median 3.5 %, max 24.1 %, mean +2.4 %; H100 median 4.9 %, max 19.7 % (Nemotron-4 340B
     # -21.1 -> -14.6 % with 2 recomputed layers per stage instead of 6), mean +2.6 %.
+    # Session 36: MT-NLG and BLOOM run DeepSpeed's pipeline schedule (four blocking transfers per
+    # micro-batch): max 24.1 % (the ZeRO-3 530B row), mean +3.2 %; MT-NLG +18.4 / +19.4 / +23.9 %.
     # Guards = reached + a small margin.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.041
-    assert stats["all"].max_abs <= 0.27
-    assert stats["all"].mean_signed <= 0.035
+    assert stats["all"].max_abs <= 0.25
+    assert stats["all"].mean_signed <= 0.034
     assert stats["trust A"].median_abs <= 0.037
     assert stats["trust A"].mean_signed <= 0.026
     assert stats["trust A"].max_abs <= 0.25
@@ -184,6 +186,22 @@ def test_mlperf_v30_runs_use_the_attention_kernel_of_their_day(results):
         faster = estimate(load_spec(flash2)).tokens_per_s_per_gpu / r.predicted_tokens_per_s_per_gpu - 1
         assert 0.03 < faster < 0.08, (rid, faster)
         assert abs(r.error) <= 0.12, (rid, r.error)
+
+
+def test_deepspeed_pipeline_runs_use_its_schedule(results):
+    # MT-NLG and BLOOM pipelined with DeepSpeed's PipelineEngine: the rows say so, and its four
+    # blocking transfers per micro-batch (Megatron-LM's two) cost each 2-3 points (MT-NLG 2,240 /
+    # 2,800 / 3,360 GPUs +20.7 / +21.5 / +26.1 % with Megatron's pairing, +18.4 / +19.4 / +23.9 %
+    # now; BLOOM +2.1 -> -0.7 %).
+    by_id, _ = results
+    ids = ("MTNLG530B-2240", "MTNLG530B-2800", "MTNLG530B-3360", "BLOOM176B-PROD")
+    for rid in ids:
+        r = by_id[rid]
+        assert r.run.spec["parallelism"]["pipeline_schedule"] == "deepspeed", rid
+        assert "TrainSchedule" in r.run.notes
+        paired = {**r.run.spec, "parallelism": {**r.run.spec["parallelism"], "pipeline_schedule": "1f1b"}}
+        faster = estimate(load_spec(paired)).tokens_per_s_per_gpu / r.predicted_tokens_per_s_per_gpu - 1
+        assert 0.01 < faster < 0.04, (rid, faster)
 
 
 def test_moe_pretraining_run(results):

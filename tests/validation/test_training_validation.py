@@ -172,6 +172,15 @@ def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     assert all(0.0 < by_id[f"NAR21-T2-Z3-0{i}"].error <= 0.25 for i in (4, 5, 6))
 
 
+def _flag_and_its_effect(r, flag: str, written: str, other: str, why: str) -> float:
+    """Assert that row ``r``'s spec writes ``parallelism.flag = written`` with ``why`` in its notes,
+    and return how much faster the row predicts with ``other`` instead."""
+    assert r.run.spec["parallelism"][flag] == written, r.run.id
+    assert why in r.run.notes, r.run.id
+    swapped = {**r.run.spec, "parallelism": {**r.run.spec["parallelism"], flag: other}}
+    return estimate(load_spec(swapped)).tokens_per_s_per_gpu / r.predicted_tokens_per_s_per_gpu - 1
+
+
 def test_mlperf_v30_runs_use_the_attention_kernel_of_their_day(results):
     # MLPerf Training v3.0 (NGC 23.04 container, results June 2023) predates FlashAttention-2
     # (17 July 2023): the rows say flash1, and with FlashAttention-2 each would read 4-6 points
@@ -180,10 +189,7 @@ def test_mlperf_v30_runs_use_the_attention_kernel_of_their_day(results):
     ids = ("MLPERF30-GPT3-768", "MLPERF30-GPT3-1536", "MLPERF30-GPT3-3584")
     for rid in ids:
         r = by_id[rid]
-        assert r.run.spec["parallelism"]["attention_kernel"] == "flash1", rid
-        assert "FlashAttention-2" in r.run.notes
-        flash2 = {**r.run.spec, "parallelism": {**r.run.spec["parallelism"], "attention_kernel": "flash2"}}
-        faster = estimate(load_spec(flash2)).tokens_per_s_per_gpu / r.predicted_tokens_per_s_per_gpu - 1
+        faster = _flag_and_its_effect(r, "attention_kernel", "flash1", "flash2", "FlashAttention-2")
         assert 0.03 < faster < 0.08, (rid, faster)
         assert abs(r.error) <= 0.12, (rid, r.error)
 
@@ -196,11 +202,7 @@ def test_deepspeed_pipeline_runs_use_its_schedule(results):
     by_id, _ = results
     ids = ("MTNLG530B-2240", "MTNLG530B-2800", "MTNLG530B-3360", "BLOOM176B-PROD")
     for rid in ids:
-        r = by_id[rid]
-        assert r.run.spec["parallelism"]["pipeline_schedule"] == "deepspeed", rid
-        assert "TrainSchedule" in r.run.notes
-        paired = {**r.run.spec, "parallelism": {**r.run.spec["parallelism"], "pipeline_schedule": "1f1b"}}
-        faster = estimate(load_spec(paired)).tokens_per_s_per_gpu / r.predicted_tokens_per_s_per_gpu - 1
+        faster = _flag_and_its_effect(by_id[rid], "pipeline_schedule", "deepspeed", "1f1b", "TrainSchedule")
         assert 0.01 < faster < 0.04, (rid, faster)
 
 

@@ -201,10 +201,10 @@ def p2p_exposed_transfers(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLik
     p = np.asarray(pp, dtype=float)
     v = np.asarray(vpp, dtype=float)
     m = np.asarray(micro_batches, dtype=float)
-    blocking = 2.0 * (v * m + p - 1.0)
-    overlapped = 2.0 * (p - 1.0)
-    hidden = ((v > 1) | (schedule == "dualpipe")) & np.asarray(overlap, dtype=bool)
     if schedule == "deepspeed":
         in_line = np.where(p > 2, np.maximum(4.0 * m + 2.0 * p - 8.0, 2.0 * (p - 1.0)), 2.0 * m)
         return np.where(p > 1, in_line, 0.0)
+    blocking = 2.0 * (v * m + p - 1.0)
+    overlapped = 2.0 * (p - 1.0)
+    hidden = ((v > 1) | (schedule == "dualpipe")) & np.asarray(overlap, dtype=bool)
     return np.where(p > 1, np.where(hidden, overlapped, blocking), 0.0)

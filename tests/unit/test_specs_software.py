@@ -6,7 +6,11 @@ import pytest
 
 from colossim.catalog import load_catalog
 from colossim.errors import SpecError, UnknownNameError
-from colossim.specs.software import STACK_FLAGS, default_stack, software_stacks
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from colossim.specs.plan import ParallelPlan
+from colossim.specs.software import STACK_FLAGS, default_stack, plan_needs, resolve_stack, software_stacks
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
 
@@ -53,6 +57,66 @@ def test_naming_the_stack_overrides_the_chip_default_and_todays_software_is_fast
 def test_the_2021_runtime_reproduces_the_published_2021_run():
     est = estimate(load_spec(NAR21_T1_01))
     assert est.tokens_per_s_per_gpu == pytest.approx(NAR21_T1_01_TOKENS_PER_S_PER_GPU, rel=0.15)
+
+
+# Korthikanti et al. 2022 Table 5, 22B on 8 A100: sequence parallelism + selective recompute, as the
+# team's reference set writes it (no software named)
+KOR22_22B = {"model": {"layers": 48, "hidden": 6144, "ffn_hidden": 24576, "heads": 64, "kv_heads": 64,
+                       "vocab": 51200, "seq_len": 2048, "activation": "gelu"},
+             "hardware": {"gpu": "a100-80gb-sxm", "count": 8},
+             "parallelism": {"tp": 8, "pp": 1, "cp": 1, "dp": 1, "micro_batch": 4, "recompute": "selective",
+                             "zero": 0, "sequence_parallel": True},
+             "training": {"global_batch": 4}}
+KOR22_22B_TOKENS_PER_S_PER_GPU = 928  # Table 5's 22B step, through its App. A FLOPs (validation row KOR22-T5-01)
+
+
+def test_a_plan_using_what_the_default_lacked_runs_the_release_that_added_it():
+    bare = load_spec(KOR22_22B)
+    assert bare.training.software == "megatron-lm-2022"
+    named = load_spec({**KOR22_22B, "training": {"global_batch": 4, "software": "megatron-lm-2022"}})
+    assert estimate(bare).tokens_per_s_per_gpu == pytest.approx(estimate(named).tokens_per_s_per_gpu, rel=1e-12)
+    assert estimate(bare).tokens_per_s_per_gpu == pytest.approx(KOR22_22B_TOKENS_PER_S_PER_GPU, rel=0.05)
+    # the feature alone decides: each of the two is enough, neither keeps the chip's default
+    one = {**KOR22_22B["parallelism"], "recompute": "full"}
+    assert load_spec({**KOR22_22B, "parallelism": one}).training.software == "megatron-lm-2022"
+    neither = {**one, "sequence_parallel": False}
+    assert load_spec({**KOR22_22B, "parallelism": neither}).training.software == "megatron-lm-2021"
+    # a stack the spec names is kept even where it lacks what the plan asks for
+    old = load_spec({**KOR22_22B, "training": {"global_batch": 4, "software": "megatron-lm-2021"}})
+    assert old.training.software == "megatron-lm-2021"
+
+
+def test_every_successor_is_a_stack_of_the_catalog_and_no_line_loops():
+    stacks = software_stacks()
+    for s in stacks.values():
+        seen = {s.id}
+        while s.successor:
+            assert s.successor in stacks and s.successor not in seen
+            s = stacks[s.successor]
+            seen.add(s.id)
+
+
+@settings(max_examples=200, deadline=None)
+@given(year=st.sampled_from([2017, 2020, 2022, 2024]), sp=st.sampled_from([None, True, False]),
+       recompute=st.sampled_from([None, "none", "selective", "full"]), block=st.sampled_from([None, 2]))
+def test_the_resolved_stack_is_the_default_or_the_first_successor_that_has_what_the_plan_asks(
+        year, sp, recompute, block):
+    if block is not None and recompute not in (None, "full"):
+        recompute = "full"
+    plan = ParallelPlan(sequence_parallel=sp, recompute=recompute, recompute_num_layers=block)
+    default = default_stack(year)
+    got = resolve_stack(None, year, None, plan)
+    line = [default]
+    while line[-1].successor:
+        line.append(software_stacks()[line[-1].successor])
+    if plan_needs(plan, default) is None:
+        assert got == default
+    else:
+        admitting = [s for s in line if plan_needs(plan, s) is None]
+        assert got == (admitting[0] if admitting else default)
+    # a named stack, or the model's own, is never replaced
+    assert resolve_stack("megatron-lm-2021", year, None, plan).id == "megatron-lm-2021"
+    assert resolve_stack(None, year, "pytorch-fsdp-2023", plan).id == "pytorch-fsdp-2023"
 
 
 def test_an_unknown_stack_names_the_field_and_the_allowed_ones():

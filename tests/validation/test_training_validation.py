@@ -282,12 +282,17 @@ def test_regression_guard_as_published():
     # copies through HBM): median 7.1 %, max 28.2 %, mean +1.1 %.  Session 33 (NCCL's ring step
     # latency, every interleaving depth, TE's default TP overlap): median 5.7 %, max 28.2 %, mean
     # +3.0 %.  Session 34 (HBM in GiB; MT-NLG's dropout, which keeps its unrecomputed plan from
-    # fitting): median 5.7 %, max 26.1 %, mean +3.0 %.
+    # fitting): median 5.7 %, max 26.1 %, mean +3.0 %.  Session 37 (a plan asking for what the
+    # chip's default stack lacked runs the release that added it: Korthikanti's sequence-parallel,
+    # selective-recompute rows on Megatron-LM 3.0, as annotated): median 4.8 %, max 26.1 %, mean
+    # +3.6 %; the mean rises because those five rows (-9 ... +0 %) no longer offset optimistic ones.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
     by_id = {r.run.id: r for r in res}
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
-    assert stats["all"].median_abs <= 0.062
+    kor = [r for r in res if r.run.id.startswith("KOR22-T5-0") or r.run.id == "KOR22-DP8-530B"]
+    assert len(kor) == 5 and all(abs(r.error) <= 0.04 for r in kor)
+    assert stats["all"].median_abs <= 0.052
     assert stats["all"].max_abs <= 0.27
-    assert stats["all"].mean_signed <= 0.033
+    assert stats["all"].mean_signed <= 0.038

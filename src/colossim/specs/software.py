@@ -15,7 +15,10 @@ Without ``training.software`` the chip's launch decides (:func:`default_stack`):
 latest ``default_for_chips_released_from`` year not after the chip's release year.  That is a
 modelling assumption, stated here: a spec that names an A100 and nothing about its software is
 taken to describe the software its published runs used; to plan an A100 cluster with today's
-software, write ``training.software: megatron-core-2024``.
+software, write ``training.software: megatron-core-2024``.  A plan that asks for something that
+stack did not have (sequence parallelism, selective or block recompute) ran a later release: the
+stack's ``successor`` in its line, the first that has it (:func:`plan_needs`); Korthikanti et
+al. 2022's runs on A100s thus price as Megatron-LM 3.0, the release that introduced them.
 """
 
 from __future__ import annotations
@@ -97,6 +100,9 @@ class SoftwareStack(BaseModel):
     default_for_chips_released_from: int | None = Field(
         None, ge=0, description="chips released in this year or later default to this stack (until a later "
         "stack's year); blank: never a chip's default (a model's catalog row may name it)")
+    successor: str | None = Field(None, description="the stack that followed this one in the same code "
+                                  "line (an id of this catalog); a plan asking for something this stack "
+                                  "lacks moves to it when the stack was only the chip's default")
     source: str
     notes: str | None = None
 
@@ -134,13 +140,34 @@ def default_stack(release_year: int) -> SoftwareStack:
     return chosen
 
 
-def resolve_stack(name: str | None, release_year: int, model_software: str | None = None) -> SoftwareStack:
+def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
+    """The first plan field the spec sets to something ``stack`` did not have, or None: sequence
+    parallelism where the stack fixes it off, a recompute mode outside its ``recompute_modes``,
+    ``recompute_num_layers`` (the block method) where it has no ``recompute_block``.  Fields the
+    spec leaves open never count: the search keeps to the stack."""
+    if plan.sequence_parallel is True and stack.sequence_parallel is False:
+        return "sequence_parallel"
+    if plan.recompute is not None and plan.recompute.value not in stack.recompute_choices:
+        return "recompute"
+    if plan.recompute_num_layers is not None and not stack.recompute_block:
+        return "recompute_num_layers"
+    return None
+
+
+def resolve_stack(name: str | None, release_year: int, model_software: str | None = None,
+                  plan: ParallelPlan | None = None) -> SoftwareStack:
     """The named stack; when ``name`` is None, the stack the model's catalog row names
-    (``model_software``: the framework of its developers' published runs), else the chip's default.
+    (``model_software``: the framework of its developers' published runs), else the chip's default
+    or, when ``plan`` asks for something that one lacks (:func:`plan_needs`), the first of its
+    successors that has it (the default again if none has).
     An unknown name raises :class:`UnknownNameError` naming ``training.software`` and the stacks."""
     name = name if name is not None else model_software
     if name is None:
-        return default_stack(release_year)
+        stack = default_stack(release_year)
+        later = stack
+        while plan is not None and plan_needs(plan, later) and later.successor:
+            later = software_stacks()[later.successor]
+        return later if plan is not None and not plan_needs(plan, later) else stack
     stacks = software_stacks()
     key = name.strip().lower()
     if key not in stacks:
@@ -157,4 +184,5 @@ def apply_stack(plan: ParallelPlan, stack: SoftwareStack) -> ParallelPlan:
     return plan.model_copy(update=fill) if fill else plan
 
 
-__all__ = ["STACK_FLAGS", "SoftwareStack", "apply_stack", "default_stack", "resolve_stack", "software_stacks"]
+__all__ = ["STACK_FLAGS", "SoftwareStack", "apply_stack", "default_stack", "plan_needs", "resolve_stack",
+           "software_stacks"]

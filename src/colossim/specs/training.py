@@ -143,7 +143,7 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     plan = validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism")
     check_attention_kernel(plan.attention_kernel, hardware.accelerator)
     stack = resolve_stack(workload.software, hardware.accelerator.release_year,
-                          load_model_catalog().software_of(model.name))
+                          load_model_catalog().software_of(model.name), plan)
     plan = apply_stack(plan, stack)
     workload = workload.model_copy(update={"software": stack.id})
     if validate:

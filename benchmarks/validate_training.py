@@ -1,6 +1,8 @@
 """Accuracy of the training engine on the published runs: prints the per-run table and the error
 statistics by group, then the published steps outside the reference set (apart, outside the
-targets).  Run: .venv/bin/python benchmarks/validate_training.py [--trust A]"""
+targets).  With --runs FILE, the runs of that CSV file instead (the team's reference format, each
+spec as written).
+Run: .venv/bin/python benchmarks/validate_training.py [--trust A] [--runs FILE]"""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from colossim.cli.validate import print_extra_training_table, print_training_tab
 
 if __name__ == "__main__":
     trust = sys.argv[sys.argv.index("--trust") + 1] if "--trust" in sys.argv else None
-    results, stats = run_training_validation(trust)
+    runs_file = sys.argv[sys.argv.index("--runs") + 1] if "--runs" in sys.argv else None
+    results, stats = run_training_validation(trust, runs_file=runs_file)
     print_training_table(results, stats)
-    extra, extra_stats = run_training_validation(trust, extra=True)
-    if extra:
-        print_extra_training_table(extra, extra_stats)
+    if runs_file is None:
+        extra, extra_stats = run_training_validation(trust, extra=True)
+        if extra:
+            print_extra_training_table(extra, extra_stats)

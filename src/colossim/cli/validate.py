@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import typer
 from rich.progress import Progress
@@ -43,13 +44,19 @@ def _validate_runs(validate, runs: list, label: str, show_progress: bool) -> lis
 
 
 def run_training_validation(trust: str | None = None, show_progress: bool = True, extra: bool = False,
-                            as_published: bool = False):
+                            as_published: bool = False, runs_file: str | Path | None = None):
     """Validation results and grouped statistics (used by the CLI and the benchmark scripts); with
     ``extra``, of the published steps outside the reference set instead; with ``as_published``,
-    from the team's specs exactly as written (no catalog names, no dated flags)."""
-    from colossim.training.validate import extra_runs, grouped_stats, validate, validation_runs
+    from the team's specs exactly as written (no catalog names, no dated flags); with
+    ``runs_file``, of the runs in that CSV file (the team's reference format), their specs as
+    written (:func:`colossim.training.validate.load_runs`)."""
+    from colossim.training.validate import extra_runs, grouped_stats, load_runs, validate, validation_runs
 
-    runs = [r for r in (extra_runs() if extra else validation_runs()) if trust is None or r.trust in trust]
+    if runs_file is not None:
+        source, as_published = load_runs(runs_file), True
+    else:
+        source = extra_runs() if extra else validation_runs()
+    runs = [r for r in source if trust is None or r.trust in trust]
     if as_published:
         runs = [r for r in runs if r.spec_as_published is not None]
     results = _validate_runs(partial(validate, predict_training, as_published=as_published), runs,
@@ -90,21 +97,29 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
                  trust: str | None = typer.Option(None, help="Only runs of these trust levels, e.g. A or AB."),
                  as_published: bool = typer.Option(False, "--as-published",
                                                    help="The team's specs exactly as written: what a run "
-                                                        "nobody annotated looks like to the engine.")) -> None:
+                                                        "nobody annotated looks like to the engine."),
+                 runs: Path | None = typer.Option(None, "--runs", metavar="FILE",
+                                                  help="Validate the runs of this CSV file instead (the team's "
+                                                       "reference format: id, source, model_name, gpu_type, "
+                                                       "num_gpus, measured_metric, measured_value, "
+                                                       "tokens_per_s_per_gpu_measured, spec_json; trust from "
+                                                       "the notes' trust=X), each spec as written.")) -> None:
     """Predict every published training run and print the errors; then, apart and outside the
-    targets, the published steps that are not in the reference set."""
+    targets, the published steps that are not in the reference set.  With --runs, the runs of a
+    file of published runs instead, each spec as written."""
     def rows(rs):
         return [{"id": r.run.id, "published": r.run.tokens_per_s_per_gpu_measured,
                  "predicted": r.predicted_tokens_per_s_per_gpu, "error": r.error,
                  "plan": r.plan, "failure": r.failure} for r in rs]
 
-    results, stats = run_training_validation(trust, show_progress=not json_out, as_published=as_published)
-    if as_published:
+    results, stats = run_training_validation(trust, show_progress=not json_out, as_published=as_published,
+                                             runs_file=runs)
+    if as_published or runs is not None:
         if json_out:
             emit_json({"runs": rows(results), "stats": stats})
         else:
-            print_training_table(results, stats, title="Training, specs as published: predicted vs "
-                                                       "published tokens/s/GPU")
+            what = f"runs of {runs.name}, specs as written" if runs is not None else "specs as published"
+            print_training_table(results, stats, title=f"Training, {what}: predicted vs published tokens/s/GPU")
         return
     extra, extra_stats = run_training_validation(trust, show_progress=not json_out, extra=True)
     if json_out:

@@ -211,3 +211,46 @@ def test_a_label_names_a_shape_only_where_the_shape_agrees():
     bare = {"seq_len": 4096, "activation": "swiglu"}
     m = resolve_model(name_by_label(bare, "Llama 2 70B"))
     assert (m.layers, m.hidden, m.seq_len) == (80, 8192, 4096)
+
+
+# Mixtral 8x7B as a table writes it (Jiang et al. 2024 Table 1): the MLP width is each expert's
+MIXTRAL_AS_TABLED = {"layers": 32, "hidden": 4096, "ffn_hidden": 14336, "heads": 32, "kv_heads": 8,
+                     "vocab": 32000, "seq_len": 4096, "activation": "swiglu", "experts": 8, "top_k": 2}
+
+
+def test_an_moe_table_row_reads_its_mlp_width_as_the_experts():
+    from colossim.specs.model import name_by_label
+
+    m = resolve_model(MIXTRAL_AS_TABLED)
+    catalog = resolve_model("mixtral-8x7b")
+    assert m.name.startswith("mixtral-8x7b") and (m.moe_ffn_hidden, m.ffn_hidden) == (14336, None)
+    assert m.params_total == catalog.params_total and m.params_active == catalog.params_active
+    # the reference file's column names for the MoE fields
+    renamed = {k: v for k, v in MIXTRAL_AS_TABLED.items() if k not in ("experts", "top_k")}
+    assert resolve_model({**renamed, "moe_experts": 8, "moe_topk": 2}).params_active == catalog.params_active
+    # the row's label names the catalog model when the shape agrees, not when the width differs
+    assert name_by_label(MIXTRAL_AS_TABLED, "Mixtral 8x7B")["name"] == "mixtral-8x7b"
+    assert "name" not in name_by_label({**MIXTRAL_AS_TABLED, "ffn_hidden": 16384}, "Mixtral 8x7B")
+    # another width is another model: not completed from Mixtral's row
+    wider = resolve_model({**MIXTRAL_AS_TABLED, "ffn_hidden": 16384})
+    assert not wider.name.startswith("mixtral") and wider.moe_ffn_hidden == 16384
+
+
+def test_an_moe_table_row_with_dense_layers_must_say_which_width_is_the_experts():
+    with pytest.raises(SpecError) as e:
+        # a shape of no catalog model (heads 34), so nothing settles which width the table gave
+        resolve_model({**MIXTRAL_AS_TABLED, "heads": 34, "kv_heads": 2, "head_dim": 128, "first_dense_layers": 1})
+    assert "moe_ffn_hidden" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("width", [18432, 2048])
+def test_an_moe_table_width_may_be_the_dense_layers_or_the_experts(width):
+    # DeepSeek-V3 (arXiv:2412.19437): dense layers 18432 wide, experts 2048; a table gives one of them
+    from colossim.specs.model import name_by_label
+
+    bare = {"layers": 61, "hidden": 7168, "heads": 128, "vocab": 129280, "seq_len": 4096,
+            "activation": "swiglu", "experts": 256, "top_k": 8, "ffn_hidden": width}
+    m, catalog = resolve_model(bare), resolve_model("deepseek-v3")
+    assert m.name.startswith("deepseek-v3") and (m.ffn_hidden, m.moe_ffn_hidden) == (18432, 2048)
+    assert m.params_total == catalog.params_total
+    assert resolve_model(name_by_label(bare, "DeepSeek-V3")).params_total == catalog.params_total

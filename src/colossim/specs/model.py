@@ -382,6 +382,50 @@ def load_model_catalog() -> ModelCatalog:
     return ModelCatalog({r.id: r for r in rows}, aliases)
 
 
+#: Names published tables (and the team's reference file's columns) give MoE fields, and the spec
+#: field each one is.
+TABLE_FIELD_NAMES = {"moe_experts": "experts", "moe_topk": "top_k"}
+
+
+def read_table_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A model mapping with the MoE fields as published tables name them (``moe_experts`` /
+    ``moe_topk``, the reference file's columns) renamed to the spec's (``experts`` / ``top_k``)
+    where those are not given."""
+    d = dict(data)
+    for table, field in TABLE_FIELD_NAMES.items():
+        if table in d and field not in d:
+            d[field] = d.pop(table)
+    return d
+
+
+def _tabled_moe_width(data: Mapping[str, Any]) -> int | None:
+    """The ``ffn_hidden`` of an MoE model (``experts`` > 1) that gives no ``moe_ffn_hidden``: a
+    table's one MLP width, which may be the experts' (Mixtral, Jiang et al. 2024 Table 1: 14336) or
+    the dense layers' (DeepSeek-V3: 18432, its experts 2048); None when there is no such ambiguity."""
+    experts = data.get("experts")
+    if isinstance(experts, int) and experts > 1 and data.get("moe_ffn_hidden") is None:
+        return data.get("ffn_hidden")
+    return None
+
+
+def _agrees_with_tabled_width(base: Mapping[str, Any], width: int | None) -> bool:
+    """Whether a catalog model has ``width`` (:func:`_tabled_moe_width`) as its experts' or its
+    dense layers' MLP width (any model, when there is no tabled width)."""
+    return width is None or width in (base.get("moe_ffn_hidden"), base.get("ffn_hidden"))
+
+
+def _expert_width_from_table(data: dict[str, Any]) -> dict[str, Any]:
+    """An MoE mapping matching no catalog model whose one MLP width is ambiguous
+    (:func:`_tabled_moe_width`) and which has no dense layers (``first_dense_layers``): every
+    layer's MLP is the MoE, so the width is one expert's, as Mixtral-family tables and Hugging Face
+    configs (``intermediate_size``) write it.  With dense layers it stays ambiguous and
+    ``moe_ffn_hidden`` must be given."""
+    if _tabled_moe_width(data) is not None and not data.get("first_dense_layers"):
+        data = dict(data)
+        data["moe_ffn_hidden"] = data.pop("ffn_hidden")
+    return data
+
+
 def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     """A :class:`ModelSpec` from a catalog id or alias (``"gpt3"``, ``"llama3.1-405b"``), a mapping
     of fields, or a mapping whose ``name`` is a catalog id plus overrides
@@ -395,7 +439,7 @@ def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     if not isinstance(x, Mapping):
         raise SpecError(f"model must be a catalog id or a mapping of fields, got {x!r}",
                         field="model", value=x)
-    data = dict(x)
+    data = read_table_fields(x)
     name = data.get("name")
     if isinstance(name, str) and cat.has(name):
         base = cat.row(name).spec_fields
@@ -497,10 +541,16 @@ def name_by_label(model: Any, label: str | None, cat: ModelCatalog | None = None
     if found is None:
         return model
     base = cat.row(found).spec_fields
-    keys = tuple(k for k in SHAPE_KEYS + ("ffn_hidden", "vocab") if k in model and k != "activation")
-    if not all(_same_field(base, k, model[k]) for k in keys) or not _same_gating(base, model):
+    read = read_table_fields(model)
+    width = _tabled_moe_width(read)
+    if width is not None:  # one MLP width for an MoE: the catalog supplies both
+        read.pop("ffn_hidden")
+    keys = tuple(k for k in SHAPE_KEYS + ("ffn_hidden", "moe_ffn_hidden", "top_k", "vocab")
+                 if k in read and k != "activation")
+    if (not all(_same_field(base, k, read[k]) for k in keys) or not _same_gating(base, read)
+            or not _agrees_with_tabled_width(base, width)):
         return model
-    return {**model, "name": found}
+    return {**read, "name": found}
 
 
 def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> dict[str, Any]:
@@ -511,13 +561,20 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     ffn_hidden if missing, and the block (norm, positions, biases, dropout, tied embeddings) and the
     software its developers' runs used.  A shape that matches no catalog model gets the standard
     defaults (:data:`DEFAULT_VOCAB`, 4 h or 8/3 h MLP; the rest are ModelSpec's).  The fields it
-    gives always win; ``name`` records where the rest came from."""
+    gives always win; ``name`` records where the rest came from.  An MoE shape with one MLP width
+    (``ffn_hidden``, no ``moe_ffn_hidden``) matches a model whose experts' or dense layers' width
+    that is, and takes both from it; matching none, the width is the experts'
+    (:func:`_expert_width_from_table`)."""
+    data = read_table_fields(data)
     dense = not (data.get("experts") or 0) > 1
     cat = cat or load_model_catalog()
-    given = {k: data[k] for k in SHAPE_KEYS + ("ffn_hidden",) if k in data}
+    width = _tabled_moe_width(data)
+    shape = {k: v for k, v in data.items() if not (width is not None and k == "ffn_hidden")}
+    given = {k: shape[k] for k in SHAPE_KEYS + ("ffn_hidden", "moe_ffn_hidden", "top_k") if k in shape}
     if {"layers", "hidden", "heads"} <= given.keys():
         matches = [base for base in (row.spec_fields for row in cat.rows.values())
-                   if all(_same_field(base, k, v) for k, v in given.items())]
+                   if all(_same_field(base, k, v) for k, v in given.items())
+                   and _agrees_with_tabled_width(base, width)]
         # one shape, several models (GPT-3 6.7B and MPT-7B): the given vocabulary decides, and a
         # vocabulary no match has (beyond padding) means another model of that shape
         exact = [base for base in matches if "vocab" in data and _same_field(base, "vocab", data["vocab"])]
@@ -526,8 +583,8 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
                              key=lambda base: abs(float(base["vocab"]) - float(data["vocab"])))
         if exact or matches:
             base = (exact or matches)[0]
-            return {**base, **data, "name": f"{base['name']}{BY_SHAPE_SUFFIX}"}
-    out = dict(data)
+            return {**base, **shape, "name": f"{base['name']}{BY_SHAPE_SUFFIX}"}
+    out = _expert_width_from_table(data)
     out.setdefault("vocab", DEFAULT_VOCAB)
     hidden = data.get("hidden")
     if dense and "ffn_hidden" not in out and isinstance(hidden, int):
@@ -537,5 +594,6 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     return out
 
 
-__all__ = ["DEFAULT_VOCAB", "Activation", "ModelCatalog", "ModelRow", "ModelSpec", "catalog_id_for_label",
-           "complete_by_shape", "load_model_catalog", "name_by_label", "resolve_model"]
+__all__ = ["DEFAULT_VOCAB", "TABLE_FIELD_NAMES", "Activation", "ModelCatalog", "ModelRow", "ModelSpec",
+           "catalog_id_for_label", "complete_by_shape", "load_model_catalog", "name_by_label", "read_table_fields",
+           "resolve_model"]

@@ -41,6 +41,12 @@ ArrayLike = np.ndarray | float | int
 SCHEDULES = ("1f1b", "zb1p", "dualpipe", "deepspeed")
 
 
+#: Schedules that run each backward's weight-gradient GEMMs apart from its input-gradient pass
+#: (ZB-H1 defers them to fill the drain, DualPipe splits them likewise): communication the
+#: backward would hide under its weight gradients has nothing to hide under there.
+SPLIT_BACKWARD_SCHEDULES = ("zb1p", "dualpipe")
+
+
 def layers_on_slowest_stage(layers: ArrayLike, pp: ArrayLike) -> np.ndarray:
     """Layers on the most loaded stage: ceil(L / p) (uneven stages run at the slowest stage's pace)."""
     return np.ceil(np.asarray(layers, dtype=float) / np.asarray(pp, dtype=float))

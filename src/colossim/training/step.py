@@ -33,6 +33,7 @@ from colossim.cost.comm import ArrayLike
 from colossim.specs.plan import EpCommOverlap, MoeDispatch, PipelineSchedule
 from colossim.training import ops as O
 from colossim.training.pipeline import (
+    SPLIT_BACKWARD_SCHEDULES,
     layers_on_last_stage,
     layers_on_slowest_stage,
     p2p_exposed_transfers,
@@ -460,7 +461,8 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
     """(exposed forward, exposed backward, compute slowdown) seconds of a MoE layer's all-to-all.
 
     ``ep_comm_overlap``: 'none' -- all exposed; 'shared_experts' -- each pass's all-to-all hides
-    under that pass's shared-expert GEMMs (DeepSeek-V2 sec. 3.4); 'micro_batch' -- DualPipe pairs
+    under that pass's shared-expert GEMMs (DeepSeek-V2 sec. 3.4; the backward's without their
+    weight gradients under a schedule that defers those, :data:`SPLIT_BACKWARD_SCHEDULES`); 'micro_batch' -- DualPipe pairs
     one micro-batch's forward with another's backward, so the pair's all-to-all hides under the
     pair's compute (DeepSeek-V3 sec. 3.2.1) and what it exposes is charged to each pass in
     proportion to its compute.  What hides still holds SMs (:func:`comm_sm_share`),
@@ -470,8 +472,11 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
         return a2a_fwd, a2a_bwd, 0.0
     if mode == "shared_experts":
         shared = _ops_seconds([op for op in ops if op.name.startswith("shared_")], ctx)
+        # a schedule that defers the weight gradients leaves the backward pass only the shared
+        # experts' input-gradient GEMMs to hide under
+        split = ctx.pipeline_schedule in SPLIT_BACKWARD_SCHEDULES
         fwd = np.maximum(a2a_fwd - shared["fwd"], 0.0)
-        bwd = np.maximum(a2a_bwd - shared["bwd"], 0.0)
+        bwd = np.maximum(a2a_bwd - (shared["bwd"] - shared["wgrad"] if split else shared["bwd"]), 0.0)
     else:
         # the pair takes max(compute, all-to-all); what the all-to-all adds is shared between the
         # passes as their compute is, so neither pass gets longer when the compute gets faster
@@ -505,17 +510,21 @@ def tp_backward_exposed_seconds(ctx: StepContext, ops, sp: np.ndarray, all_reduc
     ``LinearWithGradAccumulationAndAsyncCommunication.backward`` (Korthikanti et al.'s code:
     ``async_grad_allreduce`` / ``_reduce_scatter_base(..., async_op=True)`` before the wgrad GEMM);
     Transformer Engine's linears overlap the same way.  ``all_reduce`` / ``all_gather`` /
-    ``reduce_scatter``: the seconds of one such TP collective of the layer."""
+    ``reduce_scatter``: the seconds of one such TP collective of the layer.  A schedule that runs
+    the weight gradients apart from the input-gradient pass (:data:`SPLIT_BACKWARD_SCHEDULES`) leaves
+    that pass no weight-gradient GEMM to hide the collective under: it is exposed."""
     exposed = hidden = np.asarray(0.0)
+    split = ctx.pipeline_schedule in SPLIT_BACKWARD_SCHEDULES
     for kind, names in TP_OVERLAP_PAIRS:
         if kind != "all_gather":
             continue  # the column-parallel side
         wgrad = _named_gemm_seconds(ctx, ops, names, wgrad=True)
         if not np.any(wgrad):
             continue
+        window = 0.0 * wgrad if split else wgrad
         after = np.where(sp, reduce_scatter, all_reduce)
-        exposed = exposed + np.where(sp, 2.0 * all_gather, 0.0) + np.maximum(after - wgrad, 0.0)
-        hidden = hidden + np.minimum(after, wgrad)
+        exposed = exposed + np.where(sp, 2.0 * all_gather, 0.0) + np.maximum(after - window, 0.0)
+        hidden = hidden + np.minimum(after, window)
     return exposed + hidden * comm_sm_share(ctx)
 
 
@@ -973,7 +982,11 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
 
     t_fwd = stage(f_layer, head["fwd"])
     t_bwd = stage(b_layer, head["bwd"])
-    t_wgrad = stage(layer["compute_wgrad"], head["wgrad"])
+    # the weight-gradient share of the slowest backward: what is left of it once the slowest
+    # input-gradient pass is taken out, so that the two split one backward (priced stage by stage,
+    # the weight gradients of one stage and the backward of another would not add up to either,
+    # and a faster weight gradient could then lengthen a zero-bubble step)
+    t_wgrad = t_bwd - stage(b_layer - layer["compute_wgrad"], head["bwd"] - head["wgrad"])
     busy, bubble = pipeline_step_seconds(t_fwd, t_bwd, n_micro, plans.pp, plans.vpp,
                                          ctx.pipeline_schedule, t_wgrad)
 

@@ -359,6 +359,13 @@ def test_cli_validate_runs_file_json_and_bad_files(cli, tmp_path):
         assert code == 2 and len(msg.splitlines()) == 1 and "Traceback" not in msg, msg
         assert all(w in msg for w in words), msg
 
+    # as a spreadsheet saves it: a byte-order mark and CRLF line ends
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + good.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    code, out, err = cli("validate", "training", "--runs", str(excel), "--json")
+    assert code == 0, err
+    assert [r["id"] for r in json.loads(out)["runs"]] == ["KOR22-T5-01"]
+
     refused(tmp_path / "absent.csv", "absent.csv", "file not found")
     no_spec = tmp_path / "no_spec.csv"
     _team_file(no_spec, [ours["KOR22-T5-01"]], drop=("spec_json",))

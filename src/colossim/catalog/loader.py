@@ -24,7 +24,8 @@ def data_path(name: str) -> Path:
 def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     """Rows of a CSV file with their 1-based line numbers (the header is line 1)."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             rows = []
             for row in reader:

@@ -462,11 +462,11 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
 
     ``ep_comm_overlap``: 'none' -- all exposed; 'shared_experts' -- each pass's all-to-all hides
     under that pass's shared-expert GEMMs (DeepSeek-V2 sec. 3.4; the backward's without their
-    weight gradients under a schedule that defers those, :data:`SPLIT_BACKWARD_SCHEDULES`); 'micro_batch' -- DualPipe pairs
-    one micro-batch's forward with another's backward, so the pair's all-to-all hides under the
-    pair's compute (DeepSeek-V3 sec. 3.2.1) and what it exposes is charged to each pass in
-    proportion to its compute.  What hides still holds SMs (:func:`comm_sm_share`),
-    charged to compute."""
+    weight gradients under a schedule that defers those, :data:`SPLIT_BACKWARD_SCHEDULES`);
+    'micro_batch' -- DualPipe pairs one micro-batch's forward with another's backward, so the
+    pair's all-to-all hides under the pair's compute (DeepSeek-V3 sec. 3.2.1) and what it exposes
+    is charged to each pass in proportion to its compute.  What hides still holds SMs
+    (:func:`comm_sm_share`), charged to compute."""
     mode = ctx.ep_comm_overlap
     if mode == "none":
         return a2a_fwd, a2a_bwd, 0.0

@@ -115,7 +115,8 @@ def load_runs(path: str | Path) -> tuple[ValidationRun, ...]:
     header = rows[0][1].keys() if rows else ()
     for column in RUN_FILE_COLUMNS:
         if rows and column not in header:
-            raise CatalogError(path.name, 1, column, f"missing column (a run file needs {', '.join(RUN_FILE_COLUMNS)})")
+            raise CatalogError(path.name, 1, column,
+                               f"missing column (a run file needs {', '.join(RUN_FILE_COLUMNS)})")
     out, seen = [], set()
     for line, row in rows:
         for column in RUN_FILE_COLUMNS:

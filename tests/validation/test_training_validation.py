@@ -369,7 +369,7 @@ def test_cli_validate_runs_file_json_and_bad_files(cli, tmp_path):
     refused(tmp_path / "absent.csv", "absent.csv", "file not found")
     no_spec = tmp_path / "no_spec.csv"
     _team_file(no_spec, [ours["KOR22-T5-01"]], drop=("spec_json",))
-    refused(no_spec, "no_spec.csv", "spec_json", "missing column")
+    refused(no_spec, "no_spec.csv", "spec_json", "missing")
     bad_json = tmp_path / "bad_json.csv"
     _team_file(bad_json, [ours["KOR22-T5-01"]], row={"spec_json": "{model: 1"})
     refused(bad_json, "bad_json.csv:2", "spec_json", "not JSON")

@@ -163,11 +163,12 @@ def resolve_stack(name: str | None, release_year: int, model_software: str | Non
     An unknown name raises :class:`UnknownNameError` naming ``training.software`` and the stacks."""
     name = name if name is not None else model_software
     if name is None:
-        stack = default_stack(release_year)
-        later = stack
-        while plan is not None and plan_needs(plan, later) and later.successor:
+        stack = later = default_stack(release_year)
+        while plan is not None and plan_needs(plan, later):
+            if not later.successor:
+                return stack
             later = software_stacks()[later.successor]
-        return later if plan is not None and not plan_needs(plan, later) else stack
+        return later
     stacks = software_stacks()
     key = name.strip().lower()
     if key not in stacks:

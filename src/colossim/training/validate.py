@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from colossim.catalog.loader import data_path, load_models, read_rows
-from colossim.errors import CatalogError
+from colossim.catalog.loader import data_path, load_models
 from colossim.errorstats import ErrorStats, Targets, chip_family
 from colossim.errorstats import error_stats as _error_stats
 from colossim.specs.model import name_by_label, resolve_model
@@ -89,7 +89,7 @@ def extra_runs() -> tuple[ValidationRun, ...]:
     return tuple(load_models(data_path("validation/training_steps_extra.csv"), ValidationRun))
 
 
-#: Columns a file of published runs must have (the team's reference format,
+#: Columns a file of published runs must fill (the team's reference format,
 #: ``../shared/reference/validation/training-runs.csv``, has them all; the package's own copy too).
 RUN_FILE_COLUMNS = ("id", "source", "model_name", "gpu_type", "num_gpus", "measured_metric", "measured_value",
                     "tokens_per_s_per_gpu_measured", "spec_json")
@@ -101,49 +101,41 @@ TRUST_IN_NOTES = re.compile(r"\btrust\s*=\s*([A-Za-z])\b")
 UNKNOWN_TRUST = "?"
 
 
+class ReferenceRun(ValidationRun):
+    """A run as the team's reference format writes it: the trust level in the notes
+    ("trust=A; ...") unless a ``trust`` column gives it (:data:`UNKNOWN_TRUST` if neither), and
+    ``spec_json`` the spec as written, so that it is also the as-published one."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_written(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        found = TRUST_IN_NOTES.search(data.get("notes") or "")
+        trust = data.get("trust") or (found.group(1).upper() if found else UNKNOWN_TRUST)
+        return {**data, "trust": trust, "spec_json_as_published": data.get("spec_json")}
+
+    @field_validator("spec_json")
+    @classmethod
+    def _a_spec(cls, v: str) -> str:
+        try:
+            spec = json.loads(v)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not JSON ({e.msg})") from None
+        if not isinstance(spec, dict) or not {"model", "hardware"} <= spec.keys():
+            raise ValueError("not a spec (a JSON object with model, hardware, training)")
+        return v
+
+
 def load_runs(path: str | Path) -> tuple[ValidationRun, ...]:
     """Published runs from a CSV file in the team's reference format (or the package's own), for
-    validating the engine on runs it does not ship.  Each run's ``spec_json`` is read as written,
-    the way a run nobody annotated reaches the engine: :func:`validate` with ``as_published`` runs
-    it with the row's ``model_name`` as a label (:func:`with_model_label`).  The trust level comes
-    from a ``trust`` column, else from the notes' "trust=X", else :data:`UNKNOWN_TRUST`.
-
-    Raises :class:`CatalogError` (file, line, field) for a missing file or column, a spec that is
-    not a JSON object, a bad number or a repeated id; nothing is returned then."""
-    path = Path(path)
-    rows = read_rows(path)
-    header = rows[0][1].keys() if rows else ()
-    for column in RUN_FILE_COLUMNS:
-        if rows and column not in header:
-            raise CatalogError(path.name, 1, column,
-                               f"missing column (a run file needs {', '.join(RUN_FILE_COLUMNS)})")
-    out, seen = [], set()
-    for line, row in rows:
-        for column in RUN_FILE_COLUMNS:
-            if not row.get(column):
-                raise CatalogError(path.name, line, column, "required value is missing")
-        try:
-            spec = json.loads(row["spec_json"])
-        except json.JSONDecodeError as e:
-            raise CatalogError(path.name, line, "spec_json", f"not JSON ({e.msg})") from None
-        if not isinstance(spec, dict) or not {"model", "hardware"} <= spec.keys():
-            raise CatalogError(path.name, line, "spec_json", "not a spec (a JSON object with model, hardware, "
-                               "training)")
-        found = TRUST_IN_NOTES.search(row.get("notes") or "")
-        trust = row.get("trust") or (found.group(1).upper() if found else UNKNOWN_TRUST)
-        fields = {k: (v or None) for k, v in row.items() if k in ValidationRun.model_fields}
-        fields.update(trust=trust, spec_json_as_published=row["spec_json"])
-        try:
-            run = ValidationRun.model_validate(fields)
-        except ValidationError as e:
-            err = e.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "(row)"
-            raise CatalogError(path.name, line, field, f"{err['msg']} (got {row.get(field, '')!r})") from None
-        if run.id in seen:
-            raise CatalogError(path.name, line, "id", f"duplicate {run.id!r}")
-        seen.add(run.id)
-        out.append(run)
-    return tuple(out)
+    validating the engine on runs it does not ship (:class:`ReferenceRun`).  Each run's
+    ``spec_json`` is read as written, the way a run nobody annotated reaches the engine:
+    :func:`validate` with ``as_published`` runs it with the row's ``model_name`` as a label
+    (:func:`with_model_label`).  Raises :class:`CatalogError` (file, line, field) for a missing
+    file or value (:data:`RUN_FILE_COLUMNS`), a spec that is not a JSON object, a bad number or a
+    repeated id; nothing is returned then."""
+    return tuple(load_models(Path(path), ReferenceRun, required=RUN_FILE_COLUMNS))
 
 
 @dataclass(frozen=True)

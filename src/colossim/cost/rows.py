@@ -132,6 +132,8 @@ HELD_OUT: frozenset[str] = frozenset({
 #: fraction (``cost.defaults.SUSTAINED_GEMM_ROWS``) and stay out of the burst GEMM fit, whose
 #: anchor is the best-shape burst rate the fraction is taken of.
 SUSTAINED_ONLY: frozenset[str] = frozenset({"gemm-h100-colossim-held-bf16-8192",
+                                            "gemm-h100-colossim-held-fp8-8192",
+                                            "gemm-h100-colossim-held-fp8-16384",
                                             "gemm-h100-azure-fp8-mnk16384",
                                             "gemm-gb200-azure-fp8-mnk16384",
                                             "gemm-a100-azure-fp16-mnk16384"})

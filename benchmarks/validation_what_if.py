@@ -4,10 +4,9 @@ NOT part of the engine: each scenario patches the default profiles or the rows f
 margin NVIDIA's tuned userbuffers configurations set, TP overlap that hides nothing, and each of
 the thirty-third round's three changes undone: the per-domain ring latency, the round list of
 interleaving depths; the thirty-fourth's HBM read as 1e9 bytes again; Megatron-Core's per-chunk
-gradient sync under interleaving and Transformer Engine's fp8 sequence-parallel gathers, which the
-engine leaves out; the H100's fp8 GEMMs held at the clock fraction its bf16 GEMMs hold), to show
-where the gap sits; the README's fourteenth, twenty-second, twenty-eighth, twenty-ninth,
-thirty-second to thirty-fifth rounds quote its tables.
+gradient sync under interleaving, which the engine leaves out; the thirty-eighth round's fp8
+sequence-parallel gathers undone), to show where the gap sits; the README's fourteenth,
+twenty-second, twenty-eighth, twenty-ninth, thirty-second to thirty-fifth rounds quote its tables.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 
 from __future__ import annotations
@@ -59,18 +58,6 @@ def interleaved_dp_overlap_factor(pp, vpp, n_micro) -> np.ndarray:
     return (1.0 + (v - 1.0) * group) / v
 
 
-#: Bytes per element of the sequence-parallel TP all-gathers of an fp8 run in Transformer Engine,
-#: which casts what it gathers to e4m3 first (the engine prices them at ``step.ACTIVATION_BYTES``,
-#: bf16).  Source: Transformer Engine 1.9 (PyPI transformer_engine_cu12 1.9.0)
-#: transformer_engine/pytorch/module/layernorm_linear.py: the forward writes the norm's output as
-#: fp8 (``ln_out_dtype = torch.uint8 if (fp8 and not return_layernorm_output)``) and then
-#: ``gather_along_first_dim(ln_out, tp_group)``; the backward gathers that saved fp8 copy again for
-#: the weight gradient; module/base.py ``grad_output_preprocess`` casts a row-parallel layer's
-#: output gradient to fp8 before its gather ("FP8 case with gather: unfused bgrad, cast, transpose
-#: for efficient gather").  The reduce-scatters of GEMM outputs and input gradients stay bf16.
-FP8_TP_GATHER_BYTES = 1
-
-
 @dataclasses.dataclass(frozen=True)
 class Scenario:
     """One what-if: the factors and switches it applies (the defaults leave the engine as is)."""
@@ -84,8 +71,7 @@ class Scenario:
     tp_overlap_off: bool = False  # TP overlap off on every row: priced as hiding nothing
     decimal_hbm: bool = False  # HBM capacity as 1e9 bytes per datasheet GB (before the 34th round)
     chunk_dp_overlap: bool = False  # DP collectives hide under the chunks' passes (interleaved_dp_overlap_factor)
-    fp8_tp_gather: bool = False  # fp8 runs' SP all-gathers in e4m3 (FP8_TP_GATHER_BYTES)
-    fp8_bf16_hold: bool = False  # fp8 GEMMs held at the bf16 GEMMs' sustained-clock fraction
+    bf16_sp_gather: bool = False  # fp8 runs' SP all-gathers in bf16 (before the 38th round)
 
 
 SCENARIOS = (
@@ -101,35 +87,21 @@ SCENARIOS = (
     Scenario("engine, HBM read as 1e9 bytes per GB (before the 34th round)", decimal_hbm=True),
     Scenario("engine + per-chunk DP overlap under interleaving", chunk_dp_overlap=True),
     Scenario("engine + per-chunk DP overlap, H100 x 0.9", chunk_dp_overlap=True, h100=0.9),
-    Scenario("engine + Transformer Engine's fp8 SP gathers", fp8_tp_gather=True),
-    Scenario("engine, fp8 GEMMs at the bf16 hold fraction", fp8_bf16_hold=True),
-    Scenario("engine + fp8 SP gathers, fp8 GEMMs at the bf16 hold fraction", fp8_tp_gather=True,
-             fp8_bf16_hold=True),
+    Scenario("engine, fp8 SP gathers in bf16 (before the 38th round)", bf16_sp_gather=True),
 )
 H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "MPT-7B-H")
-
-
-def _fp8_hold_factor(gemm: dict) -> float:
-    """fp8 GEMM speed at the bf16 GEMMs' sustained-clock fraction over its own (1 where either
-    precision has no held measurement)."""
-    b, f = gemm.get("bf16"), gemm.get("fp8")
-    if b is None or f is None or not b.sustained_fraction or not f.sustained_fraction:
-        return 1.0
-    return min(b.sustained_fraction / f.sustained_fraction, 1.0)
 
 
 def _patch(sc: Scenario):
     """Apply the scenario's engine patches; returns the function that undoes them."""
     build = defaults.build_default_profile
     ring_pass, vpps = comm._ring_pass_latency, search.vpp_candidates
-    hbm, dp_seconds, layer_seconds = Accelerator.hbm_bytes, step._dp_seconds, step._layer_seconds
+    hbm, dp_seconds, sp_bytes = Accelerator.hbm_bytes, step._dp_seconds, step.sp_gather_bytes
 
     def profile(chip):
         p = build(chip)
         f = 1.0 if chip.startswith(("a100", "v100")) else sc.h100
-        hold = _fp8_hold_factor(p.gemm) if sc.fp8_bf16_hold else 1.0
-        gemm = {k: dataclasses.replace(v, max_efficiency=v.max_efficiency * f * (hold if k == "fp8" else 1.0))
-                for k, v in p.gemm.items()}
+        gemm = {k: dataclasses.replace(v, max_efficiency=v.max_efficiency * f) for k, v in p.gemm.items()}
         att = dataclasses.replace(p.attention, max_efficiency=p.attention.max_efficiency * f)
         return dataclasses.replace(p, gemm=gemm, attention=att)
 
@@ -145,23 +117,13 @@ def _patch(sc: Scenario):
             f = interleaved_dp_overlap_factor(plans.pp, plans.vpp, n_micro)
             return dp_seconds(ctx, plans, params, t_fwd_mb * f, t_bwd_mb * f, n_micro)
         step._dp_seconds = chunked
-    if sc.fp8_tp_gather:  # inside a layer an fp8 run's all-gathers are its SP gathers (MoE etp aside)
-        def layer(ctx, plans, kind):
-            if ctx.precision != "fp8":
-                return layer_seconds(ctx, plans, kind)
-            gather = comm.all_gather_seconds
-            comm.all_gather_seconds = lambda m, *a, **k: gather(
-                np.asarray(m, dtype=float) * FP8_TP_GATHER_BYTES / step.ACTIVATION_BYTES, *a, **k)
-            try:
-                return layer_seconds(ctx, plans, kind)
-            finally:
-                comm.all_gather_seconds = gather
-        step._layer_seconds = layer
+    if sc.bf16_sp_gather:
+        step.sp_gather_bytes = lambda ctx: step.ACTIVATION_BYTES
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
                     setattr(comm, "_ring_pass_latency", ring_pass),
                     setattr(search, "vpp_candidates", vpps), setattr(Accelerator, "hbm_bytes", hbm),
-                    setattr(step, "_dp_seconds", dp_seconds), setattr(step, "_layer_seconds", layer_seconds),
+                    setattr(step, "_dp_seconds", dp_seconds), setattr(step, "sp_gather_bytes", sp_bytes),
                     default_profile.cache_clear())
 
 

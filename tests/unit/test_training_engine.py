@@ -736,3 +736,23 @@ def test_unfused_gradient_accumulation_costs_one_memory_pass_per_micro_batch(zer
     assert slow.step_time_s - fast.step_time_s == pytest.approx(float(expected), rel=1e-6)
     assert slow.time_breakdown_s["compute"] - fast.time_breakdown_s["compute"] == pytest.approx(
         float(expected), rel=1e-6)
+
+
+def test_fp8_runs_gather_their_sequence_parallel_activations_in_fp8(monkeypatch):
+    # Transformer Engine casts what a sequence-parallel all-gather moves to e4m3 (1 byte) in an
+    # FP8 run; the reduce-scatters stay bf16, and a bf16 run gathers 2 bytes
+    import colossim.training.step as step
+
+    def tp_seconds(precision: str) -> float:
+        spec = {**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "tp": 8, "dp": 8, "tp_overlap": False},
+                "training": {**LLAMA8B["training"], "precision": precision}}
+        est = estimate(load_spec(spec))
+        return est.time_breakdown_s["tp_comm"]
+
+    fp8, bf16 = tp_seconds("fp8"), tp_seconds("bf16")
+    monkeypatch.setattr(step, "sp_gather_bytes", lambda ctx: step.ACTIVATION_BYTES)
+    fp8_as_bf16, bf16_again = tp_seconds("fp8"), tp_seconds("bf16")
+    assert bf16_again == pytest.approx(bf16)
+    assert 0 < fp8 < fp8_as_bf16
+    # about a quarter less: the gather half of each gather + reduce-scatter pair at half the bytes
+    assert 0.55 < fp8 / fp8_as_bf16 < 0.9

@@ -147,6 +147,24 @@ FP8_FUSED_GRAD_GEMMS = ("mlp_up", "shared_up", "expert_up")
 FP8_FUSED_CAST_BYTES = 1.0
 
 
+#: Bytes per element of a sequence-parallel TP all-gather in an FP8 run: Transformer Engine casts
+#: what it gathers to e4m3 first.  Source: Transformer Engine 1.9 (PyPI transformer_engine_cu12
+#: 1.9.0) transformer_engine/pytorch/module/layernorm_linear.py: the forward writes the norm's
+#: output as fp8 (``ln_out_dtype = torch.uint8 if (fp8 and not return_layernorm_output)``) and then
+#: ``gather_along_first_dim(ln_out, tp_group)``; the backward gathers that saved fp8 copy again for
+#: the weight gradient; module/base.py ``grad_output_preprocess`` casts a row-parallel layer's
+#: output gradient to fp8 before its gather ("FP8 case with gather: unfused bgrad, cast, transpose
+#: for efficient gather").  The reduce-scatters of GEMM outputs and input gradients stay bf16, and
+#: so do the gathers outside TE's modules (the output layer's, the MoE token gathers).
+FP8_SP_GATHER_BYTES = 1
+
+
+def sp_gather_bytes(ctx: StepContext) -> float:
+    """Bytes per element of a layer's sequence-parallel all-gathers: :data:`FP8_SP_GATHER_BYTES`
+    in an FP8 run (Transformer Engine gathers the fp8 copy), else :data:`ACTIVATION_BYTES`."""
+    return FP8_SP_GATHER_BYTES if ctx.precision in FP8_GEMM_PRECISIONS else ACTIVATION_BYTES
+
+
 def _fp8_cast_seconds(n_elements, fused: bool, ctx: StepContext) -> np.ndarray:
     """Seconds to bring ``n_elements`` of a GEMM operand to fp8 with its transpose: a fused
     producer's extra byte per element, or a cast-transpose kernel of its own."""
@@ -227,6 +245,13 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             fwd, bwd = fwd + t, bwd + tb
     return {"fwd": np.asarray(fwd, dtype=float), "bwd": np.asarray(bwd, dtype=float),
             "attn_fwd": np.asarray(attn_fwd, dtype=float), "wgrad": np.asarray(wgrad, dtype=float)}
+
+
+def layer_compute_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
+    """Forward and backward seconds of ``ops`` with no communication (per GPU, one micro-batch):
+    ``fwd``, ``bwd`` (input and weight gradients), ``attn_fwd`` (the attention core's forward) and
+    ``wgrad`` (the weight-gradient GEMMs, part of ``bwd``)."""
+    return _ops_seconds(ops, ctx)
 
 
 #: SMs a userbuffers communication kernel of TP overlap drives its collective with: the pipelined
@@ -576,7 +601,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tokens = plans.micro_batch * ctx.seq_len / cp
     msg = tokens * m.hidden * ACTIVATION_BYTES
     ar = C.all_reduce_seconds(msg, tp, net, prof, stride=1)
-    ag = C.all_gather_seconds(msg, tp, net, prof, stride=1)
+    ag = C.all_gather_seconds(msg * sp_gather_bytes(ctx) / ACTIVATION_BYTES, tp, net, prof, stride=1)
     rs = C.reduce_scatter_seconds(msg, tp, net, prof, stride=1)
     tp_one = np.where(sp, ag + rs, ar)
     tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)

@@ -5,7 +5,8 @@ margin NVIDIA's tuned userbuffers configurations set, TP overlap that hides noth
 the thirty-third round's three changes undone: the per-domain ring latency, the round list of
 interleaving depths; the thirty-fourth's HBM read as 1e9 bytes again; Megatron-Core's per-chunk
 gradient sync under interleaving, which the engine leaves out; the thirty-eighth round's fp8
-sequence-parallel gathers undone), to show where the gap sits; the README's fourteenth,
+sequence-parallel gathers undone; overlapped collectives that cost the compute more SMs, as
+benchmarks/contention.py measured), to show where the gap sits; the README's fourteenth,
 twenty-second, twenty-eighth, twenty-ninth, thirty-second to thirty-fifth rounds quote its tables.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 
@@ -72,6 +73,7 @@ class Scenario:
     decimal_hbm: bool = False  # HBM capacity as 1e9 bytes per datasheet GB (before the 34th round)
     chunk_dp_overlap: bool = False  # DP collectives hide under the chunks' passes (interleaved_dp_overlap_factor)
     bf16_sp_gather: bool = False  # fp8 runs' SP all-gathers in bf16 (before the 38th round)
+    nccl_channels: int | None = None  # SMs an overlapped collective takes (step.NCCL_OVERLAP_CHANNELS)
 
 
 SCENARIOS = (
@@ -88,6 +90,11 @@ SCENARIOS = (
     Scenario("engine + per-chunk DP overlap under interleaving", chunk_dp_overlap=True),
     Scenario("engine + per-chunk DP overlap, H100 x 0.9", chunk_dp_overlap=True, h100=0.9),
     Scenario("engine, fp8 SP gathers in bf16 (before the 38th round)", bf16_sp_gather=True),
+    # benchmarks/contention.py on the lent H100: a copy streaming HBM on 16 thread blocks slows
+    # the 8192^3 GEMM by 24.5 % in time, the engine's 16 of 132 SMs by 12.1 %; 26 and 32 blocks'
+    # worth bracket the measured loss (an upper bound: NCCL's blocks also wait on the network)
+    Scenario("engine, overlapped collectives cost 26 SMs' worth of compute", nccl_channels=26),
+    Scenario("engine, overlapped collectives cost 32 SMs' worth of compute", nccl_channels=32),
 )
 H100_IDS = ("MCORE", "NEMO", "MLPERF", "MPT-70B-H", "MPT-30B-H", "MPT-13B-H", "MPT-7B-H")
 
@@ -97,6 +104,7 @@ def _patch(sc: Scenario):
     build = defaults.build_default_profile
     ring_pass, vpps = comm._ring_pass_latency, search.vpp_candidates
     hbm, dp_seconds, sp_bytes = Accelerator.hbm_bytes, step._dp_seconds, step.sp_gather_bytes
+    channels = step.NCCL_OVERLAP_CHANNELS
 
     def profile(chip):
         p = build(chip)
@@ -119,11 +127,14 @@ def _patch(sc: Scenario):
         step._dp_seconds = chunked
     if sc.bf16_sp_gather:
         step.sp_gather_bytes = lambda ctx: step.ACTIVATION_BYTES
+    if sc.nccl_channels is not None:
+        step.NCCL_OVERLAP_CHANNELS = sc.nccl_channels
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
                     setattr(comm, "_ring_pass_latency", ring_pass),
                     setattr(search, "vpp_candidates", vpps), setattr(Accelerator, "hbm_bytes", hbm),
                     setattr(step, "_dp_seconds", dp_seconds), setattr(step, "sp_gather_bytes", sp_bytes),
+                    setattr(step, "NCCL_OVERLAP_CHANNELS", channels),
                     default_profile.cache_clear())
 
 

@@ -23,6 +23,8 @@ import argparse
 import json
 import time
 
+from colossim.training.layer_probe import nvml_reader
+
 #: (seq, batch x heads) pairs of the attention sweep: causal, head dim 128.
 ATTENTION_SEQS = (1024, 2048, 4096, 8192, 16384)
 ATTENTION_BH = (4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
@@ -46,18 +48,7 @@ def main() -> None:  # pragma: no cover - needs a GPU
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-
-        def nvml():
-            return (pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
-                    pynvml.nvmlDeviceGetPowerUsage(handle) / 1e3)
-    except Exception:  # noqa: BLE001
-        def nvml():
-            return (None, None)
+    nvml = nvml_reader()
 
     dev = "cuda"
     a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)

@@ -539,10 +539,10 @@ def test_bad_dualpipe_plans_name_the_field(plan, field):
 
 
 def _op_seconds(ops, precision):
-    from colossim.training.step import _ops_seconds
+    from colossim.training.step import ops_seconds
 
     spec = load_spec({**LLAMA8B, "training": {**LLAMA8B["training"], "precision": precision}})
-    return _ops_seconds(ops, make_context(spec)), make_context(spec)
+    return ops_seconds(ops, make_context(spec)), make_context(spec)
 
 
 def test_fp8_gemms_pay_their_casts_and_the_head_stays_bf16():

@@ -64,8 +64,9 @@ _ATT_START = AttentionParams(0.4, 512.0, 32.0)
 #: TFLOPS at 696-702 W and 1247 MHz on average (16384^3 held 45 s: 1,222.6 at 1197 MHz, the same
 #: fraction of the burst fit within 0.012); until that measurement, Azure AI-benchmarking-guide's
 #: cuBLASLt 16384^3 after 10,000 warm-up iterations (1,377 TFLOPS, which no hold at the 700 W limit
-#: reproduced); GB200 fp8, the same Azure benchmark's 16384^3 (2,907 TFLOPS).  A precision without a row takes its fallback architecture's fraction of that
-#: precision.  The rows stay out of the burst fit (rows.SUSTAINED_ONLY).
+#: reproduced); GB200 fp8, the same Azure benchmark's 16384^3 (2,907 TFLOPS).  A precision
+#: without a row takes its fallback architecture's fraction of that precision.  The rows stay out
+#: of the burst fit (rows.SUSTAINED_ONLY).
 SUSTAINED_GEMM_ROWS: dict[str, dict[str, str]] = {
     "h100-sxm": {"bf16": "gemm-h100-colossim-held-bf16-8192", "fp8": "gemm-h100-colossim-held-fp8-8192"},
     "a100-80gb-sxm": {"bf16": "gemm-a100-azure-fp16-mnk16384"},

@@ -99,22 +99,19 @@ def predict_layer(case: LayerCase, chip: str, profile=None) -> dict:
     import numpy as np
 
     from colossim.specs.training import load_spec
-    from colossim.training.estimate import estimate, make_context
+    from colossim.training.estimate import plan_space
     from colossim.training.ops import gemm_and_attention_flops
-    from colossim.training.plans import PlanArrays
-    from colossim.training.step import layer_compute_seconds, op_kind_seconds, plan_layer_ops
+    from colossim.training.step import op_kind_seconds, ops_seconds, plan_layer_ops
 
     spec = load_spec(layer_spec(case, chip))
-    ctx = make_context(spec, profile)
-    plans = PlanArrays.from_dicts([estimate(spec, profile=profile).parallelism])
+    ctx, plans = plan_space(spec, profile)  # the spec leaves nothing open: one plan
     kind = "dense" if spec.model.dense_layers else "moe"
     ops = plan_layer_ops(ctx, plans, kind)
-    t = layer_compute_seconds(ops, ctx)
+    t = ops_seconds(ops, ctx)
     kinds = op_kind_seconds(ops, ctx)
     return {"fwd": float(np.ravel(t["fwd"])[0]), "bwd": float(np.ravel(t["bwd"])[0]),
             **{k: float(np.ravel(v)[0]) for k, v in kinds.items()},
-            "flops": float(np.ravel(gemm_and_attention_flops(ops))[0]),
-            "model": spec.model.name, "seq_len": spec.seq_len}
+            "flops": float(np.ravel(gemm_and_attention_flops(ops))[0])}
 
 
 def kernel_class(name: str) -> str:
@@ -125,16 +122,20 @@ def kernel_class(name: str) -> str:
     return "memory"
 
 
+def _device_events(trace: dict):
+    """(category, name, seconds) of each device event of a Chrome trace: kernels, copies, fills."""
+    for ev in trace.get("traceEvents", []):
+        cat = str(ev.get("cat", "")).lower()
+        if cat in ("kernel", "gpu_memcpy", "gpu_memset"):
+            yield cat, str(ev.get("name", "")), float(ev.get("dur", 0.0)) / 1e6
+
+
 def split_trace(trace: dict) -> dict[str, float]:
     """Seconds of device time by kernel class in a Chrome trace (``export_chrome_trace``): the
     ``kernel`` events by :func:`kernel_class`, device copies and fills as memory."""
     out = dict.fromkeys(KINDS, 0.0)
-    for ev in trace.get("traceEvents", []):
-        cat = str(ev.get("cat", "")).lower()
-        if cat == "kernel":
-            out[kernel_class(str(ev.get("name", "")))] += float(ev.get("dur", 0.0)) / 1e6
-        elif cat in ("gpu_memcpy", "gpu_memset"):
-            out["memory"] += float(ev.get("dur", 0.0)) / 1e6
+    for cat, name, seconds in _device_events(trace):
+        out[kernel_class(name) if cat == "kernel" else "memory"] += seconds
     return out
 
 
@@ -271,7 +272,9 @@ def _build_stack(torch, model, case: LayerCase, gqa: dict):  # pragma: no cover 
     return Stack()
 
 
-def _nvml():  # pragma: no cover - needs a GPU
+def nvml_reader():  # pragma: no cover - needs a GPU
+    """A function returning the SM clock (MHz) and board power (W) NVML reads now, or (None, None)
+    without NVML (nvidia-ml-py)."""
     try:
         import pynvml  # noqa: PLC0415
 
@@ -339,7 +342,7 @@ def measure_layer(case: LayerCase, chip: str = "h100-sxm") -> LayerMeasurement: 
     while time.perf_counter() < end:
         step()
         torch.cuda.synchronize()
-    read = _nvml()
+    read = nvml_reader()
     fwd, bwd, clocks, power = [], [], [], []
     for _ in range(case.iters):
         ev = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
@@ -367,8 +370,8 @@ def measure_layer(case: LayerCase, chip: str = "h100-sxm") -> LayerMeasurement: 
         with open(path, encoding="utf-8") as fh:
             trace = json.load(fh)
     kinds = scale_split(split_trace(trace), statistics.median(fwd) + statistics.median(bwd))
-    names = sorted({str(e.get("name", "")) for e in trace.get("traceEvents", [])
-                    if str(e.get("cat", "")).lower() == "kernel" and kernel_class(str(e.get("name", ""))) == "attention"})
+    names = sorted({name for cat, name, _ in _device_events(trace)
+                    if cat == "kernel" and kernel_class(name) == "attention"})
     props = torch.cuda.get_device_properties(0)
     return LayerMeasurement(tuple(fwd), tuple(bwd), kinds, props.name,
                             f"torch {torch.__version__}, CUDA {torch.version.cuda}",
@@ -379,4 +382,5 @@ def measure_layer(case: LayerCase, chip: str = "h100-sxm") -> LayerMeasurement: 
 
 
 __all__ = ["KERNEL_CLASSES", "KINDS", "PROFILED_STEPS", "LayerCase", "LayerMeasurement", "compare_layer",
-           "kernel_class", "layer_spec", "measure_layer", "predict_layer", "scale_split", "split_trace"]
+           "kernel_class", "layer_spec", "measure_layer", "nvml_reader", "predict_layer", "scale_split",
+           "split_trace"]

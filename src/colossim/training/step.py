@@ -199,12 +199,12 @@ def op_kind_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
              "memory": [o for o in ops if not isinstance(o, (O.Gemm, O.Attention))]}
     out = {}
     for name, group in kinds.items():
-        t = _ops_seconds(group, ctx)
+        t = ops_seconds(group, ctx)
         out[name] = np.asarray(t["fwd"] + t["bwd"], dtype=float)
     return out
 
 
-def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
+def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
     """Forward and backward seconds of a list of ops (per GPU, one micro-batch), the attention
     core's forward, and ``wgrad``: the weight-gradient GEMMs, part of the backward."""
     chip = ctx.system.accelerator
@@ -245,13 +245,6 @@ def _ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             fwd, bwd = fwd + t, bwd + tb
     return {"fwd": np.asarray(fwd, dtype=float), "bwd": np.asarray(bwd, dtype=float),
             "attn_fwd": np.asarray(attn_fwd, dtype=float), "wgrad": np.asarray(wgrad, dtype=float)}
-
-
-def layer_compute_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
-    """Forward and backward seconds of ``ops`` with no communication (per GPU, one micro-batch):
-    ``fwd``, ``bwd`` (input and weight gradients), ``attn_fwd`` (the attention core's forward) and
-    ``wgrad`` (the weight-gradient GEMMs, part of ``bwd``)."""
-    return _ops_seconds(ops, ctx)
 
 
 #: SMs a userbuffers communication kernel of TP overlap drives its collective with: the pipelined
@@ -496,7 +489,7 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
     if mode == "none":
         return a2a_fwd, a2a_bwd, 0.0
     if mode == "shared_experts":
-        shared = _ops_seconds([op for op in ops if op.name.startswith("shared_")], ctx)
+        shared = ops_seconds([op for op in ops if op.name.startswith("shared_")], ctx)
         # a schedule that defers the weight gradients leaves the backward pass only the shared
         # experts' input-gradient GEMMs to hide under
         split = ctx.pipeline_schedule in SPLIT_BACKWARD_SCHEDULES
@@ -587,7 +580,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tp, cp, ep = plans.tp, plans.cp, plans.ep
     sp = plans.sequence_parallel
     ops = plan_layer_ops(ctx, plans, kind)
-    t = _ops_seconds(ops, ctx)
+    t = ops_seconds(ops, ctx)
     rc = plans.recompute
     # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block
     # method's recompute_layers); selective: the attention core
@@ -960,7 +953,7 @@ def _with_mtp(ctx: StepContext, plans: PlanArrays, head: dict[str, np.ndarray],
     block on the last stage, whose peak is below the first stage's in 1F1B)."""
     m, tp = ctx.model, plans.tp
     tokens = plans.micro_batch * ctx.seq_len / plans.cp
-    proj = _ops_seconds([O.Gemm("mtp_proj", tokens, m.hidden / tp, 2 * m.hidden)], ctx)
+    proj = ops_seconds([O.Gemm("mtp_proj", tokens, m.hidden / tp, 2 * m.hidden)], ctx)
     comm = {"fwd": last_layer["tp_fwd"] + last_layer["ep_fwd"], "bwd": last_layer["tp_bwd"] + last_layer["ep_bwd"]}
     block = {"fwd": last_layer["compute_fwd"] + comm["fwd"], "bwd": last_layer["compute_bwd"] + comm["bwd"],
              "wgrad": last_layer["compute_wgrad"]}
@@ -985,7 +978,7 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     keys = ("compute_fwd", "compute_bwd", "compute_wgrad", "recompute", "tp_fwd", "tp_bwd", "cp_fwd", "cp_bwd",
             "ep_fwd", "ep_bwd")
     layer = {k: per_layer(k) for k in keys}
-    head = _ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
+    head = ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
                                      plans.sequence_parallel, ctx.cross_entropy_fusion,
                                      ctx.elementwise_fusion), ctx)
     # the unfused gradient accumulation of the output layer's weights (+ the embedding at pp 1)

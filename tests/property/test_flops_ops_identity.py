@@ -50,7 +50,11 @@ def test_op_flops_equal_model_flops_over_tp_cp(model, plans):
         got = O.gemm_and_attention_flops(ops)
         per_token = sum(F.layer_flops_per_token(model, s, kind).values())
         np.testing.assert_allclose(got, mb * s * per_token / (tp * cp), rtol=1e-12)
-        assert all(np.all(np.asarray(op.bytes) > 0) for op in ops if isinstance(op, O.MemoryBound))
+        for op in ops:
+            if isinstance(op, O.MemoryBound):
+                # ring attention's merge passes exist only where the plan splits the sequence
+                moves = cp > 1 if op.name == "ring_attention_merge" else True
+                assert np.all((np.asarray(op.bytes) > 0) == moves)
     head = O.gemm_and_attention_flops(O.logits_ops(model, mb, s, tp, cp, True))
     np.testing.assert_allclose(head, mb * s * F.logits_flops_per_token(model) / (tp * cp), rtol=1e-12)
 

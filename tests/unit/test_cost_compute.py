@@ -127,6 +127,25 @@ def test_attention_closed_form_flops_and_backward_ratio():
     assert float(bwd / fwd) == pytest.approx(2.5)
 
 
+def test_ring_attention_runs_each_chunk_of_keys_as_its_own_kernel():
+    # cp kernel calls over seq_kv / cp keys each: the FLOPs of all the keys at the efficiency of
+    # one chunk, i.e. exactly cp calls of the chunk's attention; one chunk is the plain call
+    args = (1, 32, 4096, 8192, 128, 128, True, "bf16", H100, P)
+    whole = float(compute.attention_seconds(*args))
+    assert float(compute.attention_seconds(*args, kv_chunks=1)) == pytest.approx(whole)
+    for cp in (2, 4):
+        ring = float(compute.attention_seconds(*args, kv_chunks=cp))
+        chunk = float(compute.attention_seconds(1, 32, 4096, 8192 / cp, 128, 128, True, "bf16", H100, P))
+        assert ring == pytest.approx(cp * chunk)
+        assert ring > whole  # shorter kernels run further below the chip's attention rate
+    # Llama 3 at 8,192 tokens over cp 2: causal 4,096-key kernels at 0.88 of the rate of a
+    # 4,096-query x 8,192-key one (s / (s + half_seq) at s = 2,048 against 4,096 keys per query)
+    s2, s4 = 2048.0, 4096.0
+    h = P.attention.half_seq
+    expected = (s4 / (s4 + h)) / (s2 / (s2 + h))
+    assert float(compute.attention_seconds(*args, kv_chunks=2)) / whole == pytest.approx(expected)
+
+
 def test_memory_bound_and_optimizer():
     # 2.9 TB/s measured copy (mem-h100-sxm-azure-copy): 29 GB take 10 ms
     assert float(compute.memory_bound_seconds(29e9, H100, P)) == pytest.approx(0.01, rel=1e-6)

@@ -756,3 +756,30 @@ def test_fp8_runs_gather_their_sequence_parallel_activations_in_fp8(monkeypatch)
     assert 0 < fp8 < fp8_as_bf16
     # about a quarter less: the gather half of each gather + reduce-scatter pair at half the bytes
     assert 0.55 < fp8 / fp8_as_bf16 < 0.9
+
+
+def test_ring_attention_merges_its_steps_through_memory_and_only_under_context_parallelism():
+    # Transformer Engine's ring attention (AttnFuncWithCPAndKVP2P): forward zero-fills the output
+    # (2 B) and merges each of the cp steps' outputs into it (6 B per element each), and copies
+    # K and V into the send buffer (4 B); backward copies the first step's dQ and dK/dV (4 B),
+    # adds the other cp - 1 (6 B each), and copies K and V once more (4 B)
+    from colossim.training import ops as O
+    from colossim.specs.model import resolve_model
+
+    tokens, heads, kv_heads, d = 4096.0, 32.0, 8.0, 128
+    fwd, bwd = O.ring_attention_merge_bytes(tokens, heads, kv_heads, d, d, np.array([1.0, 2.0, 4.0]))
+    out = q = tokens * heads * d
+    kv = tokens * kv_heads * 2 * d
+    assert fwd[0] == bwd[0] == 0.0
+    for i, cp in ((1, 2), (2, 4)):
+        assert fwd[i] == pytest.approx(out * (2 + 6 * cp) + kv * 4)
+        assert bwd[i] == pytest.approx(q * (4 + 6 * (cp - 1)) + kv * (8 + 6 * (cp - 1)))
+
+    model = resolve_model("llama3-8b")
+    names = {cp: [op.name for op in O.layer_ops(model, 1, 8192, 1, cp, 1, False)] for cp in (1, 2)}
+    assert "ring_attention_merge" not in names[1] and "ring_attention_merge" in names[2]
+    # the FLOPs do not change: the merge is memory-bound, the attention's keys are all counted
+    att = {cp: next(op for op in O.layer_ops(model, 1, 8192, 1, cp, 1, False) if isinstance(op, O.Attention))
+           for cp in (1, 2)}
+    assert float(att[2].flops) == pytest.approx(float(att[1].flops) / 2)
+    assert att[2].kv_chunks == 2 and att[1].kv_chunks == 1

@@ -91,12 +91,16 @@ def test_regression_guard_overall(results):
     # -21.1 -> -14.6 % with 2 recomputed layers per stage instead of 6), mean +2.6 %.
     # Session 36: MT-NLG and BLOOM run DeepSpeed's pipeline schedule (four blocking transfers per
     # micro-batch): max 24.1 % (the ZeRO-3 530B row), mean +3.2 %; MT-NLG +18.4 / +19.4 / +23.9 %.
-    # Guards = reached + a small margin.
+    # Session 39: ring attention as Transformer Engine runs it under context parallelism (one
+    # kernel per chunk of keys, the steps' outputs and gradients merged through memory): median
+    # 4.0 %, max 24.1 %, mean +3.02 -> +2.93 %, inside the issue's +-3 %; NeMo's Llama 3 8B
+    # +10.3 -> +6.0 %, Llama 3 70B -2.5 -> -4.5 %.
+    # Guards = reached + a small margin, except the mean, held to the issue's target.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.041
     assert stats["all"].max_abs <= 0.25
-    assert stats["all"].mean_signed <= 0.034
+    assert abs(stats["all"].mean_signed) <= 0.03  # the issue's target
     assert stats["trust A"].median_abs <= 0.037
     assert stats["trust A"].mean_signed <= 0.026
     assert stats["trust A"].max_abs <= 0.25

@@ -207,17 +207,25 @@ def attention_efficiency(seq_kv: ArrayLike, head_dim: ArrayLike, causal: ArrayLi
 def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_kv: ArrayLike,
                       head_dim: ArrayLike, head_dim_v: ArrayLike, causal: ArrayLike, precision: str,
                       chip: Accelerator, profile: CalibrationProfile,
-                      backward: bool = False, kernel: str = "flash2") -> np.ndarray:
+                      backward: bool = False, kernel: str = "flash2",
+                      kv_chunks: ArrayLike = 1) -> np.ndarray:
     """Time of a FlashAttention forward (or backward: 2.5x the FLOPs, FlashAttention-2) pass.
     Attention runs at the bf16 tensor rate whatever ``precision`` says: Transformer Engine /
     Megatron FP8 recipes keep attention in bf16 (documented treatment, not a measurement).
     ``kernel`` ('flash2' or 'flash1') scales the time by ATTENTION_KERNEL_RELATIVE_THROUGHPUT;
-    'flash3' by the profile's ``attention.flash3_relative`` (Hopper only)."""
+    'flash3' by the profile's ``attention.flash3_relative`` (Hopper only).
+    ``kv_chunks``: the keys arrive in that many chunks, one kernel call each (ring attention over
+    ``kv_chunks`` context-parallel ranks): the FLOPs are those of all ``seq_kv`` keys, the
+    efficiency that of a kernel over one chunk, ``seq_kv / kv_chunks`` keys, causal: Transformer
+    Engine's load-balanced ring runs the diagonal step so, and on the last rank, which runs every
+    step in full, each other step sees half a chunk of keys without the mask, the same keys per
+    query (TE 1.9 ``AttnFuncWithCPAndKVP2P``)."""
     del precision  # see docstring
     flops = attention_flops(batch, heads, seq_q, seq_kv, head_dim, head_dim_v, causal)
     if backward:
         flops = flops * ATTENTION_BACKWARD_FLOPS_RATIO
-    eff = attention_efficiency(seq_kv, head_dim, causal, profile) * attention_kernel_relative(
+    per_call = _arr(seq_kv) / np.maximum(_arr(kv_chunks), 1.0)
+    eff = attention_efficiency(per_call, head_dim, causal, profile) * attention_kernel_relative(
         kernel, chip, profile)
     return flops / (_peak(chip, "bf16") * eff)
 

@@ -87,6 +87,40 @@ CROSS_ENTROPY_BYTES_PER_LOGIT = {"unfused": (38.0, 14.0), "fused": (4.0, 4.0)}
 #: (``F.layer_norm``), and so is a non-gated activation.
 EAGER_BYTES_PER_ELEMENT = {"rmsnorm": (36.0, 92.0), "rope": (20.0, 30.0), "gated": (10.0, 18.0)}
 
+#: HBM bytes per element of the memory-bound passes with which ring attention over cp ranks merges
+#: its cp per-step results, as Transformer Engine implements context parallelism for Megatron-Core
+#: (TE 1.9, PyPI transformer_engine_cu12 1.9.0, transformer_engine/pytorch/attention.py
+#: ``AttnFuncWithCPAndKVP2P``):
+#:
+#: ``out_init`` -- forward: the output is zero-filled (``torch.zeros_like(q)``, bf16: write 2) ...
+#: ``merge`` -- ... and every step's partial output is rescaled by its log-sum-exp and added into it
+#: (``flash_attn_fwd_out_correction``, one fused kernel: read the step's output 2, read and write
+#: the output 2 + 2 = 6), cp times, on the rank that runs every step in full (the last one).
+#: ``copy`` -- K and V are concatenated into the ring's send buffer in forward
+#: (``torch.cat((k.unsqueeze(0), v.unsqueeze(0)))``), and again into the backward's
+#: (``p2p_comm_buffers[0][0].copy_(kv)``), and the first step's dQ and dK/dV are copied into their
+#: accumulators (read 2 + write 2 = 4 each).
+#: ``accumulate`` -- backward: each later step's dQ and dK/dV are added into the accumulators
+#: (``dq.add_(dq_)``, ``dkv.add_(dkv_)``: read 2 + 2, write 2 = 6), cp - 1 times.
+#: The log-sum-exp corrections run per (token, head), a head dimension's share of these: left out.
+RING_ATTENTION_BYTES_PER_ELEMENT = {"out_init": 2.0, "merge": 6.0, "copy": 4.0, "accumulate": 6.0}
+
+
+def ring_attention_merge_bytes(tokens: ArrayLike, heads: ArrayLike, kv_heads: ArrayLike,
+                               head_dim: int, head_dim_v: int, cp: ArrayLike):
+    """(forward, backward) HBM bytes of ring attention's merge passes over ``cp`` ranks for one
+    layer on one GPU (:data:`RING_ATTENTION_BYTES_PER_ELEMENT`): ``tokens`` local queries, ``heads``
+    local query heads and ``kv_heads`` local K/V heads.  Zero without context parallelism."""
+    b = RING_ATTENTION_BYTES_PER_ELEMENT
+    cp = _f(cp)
+    out = _f(tokens) * heads * head_dim_v
+    q = _f(tokens) * heads * head_dim
+    kv = _f(tokens) * kv_heads * (head_dim + head_dim_v)
+    later = np.maximum(cp - 1.0, 0.0)
+    fwd = out * (b["out_init"] + cp * b["merge"]) + kv * b["copy"]
+    bwd = q * (b["copy"] + later * b["accumulate"]) + kv * (2.0 * b["copy"] + later * b["accumulate"])
+    return np.where(cp > 1, fwd, 0.0), np.where(cp > 1, bwd, 0.0)
+
 
 @dataclass(frozen=True)
 class Gemm:
@@ -115,6 +149,8 @@ class Attention:
     head_dim: int
     head_dim_v: int
     causal: bool = True
+    #: the keys arrive in this many chunks, one kernel call each: ring attention's cp steps
+    kv_chunks: ArrayLike = 1
 
     @property
     def flops(self) -> np.ndarray:
@@ -162,7 +198,12 @@ def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
         d, g = model.head_dim, model.kv_heads
         ops.append(Gemm("qkv", tokens, (a * d + 2 * g * d) / tp, h))
     ops.append(Attention("attention", mb, a / tp, seq_len / cp, seq_len, model.qk_head_dim,
-                         model.v_head_dim, causal=True))
+                         model.v_head_dim, causal=True, kv_chunks=cp))
+    if np.any(cp > 1):
+        kv_heads = np.maximum(model.kv_heads / tp, 1.0)
+        merge_fwd, merge_bwd = ring_attention_merge_bytes(tokens, a / tp, kv_heads, model.qk_head_dim,
+                                                          model.v_head_dim, cp)
+        ops.append(MemoryBound("ring_attention_merge", merge_fwd, merge_bwd))
     ops.append(Gemm("out_proj", tokens, h, a * model.v_head_dim / tp))
     return ops
 

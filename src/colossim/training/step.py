@@ -225,7 +225,7 @@ def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
         elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
             f, b = (K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=backward,
-                                        kernel=ctx.attention_kernel)
+                                        kernel=ctx.attention_kernel, kv_chunks=op.kv_chunks)
                     for backward in (False, True))
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
         elif isinstance(op, O.Attention):

@@ -6,7 +6,8 @@ the thirty-third round's three changes undone: the per-domain ring latency, the 
 interleaving depths; the thirty-fourth's HBM read as 1e9 bytes again; Megatron-Core's per-chunk
 gradient sync under interleaving, which the engine leaves out; the thirty-eighth round's fp8
 sequence-parallel gathers undone; overlapped collectives that cost the compute more SMs, as
-benchmarks/contention.py measured), to show where the gap sits; the README's fourteenth,
+benchmarks/contention.py measured; the thirty-ninth's ring attention priced as one kernel again),
+to show where the gap sits; the README's fourteenth,
 twenty-second, twenty-eighth, twenty-ninth, thirty-second to thirty-fifth rounds quote its tables.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 
@@ -20,8 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 import colossim.cost.comm as comm
+import colossim.cost.compute as compute
 import colossim.cost.defaults as defaults
 import colossim.training.search as search
+import colossim.training.ops as ops
 import colossim.training.step as step
 from colossim import units
 from colossim.catalog.schema import Accelerator
@@ -74,6 +77,7 @@ class Scenario:
     chunk_dp_overlap: bool = False  # DP collectives hide under the chunks' passes (interleaved_dp_overlap_factor)
     bf16_sp_gather: bool = False  # fp8 runs' SP all-gathers in bf16 (before the 38th round)
     nccl_channels: int | None = None  # SMs an overlapped collective takes (step.NCCL_OVERLAP_CHANNELS)
+    ring_one_kernel: bool = False  # ring attention as one kernel, no merge passes (before the 39th round)
 
 
 SCENARIOS = (
@@ -90,6 +94,8 @@ SCENARIOS = (
     Scenario("engine + per-chunk DP overlap under interleaving", chunk_dp_overlap=True),
     Scenario("engine + per-chunk DP overlap, H100 x 0.9", chunk_dp_overlap=True, h100=0.9),
     Scenario("engine, fp8 SP gathers in bf16 (before the 38th round)", bf16_sp_gather=True),
+    Scenario("engine, ring attention as one kernel, no merges (before the 39th round)",
+             ring_one_kernel=True),
     # benchmarks/contention.py on the lent H100: a copy streaming HBM on 16 thread blocks slows
     # the 8192^3 GEMM by 24.5 % in time, the engine's 16 of 132 SMs by 12.1 %; 26 and 32 blocks'
     # worth bracket the measured loss (an upper bound: NCCL's blocks also wait on the network)
@@ -105,6 +111,7 @@ def _patch(sc: Scenario):
     ring_pass, vpps = comm._ring_pass_latency, search.vpp_candidates
     hbm, dp_seconds, sp_bytes = Accelerator.hbm_bytes, step._dp_seconds, step.sp_gather_bytes
     channels = step.NCCL_OVERLAP_CHANNELS
+    attention, merge = compute.attention_seconds, ops.ring_attention_merge_bytes
 
     def profile(chip):
         p = build(chip)
@@ -129,12 +136,17 @@ def _patch(sc: Scenario):
         step.sp_gather_bytes = lambda ctx: step.ACTIVATION_BYTES
     if sc.nccl_channels is not None:
         step.NCCL_OVERLAP_CHANNELS = sc.nccl_channels
+    if sc.ring_one_kernel:
+        compute.attention_seconds = lambda *a, kv_chunks=1, **k: attention(*a, **k)
+        ops.ring_attention_merge_bytes = lambda tokens, *a: (0.0 * tokens, 0.0 * tokens)
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
                     setattr(comm, "_ring_pass_latency", ring_pass),
                     setattr(search, "vpp_candidates", vpps), setattr(Accelerator, "hbm_bytes", hbm),
                     setattr(step, "_dp_seconds", dp_seconds), setattr(step, "sp_gather_bytes", sp_bytes),
                     setattr(step, "NCCL_OVERLAP_CHANNELS", channels),
+                    setattr(compute, "attention_seconds", attention),
+                    setattr(ops, "ring_attention_merge_bytes", merge),
                     default_profile.cache_clear())
 
 

@@ -13,7 +13,7 @@ Splits follow Megatron-LM (Shoeybi et al. 2019; Korthikanti et al. 2022; Megatro
   projections and GQA's K/V heads are split proportionally (Megatron duplicates them when
   tp > kv_heads; the FLOPs difference is a few percent of the attention projections at most);
 - attention: heads / tp heads, queries seq_len / cp against the full sequence of keys (ring
-  attention over cp ranks), causal;
+  attention over cp ranks: cp kernel calls, one per rank's chunk of keys), causal;
 - MoE: experts / ep local experts, each receiving tokens * top_k * ep / experts rows on average
   (tokens of the ep ranks, routed top_k ways, spread evenly -- perfect balance), expert GEMMs
   split by tp (expert tensor parallelism = tp, Megatron-Core's default).  The router runs on the
@@ -25,7 +25,8 @@ sequence parallelism on (without it only the router is replicated over tp).
 
 Memory-bound ops carry the bytes they move through HBM in forward (reads + writes), with
 activations in ``ACTIVATION_BYTES``: norms, residual adds, the MLP activation function, RoPE,
-dropout when the model uses it, MoE token permutation.  Softmax is fused into flash attention and
+dropout when the model uses it, MoE token permutation, and under context parallelism ring
+attention's merge of its steps' outputs and gradients.  Softmax is fused into flash attention and
 is not listed.
 """
 

@@ -138,7 +138,7 @@ def _patch(sc: Scenario):
         step.NCCL_OVERLAP_CHANNELS = sc.nccl_channels
     if sc.ring_one_kernel:
         compute.attention_seconds = lambda *a, kv_chunks=1, **k: attention(*a, **k)
-        ops.ring_attention_merge_bytes = lambda tokens, *a: (0.0 * tokens, 0.0 * tokens)
+        ops.ring_attention_merge_bytes = lambda model, tokens, *a: (0.0 * tokens, 0.0 * tokens)
     default_profile.cache_clear()
     return lambda: (setattr(defaults, "build_default_profile", build),
                     setattr(comm, "_ring_pass_latency", ring_pass),

@@ -766,8 +766,9 @@ def test_ring_attention_merges_its_steps_through_memory_and_only_under_context_p
     from colossim.training import ops as O
     from colossim.specs.model import resolve_model
 
+    model = resolve_model("llama3-8b")  # 32 query heads, 8 K/V heads, 128 wide
     tokens, heads, kv_heads, d = 4096.0, 32.0, 8.0, 128
-    fwd, bwd = O.ring_attention_merge_bytes(tokens, heads, kv_heads, d, d, np.array([1.0, 2.0, 4.0]))
+    fwd, bwd = O.ring_attention_merge_bytes(model, tokens, 1, np.array([1.0, 2.0, 4.0]))
     out = q = tokens * heads * d
     kv = tokens * kv_heads * 2 * d
     assert fwd[0] == bwd[0] == 0.0
@@ -775,7 +776,6 @@ def test_ring_attention_merges_its_steps_through_memory_and_only_under_context_p
         assert fwd[i] == pytest.approx(out * (2 + 6 * cp) + kv * 4)
         assert bwd[i] == pytest.approx(q * (4 + 6 * (cp - 1)) + kv * (8 + 6 * (cp - 1)))
 
-    model = resolve_model("llama3-8b")
     names = {cp: [op.name for op in O.layer_ops(model, 1, 8192, 1, cp, 1, False)] for cp in (1, 2)}
     assert "ring_attention_merge" not in names[1] and "ring_attention_merge" in names[2]
     # the FLOPs do not change: the merge is memory-bound, the attention's keys are all counted

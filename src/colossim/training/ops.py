@@ -93,7 +93,8 @@ EAGER_BYTES_PER_ELEMENT = {"rmsnorm": (36.0, 92.0), "rope": (20.0, 30.0), "gated
 #: (TE 1.9, PyPI transformer_engine_cu12 1.9.0, transformer_engine/pytorch/attention.py
 #: ``AttnFuncWithCPAndKVP2P``):
 #:
-#: ``out_init`` -- forward: the output is zero-filled (``torch.zeros_like(q)``, bf16: write 2) ...
+#: ``out_init`` -- forward: the output is zero-filled (``torch.empty_like(q).zero_()``, bf16: write
+#: 2) ...
 #: ``merge`` -- ... and every step's partial output is rescaled by its log-sum-exp and added into it
 #: (``flash_attn_fwd_out_correction``, one fused kernel: read the step's output 2, read and write
 #: the output 2 + 2 = 6), cp times, on the rank that runs every step in full (the last one).
@@ -107,16 +108,23 @@ EAGER_BYTES_PER_ELEMENT = {"rmsnorm": (36.0, 92.0), "rope": (20.0, 30.0), "gated
 RING_ATTENTION_BYTES_PER_ELEMENT = {"out_init": 2.0, "merge": 6.0, "copy": 4.0, "accumulate": 6.0}
 
 
-def ring_attention_merge_bytes(tokens: ArrayLike, heads: ArrayLike, kv_heads: ArrayLike,
-                               head_dim: int, head_dim_v: int, cp: ArrayLike):
+def ring_kv_elements(model: ModelSpec, tokens: ArrayLike, tp: ArrayLike) -> np.ndarray:
+    """Elements of K and V that one GPU holds for ``tokens`` local tokens, the block ring attention
+    passes to the next cp rank each step: the GPU's kv_heads / tp heads (at least one: Megatron
+    duplicates K/V heads when tp > kv_heads), each qk_head_dim + v_head_dim wide."""
+    return _f(tokens) * np.maximum(model.kv_heads / _f(tp), 1.0) * (model.qk_head_dim + model.v_head_dim)
+
+
+def ring_attention_merge_bytes(model: ModelSpec, tokens: ArrayLike, tp: ArrayLike, cp: ArrayLike):
     """(forward, backward) HBM bytes of ring attention's merge passes over ``cp`` ranks for one
-    layer on one GPU (:data:`RING_ATTENTION_BYTES_PER_ELEMENT`): ``tokens`` local queries, ``heads``
-    local query heads and ``kv_heads`` local K/V heads.  Zero without context parallelism."""
+    layer on one GPU (:data:`RING_ATTENTION_BYTES_PER_ELEMENT`), ``tokens`` local tokens, heads
+    split over ``tp``.  Zero without context parallelism."""
     b = RING_ATTENTION_BYTES_PER_ELEMENT
     cp = _f(cp)
-    out = _f(tokens) * heads * head_dim_v
-    q = _f(tokens) * heads * head_dim
-    kv = _f(tokens) * kv_heads * (head_dim + head_dim_v)
+    heads = model.heads / _f(tp)
+    out = _f(tokens) * heads * model.v_head_dim
+    q = _f(tokens) * heads * model.qk_head_dim
+    kv = ring_kv_elements(model, tokens, tp)
     later = np.maximum(cp - 1.0, 0.0)
     fwd = out * (b["out_init"] + cp * b["merge"]) + kv * b["copy"]
     bwd = q * (b["copy"] + later * b["accumulate"]) + kv * (2.0 * b["copy"] + later * b["accumulate"])
@@ -201,10 +209,7 @@ def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
     ops.append(Attention("attention", mb, a / tp, seq_len / cp, seq_len, model.qk_head_dim,
                          model.v_head_dim, causal=True, kv_chunks=cp))
     if np.any(cp > 1):
-        kv_heads = np.maximum(model.kv_heads / tp, 1.0)
-        merge_fwd, merge_bwd = ring_attention_merge_bytes(tokens, a / tp, kv_heads, model.qk_head_dim,
-                                                          model.v_head_dim, cp)
-        ops.append(MemoryBound("ring_attention_merge", merge_fwd, merge_bwd))
+        ops.append(MemoryBound("ring_attention_merge", *ring_attention_merge_bytes(model, tokens, tp, cp)))
     ops.append(Gemm("out_proj", tokens, h, a * model.v_head_dim / tp))
     return ops
 

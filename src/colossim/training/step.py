@@ -617,10 +617,8 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),
     # overlapped with the attention of the previous chunk (Liu et al. 2023, Ring Attention;
     # Megatron-Core CP).  Backward passes K, V and their gradients: twice the bytes.
-    kv_heads_local = np.maximum(m.kv_heads / tp, 1.0)
     # K and V per head (MLA: the up-projected keys with their rope part, and the values)
-    kv_msg = (plans.micro_batch * (ctx.seq_len / cp) * kv_heads_local * (m.qk_head_dim + m.v_head_dim)
-              * ACTIVATION_BYTES)
+    kv_msg = O.ring_kv_elements(m, tokens, tp) * ACTIVATION_BYTES
     cp_step = C.send_recv_seconds(kv_msg, net, prof, crosses_scaleout=tp * cp > net.scaleup_domain_size)
     cp_fwd = np.where(cp > 1, np.maximum((cp - 1) * cp_step - t["attn_fwd"], 0.0), 0.0)
     cp_bwd = np.where(cp > 1, np.maximum(2.0 * (cp - 1) * cp_step - 2.0 * t["attn_fwd"], 0.0), 0.0)

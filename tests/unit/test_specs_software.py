@@ -173,6 +173,34 @@ def test_models_trained_on_fsdp_name_their_stack():
                                "parallelism": {"zero": 3}, "training": {}})).software == "metaseq-2022"
 
 
+def _mpt70b_on(count: int, software: str) -> dict:
+    # MosaicML's benchmark plan: 8 sequences per GPU, one micro-batch per step, full recompute
+    return {"model": "mpt-70b", "hardware": {"gpu": "h100-sxm", "count": count},
+            "parallelism": {"tp": 1, "pp": 1, "dp": count, "micro_batch": 8, "recompute": "full",
+                            "zero": 3, "fsdp": True},
+            "training": {"global_batch": 8 * count, "software": software}}
+
+
+def test_composer_fsdp_prices_its_gathers_and_reduce_scatters_in_line_with_the_compute():
+    """Composer (2023) leaves FSDP's forward prefetch off and its backward prefetch at
+    BACKWARD_POST, and the MPT rows' steps are compute plus the FSDP traffic: the stack overlaps
+    neither.  The same plan on Megatron-Core's FSDP hides all but the edges and the SMs' share."""
+    composer = software_stacks()["pytorch-fsdp-2023"]
+    assert not composer.overlap_param_gather and not composer.overlap_grad_reduce
+    assert "BACKWARD_POST" in composer.source and "set_fsdp_default" in composer.source
+    est = {n: estimate(load_spec(_mpt70b_on(n, "pytorch-fsdp-2023"))) for n in (128, 512)}
+    hidden = estimate(load_spec(_mpt70b_on(512, "megatron-core-2024")))
+    tb, th = est[512].time_breakdown_s, hidden.time_breakdown_s
+    # three passes over 65 B bf16 weights (two gathers, one reduce-scatter) at a few hundred GB/s:
+    # about a second, in line; hidden, only the edges and the SMs' share of it are left
+    assert 0.5 < tb["dp_comm"] < 4.0
+    assert th["dp_comm"] < 0.3 * tb["dp_comm"]
+    # in line, the step is the compute plus that traffic, which grows with the ring
+    assert est[512].time_breakdown_s["dp_comm"] > est[128].time_breakdown_s["dp_comm"]
+    assert est[512].step_time_s - est[128].step_time_s == pytest.approx(
+        est[512].time_breakdown_s["dp_comm"] - est[128].time_breakdown_s["dp_comm"], rel=0.05)
+
+
 def test_llm_foundry_2023_runs_flash_attention_1_at_half_the_flash_attention_2_rate():
     """llm-foundry 0.2-0.4 pinned flash-attn 1.x (and defaulted MPT to its Triton port): the
     attention core costs twice FlashAttention-2's time (Dao 2023: "around 2x speedup"); the

@@ -95,24 +95,32 @@ def test_regression_guard_overall(results):
     # kernel per chunk of keys, the steps' outputs and gradients merged through memory): median
     # 4.0 %, max 24.1 %, mean +3.02 -> +2.93 %, inside the issue's +-3 %; NeMo's Llama 3 8B
     # +10.3 -> +6.0 %, Llama 3 70B -2.5 -> -4.5 %.
+    # Session 40: Composer's FSDP (the MPT rows' stack) priced with its gathers and reduce-scatters
+    # in line with the compute, as its defaults (no forward prefetch, BACKWARD_POST) and the nine
+    # rows' steps have it: median 2.8 %, max 24.1 %, mean +1.4 %; trust A median 2.4 %, mean
+    # +0.4 %; H100 median 3.6 %, max 16.4 %, mean -1.4 %; the MPT rows +5.9 ... +19.7 % ->
+    # -12.1 ... +3.6 % (mean +10.4 -> -1.7 %).
     # Guards = reached + a small margin, except the mean, held to the issue's target.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
-    assert stats["all"].median_abs <= 0.041
+    assert stats["all"].median_abs <= 0.031
     assert stats["all"].max_abs <= 0.25
     assert abs(stats["all"].mean_signed) <= 0.03  # the issue's target
-    assert stats["trust A"].median_abs <= 0.037
-    assert stats["trust A"].mean_signed <= 0.026
+    assert stats["trust A"].median_abs <= 0.027
+    assert stats["trust A"].mean_signed <= 0.012
     assert stats["trust A"].max_abs <= 0.25
     mcore = [e.error for k, e in by_id.items() if k.startswith("MCORE24")]
     assert len(mcore) == 11 and max(abs(e) for e in mcore) <= 0.18, mcore
-    assert stats["A100"].median_abs <= 0.03
-    assert stats["A100"].mean_signed <= 0.055
+    assert stats["A100"].median_abs <= 0.02
+    assert stats["A100"].mean_signed <= 0.045
     ptd = [by_id[f"NAR21-T2-PTD-0{i}"].error for i in range(1, 7)]
     assert all(abs(e) <= 0.04 for e in ptd), ptd
-    assert stats["H100"].median_abs <= 0.052
-    assert stats["H100"].max_abs <= 0.20  # the issue's target, met on the H100 rows
+    assert stats["H100"].median_abs <= 0.04
+    assert stats["H100"].max_abs <= 0.18  # inside the issue's target on the H100 rows
     assert abs(stats["H100"].mean_signed) <= 0.024
+    mpt = [e.error for k, e in by_id.items() if k.startswith("MPT-")]
+    assert len(mpt) == 9 and max(abs(e) for e in mpt) <= 0.13, mpt
+    assert abs(sum(mpt) / len(mpt)) <= 0.03, mpt  # Composer's FSDP no longer optimistic as a stack
 
 
 def test_rows_name_the_catalog_model_they_ran():
@@ -290,6 +298,8 @@ def test_regression_guard_as_published():
     # chip's default stack lacked runs the release that added it: Korthikanti's sequence-parallel,
     # selective-recompute rows on Megatron-LM 3.0, as annotated): median 4.8 %, max 26.1 %, mean
     # +3.6 %; the mean rises because those five rows (-9 ... +0 %) no longer offset optimistic ones.
+    # Session 40 (Composer's FSDP traffic in line with its compute): median 4.0 %, max 26.1 %, mean
+    # +1.7 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
@@ -297,9 +307,9 @@ def test_regression_guard_as_published():
     assert by_id["OPT175B-PROD"].plan["fsdp"] and abs(by_id["OPT175B-PROD"].error) < 0.10
     kor = [r for r in res if r.run.id.startswith("KOR22-T5-0") or r.run.id == "KOR22-DP8-530B"]
     assert len(kor) == 5 and all(abs(r.error) <= 0.04 for r in kor)
-    assert stats["all"].median_abs <= 0.052
+    assert stats["all"].median_abs <= 0.042
     assert stats["all"].max_abs <= 0.27
-    assert stats["all"].mean_signed <= 0.038
+    assert stats["all"].mean_signed <= 0.025
 
 
 # --- runs from a file in the team's reference format (colossim validate training --runs FILE) ---

@@ -6,7 +6,8 @@ the thirty-third round's three changes undone: the per-domain ring latency, the 
 interleaving depths; the thirty-fourth's HBM read as 1e9 bytes again; Megatron-Core's per-chunk
 gradient sync under interleaving, which the engine leaves out; the thirty-eighth round's fp8
 sequence-parallel gathers undone; overlapped collectives that cost the compute more SMs, as
-benchmarks/contention.py measured; the thirty-ninth's ring attention priced as one kernel again),
+benchmarks/contention.py measured; the thirty-ninth's ring attention priced as one kernel again;
+the fortieth's Composer FSDP overlapping its traffic again),
 to show where the gap sits; the README's fourteenth,
 twenty-second, twenty-eighth, twenty-ninth, thirty-second to thirty-fifth rounds quote its tables.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
@@ -30,6 +31,7 @@ from colossim import units
 from colossim.catalog.schema import Accelerator
 from colossim.cost.efficiency import default_profile
 from colossim.errorstats import error_stats
+from colossim.specs.software import software_stacks
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
 from colossim.training.validate import validation_runs
@@ -62,21 +64,8 @@ def interleaved_dp_overlap_factor(pp, vpp, n_micro) -> np.ndarray:
     return (1.0 + (v - 1.0) * group) / v
 
 
-def fsdp_serial_dp_seconds(dp_seconds):
-    """``step._dp_seconds`` with PyTorch FSDP plans' (ZeRO-3 with ``plans.fsdp``) parameter gathers and
-    gradient reduce-scatters exposed, as with ``overlap_param_gather`` and ``overlap_grad_reduce``
-    off, and every other plan as the engine prices it.  The reading it tests: Composer 0.15-0.16
-    (mosaicml, PyPI) sets FSDP's ``backward_prefetch`` to BACKWARD_POST and ``forward_prefetch``
-    to False unless a run says otherwise (composer/trainer/dist_strategy.py ``set_fsdp_default``),
-    so whatever overlap there is rests on the host running ahead of the GPU.  (PyTorch 2.0.1's
-    post-backward hook still issues the prefetched gather before the reduce-scatter,
-    torch/distributed/fsdp/_runtime_utils.py, so the code alone does not serialise them.)"""
-    def serial(ctx, plans, params, t_fwd_mb, t_bwd_mb, n_micro):
-        base = dp_seconds(ctx, plans, params, t_fwd_mb, t_bwd_mb, n_micro)
-        off = dataclasses.replace(ctx, overlap_grad_reduce=False, overlap_param_gather=False)
-        fsdp = np.asarray(plans.fsdp, dtype=bool) & (plans.priced_zero >= 3)
-        return np.where(fsdp, dp_seconds(off, plans, params, t_fwd_mb, t_bwd_mb, n_micro), base)
-    return serial
+#: The stack the fortieth round stopped overlapping (Composer's PyTorch FSDP, the MPT rows').
+COMPOSER_STACK = "pytorch-fsdp-2023"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +84,7 @@ class Scenario:
     bf16_sp_gather: bool = False  # fp8 runs' SP all-gathers in bf16 (before the 38th round)
     nccl_channels: int | None = None  # SMs an overlapped collective takes (step.NCCL_OVERLAP_CHANNELS)
     ring_one_kernel: bool = False  # ring attention as one kernel, no merge passes (before the 39th round)
-    fsdp_serial: bool = False  # PyTorch FSDP's gathers and reduce-scatters hide under nothing (fsdp_serial_dp_seconds)
+    composer_overlap: bool = False  # Composer's FSDP hides its traffic under the compute (before the 40th round)
 
 
 SCENARIOS = (
@@ -119,9 +108,10 @@ SCENARIOS = (
     # worth bracket the measured loss (an upper bound: NCCL's blocks also wait on the network)
     Scenario("engine, overlapped collectives cost 26 SMs' worth of compute", nccl_channels=26),
     Scenario("engine, overlapped collectives cost 32 SMs' worth of compute", nccl_channels=32),
-    # the fortieth round's lead: the nine Composer FSDP (MPT) rows fit compute + all of FSDP's
+    # the fortieth round undone: the nine Composer FSDP (MPT) rows fit compute + all of FSDP's
     # traffic (a median 0.92 of it exposed), not compute + 12 % of it
-    Scenario("engine, PyTorch FSDP's traffic hidden under nothing", fsdp_serial=True),
+    Scenario("engine, Composer's FSDP traffic hidden under the compute (before the 40th round)",
+             composer_overlap=True),
 )
 #: Rows on Composer's PyTorch FSDP (MosaicML llm-foundry).
 COMPOSER_IDS = ("MPT-",)
@@ -155,8 +145,11 @@ def _patch(sc: Scenario):
             f = interleaved_dp_overlap_factor(plans.pp, plans.vpp, n_micro)
             return dp_seconds(ctx, plans, params, t_fwd_mb * f, t_bwd_mb * f, n_micro)
         step._dp_seconds = chunked
-    if sc.fsdp_serial:
-        step._dp_seconds = fsdp_serial_dp_seconds(step._dp_seconds)
+    stacks = software_stacks()  # the cached catalog: a spec loaded now takes the stack's flags
+    composer = stacks[COMPOSER_STACK]
+    if sc.composer_overlap:
+        stacks[COMPOSER_STACK] = composer.model_copy(update={"overlap_grad_reduce": True,
+                                                             "overlap_param_gather": True})
     if sc.bf16_sp_gather:
         step.sp_gather_bytes = lambda ctx: step.ACTIVATION_BYTES
     if sc.nccl_channels is not None:
@@ -172,6 +165,7 @@ def _patch(sc: Scenario):
                     setattr(step, "NCCL_OVERLAP_CHANNELS", channels),
                     setattr(compute, "attention_seconds", attention),
                     setattr(ops, "ring_attention_merge_bytes", merge),
+                    stacks.__setitem__(COMPOSER_STACK, composer),
                     default_profile.cache_clear())
 
 

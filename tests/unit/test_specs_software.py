@@ -313,10 +313,12 @@ def test_eager_elementwise_ops_move_the_bytes_of_their_kernel_chains():
     assert same[0].step_time_s == same[1].step_time_s
 
 
-def test_hugging_face_model_code_is_the_only_eager_stack_and_costs_the_8b_step_about_a_tenth():
+def test_pytorch_native_model_code_is_the_only_eager_stack_and_costs_the_8b_step_about_a_tenth():
     """Stas Bekman's Llama-3.1-8B step on 8 H200 (461 TFLOPS per GPU, Hugging Face model code) is
-    priced on its own stack; the eager chains cost it 8-15 % of the step over fused kernels."""
-    assert {k for k, s in software_stacks().items() if not s.elementwise_fusion} == {"hf-transformers-2024"}
+    priced on its own stack; the eager chains cost it 8-15 % of the step over fused kernels.  The
+    other eager stack is torchtitan's (uncompiled by default)."""
+    eager = {k for k, s in software_stacks().items() if not s.elementwise_fusion}
+    assert eager == {"hf-transformers-2024", "torchtitan-2024"}
     spec = {"model": {"name": "llama3.1-8b", "seq_len": 8192}, "hardware": {"gpu": "h200-sxm", "count": 8},
             "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 8, "micro_batch": 1, "zero": 2},
             "training": {"global_batch": 8, "precision": "bf16", "software": "hf-transformers-2024"}}

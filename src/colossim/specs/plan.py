@@ -38,6 +38,8 @@ EpCommOverlap = Literal["none", "shared_experts", "micro_batch"]
 AttentionKernel = Literal["flash2", "flash1", "flash3"]
 #: Pipeline schedules (see ParallelPlan.pipeline_schedule and colossim.training.pipeline).
 PipelineSchedule = Literal["1f1b", "zb1p", "dualpipe", "deepspeed"]
+#: What selective recomputation re-runs (see ParallelPlan.selective_recompute).
+SelectiveRecompute = Literal["attention", "ops"]
 
 PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
 
@@ -191,6 +193,14 @@ class ParallelPlan(BaseModel):
             "and at least 2 pp micro-batches); 'deepspeed' (DeepSpeed's pipeline engine, "
             "Megatron-DeepSpeed / MT-NLG / BLOOM: 1F1B with every send and receive blocking on its "
             "own, four in line per micro-batch; vpp 1)"))
+    selective_recompute: SelectiveRecompute | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] what recompute: selective "
+            "re-runs: 'attention' (the attention core, Korthikanti et al. 2022, Megatron-LM / "
+            "Megatron-Core); 'ops' (torchtitan's per-op policy: every matmul output but every second "
+            "one, and the attention output, are kept; the other matmuls and every memory-bound op run "
+            "again; see colossim.training.ops.op_sac_recompute_ops)"))
     balance_stages: bool | None = Field(
         None,
         description=(

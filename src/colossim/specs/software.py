@@ -30,14 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import UnknownNameError
 from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, ParallelPlan, PipelineSchedule,
-                                 Recompute)
+                                 Recompute, SelectiveRecompute)
 
 #: The plan fields a stack decides when the spec leaves them out.
 STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "elementwise_fusion",
                "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "gradient_accumulation_fusion",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
-               "balance_stages", "moe_parallel_folding")
+               "balance_stages", "moe_parallel_folding", "selective_recompute")
 
 
 class SoftwareStack(BaseModel):
@@ -91,6 +91,9 @@ class SoftwareStack(BaseModel):
                                                 "colossim.training.pipeline)")
     balance_stages: bool = Field(description="the last pipeline stage may give layers up to the others "
                                  "to make room for the output head (see ParallelPlan.balance_stages)")
+    selective_recompute: SelectiveRecompute = Field("attention", description="what recompute: selective "
+                                                    "re-runs: the attention core, or torchtitan's per-op "
+                                                    "policy (see ParallelPlan.selective_recompute)")
     moe_parallel_folding: bool = Field(False, description="the experts may take their own tensor-"
                                        "parallel degree (see ParallelPlan.moe_parallel_folding)")
     host_seconds_per_step: float = Field(0.0, ge=0, description="time each optimizer step spends that "
@@ -100,6 +103,9 @@ class SoftwareStack(BaseModel):
     default_for_chips_released_from: int | None = Field(
         None, ge=0, description="chips released in this year or later default to this stack (until a later "
         "stack's year); blank: never a chip's default (a model's catalog row may name it)")
+    zero3_stack: str | None = Field(None, description="the stack a spec that fixes zero: 3 (fsdp not false) "
+                                    "and names no stack ran, when this stack is only the chip's default "
+                                    "(an id of this catalog); blank: this stack's own ZeRO-3")
     successor: str | None = Field(None, description="the stack that followed this one in the same code "
                                   "line (an id of this catalog); a plan asking for something this stack "
                                   "lacks moves to it when the stack was only the chip's default")
@@ -157,13 +163,16 @@ def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
 def resolve_stack(name: str | None, release_year: int, model_software: str | None = None,
                   plan: ParallelPlan | None = None) -> SoftwareStack:
     """The named stack; when ``name`` is None, the stack the model's catalog row names
-    (``model_software``: the framework of its developers' published runs), else the chip's default
-    or, when ``plan`` asks for something that one lacks (:func:`plan_needs`), the first of its
-    successors that has it (the default again if none has).
+    (``model_software``: the framework of its developers' published runs), else the chip's default,
+    its ``zero3_stack`` when ``plan`` fixes ZeRO stage 3 the FSDP way, or, when ``plan`` asks for
+    something the default lacks (:func:`plan_needs`), the first of its successors that has it (the
+    default again if none has).
     An unknown name raises :class:`UnknownNameError` naming ``training.software`` and the stacks."""
     name = name if name is not None else model_software
     if name is None:
         stack = later = default_stack(release_year)
+        if plan is not None and plan.zero == 3 and plan.fsdp is not False and stack.zero3_stack:
+            return software_stacks()[stack.zero3_stack]
         while plan is not None and plan_needs(plan, later):
             if not later.successor:
                 return stack

@@ -100,7 +100,8 @@ def make_context(spec, profile=None) -> StepContext:
                        ep_comm_overlap=spec.parallelism.ep_comm_overlap,
                        pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b",
                        balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages),
-                       host_seconds_per_step=_host_seconds(spec.training))
+                       host_seconds_per_step=_host_seconds(spec.training),
+                       selective_recompute=spec.parallelism.selective_recompute or "attention")
 
 
 def _host_seconds(workload) -> float:
@@ -120,7 +121,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
         cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
-        schedule=ctx.pipeline_schedule, etp=plans.etp)
+        schedule=ctx.pipeline_schedule, etp=plans.etp, selective_recompute=ctx.selective_recompute)
 
 
 def _time_breakdown(t: dict[str, np.ndarray], i: int) -> dict[str, float]:
@@ -166,7 +167,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         rc = RECOMPUTE_NAMES[int(plans.recompute[i])]
         # HFU: the default MFU convention plus the FLOPs recomputation adds (same attention
         # counting, so HFU >= MFU and equal without recompute).
-        recompute_ratio = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc) / hw_flops_no_recompute
+        recompute_ratio = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc,
+                                                     selective_recompute=ctx.selective_recompute) / hw_flops_no_recompute
         # block recompute: only the recomputed share of the layers adds FLOPs
         frac = float(full_share[i]) if rc == "full" else 1.0
         recompute_ratio = 1.0 + frac * (recompute_ratio - 1.0)

@@ -31,6 +31,7 @@ from typing import Literal
 
 from colossim.specs.model import ModelSpec
 from colossim.specs.plan import Recompute
+from colossim.training.ops import op_sac_recomputed_shares
 
 Convention = Literal["megatron", "palm", "6nd"]
 CONVENTIONS: tuple[str, ...] = ("megatron", "palm", "6nd")
@@ -116,25 +117,38 @@ def forward_flops_per_token(model: ModelSpec, seq_len: int, causal: bool = True)
 
 
 def recompute_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompute | str,
-                              causal: bool = True) -> float:
-    """Extra forward FLOPs per token that activation recomputation adds in backward."""
+                              causal: bool = True, selective_recompute: str = "attention") -> float:
+    """Extra forward FLOPs per token that activation recomputation adds in backward; selective
+    recompute re-runs the attention core, or under ``selective_recompute='ops'`` torchtitan's
+    every-second-matmul share of each layer (:func:`colossim.training.ops.op_sac_recomputed_shares`)."""
     rc = Recompute(recompute)
     fwd = forward_flops_per_token(model, seq_len, causal)
     if rc is Recompute.full:
         return sum(fwd.values()) - fwd["logits"]
+    if rc is Recompute.selective and selective_recompute == "ops":
+        total = 0.0
+        for kind, n in (("dense", model.dense_layers), ("moe", model.moe_layers)):
+            if n == 0:
+                continue
+            layer = layer_flops_per_token(model, seq_len, kind, causal)
+            gemms = [k for k in layer if k not in ATTENTION_CORE_OPS]
+            shares = op_sac_recomputed_shares(gemms, model)
+            total += n * sum(layer[k] * shares[k] for k in gemms)
+        return total
     if rc is Recompute.selective:
         return sum(fwd[k] for k in ATTENTION_CORE_OPS)
     return 0.0
 
 
 def hardware_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompute | str = "none",
-                             causal: bool = True) -> float:
+                             causal: bool = True, selective_recompute: str = "attention") -> float:
     """FLOPs the GPUs execute per trained token: 3 x forward (forward + backward at 2x) plus the
     recomputed forward.  Causal attention is halved by default (what a causal flash-attention kernel
     runs).  With ``recompute="full", causal=False`` on a GPT (MHA, 4h gelu MLP) this is exactly
     Narayanan et al. 2021 eq. 3 divided by the tokens per step: 96 l h^2 (1 + S/(6h) + V/(16 l h))."""
     fwd = sum(forward_flops_per_token(model, seq_len, causal).values())
-    return (1 + BACKWARD_FACTOR) * fwd + recompute_flops_per_token(model, seq_len, recompute, causal)
+    return (1 + BACKWARD_FACTOR) * fwd + recompute_flops_per_token(model, seq_len, recompute, causal,
+                                                                   selective_recompute)
 
 
 def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention = "megatron") -> float:

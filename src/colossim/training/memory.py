@@ -34,6 +34,7 @@ import numpy as np
 
 from colossim import units
 from colossim.specs.model import ModelSpec
+from colossim.training import ops as O
 from colossim.training.pipeline import layers_on_slowest_stage, micro_batches_in_flight, stage_copies
 from colossim.training.plans import RECOMPUTE_CODES, full_recompute_fraction
 
@@ -132,11 +133,14 @@ def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
                                cp: ArrayLike, sequence_parallel: ArrayLike, recompute: Any = "none",
                                layer_kind: str = "dense", flash_attention: bool = True,
-                               precision: str = "bf16", etp: ArrayLike | None = None) -> np.ndarray:
+                               precision: str = "bf16", etp: ArrayLike | None = None,
+                               selective_recompute: str = "attention") -> np.ndarray:
     """Activation bytes one layer keeps for backward, per GPU and micro-batch (Korthikanti et al.
     2022 sec 4.1, generalised; see the module docstring).  With fp8 GEMMs the GEMM inputs are kept
     in fp8 (:data:`FP8_SAVED_GEMM_INPUT_BYTES`).  A MoE layer keeps its permuted expert inputs as
-    its expert-tp group gathered them (``etp``, None: tp; :func:`colossim.training.ops.mlp_ops`)."""
+    its expert-tp group gathered them (``etp``, None: tp; :func:`colossim.training.ops.mlp_ops`).
+    Selective recompute under ``selective_recompute='ops'`` keeps what torchtitan's per-op policy
+    saves instead (:func:`op_sac_saved_bytes`)."""
     t, cp = _f(tp), _f(cp)
     et = t if etp is None else _f(etp)
     sp = np.asarray(sequence_parallel, dtype=bool)
@@ -176,7 +180,36 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     split = qk + v + latent + out_in + mlp + lse + core
     full_layer = (shared + moe_rep) / rep + split / t
     kept_input = B * tok * h / rep
+    if selective_recompute == "ops":
+        full_layer = np.where(rc == RECOMPUTE_CODES["selective"],
+                              op_sac_saved_bytes(model, seq_len, micro_batch, tp, cp, sequence_parallel,
+                                                 layer_kind, etp),
+                              full_layer)
     return np.where(rc == RECOMPUTE_CODES["full"], kept_input, full_layer)
+
+
+def op_sac_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
+                       cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
+                       etp: ArrayLike | None = None) -> np.ndarray:
+    """Activation bytes one layer keeps under torchtitan's per-op selective checkpointing, per GPU
+    and micro-batch: the block's input (the checkpoint's own), the bf16 output of each matmul the
+    policy saves (every other ``aten.mm``; :func:`colossim.training.ops.op_sac_recomputed_shares`),
+    the attention output with its fp32 log-sum-exp, and with sequence parallelism the two
+    reduce-scatter outputs (torchtitan 0.1.0 ``_save_list``).  Grouped expert GEMMs and every
+    memory-bound op's output are recomputed, so nothing of theirs is kept."""
+    t, cp = _f(tp), _f(cp)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    tok = _f(micro_batch) * seq_len / cp
+    B, h, a = ACTIVATION_BYTES, model.hidden, model.heads
+    gemms = [op for op in (O.attention_ops(model, micro_batch, seq_len, tp, cp)
+                           + O.mlp_ops(model, micro_batch, seq_len, tp, cp, 1, sp, layer_kind, etp))
+             if isinstance(op, O.Gemm)]
+    shares = O.op_sac_recomputed_shares([op.name for op in gemms], model)
+    mm_out = sum(B * (1.0 - shares[op.name]) * _f(op.m) * _f(op.n) * _f(op.count) for op in gemms)
+    attention_out = B * tok * a * model.v_head_dim / t + 4.0 * a * tok / t
+    block_input = B * tok * h / np.where(sp, t, 1.0)
+    scattered = np.where(sp & (t > 1), 2.0 * B * tok * h / t, 0.0)
+    return block_input + mm_out + attention_out + scattered
 
 
 def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: ArrayLike = 1,
@@ -186,7 +219,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    flash_attention: bool = True, cross_entropy_fusion: bool = False,
                    fsdp: ArrayLike = True,
                    recompute_layers: ArrayLike = 0, schedule: str = "1f1b",
-                   etp: ArrayLike | None = None) -> MemoryBreakdown:
+                   etp: ArrayLike | None = None, selective_recompute: str = "attention") -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
@@ -221,7 +254,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
              if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
     def per_layer(r: Any) -> dict[str, np.ndarray]:
         return {k: activation_bytes_per_layer(model, s, mb, tp, cp, sequence_parallel, r, k,
-                                              flash_attention, prec, etp) for k, _ in kinds}
+                                              flash_attention, prec, etp, selective_recompute) for k, _ in kinds}
     kept = per_layer(rc)
     whole = per_layer("none")
     # full recompute of ``recompute_layers`` of the stage's layers (all when 0): a layer kind's
@@ -259,4 +292,4 @@ __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERE
            "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "activation_bytes_per_layer",
-           "memory_per_gpu", "params_per_gpu"]
+           "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]

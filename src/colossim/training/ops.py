@@ -32,7 +32,7 @@ is not listed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -341,6 +341,65 @@ def gemm_and_attention_flops(ops: list[Op]) -> np.ndarray:
     return sum((op.flops for op in ops if not isinstance(op, MemoryBound)), np.asarray(0.0))
 
 
+#: GEMM ops whose rows are routed expert tokens: torchtitan's MoE runs them as grouped matmuls
+#: (``torch._grouped_mm``), which its per-op policy neither counts nor saves, so they run again.
+GROUPED_EXPERT_GEMMS = ("expert_up", "expert_down")
+
+
+def torch_mm_parts(name: str, model: ModelSpec) -> tuple[float, ...]:
+    """The ``aten.mm`` calls the layer GEMM op ``name`` is in a PyTorch-native model, in forward
+    order, as fractions of its output width.  torchtitan's Llama (``models/llama3/model/model.py``,
+    torchtitan 0.1.0 on PyPI) projects q, k and v with three ``nn.Linear`` (wq, wk, wv) and a
+    gated MLP with two (w1 the gate, w3 the up projection) before w2; every other projection is
+    one linear.  Grouped expert GEMMs are no ``aten.mm``: ()."""
+    if name in GROUPED_EXPERT_GEMMS:
+        return ()
+    if name == "qkv":
+        a, g = float(model.heads), float(model.kv_heads)
+        return (a / (a + 2 * g), g / (a + 2 * g), g / (a + 2 * g))
+    if name in ("mlp_up", "shared_up") and model.activation.gated:
+        return (0.5, 0.5)
+    return (1.0,)
+
+
+def op_sac_recomputed_shares(gemm_names: list[str], model: ModelSpec) -> dict[str, float]:
+    """The share of each of a layer's GEMM ops (named in forward order) that torchtitan's per-op
+    selective activation checkpointing (``selective_ac_option = 'op'``) runs again in the backward.
+
+    Source: torchtitan 0.1.0 (PyPI) ``models/llama3/infra/parallelize.py``
+    ``_apply_ac_to_transformer_block``: the policy saves the outputs of ``aten.mm``, the SDPA
+    kernels, ``reduce_scatter_tensor`` and ``aten.max`` ("Saves output of all compute ops, except
+    every second mm") and marks everything else PREFER_RECOMPUTE.  The mm count runs per block in
+    forward order, so the 2nd, 4th, ... matmul runs again (Llama: wk, wo and w3) and so does any
+    grouped expert GEMM (:func:`torch_mm_parts`)."""
+    shares: dict[str, float] = {}
+    count = 0
+    for name in gemm_names:
+        parts = torch_mm_parts(name, model)
+        share = 0.0 if parts else 1.0
+        for frac in parts:
+            count += 1
+            share += frac if count % 2 == 0 else 0.0
+        shares[name] = share
+    return shares
+
+
+def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
+    """The ops of one layer that torchtitan's per-op selective activation checkpointing runs
+    again in the backward: the recomputed share of each GEMM (:func:`op_sac_recomputed_shares`)
+    and every memory-bound op (norms, rotary embedding, activation, residual adds: not in the
+    policy's save list); the attention core's output is saved, so it does not run again."""
+    shares = op_sac_recomputed_shares([op.name for op in ops if isinstance(op, Gemm)], model)
+    again: list[Op] = []
+    for op in ops:
+        if isinstance(op, Gemm) and shares[op.name] > 0:
+            again.append(op if shares[op.name] == 1.0 else
+                         replace(op, n=np.asarray(op.n, dtype=float) * shares[op.name]))
+        elif isinstance(op, MemoryBound):
+            again.append(op)
+    return again
+
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
            "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "embedding_ops", "gemm_and_attention_flops",
-           "layer_ops", "logits_ops", "memory_bound_ops", "mlp_ops"]
+           "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops", "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops",
+           "op_sac_recomputed_shares", "torch_mm_parts"]

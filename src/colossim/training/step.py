@@ -124,6 +124,9 @@ class StepContext:
     ``balance_stages`` with ``uneven_stages``); false: it holds L / p layers."""
     host_seconds_per_step: float = 0.0
     """Host-side time per step the software stack adds (its ``host_seconds_per_step``)."""
+    selective_recompute: str = "attention"
+    """What ``recompute: selective`` re-runs (the plan's ``selective_recompute``): 'attention', the
+    attention core; 'ops', torchtitan's per-op policy (:func:`colossim.training.ops.op_sac_recompute_ops`)."""
 
 
 #: Training precisions whose GEMMs run in fp8, which Transformer Engine casts to: each GEMM input
@@ -585,8 +588,12 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block
     # method's recompute_layers); selective: the attention core
     full_share = plans.recompute_fraction(layers_on_slowest_stage(m.layers, plans.pp))
+    selective = rc == RECOMPUTE_CODES["selective"]
+    per_op = ctx.selective_recompute == "ops"
+    again = (ops_seconds(O.op_sac_recompute_ops(ops, m), ctx)["fwd"] if per_op and selective.any()
+             else t["attn_fwd"])
     recompute = np.where(rc == RECOMPUTE_CODES["full"], full_share * t["fwd"],
-                         np.where(rc == RECOMPUTE_CODES["selective"], t["attn_fwd"], 0.0))
+                         np.where(selective, again, 0.0))
 
     # --- tensor parallel: 2 collectives per layer forward (after attention and after the MLP),
     # 2 in backward (Korthikanti et al. 2022 section 4.2.2).  With sequence parallelism each
@@ -613,6 +620,11 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
         tp_exposed_fwd, tp_exposed_bwd = (moe_tp_exposed_seconds(ctx, plans, msg, x)
                                           for x in (tp_exposed_fwd, tp_exposed_bwd))
     tp_recompute = full_share * tp_exposed_fwd
+    if per_op:
+        # the per-op policy saves reduce-scatter outputs but not all-gathers or all-reduces: the
+        # recomputed matmuls' inputs are gathered again (sequence parallel) or the row-parallel
+        # output projection's all-reduce runs again (without it), once per block half
+        tp_recompute = np.where(selective & (tp > 1), 2.0 * np.where(sp, ag, ar), tp_recompute)
 
     # --- context parallel: ring attention passes K and V around the cp ranks (cp - 1 steps),
     # overlapped with the attention of the previous chunk (Liu et al. 2023, Ring Attention;

@@ -393,11 +393,11 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
     again: list[Op] = []
     for op in ops:
         if isinstance(op, Gemm) and shares[op.name] > 0:
-            again.append(op if shares[op.name] == 1.0 else
-                         replace(op, n=np.asarray(op.n, dtype=float) * shares[op.name]))
+            again.append(replace(op, n=np.asarray(op.n, dtype=float) * shares[op.name]))
         elif isinstance(op, MemoryBound):
             again.append(op)
     return again
+
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
            "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "embedding_ops", "gemm_and_attention_flops",

@@ -36,10 +36,10 @@ from colossim.errors import ColossimError
 
 #: Exponent of the clock in a compute-bound kernel's board power below the datasheet TDP.  Because:
 #: at its TDP the GPU already runs dense GEMMs low in its DVFS range (the H100 at 1,320-1,590 of
-#: 1,980 MHz at 700 W, twelve bf16 GEMM shapes measured on the lent H100: benchmarks/results/h100-2026-11-24/
-#: held_kernels.json), where the voltage sits near its floor and a C V^2 f falls about as f.  An
-#: assumption: power that does not follow the clock (leakage, HBM, links) would make a cap bite
-#: harder, a voltage still above its floor softer.
+#: 1,980 MHz at 700 W, twelve bf16 GEMM shapes measured on the lent H100:
+#: benchmarks/results/h100-2026-11-24/held_kernels.json), where the voltage sits near its floor
+#: and a C V^2 f falls about as f.  An assumption: power that does not follow the clock
+#: (leakage, HBM, links) would make a cap bite harder, a voltage still above its floor softer.
 DVFS_EXPONENT_BELOW_TDP = 1.0
 #: Exponent of the clock in a compute-bound kernel's board power above the datasheet TDP.  Because:
 #: toward its burst clock the GPU climbs the steep part of its voltage-frequency curve, the voltage

@@ -312,6 +312,38 @@ def test_blocking_p2p_slows_an_interleaved_pipeline():
     assert off.time_breakdown_s["pp_comm"] > 4 * on.time_breakdown_s["pp_comm"] > 0
 
 
+def test_whole_pipeline_gradients_cost_half_the_transfers_a_whole_message():
+    """DeepSpeed v0.3-v0.5.3 split the activations it sent between stages over the TP group but sent
+    the gradients whole: half the transfers in line (the gradient ones) then move tp times the bytes
+    and skip the all-gather; with sequence parallelism both are already shards and nothing moves."""
+    from colossim.cost import comm as C
+    from colossim.training.pipeline import p2p_exposed_transfers
+
+    base = {"model": "mt-nlg-530b", "hardware": {"gpu": "a100-80gb-sxm", "count": 2240},
+            "parallelism": {"tp": 8, "pp": 35, "dp": 8, "vpp": 1, "micro_batch": 1, "recompute": "full",
+                            "zero": 1, "sequence_parallel": False, "pipeline_schedule": "deepspeed"},
+            "training": {"global_batch": 1920}}
+
+    def run(**flags):
+        spec = {**base, "parallelism": {**base["parallelism"], **flags}}
+        return make_context(load_spec(spec)), estimate(load_spec(spec))
+
+    ctx, split = run()
+    _, whole = run(pipeline_grad_scatter_gather=False)
+    full = 2048 * 20480 * 2  # one micro-batch's [s, b, h] fp16 gradient
+    t_act = (C.send_recv_seconds(full / 8, ctx.network, ctx.profile, crosses_scaleout=True)
+             + C.all_gather_seconds(full, 8, ctx.network, ctx.profile, stride=1))
+    t_grad = C.send_recv_seconds(full, ctx.network, ctx.profile, crosses_scaleout=True)
+    n = p2p_exposed_transfers(35, 1, 240, True, "deepspeed")
+    assert t_grad > 2 * t_act
+    assert split.time_breakdown_s["pp_comm"] == pytest.approx(n * t_act)
+    assert whole.time_breakdown_s["pp_comm"] == pytest.approx(n / 2 * (t_act + t_grad))
+    assert whole.step_time_s - split.step_time_s == pytest.approx(n / 2 * (t_grad - t_act))
+    _, sp_split = run(sequence_parallel=True)
+    _, sp_whole = run(sequence_parallel=True, pipeline_grad_scatter_gather=False)
+    assert sp_whole.step_time_s == pytest.approx(sp_split.step_time_s)
+
+
 def test_search_recomputes_the_fewest_layers_that_fit():
     """GPT-3 175B in bf16, tp4 pp8 dp16 with 4-sequence micro-batches: without recompute it does not fit
     an 80 GB H100; the search recomputes the fewest layers per stage that make it fit."""

@@ -92,6 +92,7 @@ def make_context(spec, profile=None) -> StepContext:
                        overlap_grad_reduce=spec.parallelism.overlap_grad_reduce,
                        overlap_param_gather=spec.parallelism.overlap_param_gather,
                        overlap_p2p_comm=spec.parallelism.overlap_p2p_comm,
+                       pipeline_grad_scatter_gather=spec.parallelism.pipeline_grad_scatter_gather,
                        tp_async_backward=spec.parallelism.tp_async_backward,
                        tp_overlap_sm_margin=spec.parallelism.tp_overlap_sm_margin,
                        gradient_accumulation_fusion=spec.parallelism.gradient_accumulation_fusion is not False,

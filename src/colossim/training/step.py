@@ -102,6 +102,9 @@ class StepContext:
     backward (the plan's ``overlap_param_gather``); false: each gather waits in line."""
     overlap_p2p_comm: bool = True
     """Interleaved pipeline send/recv overlapped with compute (the plan's ``overlap_p2p_comm``)."""
+    pipeline_grad_scatter_gather: bool = True
+    """Pipeline gradients split over the TP group like the activations (the plan's
+    ``pipeline_grad_scatter_gather``); false: each TP rank sends the whole gradient."""
     tp_async_backward: bool = True
     """The backward's input-gradient TP collectives overlap the weight-gradient GEMMs (the plan's
     ``tp_async_backward``; :func:`tp_backward_exposed_seconds`)."""
@@ -1027,9 +1030,14 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     crosses = plans.tp * plans.cp * plans.dp >= ctx.network.scaleup_domain_size
     regather = np.where(plans.sequence_parallel, 0.0,
                         C.all_gather_seconds(full_msg, plans.tp, ctx.network, ctx.profile, stride=1))
+    t_act = C.send_recv_seconds(p2p_msg, ctx.network, ctx.profile, crosses_scaleout=crosses) + regather
+    # Half the transfers on the critical path carry gradients (1F1B's fill sends activations, its
+    # drain gradients, its steady state one of each; a replay of DeepSpeed's TrainSchedule gives
+    # exactly half): sent whole where the stack does not scatter them (DeepSpeed v0.3-v0.5.3)
+    t_grad = np.where(plans.sequence_parallel | ctx.pipeline_grad_scatter_gather, t_act,
+                      C.send_recv_seconds(full_msg, ctx.network, ctx.profile, crosses_scaleout=crosses))
     p2p = (p2p_exposed_transfers(plans.pp, plans.vpp, n_micro, ctx.overlap_p2p_comm, ctx.pipeline_schedule)
-           * (C.send_recv_seconds(p2p_msg, ctx.network, ctx.profile, crosses_scaleout=crosses)
-              + regather))
+           * (t_act + t_grad) / 2.0)
 
     params = local_params(ctx, plans)
     dp = _dp_seconds(ctx, plans, params, t_fwd, t_bwd, n_micro)

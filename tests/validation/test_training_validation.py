@@ -100,11 +100,14 @@ def test_regression_guard_overall(results):
     # rows' steps have it: median 2.8 %, max 24.1 %, mean +1.4 %; trust A median 2.4 %, mean
     # +0.4 %; H100 median 3.6 %, max 16.4 %, mean -1.4 %; the MPT rows +5.9 ... +19.7 % ->
     # -12.1 ... +3.6 % (mean +10.4 -> -1.7 %).
+    # Session 43: MT-NLG's 2021 DeepSpeed pipeline sends its gradients whole: mean +1.2 %, MT-NLG
+    # +14.0 / +15.0 / +19.4 %; only the ZeRO-3 530B row at 640 GPUs (+24.1 %) is above 20 %.
     # Guards = reached + a small margin, except the mean, held to the issue's target.
     by_id, stats = results
     assert stats["all"].n == 69  # every published row is predicted (OPT and the 530B ZeRO-3 included)
     assert stats["all"].median_abs <= 0.031
     assert stats["all"].max_abs <= 0.25
+    assert sorted(k for k, r in by_id.items() if abs(r.error) > 0.20) == ["NAR21-T2-Z3-04"]
     assert abs(stats["all"].mean_signed) <= 0.03  # the issue's target
     assert stats["trust A"].median_abs <= 0.027
     assert stats["trust A"].mean_signed <= 0.012
@@ -210,12 +213,27 @@ def test_deepspeed_pipeline_runs_use_its_schedule(results):
     # MT-NLG and BLOOM pipelined with DeepSpeed's PipelineEngine: the rows say so, and its four
     # blocking transfers per micro-batch (Megatron-LM's two) cost each 2-3 points (MT-NLG 2,240 /
     # 2,800 / 3,360 GPUs +20.7 / +21.5 / +26.1 % with Megatron's pairing, +18.4 / +19.4 / +23.9 %
-    # now; BLOOM +2.1 -> -0.7 %).
+    # with DeepSpeed's schedule, +14.0 / +15.0 / +19.4 % with its 2021 whole gradients too;
+    # BLOOM +2.1 -> -0.7 %).
     by_id, _ = results
     ids = ("MTNLG530B-2240", "MTNLG530B-2800", "MTNLG530B-3360", "BLOOM176B-PROD")
     for rid in ids:
         faster = _flag_and_its_effect(by_id[rid], "pipeline_schedule", "deepspeed", "1f1b", "TrainSchedule")
         assert 0.01 < faster < 0.04, (rid, faster)
+
+
+def test_mtnlg_sends_its_pipeline_gradients_whole(results):
+    # DeepSpeed v0.3.14-v0.5.3 (2021) split the activations between stages over the TP group but
+    # sent the gradients whole (runtime/pipe/engine.py is_grad_partitioned = False): the rows say
+    # so, each would read 3-5 points faster with split gradients, and all three are within the
+    # issue's 20 % with them whole (+14.0 / +15.0 / +19.4 %; +18.4 / +19.4 / +23.9 % split).
+    by_id, _ = results
+    for rid in ("MTNLG530B-2240", "MTNLG530B-2800", "MTNLG530B-3360"):
+        faster = _flag_and_its_effect(by_id[rid], "pipeline_grad_scatter_gather", False, True,
+                                      "is_grad_partitioned = False")
+        assert 0.03 < faster < 0.05, (rid, faster)
+        assert 0.0 < by_id[rid].error <= 0.20, (rid, by_id[rid].error)
+    assert "pipeline_grad_scatter_gather" not in by_id["BLOOM176B-PROD"].run.spec["parallelism"]
 
 
 def test_moe_pretraining_run(results):

@@ -185,7 +185,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             memory_gib_per_gpu=units.bytes_to_gib(total),
             memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
             fits=bool(total <= hbm), time_breakdown_s=_time_breakdown(t, int(i)),
-            parallelism={**plans.plan_dict(int(i)), "pipeline_schedule": ctx.pipeline_schedule},
+            parallelism={**plans.plan_dict(int(i)), "pipeline_schedule": ctx.pipeline_schedule,
+                         "pipeline_grad_scatter_gather": ctx.pipeline_grad_scatter_gather},
             gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software,
         )

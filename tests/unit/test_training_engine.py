@@ -328,8 +328,11 @@ def test_whole_pipeline_gradients_cost_half_the_transfers_a_whole_message():
         spec = {**base, "parallelism": {**base["parallelism"], **flags}}
         return make_context(load_spec(spec)), estimate(load_spec(spec))
 
-    ctx, split = run()
-    _, whole = run(pipeline_grad_scatter_gather=False)
+    # MT-NLG's catalog row names its stack, megatron-deepspeed-2021, which sends them whole
+    ctx, whole = run()
+    _, split = run(pipeline_grad_scatter_gather=True)
+    assert whole.software == "megatron-deepspeed-2021"
+    assert whole.step_time_s == pytest.approx(run(pipeline_grad_scatter_gather=False)[1].step_time_s)
     full = 2048 * 20480 * 2  # one micro-batch's [s, b, h] fp16 gradient
     t_act = (C.send_recv_seconds(full / 8, ctx.network, ctx.profile, crosses_scaleout=True)
              + C.all_gather_seconds(full, 8, ctx.network, ctx.profile, stride=1))
@@ -339,7 +342,7 @@ def test_whole_pipeline_gradients_cost_half_the_transfers_a_whole_message():
     assert split.time_breakdown_s["pp_comm"] == pytest.approx(n * t_act)
     assert whole.time_breakdown_s["pp_comm"] == pytest.approx(n / 2 * (t_act + t_grad))
     assert whole.step_time_s - split.step_time_s == pytest.approx(n / 2 * (t_grad - t_act))
-    _, sp_split = run(sequence_parallel=True)
+    _, sp_split = run(sequence_parallel=True, pipeline_grad_scatter_gather=True)
     _, sp_whole = run(sequence_parallel=True, pipeline_grad_scatter_gather=False)
     assert sp_whole.step_time_s == pytest.approx(sp_split.step_time_s)
 

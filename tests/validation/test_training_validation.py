@@ -317,7 +317,9 @@ def test_regression_guard_as_published():
     # selective-recompute rows on Megatron-LM 3.0, as annotated): median 4.8 %, max 26.1 %, mean
     # +3.6 %; the mean rises because those five rows (-9 ... +0 %) no longer offset optimistic ones.
     # Session 40 (Composer's FSDP traffic in line with its compute): median 4.0 %, max 26.1 %, mean
-    # +1.7 %.
+    # +1.7 %.  Session 43 (MT-NLG's and BLOOM's catalog rows name their Megatron-DeepSpeed stacks:
+    # DeepSpeed's pipeline schedule, MT-NLG's 2021 gradients sent whole): median 4.0 %, max 24.1 %,
+    # mean +1.4 %; MT-NLG +20.7 / +21.5 / +26.1 -> +14.0 / +15.0 / +19.4 %, BLOOM +6.2 -> +5.3 %.
     res, stats = run_training_validation(show_progress=False, as_published=True)
     assert [r.run.id for r in res if r.error is None] == []
     assert stats["all"].n == 68
@@ -326,8 +328,10 @@ def test_regression_guard_as_published():
     kor = [r for r in res if r.run.id.startswith("KOR22-T5-0") or r.run.id == "KOR22-DP8-530B"]
     assert len(kor) == 5 and all(abs(r.error) <= 0.04 for r in kor)
     assert stats["all"].median_abs <= 0.042
-    assert stats["all"].max_abs <= 0.27
-    assert stats["all"].mean_signed <= 0.025
+    assert stats["all"].max_abs <= 0.25
+    assert all(r.plan["pipeline_schedule"] == "deepspeed" for k, r in by_id.items()
+               if k.startswith(("MTNLG530B", "BLOOM176B")))
+    assert stats["all"].mean_signed <= 0.02
 
 
 # --- runs from a file in the team's reference format (colossim validate training --runs FILE) ---

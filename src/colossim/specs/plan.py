@@ -146,15 +146,15 @@ class ParallelPlan(BaseModel):
             "steady-state send/recv overlaps with the next chunk's compute (Megatron-Core "
             "--overlap-p2p-communication, 2023). false: every chunk boundary blocks (Megatron-LM "
             "2021-2022 batched isend/irecv + wait)"))
-    pipeline_grad_scatter_gather: bool = Field(
-        True,
+    pipeline_grad_scatter_gather: bool | None = Field(
+        None,
         description=(
-            "without sequence parallelism, the gradient a pipeline stage sends back is split over "
+            "[omitted: the software stack's value, training.software] without sequence parallelism, the gradient a pipeline stage sends back is split over "
             "its TP group and all-gathered after the receive, as the activation is (Megatron-LM's "
             "scatter/gather, Narayanan et al. 2021 sec. 4.1; DeepSpeed's pipeline engine from v0.5.4, "
             "October 2021). false: every TP rank sends the whole gradient over its own link, as "
             "DeepSpeed v0.3.x-v0.5.3 did (runtime/pipe/engine.py: is_pipe_partitioned for the "
-            "activations, is_grad_partitioned = False), the code of MT-NLG's 2021 runs"))
+            "activations, is_grad_partitioned = False; stack megatron-deepspeed-2021, MT-NLG's)"))
     tp_async_backward: bool | None = Field(
         None,
         description=(

@@ -37,7 +37,7 @@ STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "e
                "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "gradient_accumulation_fusion",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
-               "balance_stages", "moe_parallel_folding", "selective_recompute")
+               "balance_stages", "moe_parallel_folding", "selective_recompute", "pipeline_grad_scatter_gather")
 
 
 class SoftwareStack(BaseModel):
@@ -89,6 +89,10 @@ class SoftwareStack(BaseModel):
                                                 "with vpp > 1), 'zb1p' (zero-bubble ZB-H1), 'dualpipe' or "
                                                 "'deepspeed' (DeepSpeed's pipeline engine; see "
                                                 "colossim.training.pipeline)")
+    pipeline_grad_scatter_gather: bool = Field(True, description="the gradient sent back across a pipeline "
+                                               "boundary is split over the TP group like the activation; "
+                                               "false: sent whole (DeepSpeed v0.3-v0.5.3; see "
+                                               "ParallelPlan.pipeline_grad_scatter_gather)")
     balance_stages: bool = Field(description="the last pipeline stage may give layers up to the others "
                                  "to make room for the output head (see ParallelPlan.balance_stages)")
     selective_recompute: SelectiveRecompute = Field("attention", description="what recompute: selective "

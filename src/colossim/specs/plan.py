@@ -149,8 +149,9 @@ class ParallelPlan(BaseModel):
     pipeline_grad_scatter_gather: bool | None = Field(
         None,
         description=(
-            "[omitted: the software stack's value, training.software] without sequence parallelism, the gradient a pipeline stage sends back is split over "
-            "its TP group and all-gathered after the receive, as the activation is (Megatron-LM's "
+            "[omitted: the software stack's value, training.software] without sequence "
+            "parallelism, the gradient a pipeline stage sends back is split over its TP group and "
+            "all-gathered after the receive, as the activation is (Megatron-LM's "
             "scatter/gather, Narayanan et al. 2021 sec. 4.1; DeepSpeed's pipeline engine from v0.5.4, "
             "October 2021). false: every TP rank sends the whole gradient over its own link, as "
             "DeepSpeed v0.3.x-v0.5.3 did (runtime/pipe/engine.py: is_pipe_partitioned for the "

@@ -37,7 +37,8 @@ STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "e
                "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "gradient_accumulation_fusion",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
-               "balance_stages", "moe_parallel_folding", "selective_recompute", "pipeline_grad_scatter_gather")
+               "balance_stages", "moe_parallel_folding", "selective_recompute",
+               "pipeline_grad_scatter_gather")
 
 
 class SoftwareStack(BaseModel):

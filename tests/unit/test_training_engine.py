@@ -325,8 +325,8 @@ def test_whole_pipeline_gradients_cost_half_the_transfers_a_whole_message():
             "training": {"global_batch": 1920}}
 
     def run(**flags):
-        spec = {**base, "parallelism": {**base["parallelism"], **flags}}
-        return make_context(load_spec(spec)), estimate(load_spec(spec))
+        spec = load_spec({**base, "parallelism": {**base["parallelism"], **flags}})
+        return make_context(spec), estimate(spec)
 
     # MT-NLG's catalog row names its stack, megatron-deepspeed-2021, which sends them whole
     ctx, whole = run()

@@ -1034,8 +1034,9 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     # Half the transfers on the critical path carry gradients (1F1B's fill sends activations, its
     # drain gradients, its steady state one of each; a replay of DeepSpeed's TrainSchedule gives
     # exactly half): sent whole where the stack does not scatter them (DeepSpeed v0.3-v0.5.3)
-    t_grad = np.where(plans.sequence_parallel | ctx.pipeline_grad_scatter_gather, t_act,
-                      C.send_recv_seconds(full_msg, ctx.network, ctx.profile, crosses_scaleout=crosses))
+    t_grad = t_act if ctx.pipeline_grad_scatter_gather else np.where(
+        plans.sequence_parallel, t_act,
+        C.send_recv_seconds(full_msg, ctx.network, ctx.profile, crosses_scaleout=crosses))
     p2p = (p2p_exposed_transfers(plans.pp, plans.vpp, n_micro, ctx.overlap_p2p_comm, ctx.pipeline_schedule)
            * (t_act + t_grad) / 2.0)
 

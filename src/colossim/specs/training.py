@@ -63,6 +63,11 @@ class TrainingWorkload(BaseModel):
     host_seconds_per_step: float | None = Field(
         None, ge=0, description="host time each step of the training loop adds (Python, host syncs; "
         "see SoftwareStack.host_seconds_per_step); omitted: the software stack's")
+    moe_load_imbalance: float = Field(
+        1.0, ge=1.0, description="MoE routing: the busiest expert-parallel rank's routed tokens over "
+        "the mean (1 = perfect balance, as NVIDIA's MoE benchmark recipes force it; dropless training "
+        "with a balancing loss runs above 1; with a capacity factor and padded expert buffers, that "
+        "factor); it gates every MoE layer of an ep > 1 plan (colossim.training.step)")
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ def make_context(spec, profile=None) -> StepContext:
                        pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b",
                        balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages),
                        host_seconds_per_step=_host_seconds(spec.training),
+                       moe_load_imbalance=spec.training.moe_load_imbalance,
                        selective_recompute=spec.parallelism.selective_recompute or "attention")
 
 
@@ -122,7 +123,8 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         sequence_parallel=plans.sequence_parallel, precision=ctx.precision,
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
         cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
-        schedule=ctx.pipeline_schedule, etp=plans.etp, selective_recompute=ctx.selective_recompute)
+        schedule=ctx.pipeline_schedule, etp=plans.etp, selective_recompute=ctx.selective_recompute,
+        moe_load_imbalance=ctx.moe_load_imbalance)
 
 
 def _time_breakdown(t: dict[str, np.ndarray], i: int) -> dict[str, float]:

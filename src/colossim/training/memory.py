@@ -134,12 +134,13 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
                                cp: ArrayLike, sequence_parallel: ArrayLike, recompute: Any = "none",
                                layer_kind: str = "dense", flash_attention: bool = True,
                                precision: str = "bf16", etp: ArrayLike | None = None,
-                               selective_recompute: str = "attention") -> np.ndarray:
+                               selective_recompute: str = "attention", moe_load: ArrayLike = 1.0) -> np.ndarray:
     """Activation bytes one layer keeps for backward, per GPU and micro-batch (Korthikanti et al.
     2022 sec 4.1, generalised; see the module docstring).  With fp8 GEMMs the GEMM inputs are kept
     in fp8 (:data:`FP8_SAVED_GEMM_INPUT_BYTES`).  A MoE layer keeps its permuted expert inputs as
-    its expert-tp group gathered them (``etp``, None: tp; :func:`colossim.training.ops.mlp_ops`).
-    Selective recompute under ``selective_recompute='ops'`` keeps what torchtitan's per-op policy
+    its expert-tp group gathered them (``etp``, None: tp; :func:`colossim.training.ops.mlp_ops`),
+    ``moe_load`` times the mean on the busiest expert-parallel rank
+    (:func:`colossim.training.step.expert_rank_load`).  Selective recompute under ``selective_recompute='ops'`` keeps what torchtitan's per-op policy
     saves instead (:func:`op_sac_saved_bytes`)."""
     t, cp = _f(tp), _f(cp)
     et = t if etp is None else _f(etp)
@@ -173,10 +174,11 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
         mlp = tok * model.ffn_hidden * (up * B + G)  # activation input(s) and output
         moe_rep = 0.0
     else:
-        copies = model.top_k + model.shared_experts
+        routed = model.top_k * _f(moe_load)
+        copies = routed + model.shared_experts
         mlp = tok * copies * model.moe_ffn_hidden * (up * B + G)
         # permuted expert inputs: the SP shard's routed rows, gathered over the expert-tp group
-        moe_rep = B * tok * model.top_k * h * np.where(sp, et, 1.0)
+        moe_rep = B * tok * routed * h * np.where(sp, et, 1.0)
     split = qk + v + latent + out_in + mlp + lse + core
     full_layer = (shared + moe_rep) / rep + split / t
     kept_input = B * tok * h / rep
@@ -219,14 +221,17 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    flash_attention: bool = True, cross_entropy_fusion: bool = False,
                    fsdp: ArrayLike = True,
                    recompute_layers: ArrayLike = 0, schedule: str = "1f1b",
-                   etp: ArrayLike | None = None, selective_recompute: str = "attention") -> MemoryBreakdown:
+                   etp: ArrayLike | None = None, selective_recompute: str = "attention",
+                   moe_load_imbalance: float = 1.0) -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
     units gathered a layer at a time (PyTorch FSDP), else DeepSpeed's per-submodule fetches.
     ``recompute_layers`` (full recompute only): layers of the stage recomputed, the others keeping
     every activation; 0 = all.  ``schedule`` 'dualpipe' holds two stages' model state and p + 1
-    micro-batches of activations (:mod:`colossim.training.pipeline`)."""
+    micro-batches of activations (:mod:`colossim.training.pipeline`).  ``moe_load_imbalance``: the
+    busiest expert-parallel rank's routed tokens over the mean, which its MoE layers keep
+    activations for when ep > 1."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     etp = tp if etp is None else _f(etp)
@@ -252,9 +257,11 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     dense_on = stage - moe_on
     kinds = [(k, n) for k, n in (("dense", dense_on), ("moe", moe_on))
              if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
+    load = np.where(ep > 1, float(moe_load_imbalance), 1.0)
     def per_layer(r: Any) -> dict[str, np.ndarray]:
         return {k: activation_bytes_per_layer(model, s, mb, tp, cp, sequence_parallel, r, k,
-                                              flash_attention, prec, etp, selective_recompute) for k, _ in kinds}
+                                              flash_attention, prec, etp, selective_recompute, load)
+                for k, _ in kinds}
     kept = per_layer(rc)
     whole = per_layer("none")
     # full recompute of ``recompute_layers`` of the stage's layers (all when 0): a layer kind's

@@ -384,6 +384,26 @@ def op_sac_recomputed_shares(gemm_names: list[str], model: ModelSpec) -> dict[st
     return shares
 
 
+def busiest_expert_rank_ops(ops: list[Op], model: ModelSpec, load: ArrayLike) -> list[Op]:
+    """One MoE layer's ops as its busiest expert-parallel rank runs them: the routed expert GEMMs
+    (:data:`GROUPED_EXPERT_GEMMS`) take ``load`` times the mean rows :func:`mlp_ops` gives them,
+    and so does the routed share of the activation function (the shared experts' share stays).
+    ``load`` is that rank's routed tokens over the mean (1: perfect balance).  The all-to-all is a
+    barrier every MoE layer, so the other ranks wait for this one."""
+    load = _f(load)
+    k, s = float(model.top_k), float(model.shared_experts)
+    act = (k * load + s) / (k + s)
+    out: list[Op] = []
+    for op in ops:
+        if isinstance(op, Gemm) and op.name in GROUPED_EXPERT_GEMMS:
+            op = replace(op, m=_f(op.m) * load)
+        elif isinstance(op, MemoryBound) and op.name == "activation":
+            op = replace(op, bytes=_f(op.bytes) * act,
+                         backward_bytes=None if op.backward_bytes is None else _f(op.backward_bytes) * act)
+        out.append(op)
+    return out
+
+
 def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
     """The ops of one layer that torchtitan's per-op selective activation checkpointing runs
     again in the backward: the recomputed share of each GEMM (:func:`op_sac_recomputed_shares`)
@@ -400,6 +420,7 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "embedding_ops", "gemm_and_attention_flops",
+           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "embedding_ops",
+           "gemm_and_attention_flops",
            "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops", "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops",
            "op_sac_recomputed_shares", "torch_mm_parts"]

@@ -127,6 +127,9 @@ class StepContext:
     ``balance_stages`` with ``uneven_stages``); false: it holds L / p layers."""
     host_seconds_per_step: float = 0.0
     """Host-side time per step the software stack adds (its ``host_seconds_per_step``)."""
+    moe_load_imbalance: float = 1.0
+    """The busiest expert-parallel rank's routed tokens over the mean (the spec's
+    ``training.moe_load_imbalance``; :func:`expert_rank_load`)."""
     selective_recompute: str = "attention"
     """What ``recompute: selective`` re-runs (the plan's ``selective_recompute``): 'attention', the
     attention core; 'ops', torchtitan's per-op policy (:func:`colossim.training.ops.op_sac_recompute_ops`)."""
@@ -435,6 +438,22 @@ def moe_dispatch_copies(model, group_size: ArrayLike, members_per_domain: ArrayL
     return remote_ranks, remote_domains
 
 
+def expert_rank_load(ctx: StepContext, plans: PlanArrays) -> np.ndarray:
+    """Routed tokens of the busiest expert-parallel rank over the mean, per plan: the spec's
+    ``moe_load_imbalance`` where the experts are spread over ep > 1 ranks, 1 where each rank holds
+    them all (its load is its own tokens', however they spread over the experts).
+
+    Each MoE layer's dispatch and combine are barriers over the EP group, so every rank waits for
+    the busiest: its expert GEMMs and routed activations
+    (:func:`colossim.training.ops.busiest_expert_rank_ops`), the tokens it receives and sends back
+    (:func:`moe_all_to_all_seconds`) and its expert-TP collectives (:func:`moe_tp_exposed_seconds`)
+    scale with its load; the model FLOPs (MFU) do not.  Balanced routing (1, the default) is what
+    NVIDIA's MoE benchmark recipes force; dropless training with an auxiliary balancing loss runs
+    above it; a capacity factor with padded expert buffers (GShard, Lepikhin et al. 2020 sec. 2.2;
+    Switch Transformer, Fedus et al. 2021 sec. 2.2) runs every rank at that factor."""
+    return np.where(plans.ep > 1, float(ctx.moe_load_imbalance), 1.0)
+
+
 def moe_tp_exposed_seconds(ctx: StepContext, plans: PlanArrays, msg: ArrayLike,
                            dense_exposed: np.ndarray) -> np.ndarray:
     """Exposed TP seconds of one MoE layer's pass, given ``dense_exposed``, what the layer's two TP
@@ -445,14 +464,16 @@ def moe_tp_exposed_seconds(ctx: StepContext, plans: PlanArrays, msg: ArrayLike,
     all-gathers the tokens each rank received from the all-to-all over the expert-tp group and
     reduce-scatters the expert output back (megatron-core 0.12.0 transformer/moe/token_dispatcher.py),
     so the message is the routed rows, msg x top_k x etp / tp with sequence parallelism (msg x top_k
-    without: each rank routes all its tokens and all-reduces the partial outputs).  It is waited
+    without: each rank routes all its tokens and all-reduces the partial outputs), times the busiest
+    rank's load (:func:`expert_rank_load`).  It is waited
     for: Transformer Engine's userbuffer overlap covers its linear layers, not the grouped expert
     GEMMs.  No pair at etp 1 (MoE parallel folding): the tokens stay on their sequence shard.
     Shared experts are a tp-split MLP with a pair of their own, as a dense MLP's (megatron-core
     0.12.0 transformer/moe/shared_experts.py gathers their input and reduce-scatters their output)."""
     net, prof = ctx.network, ctx.profile
     tp, etp, sp = plans.tp, plans.etp, plans.sequence_parallel
-    routed = np.asarray(msg, dtype=float) * ctx.model.top_k * np.where(sp, etp / tp, 1.0)
+    routed = (np.asarray(msg, dtype=float) * ctx.model.top_k * np.where(sp, etp / tp, 1.0)
+              * expert_rank_load(ctx, plans))
     one = np.where(sp, C.all_gather_seconds(routed, etp, net, prof, stride=1)
                    + C.reduce_scatter_seconds(routed, etp, net, prof, stride=1),
                    C.all_reduce_seconds(routed, etp, net, prof, stride=1))
@@ -465,7 +486,8 @@ def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLik
 
     The dispatch moves each token in FP8 when the plan dispatches in FP8 and trains in fp8
     (:data:`FP8_DISPATCH_BYTES`), the combine in bf16; the copies per fabric come from
-    :func:`moe_dispatch_copies`."""
+    :func:`moe_dispatch_copies`.  The busiest rank receives, and sends back, its load's share
+    (:func:`expert_rank_load`) of the copies, and the exchange waits for it."""
     m, net, prof = ctx.model, ctx.network, ctx.profile
     # EP groups sit within dp x cp at stride tp x cp; folded, within the expert grid at stride etp
     stride = np.where(plans.folded, plans.etp, plans.tp * plans.cp)
@@ -473,8 +495,9 @@ def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLik
     c_in, c_out = moe_dispatch_copies(m, n, d, ctx.moe_dispatch == "dedup")
     fp8 = ctx.moe_fp8_dispatch and ctx.precision == "fp8"
     total = 0.0
+    load = expert_rank_load(ctx, plans)
     for nbytes in ((FP8_DISPATCH_BYTES if fp8 else ACTIVATION_BYTES), ACTIVATION_BYTES):
-        per_copy = np.asarray(tokens, dtype=float) * m.hidden * nbytes
+        per_copy = np.asarray(tokens, dtype=float) * m.hidden * nbytes * load
         total = total + C.all_to_all_split_seconds(per_copy * c_in, per_copy * c_out,
                                                    per_copy * m.top_k, plans.ep, net, prof, stride=stride)
     return np.asarray(total, dtype=float)
@@ -586,6 +609,8 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tp, cp, ep = plans.tp, plans.cp, plans.ep
     sp = plans.sequence_parallel
     ops = plan_layer_ops(ctx, plans, kind)
+    if kind == "moe" and ctx.moe_load_imbalance != 1.0:
+        ops = O.busiest_expert_rank_ops(ops, m, expert_rank_load(ctx, plans))
     t = ops_seconds(ops, ctx)
     rc = plans.recompute
     # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block

@@ -81,6 +81,8 @@ def test_balanced_routing_is_the_default_and_the_model_flops_do_not_move():
     assert busy.mfu == pytest.approx(balanced.mfu * balanced.step_time_s / busy.step_time_s)
     assert busy.memory_breakdown_gib["activations"] > balanced.memory_breakdown_gib["activations"]
     assert busy.memory_breakdown_gib["weights"] == balanced.memory_breakdown_gib["weights"]
+    # the estimate says what routing it assumed
+    assert (balanced.assumptions, busy.assumptions) == ({"moe_load_imbalance": 1.0}, {"moe_load_imbalance": 1.3})
 
 
 def test_no_expert_parallelism_or_no_experts_no_imbalance():
@@ -92,6 +94,7 @@ def test_no_expert_parallelism_or_no_experts_no_imbalance():
              "training": {"global_batch": 64}}
     hot = {**dense, "training": {**dense["training"], "moe_load_imbalance": 2.0}}
     assert estimate(load_spec(hot)).step_time_s == estimate(load_spec(dense)).step_time_s
+    assert "moe_load_imbalance" not in estimate(load_spec(hot)).assumptions
 
 
 @settings(max_examples=25, deadline=None)

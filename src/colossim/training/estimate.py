@@ -191,13 +191,15 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
                          "pipeline_grad_scatter_gather": ctx.pipeline_grad_scatter_gather},
             gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software,
+            # the routing balance an MoE estimate rests on (the spec's, default perfect balance)
+            assumptions={"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {},
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
             gpu_hours = seconds * n / units.SECONDS_PER_HOUR
             est.update(time_to_train_days=seconds / units.SECONDS_PER_DAY, gpu_hours=gpu_hours,
                        energy_mwh=gpu_hours * cost_assumptions["watts_per_gpu_all_in"] / units.MEGA,
-                       cost_usd=gpu_hours * usd_h, assumptions=cost_assumptions)
+                       cost_usd=gpu_hours * usd_h, assumptions={**est["assumptions"], **cost_assumptions})
         out.append(TrainingEstimate(**est))
     return out
 

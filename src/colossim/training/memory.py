@@ -134,13 +134,15 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
                                cp: ArrayLike, sequence_parallel: ArrayLike, recompute: Any = "none",
                                layer_kind: str = "dense", flash_attention: bool = True,
                                precision: str = "bf16", etp: ArrayLike | None = None,
-                               selective_recompute: str = "attention", moe_load: ArrayLike = 1.0) -> np.ndarray:
+                               selective_recompute: str = "attention",
+                               moe_load: ArrayLike = 1.0) -> np.ndarray:
     """Activation bytes one layer keeps for backward, per GPU and micro-batch (Korthikanti et al.
     2022 sec 4.1, generalised; see the module docstring).  With fp8 GEMMs the GEMM inputs are kept
     in fp8 (:data:`FP8_SAVED_GEMM_INPUT_BYTES`).  A MoE layer keeps its permuted expert inputs as
     its expert-tp group gathered them (``etp``, None: tp; :func:`colossim.training.ops.mlp_ops`),
     ``moe_load`` times the mean on the busiest expert-parallel rank
-    (:func:`colossim.training.step.expert_rank_load`).  Selective recompute under ``selective_recompute='ops'`` keeps what torchtitan's per-op policy
+    (:func:`colossim.training.step.expert_rank_load`), and so its routed MLP activations.
+    Selective recompute under ``selective_recompute='ops'`` keeps what torchtitan's per-op policy
     saves instead (:func:`op_sac_saved_bytes`)."""
     t, cp = _f(tp), _f(cp)
     et = t if etp is None else _f(etp)

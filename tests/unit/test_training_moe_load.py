@@ -120,3 +120,28 @@ def test_a_load_below_the_mean_is_refused_with_the_field_named():
     with pytest.raises(SpecError, match="moe_load_imbalance"):
         load_spec(_run(0.8))
     assert np.isfinite(estimate(load_spec(_run(3.0))).step_time_s)
+
+
+def test_serving_waits_for_the_busiest_expert_gpu_at_large_batches_only():
+    from colossim.inference.step import iteration_seconds
+    from colossim.inference.step import make_context as serving_context
+    from colossim.specs.serving import load_serving_spec
+    from colossim.specs.system import resolve_hardware
+
+    hw = resolve_hardware({"gpu": "h100-sxm", "count": 8})
+
+    def seconds(load: float, ep: int, tokens: float) -> float:
+        ctx = serving_context(MIXTRAL, hw, weights="fp8", activations="fp8", kv_cache="fp8", tp=8, pp=1, ep=ep,
+                              attention_seq_hint=1024, moe_load_imbalance=load)
+        return float(iteration_seconds(ctx, tokens, sampled=tokens)["total"])
+
+    # a prefill-sized iteration is compute-bound: the busiest GPU's extra rows cost time
+    assert seconds(1.5, 8, 8192) > 1.1 * seconds(1.0, 8, 8192)
+    # one decode token reads the same weights whoever is busiest
+    assert seconds(1.5, 8, 1) == pytest.approx(seconds(1.0, 8, 1), rel=0.02)
+    # experts split over tp on every GPU (ep 1): nothing to wait for
+    assert seconds(1.5, 1, 8192) == seconds(1.0, 1, 8192)
+    spec = {"model": "mixtral-8x7b", "hardware": {"gpu": "h100-sxm", "count": 8},
+            "serving": {"input_tokens": 1024, "output_tokens": 256, "moe_load_imbalance": 0.9}}
+    with pytest.raises(SpecError, match="moe_load_imbalance"):
+        load_serving_spec(spec)

@@ -149,7 +149,8 @@ def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile |
     return make_context(spec.model, spec.hardware, weights=s.weights.value,
                         activations=s.activation_format, kv_cache=s.kv_format, tp=plan["tp"],
                         pp=plan["pp"], ep=plan["ep"], attention_seq_hint=s.input_tokens,
-                        grouped_kv_decode=s.grouped_kv_decode, profile=profile)
+                        grouped_kv_decode=s.grouped_kv_decode, moe_load_imbalance=s.moe_load_imbalance,
+                        profile=profile)
 
 
 def _batch_grid(spec: ServingSpec, max_batch: int, pp: int) -> np.ndarray:

@@ -89,6 +89,9 @@ class ServingContext:
     """Keys per query for the prefill attention efficiency (the workload's prompt length)."""
     grouped_kv_decode: bool = True
     """Decode attention reads each KV head once per group of query heads (else once per query head)."""
+    moe_load_imbalance: float = 1.0
+    """The busiest expert-parallel GPU's routed tokens over the mean (the workload's
+    ``moe_load_imbalance``; 1: balanced)."""
 
     @property
     def compute_precision(self) -> str:
@@ -97,12 +100,13 @@ class ServingContext:
 
 def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activations: str,
                  kv_cache: str, tp: int, pp: int, ep: int, attention_seq_hint: float,
-                 grouped_kv_decode: bool = True,
+                 grouped_kv_decode: bool = True, moe_load_imbalance: float = 1.0,
                  profile: CalibrationProfile | None = None) -> ServingContext:
     chip = hardware.accelerator
     prof = profile if profile is not None else profile_for_chip(chip)
     return ServingContext(model, chip, hardware, C.network_of_hardware(hardware), prof, weights, activations,
-                          kv_cache, tp, pp, ep, float(attention_seq_hint), bool(grouped_kv_decode))
+                          kv_cache, tp, pp, ep, float(attention_seq_hint), bool(grouped_kv_decode),
+                          float(moe_load_imbalance))
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -203,6 +207,9 @@ def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe
         acc.gemm(ctx, T, e, h, precision="bf16", weight_format="bf16", times=moe_layers)   # router
         touched = _expected_experts_touched(e, k, T) / ep                 # distinct local experts
         rows = T * k / ep / np.maximum(touched, 1e-9)                     # rows per touched expert
+        # the busiest expert-parallel GPU runs its load's share of rows and the others wait for it
+        # in the layer's all-reduce (training.step.expert_rank_load); weights read are the same
+        rows = rows * (ctx.moe_load_imbalance if ep > 1 else 1.0)
         acc.gemm(ctx, rows, up * fe / etp, h, touched, times=moe_layers)
         acc.gemm(ctx, rows, h, fe / etp, touched, times=moe_layers)
         if m.shared_experts:

@@ -95,6 +95,9 @@ class ServingWorkload(BaseModel):
                                     "FlashInfer, FlashAttention); false for engines that read it per query head")
     prefill_fraction: float | None = Field(None, gt=0, lt=1, description="disaggregated: share of GPUs "
                                            "doing prefill; sized from the traffic when omitted")
+    moe_load_imbalance: float = Field(1.0, ge=1.0, description="MoE routing: the busiest expert-parallel "
+                                      "GPU's routed tokens over the mean (1 = perfect balance); with ep > 1 "
+                                      "its expert GEMMs run that many times the mean rows")
 
     @model_validator(mode="after")
     def _formats(self) -> ServingWorkload:

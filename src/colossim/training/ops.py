@@ -421,6 +421,5 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
            "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "embedding_ops",
-           "gemm_and_attention_flops",
-           "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops", "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops",
-           "op_sac_recomputed_shares", "torch_mm_parts"]
+           "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops", "memory_bound_ops",
+           "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

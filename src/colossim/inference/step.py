@@ -51,7 +51,7 @@ from colossim.inference.memory import EMBEDDING_FORMAT, LOGIT_BYTES, kv_bytes_pe
 from colossim.specs.model import ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 from colossim.specs.system import SystemSpec
-from colossim.training.ops import ACTIVATION_BYTES, memory_bound_ops
+from colossim.training.ops import ACTIVATION_BYTES, busiest_rank_load, memory_bound_ops
 
 ArrayLike = np.ndarray | float | int
 
@@ -208,8 +208,8 @@ def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe
         touched = _expected_experts_touched(e, k, T) / ep                 # distinct local experts
         rows = T * k / ep / np.maximum(touched, 1e-9)                     # rows per touched expert
         # the busiest expert-parallel GPU runs its load's share of rows and the others wait for it
-        # in the layer's all-reduce (training.step.expert_rank_load); weights read are the same
-        rows = rows * (ctx.moe_load_imbalance if ep > 1 else 1.0)
+        # in the layer's all-reduce; weights read are the same
+        rows = rows * busiest_rank_load(ep, ctx.moe_load_imbalance)
         acc.gemm(ctx, rows, up * fe / etp, h, touched, times=moe_layers)
         acc.gemm(ctx, rows, h, fe / etp, touched, times=moe_layers)
         if m.shared_experts:

@@ -259,7 +259,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     dense_on = stage - moe_on
     kinds = [(k, n) for k, n in (("dense", dense_on), ("moe", moe_on))
              if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
-    load = np.where(ep > 1, float(moe_load_imbalance), 1.0)
+    load = O.busiest_rank_load(ep, moe_load_imbalance)
     def per_layer(r: Any) -> dict[str, np.ndarray]:
         return {k: activation_bytes_per_layer(model, s, mb, tp, cp, sequence_parallel, r, k,
                                               flash_attention, prec, etp, selective_recompute, load)

@@ -384,6 +384,13 @@ def op_sac_recomputed_shares(gemm_names: list[str], model: ModelSpec) -> dict[st
     return shares
 
 
+def busiest_rank_load(ep: ArrayLike, imbalance: float) -> np.ndarray:
+    """Routed tokens of the busiest expert-parallel GPU over the mean: ``imbalance`` where the
+    experts are spread over ``ep`` > 1 GPUs, 1 where each GPU holds them all (its load is its own
+    tokens' copies, however they spread over the experts)."""
+    return np.where(_f(ep) > 1, float(imbalance), 1.0)
+
+
 def busiest_expert_rank_ops(ops: list[Op], model: ModelSpec, load: ArrayLike) -> list[Op]:
     """One MoE layer's ops as its busiest expert-parallel rank runs them: the routed expert GEMMs
     (:data:`GROUPED_EXPERT_GEMMS`) take ``load`` times the mean rows :func:`mlp_ops` gives them,
@@ -420,6 +427,6 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "embedding_ops",
-           "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops", "memory_bound_ops",
-           "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]
+           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "busiest_rank_load",
+           "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
+           "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

@@ -440,8 +440,7 @@ def moe_dispatch_copies(model, group_size: ArrayLike, members_per_domain: ArrayL
 
 def expert_rank_load(ctx: StepContext, plans: PlanArrays) -> np.ndarray:
     """Routed tokens of the busiest expert-parallel rank over the mean, per plan: the spec's
-    ``moe_load_imbalance`` where the experts are spread over ep > 1 ranks, 1 where each rank holds
-    them all (its load is its own tokens', however they spread over the experts).
+    ``moe_load_imbalance`` on ep > 1 plans, else 1 (:func:`colossim.training.ops.busiest_rank_load`).
 
     Each MoE layer's dispatch and combine are barriers over the EP group, so every rank waits for
     the busiest: its expert GEMMs and routed activations
@@ -451,7 +450,7 @@ def expert_rank_load(ctx: StepContext, plans: PlanArrays) -> np.ndarray:
     NVIDIA's MoE benchmark recipes force; dropless training with an auxiliary balancing loss runs
     above it; a capacity factor with padded expert buffers (GShard, Lepikhin et al. 2020 sec. 2.2;
     Switch Transformer, Fedus et al. 2021 sec. 2.2) runs every rank at that factor."""
-    return np.where(plans.ep > 1, float(ctx.moe_load_imbalance), 1.0)
+    return O.busiest_rank_load(plans.ep, ctx.moe_load_imbalance)
 
 
 def moe_tp_exposed_seconds(ctx: StepContext, plans: PlanArrays, msg: ArrayLike,

@@ -101,6 +101,10 @@ class SoftwareStack(BaseModel):
                                                     "policy (see ParallelPlan.selective_recompute)")
     moe_parallel_folding: bool = Field(False, description="the experts may take their own tensor-"
                                        "parallel degree (see ParallelPlan.moe_parallel_folding)")
+    tensor_parallel: bool = Field(True, description="the stack splits layers over tensor-parallel GPUs; "
+                                  "false: it has no tensor parallelism (DeepSeek's HAI-LLM), so a plan "
+                                  "that leaves tp open gets tp 1 and one that sets tp > 1 ran other "
+                                  "software (see plan_needs)")
     host_seconds_per_step: float = Field(0.0, ge=0, description="time each optimizer step spends that "
                                          "no kernel model prices and a faster chip does not shorten "
                                          "(Python, framework hooks and bookkeeping, host syncs), added "
@@ -152,10 +156,17 @@ def default_stack(release_year: int) -> SoftwareStack:
 
 
 def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
-    """The first plan field the spec sets to something ``stack`` did not have, or None: sequence
-    parallelism where the stack fixes it off, a recompute mode outside its ``recompute_modes``,
-    ``recompute_num_layers`` (the block method) where it has no ``recompute_block``.  Fields the
-    spec leaves open never count: the search keeps to the stack."""
+    """The first plan field the spec sets to something ``stack`` did not have, or None: tp > 1
+    where the stack has no tensor parallelism, vpp > 1 (interleaving) where the stack's pipeline
+    schedule is not 1F1B and the spec names no schedule, sequence parallelism where the stack fixes
+    it off, a recompute mode outside its ``recompute_modes``, ``recompute_num_layers`` (the block
+    method) where it has no ``recompute_block``.  Fields the spec leaves open never count: the
+    search keeps to the stack."""
+    if plan.tp is not None and plan.tp > 1 and not stack.tensor_parallel:
+        return "tp"
+    if (plan.vpp is not None and plan.vpp > 1 and plan.pipeline_schedule is None
+            and stack.pipeline_schedule != "1f1b"):
+        return "vpp"
     if plan.sequence_parallel is True and stack.sequence_parallel is False:
         return "sequence_parallel"
     if plan.recompute is not None and plan.recompute.value not in stack.recompute_choices:
@@ -168,12 +179,16 @@ def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
 def resolve_stack(name: str | None, release_year: int, model_software: str | None = None,
                   plan: ParallelPlan | None = None) -> SoftwareStack:
     """The named stack; when ``name`` is None, the stack the model's catalog row names
-    (``model_software``: the framework of its developers' published runs), else the chip's default,
-    its ``zero3_stack`` when ``plan`` fixes ZeRO stage 3 the FSDP way, or, when ``plan`` asks for
-    something the default lacks (:func:`plan_needs`), the first of its successors that has it (the
-    default again if none has).
+    (``model_software``: the framework of its developers' published runs) unless ``plan`` asks for
+    something that stack lacks (:func:`plan_needs`: DeepSeek-V3 written with tp 2 ran Megatron-Core,
+    not HAI-LLM), else the chip's default, its ``zero3_stack`` when ``plan`` fixes ZeRO stage 3
+    the FSDP way, or, when ``plan`` asks for something the default lacks, the first of its
+    successors that has it (the default again if none has).
     An unknown name raises :class:`UnknownNameError` naming ``training.software`` and the stacks."""
-    name = name if name is not None else model_software
+    if name is None and model_software is not None:
+        own = software_stacks().get(model_software.strip().lower())
+        if own is None or plan is None or plan_needs(plan, own) is None:
+            name = model_software
     if name is None:
         stack = later = default_stack(release_year)
         if plan is not None and plan.zero == 3 and plan.fsdp is not False and stack.zero3_stack:
@@ -192,10 +207,13 @@ def resolve_stack(name: str | None, release_year: int, model_software: str | Non
 
 def apply_stack(plan: ParallelPlan, stack: SoftwareStack) -> ParallelPlan:
     """``plan`` with every stack flag it leaves out (None) taken from ``stack``, and
-    ``sequence_parallel`` too where the stack fixes it."""
+    ``sequence_parallel`` too where the stack fixes it, and ``tp`` 1 where the stack has no tensor
+    parallelism."""
     fill = {f: getattr(stack, f) for f in STACK_FLAGS if getattr(plan, f) is None}
     if plan.sequence_parallel is None and stack.sequence_parallel is not None:
         fill["sequence_parallel"] = stack.sequence_parallel
+    if plan.tp is None and not stack.tensor_parallel:
+        fill["tp"] = 1
     return plan.model_copy(update=fill) if fill else plan
 
 

@@ -67,10 +67,13 @@ def test_ep_beyond_dp_needs_an_expert_tp_below_tp():
     assert err.value.field == "parallelism.ep"
     spec = load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "etp": 1, "dp": 32, "micro_batch": 1}))
     assert estimate(spec).parallelism["etp"] == 1
-    # left open, etp is tp under a stack without folding (every 2024 stack): refused, naming etp
+    # folding turned off, etp is tp: refused, naming etp
     with pytest.raises(SpecError) as err:
-        load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "dp": 32}))
+        load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "dp": 32, "moe_parallel_folding": False}))
     assert err.value.field == "parallelism.ep" and "parallelism.etp" in str(err.value)
+    # left open under a stack without folding (every 2024 stack), a plan that only runs folded is
+    # read as NVIDIA's recipe writes it (etp 1): specs.training.read_expert_layout
+    assert load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "dp": 32})).parallelism.moe_parallel_folding
     # with folding allowed the search finds etp 1 itself
     assert load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "dp": 32, "moe_parallel_folding": True}))
 
@@ -85,9 +88,11 @@ def test_search_folds_only_when_allowed():
     spec = load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "micro_batch": 1, "moe_parallel_folding": True}))
     est = estimate(spec)
     assert est.parallelism["etp"] == 1 and est.parallelism["ep"] == 64
-    # the 2024 stack does not fold: the same open plan keeps etp = tp, so ep 64 has no room
+    # folding turned off: the same open plan keeps etp = tp, so ep 64 has no room
     with pytest.raises(SpecError, match="etp"):
-        estimate(load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "micro_batch": 1})))
+        estimate(load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "micro_batch": 1, "moe_parallel_folding": False})))
+    # the 2024 stack does not fold, but a plan that leaves no room for ep 64 otherwise is read folded
+    assert estimate(load_spec(_spec({"tp": 2, "pp": 16, "ep": 64, "micro_batch": 1}))).parallelism["etp"] == 1
 
 
 def test_folding_keeps_the_expert_all_to_all_on_nvlink():

@@ -145,15 +145,67 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     hardware = resolve_hardware(data["hardware"])
     if workload.global_batch is None:
         workload = workload.model_copy(update={"global_batch": default_global_batch(model.seq_len, hardware.count)})
-    plan = validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism")
-    check_attention_kernel(plan.attention_kernel, hardware.accelerator)
-    stack = resolve_stack(workload.software, hardware.accelerator.release_year,
-                          load_model_catalog().software_of(model.name), plan)
-    plan = apply_stack(plan, stack)
-    workload = workload.model_copy(update={"software": stack.id})
+    written = read_expert_layout(model, hardware.count,
+                                 validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism"))
+    check_attention_kernel(written.attention_kernel, hardware.accelerator)
+    year, model_software = hardware.accelerator.release_year, load_model_catalog().software_of(model.name)
+    stack = resolve_stack(workload.software, year, model_software, written)
+    plan = apply_stack(written, stack)
     if validate:
-        validate_plan(model, hardware, plan, workload)
+        try:
+            validate_plan(model, hardware, plan, workload)
+        except SpecError:
+            # the model's own framework (named by its catalog row, not by the spec) cannot run the
+            # plan as written, e.g. DualPipe with an odd pp: the run used the chip's software
+            if workload.software is not None or stack.id != model_software:
+                raise
+            other = resolve_stack(None, year, None, written)
+            if not _runs(model, hardware, apply_stack(written, other), workload):
+                raise
+            stack, plan = other, apply_stack(written, other)
+    workload = workload.model_copy(update={"software": stack.id})
     return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload)
+
+
+def _runs(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan, workload: TrainingWorkload) -> bool:
+    try:
+        validate_plan(model, hardware, plan, workload)
+    except SpecError:
+        return False
+    return True
+
+
+def read_expert_layout(model: ModelSpec, count: int, plan: ParallelPlan) -> ParallelPlan:
+    """An MoE plan read the way published runs write it.  Two conventions differ from Megatron's
+    (``ep`` carved out of ``dp x cp``) and each is read only where Megatron's reading cannot run:
+
+    - ``dp`` written without the experts: tp x pp x cp x dp x ep equals the GPU count and
+      tp x pp x cp x dp does not (DeepSeek-V3's 2,048 GPUs as 16-way PP x 64-way EP x 2-way DP).
+      ``dp`` becomes dp x ep, the data-parallel degree of the non-expert layers.
+    - the experts folded over tp x cp x dp (Megatron-Core's expert tensor parallelism,
+      ``--expert-tensor-parallel-size 1``) where the plan fixes tp and pp, leaves ``etp`` and
+      ``moe_parallel_folding`` open, and ep does not divide dp x cp = count / (tp x pp) but does
+      divide count / pp (NVIDIA's DeepSeek-V3 recipe: tp 2, pp 16, ep 64 on 1,024 GPUs).  The
+      plan gets ``moe_parallel_folding: true`` (etp 1 searched beside tp).
+
+    A dense model, ep 1 or a plan that runs as written is returned unchanged."""
+    if not model.is_moe or not plan.ep or plan.ep <= 1:
+        return plan
+    update: dict[str, Any] = {}
+    ep, tp, pp, cp = plan.ep, plan.tp, plan.pp, plan.cp or 1
+    if tp is not None and pp is not None and plan.dp is not None:
+        if tp * pp * cp * plan.dp != count and tp * pp * cp * plan.dp * ep == count:
+            update["dp"] = plan.dp * ep
+    if tp is not None and pp is not None and plan.etp is None and plan.moe_parallel_folding is None:
+        dp = update.get("dp", plan.dp)
+        # the data x context GPUs of a stage, where the plan's product is the GPU count
+        if dp is not None:
+            dp_cp = dp * cp if tp * pp * cp * dp == count else None
+        else:
+            dp_cp = count // (tp * pp) if count % (tp * pp) == 0 else None
+        if dp_cp is not None and dp_cp % ep and (tp * dp_cp) % ep == 0:
+            update["moe_parallel_folding"] = True
+    return plan.model_copy(update=update) if update else plan
 
 
 #: Tokens per optimizer step assumed when a spec gives no global batch.  Because: the published
@@ -214,6 +266,20 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
         if p.tp is not None and p.tp % p.etp:
             raise SpecError(f"parallelism.etp = {p.etp} does not divide tp = {p.tp}: allowed etp: "
                             f"{_divisors(p.tp)}", field="parallelism.etp", value=p.etp)
+    names, values = ("tp", "pp", "cp", "dp"), [getattr(p, n) for n in ("tp", "pp", "cp", "dp")]
+    n = hardware.count
+    if all(v is not None for v in values):
+        prod = int(np.prod(values))
+        if prod != n:
+            raise SpecError(f"tp*pp*cp*dp = {'*'.join(map(str, values))} = {prod} != hardware.count {n}",
+                            field="parallelism", value=dict(zip(names, values)))
+    else:
+        given = [(k, v) for k, v in zip(names, values) if v is not None]
+        prod = int(np.prod([v for _, v in given])) if given else 1
+        if n % prod:
+            lhs = "*".join(k for k, _ in given)
+            raise SpecError(f"{lhs} = {'*'.join(str(v) for _, v in given)} = {prod} does not divide "
+                            f"hardware.count {n}", field="parallelism", value=dict(given))
     if p.ep is not None and p.ep > 1 and p.dp is not None:
         # left open, etp is tp, or 1 where the search may fold the experts
         etp = p.etp if p.etp is not None else (1 if p.moe_parallel_folding else p.tp)
@@ -259,20 +325,6 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
     if p.cp is not None and model.seq_len % p.cp:
         raise SpecError(f"parallelism.cp = {p.cp} does not divide the sequence length {model.seq_len}",
                         field="parallelism.cp", value=p.cp)
-    names, values = ("tp", "pp", "cp", "dp"), [getattr(p, n) for n in ("tp", "pp", "cp", "dp")]
-    n = hardware.count
-    if all(v is not None for v in values):
-        prod = int(np.prod(values))
-        if prod != n:
-            raise SpecError(f"tp*pp*cp*dp = {'*'.join(map(str, values))} = {prod} != hardware.count {n}",
-                            field="parallelism", value=dict(zip(names, values)))
-    else:
-        given = [(k, v) for k, v in zip(names, values) if v is not None]
-        prod = int(np.prod([v for _, v in given])) if given else 1
-        if n % prod:
-            lhs = "*".join(k for k, _ in given)
-            raise SpecError(f"{lhs} = {'*'.join(str(v) for _, v in given)} = {prod} does not divide "
-                            f"hardware.count {n}", field="parallelism", value=dict(given))
     if workload is not None and p.dp is not None:
         per_step = p.dp * (p.micro_batch or 1)
         if workload.global_batch % per_step:
@@ -308,4 +360,4 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
 
 
 __all__ = ["Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "load_spec",
-           "valid_mask", "validate_plan"]
+           "read_expert_layout", "valid_mask", "validate_plan"]

@@ -192,3 +192,17 @@ def test_flashattention3_only_on_hopper():
         load_spec(spec)
     spec["hardware"]["gpu"] = "h200-sxm"
     assert load_spec(spec).parallelism.attention_kernel == "flash3"
+
+
+@pytest.mark.parametrize(("written", "read"), [("BF16", "bf16"), (" bfloat16 ", "bf16"), ("float16", "fp16"),
+                                                ("FP8", "fp8"), ("mxfp8", "fp8")])
+def test_precision_reads_any_case_and_the_names_frameworks_use(written, read):
+    assert load_spec(spec(training={"precision": written})).training.precision.value == read
+
+
+def test_choices_read_any_case_and_unknown_ones_name_the_allowed():
+    assert load_spec(spec(parallelism={"recompute": "Full"})).parallelism.recompute.value == "full"
+    assert resolve_model({"name": "llama3-8b", "activation": "SwiGLU"}).activation.value == "swiglu"
+    with pytest.raises(SpecError, match=r"^training.precision: Input should be 'bf16', 'fp16' or 'fp8' "
+                                        r"\(got 'int8'\)$"):
+        load_spec(spec(training={"precision": "int8"}))

@@ -4,6 +4,7 @@ the field (with its dotted path), the value and what is allowed."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -11,6 +12,28 @@ from pydantic import BaseModel, ValidationError
 from colossim.errors import SpecError
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Other names a spec may give a choice, by enum class name: the names frameworks and configs use
+#: (PyTorch / Hugging Face dtypes ``bfloat16`` / ``float16``; Blackwell's block-scaled ``mxfp8``,
+#: which runs at the FP8 tensor-core rate, Transformer Engine's MXFP8 recipe).
+ENUM_ALIASES: dict[str, dict[str, str]] = {
+    "Precision": {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "mxfp8": "fp8", "float8": "fp8"},
+    "NumberFormat": {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "mxfp8": "fp8", "float8": "fp8",
+                     "nvfp4": "fp4", "mxfp4": "fp4"},
+}
+
+
+class SpecChoice(str, Enum):
+    """A spec field's named choices, read whatever their case and surrounding spaces (``BF16`` is
+    ``bf16``) and under the other names of :data:`ENUM_ALIASES`."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> SpecChoice | None:
+        if not isinstance(value, str):
+            return None
+        key = value.strip().lower()
+        key = ENUM_ALIASES.get(cls.__name__, {}).get(key, key)
+        return next((m for m in cls if m.value == key), None)
 
 
 def check_known_fields(data: Mapping[str, Any], allowed: list[str], prefix: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from functools import cached_property, lru_cache
 from typing import Any, Literal
 
@@ -20,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colossim.catalog.loader import data_path, label_index, label_key, load_models, split_aliases
 from colossim.errors import SpecError, UnknownNameError
-from colossim.specs._validation import validate_model
+from colossim.specs._validation import SpecChoice, validate_model
 
 
-class Activation(str, Enum):
+class Activation(SpecChoice):
     """MLP activation.  ``swiglu`` / ``geglu`` are gated (three matrices: gate, up, down); the
     others use two (up, down)."""
 

@@ -14,13 +14,14 @@ pipeline schedule: ``colossim.specs.software.STACK_FLAGS``) left out of a spec a
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from colossim.specs._validation import SpecChoice
 
-class Recompute(str, Enum):
+
+class Recompute(SpecChoice):
     """Activation recomputation (Korthikanti et al. 2022): ``selective`` recomputes the attention
     core (QK^T, softmax, AV) in backward; ``full`` keeps only each layer's input and recomputes the
     whole layer forward."""

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colossim.errors import SpecError
-from colossim.specs._validation import check_known_fields, validate_model
+from colossim.specs._validation import SpecChoice, check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.system import SystemSpec, resolve_hardware
 from colossim.specs.training import _divisors, check_heads_and_experts, read_spec_document
@@ -35,7 +34,7 @@ from colossim.specs.training import _divisors, check_heads_and_experts, read_spe
 SERVING_SECTIONS = ["model", "hardware", "parallelism", "serving"]
 
 
-class NumberFormat(str, Enum):
+class NumberFormat(SpecChoice):
     """Storage / compute formats of weights, activations and the KV cache."""
 
     bf16 = "bf16"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colossim.cost.compute import FLASH3_ARCHITECTURE
 from colossim.errors import SpecError
-from colossim.specs._validation import check_known_fields, validate_model
+from colossim.specs._validation import SpecChoice, check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, load_model_catalog, resolve_model
 from colossim.specs.plan import ParallelPlan
 from colossim.specs.software import apply_stack, resolve_stack
@@ -34,7 +33,7 @@ from colossim.specs.system import SystemSpec, resolve_hardware
 SPEC_SECTIONS = ["model", "hardware", "parallelism", "training", "reliability"]
 
 
-class Precision(str, Enum):
+class Precision(SpecChoice):
     """Precision of the GEMMs: ``bf16`` mixed precision, ``fp16`` mixed precision with dynamic loss
     scaling (the same tensor-core rate and memory as bf16, plus the optimizer's unscale pass), or
     ``fp8`` GEMMs (Transformer Engine) with bf16/fp32 copies of the weights kept for the optimizer."""

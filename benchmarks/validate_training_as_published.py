@@ -23,7 +23,7 @@ from colossim.errors import ColossimError
 from colossim.errorstats import Targets, error_stats
 from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
-from colossim.training.validate import TARGET_MAX_ABS, TARGET_MEAN_SIGNED, TARGET_MEDIAN_ABS, with_model_label
+from colossim.training.validate import TARGET_MAX_ABS, TARGET_MEAN_SIGNED, TARGET_MEDIAN_ABS, with_run_labels
 
 def main(path: Path) -> None:
     console = Console()
@@ -37,7 +37,7 @@ def main(path: Path) -> None:
     for row in csv.DictReader(path.open(encoding="utf-8")):
         published = float(row["tokens_per_s_per_gpu_measured"])
         try:
-            spec = with_model_label(json.loads(row["spec_json"]), row.get("model_name"))
+            spec = with_run_labels(json.loads(row["spec_json"]), row.get("model_name"), row.get("gpu_type"))
             est = estimate(load_spec(spec))
         except ColossimError as e:
             failures += 1

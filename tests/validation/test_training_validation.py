@@ -415,3 +415,22 @@ def test_cli_validate_runs_file_json_and_bad_files(cli, tmp_path):
     twice = tmp_path / "twice.csv"
     _team_file(twice, [ours["KOR22-T5-01"], ours["KOR22-T5-01"]])
     refused(twice, "twice.csv:3", "duplicate")
+
+
+def test_a_rows_part_description_sets_the_capacity_and_power_its_spec_leaves_out():
+    from colossim.training.validate import with_part_label, with_run_labels
+
+    spec = {"model": "llama3.1-8b", "hardware": {"gpu": "h100-sxm", "count": 8},
+            "parallelism": {"zero": 3, "micro_batch": 1}, "training": {"global_batch": 8}}
+    capped = with_part_label(spec, "H100 (96GB HBM2e, 500W)")
+    assert capped["hardware"] == {"gpu": "h100-sxm", "count": 8, "hbm_gib": 96.0, "tdp_w": 500.0}
+    # the capped part is slower, by the clock its power allows (colossim.cost.power)
+    assert (estimate(load_spec(capped)).tokens_per_s_per_gpu
+            < 0.9 * estimate(load_spec(spec)).tokens_per_s_per_gpu)
+    # the catalog's own figures, a conflict, a link rate or a figure the spec gives: unchanged
+    for part in ("H100-SXM5-80GB", "A100-SXM (80GB per one quote; 40GB per another)",
+                 "H100 with 8x400Gb/s NICs", "H100 (80GB; SXM/DGX not stated)"):
+        assert with_part_label(spec, part) is spec
+    given = {**spec, "hardware": {**spec["hardware"], "tdp_w": 700}}
+    assert with_part_label(given, "H100 (500W)") is given
+    assert with_run_labels(spec, "Llama 3.1 8B", None) is spec

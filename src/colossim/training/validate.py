@@ -132,7 +132,7 @@ def load_runs(path: str | Path) -> tuple[ValidationRun, ...]:
     validating the engine on runs it does not ship (:class:`ReferenceRun`).  Each run's
     ``spec_json`` is read as written, the way a run nobody annotated reaches the engine:
     :func:`validate` with ``as_published`` runs it with the row's ``model_name`` as a label
-    (:func:`with_model_label`).  Raises :class:`CatalogError` (file, line, field) for a missing
+    (:func:`with_run_labels`).  Raises :class:`CatalogError` (file, line, field) for a missing
     file or value (:data:`RUN_FILE_COLUMNS`), a spec that is not a JSON object, a bad number or a
     repeated id; nothing is returned then."""
     return tuple(load_models(Path(path), ReferenceRun, required=RUN_FILE_COLUMNS))
@@ -170,8 +170,8 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         spec = run.spec_as_published if as_published else run.spec
         if spec is None:
             continue
-        if as_published:  # the row's own model name settles what the shape leaves open
-            spec = with_model_label(spec, run.model_name)
+        if as_published:  # the row's own model and part names settle what the spec leaves open
+            spec = with_run_labels(spec, run.model_name, run.gpu_type)
         if progress:
             progress(run)
         try:
@@ -181,6 +181,44 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         except ColossimError as e:
             out.append(RunResult(run, None, None, None, failure=str(e)))
     return out
+
+
+#: A capacity or a power limit in a published row's part description: "H100 (96GB HBM2e, 500W)".
+PART_GB = re.compile(r"(\d+(?:\.\d+)?)\s*GB\b")  # not Gb: 400Gb/s is a link
+PART_W = re.compile(r"(\d+(?:\.\d+)?)\s*W\b")
+
+
+def with_part_label(spec: dict, gpu_type: str | None) -> dict:
+    """``spec`` with the HBM capacity and power limit the row's part description (``gpu_type``)
+    states, where the spec's hardware names a catalog chip, gives neither figure itself, and the
+    description states exactly one value of it that differs from the chip's catalog row (torchtitan's
+    H100s: 96 GB parts capped at 500 W).  A description with two capacities (a row quoting a
+    conflict) or none leaves the spec as it is."""
+    from colossim.catalog import load_catalog
+    from colossim.errors import ColossimError
+
+    hw = spec.get("hardware")
+    if not gpu_type or not isinstance(hw, dict) or not isinstance(hw.get("gpu"), str):
+        return spec
+    try:
+        chip = load_catalog().accelerator(hw["gpu"])
+    except ColossimError:
+        return spec
+    add: dict[str, float] = {}
+    for pattern, key, given, catalog in ((PART_GB, "hbm_gib", ("hbm_gib", "hbm_gb"), chip.hbm_gib),
+                                         (PART_W, "tdp_w", ("tdp_w",), chip.tdp_w)):
+        stated = {float(x) for x in pattern.findall(gpu_type)}
+        if len(stated) == 1 and not set(given) & hw.keys() and catalog is not None:
+            value = stated.pop()
+            if value != catalog:
+                add[key] = value
+    return {**spec, "hardware": {**hw, **add}} if add else spec
+
+
+def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None) -> dict:
+    """``spec`` as a published row's own names complete it: :func:`with_model_label` and
+    :func:`with_part_label`."""
+    return with_part_label(with_model_label(spec, model_name), gpu_type)
 
 
 def with_model_label(spec: dict, model_name: str | None) -> dict:

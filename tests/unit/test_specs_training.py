@@ -125,6 +125,9 @@ def test_hardware_defaults_and_overrides():
     assert resolve_hardware({"gpu": "h100-sxm", "count": 8, "hbm_gib": 94}).hbm_bytes == 94 * 2**30
     with pytest.raises(SpecError, match="exactly one of 'gpu'"):
         resolve_hardware({"gpu": "h100-sxm", "system": "hgx-h100", "count": 8})
+    # a system's id written as the chip reads as that system
+    assert resolve_hardware({"gpu": "gb200-nvl72", "count": 144}) == resolve_hardware(
+        {"system": "gb200-nvl72", "count": 144})
 
 
 def test_reference_table_column_names_are_accepted_as_overrides():

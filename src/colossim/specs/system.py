@@ -8,7 +8,8 @@
   (``domain`` = the chip's scale-up domain size, 8 when unknown: the HGX-style baseboard),
   ``scaleup_domain_size = domain`` and the chip's own scale-out bandwidth.
 - ``{system: gb200-nvl72, count: N}`` -- a catalog system (id or alias).  ``count`` is always the
-  number of GPUs (accelerators), never nodes or racks.
+  number of GPUs (accelerators), never nodes or racks.  A system's id given as ``gpu`` (and no chip's)
+  reads the same.
 
 Overrides (any of them, either form): ``gpus_per_node``, ``scaleup_domain_size``,
 ``scaleup_gbit_per_s`` (per GPU, one direction), ``scaleout_gbit_per_s`` (per GPU), ``hbm_gib``
@@ -103,8 +104,12 @@ def resolve_hardware(d: Mapping[str, Any] | SystemSpec) -> SystemSpec:
     if (hw.gpu is None) == (hw.system is None):
         raise SpecError("hardware needs exactly one of 'gpu' (a chip id) or 'system' (a system id)",
                         field="hardware", value=dict(d), allowed=["gpu", "system"])
-    if hw.system is not None:
-        system = cat.system(hw.system)
+    # a system's id written as the chip ({gpu: gb200-nvl72}): that system, which names its chip
+    named_system = hw.system if hw.system is not None else (
+        hw.gpu if hw.gpu.strip().lower() not in cat.accelerators
+        and cat.system_aliases.get(hw.gpu.strip().lower(), hw.gpu.strip().lower()) in cat.systems else None)
+    if named_system is not None:
+        system = cat.system(named_system)
         acc = cat.accelerator(system.accelerator)
     else:
         acc = cat.accelerator(hw.gpu)

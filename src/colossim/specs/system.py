@@ -104,10 +104,11 @@ def resolve_hardware(d: Mapping[str, Any] | SystemSpec) -> SystemSpec:
     if (hw.gpu is None) == (hw.system is None):
         raise SpecError("hardware needs exactly one of 'gpu' (a chip id) or 'system' (a system id)",
                         field="hardware", value=dict(d), allowed=["gpu", "system"])
-    # a system's id written as the chip ({gpu: gb200-nvl72}): that system, which names its chip
-    named_system = hw.system if hw.system is not None else (
-        hw.gpu if hw.gpu.strip().lower() not in cat.accelerators
-        and cat.system_aliases.get(hw.gpu.strip().lower(), hw.gpu.strip().lower()) in cat.systems else None)
+    named_system = hw.system
+    if named_system is None:  # a system's id written as the chip ({gpu: gb200-nvl72}) is that system
+        key = hw.gpu.strip().lower()
+        if key not in cat.accelerators and cat.system_aliases.get(key, key) in cat.systems:
+            named_system = hw.gpu
     if named_system is not None:
         system = cat.system(named_system)
         acc = cat.accelerator(system.accelerator)

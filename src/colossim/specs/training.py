@@ -159,9 +159,10 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
             if workload.software is not None or stack.id != model_software:
                 raise
             other = resolve_stack(None, year, None, written)
-            if not _runs(model, hardware, apply_stack(written, other), workload):
+            other_plan = apply_stack(written, other)
+            if not _runs(model, hardware, other_plan, workload):
                 raise
-            stack, plan = other, apply_stack(written, other)
+            stack, plan = other, other_plan
     workload = workload.model_copy(update={"software": stack.id})
     return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload)
 

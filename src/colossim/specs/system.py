@@ -34,7 +34,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from colossim import units
 from colossim.catalog import Accelerator, load_catalog
-from colossim.errors import SpecError
+from colossim.errors import SpecError, UnknownNameError
 from colossim.specs._validation import validate_model
 
 #: GPUs on one baseboard when the catalog has no system for a chip.
@@ -104,17 +104,19 @@ def resolve_hardware(d: Mapping[str, Any] | SystemSpec) -> SystemSpec:
     if (hw.gpu is None) == (hw.system is None):
         raise SpecError("hardware needs exactly one of 'gpu' (a chip id) or 'system' (a system id)",
                         field="hardware", value=dict(d), allowed=["gpu", "system"])
-    named_system = hw.system
-    if named_system is None:  # a system's id written as the chip ({gpu: gb200-nvl72}) is that system
-        key = hw.gpu.strip().lower()
-        if key not in cat.accelerators and cat.system_aliases.get(key, key) in cat.systems:
-            named_system = hw.gpu
-    if named_system is not None:
-        system = cat.system(named_system)
+    if hw.system is not None:
+        system = cat.system(hw.system)
         acc = cat.accelerator(system.accelerator)
     else:
-        acc = cat.accelerator(hw.gpu)
-        system = next((s for s in cat.systems.values() if s.accelerator == acc.id), None)
+        try:
+            acc = cat.accelerator(hw.gpu)
+            system = next((s for s in cat.systems.values() if s.accelerator == acc.id), None)
+        except UnknownNameError as unknown:  # a system's id written as the chip ({gpu: gb200-nvl72})
+            try:
+                system = cat.system(hw.gpu)
+            except UnknownNameError:
+                raise unknown from None
+            acc = cat.accelerator(system.accelerator)
 
     acc_over = {k: v for k, v in (("hbm_gib", hw.hbm_gib), ("hbm_tb_per_s", hw.hbm_tb_per_s),
                                   ("tdp_w", hw.tdp_w)) if v is not None}

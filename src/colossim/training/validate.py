@@ -196,6 +196,7 @@ def with_part_label(spec: dict, gpu_type: str | None) -> dict:
     conflict) or none leaves the spec as it is."""
     from colossim.catalog import load_catalog
     from colossim.errors import ColossimError
+    from colossim.specs.system import HardwareInput
 
     hw = spec.get("hardware")
     if not gpu_type or not isinstance(hw, dict) or not isinstance(hw.get("gpu"), str):
@@ -205,10 +206,11 @@ def with_part_label(spec: dict, gpu_type: str | None) -> dict:
     except ColossimError:
         return spec
     add: dict[str, float] = {}
-    for pattern, key, given, catalog in ((PART_GB, "hbm_gib", ("hbm_gib", "hbm_gb"), chip.hbm_gib),
-                                         (PART_W, "tdp_w", ("tdp_w",), chip.tdp_w)):
+    for pattern, key, catalog in ((PART_GB, "hbm_gib", chip.hbm_gib), (PART_W, "tdp_w", chip.tdp_w)):
+        alias = HardwareInput.model_fields[key].validation_alias
+        given = {key, *getattr(alias, "choices", ())}  # the field under any name the spec accepts
         stated = {float(x) for x in pattern.findall(gpu_type)}
-        if len(stated) == 1 and not set(given) & hw.keys() and catalog is not None:
+        if len(stated) == 1 and not given & hw.keys() and catalog is not None:
             value = stated.pop()
             if value != catalog:
                 add[key] = value

@@ -99,3 +99,36 @@ def test_block_recompute_is_linear_in_the_recomputed_layers():
     assert m[-1] == pytest.approx(float(memory_per_gpu(GPT, recompute_layers=0, **kw).total))  # 0 = all
     none = float(memory_per_gpu(GPT, **{**kw, "recompute": "none"}).total)
     assert m[0] < none
+
+
+@pytest.mark.parametrize("fsdp", [True, False])
+def test_zero3_buffers_hold_the_gathered_weights_and_one_unsharded_gradient(fsdp):
+    """Beyond ZeRO-2, ZeRO-3 keeps gathered weights and the gradient waiting for its reduce-scatter:
+    one layer's under FSDP (its FlatParameter), the largest weight's under DeepSpeed (GPT: an MLP
+    matrix, 4 h^2)."""
+    from colossim.training.memory import (DEEPSPEED_GATHERED_LAYER_FRACTION, FSDP_GATHERED_LAYERS,
+                                          GRAD_BYTES, WEIGHT_BYTES, ZERO3_UNSHARDED_GRADIENT_UNITS)
+    kw = dict(tp=2, dp=64, micro_batch=1, recompute="full", fsdp=fsdp)
+    extra = float(memory_per_gpu(GPT, zero=3, **kw).buffers - memory_per_gpu(GPT, zero=2, **kw).buffers)
+    layer = GPT.params_per_layer_dense / 2
+    held, grad = ((FSDP_GATHERED_LAYERS, layer) if fsdp
+                  else (DEEPSPEED_GATHERED_LAYER_FRACTION, 4 * H * H / 2))
+    assert extra == pytest.approx(held * WEIGHT_BYTES * layer + ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * grad)
+
+
+def test_530b_under_deepspeed_zero3_fits_on_640_gpus_not_560():
+    """Narayanan et al. 2021, Table 2's starred row: GPT 530B under ZeRO-3 (DeepSpeed, no model
+    parallelism, micro-batch 4, full recompute) did not fit on 560 A100-80GB, so it ran on 640."""
+    from colossim.specs.training import load_spec
+    from colossim.training.estimate import estimate
+
+    def fits(gpus: int) -> bool:
+        spec = {"model": {"layers": 105, "hidden": 20480, "ffn_hidden": 81920, "heads": 128, "kv_heads": 128,
+                          "vocab": 51200, "seq_len": 2048, "activation": "gelu"},
+                "hardware": {"gpu": "a100-80gb-sxm", "count": gpus},
+                "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": gpus, "micro_batch": 4, "recompute": "full",
+                                "zero": 3, "sequence_parallel": False},
+                "training": {"global_batch": 4 * gpus}}
+        return estimate(load_spec(spec)).fits
+
+    assert fits(640) and not fits(560)

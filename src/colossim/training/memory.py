@@ -84,6 +84,16 @@ FSDP_GATHERED_LAYERS = 2
 #: are the MLP's fc1 and fc2, 8 h^2 of its 12 h^2 weights (4/3 x 2/3 ~ 2/3 of the layer); DeepSpeed
 #: further caps live gathered parameters with ``stage3_max_live_parameters`` (1e9 by default).
 DEEPSPEED_GATHERED_LAYER_FRACTION = 2 / 3
+#: ZeRO-3 / FSDP gradients exist unsharded before they are reduce-scattered: autograd writes a
+#: parameter's whole gradient, the reduction then keeps the GPU's shard and frees the rest.  PyTorch
+#: FSDP's post-backward hook reduce-scatters a unit's unsharded FlatParameter gradient, one layer
+#: (Zhao et al. 2023, "PyTorch FSDP", sec. 3.2 and 4.2); DeepSpeed ZeRO-3 reduces tensor by
+#: tensor from a backward hook on each parameter (Rajbhandari et al. 2020, ZeRO, sec. 5.3; v0.3
+#: stage3.py ``reduce_ready_partitions_and_remove_grads``), so at least its largest weight's
+#: gradient is whole at once.  Units (layers for FSDP, the largest weight for DeepSpeed) whose
+#: unsharded gradient the backward holds at its peak.  Because: the one being reduced is the
+#: minimum; more in flight would overlap further reductions.
+ZERO3_UNSHARDED_GRADIENT_UNITS = 1
 
 
 @dataclass(frozen=True)
@@ -290,7 +300,12 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     held = np.where(np.asarray(fsdp, dtype=bool), FSDP_GATHERED_LAYERS, DEEPSPEED_GATHERED_LAYER_FRACTION)
     gathered = held * WEIGHT_BYTES * (np.where(group > 1, layer_max / tp, 0.0)
                                                       + np.where(egroup > 1, expert_layer / (etp * ep), 0.0))
-    buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered, 0.0)
+    # ... and the unsharded gradient waiting for its reduce-scatter
+    largest = max(float(np.max(w)) for w in O.deepspeed_layer_weights(model, 1.0))
+    unit = np.where(np.asarray(fsdp, dtype=bool), gathered / (held * WEIGHT_BYTES),
+                    np.where(group > 1, largest / tp, 0.0))
+    unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit
+    buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0)
                + ALLOCATOR_OVERHEAD_FRACTION * activations)
     total = weights + gradients + optimizer + activations + buffers
     return MemoryBreakdown(weights=weights, gradients=gradients, optimizer=optimizer,
@@ -299,6 +314,6 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
 
 __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERED_LAYER_FRACTION",
            "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
-           "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
+           "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "activation_bytes_per_layer",
            "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]

@@ -336,6 +336,26 @@ def embedding_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
     return [MemoryBound("embedding", (reads + 1) * tokens * model.hidden * ACTIVATION_BYTES)]
 
 
+def deepspeed_layer_weights(model, tp: ArrayLike) -> list[np.ndarray]:
+    """Elements of one layer's weight matrices on one GPU, in the order the forward uses them:
+    fused QKV (or MLA's down / up projections), the output projection, the MLP's gate and up (or
+    fc1) and down (or fc2), each split over tp (the dense MLP; an MoE layer's expert width stands in)."""
+    tp = np.asarray(tp, dtype=float)
+    h, a = float(model.hidden), float(model.heads)
+    if model.attention == "mla":
+        qk, rope = float(model.qk_head_dim), float(model.mla_qk_rope_head_dim)
+        r_q, r_kv = model.mla_q_lora_rank, float(model.mla_kv_lora_rank)
+        q = [h * a * qk] if r_q is None else [h * r_q, r_q * a * qk]
+        attn = q + [h * (r_kv + rope), r_kv * a * (model.mla_qk_nope_head_dim + model.v_head_dim),
+                    a * model.v_head_dim * h]
+    else:
+        q_dim, kv_dim = a * model.head_dim, float(model.kv_heads * model.head_dim)
+        attn = [h * (q_dim + 2 * kv_dim), q_dim * h]
+    width = float(model.ffn_hidden or model.moe_ffn_hidden)
+    mlp = [h * width] * (model.activation.mlp_matrices - 1) + [width * h]
+    return [w / tp for w in attn + mlp]
+
+
 def gemm_and_attention_flops(ops: list[Op]) -> np.ndarray:
     """Sum of the FLOPs of the GEMMs and attention calls in ``ops`` (memory-bound ops have none)."""
     return sum((op.flops for op in ops if not isinstance(op, MemoryBound)), np.asarray(0.0))
@@ -427,6 +447,6 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "busiest_rank_load",
+           "Attention", "deepspeed_layer_weights", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "busiest_rank_load",
            "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
            "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

@@ -747,26 +747,6 @@ DEEPSPEED_PERSISTENCE_THRESHOLD_ELEMENTS = 1e5
 DEEPSPEED_MAX_REUSE_DISTANCE_ELEMENTS = 1e9
 
 
-def deepspeed_layer_weights(model, tp: ArrayLike) -> list[np.ndarray]:
-    """Elements of one layer's weight matrices on one GPU, in the order the forward uses them:
-    fused QKV (or MLA's down / up projections), the output projection, the MLP's gate and up (or
-    fc1) and down (or fc2), each split over tp (the dense MLP; an MoE layer's expert width stands in)."""
-    tp = np.asarray(tp, dtype=float)
-    h, a = float(model.hidden), float(model.heads)
-    if model.attention == "mla":
-        qk, rope = float(model.qk_head_dim), float(model.mla_qk_rope_head_dim)
-        r_q, r_kv = model.mla_q_lora_rank, float(model.mla_kv_lora_rank)
-        q = [h * a * qk] if r_q is None else [h * r_q, r_q * a * qk]
-        attn = q + [h * (r_kv + rope), r_kv * a * (model.mla_qk_nope_head_dim + model.v_head_dim),
-                    a * model.v_head_dim * h]
-    else:
-        q_dim, kv_dim = a * model.head_dim, float(model.kv_heads * model.head_dim)
-        attn = [h * (q_dim + 2 * kv_dim), q_dim * h]
-    width = float(model.ffn_hidden or model.moe_ffn_hidden)
-    mlp = [h * width] * (model.activation.mlp_matrices - 1) + [width * h]
-    return [w / tp for w in attn + mlp]
-
-
 def deepspeed_layer_tensors(model, tp: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(tensors DeepSpeed ZeRO-3 all-gathers, parameter tensors in all) of one layer, per GPU.
 
@@ -778,7 +758,7 @@ def deepspeed_layer_tensors(model, tp: ArrayLike) -> tuple[np.ndarray, np.ndarra
     reduce-scattered on its own."""
     tp = np.asarray(tp, dtype=float)
     h, m = float(model.hidden), model.activation.mlp_matrices
-    weights = len(deepspeed_layer_weights(model, tp))
+    weights = len(O.deepspeed_layer_weights(model, tp))
     vectors: list[np.ndarray | float] = [h] * (model.norms_per_layer * (2 if model.norm == "layernorm" else 1))
     if model.attention != "mla" and (model.bias or model.qkv_bias):
         vectors.append(float(model.heads + 2 * model.kv_heads) * model.head_dim / tp)
@@ -800,7 +780,7 @@ def deepspeed_backward_refetch(model, tp: ArrayLike) -> tuple[np.ndarray, np.nda
     when that is under ``DEEPSPEED_MAX_REUSE_DISTANCE_ELEMENTS`` and fetches it again otherwise (the
     last weight always stays).  GPT-3 175B: QKV, output and fc1 are fetched again, fc2 stays (3 of
     4 calls, 2/3 of the bytes); a 4096-wide layer keeps all four."""
-    w = deepspeed_layer_weights(model, tp)
+    w = O.deepspeed_layer_weights(model, tp)
     later = [2.0 * sum(w[i + 1:], np.zeros_like(w[0])) for i in range(len(w))]
     again = [np.asarray(d >= DEEPSPEED_MAX_REUSE_DISTANCE_ELEMENTS, dtype=float) for d in later]
     calls = sum(again) / len(w)

@@ -38,6 +38,39 @@ def test_all_to_all_across_nodes_is_much_slower_than_inside_nvlink():
     assert across < inside / 4  # 320 vs 48 GB/s (coll-h100-8g/32g-alltoall-nvidia)
 
 
+def test_all_to_all_across_domains_matches_the_held_out_row():
+    # coll-h100-32g-alltoall-nvidia (held out): 48 GB/s on 4 DGX H100; the NIC fraction comes from
+    # the A100 row (24 GB/s on 4 DGX A100, 200 Gb/s NICs)
+    assert _busbw("all_to_all", 8 * GIB, 32) == pytest.approx(48, rel=0.05)
+
+
+def test_all_to_all_nic_time_is_the_bytes_at_the_measured_fraction_of_the_line_rate():
+    """Off the domain an all-to-all sends to every peer at once: above its latency the time grows
+    linearly with the bytes, at every size, at the measured fraction of the NIC's line rate."""
+    net = NET
+    t = [float(comm.all_to_all_split_seconds(0.0, b, 8 * b, 64, net, P)) for b in (50e6, 100e6, 200e6)]
+    per_byte = (t[2] - t[1]) / 100e6
+    assert (t[1] - t[0]) / 50e6 == pytest.approx(per_byte, rel=1e-9)
+    assert 1.0 / per_byte == pytest.approx(comm.scaleout_alltoall_fraction("nccl") * net.scaleout_bytes_per_s_per_gpu)
+
+
+def test_deepep_kernels_drive_the_nic_closer_to_its_line_rate_than_nccl():
+    # coll-h800-ep16/ep64-alltoall-deepep: 43 / 51 GB/s of RDMA on 400 Gb/s NICs; NCCL's all-to-all
+    # runs its NICs at 0.74 of the line rate
+    nccl, deepep = comm.scaleout_alltoall_fraction("nccl"), comm.scaleout_alltoall_fraction("deepep")
+    assert nccl == pytest.approx(24 * 24 / 31 / 25, rel=1e-6)
+    assert deepep == pytest.approx((43 / 50 * 51 / 50) ** 0.5, rel=1e-6)
+    slow, fast = (float(comm.all_to_all_split_seconds(0.0, 1e8, 8e8, 64, NET, P, kernel=k))
+                  for k in ("nccl", "deepep"))
+    assert fast < slow
+
+
+def test_an_unknown_all_to_all_kernel_is_refused():
+    from colossim.errors import ColossimError
+    with pytest.raises(ColossimError, match="kernel"):
+        comm.scaleout_alltoall_fraction("gloo")
+
+
 def test_stride_puts_a_group_across_domains():
     t_tp = comm.all_reduce_seconds(GIB, 8, NET, P, stride=1)
     t_dp = comm.all_reduce_seconds(GIB, 8, NET, P, stride=8)

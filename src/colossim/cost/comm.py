@@ -26,11 +26,13 @@ Vectorised over ``message_bytes``, ``group_size``, ``stride`` (numpy arrays broa
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
 from colossim.catalog import load_catalog
 from colossim.catalog.schema import Accelerator, System
+from colossim.cost import rows as R
 from colossim.cost.efficiency import BusCurve, CalibrationProfile
 from colossim.errors import ColossimError
 
@@ -270,21 +272,72 @@ def all_to_all_seconds(message_bytes: ArrayLike, group_size: ArrayLike, network:
                                     profile, stride)
 
 
+#: Kernels that move an all-to-all's off-domain bytes: NCCL's all-to-all (nccl-tests
+#: ``alltoall_perf``; Megatron-Core's dispatcher) and DeepEP's normal dispatch / combine kernels
+#: (NVLink + RDMA forwarding; DeepSeek's deduplicating dispatch).
+ALLTOALL_KERNELS = ("nccl", "deepep")
+
+
+def _alltoall_nic_fractions(kernel: str) -> list[float]:
+    """Each build row's measured NIC rate of an all-to-all's off-domain bytes, over the line rate
+    of the GPU's NIC (:func:`scaleout_alltoall_fraction`)."""
+    cat = load_catalog()
+    out = []
+    if kernel == "deepep":  # normal kernels: the rows give the RDMA bottleneck bandwidth itself
+        for r in R.load_rows():
+            if "deepep" in r.id and r.metric == "gb_per_s" and r.id not in R.HELD_OUT:
+                out.append(r.value * 1e9 / network_for(cat.accelerator(r.hardware)).scaleout_bytes_per_s_per_gpu)
+        return out
+    for s in R.collective_samples():
+        if s.op != "all_to_all" or s.busbw_bytes_per_s is None or s.row in R.HELD_OUT:
+            continue
+        net = network_for(cat.accelerator(s.chip))
+        n, d = float(s.gpus), float(min(net.scaleup_domain_size, s.gpus))
+        if n > d:  # busbw counts (n-1)/n of the buffer; (n-d)/n of it crosses the NIC meanwhile
+            out.append(s.busbw_bytes_per_s * (n - d) / (n - 1.0) / net.scaleout_bytes_per_s_per_gpu)
+    return out
+
+
+@lru_cache(maxsize=None)
+def scaleout_alltoall_fraction(kernel: str = "nccl") -> float:
+    """Fraction of its NIC's line rate at which a GPU's off-domain all-to-all bytes move, measured
+    (geometric mean of the build rows of :data:`ALLTOALL_KERNELS` ``kernel``).
+
+    'nccl': the nccl-tests all-to-all rows spanning several scale-up domains
+    (coll-a100-32g-alltoall-nvidia: 24 GB/s bus bandwidth on 4 DGX A100, its NICs at 0.74 of
+    200 Gb/s; the held-out coll-h100-32g-alltoall-nvidia, 48 GB/s on 400 Gb/s, gives the same).
+    'deepep': DeepEP's normal-kernel rows (coll-h800-ep16/ep64-alltoall-deepep, 43 / 51 GB/s of RDMA
+    on 400 Gb/s NICs at MoE-dispatch sizes, 4,096 tokens x 7,168 x top-8).  Neither curve falls at
+    those sizes as a ring all-reduce's does: the exchange sends to every peer at once, so only its
+    latency is size-independent overhead (added by the caller), not a pipeline of n - 1 steps."""
+    if kernel not in ALLTOALL_KERNELS:
+        raise ColossimError(f"all-to-all kernel '{kernel}' is unknown", field="kernel", value=kernel,
+                            allowed=list(ALLTOALL_KERNELS))
+    f = _alltoall_nic_fractions(kernel)
+    if not f:
+        raise ColossimError(f"no measured all-to-all rows for kernel '{kernel}' in the catalog",
+                            field="kernel", value=kernel)
+    return float(np.exp(np.mean(np.log(f))))
+
+
 def all_to_all_split_seconds(in_domain_bytes: ArrayLike, scaleout_bytes: ArrayLike,
                              message_bytes: ArrayLike, group_size: ArrayLike, network: Network,
-                             profile: CalibrationProfile, stride: ArrayLike = 1) -> np.ndarray:
+                             profile: CalibrationProfile, stride: ArrayLike = 1,
+                             kernel: str = "nccl") -> np.ndarray:
     """Time of an all-to-all-like exchange whose bytes per GPU are given by fabric: what crosses
     the scale-up domain (``in_domain_bytes``, NVLink) and what goes out over the GPU's NIC
-    (``scaleout_bytes``), concurrently; ``message_bytes`` (the buffer, all copies) sets where on
-    the bandwidth curves the exchange sits.  A deduplicating MoE dispatch sends fewer bytes than
-    (d-1)/n and (n-d)/n of the buffer (:func:`colossim.training.step.moe_dispatch_copies`)."""
+    (``scaleout_bytes``), concurrently.  ``message_bytes`` (the buffer, all copies) sets where on
+    the NVLink curve the in-domain part sits; the NIC moves its bytes at the measured all-to-all
+    fraction of its line rate for the ``kernel`` that sends them (:func:`scaleout_alltoall_fraction`).
+    A deduplicating MoE dispatch sends fewer bytes than (d-1)/n and (n-d)/n of the buffer
+    (:func:`colossim.training.step.moe_dispatch_copies`)."""
     S = _a(message_bytes)
     n, d, N = _layout(group_size, stride, network)
     ring = _intra_ring_curve(profile)
     bw_in = profile.alltoall_fraction * busbw(ring, network.scaleup_bytes_per_s_per_gpu, S)
     t_in = _a(in_domain_bytes) / bw_in
     so = _scaleout_ring_curve(profile)
-    t_out = _a(scaleout_bytes) / busbw(so, network.scaleout_bytes_per_s_per_gpu, S / d)
+    t_out = _a(scaleout_bytes) / (scaleout_alltoall_fraction(kernel) * network.scaleout_bytes_per_s_per_gpu)
     lat = np.where(d > 1, ring.latency_seconds, 0.0) + np.where(N > 1, so.latency_seconds, 0.0)
     return np.where(n > 1, np.maximum(t_in, t_out) + lat, 0.0)
 

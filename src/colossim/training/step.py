@@ -493,12 +493,14 @@ def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLik
     n, d, _ = C.domain_layout(plans.ep, stride, net)
     c_in, c_out = moe_dispatch_copies(m, n, d, ctx.moe_dispatch == "dedup")
     fp8 = ctx.moe_fp8_dispatch and ctx.precision == "fp8"
+    kernel = "deepep" if ctx.moe_dispatch == "dedup" else "nccl"
     total = 0.0
     load = expert_rank_load(ctx, plans)
     for nbytes in ((FP8_DISPATCH_BYTES if fp8 else ACTIVATION_BYTES), ACTIVATION_BYTES):
         per_copy = np.asarray(tokens, dtype=float) * m.hidden * nbytes * load
         total = total + C.all_to_all_split_seconds(per_copy * c_in, per_copy * c_out,
-                                                   per_copy * m.top_k, plans.ep, net, prof, stride=stride)
+                                                   per_copy * m.top_k, plans.ep, net, prof, stride=stride,
+                                                   kernel=kernel)
     return np.asarray(total, dtype=float)
 
 

@@ -282,16 +282,18 @@ def _alltoall_nic_fractions(kernel: str) -> list[float]:
     """Each build row's measured NIC rate of an all-to-all's off-domain bytes, over the line rate
     of the GPU's NIC (:func:`scaleout_alltoall_fraction`)."""
     cat = load_catalog()
-    out = []
+
+    def nic(chip: str) -> Network:
+        return network_for(cat.accelerator(chip))
+
     if kernel == "deepep":  # normal kernels: the rows give the RDMA bottleneck bandwidth itself
-        for r in R.load_rows():
-            if "deepep" in r.id and r.metric == "gb_per_s" and r.id not in R.HELD_OUT:
-                out.append(r.value * 1e9 / network_for(cat.accelerator(r.hardware)).scaleout_bytes_per_s_per_gpu)
-        return out
+        return [r.value * 1e9 / nic(r.hardware).scaleout_bytes_per_s_per_gpu for r in R.load_rows()
+                if "deepep" in r.id and r.metric == "gb_per_s" and r.id not in R.HELD_OUT]
+    out = []
     for s in R.collective_samples():
         if s.op != "all_to_all" or s.busbw_bytes_per_s is None or s.row in R.HELD_OUT:
             continue
-        net = network_for(cat.accelerator(s.chip))
+        net = nic(s.chip)
         n, d = float(s.gpus), float(min(net.scaleup_domain_size, s.gpus))
         if n > d:  # busbw counts (n-1)/n of the buffer; (n-d)/n of it crosses the NIC meanwhile
             out.append(s.busbw_bytes_per_s * (n - d) / (n - 1.0) / net.scaleout_bytes_per_s_per_gpu)

@@ -297,13 +297,13 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                     model.params_per_layer_moe - (model.experts * model.params_expert if model.is_moe else 0))
     expert_layer = model.experts * model.params_expert if model.moe_layers else 0
     # only sharded weights need gathering (an expert-data-parallel group of 1 holds them whole)
-    held = np.where(np.asarray(fsdp, dtype=bool), FSDP_GATHERED_LAYERS, DEEPSPEED_GATHERED_LAYER_FRACTION)
-    gathered = held * WEIGHT_BYTES * (np.where(group > 1, layer_max / tp, 0.0)
-                                                      + np.where(egroup > 1, expert_layer / (etp * ep), 0.0))
-    # ... and the unsharded gradient waiting for its reduce-scatter
-    largest = max(float(np.max(w)) for w in O.deepspeed_layer_weights(model, 1.0))
-    unit = np.where(np.asarray(fsdp, dtype=bool), gathered / (held * WEIGHT_BYTES),
-                    np.where(group > 1, largest / tp, 0.0))
+    flat = np.asarray(fsdp, dtype=bool)
+    layer = np.where(group > 1, layer_max / tp, 0.0) + np.where(egroup > 1, expert_layer / (etp * ep), 0.0)
+    held = np.where(flat, FSDP_GATHERED_LAYERS, DEEPSPEED_GATHERED_LAYER_FRACTION)
+    gathered = held * WEIGHT_BYTES * layer
+    # ... and the unsharded gradient waiting for its reduce-scatter: a layer's, or one weight's
+    largest = max(float(w) for w in O.deepspeed_layer_weights(model, 1.0))
+    unit = np.where(flat, layer, np.where(group > 1, largest / tp, 0.0))
     unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit
     buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0)
                + ALLOCATOR_OVERHEAD_FRACTION * activations)
@@ -314,6 +314,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
 
 __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERED_LAYER_FRACTION",
            "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
-           "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
-           "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "activation_bytes_per_layer",
+           "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
+           "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
+           "activation_bytes_per_layer",
            "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]

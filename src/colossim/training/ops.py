@@ -447,6 +447,6 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "Attention", "deepspeed_layer_weights", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "busiest_rank_load",
-           "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
+           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "busiest_rank_load",
+           "deepspeed_layer_weights", "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
            "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

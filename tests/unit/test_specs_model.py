@@ -176,6 +176,31 @@ def test_a_full_shape_is_the_catalog_model_of_that_shape():
     assert resolve_model({**gpt3, "vocab": 51072}).name == "megatron-175b (by shape)"
 
 
+@pytest.mark.parametrize("layers, hidden, heads, mpt", [
+    (12, 768, 12, "mpt-125m"), (24, 1024, 16, "mpt-350m"), (24, 1536, 12, "mpt-760m"), (24, 2048, 16, "mpt-1b"),
+    (32, 2560, 20, "mpt-3b")])
+def test_the_small_mpt_shapes_with_mpts_vocabulary_are_mpt_on_its_software(layers, hidden, heads, mpt):
+    from colossim.specs.model import load_model_catalog, resolve_model
+
+    shape = {"layers": layers, "hidden": hidden, "heads": heads, "seq_len": 2048, "activation": "gelu"}
+    m = resolve_model({**shape, "vocab": 50368})
+    assert m.name == f"{mpt} (by shape)" and m.position == "alibi" and m.ffn_hidden == 4 * hidden
+    assert load_model_catalog().software_of(m.name) == "pytorch-fsdp-2023"
+    # the same shape with GPT-2's tokenizer, raw or padded to 64, is another model: 50,368 is not
+    # a padding of 50,304 (the larger of two padded vocabularies is a multiple of 128)
+    for vocab in (50257, 50304):
+        assert "(by shape)" not in resolve_model({**shape, "vocab": vocab}).name
+
+
+def test_vocabularies_are_the_same_up_to_padding_to_a_multiple_of_128():
+    from colossim.specs.model import _vocab_padded
+
+    assert _vocab_padded(50257, 51200) and _vocab_padded(51200, 50257)  # Megatron pads to 128 x tp
+    assert _vocab_padded(50257, 50304) and _vocab_padded(32000, 32256) and _vocab_padded(50368, 50368)
+    assert not _vocab_padded(50368, 50304)  # 50,368 = 64 x 787: MPT's own size, no padding of 50,304
+    assert not _vocab_padded(50257, 55296)  # a multiple of 128, but 10 % away: another tokenizer
+
+
 @pytest.mark.parametrize("label, expected", [
     ("Llama 2 70B", "llama2-70b"), ("OPT-175B", "opt-175b"), ("MPT-7b", "mpt-7b"),
     ("MT-NLG 530B", "mt-nlg-530b"), ("Nemotron-4 340B", "nemotron4-340b"),

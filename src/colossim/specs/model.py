@@ -483,14 +483,23 @@ def _same_field(base: dict[str, Any], key: str, value: Any) -> bool:
 #: more (MPT's 50,432 vs Megatron-Core's 131,072-token scaling runs of the same shape).
 VOCAB_PADDING_TOLERANCE = 0.02
 
+#: The unit padded vocabularies are a multiple of.  Source: Megatron-LM
+#: ``_vocab_size_with_padding`` pads to a multiple of ``make_vocab_size_divisible_by`` (default
+#: 128) x tp.  Of two vocabularies within :data:`VOCAB_PADDING_TOLERANCE`, the larger is the other
+#: padded only when it is such a multiple: MPT's 50,368 (64 x 787) is its own tokenizer's size,
+#: not GPT-2's 50,304 padded.
+VOCAB_PADDING_MULTIPLE = 128
+
 
 def _vocab_padded(base_vocab: Any, vocab: Any) -> bool:
-    """Whether ``vocab`` is ``base_vocab`` up to padding (:data:`VOCAB_PADDING_TOLERANCE`)."""
+    """Whether ``vocab`` is ``base_vocab`` up to padding: the two within
+    :data:`VOCAB_PADDING_TOLERANCE` of each other, the larger a multiple of
+    :data:`VOCAB_PADDING_MULTIPLE` (or the two equal)."""
     try:
         b, v = float(base_vocab), float(vocab)
     except (TypeError, ValueError):
         return False
-    return abs(v - b) <= VOCAB_PADDING_TOLERANCE * b
+    return v == b or (abs(v - b) <= VOCAB_PADDING_TOLERANCE * b and max(v, b) % VOCAB_PADDING_MULTIPLE == 0)
 
 
 def _same_gating(base: dict[str, Any], model: Mapping[str, Any]) -> bool:

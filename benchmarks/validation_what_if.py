@@ -8,7 +8,7 @@ gradient sync under interleaving, which the engine leaves out; the thirty-eighth
 sequence-parallel gathers undone; overlapped collectives that cost the compute more SMs, as
 benchmarks/contention.py measured; the thirty-ninth's ring attention priced as one kernel again;
 the fortieth's Composer FSDP overlapping its traffic again),
-to show where the gap sits; the README's fourteenth,
+to show where the gap sits; docs/validation-history.md's fourteenth,
 twenty-second, twenty-eighth, twenty-ninth, thirty-second to thirty-fifth rounds quote its tables.
 Run: .venv/bin/python benchmarks/validation_what_if.py"""
 

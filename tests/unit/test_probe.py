@@ -118,7 +118,7 @@ def test_committed_h100_probe_steps_against_todays_prediction(slug):
     # profile (GEMMs at the clock the same GPU held under a 100-s GEMM load): every case within
     # 8 %.  Eager GeLU -0.2 %; eager SwiGLU +6.2 % (its strided kernels and the chunk's backward
     # copy are not priced); the compiled steps and the recompute run -6 ... -8 %: in a step the
-    # GEMMs seem to run above the held clock (README, twenty-ninth round: not modelled)
+    # GEMMs seem to run above the held clock (docs/validation-history.md, twenty-ninth round: not modelled)
     from pathlib import Path
 
     run = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / "h100-2026-11-24"

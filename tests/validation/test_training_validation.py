@@ -64,7 +64,7 @@ def test_regression_guard_overall(results):
     # H100 median 10.2 %, mean +3.3 %.  Session 14: the eleven Megatron-Core rows run with the
     # TP communication overlap their source names (--tp-comm-overlap), and the overlapped GEMMs
     # pay for running in chunks: median 8.1 %, max 41.0 %, mean +8.8 %; H100 median 11.3 %, mean
-    # +6.5 % -- the H100 optimism the missing overlap had hidden (see README).  Session 15:
+    # +6.5 % -- the H100 optimism the missing overlap had hidden (docs/validation-history.md).  Session 15:
     # DeepSpeed ZeRO-3 as its 2021 code ran (persistent small tensors, per-tensor reduce-scatters,
     # reuse distance, per-rank copies of the list collectives): median 7.6 %, max 41.0 %, mean
     # +7.9 %; A100 median 7.5 %, mean +9.0 %.  Session 27: Megatron-LM 2021's unfused gradient
@@ -179,7 +179,7 @@ def test_deepspeed_zero3_throughput_falls_with_scale_at_fixed_batch(results):
     # throughput falls as GPUs double (per-tensor gathers, each with its ring latency and one
     # host-side copy per rank, waited for; the recompute forward gathers again and the backward
     # fetches what DeepSpeed released; the zero-fill and list copies through HBM).  The 175B rows
-    # are within 20 %; the 530B rows are still optimistic (+14 ... +24 %, see README).
+    # are within 20 %; the 530B rows are still optimistic (+14 ... +24 %, see the README's validation section).
     by_id, _ = results
     tps = [by_id[i].predicted_tokens_per_s_per_gpu for i in ("NAR21-T2-Z3-02", "NAR21-T2-Z3-03")]
     assert tps[1] < 0.8 * tps[0]

@@ -91,3 +91,24 @@ def test_reliability_from_a_training_spec(cli):
     r = json.loads(out)
     assert r["useful_hours"] == 240
     assert 0.5 < r["ettr"] <= 1.0 and r["checkpoint_seconds"] > 0 and r["mttf_hours"] > 0
+
+
+def test_a_spec_takes_its_model_from_a_hugging_face_config_beside_it(cli, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    hf = Path(__file__).resolve().parents[1] / "data" / "hf" / "llama3-8b.json"
+    (tmp_path / "run" / "ckpt").mkdir(parents=True)
+    (tmp_path / "run" / "ckpt" / "config.json").write_text(hf.read_text())
+    spec = tmp_path / "run" / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "model": "ckpt"}))
+    monkeypatch.chdir(tmp_path)  # the config is found beside the spec, not in the working directory
+    code, out, err = cli("train", "estimate", str(spec), "--json")
+    assert code == 0, err
+    code_ref, out_ref, _ = cli("train", "estimate", "-", "--json", input=yaml.safe_dump(SPEC))
+    # Llama 3 8B's own config.json is the catalog's llama3-8b: the same prediction
+    assert json.loads(out)["tokens_per_s_per_gpu"] == json.loads(out_ref)["tokens_per_s_per_gpu"]
+    spec.write_text(yaml.safe_dump({**SPEC, "model": {"hf_config": "elsewhere/config.json"}}))
+    code, out, err = cli("train", "estimate", str(spec))
+    assert code == 2
+    assert "config file" in err and "elsewhere/config.json' not found" in err
+    assert len(err.strip().splitlines()) == 1

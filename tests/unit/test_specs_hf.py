@@ -48,3 +48,75 @@ def test_unsupported_model_type(tmp_path):
     p.write_text('{"model_type": "gpt2"}')
     with pytest.raises(SpecError, match="model_type 'gpt2' is not supported"):
         load_hf_config(tmp_path)
+
+
+# --- a spec names a config.json: as its model string, or as model.hf_config with overrides ---------
+
+from colossim.specs.serving import load_serving_spec  # noqa: E402
+from colossim.specs.training import load_spec  # noqa: E402
+from colossim.training.estimate import estimate  # noqa: E402
+
+HW = {"gpu": "h100-sxm", "count": 8}
+TRAIN = {"global_batch": 64, "precision": "bf16"}
+
+
+def _checkpoint(folder: Path) -> Path:
+    """A checkpoint folder holding Llama 3 8B's config.json."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text((HF / "llama3-8b.json").read_text())
+    return folder
+
+
+def _spec_file(folder: Path, model) -> Path:
+    p = folder / "spec.json"
+    p.write_text(json.dumps({"model": model, "hardware": HW, "training": TRAIN}))
+    return p
+
+
+@pytest.mark.parametrize("model", ["ckpt", "ckpt/config.json", {"hf_config": "ckpt"}])
+def test_a_spec_file_names_a_config_beside_it_from_any_working_directory(tmp_path, monkeypatch, model):
+    _checkpoint(tmp_path / "run" / "ckpt")
+    spec_path = _spec_file(tmp_path / "run", model)
+    monkeypatch.chdir(tmp_path)  # not the spec's folder: the path is the spec file's
+    spec = load_spec(str(spec_path))
+    ref = load_spec({"model": "llama3-8b", "hardware": HW, "training": TRAIN})
+    assert spec.model.params_total == ref.model.params_total
+    # the same architecture, so the same prediction as the catalog model's
+    assert estimate(spec).tokens_per_s_per_gpu == pytest.approx(estimate(ref).tokens_per_s_per_gpu, rel=1e-12)
+
+
+def test_the_other_keys_of_an_hf_config_mapping_override_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _checkpoint(tmp_path / "ckpt")
+    spec = load_spec({"model": {"hf_config": "ckpt", "seq_len": 2048, "name": "my-llama"},
+                      "hardware": HW, "training": TRAIN})
+    assert (spec.model.seq_len, spec.model.name, spec.model.layers, spec.model.kv_heads) == (2048, "my-llama", 32, 8)
+
+
+def test_a_serving_spec_names_a_config_too(tmp_path, monkeypatch):
+    _checkpoint(tmp_path / "ckpt")
+    p = tmp_path / "serve.json"
+    p.write_text(json.dumps({"model": "ckpt", "hardware": {"gpu": "h100-sxm", "count": 1},
+                             "serving": {"input_tokens": 512, "output_tokens": 128}}))
+    monkeypatch.chdir(Path(__file__).parent)
+    assert load_serving_spec(str(p)).model.params_total == resolve_model("llama3-8b").params_total
+
+
+def test_a_catalog_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = _checkpoint(tmp_path / "llama2-7b")  # holds Llama 3 8B's config, named like a catalog model
+    assert (folder / "config.json").is_file()
+    assert resolve_model("llama2-7b").vocab == 32000  # the catalog's Llama 2, not the folder's 128,256
+
+
+@pytest.mark.parametrize("model, message", [
+    ("missing.json", "config file '.*missing.json' not found"),
+    ({"hf_config": 3}, "model.hf_config must be the path of a config.json or of its folder, got 3"),
+    ({"hf_config": "ckpt", "layerz": 2}, "unknown field 'model.layerz'"),
+])
+def test_a_bad_config_reference_is_one_line_naming_it(tmp_path, monkeypatch, model, message):
+    monkeypatch.chdir(tmp_path)
+    _checkpoint(tmp_path / "ckpt")
+    with pytest.raises(SpecError, match=message) as e:
+        load_spec({"model": model, "hardware": HW, "training": TRAIN})
+    assert "\n" not in str(e.value)

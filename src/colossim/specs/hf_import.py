@@ -45,7 +45,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
                         field="hidden_act", value=act, allowed=list(_ACTIVATIONS))
     seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
     d: dict[str, Any] = {
-        "name": cfg.get("_name_or_path") or Path(path).parent.name or mt,
+        "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or mt,
         "layers": _need(cfg, "num_hidden_layers", path),
         "hidden": hidden,
         "heads": heads,
@@ -96,20 +96,41 @@ def _routing_groups(cfg: dict[str, Any]) -> dict[str, int]:
     return {}
 
 
-def load_hf_config(path: str | Path) -> ModelSpec:
-    """A :class:`ModelSpec` from a local Hugging Face ``config.json`` (or a directory holding one)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "config.json"
+def _name_from_path(p: Path) -> str:
+    """A model's name from its config's path: the directory of a ``config.json`` (a checkpoint's
+    folder, named after the model), else the file's own stem (``llama3-8b.json``)."""
+    return p.parent.name if p.name == "config.json" else p.stem
+
+
+def hf_config_path(path: str | Path, base_dir: str | Path | None = None) -> Path:
+    """The ``config.json`` a path names: the file itself, or the one in a directory; a relative path
+    is taken from ``base_dir`` (the spec file's folder) when given, else from the working directory."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and base_dir is not None:
+        p = Path(base_dir) / p
+    return p / "config.json" if p.is_dir() else p
+
+
+def hf_config_fields(path: str | Path, base_dir: str | Path | None = None) -> dict[str, Any]:
+    """ModelSpec fields from a local Hugging Face ``config.json`` (or a directory holding one):
+    :func:`hf_config_to_fields` of the parsed file; a missing or malformed file is a :class:`SpecError`."""
+    p = hf_config_path(path, base_dir)
     try:
         cfg = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise SpecError(f"config file '{p}' not found", field="config", value=str(p)) from None
+    except UnicodeDecodeError:
+        raise SpecError(f"config file '{p}' is not UTF-8 text", field="config", value=str(p)) from None
     except json.JSONDecodeError as e:
         raise SpecError(f"{p}: not valid JSON at line {e.lineno}: {e.msg}", field="config") from None
     if not isinstance(cfg, dict):
         raise SpecError(f"{p}: a config.json is a JSON object", field="config")
-    return validate_model(ModelSpec, hf_config_to_fields(cfg, str(p)), "model")
+    return hf_config_to_fields(cfg, str(p))
 
 
-__all__ = ["SUPPORTED", "hf_config_to_fields", "load_hf_config"]
+def load_hf_config(path: str | Path) -> ModelSpec:
+    """A :class:`ModelSpec` from a local Hugging Face ``config.json`` (or a directory holding one)."""
+    return validate_model(ModelSpec, hf_config_fields(path), "model")
+
+
+__all__ = ["SUPPORTED", "hf_config_fields", "hf_config_path", "hf_config_to_fields", "load_hf_config"]

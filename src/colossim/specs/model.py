@@ -425,19 +425,49 @@ def _expert_width_from_table(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: Key of a model mapping that names a local Hugging Face ``config.json`` (the other keys override it).
+HF_CONFIG_KEY = "hf_config"
+
+
+def names_hf_config(x: str, base_dir: Any = None) -> bool:
+    """Whether a model string is the path of a Hugging Face config rather than a catalog name: it
+    is no catalog name and it ends in ``.json`` or is a folder holding a ``config.json``."""
+    if load_model_catalog().has(x):
+        return False
+    if x.lower().endswith(".json"):
+        return True
+    from colossim.specs.hf_import import hf_config_path
+    p = hf_config_path(x, base_dir)
+    return p.name == "config.json" and p.is_file()
+
+
 def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     """A :class:`ModelSpec` from a catalog id or alias (``"gpt3"``, ``"llama3.1-405b"``), a mapping
     of fields, or a mapping whose ``name`` is a catalog id plus overrides
-    (``{"name": "llama3-8b", "seq_len": 4096}``).  Unknown ids raise :class:`UnknownNameError`
-    with the closest ids; unknown fields and bad values raise :class:`SpecError`."""
+    (``{"name": "llama3-8b", "seq_len": 4096}``).  A local Hugging Face ``config.json`` (llama,
+    mistral, mixtral, qwen2, deepseek families; :mod:`colossim.specs.hf_import`) may stand for the
+    model: its path as the string (``"ckpt/config.json"``, or the folder holding it), or as
+    ``hf_config`` in a mapping whose other keys override it (``{"hf_config": "ckpt",
+    "seq_len": 8192}``).  Unknown ids raise :class:`UnknownNameError` with the closest ids; unknown
+    fields, bad values and missing or malformed config files raise :class:`SpecError`."""
     if isinstance(x, ModelSpec):
         return x
     cat = load_model_catalog()
     if isinstance(x, str):
-        return cat.spec(x)
+        if not names_hf_config(x):
+            return cat.spec(x)
+        x = {HF_CONFIG_KEY: x}
     if not isinstance(x, Mapping):
         raise SpecError(f"model must be a catalog id or a mapping of fields, got {x!r}",
                         field="model", value=x)
+    if HF_CONFIG_KEY in x:
+        from colossim.specs.hf_import import hf_config_fields
+        path = x[HF_CONFIG_KEY]
+        if not isinstance(path, str) or not path:
+            raise SpecError(f"model.{HF_CONFIG_KEY} must be the path of a config.json or of its folder, "
+                            f"got {path!r}", field=f"model.{HF_CONFIG_KEY}", value=path)
+        overrides = read_table_fields({k: v for k, v in x.items() if k != HF_CONFIG_KEY})
+        return validate_model(ModelSpec, {**hf_config_fields(path), **overrides}, "model")
     data = read_table_fields(x)
     name = data.get("name")
     if isinstance(name, str) and cat.has(name):
@@ -602,6 +632,6 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     return out
 
 
-__all__ = ["DEFAULT_VOCAB", "TABLE_FIELD_NAMES", "Activation", "ModelCatalog", "ModelRow", "ModelSpec",
-           "catalog_id_for_label", "complete_by_shape", "load_model_catalog", "name_by_label", "read_table_fields",
+__all__ = ["DEFAULT_VOCAB", "HF_CONFIG_KEY", "TABLE_FIELD_NAMES", "Activation", "ModelCatalog", "ModelRow",
+           "ModelSpec", "catalog_id_for_label", "complete_by_shape", "load_model_catalog", "name_by_label", "names_hf_config", "read_table_fields",
            "resolve_model"]

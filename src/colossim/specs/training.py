@@ -3,7 +3,8 @@ the checks that a plan can run (scalar :func:`validate_plan` for a user's plan, 
 :func:`valid_mask` for the search).
 
 ```yaml
-model: llama3-405b                       # catalog id, a mapping of fields, or {name: id, overrides}
+model: llama3-405b                       # catalog id, a mapping of fields, or {name: id, overrides};
+                                         # or a Hugging Face config.json: a path, or {hf_config: path, overrides}
 hardware: {gpu: h100-sxm, count: 16384}  # or {system: gb200-nvl72, count: ...}
 parallelism: {tp: 8, pp: 16, dp: 128, ...}   # every field optional: omitted ones are searched
 training: {global_batch: 2048, precision: bf16, tokens: 15.6e12}   # software: megatron-core-2024
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from colossim.cost.compute import FLASH3_ARCHITECTURE
 from colossim.errors import SpecError
 from colossim.specs._validation import SpecChoice, check_known_fields, validate_model
-from colossim.specs.model import ModelSpec, load_model_catalog, resolve_model
+from colossim.specs.model import HF_CONFIG_KEY, ModelSpec, load_model_catalog, names_hf_config, resolve_model
 from colossim.specs.plan import ParallelPlan
 from colossim.specs.software import apply_stack, resolve_stack
 from colossim.specs.system import SystemSpec, resolve_hardware
@@ -119,12 +120,26 @@ def _read_source(source: str | Path | Mapping[str, Any], text: str | None) -> Ma
     if not isinstance(data, Mapping):
         raise SpecError(f"a spec is a mapping with {', '.join(SPEC_SECTIONS)}; got {type(data).__name__}",
                         field="spec", value=data, allowed=SPEC_SECTIONS)
-    return data
+    return data if str(source) == "-" else anchor_model_files(data, Path(source).parent)
 
 
 def read_spec_document(source: str | Path | Mapping[str, Any], text: str | None = None) -> Mapping[str, Any]:
     """The raw spec document (a mapping) from a YAML/JSON path, ``-`` with ``text``, or a mapping."""
     return _read_source(source, text)
+
+
+def anchor_model_files(data: Mapping[str, Any], folder: Path) -> Mapping[str, Any]:
+    """``data`` with a relative Hugging Face config path its model names (the model string, or its
+    ``hf_config``) taken from ``folder``, the spec file's: a spec means the files beside it,
+    whichever directory it is run from."""
+    model = data.get("model") if isinstance(data, Mapping) else None
+    key = HF_CONFIG_KEY if isinstance(model, Mapping) else None
+    path = model.get(key) if key else model
+    if not isinstance(path, str) or Path(path).expanduser().is_absolute() \
+            or (key is None and not names_hf_config(path, folder)):
+        return data
+    anchored = str(folder / path)
+    return {**data, "model": {**model, key: anchored} if key else anchored}
 
 
 def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None,
@@ -359,5 +374,5 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     return ok
 
 
-__all__ = ["Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "load_spec",
+__all__ = ["Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "anchor_model_files", "load_spec",
            "read_expert_layout", "valid_mask", "validate_plan"]

@@ -821,3 +821,24 @@ def test_ring_attention_merges_its_steps_through_memory_and_only_under_context_p
            for cp in (1, 2)}
     assert float(att[2].flops) == pytest.approx(float(att[1].flops) / 2)
     assert att[2].kv_chunks == 2 and att[1].kv_chunks == 1
+
+
+@pytest.mark.parametrize("convention", ["megatron", "palm", "6nd"])
+def test_the_spec_selects_the_convention_mfu_reports(convention):
+    """``training.mfu_convention`` picks what mfu, model_flops_per_token, tflops_per_gpu and hfu
+    count; the step and mfu_by_convention do not move."""
+    from colossim.specs.model import resolve_model
+    from colossim.training.estimate import DEFAULT_MFU_CONVENTION
+    from colossim.training.flops import model_flops_per_token
+
+    full = {**LLAMA8B, "parallelism": {**LLAMA8B["parallelism"], "recompute": "full"}}
+    base = estimate(load_spec(full))
+    assert base.mfu_convention == DEFAULT_MFU_CONVENTION == load_spec(full).training.mfu_convention.value
+    e = estimate(load_spec({**full, "training": {**full["training"], "mfu_convention": convention}}))
+    assert e.step_time_s == base.step_time_s and e.mfu_by_convention == base.mfu_by_convention
+    assert (e.mfu_convention, e.mfu) == (convention, e.mfu_by_convention[convention])
+    m = resolve_model(LLAMA8B["model"])
+    assert e.model_flops_per_token == model_flops_per_token(m, m.seq_len, convention)
+    assert e.tflops_per_gpu * 1e12 == pytest.approx(e.model_flops_per_token * e.tokens_per_s_per_gpu)
+    # HFU adds the recomputed FLOPs to the same count: its ratio to MFU does not depend on the count
+    assert e.hfu / e.mfu == pytest.approx(base.hfu / base.mfu) and e.hfu > 1.2 * e.mfu

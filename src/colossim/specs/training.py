@@ -44,6 +44,17 @@ class Precision(SpecChoice):
     fp8 = "fp8"
 
 
+class MfuConvention(SpecChoice):
+    """The model-FLOPs convention ``mfu``, ``model_flops_per_token``, ``tflops_per_gpu`` and ``hfu``
+    report (:func:`colossim.training.flops.model_flops_per_token`; ``mfu_by_convention`` always
+    carries all three): ``megatron`` (Narayanan et al. 2021 eq. 3), ``palm`` (PaLM appendix B) or
+    ``6nd`` (6 x active parameters)."""
+
+    megatron = "megatron"
+    palm = "palm"
+    six_nd = "6nd"
+
+
 class TrainingWorkload(BaseModel):
     """What is trained: batch, precision and (optionally) the total tokens."""
 
@@ -63,6 +74,9 @@ class TrainingWorkload(BaseModel):
     host_seconds_per_step: float | None = Field(
         None, ge=0, description="host time each step of the training loop adds (Python, host syncs; "
         "see SoftwareStack.host_seconds_per_step); omitted: the software stack's")
+    mfu_convention: MfuConvention = Field(
+        MfuConvention.megatron, description="the model-FLOPs convention mfu, model_flops_per_token, "
+        "tflops_per_gpu and hfu report: megatron (default), palm or 6nd; mfu_by_convention carries all")
     moe_load_imbalance: float = Field(
         1.0, ge=1.0, description="MoE routing: the busiest expert-parallel rank's routed tokens over "
         "the mean (1 = perfect balance, as NVIDIA's MoE benchmark recipes force it; dropless training "
@@ -374,5 +388,5 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     return ok
 
 
-__all__ = ["Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "anchor_model_files", "load_spec",
+__all__ = ["MfuConvention", "Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "anchor_model_files", "load_spec",
            "read_expert_layout", "valid_mask", "validate_plan"]

@@ -26,8 +26,9 @@ from colossim.training.search import enumerate_plans
 from colossim.training.step import StepContext, evaluate_step
 
 MFU_CONVENTIONS = ("megatron", "palm", "6nd")
-#: The convention ``mfu`` reports.  Because: Narayanan et al. 2021 eq. 3 counts attention and the
-#: logits, the FLOPs a transformer really needs; the others are reported beside it.
+#: The convention ``mfu`` reports unless ``training.mfu_convention`` names another.  Because:
+#: Narayanan et al. 2021 eq. 3 counts attention and the logits, the FLOPs a transformer really
+#: needs; the others are reported beside it.
 DEFAULT_MFU_CONVENTION = "megatron"
 
 #: The parts of ``time_breakdown_s``, which add up to the step: ``compute`` is the model's forward
@@ -48,6 +49,7 @@ class TrainingEstimate:
     tokens_per_s_per_gpu: float
     model_flops_per_token: float
     mfu: float
+    mfu_convention: str
     mfu_by_convention: dict[str, float]
     hfu: float
     tflops_per_gpu: float
@@ -158,6 +160,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     tokens_per_step = ctx.global_batch * ctx.seq_len
     peak = chip.peak_flops_per_s(ctx.precision) or chip.peak_flops_per_s("bf16")
     conv = {c: F.model_flops_per_token(ctx.model, ctx.seq_len, c) for c in MFU_CONVENTIONS}
+    reported = spec.training.mfu_convention.value
     hbm = spec.hardware.hbm_bytes
     usd_h, cost_assumptions = usd_per_gpu_hour(spec.hardware)
     hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none")
@@ -168,22 +171,22 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         tps = tokens_per_step / step
         per_gpu = tps / n
         rc = RECOMPUTE_NAMES[int(plans.recompute[i])]
-        # HFU: the default MFU convention plus the FLOPs recomputation adds (same attention
+        # HFU: the reported MFU convention plus the FLOPs recomputation adds (same attention
         # counting, so HFU >= MFU and equal without recompute).
         recompute_ratio = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc,
                                                      selective_recompute=ctx.selective_recompute) / hw_flops_no_recompute
         # block recompute: only the recomputed share of the layers adds FLOPs
         frac = float(full_share[i]) if rc == "full" else 1.0
         recompute_ratio = 1.0 + frac * (recompute_ratio - 1.0)
-        hw_flops = conv[DEFAULT_MFU_CONVENTION] * recompute_ratio
+        hw_flops = conv[reported] * recompute_ratio
         mfu = {c: conv[c] * per_gpu / peak for c in MFU_CONVENTIONS}
         mem_b = {k: float(getattr(mem, k)[i]) for k in MEMORY_KEYS}
         total = float(mem.total[i])
         est = dict(
             step_time_s=step, tokens_per_s=tps, tokens_per_s_per_gpu=per_gpu,
-            model_flops_per_token=conv[DEFAULT_MFU_CONVENTION], mfu=mfu[DEFAULT_MFU_CONVENTION],
+            model_flops_per_token=conv[reported], mfu=mfu[reported], mfu_convention=reported,
             mfu_by_convention=mfu, hfu=hw_flops * per_gpu / peak,
-            tflops_per_gpu=conv[DEFAULT_MFU_CONVENTION] * per_gpu / units.TERA,
+            tflops_per_gpu=conv[reported] * per_gpu / units.TERA,
             memory_gib_per_gpu=units.bytes_to_gib(total),
             memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
             fits=bool(total <= hbm), time_breakdown_s=_time_breakdown(t, int(i)),

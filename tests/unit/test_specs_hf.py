@@ -1,6 +1,7 @@
 """Import of Hugging Face config.json files.  The fixtures in tests/data/hf/ are hand-written copies
 of the published configs' architecture keys (meta-llama/Meta-Llama-3-8B, mistralai/Mixtral-8x7B-v0.1,
-Qwen/Qwen2.5-72B, deepseek-ai/DeepSeek-V3) plus some keys colossim ignores."""
+Qwen/Qwen2.5-72B, deepseek-ai/DeepSeek-V3, Qwen/Qwen3-30B-A3B, microsoft/Phi-3-medium-4k-instruct,
+google/gemma-2-27b) plus some keys colossim ignores."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ HF = Path(__file__).parent.parent / "data" / "hf"
 
 
 @pytest.mark.parametrize("fixture, catalog_id", [("llama3-8b", "llama3-8b"), ("mixtral-8x7b", "mixtral-8x7b"),
-                                                 ("qwen2.5-72b", "qwen2.5-72b"), ("deepseek-v3", "deepseek-v3")])
+                                                 ("qwen2.5-72b", "qwen2.5-72b"), ("deepseek-v3", "deepseek-v3"),
+                                                 ("qwen3-30b-a3b", "qwen3-30b-a3b"),
+                                                 ("phi-3-medium", "phi-3-medium")])
 def test_import_matches_catalog_parameter_counts(fixture, catalog_id):
     m, ref = load_hf_config(HF / f"{fixture}.json"), resolve_model(catalog_id)
     assert m.params_total == ref.params_total
@@ -120,3 +123,39 @@ def test_a_bad_config_reference_is_one_line_naming_it(tmp_path, monkeypatch, mod
     with pytest.raises(SpecError, match=message) as e:
         load_spec({"model": model, "hardware": HW, "training": TRAIN})
     assert "\n" not in str(e.value)
+
+
+def test_gemma2_reads_its_own_activation_key_and_ties_its_head_by_default():
+    m, ref = load_hf_config(HF / "gemma2-27b.json"), resolve_model("gemma2-27b")
+    assert (m.activation.value, m.tied_embeddings, m.head_dim) == ("geglu", True, 128)
+    # the config's 256,000-token table against the paper's 256,128; everything else is the catalog's,
+    # and Gemma Team 2024 Table 2's 26,047,480,320 non-embedding parameters less the two post-norms
+    # per layer the engine leaves out (46 x 2 x 4,608)
+    assert m.params_total - m.params_embedding == ref.params_total - ref.params_embedding
+    assert m.params_total - m.params_embedding + 46 * 2 * 4608 == 26_047_480_320
+
+
+def _qwen15_moe() -> dict:
+    """Qwen/Qwen1.5-MoE-A2.7B's config.json architecture keys (model card: 14.3B parameters, 2.7B
+    activated; 60 experts of 1408, top-4, one shared expert of 5632 = 4 x 1408)."""
+    return {"model_type": "qwen2_moe", "hidden_size": 2048, "intermediate_size": 5632, "num_attention_heads": 16,
+            "num_key_value_heads": 16, "num_hidden_layers": 24, "vocab_size": 151936,
+            "max_position_embeddings": 8192, "hidden_act": "silu", "num_experts": 60, "num_experts_per_tok": 4,
+            "moe_intermediate_size": 1408, "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 1,
+            "tie_word_embeddings": False}
+
+
+def test_qwen2_moe_takes_its_shared_expert_as_whole_routed_width_experts(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(_qwen15_moe()))
+    m = load_hf_config(tmp_path)
+    assert (m.experts, m.top_k, m.moe_ffn_hidden, m.shared_experts, m.qkv_bias) == (60, 4, 1408, 4, True)
+    assert m.params_total == pytest.approx(14.3e9, rel=0.01)
+    assert m.params_active == pytest.approx(2.7e9, rel=0.01)
+
+
+@pytest.mark.parametrize("key, value", [("decoder_sparse_step", 2), ("mlp_only_layers", [0, 1]),
+                                        ("shared_expert_intermediate_size", 5000)])
+def test_a_qwen_moe_layout_the_engine_cannot_hold_is_named(tmp_path, key, value):
+    (tmp_path / "config.json").write_text(json.dumps({**_qwen15_moe(), key: value}))
+    with pytest.raises(SpecError, match=key):
+        load_hf_config(tmp_path)

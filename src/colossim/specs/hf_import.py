@@ -1,8 +1,12 @@
 """Import a Hugging Face ``config.json`` (a local file; no network) as a :class:`ModelSpec`.
 
 Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also deepseek_v2, which
-has the same keys).  Unknown keys are ignored; a missing required
-key raises :class:`SpecError` naming it.
+has the same keys); and, read the same way, qwen3, phi3 and gemma2 (dense, llama's keys) and
+qwen2_moe / qwen3_moe (routed experts, with Qwen2-MoE's shared expert as whole experts of the
+routed width).  Unknown keys are ignored; a missing required key raises :class:`SpecError` naming
+it.  What the engine does not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a
+norm's weights and an elementwise pass each), Gemma 2's sliding-window layers and logit soft-capping
+(priced as full attention and a plain loss).
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ from colossim.errors import SpecError
 from colossim.specs._validation import validate_model
 from colossim.specs.model import ModelSpec
 
-SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3")
+SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma2",
+             "qwen2_moe", "qwen3_moe")
+#: Families whose configs tie the output head to the embedding unless they say otherwise
+#: (transformers' Gemma2Config defaults ``tie_word_embeddings`` to True; the others to False).
+TIED_BY_DEFAULT = ("gemma2",)
 
 #: Sequence length used when a config has no ``max_position_embeddings``.
 #: Because: 4096 is the pre-training length of most open models of these families.
@@ -39,7 +47,8 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
                         field="model_type", value=mt, allowed=SUPPORTED)
     heads = _need(cfg, "num_attention_heads", path)
     hidden = _need(cfg, "hidden_size", path)
-    act = cfg.get("hidden_act", "silu")
+    # Gemma 2 names its MLP activation ``hidden_activation`` (``hidden_act`` is a legacy key)
+    act = cfg.get("hidden_activation") or cfg.get("hidden_act", "silu")
     if act not in _ACTIVATIONS:
         raise SpecError(f"{path}: hidden_act {act!r} is not supported: allowed: {', '.join(_ACTIVATIONS)}",
                         field="hidden_act", value=act, allowed=list(_ACTIVATIONS))
@@ -53,13 +62,15 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
         "vocab": _need(cfg, "vocab_size", path),
         "seq_len": seq, "max_seq_len": seq,
         "activation": _ACTIVATIONS[act],
-        "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
+        "tied_embeddings": bool(cfg.get("tie_word_embeddings", mt in TIED_BY_DEFAULT)),
         "norm": "rmsnorm", "position": "rope",
-        "qkv_bias": mt == "qwen2" or bool(cfg.get("attention_bias", False)),
+        "qkv_bias": mt in ("qwen2", "qwen2_moe") or bool(cfg.get("attention_bias", False)),
     }
     if cfg.get("head_dim"):
         d["head_dim"] = cfg["head_dim"]
-    if mt == "mixtral":
+    if mt in ("qwen2_moe", "qwen3_moe"):
+        d.update(_qwen_moe_fields(cfg, path))
+    elif mt == "mixtral":
         d.update(experts=_need(cfg, "num_local_experts", path), top_k=_need(cfg, "num_experts_per_tok", path),
                  moe_ffn_hidden=_need(cfg, "intermediate_size", path))
     elif mt.startswith("deepseek"):
@@ -80,6 +91,25 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     else:
         d["ffn_hidden"] = _need(cfg, "intermediate_size", path)
     return d
+
+
+def _qwen_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
+    """The MoE fields of a Qwen2-MoE / Qwen3-MoE config: every layer routed (``decoder_sparse_step``
+    1, no ``mlp_only_layers``: the released models' layout; others are refused, naming the key),
+    ``num_experts`` experts of ``moe_intermediate_size``, ``num_experts_per_tok`` per token, and
+    Qwen2-MoE's one shared expert of ``shared_expert_intermediate_size`` as that many routed-width
+    experts (Qwen1.5-MoE-A2.7B: 5632 = 4 x 1408; its sigmoid gate, one h-wide vector, is left out)."""
+    for key, ok in (("decoder_sparse_step", 1), ("mlp_only_layers", [])):
+        if cfg.get(key) not in (None, ok):
+            raise SpecError(f"{path}: {key} = {cfg[key]!r}: only every layer an MoE layer is supported "
+                            f"(allowed: {ok!r})", field=key, value=cfg[key], allowed=[ok])
+    width = _need(cfg, "moe_intermediate_size", path)
+    shared = cfg.get("shared_expert_intermediate_size") or 0
+    if shared % width:
+        raise SpecError(f"{path}: shared_expert_intermediate_size = {shared} is not a multiple of "
+                        f"moe_intermediate_size = {width}", field="shared_expert_intermediate_size", value=shared)
+    return {"experts": _need(cfg, "num_experts", path), "top_k": _need(cfg, "num_experts_per_tok", path),
+            "moe_ffn_hidden": width, "shared_experts": shared // width}
 
 
 #: DeepSeek ``topk_method`` values that pick a token's experts from ``topk_group`` of ``n_group``

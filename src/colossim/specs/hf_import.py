@@ -141,10 +141,10 @@ def hf_config_path(path: str | Path, base_dir: str | Path | None = None) -> Path
     return p / "config.json" if p.is_dir() else p
 
 
-def hf_config_fields(path: str | Path, base_dir: str | Path | None = None) -> dict[str, Any]:
+def hf_config_fields(path: str | Path) -> dict[str, Any]:
     """ModelSpec fields from a local Hugging Face ``config.json`` (or a directory holding one):
     :func:`hf_config_to_fields` of the parsed file; a missing or malformed file is a :class:`SpecError`."""
-    p = hf_config_path(path, base_dir)
+    p = hf_config_path(path)
     try:
         cfg = json.loads(p.read_text(encoding="utf-8"))
     except (FileNotFoundError, IsADirectoryError):

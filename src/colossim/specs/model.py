@@ -444,11 +444,10 @@ def names_hf_config(x: str, base_dir: Any = None) -> bool:
 def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     """A :class:`ModelSpec` from a catalog id or alias (``"gpt3"``, ``"llama3.1-405b"``), a mapping
     of fields, or a mapping whose ``name`` is a catalog id plus overrides
-    (``{"name": "llama3-8b", "seq_len": 4096}``).  A local Hugging Face ``config.json`` (llama,
-    mistral, mixtral, qwen2, deepseek families; :mod:`colossim.specs.hf_import`) may stand for the
-    model: its path as the string (``"ckpt/config.json"``, or the folder holding it), or as
-    ``hf_config`` in a mapping whose other keys override it (``{"hf_config": "ckpt",
-    "seq_len": 8192}``).  Unknown ids raise :class:`UnknownNameError` with the closest ids; unknown
+    (``{"name": "llama3-8b", "seq_len": 4096}``).  A local Hugging Face ``config.json`` (of the
+    families :data:`colossim.specs.hf_import.SUPPORTED` lists) may stand for the model: its path
+    as the string (``"ckpt/config.json"``, or the folder holding it), or as ``hf_config`` in a
+    mapping whose other keys override it (``{"hf_config": "ckpt", "seq_len": 8192}``).  Unknown ids raise :class:`UnknownNameError` with the closest ids; unknown
     fields, bad values and missing or malformed config files raise :class:`SpecError`."""
     if isinstance(x, ModelSpec):
         return x
@@ -633,5 +632,5 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
 
 
 __all__ = ["DEFAULT_VOCAB", "HF_CONFIG_KEY", "TABLE_FIELD_NAMES", "Activation", "ModelCatalog", "ModelRow",
-           "ModelSpec", "catalog_id_for_label", "complete_by_shape", "load_model_catalog", "name_by_label", "names_hf_config", "read_table_fields",
-           "resolve_model"]
+           "ModelSpec", "catalog_id_for_label", "complete_by_shape", "load_model_catalog", "name_by_label",
+           "names_hf_config", "read_table_fields", "resolve_model"]

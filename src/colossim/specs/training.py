@@ -388,5 +388,5 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     return ok
 
 
-__all__ = ["MfuConvention", "Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "anchor_model_files", "load_spec",
-           "read_expert_layout", "valid_mask", "validate_plan"]
+__all__ = ["MfuConvention", "Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "anchor_model_files",
+           "load_spec", "read_expert_layout", "valid_mask", "validate_plan"]

@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from colossim.cli.common import etp_label
+from colossim.training.plans import etp_label
 from colossim.specs.training import load_spec
 from colossim.training.estimate import search
 

@@ -112,3 +112,26 @@ def test_a_spec_takes_its_model_from_a_hugging_face_config_beside_it(cli, tmp_pa
     assert code == 2
     assert "config file" in err and "elsewhere/config.json' not found" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_search_writes_a_chart_of_the_plans_it_priced(cli, tmp_path):
+    page = tmp_path / "search.html"
+    code, out, err = cli("train", "search", "-", "--top", "3", "--html", str(page),
+                         input=yaml.safe_dump({**SPEC, "parallelism": {}}))
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!doctype html>") and "plotly" in html
+    assert "every plan priced" in html and "best 3" in html and "time per step of the best plans" in html
+    assert f"chart written to {page}" in out.replace("\n", "")
+    # with --json the chart is still written and stdout stays one JSON document
+    code, out, err = cli("train", "search", "-", "--top", "2", "--json", "--html", str(page),
+                         input=yaml.safe_dump({**SPEC, "parallelism": {}}))
+    assert code == 0 and len(json.loads(out)["results"]) == 2
+
+
+def test_a_chart_that_cannot_be_written_is_one_line_exit_2(cli, tmp_path):
+    code, out, err = cli("train", "search", "-", "--html", str(tmp_path / "absent" / "s.html"),
+                         input=yaml.safe_dump(SPEC))
+    msg = (out + err).strip()
+    assert code == 2 and len(msg.splitlines()) == 1 and "Traceback" not in msg, msg
+    assert "cannot write" in msg and "absent" in msg

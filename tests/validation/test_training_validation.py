@@ -434,3 +434,15 @@ def test_a_rows_part_description_sets_the_capacity_and_power_its_spec_leaves_out
     given = {**spec, "hardware": {**spec["hardware"], "tdp_w": 700}}
     assert with_part_label(given, "H100 (500W)") is given
     assert with_run_labels(spec, "Llama 3.1 8B", None) is spec
+
+
+def test_cli_validate_writes_a_chart_of_the_runs(cli, tmp_path):
+    ours = {r.id: r for r in validation_runs()}
+    runs = tmp_path / "runs.csv"
+    _team_file(runs, [ours["KOR22-T5-01"], ours["NAR21-T1-03"]])
+    page = tmp_path / "validation.html"
+    code, out, err = cli("validate", "training", "--runs", str(runs), "--html", str(page))
+    assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert "KOR22-T5-01" in html and "NAR21-T1-03" in html and "+-20% (max target)" in html
+    assert "median |err|" in html  # the figures are in the title

@@ -13,6 +13,8 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from colossim.errors import ColossimError
+# the plan labels live beside the plan arrays; tables import them from here
+from colossim.training.plans import etp_label, plan_label, recompute_label, schedule_label  # noqa: F401
 
 # Because: rich falls back to 80 columns when stdout is not a terminal (pipes, CI, tests), which
 # truncates the wide catalog tables; 160 keeps them readable.
@@ -67,23 +69,3 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
-def schedule_label(plan: dict) -> str:
-    """A plan's pipeline schedule for tables: its name when it pipelines with a schedule other than
-    (interleaved) 1F1B, else ''."""
-    sched = plan.get("pipeline_schedule", "1f1b")
-    return sched if sched != "1f1b" and plan.get("pp", 1) > 1 else ""
-
-
-def etp_label(plan: dict) -> str:
-    """A plan's expert tensor-parallel degree for tables: ``etp1 `` when the experts have their own
-    (etp below tp), else '' (etp = tp, and every dense plan)."""
-    etp = plan.get("etp", plan.get("tp"))
-    return f"etp{etp} " if etp != plan.get("tp") else ""
-
-
-def recompute_label(plan: dict) -> str:
-    """A plan's recompute policy for tables: ``full(3/stage)`` for Megatron's block method."""
-    label = str(plan.get("recompute", ""))
-    if plan.get("recompute_num_layers"):
-        label += f"({plan['recompute_num_layers']}/stage)"
-    return label

@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from colossim.cli.claims import claims_table
+from colossim import charts
 from colossim.cli.common import console, emit_json, fmt
 from colossim.cli.fleet import pct, top_table, years
-from colossim.errors import ColossimError
 from colossim.planning.report import OrgSummary, SeedReport, build_report, report_html
 
 
@@ -58,10 +58,7 @@ def report_command(html: Path | None = typer.Option(None, "--html", help="Write 
     """The seed report: H100e over time, growth, capex and power, the largest clusters, the claims."""
     r = build_report(metric)
     if html is not None:
-        try:
-            html.write_text(report_html(r), encoding="utf-8")
-        except OSError as e:
-            raise ColossimError(f"cannot write '{html}': {e.strerror}", field="html", value=str(html)) from None
+        charts.write_html(html, report_html(r))
         console.print(f"wrote {html} ({html.stat().st_size / 1e6:.1f} MB, opens offline)")
         return
     if json_out:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from colossim import charts
 from colossim.cli.common import console, emit_json, fmt
 
 app = typer.Typer(help="Inference: serving latency, throughput, KV cache, capacity, request simulation.")
@@ -88,9 +89,7 @@ def frontier_html(points, title: str) -> str:
         hovertemplate="%{text}<br>%{x:.1f} tok/s/user, %{y:.0f} tok/s/GPU<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="output tokens/s per user (1 / TPOT)",
                       yaxis_title="output tokens/s per GPU", template="plotly_white")
-    body = fig.to_html(full_html=False, include_plotlyjs=True)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-            f"<body>{body}</body></html>")
+    return charts.html_page([fig], title)
 
 
 @app.command("frontier")
@@ -105,7 +104,7 @@ def frontier_cmd(spec: str = SPEC_ARG, json_out: bool = typer.Option(False, "--j
     title = (f"{s.model.name} on {s.hardware.count} x {s.hardware.accelerator.id}, "
              f"{s.serving.input_tokens} in / {s.serving.output_tokens} out, weights {s.serving.weights.value}")
     if html is not None:
-        html.write_text(frontier_html(pts, title), encoding="utf-8")
+        charts.write_html(html, frontier_html(pts, title))
     if json_out:
         emit_json({"frontier": pts})
         return

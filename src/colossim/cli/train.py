@@ -10,7 +10,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, etp_label, fmt, recompute_label, schedule_label, to_jsonable
+from colossim.cli.common import (console, emit_json, etp_label, fmt, recompute_label, schedule_label,
+                                 to_jsonable)
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -92,11 +93,18 @@ def estimate_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or 
 def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - for stdin."),
                top: int = typer.Option(10, "--top", min=1, help="How many plans to return."),
                json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+               html: Path | None = typer.Option(None, "--html", metavar="FILE",
+                                                help="Also write a chart of the search (every plan priced, "
+                                                     "memory against throughput; the best plans' time per "
+                                                     "step) as a self-contained HTML page."),
                profile: Path | None = typer.Option(None, "--profile", help="Calibration profile JSON.")) -> None:
     """Search every valid plan; print the best, plus configs evaluated and configs/s."""
     from colossim.training.estimate import search
 
-    res = search(_load(_read_doc(spec)), top=top, profile=_profile(profile))
+    s = _load(_read_doc(spec))
+    res = search(s, top=top, profile=_profile(profile))
+    if html is not None:
+        _write_search_chart(html, s, res)
     if json_out:
         emit_json({"results": res.best, "configs_evaluated": res.configs_evaluated,
                    "configs_fitting": res.configs_fitting, "configs_per_s": res.configs_per_s})
@@ -114,6 +122,20 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
         t.add_row(str(i), *(str(p[k]) for k in shape), recompute_label(p), str(p["zero"]),
                   f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
+    if html is not None:
+        console.print(f"chart written to {html}")
+
+
+def _write_search_chart(path: Path, spec, res) -> None:
+    from colossim import charts, units
+
+    hw = spec.hardware
+    gb = spec.training.global_batch
+    title = (f"{spec.model.name} on {hw.count:,} x {hw.accelerator.id} ({spec.training.precision.value}"
+             f"{f', global batch {gb:,}' if gb else ''}): {res.configs_evaluated:,} plans, "
+             f"{res.configs_fitting:,} fit")
+    fig = charts.search_figure(res, title, hbm_gib=units.bytes_to_gib(hw.hbm_bytes))
+    charts.write_html(path, charts.html_page([fig], title))
 
 
 @app.command("probe")

@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, etp_label, fmt, recompute_label, schedule_label
+from colossim.cli.common import console, emit_json, fmt, plan_label
 
 app = typer.Typer(help="Validate the engines against published measured runs.")
 
@@ -72,12 +72,7 @@ def print_training_table(results, stats, title: str = "Training: predicted vs pu
         t.add_column(c, justify="right" if c in ("GPUs", "published", "predicted", "error") else "left")
     for r in results:
         p = r.plan or {}
-        plan = r.failure or ""
-        if p:
-            ep = (f"ep{p['ep']} " if p.get("ep", 1) > 1 else "") + etp_label(p)
-            v = schedule_label(p) or f"v{p['vpp']}"
-            plan = (f"tp{p['tp']} pp{p['pp']} cp{p['cp']} {ep}dp{p['dp']} {v} mb{p['micro_batch']} "
-                    f"{recompute_label(p)} z{p['zero']}")
+        plan = plan_label(p) if p else (r.failure or "")
         t.add_row(r.run.id, r.run.model_name[:24], str(r.run.num_gpus), r.run.chip, r.run.trust,
                   fmt(r.run.tokens_per_s_per_gpu_measured),
                   fmt(r.predicted_tokens_per_s_per_gpu), "-" if r.error is None else f"{r.error:+.1%}", plan[:60])
@@ -103,7 +98,11 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
                                                        "reference format: id, source, model_name, gpu_type, "
                                                        "num_gpus, measured_metric, measured_value, "
                                                        "tokens_per_s_per_gpu_measured, spec_json; trust from "
-                                                       "the notes' trust=X), each spec as written.")) -> None:
+                                                       "the notes' trust=X), each spec as written."),
+                 html: Path | None = typer.Option(None, "--html", metavar="FILE",
+                                                  help="Also write a chart (predicted against published, "
+                                                       "each run's error, the targets' bands) as a "
+                                                       "self-contained HTML page.")) -> None:
     """Predict every published training run and print the errors; then, apart and outside the
     targets, the published steps that are not in the reference set.  With --runs, the runs of a
     file of published runs instead, each spec as written."""
@@ -115,19 +114,42 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
     results, stats = run_training_validation(trust, show_progress=not json_out, as_published=as_published,
                                              runs_file=runs)
     if as_published or runs is not None:
+        what = f"runs of {runs.name}, specs as written" if runs is not None else "specs as published"
+        if html is not None:
+            _write_validation_chart(html, results, stats, f"Training, {what}")
         if json_out:
             emit_json({"runs": rows(results), "stats": stats})
         else:
-            what = f"runs of {runs.name}, specs as written" if runs is not None else "specs as published"
             print_training_table(results, stats, title=f"Training, {what}: predicted vs published tokens/s/GPU")
+            _chart_written(html)
         return
     extra, extra_stats = run_training_validation(trust, show_progress=not json_out, extra=True)
+    if html is not None:
+        _write_validation_chart(html, results, stats, "Training", extra)
     if json_out:
         emit_json({"runs": rows(results), "stats": stats, "extra_runs": rows(extra), "extra_stats": extra_stats})
         return
     print_training_table(results, stats)
     if extra:
         print_extra_training_table(extra, extra_stats)
+    _chart_written(html)
+
+
+def _write_validation_chart(path: Path, results, stats, what: str, extra=()) -> None:
+    from colossim import charts
+    from colossim.training.validate import TARGET_MAX_ABS, TARGET_MEDIAN_ABS
+
+    st = stats.get("all")
+    figures = "" if st is None else (f": median |err| {st.median_abs:.1%}, max {st.max_abs:.1%}, "
+                                     f"mean signed {st.mean_signed:+.1%} over {st.n} runs")
+    title = f"{what}, predicted vs published tokens/s/GPU{figures}"
+    fig = charts.validation_figure(results, title, extra=extra, targets=(TARGET_MEDIAN_ABS, TARGET_MAX_ABS))
+    charts.write_html(path, charts.html_page([fig], title))
+
+
+def _chart_written(path: Path | None) -> None:
+    if path is not None:
+        console.print(f"chart written to {path}")
 
 
 def run_serving_validation(trust: str | None = None, show_progress: bool = True):

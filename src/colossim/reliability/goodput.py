@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from colossim.errors import ColossimError, SpecError
 from colossim.reliability.checkpoint import CheckpointCosts, checkpoint_costs
 from colossim.reliability.failures import FailureModel, failure_model, reliability_fact
-from colossim.reliability.interval import (IntervalModel, IntervalRange, daly_interval, ettr_first_order,
+from colossim.reliability.interval import (IntervalModel, IntervalRange, daly_interval,
                                            expected_wall_seconds, interval_for_ettr, optimal_interval,
                                            wall_per_work, young_interval)
 from colossim.reliability.montecarlo import MonteCarloResult, simulate

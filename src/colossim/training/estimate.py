@@ -72,12 +72,28 @@ class TrainingEstimate:
 
 
 @dataclass(frozen=True)
+class PlanSpace:
+    """Every plan a search priced, as parallel arrays (one element per plan): what a chart of the
+    search shows.  A search prices only the plans that fit memory (and, for a complete plan that
+    does not fit, that one plan)."""
+
+    plans: PlanArrays
+    step_time_s: np.ndarray
+    tokens_per_s_per_gpu: np.ndarray
+    memory_gib_per_gpu: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.step_time_s)
+
+
+@dataclass(frozen=True)
 class SearchResult:
     best: list[TrainingEstimate]
     configs_evaluated: int
     configs_fitting: int
     configs_per_s: float
     seconds: float
+    space: PlanSpace | None = None
 
 
 def make_context(spec, profile=None) -> StepContext:
@@ -256,8 +272,12 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
     order = np.argsort(t["step_time_s"], kind="stable")[:top]
     sub_mem = type(mem)(**{k: np.asarray(getattr(mem, k))[cand] for k in (*MEMORY_KEYS, "total")})
     best = _results(spec, ctx, sub, t, sub_mem, order)
+    step = np.asarray(t["step_time_s"], dtype=float)
+    space = PlanSpace(sub, step, ctx.global_batch * ctx.seq_len / step / spec.hardware.count,
+                      np.asarray(sub_mem.total, dtype=float) / units.GIB)
     dt = time.perf_counter() - t0
-    return SearchResult(best, len(plans), int(cand.size), len(plans) / dt if dt > 0 else float("inf"), dt)
+    return SearchResult(best, len(plans), int(cand.size), len(plans) / dt if dt > 0 else float("inf"), dt,
+                        space)
 
 
 def estimate(spec, profile=None) -> TrainingEstimate:

@@ -217,7 +217,6 @@ def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
     """Forward and backward seconds of a list of ops (per GPU, one micro-batch), the attention
     core's forward, and ``wgrad``: the weight-gradient GEMMs, part of the backward."""
     chip = ctx.system.accelerator
-    prec = ctx.precision
     fwd = bwd = attn_fwd = wgrad = 0.0
     for op in ops:
         if isinstance(op, O.Gemm):

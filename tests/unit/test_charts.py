@@ -1,0 +1,98 @@
+"""Charts: the search's plan space they draw, the figures' contents, and pages written whole."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from colossim import charts, units
+from colossim.errors import ColossimError
+from colossim.specs.training import load_spec
+from colossim.training.estimate import search
+from colossim.training.plans import RECOMPUTE_CODES
+
+SPEC = {"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64}, "training": {"global_batch": 256}}
+
+
+@pytest.fixture(scope="module")
+def result():
+    return search(load_spec(SPEC), top=5)
+
+
+def test_the_space_is_every_plan_that_fits_and_holds_the_best(result):
+    space, spec = result.space, load_spec(SPEC)
+    assert len(space) == result.configs_fitting > len(result.best)
+    hbm_gib = units.bytes_to_gib(spec.hardware.hbm_bytes)
+    assert np.all(space.memory_gib_per_gpu <= hbm_gib + 1e-9)
+    # tokens/s/GPU is the step's tokens over its time, per GPU, for every plan
+    assert space.tokens_per_s_per_gpu * space.step_time_s == pytest.approx(np.full(len(space), 256 * 8192 / 64))
+    best = result.best[0]
+    assert space.tokens_per_s_per_gpu.max() == pytest.approx(best.tokens_per_s_per_gpu)
+    i = int(np.argmin(space.step_time_s))
+    assert space.plans.plan_dict(i)["tp"] == best.parallelism["tp"]
+    assert space.memory_gib_per_gpu[i] == pytest.approx(best.memory_gib_per_gpu)
+
+
+def test_search_figure_draws_each_policy_the_best_and_the_step_parts(result):
+    fig = charts.search_figure(result, "t", hbm_gib=80.0)
+    names = [t.name for t in fig.data]
+    rec = np.asarray(result.space.plans.recompute)
+    policies = [n for n in charts.RECOMPUTE_COLOURS if np.any(rec == RECOMPUTE_CODES[n])]
+    assert [n for n in names if n.startswith("recompute ")] == [f"recompute {p}" for p in policies]
+    drawn = sum(len(t.x) for t in fig.data if t.name.startswith("recompute "))
+    assert drawn == len(result.space)
+    ring = next(t for t in fig.data if t.name == "best 5")
+    assert list(ring.y) == pytest.approx([e.tokens_per_s_per_gpu for e in result.best])
+    bars = {t.name: t for t in fig.data if t.type == "bar"}
+    assert "compute" in bars
+    for k, tr in bars.items():  # each stacked part is that part of the best plans' steps
+        assert list(tr.x) == pytest.approx([e.time_breakdown_s[k] for e in result.best])
+    stacked = np.sum([np.asarray(t.x) for t in bars.values()], axis=0)
+    assert stacked == pytest.approx([e.step_time_s for e in result.best], rel=1e-9)
+
+
+def test_a_capped_chart_keeps_the_fastest_plans(result):
+    fig = charts.search_figure(result, "t", limit=10)
+    ys = np.concatenate([np.asarray(t.y) for t in fig.data if t.name.startswith("recompute ")])
+    assert len(ys) == 10
+    assert np.sort(ys)[::-1] == pytest.approx(np.sort(result.space.tokens_per_s_per_gpu)[::-1][:10])
+
+
+def test_validation_figure_has_every_run_and_the_target_bands():
+    from colossim.cli.validate import run_training_validation
+
+    results, _ = run_training_validation(show_progress=False, runs_file=None, trust="B")
+    fig = charts.validation_figure(results, "t", targets=(0.07, 0.20))
+    bar = next(t for t in fig.data if t.type == "bar")
+    ranked = sorted((r for r in results if r.error is not None), key=lambda r: r.error)
+    assert list(bar.x) == [r.run.id for r in ranked] and list(bar.y) == pytest.approx([r.error for r in ranked])
+    lines = {t.name for t in fig.data if getattr(t, "mode", None) == "lines"}
+    assert lines == {"predicted = published", "+-7% (median target)", "+-20% (max target)"}
+    upper = next(t for t in fig.data if t.name == "+-20% (max target)" and t.showlegend)
+    assert upper.y[0] / upper.x[0] == pytest.approx(1.2)
+
+
+def test_a_page_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    page = tmp_path / "chart.html"
+    page.write_text("earlier", encoding="utf-8")
+    with pytest.raises(UnicodeEncodeError):
+        charts.write_html(page, "half \ud800 written")  # fails while writing
+    assert page.read_text(encoding="utf-8") == "earlier"
+    assert os.listdir(tmp_path) == ["chart.html"]  # no temporary file left behind
+    charts.write_html(page, "<html>new</html>")
+    assert page.read_text(encoding="utf-8") == "<html>new</html>"
+    with pytest.raises(ColossimError) as e:
+        charts.write_html(tmp_path / "absent" / "chart.html", "x")
+    assert e.value.field == "html" and "absent" in str(e.value)
+
+
+def test_a_new_page_gets_the_permissions_open_would_give(tmp_path):
+    old = os.umask(0o022)
+    try:
+        charts.write_html(tmp_path / "new.html", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.html").stat().st_mode) == 0o644

@@ -38,6 +38,9 @@ def test_frontier_json_and_html(cli, tmp_path):
     assert len(pts) >= 3
     text = html.read_text()
     assert "plotly" in text.lower() and "per GPU" in text and "per user" in text
+    code, out, err = cli("serve", "frontier", "-", "--html", str(tmp_path / "absent" / "f.html"), input=SPEC)
+    msg = (out + err).strip()
+    assert code == 2 and len(msg.splitlines()) == 1 and "cannot write" in msg, msg  # was a traceback
 
 
 def test_simulate_reports_percentiles(cli):

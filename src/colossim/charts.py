@@ -9,14 +9,12 @@ Plotly is imported only when a chart is asked for.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from colossim.errors import ColossimError
+from colossim.outfiles import write_text_whole
 from colossim.training.plans import RECOMPUTE_CODES, plan_label
 
 #: Most plans a search chart draws.  Because: beyond a few tens of thousands of points the page
@@ -41,33 +39,9 @@ def html_page(figures: Sequence, title: str) -> str:
 
 
 def write_html(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` all at once: into a temporary file beside it, then renamed over
-    it, so a failed write leaves any earlier file as it was.  Errors are one line naming the path."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
-    except OSError as e:
-        raise ColossimError(f"cannot write '{path}': {e.strerror}", field="html", value=str(path)) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ColossimError(f"cannot write '{path}': {e.strerror}", field="html", value=str(path)) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # still there only when the write or the rename failed
-
-
-def _new_file_mode(path: Path) -> int:
-    """The permissions a plain ``open(path, "w")`` would give: the file's own where it exists,
-    else read-write for all less the process umask (a temporary file is created private)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+    """Write a page to ``path`` whole or not at all (:func:`colossim.outfiles.write_text_whole`);
+    an error names the ``html`` option."""
+    write_text_whole(path, text, "html")
 
 
 def _plotted(space, limit: int) -> np.ndarray:

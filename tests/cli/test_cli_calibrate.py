@@ -43,3 +43,14 @@ def test_train_probe_predict_only_needs_no_gpu(cli, tmp_path):
 def test_train_probe_bad_activation_is_one_line(cli):
     code, _, err = cli("train", "probe", "--predict-only", "--activation", "relu")
     assert code == 2 and "probe.activation" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_out_path_that_cannot_be_written_is_refused_before_any_measuring(cli, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    for out, why in ((tmp_path / "absent" / "p.json", "No such file"), (tmp_path, "Is a directory")):
+        code, _, err = cli("calibrate", "--out", str(out), "--quick")
+        # refused on the path, not on the missing GPU: nothing would be measured only to be lost
+        assert code == 2 and "cannot write" in err and why in err and "torch" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    code, _, err = cli("train", "probe", "--predict-only", "--out", str(tmp_path / "a-file" / "probe.json"))
+    assert code == 2 and "cannot write" in err and len(err.strip().splitlines()) == 1, err

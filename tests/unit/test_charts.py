@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import stat
-
 import numpy as np
 import pytest
 
 from colossim import charts, units
-from colossim.errors import ColossimError
 from colossim.specs.training import load_spec
 from colossim.training.estimate import search
 from colossim.training.plans import RECOMPUTE_CODES
@@ -73,26 +69,3 @@ def test_validation_figure_has_every_run_and_the_target_bands():
     assert lines == {"predicted = published", "+-7% (median target)", "+-20% (max target)"}
     upper = next(t for t in fig.data if t.name == "+-20% (max target)" and t.showlegend)
     assert upper.y[0] / upper.x[0] == pytest.approx(1.2)
-
-
-def test_a_page_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    page = tmp_path / "chart.html"
-    page.write_text("earlier", encoding="utf-8")
-    with pytest.raises(UnicodeEncodeError):
-        charts.write_html(page, "half \ud800 written")  # fails while writing
-    assert page.read_text(encoding="utf-8") == "earlier"
-    assert os.listdir(tmp_path) == ["chart.html"]  # no temporary file left behind
-    charts.write_html(page, "<html>new</html>")
-    assert page.read_text(encoding="utf-8") == "<html>new</html>"
-    with pytest.raises(ColossimError) as e:
-        charts.write_html(tmp_path / "absent" / "chart.html", "x")
-    assert e.value.field == "html" and "absent" in str(e.value)
-
-
-def test_a_new_page_gets_the_permissions_open_would_give(tmp_path):
-    old = os.umask(0o022)
-    try:
-        charts.write_html(tmp_path / "new.html", "x")
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE((tmp_path / "new.html").stat().st_mode) == 0o644

@@ -8,6 +8,7 @@ import typer
 
 from colossim.catalog import load_catalog
 from colossim.cli.common import console, fmt
+from colossim.outfiles import check_writable
 
 
 def calibrate_command(
@@ -21,6 +22,7 @@ def calibrate_command(
     from colossim.cost.efficiency import save_profile
 
     acc = load_catalog().accelerator(chip)
+    check_writable(out, "out")  # before minutes of measuring, not after
     meas = measure(acc.id, quick=quick)  # NoGpuError -> one line, exit 2
     prof = profile_from_measurements(meas, acc)
     save_profile(prof, out)

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim.cli.claims import claims_table
 from colossim import charts
+from colossim.cli.claims import claims_table
 from colossim.cli.common import console, emit_json, fmt
 from colossim.cli.fleet import pct, top_table, years
 from colossim.planning.report import OrgSummary, SeedReport, build_report, report_html

@@ -10,8 +10,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim.cli.common import (console, emit_json, etp_label, fmt, recompute_label, schedule_label,
-                                 to_jsonable)
+from colossim.cli.common import console, emit_json, etp_label, fmt, recompute_label, schedule_label, to_jsonable
+from colossim.outfiles import check_writable, make_folder, write_text_whole
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -160,6 +160,9 @@ def probe_cmd(chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip 
 
     cfg = P.ProbeConfig(layers, hidden, heads, ffn_hidden, vocab, seq_len, micro_batch, activation,
                         recompute, compile_, steps, warmup)
+    if out is not None:
+        make_folder(out, "out")  # --out may name a new folder
+        check_writable(out, "out")  # before the GPU runs, not after
     chip = load_catalog().accelerator(chip).id
     est = P.predict(cfg, chip, profile=_profile(profile))
     if predict_only:
@@ -168,8 +171,7 @@ def probe_cmd(chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip 
     else:
         row = P.compare(cfg, chip, P.measure_step(cfg), est)  # NoGpuError -> one line, exit 2
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(to_jsonable(row), indent=2) + "\n", encoding="utf-8")
+        write_text_whole(out, json.dumps(to_jsonable(row), indent=2) + "\n", "out")
     if json_out:
         emit_json(row)
         return

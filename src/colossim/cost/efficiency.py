@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from colossim.errors import ColossimError
+from colossim.outfiles import write_text_whole
 
 #: Precision families with their own GEMM parameters (bf16 covers fp16: same tensor-core rate).
 GEMM_PRECISIONS = ("bf16", "fp8", "fp4")
@@ -156,9 +157,10 @@ def profile_from_dict(d: dict) -> CalibrationProfile:
     return prof
 
 
-def save_profile(profile: CalibrationProfile, path: str | Path) -> None:
-    """Write ``profile`` as JSON (with its metadata and row provenance)."""
-    Path(path).write_text(json.dumps(profile_to_dict(profile), indent=2) + "\n", encoding="utf-8")
+def save_profile(profile: CalibrationProfile, path: str | Path, field_name: str = "out") -> None:
+    """Write ``profile`` as JSON (with its metadata and row provenance), whole or not at all; a path
+    that cannot be written is one line naming it and ``field_name`` (the option that gave it)."""
+    write_text_whole(path, json.dumps(profile_to_dict(profile), indent=2) + "\n", field_name)
 
 
 def load_profile(path: str | Path) -> CalibrationProfile:

@@ -18,8 +18,8 @@ from colossim.outfiles import write_text_whole
 from colossim.training.plans import RECOMPUTE_CODES, plan_label
 
 #: Most plans a search chart draws.  Because: beyond a few tens of thousands of points the page
-#: grows to tens of MB and pans slowly; the fastest plans are the ones kept, so the best and the
-#: memory-throughput frontier are always in the chart.
+#: grows to tens of MB and pans slowly; the fastest plans are the ones kept, so the best are
+#: always in the chart (slow plans that need little memory may not be).
 MAX_PLANS_PLOTTED = 20_000
 
 #: Colours of a search chart: the plans by recompute policy (saturated), the best plans' rings,

@@ -9,9 +9,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from colossim.training.plans import etp_label
 from colossim.specs.training import load_spec
 from colossim.training.estimate import search
+from colossim.training.labels import etp_label
 
 CASES = [
     ("llama3-405b", "h100-sxm", 16384, 2048, {"uneven_stages": True}),

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from colossim.outfiles import write_text_whole
-from colossim.training.plans import RECOMPUTE_CODES, plan_label
+from colossim.training.labels import plan_label
+from colossim.training.plans import RECOMPUTE_CODES
 
 #: Most plans a search chart draws.  Because: beyond a few tens of thousands of points the page
 #: grows to tens of MB and pans slowly; the fastest plans are the ones kept, so the best are

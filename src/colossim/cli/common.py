@@ -13,8 +13,6 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from colossim.errors import ColossimError
-# the plan labels live beside the plan arrays; tables import them from here
-from colossim.training.plans import etp_label, plan_label, recompute_label, schedule_label  # noqa: F401
 
 # Because: rich falls back to 80 columns when stdout is not a terminal (pipes, CI, tests), which
 # truncates the wide catalog tables; 160 keeps them readable.
@@ -69,3 +67,7 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def chart_written(path) -> None:
+    """Say where a command's ``--html`` chart went (nothing when it wrote none)."""
+    if path is not None:
+        console.print(f"chart written to {path}")

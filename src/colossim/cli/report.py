@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim import charts
 from colossim.cli.claims import claims_table
 from colossim.cli.common import console, emit_json, fmt
 from colossim.cli.fleet import pct, top_table, years
@@ -58,7 +57,9 @@ def report_command(html: Path | None = typer.Option(None, "--html", help="Write 
     """The seed report: H100e over time, growth, capex and power, the largest clusters, the claims."""
     r = build_report(metric)
     if html is not None:
-        charts.write_html(html, report_html(r))
+        from colossim.charts import write_html  # Because: charts (numpy) only when a chart is asked for
+
+        write_html(html, report_html(r))
         console.print(f"wrote {html} ({html.stat().st_size / 1e6:.1f} MB, opens offline)")
         return
     if json_out:

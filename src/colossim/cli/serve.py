@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim import charts
-from colossim.cli.common import console, emit_json, fmt
+from colossim.cli.common import chart_written, console, emit_json, fmt
 
 app = typer.Typer(help="Inference: serving latency, throughput, KV cache, capacity, request simulation.")
 
@@ -82,6 +81,8 @@ def frontier_html(points, title: str) -> str:
     """A self-contained HTML page (plotly.js inline) with the frontier."""
     import plotly.graph_objects as go  # Because: plotly is imported only when HTML is asked for
 
+    from colossim import charts
+
     fig = go.Figure(go.Scatter(
         x=[p.tokens_per_s_per_user for p in points], y=[p.tokens_per_s_per_gpu for p in points],
         mode="lines+markers",
@@ -104,7 +105,9 @@ def frontier_cmd(spec: str = SPEC_ARG, json_out: bool = typer.Option(False, "--j
     title = (f"{s.model.name} on {s.hardware.count} x {s.hardware.accelerator.id}, "
              f"{s.serving.input_tokens} in / {s.serving.output_tokens} out, weights {s.serving.weights.value}")
     if html is not None:
-        charts.write_html(html, frontier_html(pts, title))
+        from colossim.charts import write_html  # Because: charts (numpy) only when a chart is asked for
+
+        write_html(html, frontier_html(pts, title))
     if json_out:
         emit_json({"frontier": pts})
         return
@@ -116,8 +119,7 @@ def frontier_cmd(spec: str = SPEC_ARG, json_out: bool = typer.Option(False, "--j
                   fmt(p.tokens_per_s_per_user), fmt(p.tokens_per_s_per_gpu), fmt(p.cost_usd_per_million_tokens, 3),
                   "ok" if p.meets_slo else "miss")
     console.print(t)
-    if html is not None:
-        console.print(f"chart written to {html}")
+    chart_written(html)
 
 
 @app.command("capacity")

@@ -10,8 +10,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, etp_label, fmt, recompute_label, schedule_label, to_jsonable
+from colossim.cli.common import chart_written, console, emit_json, fmt, to_jsonable
 from colossim.outfiles import check_writable, make_folder, write_text_whole
+from colossim.training.labels import etp_label, recompute_label, schedule_label
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -122,8 +123,7 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
         t.add_row(str(i), *(str(p[k]) for k in shape), recompute_label(p), str(p["zero"]),
                   f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
-    if html is not None:
-        console.print(f"chart written to {html}")
+    chart_written(html)
 
 
 def _write_search_chart(path: Path, spec, res) -> None:

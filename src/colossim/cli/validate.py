@@ -9,7 +9,8 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from colossim.cli.common import console, emit_json, fmt, plan_label
+from colossim.cli.common import chart_written, console, emit_json, fmt
+from colossim.training.labels import plan_label
 
 app = typer.Typer(help="Validate the engines against published measured runs.")
 
@@ -121,7 +122,7 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
             emit_json({"runs": rows(results), "stats": stats})
         else:
             print_training_table(results, stats, title=f"Training, {what}: predicted vs published tokens/s/GPU")
-            _chart_written(html)
+            chart_written(html)
         return
     extra, extra_stats = run_training_validation(trust, show_progress=not json_out, extra=True)
     if html is not None:
@@ -132,7 +133,7 @@ def training_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON
     print_training_table(results, stats)
     if extra:
         print_extra_training_table(extra, extra_stats)
-    _chart_written(html)
+    chart_written(html)
 
 
 def _write_validation_chart(path: Path, results, stats, what: str, extra=()) -> None:
@@ -145,11 +146,6 @@ def _write_validation_chart(path: Path, results, stats, what: str, extra=()) -> 
     title = f"{what}, predicted vs published tokens/s/GPU{figures}"
     fig = charts.validation_figure(results, title, extra=extra, targets=(TARGET_MEDIAN_ABS, TARGET_MAX_ABS))
     charts.write_html(path, charts.html_page([fig], title))
-
-
-def _chart_written(path: Path | None) -> None:
-    if path is not None:
-        console.print(f"chart written to {path}")
 
 
 def run_serving_validation(trust: str | None = None, show_progress: bool = True):

@@ -19,15 +19,20 @@ def _refused(path: Path, why: str, field: str) -> ColossimError:
     return ColossimError(f"cannot write '{path}': {why}", field=field, value=str(path))
 
 
-def check_writable(path: str | Path, field: str) -> None:
+def check_writable(path: str | Path, field: str, create_folders: bool = False) -> None:
     """Refuse, as one line naming ``field``, a path :func:`write_text_whole` could not write: a
-    folder, or a file in a folder that does not exist or cannot be written."""
+    folder, or a file in a folder that does not exist or cannot be written.  With
+    ``create_folders``, a missing folder is fine where :func:`make_folder` could create it (its
+    nearest existing ancestor is a writable folder); nothing is created here."""
     path = Path(path)
     folder = path.parent
     if path.is_dir():
         raise _refused(path, "Is a directory", field)
+    if create_folders:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
     if not folder.is_dir():
-        raise _refused(path, "No such file or directory", field)
+        raise _refused(path, "Not a directory" if folder.exists() else "No such file or directory", field)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise _refused(path, "Permission denied", field)
 

@@ -20,10 +20,10 @@ def test_calibrate_unknown_chip_is_one_line(cli, tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch present")
 def test_train_probe_without_gpu_exits_2_and_writes_nothing(cli, tmp_path):
-    code, out, err = cli("train", "probe", "--out", str(tmp_path / "probe.json"))
+    code, out, err = cli("train", "probe", "--out", str(tmp_path / "new" / "probe.json"))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "torch" in err
-    assert not (tmp_path / "probe.json").exists()
+    assert not (tmp_path / "new").exists()  # not even the folder --out names
 
 
 def test_train_probe_predict_only_needs_no_gpu(cli, tmp_path):

@@ -35,6 +35,17 @@ def test_a_path_that_cannot_be_written_is_one_error_naming_the_option(tmp_path, 
     assert sorted(os.listdir(tmp_path)) == []  # nothing written, no temporary file
 
 
+def test_a_folder_to_be_made_is_checked_without_making_it(tmp_path):
+    check_writable(tmp_path / "new" / "deeper" / "f.json", "out", create_folders=True)
+    assert os.listdir(tmp_path) == []  # checked, nothing created
+    with pytest.raises(ColossimError):
+        check_writable(tmp_path / "new" / "f.json", "out")  # the folder must exist without create_folders
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ColossimError) as e:
+        check_writable(tmp_path / "file" / "sub" / "f.json", "out", create_folders=True)
+    assert e.value.field == "out" and "Not a directory" in str(e.value)
+
+
 def test_a_folder_is_made_or_refused(tmp_path):
     make_folder(tmp_path / "new" / "deeper" / "f.json", "out")
     assert (tmp_path / "new" / "deeper").is_dir()

@@ -161,8 +161,7 @@ def probe_cmd(chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip 
     cfg = P.ProbeConfig(layers, hidden, heads, ffn_hidden, vocab, seq_len, micro_batch, activation,
                         recompute, compile_, steps, warmup)
     if out is not None:
-        make_folder(out, "out")  # --out may name a new folder
-        check_writable(out, "out")  # before the GPU runs, not after
+        check_writable(out, "out", create_folders=True)  # before the GPU runs, not after
     chip = load_catalog().accelerator(chip).id
     est = P.predict(cfg, chip, profile=_profile(profile))
     if predict_only:
@@ -171,6 +170,7 @@ def probe_cmd(chip: str = typer.Option("h100-sxm", "--chip", help="Catalog chip 
     else:
         row = P.compare(cfg, chip, P.measure_step(cfg), est)  # NoGpuError -> one line, exit 2
     if out is not None:
+        make_folder(out, "out")  # --out may name a new folder
         write_text_whole(out, json.dumps(to_jsonable(row), indent=2) + "\n", "out")
     if json_out:
         emit_json(row)

@@ -447,8 +447,9 @@ def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     (``{"name": "llama3-8b", "seq_len": 4096}``).  A local Hugging Face ``config.json`` (of the
     families :data:`colossim.specs.hf_import.SUPPORTED` lists) may stand for the model: its path
     as the string (``"ckpt/config.json"``, or the folder holding it), or as ``hf_config`` in a
-    mapping whose other keys override it (``{"hf_config": "ckpt", "seq_len": 8192}``).  Unknown ids raise :class:`UnknownNameError` with the closest ids; unknown
-    fields, bad values and missing or malformed config files raise :class:`SpecError`."""
+    mapping whose other keys override it (``{"hf_config": "ckpt", "seq_len": 8192}``).  Unknown
+    ids raise :class:`UnknownNameError` with the closest ids; unknown fields, bad values and
+    missing or malformed config files raise :class:`SpecError`."""
     if isinstance(x, ModelSpec):
         return x
     cat = load_model_catalog()

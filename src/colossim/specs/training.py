@@ -74,6 +74,8 @@ class TrainingWorkload(BaseModel):
     host_seconds_per_step: float | None = Field(
         None, ge=0, description="host time each step of the training loop adds (Python, host syncs; "
         "see SoftwareStack.host_seconds_per_step); omitted: the software stack's")
+    # Because megatron: Narayanan et al. 2021 eq. 3 counts attention and the logits, the FLOPs a
+    # transformer really needs; the others are reported beside it.
     mfu_convention: MfuConvention = Field(
         MfuConvention.megatron, description="the model-FLOPs convention mfu, model_flops_per_token, "
         "tflops_per_gpu and hfu report: megatron (default), palm or 6nd; mfu_by_convention carries all")

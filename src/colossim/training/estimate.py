@@ -18,6 +18,7 @@ from colossim.cost.ownership import usd_per_gpu_hour
 from colossim.cost.power import profile_for_chip
 from colossim.errors import SpecError
 from colossim.specs.software import software_stacks
+from colossim.specs.training import MfuConvention, TrainingWorkload
 from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
 from colossim.training.pipeline import layers_on_slowest_stage
@@ -25,11 +26,10 @@ from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
 from colossim.training.search import enumerate_plans
 from colossim.training.step import StepContext, evaluate_step
 
-MFU_CONVENTIONS = ("megatron", "palm", "6nd")
-#: The convention ``mfu`` reports unless ``training.mfu_convention`` names another.  Because:
-#: Narayanan et al. 2021 eq. 3 counts attention and the logits, the FLOPs a transformer really
-#: needs; the others are reported beside it.
-DEFAULT_MFU_CONVENTION = "megatron"
+#: The model-FLOPs conventions ``mfu_by_convention`` reports: the spec's choices.
+MFU_CONVENTIONS = tuple(c.value for c in MfuConvention)
+#: The convention ``mfu`` reports unless ``training.mfu_convention`` names another: the spec's default.
+DEFAULT_MFU_CONVENTION = TrainingWorkload.model_fields["mfu_convention"].default.value
 
 #: The parts of ``time_breakdown_s``, which add up to the step: ``compute`` is the model's forward
 #: and backward work, ``recompute`` the forward work activation recomputation repeats (the step

@@ -38,6 +38,20 @@ def _profile(path: Path | None):
     return load_profile(path)
 
 
+def show_evidence(ev: dict) -> None:
+    """One line on the published runs an estimate rests on (its ``validation_evidence``), then a
+    line per caveat."""
+    if not ev:
+        return
+    if ev.get("runs"):
+        console.print(f"checked against {ev['runs']} published run{'s' if ev['runs'] > 1 else ''} "
+                      f"({ev['basis']}, up to {ev['largest_run_gpus']:,} GPUs): median |error| "
+                      f"{ev['median_abs_error']:.1%}, worst {ev['max_abs_error']:.1%}, mean signed "
+                      f"{ev['mean_signed_error']:+.1%}")
+    for c in ev.get("caveats", ()):
+        console.print(f"[yellow]caveat:[/] {c}")
+
+
 def _show(est) -> None:
     p = est.parallelism
     t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}, {est.software}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
@@ -69,6 +83,7 @@ def _show(est) -> None:
         share = v / total if total else 0.0
         bars.add_row(k, f"{v:.3f}", "█" * round(share * width) + f" {share:.0%}")
     console.print(bars)
+    show_evidence(est.validation_evidence)
 
 
 @app.command("estimate")
@@ -123,6 +138,7 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
         t.add_row(str(i), *(str(p[k]) for k in shape), recompute_label(p), str(p["zero"]),
                   f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
+    show_evidence(res.best[0].validation_evidence)
     chart_written(html)
 
 

@@ -21,6 +21,7 @@ from colossim.specs.software import software_stacks
 from colossim.specs.training import MfuConvention, TrainingWorkload
 from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
+from colossim.training.evidence import validation_evidence
 from colossim.training.pipeline import layers_on_slowest_stage
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
 from colossim.training.search import enumerate_plans
@@ -69,6 +70,9 @@ class TrainingEstimate:
     time_to_train_days_with_failures: float | None = None
     ettr: float | None = None
     assumptions: dict = field(default_factory=dict)
+    validation_evidence: dict = field(default_factory=dict)
+    """The published runs like this one the engine has been checked on, its error on them and
+    where this estimate reaches past them (:func:`colossim.training.evidence.validation_evidence`)."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,8 @@ def fewest_recompute_layers(ctx: StepContext, plans: PlanArrays, capacity_bytes:
     return plans.with_recompute_layers(np.where(full, k, plans.recompute_layers))
 
 
-def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.ndarray) -> list[TrainingEstimate]:
+def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.ndarray,
+             custom_profile: bool = False) -> list[TrainingEstimate]:
     chip = spec.hardware.accelerator
     n = spec.hardware.count
     tokens_per_step = ctx.global_batch * ctx.seq_len
@@ -181,6 +186,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     usd_h, cost_assumptions = usd_per_gpu_hour(spec.hardware)
     hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none")
     full_share = plans.recompute_fraction(layers_on_slowest_stage(ctx.model.layers, plans.pp))
+    evidence = validation_evidence(chip.id, spec.training.software, n, ctx.precision, ctx.model.is_moe,
+                                   custom_profile=custom_profile)
     out = []
     for i in idx:
         step = float(t["step_time_s"][i])
@@ -212,6 +219,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             software=spec.training.software,
             # the routing balance an MoE estimate rests on (the spec's, default perfect balance)
             assumptions={"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {},
+            validation_evidence=evidence,
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
@@ -271,7 +279,7 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
     t = evaluate_step(ctx, sub)
     order = np.argsort(t["step_time_s"], kind="stable")[:top]
     sub_mem = type(mem)(**{k: np.asarray(getattr(mem, k))[cand] for k in (*MEMORY_KEYS, "total")})
-    best = _results(spec, ctx, sub, t, sub_mem, order)
+    best = _results(spec, ctx, sub, t, sub_mem, order, custom_profile=profile is not None)
     step = np.asarray(t["step_time_s"], dtype=float)
     space = PlanSpace(sub, step, ctx.global_batch * ctx.seq_len / step / spec.hardware.count,
                       np.asarray(sub_mem.total, dtype=float) / units.GIB)

@@ -45,10 +45,12 @@ def _meta_llama3(c: Claim) -> ClaimCheck:
                 f"ETTR {est.ettr:.0%}), MFU {est.mfu:.0%}; on 600,000 H100e: {fleet_days:.1f} days; "
                 f"600,000 H100e for {TRAINING_DAYS} days train a compute-optimal "
                 f"{n_params / 1e12:.1f} T-parameter model on {CHINCHILLA_TOKENS_PER_PARAM * n_params / 1e12:.0f} T tokens")
+    ev = est.validation_evidence
     why = ("Training Llama 3 405B is well within Meta's 2024 compute: a few months on one 16k-GPU "
-           "cluster. On the published H100 runs the engine has no systematic bias; single runs land "
-           "within about 16 % of it (README, validation). Failures are priced as ETTR; restarts for "
-           "changes of plan or data are not.")
+           f"cluster. On the {ev['runs']} published runs of its kind ({ev['basis']}, up to "
+           f"{ev['largest_run_gpus']:,} GPUs) the engine's median error is {ev['median_abs_error']:.0%}, "
+           f"its worst {ev['max_abs_error']:.0%} and its mean {ev['mean_signed_error']:+.1%}. Failures are "
+           "priced as ETTR; restarts for changes of plan or data are not.")
     return ClaimCheck(claim_id=c.id, claim=c.claim, who=c.who, published_by=c.published_by,
                       published_on=c.published_on, needs=c.needs, computed=computed,
                       value=est.time_to_train_days, claimed_value=None, ratio=None, verdict=CONSISTENT,

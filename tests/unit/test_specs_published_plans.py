@@ -29,7 +29,8 @@ def test_dp_written_without_the_experts_is_the_data_parallel_degree_times_ep():
 
 
 def test_a_product_neither_convention_matches_is_still_refused():
-    with pytest.raises(SpecError, match=r"^tp\*pp\*dp = 1\*16\*3 = 48 does not divide hardware.count 2048$"):
+    # DeepSeek's HAI-LLM has no context parallelism, so cp is 1 and the product is every factor
+    with pytest.raises(SpecError, match=r"^tp\*pp\*cp\*dp = 1\*16\*1\*3 = 48 != hardware.count 2048$"):
         load_spec({**DSV3_H800, "parallelism": {"tp": 1, "pp": 16, "ep": 64, "dp": 3}})
     # a dense model has no expert convention to read: tp 8 x pp 4 x dp 1 is 32, not 64
     dense = ParallelPlan(tp=8, pp=4, cp=1, dp=1, ep=1)
@@ -71,6 +72,29 @@ def test_the_models_own_software_only_for_a_plan_it_ran():
 def test_a_stack_without_tensor_parallelism_searches_tp_1_only():
     spec = load_spec({**DSV3_H800, "parallelism": {"pp": 16, "ep": 64}})
     assert spec.training.software == "hai-llm-v3" and spec.parallelism.tp == 1
+
+
+def test_a_stack_without_context_parallelism_searches_cp_1_only():
+    # HAI-LLM (DeepSeek-V2), Composer (MPT) and Megatron-LM 2021 split no sequence over GPUs: an
+    # open cp is 1, so the search never prices a plan their software could not run
+    for model, chip, stack in (("deepseek-v2", "h800-sxm", "hai-llm-v2"), ("mpt-7b", "a100-80gb-sxm", "pytorch-fsdp-2023"),
+                               ("gpt3-175b", "a100-80gb-sxm", "megatron-lm-2021")):
+        spec = load_spec({"model": model, "hardware": {"gpu": chip, "count": 512},
+                          "training": {"global_batch": 1024}})
+        assert (spec.training.software, spec.parallelism.cp) == (stack, 1), model
+        assert estimate(spec).parallelism["cp"] == 1
+    # Megatron-Core has it: cp stays open for the search
+    spec = load_spec({"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64},
+                      "training": {"global_batch": 256}})
+    assert spec.training.software == "megatron-core-2024" and spec.parallelism.cp is None
+    # a 2021-era A100 run that fixes cp 2 ran the first Megatron with context parallelism
+    spec = load_spec({"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 1024},
+                      "parallelism": {"cp": 2}, "training": {"global_batch": 1024}})
+    assert (spec.training.software, spec.parallelism.cp) == ("megatron-core-2024", 2)
+    # a stack named by the spec keeps the plan as written, as for tp
+    spec = load_spec({"model": "mpt-7b", "hardware": {"gpu": "a100-80gb-sxm", "count": 64},
+                      "parallelism": {"cp": 2}, "training": {"global_batch": 256, "software": "pytorch-fsdp-2023"}})
+    assert (spec.training.software, spec.parallelism.cp) == ("pytorch-fsdp-2023", 2)
 
 
 _MIXTRAL = resolve_model("mixtral-8x7b")

@@ -105,6 +105,11 @@ class SoftwareStack(BaseModel):
                                   "false: it has no tensor parallelism (DeepSeek's HAI-LLM), so a plan "
                                   "that leaves tp open gets tp 1 and one that sets tp > 1 ran other "
                                   "software (see plan_needs)")
+    context_parallel: bool = Field(True, description="the stack splits a sequence over context-parallel "
+                                   "GPUs (ring attention); false: it has no context parallelism (Megatron-LM "
+                                   "before Megatron-Core 0.5, DeepSpeed of 2021-2022, metaseq, Composer, "
+                                   "HAI-LLM), so a plan that leaves cp open gets cp 1 and one that sets "
+                                   "cp > 1 ran other software (see plan_needs)")
     host_seconds_per_step: float = Field(0.0, ge=0, description="time each optimizer step spends that "
                                          "no kernel model prices and a faster chip does not shorten "
                                          "(Python, framework hooks and bookkeeping, host syncs), added "
@@ -157,13 +162,15 @@ def default_stack(release_year: int) -> SoftwareStack:
 
 def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
     """The first plan field the spec sets to something ``stack`` did not have, or None: tp > 1
-    where the stack has no tensor parallelism, vpp > 1 (interleaving) where the stack's pipeline
+    where the stack has no tensor parallelism, cp > 1 where it has no context parallelism, vpp > 1 (interleaving) where the stack's pipeline
     schedule is not 1F1B and the spec names no schedule, sequence parallelism where the stack fixes
     it off, a recompute mode outside its ``recompute_modes``, ``recompute_num_layers`` (the block
     method) where it has no ``recompute_block``.  Fields the spec leaves open never count: the
     search keeps to the stack."""
     if plan.tp is not None and plan.tp > 1 and not stack.tensor_parallel:
         return "tp"
+    if plan.cp is not None and plan.cp > 1 and not stack.context_parallel:
+        return "cp"
     if (plan.vpp is not None and plan.vpp > 1 and plan.pipeline_schedule is None
             and stack.pipeline_schedule != "1f1b"):
         return "vpp"
@@ -207,13 +214,15 @@ def resolve_stack(name: str | None, release_year: int, model_software: str | Non
 
 def apply_stack(plan: ParallelPlan, stack: SoftwareStack) -> ParallelPlan:
     """``plan`` with every stack flag it leaves out (None) taken from ``stack``, and
-    ``sequence_parallel`` too where the stack fixes it, and ``tp`` 1 where the stack has no tensor
-    parallelism."""
+    ``sequence_parallel`` too where the stack fixes it, ``tp`` 1 where the stack has no tensor
+    parallelism and ``cp`` 1 where it has no context parallelism."""
     fill = {f: getattr(stack, f) for f in STACK_FLAGS if getattr(plan, f) is None}
     if plan.sequence_parallel is None and stack.sequence_parallel is not None:
         fill["sequence_parallel"] = stack.sequence_parallel
     if plan.tp is None and not stack.tensor_parallel:
         fill["tp"] = 1
+    if plan.cp is None and not stack.context_parallel:
+        fill["cp"] = 1
     return plan.model_copy(update=fill) if fill else plan
 
 

@@ -70,6 +70,7 @@ def test_evidence_groups_errors_by_chip_family_and_stack_in_closed_form():
     assert every.mean_signed_error == pytest.approx((0.10 - 0.20 + 0.05) / 3, abs=1e-4)
     assert every.run_ids == "a;b;c"
     assert rows[("A100", "s1")].runs == 1 and rows[("A100", "s1")].run_ids == "d"
+    assert rows[("A100", "s1")].chips == "a100-80gb-sxm" and every.chips == "h100-sxm"
     # the file's text reads back as the same rows
     text = evidence_csv(rows.values())
     assert text.splitlines()[0].startswith("chip_family,software,runs,")
@@ -94,6 +95,9 @@ def test_an_estimate_says_where_it_reaches_past_its_runs():
     text = " | ".join(ev["caveats"])
     assert "mixture-of-experts" in text and f"{4 * h100.largest_run_gpus:,} GPUs" in text
     assert "calibration profile" in text
+    # another part of the family: the H100 runs all ran on the SXM part
+    assert validation_evidence("h100-pcie", "megatron-core-2024", 8, "bf16", moe=False)["caveats"] == [
+        "these runs ran on h100-sxm, not on h100-pcie"]
     # a stack no run used falls back to the family, and says so
     ev = validation_evidence("a100-80gb-sxm", "torchtitan-2024", 8, "bf16", moe=False)
     assert ev["basis"] == "A100, any software stack" and ev["runs"] == evidence_table()[("A100", ANY_STACK)].runs
@@ -117,3 +121,23 @@ def test_cli_estimate_prints_and_emits_its_evidence(cli, tmp_path):
     assert code == 0 and ev["runs"] >= 10 and ev["basis"].startswith("H100 on ")
     code, out, _ = cli("train", "search", str(spec), "--top", "2")
     assert code == 0 and f"checked against {ev['runs']} published runs" in out
+
+
+def test_an_evidence_file_missing_or_of_other_columns_never_fails_an_estimate(tmp_path, monkeypatch):
+    # the validation that rewrites the file runs estimates: a stale file must not stop it
+    import colossim.training.evidence as E
+
+    stale = tmp_path / "training_evidence.csv"
+    stale.write_text("chip_family,software,runs\nH100,*,3\n")
+    spec = load_spec({"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 8},
+                      "training": {"global_batch": 64}})
+    try:
+        for path in (stale, tmp_path / "missing.csv"):
+            monkeypatch.setattr(E, "data_path", lambda name, p=path: p)
+            E.evidence_table.cache_clear()
+            assert E.evidence_table() == {}
+            assert estimate(spec).validation_evidence["runs"] == 0
+    finally:
+        monkeypatch.undo()
+        E.evidence_table.cache_clear()
+    assert estimate(spec).validation_evidence["runs"] > 0

@@ -4,8 +4,8 @@ Every training estimate carries its *validation evidence*: the published measure
 validation (the reference set, ``validation/training_runs.csv``, and the other published steps,
 ``validation/training_steps_extra.csv``) on the same chip family and software stack, with the
 median, worst and mean signed error the engine makes on them, and the ways the estimate reaches
-past them (a mixture-of-experts model, fp8, more GPUs than any of them, a chip no published run
-covers).  A figure for 100,000 GPUs of a chip nobody has published a run on is a projection, and
+past them (another part of the family, a mixture-of-experts model, fp8, more GPUs than any of
+them, a chip no published run covers).  A figure for 100,000 GPUs of a chip nobody has published a run on is a projection, and
 the estimate says so next to the number.
 
 The grouped errors live in ``validation/training_evidence.csv`` (one row per chip family and
@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from colossim.catalog.loader import data_path, load_models
+from colossim.errors import CatalogError
 from colossim.errorstats import chip_family, error_stats
 
 #: The package file of grouped errors, under ``catalog/data``.
@@ -53,6 +54,8 @@ class EvidenceRow(BaseModel):
     moe_runs: int
     fp8_runs: int
     largest_run_gpus: int
+    chips: str
+    """The catalog chip ids the runs ran on, ";"-separated (a family holds several parts)."""
     median_abs_error: float
     max_abs_error: float
     mean_signed_error: float
@@ -90,6 +93,7 @@ def evidence_rows(results: Iterable, software_of: Callable = run_software) -> li
             chip_family=fam, software=stack, runs=st.n, moe_runs=sum(r.run.is_moe for r in rs),
             fp8_runs=sum(run_precision(r.run) == "fp8" for r in rs),
             largest_run_gpus=max(r.run.num_gpus for r in rs),
+            chips=";".join(sorted({r.run.chip for r in rs})),
             median_abs_error=round(st.median_abs, ERROR_DECIMALS), max_abs_error=round(st.max_abs, ERROR_DECIMALS),
             mean_signed_error=round(st.mean_signed, ERROR_DECIMALS),
             run_ids=";".join(sorted(r.run.id for r in rs)), source=EVIDENCE_SOURCE))
@@ -118,12 +122,14 @@ def write_evidence(rows: Iterable[EvidenceRow], path: str | Path | None = None) 
 
 @lru_cache(maxsize=1)
 def evidence_table() -> dict[tuple[str, str], EvidenceRow]:
-    """The package's grouped errors by (chip family, stack); empty while the file is missing, so
-    that the validation that rewrites it still runs (the test on the file then fails)."""
+    """The package's grouped errors by (chip family, stack); empty while the file is missing or
+    written for other columns, so that the validation that rewrites it still runs: the evidence
+    is advisory and never fails an estimate (the test on the file fails meanwhile)."""
     path = data_path(EVIDENCE_FILE)
-    if not path.exists():
+    try:
+        return {(r.chip_family, r.software): r for r in load_models(path, EvidenceRow)}
+    except (OSError, CatalogError):
         return {}
-    return {(r.chip_family, r.software): r for r in load_models(path, EvidenceRow)}
 
 
 def validation_evidence(chip: str, software: str, gpus: int, precision: str, moe: bool,
@@ -144,6 +150,9 @@ def validation_evidence(chip: str, software: str, gpus: int, precision: str, moe
         return {"basis": None, "runs": 0, "caveats": [
             f"no published measured run on {chip} is in the validation: the estimate rests on the "
             "datasheet and on efficiencies not measured in training on this chip"]}
+    chips = row.chips.split(";")
+    if chip not in chips:
+        caveats.append(f"these runs ran on {', '.join(chips)}, not on {chip}")
     if moe and row.moe_runs == 0:
         caveats.append("none of these runs trains a mixture-of-experts model")
     if precision == "fp8" and row.fp8_runs == 0:

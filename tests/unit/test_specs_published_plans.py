@@ -77,7 +77,8 @@ def test_a_stack_without_tensor_parallelism_searches_tp_1_only():
 def test_a_stack_without_context_parallelism_searches_cp_1_only():
     # HAI-LLM (DeepSeek-V2), Composer (MPT) and Megatron-LM 2021 split no sequence over GPUs: an
     # open cp is 1, so the search never prices a plan their software could not run
-    for model, chip, stack in (("deepseek-v2", "h800-sxm", "hai-llm-v2"), ("mpt-7b", "a100-80gb-sxm", "pytorch-fsdp-2023"),
+    for model, chip, stack in (("deepseek-v2", "h800-sxm", "hai-llm-v2"),
+                               ("mpt-7b", "a100-80gb-sxm", "pytorch-fsdp-2023"),
                                ("gpt3-175b", "a100-80gb-sxm", "megatron-lm-2021")):
         spec = load_spec({"model": model, "hardware": {"gpu": chip, "count": 512},
                           "training": {"global_batch": 1024}})

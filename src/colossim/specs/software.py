@@ -162,10 +162,11 @@ def default_stack(release_year: int) -> SoftwareStack:
 
 def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
     """The first plan field the spec sets to something ``stack`` did not have, or None: tp > 1
-    where the stack has no tensor parallelism, cp > 1 where it has no context parallelism, vpp > 1 (interleaving) where the stack's pipeline
-    schedule is not 1F1B and the spec names no schedule, sequence parallelism where the stack fixes
-    it off, a recompute mode outside its ``recompute_modes``, ``recompute_num_layers`` (the block
-    method) where it has no ``recompute_block``.  Fields the spec leaves open never count: the
+    where the stack has no tensor parallelism, cp > 1 where it has no context parallelism, vpp > 1
+    (interleaving) where the stack's pipeline schedule is not 1F1B and the spec names no schedule,
+    sequence parallelism where the stack fixes it off, a recompute mode outside its
+    ``recompute_modes``, ``recompute_num_layers`` (the block method) where it has no
+    ``recompute_block``.  Fields the spec leaves open never count: the
     search keeps to the stack."""
     if plan.tp is not None and plan.tp > 1 and not stack.tensor_parallel:
         return "tp"

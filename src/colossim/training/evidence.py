@@ -4,14 +4,14 @@ Every training estimate carries its *validation evidence*: the published measure
 validation (the reference set, ``validation/training_runs.csv``, and the other published steps,
 ``validation/training_steps_extra.csv``) on the same chip family and software stack, with the
 median, worst and mean signed error the engine makes on them, and the ways the estimate reaches
-past them (another part of the family, a mixture-of-experts model, fp8, more GPUs than any of
-them, a chip no published run covers).  A figure for 100,000 GPUs of a chip nobody has published a run on is a projection, and
-the estimate says so next to the number.
+past them (another part of the family, a mixture-of-experts model, fp8, more GPUs than any of them,
+a chip no published run covers). A figure for 100,000 GPUs of a chip nobody has published a run on
+is a projection, and the estimate says so next to the number.
 
-The grouped errors live in ``validation/training_evidence.csv`` (one row per chip family and
-stack, plus one per family over every stack, :data:`ANY_STACK`), so that an estimate does not
-run the validation.  ``benchmarks/validate_training.py --write-evidence`` regenerates the file
-from the validation; a test holds it equal to the live validation, so it cannot go stale.
+The grouped errors live in ``validation/training_evidence.csv`` (one row per chip family and stack,
+plus one per family over every stack, :data:`ANY_STACK`), so that an estimate does not run the
+validation. ``benchmarks/validate_training.py --write-evidence`` regenerates the file from the
+validation; a test holds it equal to the live validation, so it cannot go stale.
 """
 
 from __future__ import annotations

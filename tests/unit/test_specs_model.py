@@ -261,6 +261,23 @@ def test_an_moe_table_row_reads_its_mlp_width_as_the_experts():
     assert not wider.name.startswith("mixtral") and wider.moe_ffn_hidden == 16384
 
 
+def test_a_label_naming_an_moe_model_supplies_the_experts_a_dense_table_left_out():
+    # a table of dense columns (no experts) labelled Mixtral 8x7B: the label says it is the MoE
+    from colossim.specs.model import name_by_label
+
+    dense_columns = {k: v for k, v in MIXTRAL_AS_TABLED.items() if k not in ("experts", "top_k")}
+    named = name_by_label(dense_columns, "Mixtral 8x7B")
+    assert named["name"] == "mixtral-8x7b" and "ffn_hidden" not in named
+    m = resolve_model(named)
+    assert (m.experts, m.top_k, m.moe_ffn_hidden) == (8, 2, 14336)
+    assert m.params_active == resolve_model("mixtral-8x7b").params_active
+    # experts written as 1 is a dense model of that shape, and another width another model
+    assert "name" not in name_by_label({**dense_columns, "experts": 1}, "Mixtral 8x7B")
+    assert "name" not in name_by_label({**dense_columns, "ffn_hidden": 16384}, "Mixtral 8x7B")
+    # a dense label is unchanged by this
+    assert name_by_label(dense_columns, "Llama 2 70B") is dense_columns
+
+
 def test_an_moe_table_row_with_dense_layers_must_say_which_width_is_the_experts():
     with pytest.raises(SpecError) as e:
         # a shape of no catalog model (heads 34), so nothing settles which width the table gave

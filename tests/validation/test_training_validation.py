@@ -377,6 +377,40 @@ def test_a_file_of_runs_in_the_reference_format_is_validated_as_written(tmp_path
     assert stats["all"].n == 3 and "dense" in stats
 
 
+def test_a_reference_row_s_moe_columns_complete_a_spec_that_leaves_them_out(tmp_path):
+    import csv
+    import json
+
+    from colossim.training.validate import load_runs, with_run_columns
+
+    # Mixtral 8x7B's shape under a label no catalog model has: only the row's columns say MoE
+    dense = {"model": {"layers": 32, "hidden": 4096, "ffn_hidden": 14336, "heads": 32, "kv_heads": 8,
+                       "vocab": 32000, "seq_len": 4096, "activation": "swiglu"},
+             "hardware": {"gpu": "h100-sxm", "count": 64},
+             "parallelism": {"tp": 1, "pp": 4, "dp": 16, "vpp": 8, "micro_batch": 1},
+             "training": {"global_batch": 256}}
+    columns = {"moe_experts": "8", "moe_topk": "2", "ep": "8"}
+    path = tmp_path / "moe.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=[*TEAM_COLUMNS, *columns])
+        w.writeheader()
+        w.writerow({"id": "MOE-1", "source": "synthetic", "model_name": "an 8-expert model", "gpu_type": "H100",
+                    "num_gpus": 64, "measured_metric": "tokens", "measured_value": 1,
+                    "tokens_per_s_per_gpu_measured": 6000, "spec_json": json.dumps(dense), **columns})
+    (run,) = load_runs(path)
+    assert run.spec["model"]["experts"] == 8 and run.spec["model"]["top_k"] == 2
+    assert run.spec["parallelism"]["ep"] == 8 and run.is_moe
+    (result,) = run_training_validation(show_progress=False, runs_file=path)[0]
+    assert result.failure is None and result.plan["ep"] == 8
+    moe = resolve_model(run.spec["model"])
+    assert moe.params_active == resolve_model("mixtral-8x7b").params_active
+    # what the spec gives wins; blank, non-integer columns and catalog names are left alone
+    assert with_run_columns({**dense, "parallelism": {"ep": 4}}, columns)["parallelism"]["ep"] == 4
+    assert with_run_columns(dense, {"moe_experts": "", "moe_topk": "two", "ep": "1.5"}) == dense
+    named = {**dense, "model": "llama3-8b"}
+    assert with_run_columns(named, {"moe_experts": "8"}) == named
+
+
 def test_cli_validate_runs_file_json_and_bad_files(cli, tmp_path):
     import json
 

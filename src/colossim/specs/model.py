@@ -571,7 +571,10 @@ def name_by_label(model: Any, label: str | None, cat: ModelCatalog | None = None
     ``ffn_hidden``, ``vocab``; of the activation, whether it is gated) agrees with that model's;
     otherwise ``model`` unchanged.  So a published run's own model name settles what its shape
     leaves open: which of two models of one shape it is (GPT-3 175B or OPT-175B), or the whole
-    architecture when the spec gives none."""
+    architecture when the spec gives none.  A label naming an MoE model settles its experts too: a
+    spec that writes Mixtral 8x7B's shape without ``experts`` (a table of dense columns) has left
+    them out, not made it dense, and its one MLP width is read as for an MoE table row
+    (:func:`_tabled_moe_width`); ``experts`` given as 0 or 1 is another, dense model."""
     if not label or not isinstance(model, Mapping) or model.get("name"):
         return model
     cat = cat or load_model_catalog()
@@ -580,7 +583,7 @@ def name_by_label(model: Any, label: str | None, cat: ModelCatalog | None = None
         return model
     base = cat.row(found).spec_fields
     read = read_table_fields(model)
-    width = _tabled_moe_width(read)
+    width = _tabled_moe_width(read if "experts" in read else {**read, "experts": base.get("experts")})
     if width is not None:  # one MLP width for an MoE: the catalog supplies both
         read.pop("ffn_hidden")
     keys = tuple(k for k in SHAPE_KEYS + ("ffn_hidden", "moe_ffn_hidden", "top_k", "vocab")

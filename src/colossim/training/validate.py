@@ -101,10 +101,37 @@ TRUST_IN_NOTES = re.compile(r"\btrust\s*=\s*([A-Za-z])\b")
 UNKNOWN_TRUST = "?"
 
 
+#: Columns of the reference format that a spec needs for an MoE run, with the spec section and field
+#: each fills where the row's ``spec_json`` leaves it out (:func:`with_run_columns`).
+SPEC_FIELD_COLUMNS = (("model", "moe_experts", "experts"), ("model", "moe_topk", "top_k"),
+                      ("parallelism", "ep", "ep"))
+
+
+def with_run_columns(spec: dict, row: dict[str, Any]) -> dict:
+    """``spec`` completed by the row's own columns (:data:`SPEC_FIELD_COLUMNS`) where it leaves a
+    field out: a row whose columns say 8 experts, top-2, ep 8 is that MoE run even if its spec
+    lists only the dense columns.  A field the spec gives (under either name), a blank or
+    non-integer column, and a model given by catalog name are left as they are."""
+    out = dict(spec)
+    for section, column, field in SPEC_FIELD_COLUMNS:
+        text = str(row.get(column) or "").strip()
+        part = out.get(section, {})
+        if not text or not isinstance(part, dict) or field in part or column in part:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            continue
+        if value.is_integer():
+            out[section] = {**part, field: int(value)}
+    return out
+
+
 class ReferenceRun(ValidationRun):
     """A run as the team's reference format writes it: the trust level in the notes
     ("trust=A; ...") unless a ``trust`` column gives it (:data:`UNKNOWN_TRUST` if neither), and
-    ``spec_json`` the spec as written, so that it is also the as-published one."""
+    ``spec_json`` the spec as written, so that it is also the as-published one, completed only by
+    the row's MoE columns where it leaves them out (:func:`with_run_columns`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -113,7 +140,15 @@ class ReferenceRun(ValidationRun):
             return data
         found = TRUST_IN_NOTES.search(data.get("notes") or "")
         trust = data.get("trust") or (found.group(1).upper() if found else UNKNOWN_TRUST)
-        return {**data, "trust": trust, "spec_json_as_published": data.get("spec_json")}
+        spec = data.get("spec_json")
+        try:
+            written = json.loads(spec) if isinstance(spec, str) else None
+        except json.JSONDecodeError:
+            written = None  # the spec_json validator names the fault
+        if isinstance(written, dict):
+            completed = with_run_columns(written, data)
+            spec = spec if completed == written else json.dumps(completed)
+        return {**data, "trust": trust, "spec_json": spec, "spec_json_as_published": spec}
 
     @field_validator("spec_json")
     @classmethod

@@ -60,7 +60,7 @@ def search_figure(result, title: str, hbm_gib: float | None = None, limit: int =
     import plotly.graph_objects as go  # Because: plotly is imported only when a chart is asked for
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.16,
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.58, 0.42], horizontal_spacing=0.08,
                         subplot_titles=("every plan priced: memory against throughput",
                                         "time per step of the best plans"))
     space = result.space
@@ -90,18 +90,42 @@ def search_figure(result, title: str, hbm_gib: float | None = None, limit: int =
     if hbm_gib is not None:
         fig.add_vline(x=hbm_gib, line_dash="dash", line_color="#7f7f7f", row=1, col=1,
                       annotation_text=f"HBM {hbm_gib:.0f} GiB", annotation_position="top left")
-    names = [f"#{i} {plan_label(e.parallelism)}" for i, e in enumerate(best, 1)]
+    # the bars are named by rank only: a plan's label is wider than the gap between the panels
+    # and would run over the left one (tests/browser); the plans are in the hover and the table
+    names = [f"#{i}" for i in range(1, len(best) + 1)]
+    plans = [plan_label(e.parallelism) for e in best]
     parts = [k for k in (best[0].time_breakdown_s if best else {}) if any(e.time_breakdown_s[k] > 0 for e in best)]
     for k in parts:
         fig.add_trace(go.Bar(y=names, x=[e.time_breakdown_s[k] for e in best], name=k, orientation="h",
-                             marker={"color": TIME_COLOURS.get(k, "#bcbd22")},
-                             hovertemplate=f"{k}: %{{x:.3g}} s<extra></extra>"), row=1, col=2)
+                             marker={"color": TIME_COLOURS.get(k, "#bcbd22")}, customdata=plans,
+                             hovertemplate=f"%{{y}} %{{customdata}}<br>{k}: %{{x:.3g}} s<extra></extra>"),
+                      row=1, col=2)
     fig.update_layout(title=title, barmode="stack", template="plotly_white", height=560,
                       legend={"orientation": "h", "y": -0.15})
     fig.update_xaxes(title_text="memory per GPU (GiB)", row=1, col=1)
     fig.update_yaxes(title_text="tokens/s per GPU", row=1, col=1)
     fig.update_xaxes(title_text="seconds per step", row=1, col=2)
-    fig.update_yaxes(autorange="reversed", tickfont={"size": 9}, row=1, col=2)
+    fig.update_yaxes(autorange="reversed", row=1, col=2)
+    return fig
+
+
+def best_plans_table(result):
+    """The best plans of a search as a table (rank, plan, step, tokens/s/GPU, MFU, memory): the
+    ranks of :func:`search_figure`'s rings and bars spelt out."""
+    import plotly.graph_objects as go  # Because: plotly is imported only when a chart is asked for
+
+    best = list(result.best)
+    columns = {"#": [str(i) for i in range(1, len(best) + 1)],
+               "plan": [plan_label(e.parallelism) for e in best],
+               "step s": [f"{e.step_time_s:.3g}" for e in best],
+               "tokens/s/GPU": [f"{e.tokens_per_s_per_gpu:,.0f}" for e in best],
+               "MFU": [f"{e.mfu:.1%}" for e in best],
+               "GiB/GPU": [f"{e.memory_gib_per_gpu:.1f}" for e in best]}
+    fig = go.Figure(go.Table(columnwidth=[0.4, 4, 0.8, 1, 0.7, 0.8],
+                             header={"values": list(columns), "align": "left", "fill_color": "#f0f0f0"},
+                             cells={"values": list(columns.values()), "align": "left"}))
+    fig.update_layout(template="plotly_white", height=80 + 28 * max(len(best), 1),
+                      margin={"t": 10, "b": 10, "l": 40, "r": 40})
     return fig
 
 

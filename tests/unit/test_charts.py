@@ -8,6 +8,7 @@ import pytest
 from colossim import charts, units
 from colossim.specs.training import load_spec
 from colossim.training.estimate import search
+from colossim.training.labels import plan_label
 from colossim.training.plans import RECOMPUTE_CODES
 
 SPEC = {"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64}, "training": {"global_batch": 256}}
@@ -48,6 +49,13 @@ def test_search_figure_draws_each_policy_the_best_and_the_step_parts(result):
         assert list(tr.x) == pytest.approx([e.time_breakdown_s[k] for e in result.best])
     stacked = np.sum([np.asarray(t.x) for t in bars.values()], axis=0)
     assert stacked == pytest.approx([e.step_time_s for e in result.best], rel=1e-9)
+    # bars named by rank, as the rings are numbered; the plan in the hover and in the table
+    assert list(bars["compute"].y) == [f"#{i}" for i in range(1, 6)]
+    assert list(bars["compute"].customdata) == [plan_label(e.parallelism) for e in result.best]
+    table = charts.best_plans_table(result).data[0]
+    assert list(table.header.values) == ["#", "plan", "step s", "tokens/s/GPU", "MFU", "GiB/GPU"]
+    assert list(table.cells.values[1]) == [plan_label(e.parallelism) for e in result.best]
+    assert list(table.cells.values[3]) == [f"{e.tokens_per_s_per_gpu:,.0f}" for e in result.best]
 
 
 def test_a_capped_chart_keeps_the_fastest_plans(result):

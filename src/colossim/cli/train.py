@@ -151,7 +151,7 @@ def _write_search_chart(path: Path, spec, res) -> None:
              f"{f', global batch {gb:,}' if gb else ''}): {res.configs_evaluated:,} plans, "
              f"{res.configs_fitting:,} fit")
     fig = charts.search_figure(res, title, hbm_gib=units.bytes_to_gib(hw.hbm_bytes))
-    charts.write_html(path, charts.html_page([fig], title))
+    charts.write_html(path, charts.html_page([fig, charts.best_plans_table(res)], title))
 
 
 @app.command("probe")

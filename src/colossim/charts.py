@@ -9,6 +9,7 @@ Plotly is imported only when a chart is asked for.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,18 @@ BEST_COLOUR = "#d62728"
 TIME_COLOURS = {"compute": "#c7c7c7", "recompute": "#8c8c8c", "tp_comm": "#ff9896", "cp_comm": "#98df8a",
                 "ep_comm": "#c5b0d5", "pp_comm": "#ffbb78", "dp_comm": "#f7b6d2", "pipeline_bubble": "#dbdb8d",
                 "optimizer_step": "#9edae5", "host_overhead": "#c49c94"}
+
+
+#: Characters per line of a chart's title.  Because: Plotly does not wrap a title, and one line of
+#: its 17 px title font holds about 90 characters in a 900 px window; a longer one is cut off at
+#: the page's edge (tests/browser).
+TITLE_LINE_CHARS = 80
+
+
+def chart_title(text: str) -> str:
+    """``text`` as a Plotly title: broken into lines of at most :data:`TITLE_LINE_CHARS`
+    characters, at spaces."""
+    return "<br>".join(textwrap.wrap(text, TITLE_LINE_CHARS, break_long_words=False)) or text
 
 
 def html_page(figures: Sequence, title: str) -> str:
@@ -100,7 +113,7 @@ def search_figure(result, title: str, hbm_gib: float | None = None, limit: int =
                              marker={"color": TIME_COLOURS.get(k, "#bcbd22")}, customdata=plans,
                              hovertemplate=f"%{{y}} %{{customdata}}<br>{k}: %{{x:.3g}} s<extra></extra>"),
                       row=1, col=2)
-    fig.update_layout(title=title, barmode="stack", template="plotly_white", height=560,
+    fig.update_layout(title=chart_title(title), barmode="stack", template="plotly_white", height=560,
                       legend={"orientation": "h", "y": -0.15})
     fig.update_xaxes(title_text="memory per GPU (GiB)", row=1, col=1)
     fig.update_yaxes(title_text="tokens/s per GPU", row=1, col=1)
@@ -181,7 +194,8 @@ def validation_figure(results, title: str, extra: Sequence = (), targets: tuple[
     if targets is not None:
         for sign in (1, -1):
             fig.add_hline(y=sign * targets[1], line_dash="dash", line_color="#7f7f7f", row=1, col=2)
-    fig.update_layout(title=title, template="plotly_white", height=600, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(title=chart_title(title), template="plotly_white", height=600,
+                      legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(type="log", title_text="published tokens/s/GPU", row=1, col=1)
     fig.update_yaxes(type="log", title_text="predicted tokens/s/GPU", row=1, col=1)
     fig.update_xaxes(showticklabels=False, title_text="runs, by error", row=1, col=2)

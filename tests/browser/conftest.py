@@ -27,8 +27,9 @@ DRAW_TIMEOUT_MS = 30_000
 ALL_DRAWN = """() => { const p = document.querySelectorAll('.js-plotly-plot');
   return p.length > 0 && Array.from(p).every(d => d.querySelector('.main-svg') && d._fullLayout); }"""
 
-#: What a test reads of each drawn chart: its traces (type, name, points), the plot area of each
-#: subplot, the box of every tick label with its axis, and the legend's box.
+#: What a test reads of each drawn chart: its traces (type, name, mode, points, y or a table's
+#: cells), the plot area of each subplot, the box of every tick label with its axis, the legend's
+#: box, the boxes of the titles and annotations, and the chart's own box.
 INSPECT = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
   const box = el => { const b = el.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
   const areas = Array.from(gd.querySelectorAll('.draglayer .nsewdrag')).map(
@@ -36,11 +37,13 @@ INSPECT = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
   const ticks = Array.from(gd.querySelectorAll('g[class$="tick"] > text')).map(
       t => ({axis: t.parentNode.getAttribute('class').replace('tick', ''), text: t.textContent, box: box(t)}));
   const legend = gd.querySelector('.legend');
+  const labels = Array.from(gd.querySelectorAll('.infolayer text, .annotation text')).filter(
+      t => !t.closest('.legend') && t.textContent.trim()).map(t => ({text: t.textContent, box: box(t)}));
   return {traces: gd._fullData.map(t => ({type: t.type, name: t.name, mode: t.mode ?? null,
                                            points: t._length ?? null,
                                            y: t.type === 'table' ? null : Array.from(t.y ?? []),
                                            cells: t.type === 'table' ? t.cells.values : null})),
-          areas, ticks, legend: legend ? box(legend) : null};
+          areas, ticks, legend: legend ? box(legend) : null, labels, page: box(gd.querySelector('.main-svg'))};
 })"""
 
 

@@ -38,8 +38,14 @@ def _overlap(a, b, slack: float = 1.0) -> bool:
 
 def crowding(chart: dict) -> list[str]:
     """What is drawn over what it must not be: a tick label over another subplot's plot area, the
-    legend over a plot area or a tick label."""
-    out = []
+    legend over a plot area or a tick label, a title or annotation over another; and a title or
+    annotation cut off at the chart's edge."""
+    left, top, right, bottom = chart["page"]
+    labels = chart["labels"]
+    out = [f"{t['text']!r} cut off" for t in labels
+           if t["box"][0] < left - 1 or t["box"][2] > right + 1 or t["box"][1] < top - 1 or t["box"][3] > bottom + 1]
+    out += [f"{a['text']!r} over {b['text']!r}" for i, a in enumerate(labels) for b in labels[i + 1:]
+            if _overlap(a["box"], b["box"])]
     ticks = [t for t in chart["ticks"] if t["text"].strip() and t["box"][2] > t["box"][0]]
     for t in ticks:
         for a in chart["areas"]:
@@ -101,20 +107,22 @@ def test_the_validation_page_draws_every_run(open_page, tmp_path, width):
     assert _points(chart, "bar") == len(predicted)
 
 
-def test_the_report_page_draws_every_chart(open_page, tmp_path):
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_report_page_draws_every_chart(open_page, tmp_path, width):
     path = tmp_path / "report.html"
     _run("report", "--html", str(path))
-    page = open_page(path)
+    page = open_page(path, width)
     _clean(page)
     assert len(page.charts) == len(build_report().series) + 1
     assert "Claim checks" in page.text and "Largest clusters" in page.text
 
 
-def test_the_serving_frontier_page_draws_every_point(open_page, tmp_path):
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_serving_frontier_page_draws_every_point(open_page, tmp_path, width):
     path = tmp_path / "frontier.html"
     spec = ROOT / "examples" / "llama3.1-70b-serving.yaml"
     doc = json.loads(_run("serve", "frontier", str(spec), "--json", "--html", str(path)))
-    page = open_page(path)
+    page = open_page(path, width)
     _clean(page)
     (chart,) = page.charts
     (trace,) = chart["traces"]

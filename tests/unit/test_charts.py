@@ -77,3 +77,13 @@ def test_validation_figure_has_every_run_and_the_target_bands():
     assert lines == {"predicted = published", "+-7% (median target)", "+-20% (max target)"}
     upper = next(t for t in fig.data if t.name == "+-20% (max target)" and t.showlegend)
     assert upper.y[0] / upper.x[0] == pytest.approx(1.2)
+
+
+def test_a_long_chart_title_is_broken_at_spaces_into_lines_that_fit():
+    short = "llama3-8b on 64 x h100-sxm"
+    assert charts.chart_title(short) == short
+    long = ("Training, predicted vs published tokens/s/GPU: median |err| 2.8%, max 24.1%, mean signed +1.2% "
+            "over 69 runs")
+    lines = charts.chart_title(long).split("<br>")
+    assert len(lines) == 2 and all(len(x) <= charts.TITLE_LINE_CHARS for x in lines)
+    assert " ".join(lines) == long  # nothing lost, broken only at spaces

@@ -88,7 +88,7 @@ def frontier_html(points, title: str) -> str:
         mode="lines+markers",
         text=[f"{_plan_text(p.parallelism)}, batch {p.batch}, TTFT {p.ttft_s:.2f} s" for p in points],
         hovertemplate="%{text}<br>%{x:.1f} tok/s/user, %{y:.0f} tok/s/GPU<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="output tokens/s per user (1 / TPOT)",
+    fig.update_layout(title=charts.chart_title(title), xaxis_title="output tokens/s per user (1 / TPOT)",
                       yaxis_title="output tokens/s per GPU", template="plotly_white")
     return charts.html_page([fig], title)
 

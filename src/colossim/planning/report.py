@@ -135,12 +135,14 @@ def _table(headers: list[str], rows: list[list[str]], caption: str = "") -> str:
 def _figures(r: SeedReport) -> list[str]:
     import plotly.graph_objects as go  # Because: plotly is imported only when HTML is asked for
 
+    from colossim.charts import chart_title
+
     figs: list[go.Figure] = []
     over = go.Figure()
     for s in r.series:
         over.add_trace(go.Scatter(x=[p.quarter for p in s.points], y=[p.h100e for p in s.points],
                                   mode="lines+markers", name=s.org, line={"shape": "hv"}))
-    over.update_layout(title=f"H100-equivalents over time by organisation ({r.metric}; log scale)",
+    over.update_layout(title=chart_title(f"H100-equivalents over time by organisation ({r.metric}; log scale)"),
                        yaxis_type="log", yaxis_title="H100e", height=520)
     figs.append(over)
     for s in r.series:
@@ -150,7 +152,8 @@ def _figures(r: SeedReport) -> list[str]:
             fig.add_trace(go.Bar(x=[p.quarter for p in s.points],
                                  y=[dict(p.by_chip).get(chip, 0.0) for p in s.points], name=chip))
         fig.update_layout(barmode="stack", height=380, yaxis_title="H100e",
-                          title=f"{s.org}: H100e by chip ({r.metric}; '{REPORTED_KEY}' = the source's own H100e)")
+                          title=chart_title(f"{s.org}: H100e by chip ({r.metric}; '{REPORTED_KEY}' = the source's "
+                                            "own H100e)"))
         figs.append(fig)
     return [fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figs)]
 

@@ -114,6 +114,11 @@ def test_the_report_page_draws_every_chart(open_page, tmp_path, width):
     page = open_page(path, width)
     _clean(page)
     assert len(page.charts) == len(build_report().series) + 1
+    # every chart's time axis reads left to right in time order (quarters such as 2024-Q3)
+    for chart in page.charts:
+        quarters = [t["text"] for t in sorted(chart["ticks"], key=lambda t: t["box"][0])
+                    if t["axis"] == "x" and re.fullmatch(r"\d{4}-Q[1-4]", t["text"])]
+        assert quarters and quarters == sorted(quarters)
     assert "Claim checks" in page.text and "Largest clusters" in page.text
 
 

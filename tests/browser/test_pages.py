@@ -63,8 +63,9 @@ def _clean(page) -> None:
     assert [c for chart in page.charts for c in crowding(chart)] == []
 
 
-def _points(chart: dict, kind: str, skip=()) -> int:
-    return sum(t["points"] for t in chart["traces"] if t["type"] == kind and t["name"] not in skip)
+def _points(chart: dict, kind: str, mode: str | None = None) -> int:
+    """Points drawn by a chart's traces of type ``kind`` (and of ``mode``, where given)."""
+    return sum(t["points"] for t in chart["traces"] if t["type"] == kind and mode in (None, t["mode"]))
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +103,7 @@ def test_the_validation_page_draws_every_run(open_page, tmp_path, width):
     predicted = [r for r in doc["runs"] if r["error"] is not None]
     extra = [r for r in doc["extra_runs"] if r["error"] is not None]
     # one marker per run (reference and outside the set), one bar per reference run
-    markers = sum(t["points"] for t in chart["traces"] if t["type"] == "scatter" and t["mode"] == "markers")
-    assert markers == len(predicted) + len(extra)
+    assert _points(chart, "scatter", mode="markers") == len(predicted) + len(extra)
     assert _points(chart, "bar") == len(predicted)
 
 

@@ -143,7 +143,8 @@ def _figures(r: SeedReport) -> list[str]:
         over.add_trace(go.Scatter(x=[p.quarter for p in s.points], y=[p.h100e for p in s.points],
                                   mode="lines+markers", name=s.org, line={"shape": "hv"}))
     # quarters in time order: a category axis orders them as the traces first name them, which put
-    # one organisation's 2020 quarters after 2026 (tests/browser)
+    # one organisation's 2020 quarters after 2026 (tests/browser); one series alone is in time order
+    # already (fleet.accounting.series walks quarters_between)
     over.update_xaxes(categoryorder="array", categoryarray=sorted({p.quarter for s in r.series for p in s.points}))
     over.update_layout(title=chart_title(f"H100-equivalents over time by organisation ({r.metric}; log scale)"),
                        yaxis_type="log", yaxis_title="H100e", height=520)
@@ -154,7 +155,6 @@ def _figures(r: SeedReport) -> list[str]:
         for chip in chips:
             fig.add_trace(go.Bar(x=[p.quarter for p in s.points],
                                  y=[dict(p.by_chip).get(chip, 0.0) for p in s.points], name=chip))
-        fig.update_xaxes(categoryorder="array", categoryarray=sorted(p.quarter for p in s.points))
         fig.update_layout(barmode="stack", height=380, yaxis_title="H100e",
                           title=chart_title(f"{s.org}: H100e by chip ({r.metric}; '{REPORTED_KEY}' = the source's "
                                             "own H100e)"))

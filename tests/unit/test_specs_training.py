@@ -75,6 +75,16 @@ def test_product_mismatch_shows_every_factor():
         load_spec(spec(parallelism={"dp": 32}))
 
 
+def test_a_partial_plan_that_cannot_make_the_count_names_its_factors():
+    # one factor: named once (it read "tp = 16 = 16"), with the values it may take
+    with pytest.raises(SpecError, match=r"^parallelism.tp = 16 does not divide hardware.count 72: allowed tp: "
+                                        r"a divisor of 72 \(1, 2, 3, 4, 6, 8, 9, 12, 18, 24, 36, 72\)$"):
+        load_spec(spec(hardware={"gpu": "gb200", "count": 72},
+                       parallelism={"tp": 16, "pp": None, "cp": None, "dp": None}))
+    with pytest.raises(SpecError, match=r"^tp\*pp\*cp = 8\*3\*1 = 24 does not divide hardware.count 1024$"):
+        load_spec(spec(parallelism={"pp": 3, "dp": None}))
+
+
 def test_pp_not_dividing_layers_only_when_uneven_stages_are_refused():
     # uneven stages are allowed by default (Llama 3 405B: 126 layers on 16 stages)
     assert load_spec(spec(parallelism={"pp": 32, "dp": 4})).parallelism.uneven_stages

@@ -29,7 +29,7 @@ from colossim.errors import SpecError
 from colossim.specs._validation import SpecChoice, check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.system import SystemSpec, resolve_hardware
-from colossim.specs.training import _divisors, check_heads_and_experts, read_spec_document
+from colossim.specs.training import _divisors, check_heads_and_experts, check_plan_product, read_spec_document
 
 SERVING_SECTIONS = ["model", "hardware", "parallelism", "serving"]
 
@@ -142,17 +142,7 @@ def validate_serving_plan(model: ModelSpec, hardware: SystemSpec, plan: ServingP
             raise SpecError(f"parallelism.ep = {p.ep} does not divide tp = {p.tp} (a stage's tp GPUs "
                             f"split the experts ep ways): allowed ep: {_divisors(p.tp)}",
                             field="parallelism.ep", value=p.ep)
-    names = ("tp", "pp", "replicas")
-    given = [(k, getattr(p, k)) for k in names if getattr(p, k) is not None]
-    prod = 1
-    for _, v in given:
-        prod *= v
-    if len(given) == 3 and prod != n:
-        raise SpecError(f"tp*pp*replicas = {'*'.join(str(v) for _, v in given)} = {prod} != hardware.count "
-                        f"{n}", field="parallelism", value=dict(given))
-    if n % prod:
-        raise SpecError(f"{'*'.join(k for k, _ in given)} = {prod} does not divide hardware.count {n}",
-                        field="parallelism", value=dict(given))
+    check_plan_product([(k, getattr(p, k)) for k in ("tp", "pp", "replicas")], n)
 
 
 def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None) -> ServingSpec:

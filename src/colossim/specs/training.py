@@ -280,6 +280,24 @@ def check_heads_and_experts(model: ModelSpec, tp: int | None, ep: int | None) ->
                             f"allowed ep: {_divisors(model.experts)}", field="parallelism.ep", value=ep)
 
 
+def check_plan_product(factors: list[tuple[str, int | None]], count: int) -> None:
+    """Raise :class:`SpecError` when the plan's given factors cannot make ``count`` GPUs: with every
+    factor given their product must equal it, with some given it must divide it.  The message shows
+    every factor (one given factor: the values it may take)."""
+    given = [(k, v) for k, v in factors if v is not None]
+    prod = int(np.prod([v for _, v in given])) if given else 1
+    lhs, rhs = "*".join(k for k, _ in given), "*".join(str(v) for _, v in given)
+    if len(given) == len(factors) and prod != count:
+        raise SpecError(f"{lhs} = {rhs} = {prod} != hardware.count {count}", field="parallelism",
+                        value=dict(given))
+    if count % prod:
+        if len(given) == 1:
+            raise SpecError(f"parallelism.{lhs} = {prod} does not divide hardware.count {count}: allowed "
+                            f"{lhs}: a divisor of {count} ({_divisors(count)})", field=f"parallelism.{lhs}", value=prod)
+        raise SpecError(f"{lhs} = {rhs} = {prod} does not divide hardware.count {count}",
+                        field="parallelism", value=dict(given))
+
+
 def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                   workload: TrainingWorkload | None = None) -> None:
     """Raise :class:`SpecError` if the given fields of ``plan`` cannot run ``model`` on
@@ -297,20 +315,7 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
         if p.tp is not None and p.tp % p.etp:
             raise SpecError(f"parallelism.etp = {p.etp} does not divide tp = {p.tp}: allowed etp: "
                             f"{_divisors(p.tp)}", field="parallelism.etp", value=p.etp)
-    names, values = ("tp", "pp", "cp", "dp"), [getattr(p, n) for n in ("tp", "pp", "cp", "dp")]
-    n = hardware.count
-    if all(v is not None for v in values):
-        prod = int(np.prod(values))
-        if prod != n:
-            raise SpecError(f"tp*pp*cp*dp = {'*'.join(map(str, values))} = {prod} != hardware.count {n}",
-                            field="parallelism", value=dict(zip(names, values)))
-    else:
-        given = [(k, v) for k, v in zip(names, values) if v is not None]
-        prod = int(np.prod([v for _, v in given])) if given else 1
-        if n % prod:
-            lhs = "*".join(k for k, _ in given)
-            raise SpecError(f"{lhs} = {'*'.join(str(v) for _, v in given)} = {prod} does not divide "
-                            f"hardware.count {n}", field="parallelism", value=dict(given))
+    check_plan_product([(k, getattr(p, k)) for k in ("tp", "pp", "cp", "dp")], hardware.count)
     if p.ep is not None and p.ep > 1 and p.dp is not None:
         # left open, etp is tp, or 1 where the search may fold the experts
         etp = p.etp if p.etp is not None else (1 if p.moe_parallel_folding else p.tp)

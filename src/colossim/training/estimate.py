@@ -22,6 +22,7 @@ from colossim.specs.training import MfuConvention, TrainingWorkload
 from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
 from colossim.training.evidence import validation_evidence
+from colossim.training.labels import plan_label
 from colossim.training.pipeline import layers_on_slowest_stage
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
 from colossim.training.search import enumerate_plans
@@ -272,7 +273,7 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
         need = units.bytes_to_gib(float(mem.total[best]))
         have = units.bytes_to_gib(spec.hardware.hbm_bytes)
         raise SpecError(
-            f"model does not fit: the leanest plan ({plans.plan_dict(best)}) needs {need:.1f} GiB per GPU, "
+            f"model does not fit: the leanest plan ({plan_label(plans.plan_dict(best))}) needs {need:.1f} GiB per GPU, "
             f"the {spec.hardware.accelerator.id} has {have:.1f} GiB; use more GPUs, full recompute, "
             "ZeRO/FSDP, or a smaller micro-batch", field="hardware.count")
     sub = plans.take(cand)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from colossim import units
+from colossim.arith import divisors
 from colossim.cost import comm as C
 from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.ownership import usd_per_gpu_hour
@@ -95,10 +96,6 @@ class PlanPoints:
     ctx: object
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 #: Search policy: pipeline stages only when memory needs them -- to span scale-up domains
 #: (tp x pp > domain), or inside a domain when the replica's tp GPUs cannot hold the weights alone.
 #: Because: TensorRT-LLM's and vLLM's deployment guides use tensor parallelism inside a node and
@@ -113,10 +110,10 @@ def candidate_plans(spec: ServingSpec) -> list[dict]:
     pp > 1 only when memory needs it (:data:`PIPELINE_ONLY_WHEN_NEEDED`) unless given."""
     m, hw, p = spec.model, spec.hardware, spec.parallelism
     n = hw.count
-    tps = [p.tp] if p.tp else [t for t in _divisors(m.heads) if t <= hw.scaleup_domain_size and n % t == 0]
+    tps = [p.tp] if p.tp else [t for t in divisors(m.heads) if t <= hw.scaleup_domain_size and n % t == 0]
     plans = []
     for tp in tps:
-        pps = [p.pp] if p.pp else [q for q in _divisors(n // tp) if q <= m.layers] if n % tp == 0 else []
+        pps = [p.pp] if p.pp else [q for q in divisors(n // tp) if q <= m.layers] if n % tp == 0 else []
         if not p.pp and PIPELINE_ONLY_WHEN_NEEDED and replica_memory(spec, tp, 1).kv_budget > 0:
             pps = [q for q in pps if q == 1 or tp * q > hw.scaleup_domain_size]
         for pp in pps:
@@ -126,7 +123,7 @@ def candidate_plans(spec: ServingSpec) -> list[dict]:
             if p.replicas and p.replicas != replicas:
                 continue
             if m.is_moe:
-                eps = [p.ep] if p.ep else [e for e in _divisors(math.gcd(tp, m.experts))]
+                eps = [p.ep] if p.ep else [e for e in divisors(math.gcd(tp, m.experts))]
             else:
                 eps = [1]
             for ep in eps:

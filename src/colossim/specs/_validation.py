@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from colossim.errors import SpecError
 
@@ -21,6 +21,16 @@ ENUM_ALIASES: dict[str, dict[str, str]] = {
     "NumberFormat": {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "mxfp8": "fp8", "float8": "fp8",
                      "nvfp4": "fp4", "mxfp4": "fp4"},
 }
+
+
+#: Largest value an integer spec field may take (2^31 - 1).  Because: every count, width, length
+#: and parallel degree of a real system is orders of magnitude below it, while the search lists
+#: divisors up to a field's square root and the engine multiplies several fields in int64 arrays;
+#: a larger value (a typo, 1e30 layers) would hang the search or overflow, so it is refused.
+MAX_SPEC_INTEGER = 2**31 - 1
+
+#: An integer spec field, at most :data:`MAX_SPEC_INTEGER`.
+SpecInt = Annotated[int, Field(le=MAX_SPEC_INTEGER)]
 
 
 class SpecChoice(str, Enum):

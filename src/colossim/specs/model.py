@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colossim.catalog.loader import data_path, label_index, label_key, load_models, split_aliases
 from colossim.errors import SpecError, UnknownNameError
-from colossim.specs._validation import SpecChoice, validate_model
+from colossim.specs._validation import SpecChoice, SpecInt, validate_model
 
 
 class Activation(SpecChoice):
@@ -53,35 +53,35 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
     name: str = Field("custom", description="catalog id, or a label for a custom model")
-    layers: int = Field(ge=1, description="transformer blocks")
-    hidden: int = Field(ge=1, description="model width h")
-    ffn_hidden: int | None = Field(None, ge=1, description="dense MLP width (blank when every layer is MoE)")
-    heads: int = Field(ge=1, description="query heads")
-    kv_heads: int | None = Field(None, ge=1, description="key/value heads (GQA groups); default heads")
-    head_dim: int | None = Field(None, ge=1, description="per-head width; default hidden / heads")
-    vocab: int = Field(ge=1)
-    seq_len: int = Field(ge=1, description="training sequence length (tokens)")
-    max_seq_len: int | None = Field(None, ge=1, description="longest context the model supports")
+    layers: SpecInt = Field(ge=1, description="transformer blocks")
+    hidden: SpecInt = Field(ge=1, description="model width h")
+    ffn_hidden: SpecInt | None = Field(None, ge=1, description="dense MLP width (blank when every layer is MoE)")
+    heads: SpecInt = Field(ge=1, description="query heads")
+    kv_heads: SpecInt | None = Field(None, ge=1, description="key/value heads (GQA groups); default heads")
+    head_dim: SpecInt | None = Field(None, ge=1, description="per-head width; default hidden / heads")
+    vocab: SpecInt = Field(ge=1)
+    seq_len: SpecInt = Field(ge=1, description="training sequence length (tokens)")
+    max_seq_len: SpecInt | None = Field(None, ge=1, description="longest context the model supports")
     activation: Activation = Activation.gelu
-    experts: int = Field(0, ge=0, description="routed experts per MoE layer; 0 or 1 = dense")
-    top_k: int = Field(0, ge=0, description="routed experts per token")
-    moe_ffn_hidden: int | None = Field(None, ge=1, description="width of one expert (and of one shared expert)")
-    shared_experts: int = Field(0, ge=0, description="always-on experts per MoE layer")
-    first_dense_layers: int = Field(0, ge=0, description="leading layers with a dense MLP (MoE models)")
-    routing_groups: int = Field(0, ge=0, description="group-limited routing: the routed experts fall into "
+    experts: SpecInt = Field(0, ge=0, description="routed experts per MoE layer; 0 or 1 = dense")
+    top_k: SpecInt = Field(0, ge=0, description="routed experts per token")
+    moe_ffn_hidden: SpecInt | None = Field(None, ge=1, description="width of one expert (and of one shared expert)")
+    shared_experts: SpecInt = Field(0, ge=0, description="always-on experts per MoE layer")
+    first_dense_layers: SpecInt = Field(0, ge=0, description="leading layers with a dense MLP (MoE models)")
+    routing_groups: SpecInt = Field(0, ge=0, description="group-limited routing: the routed experts fall into "
                                 "this many equal groups (Hugging Face n_group); 0: no limit")
-    routing_groups_per_token: int = Field(0, ge=0, description="groups a token's top_k experts may come "
+    routing_groups_per_token: SpecInt = Field(0, ge=0, description="groups a token's top_k experts may come "
                                           "from (Hugging Face topk_group; DeepSeek's device- / node-limited "
                                           "routing M)")
     attention: AttentionKind | None = None
-    mla_q_lora_rank: int | None = Field(None, ge=1)
-    mla_kv_lora_rank: int | None = Field(None, ge=1)
-    mla_qk_rope_head_dim: int | None = Field(None, ge=1)
-    mla_qk_nope_head_dim: int | None = Field(None, ge=1)
-    mla_v_head_dim: int | None = Field(None, ge=1)
+    mla_q_lora_rank: SpecInt | None = Field(None, ge=1)
+    mla_kv_lora_rank: SpecInt | None = Field(None, ge=1)
+    mla_qk_rope_head_dim: SpecInt | None = Field(None, ge=1)
+    mla_qk_nope_head_dim: SpecInt | None = Field(None, ge=1)
+    mla_v_head_dim: SpecInt | None = Field(None, ge=1)
     tied_embeddings: bool = False
     parallel_block: bool = Field(False, description="attention and MLP in parallel (PaLM): one norm per block")
-    mtp_modules: int = Field(0, ge=0, description="multi-token-prediction modules trained with the model "
+    mtp_modules: SpecInt = Field(0, ge=0, description="multi-token-prediction modules trained with the model "
                              "(DeepSeek-V3: 1), each a transformer block of the last layer's kind plus a "
                              "2h x h projection, sharing the embedding and output head, run on the last "
                              "pipeline stage after the main model; outside the parameter counts")

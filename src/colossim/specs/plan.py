@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from colossim.specs._validation import SpecChoice
+from colossim.specs._validation import SpecChoice, SpecInt
 
 
 class Recompute(SpecChoice):
@@ -52,27 +52,27 @@ class ParallelPlan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    tp: int | None = Field(None, ge=1, description="tensor-parallel degree")
-    pp: int | None = Field(None, ge=1, description="pipeline stages")
-    cp: int | None = Field(None, ge=1, description="context-parallel degree")
-    ep: int | None = Field(None, ge=1, description="expert-parallel degree")
-    etp: int | None = Field(
+    tp: SpecInt | None = Field(None, ge=1, description="tensor-parallel degree")
+    pp: SpecInt | None = Field(None, ge=1, description="pipeline stages")
+    cp: SpecInt | None = Field(None, ge=1, description="context-parallel degree")
+    ep: SpecInt | None = Field(None, ge=1, description="expert-parallel degree")
+    etp: SpecInt | None = Field(
         None, ge=1, validation_alias=AliasChoices("etp", "expert_tensor_parallel"),
         description="expert tensor-parallel degree: the routed experts' weights split over etp GPUs "
         "(Megatron-Core --expert-tensor-parallel-size). Omitted: tp (Megatron's default), and 1 is "
         "also searched under a stack with moe_parallel_folding. etp < tp folds the expert grid "
         "etp x ep x expert-dp over the tp x cp x dp GPUs of a stage, so ep may exceed dp x cp "
         "(MoE parallel folding, Liu et al. 2025, arXiv:2504.14960)")
-    dp: int | None = Field(None, ge=1, description="data-parallel degree")
-    vpp: int | None = Field(None, ge=1, description="virtual stages (model chunks) per pipeline stage")
-    micro_batch: int | None = Field(None, ge=1, description="sequences per micro-batch")
+    dp: SpecInt | None = Field(None, ge=1, description="data-parallel degree")
+    vpp: SpecInt | None = Field(None, ge=1, description="virtual stages (model chunks) per pipeline stage")
+    micro_batch: SpecInt | None = Field(None, ge=1, description="sequences per micro-batch")
     recompute: Recompute | None = None
-    recompute_num_layers: int | None = Field(
+    recompute_num_layers: SpecInt | None = Field(
         None, ge=1, description="with recompute full: the layers of each pipeline stage recomputed (the rest "
         "keep their activations), as Megatron-LM's --recompute-method block --recompute-num-layers "
         "(counted per stage here, per model chunk there). Omitted: every layer when recompute is given "
         "as full; when recompute is searched, the fewest layers that make the plan fit")
-    zero: int | None = Field(None, ge=0, le=3, validation_alias=AliasChoices("zero", "zero_stage"),
+    zero: SpecInt | None = Field(None, ge=0, le=3, validation_alias=AliasChoices("zero", "zero_stage"),
                              description="ZeRO stage 0-3 (3 = FSDP)")
     sequence_parallel: bool | None = Field(None, description="Megatron sequence parallelism with TP")
     tp_overlap: bool | None = Field(

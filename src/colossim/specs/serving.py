@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colossim.errors import SpecError
-from colossim.specs._validation import SpecChoice, check_known_fields, validate_model
+from colossim.specs._validation import SpecChoice, SpecInt, check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.system import SystemSpec, resolve_hardware
 from colossim.specs.training import _divisors, check_heads_and_experts, check_plan_product, read_spec_document
@@ -54,10 +54,10 @@ class ServingPlan(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tp: int | None = Field(None, ge=1, description="tensor-parallel degree inside a replica")
-    pp: int | None = Field(None, ge=1, description="pipeline stages of a replica")
-    ep: int | None = Field(None, ge=1, description="expert-parallel degree (MoE) inside a replica")
-    replicas: int | None = Field(None, ge=1, description="independent model copies on the GPUs")
+    tp: SpecInt | None = Field(None, ge=1, description="tensor-parallel degree inside a replica")
+    pp: SpecInt | None = Field(None, ge=1, description="pipeline stages of a replica")
+    ep: SpecInt | None = Field(None, ge=1, description="expert-parallel degree (MoE) inside a replica")
+    replicas: SpecInt | None = Field(None, ge=1, description="independent model copies on the GPUs")
 
     @property
     def is_complete(self) -> bool:
@@ -75,17 +75,17 @@ class ServingWorkload(BaseModel):
     weights: NumberFormat = NumberFormat.bf16
     activations: NumberFormat | None = None
     kv_cache: NumberFormat | None = None
-    input_tokens: int = Field(ge=1, description="prompt tokens per request")
-    output_tokens: int = Field(ge=1, description="generated tokens per request")
-    batch: int | None = Field(None, ge=1, description="concurrent sequences per replica; searched when omitted")
+    input_tokens: SpecInt = Field(ge=1, description="prompt tokens per request")
+    output_tokens: SpecInt = Field(ge=1, description="generated tokens per request")
+    batch: SpecInt | None = Field(None, ge=1, description="concurrent sequences per replica; searched when omitted")
     ttft_slo_s: float | None = Field(None, gt=0, description="time-to-first-token limit")
     tpot_slo_s: float | None = Field(None, gt=0, description="time-per-output-token limit")
     disaggregated: bool = Field(False, description="separate prefill and decode GPU pools")
     batching: Literal["continuous", "static"] = Field(
         "continuous", description="continuous (in-flight) batching, or static batches run to completion")
     chunked_prefill: bool = Field(True, description="prompts split into chunks mixed with decodes")
-    max_num_tokens: int = Field(8192, ge=1, description="token budget of one engine iteration")
-    max_batch_size: int = Field(2048, ge=1, description="engine limit on running sequences per replica")
+    max_num_tokens: SpecInt = Field(8192, ge=1, description="token budget of one engine iteration")
+    max_batch_size: SpecInt = Field(2048, ge=1, description="engine limit on running sequences per replica")
     kv_cache_fraction: float = Field(0.9, gt=0, le=1.0, description="share of the HBM left after weights "
                                      "and workspace given to the KV cache (TensorRT-LLM's "
                                      "kv_cache_free_gpu_mem_fraction, default 0.9)")

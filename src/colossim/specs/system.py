@@ -35,7 +35,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from colossim import units
 from colossim.catalog import Accelerator, load_catalog
 from colossim.errors import SpecError, UnknownNameError
-from colossim.specs._validation import validate_model
+from colossim.specs._validation import SpecInt, validate_model
 
 #: GPUs on one baseboard when the catalog has no system for a chip.
 #: Because: HGX/OAM baseboards (NVIDIA HGX, AMD MI300X platform, Gaudi) carry 8 accelerators.
@@ -71,9 +71,9 @@ class HardwareInput(BaseModel):
 
     gpu: str | None = Field(None, description="catalog chip id, e.g. h100-sxm")
     system: str | None = Field(None, description="catalog system id, e.g. gb200-nvl72")
-    count: int = Field(ge=1, description="number of GPUs (accelerators), never nodes")
-    gpus_per_node: int | None = Field(None, ge=1)
-    scaleup_domain_size: int | None = Field(None, ge=1)
+    count: SpecInt = Field(ge=1, description="number of GPUs (accelerators), never nodes")
+    gpus_per_node: SpecInt | None = Field(None, ge=1)
+    scaleup_domain_size: SpecInt | None = Field(None, ge=1)
     scaleup_gbit_per_s: float | None = Field(
         None, gt=0, description="per GPU, one direction",
         validation_alias=AliasChoices("scaleup_gbit_per_s", "scaleup_link_gbps_per_gpu"))

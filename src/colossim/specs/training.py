@@ -23,9 +23,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from colossim.arith import divisors
 from colossim.cost.compute import FLASH3_ARCHITECTURE
 from colossim.errors import SpecError
-from colossim.specs._validation import SpecChoice, check_known_fields, validate_model
+from colossim.specs._validation import SpecChoice, SpecInt, check_known_fields, validate_model
 from colossim.specs.model import HF_CONFIG_KEY, ModelSpec, load_model_catalog, names_hf_config, resolve_model
 from colossim.specs.plan import ParallelPlan
 from colossim.specs.software import apply_stack, resolve_stack
@@ -60,12 +61,12 @@ class TrainingWorkload(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    global_batch: int | None = Field(None, ge=1, description="sequences per optimizer step; omitted: "
+    global_batch: SpecInt | None = Field(None, ge=1, description="sequences per optimizer step; omitted: "
                                      "about DEFAULT_BATCH_TOKENS tokens, a whole number of sequences "
                                      "per GPU (see default_global_batch)")
     precision: Precision = Precision.bf16
     tokens: float | None = Field(None, gt=0, description="tokens to train on (for time-to-train)")
-    seq_len: int | None = Field(None, ge=1, description="overrides the model's sequence length")
+    seq_len: SpecInt | None = Field(None, ge=1, description="overrides the model's sequence length")
     software: str | None = Field(None, description="software stack id (catalog/data/software_stacks.csv: "
                                  "megatron-lm-2021, megatron-core-2024, hai-llm-v2, hai-llm-v3); omitted: "
                                  "the stack the model's catalog row names (DeepSeek's models: their own "
@@ -252,7 +253,7 @@ def default_global_batch(seq_len: int, gpus: int) -> int:
 
 
 def _divisors(n: int) -> str:
-    ds = [d for d in range(1, n + 1) if n % d == 0]
+    ds = divisors(n)
     return ", ".join(map(str, ds if len(ds) <= 16 else ds[:15] + ["..."]))
 
 

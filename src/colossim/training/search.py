@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from colossim.arith import divisors
 from colossim.specs.training import valid_mask
 from colossim.training.pipeline import layers_on_slowest_stage, schedule_allows
 from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
@@ -41,14 +42,10 @@ MAX_CP = 16
 MICRO_BATCHES = (1, 2, 4, 8, 16)
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def vpp_candidates(layers: int, pps: list[int]) -> list[int]:
     """Chunk counts per stage worth trying: the divisors of the layers per stage, ceil(L / p), of
     each pipeline depth p (the mask keeps, per plan, those that divide its own stage)."""
-    return sorted({v for p in pps for v in _divisors(int(layers_on_slowest_stage(layers, p)))})
+    return sorted({v for p in pps for v in divisors(int(layers_on_slowest_stage(layers, p)))})
 
 
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
@@ -66,11 +63,11 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
         return [getattr(v, "value", v)]
 
     # candidates; valid_mask below is the one authority on validity
-    tps = choices("tp", [t for t in _divisors(model.heads) if kv % t == 0 or t % kv == 0])
+    tps = choices("tp", [t for t in divisors(model.heads) if kv % t == 0 or t % kv == 0])
     cps = choices("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
                   if plan.flash_attention else [1])
-    pps = choices("pp", [p for p in _divisors(n) if p <= model.layers])
-    eps = choices("ep", _divisors(model.experts) if model.is_moe else [1])
+    pps = choices("pp", [p for p in divisors(n) if p <= model.layers])
+    eps = choices("ep", divisors(model.experts) if model.is_moe else [1])
     mbs = choices("micro_batch", list(MICRO_BATCHES))
     vpps = choices("vpp", vpp_candidates(model.layers, pps))
     rcs = choices("recompute", list(recompute_modes))

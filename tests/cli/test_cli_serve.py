@@ -28,6 +28,17 @@ def test_estimate_table(cli, tmp_path):
     p.write_text(SPEC)
     code, out, _ = cli("serve", "estimate", str(p))
     assert code == 0 and "TPOT" in out and "tokens/s/GPU" in out
+    assert "meets TTFT <= 1 s, TPOT <= 50 ms" in out
+
+
+def test_estimate_table_without_latency_limits_does_not_claim_to_meet_them(cli):
+    spec = json.loads(SPEC)
+    del spec["serving"]["ttft_slo_s"], spec["serving"]["tpot_slo_s"]
+    code, out, _ = cli("serve", "estimate", "-", input=json.dumps(spec))
+    assert code == 0 and "no latency limits given" in out and "meets" not in out
+    spec["serving"]["tpot_slo_s"] = 1e-6  # no batch can decode a token in a microsecond
+    code, out, _ = cli("serve", "estimate", "-", input=json.dumps(spec))
+    assert code == 0 and "MISSES TPOT <= 0.001 ms" in out
 
 
 def test_frontier_json_and_html(cli, tmp_path):

@@ -35,7 +35,19 @@ def _plan_text(p: dict) -> str:
     return f"tp {p['tp']} pp {p['pp']} ep {p['ep']} x{p['replicas']}"
 
 
-def _show(e) -> None:
+def _slo_text(e, serving) -> str:
+    """Whether the estimate meets the spec's latency limits, naming them; none given: says so."""
+    limits = []
+    if serving.ttft_slo_s is not None:
+        limits.append(f"TTFT <= {serving.ttft_slo_s:g} s")
+    if serving.tpot_slo_s is not None:
+        limits.append(f"TPOT <= {serving.tpot_slo_s * 1e3:g} ms")
+    if not limits:
+        return "no latency limits given"
+    return ("meets " if e.meets_slo else "MISSES ") + ", ".join(limits)
+
+
+def _show(e, serving) -> None:
     console.print(f"[bold]{e.model}[/bold] on {e.gpus} x {e.chip} — {_plan_text(e.parallelism)}; "
                   f"weights {e.formats['weights']}, activations {e.formats['activations']}, "
                   f"KV {e.formats['kv_cache']}; {e.input_tokens} in / {e.output_tokens} out; {e.batching} batching"
@@ -43,7 +55,7 @@ def _show(e) -> None:
     t = Table(show_header=False)
     t.add_column("metric", style="bold")
     t.add_column("value", justify="right")
-    slo = "meets the SLOs" if e.meets_slo else "MISSES the SLOs"
+    slo = _slo_text(e, serving)
     rows = [("batch (sequences per replica)", f"{e.batch} (max {e.max_batch})"),
             ("TTFT (s)", fmt(e.ttft_s, 4)), ("TPOT (ms)", fmt(e.tpot_s * 1e3, 3)), ("", slo),
             ("output tokens/s", fmt(e.tokens_per_s)), ("tokens/s/GPU", fmt(e.tokens_per_s_per_gpu)),
@@ -73,8 +85,9 @@ def estimate_cmd(spec: str = SPEC_ARG, json_out: bool = typer.Option(False, "--j
     """Latency, throughput, memory and cost of serving (omitted plan fields and batch are searched)."""
     from colossim.inference.estimate import estimate
 
-    e = estimate(_spec(spec), profile=_profile(profile))
-    emit_json(e) if json_out else _show(e)
+    s = _spec(spec)
+    e = estimate(s, profile=_profile(profile))
+    emit_json(e) if json_out else _show(e, s.serving)
 
 
 def frontier_html(points, title: str) -> str:

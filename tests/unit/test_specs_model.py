@@ -296,3 +296,15 @@ def test_an_moe_table_width_may_be_the_dense_layers_or_the_experts(width):
     assert m.name.startswith("deepseek-v3") and (m.ffn_hidden, m.moe_ffn_hidden) == (18432, 2048)
     assert m.params_total == catalog.params_total
     assert resolve_model(name_by_label(bare, "DeepSeek-V3")).params_total == catalog.params_total
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("experts", {"a": 1}, r"^model.experts: Input should be a valid integer \(got \{'a': 1\}\)$"),
+    ("top_k", "two", r"^model.top_k: Input should be a valid integer, unable to parse string"),
+    ("kv_heads", [8], r"^model.kv_heads: Input should be a valid integer \(got \[8\]\)$"),
+])
+def test_a_custom_shape_with_a_value_of_the_wrong_type_names_that_field(field, value, message):
+    # matching the shape against the catalog compared the raw value (a TypeError traceback), and
+    # falling through left the vocabulary out, so the error named vocab instead
+    with pytest.raises(SpecError, match=message):
+        resolve_model({"name": "my-moe", "layers": 2, "hidden": 64, "heads": 4, "seq_len": 128, field: value})

@@ -477,7 +477,10 @@ def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     elif isinstance(name, str) and "layers" not in data:
         cat.row(name)  # raises UnknownNameError with the closest ids
     else:
-        data = complete_by_shape(data, cat)
+        try:
+            data = complete_by_shape(data, cat)
+        except (TypeError, ValueError):  # a value of the wrong type (experts: {a: 1}), which the
+            data = {"vocab": DEFAULT_VOCAB, **data}  # validation names (not the vocabulary left out)
     return validate_model(ModelSpec, data, "model")
 
 

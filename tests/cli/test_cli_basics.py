@@ -28,6 +28,12 @@ def test_h100e_all_metrics_json(cli):
     assert rows["ark-4x-a100"]["h100e"] == 2500
 
 
+def test_h100e_of_a_count_that_is_not_a_number_of_chips_is_one_line_exit_2(cli):
+    for count in ("nan", "inf"):
+        code, out, err = cli("h100e", count, "h100-sxm", "--metric", "all")
+        assert code == 2 and out == "" and err.strip() == f"error: count must be a finite number >= 0, got {count}"
+
+
 def test_unknown_chip_is_one_line_exit_2(cli):
     code, out, err = cli("chips", "show", "h1000")
     assert code == 2

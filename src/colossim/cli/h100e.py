@@ -6,8 +6,7 @@ import typer
 from rich.table import Table
 
 from colossim.cli.common import console, emit_json, fmt
-from colossim.errors import ColossimError
-from colossim.fleet.h100e import H100e, all_metrics, h100e, metrics
+from colossim.fleet.h100e import H100e, all_metrics, check_count, h100e, metrics
 
 
 def h100e_command(count: float = typer.Argument(..., help="Number of chips."),
@@ -16,8 +15,7 @@ def h100e_command(count: float = typer.Argument(..., help="Number of chips."),
                                              help="Metric, or 'all' for every metric side by side."),
                   json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """H100-equivalents of COUNT chips of CHIP by a named metric (always stated)."""
-    if count < 0:
-        raise ColossimError(f"count must be >= 0, got {count:g}", field="count", value=count)
+    check_count(count)  # before the metrics, each of which would report it as its own error
     if metric == "all":
         rows = all_metrics(chip, count)
     else:

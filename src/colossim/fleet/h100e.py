@@ -19,6 +19,7 @@ Metrics (``METRICS``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -108,10 +109,15 @@ def per_chip(chip: str, metric: str = "bf16") -> H100e:
     return h100e(chip, 1, metric)
 
 
+def check_count(count: float) -> None:
+    """Raise :class:`ColossimError` unless ``count`` is a number of chips: finite and >= 0."""
+    if not math.isfinite(count) or count < 0:
+        raise ColossimError(f"count must be a finite number >= 0, got {count:g}", field="count", value=count)
+
+
 def h100e(chip: str, count: float, metric: str = "bf16") -> H100e:
     """H100-equivalents of ``count`` chips of ``chip`` by ``metric`` (linear in ``count``)."""
-    if count < 0:
-        raise ColossimError(f"count must be >= 0, got {count}", field="count", value=count)
+    check_count(count)
     cat = load_catalog()
     acc = cat.accelerator(chip)
     if metric in SPEC_METRICS:

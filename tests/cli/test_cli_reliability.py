@@ -42,10 +42,12 @@ def test_table_and_system_hardware(cli, tmp_path):
     ("storage_gb_per_s: 2000", "reliability.storage_gb_per_s"),
     ("checkpoint_interval_min: auto", "reliability.checkpoint_interval_min"),
     ("duration_days: 10", "reliability.duration_days"),
+    ("trials: 200", "reliability.seed"),  # a negative seed was numpy's ValueError traceback
 ])
 def test_negative_values_are_one_line_errors(cli, patch, field):
-    key = patch.split(":")[0]
-    code, _, err = cli("reliability", "-", input=SPEC.replace(patch, f"{key}: -1"))
+    key = field.split(".")[1]
+    new = f"{key}: -1" if patch.startswith(key) else f"{patch}, {key}: -1"  # set the key, or add it
+    code, _, err = cli("reliability", "-", input=SPEC.replace(patch, new))
     assert code == 2 and field in err and err.strip().count("\n") == 0
 
 

@@ -13,7 +13,7 @@ from colossim.reliability.failures import failure_model, failure_rate_rows, reli
 from colossim.reliability.interval import (IntervalModel, daly_interval, ettr_first_order,
                                            expected_wall_seconds, interval_for_ettr, optimal_interval,
                                            wall_per_work, young_interval)
-from colossim.reliability.montecarlo import simulate
+from colossim.reliability.montecarlo import MAX_SIMULATED_CYCLES, MIN_TRIALS_WHEN_CAPPED, simulate
 
 
 def test_llama3_table5_rows_sum_to_the_published_totals():
@@ -157,6 +157,22 @@ def test_monte_carlo_is_seeded_and_no_failure_case_is_exact():
     assert a == b
     none = simulate(36000, 3600, 30, 0, 600, trials=10)
     assert none.wall_seconds_p50 == 36000 + 10 * 30 and none.interruptions_mean == 0
+
+
+def test_a_run_of_a_million_interruptions_runs_fewer_trials_and_still_matches_daly():
+    # 2,000 trials of such runs took minutes; the product of trials and interruptions is capped
+    m = IntervalModel(30, 1 / 3600, 600)
+    tau, work = 600.0, 3e9  # ~ 960,000 interruptions a run
+    mc = simulate(work, tau, 30, 1 / 3600, 600, trials=2000, seed=1)
+    assert MIN_TRIALS_WHEN_CAPPED <= mc.trials < 2000
+    assert mc.trials * mc.interruptions_mean <= MAX_SIMULATED_CYCLES * 1.01
+    assert mc.wall_seconds_mean == pytest.approx(expected_wall_seconds(work, tau, m), rel=0.002)
+
+
+def test_interruptions_beyond_float_range_are_refused_not_an_overflow():
+    # exp(rate x segment) overflowed a float (math range error) before the check could refuse it
+    with pytest.raises(ColossimError, match="^the job cannot make progress: about .* interruptions per run"):
+        simulate(1e6, 3600, 30, 1.0, 600, trials=10)
 
 
 def test_interval_for_ettr_brackets_the_optimum():

@@ -36,7 +36,7 @@ def reliability_command(spec: str = typer.Argument(..., help="Spec file (YAML or
         emit_json({"chip": job.chip, "gpus_per_node": job.gpus_per_node, **to_jsonable(r), "spec": job.spec})
         return
     t = Table(title=f"{job.n_gpus:,} x {job.chip}: {job.useful_hours / 24:g} days of useful work "
-                    f"({job.spec.failure_rate_source} failure rates, {job.spec.trials:,} trials)",
+                    f"({job.spec.failure_rate_source} failure rates, {r.monte_carlo.trials:,} trials)",
               show_header=False)
     t.add_column("metric", style="bold")
     t.add_column("value", justify="right")
@@ -54,6 +54,10 @@ def reliability_command(spec: str = typer.Argument(..., help="Spec file (YAML or
     for row in rows:
         t.add_row(*row)
     console.print(t)
+    if r.monte_carlo.trials < job.spec.trials:
+        console.print(f"ran {r.monte_carlo.trials:,} of the {job.spec.trials:,} trials asked: a run has "
+                      f"{fmt(r.interruptions_expected)} interruptions, so these runs already fix the mean "
+                      f"wall time (the cap: colossim.reliability.montecarlo.MAX_SIMULATED_CYCLES)", style="dim")
 
 
 def register(app: typer.Typer) -> None:

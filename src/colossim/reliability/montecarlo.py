@@ -40,6 +40,16 @@ _MARGIN_SIGMA = 4.0
 #: progress (recoveries longer than the time between failures).  Because: 10 M cycles per trial is
 #: orders past any real run (a 90-day run at a 1-minute MTTF has 130,000).
 MAX_CYCLES_PER_TRIAL = 10_000_000
+#: Cycles (trials x interruptions per trial) one simulation runs at most: with more interruptions
+#: per run, fewer trials run (at least ``MIN_TRIALS_WHEN_CAPPED``), and the result says how many.
+#: Because: the mean wall time of T runs of N interruptions each has a relative standard error of
+#: about 1 / sqrt(T N) of a cycle's spread, so the product, not T, sets the precision; 2e8 cycles
+#: take a few seconds at the ~50 M cycles/s this code runs (``benchmarks/reliability_speed.py``),
+#: where 2,000 trials of a 7-million-interruption run took minutes.
+MAX_SIMULATED_CYCLES = 200_000_000
+#: Fewest trials run when ``MAX_SIMULATED_CYCLES`` caps them.  Because: percentiles (P10 / P90) need
+#: a handful of runs; with >= 2e7 interruptions each they barely differ.
+MIN_TRIALS_WHEN_CAPPED = 10
 #: Columns per block for the prefix sums (a chunk's column count is a multiple of it).
 _BLOCK = 64
 #: Cycles checked exactly after the first one that could finish the run.  Because: finishing needs
@@ -79,7 +89,9 @@ def simulate(useful_seconds: float, interval_seconds: float, stall_seconds: floa
              rate_unexpected_per_s: float, recovery_unexpected_seconds: float, *,
              rate_planned_per_s: float = 0.0, recovery_planned_seconds: float = 0.0,
              write_lag_seconds: float = 0.0, trials: int = 1000, seed: int = 0) -> MonteCarloResult:
-    """Simulate ``trials`` runs of ``useful_seconds`` of work (see the module docstring)."""
+    """Simulate ``trials`` runs of ``useful_seconds`` of work (see the module docstring); fewer
+    where each has so many interruptions that ``MAX_SIMULATED_CYCLES`` caps them (the result's
+    ``trials`` is the number run)."""
     w, tau, d, lag = useful_seconds, interval_seconds, stall_seconds, write_lag_seconds
     for name, v, zero_ok in (("useful_seconds", w, False), ("interval_seconds", tau, False),
                              ("stall_seconds", d, True), ("write_lag_seconds", lag, True),
@@ -108,7 +120,7 @@ def simulate(useful_seconds: float, interval_seconds: float, stall_seconds: floa
     s = tau + d
     if rate_unexpected_per_s > 0:
         lam_u, r_u = rate_unexpected_per_s, recovery_unexpected_seconds + lag
-        log_wall = (lam_u * r_u + math.log(math.expm1(lam_u * s) / lam_u) + math.log(w / tau)
+        log_wall = (lam_u * r_u + _log_expm1(lam_u * s) - math.log(lam_u) + math.log(w / tau)
                     + math.log1p(rate_planned_per_s * recovery_planned_seconds))
         expected_cycles = lam * math.exp(min(log_wall, 700.0)) + 1  # Because: exp(700) ~ float max
     else:
@@ -118,6 +130,7 @@ def simulate(useful_seconds: float, interval_seconds: float, stall_seconds: floa
             f"the job cannot make progress: about {expected_cycles:.3g} interruptions per run; the "
             f"recovery ({recovery_unexpected_seconds:.4g} s) or the interval is too long for the "
             f"time between failures ({1 / lam:.4g} s)", field="failure rates", value=lam)
+    trials = min(trials, max(MIN_TRIALS_WHEN_CAPPED, int(MAX_SIMULATED_CYCLES // expected_cycles)))
     k_cols = int(min(expected_cycles + _MARGIN_SIGMA * math.sqrt(expected_cycles) + 8,
                      CHUNK_ELEMENTS))
     k_cols = -(-k_cols // _BLOCK) * _BLOCK  # round up to whole blocks
@@ -141,6 +154,11 @@ def simulate(useful_seconds: float, interval_seconds: float, stall_seconds: floa
         lost_work_seconds_mean=float(max(lost.mean(), 0.0)),
         checkpoint_seconds_mean=float(out["ckpt"].mean()),
         recovery_seconds_mean=float(out["rec"].mean()))
+
+
+def _log_expm1(x: float) -> float:
+    """log(exp(x) - 1) for x > 0, without overflow where exp(x) would (x above ~709)."""
+    return x + math.log(-math.expm1(-x))
 
 
 def _prefix_sums(x: np.ndarray, first: np.ndarray, block: int) -> np.ndarray:

@@ -54,8 +54,8 @@ class ReliabilitySpec(BaseModel):
     """user-set planned interruption rate (replaces the source's)"""
     trials: int = Field(default=DEFAULT_TRIALS, ge=1, le=1_000_000)
     """Monte Carlo trials"""
-    seed: int = 0
-    """Monte Carlo seed (same seed, same result)"""
+    seed: int = Field(default=0, ge=0)
+    """Monte Carlo seed (same seed, same result; numpy takes non-negative seeds)"""
 
     @model_validator(mode="after")
     def _consistent(self) -> ReliabilitySpec:

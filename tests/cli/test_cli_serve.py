@@ -83,3 +83,9 @@ def test_simulate_bad_length(cli):
     code, _, err = cli("serve", "simulate", "-", "--rate", "1", "--requests", "10", "--input", "gauss:3",
                        input=SPEC)
     assert code == 2 and "--input" in err
+
+
+def test_simulate_refuses_a_negative_seed_by_name(cli):
+    # numpy's seeding raised a ValueError traceback
+    code, _, err = cli("serve", "simulate", "-", "--rate", "1", "--requests", "10", "--seed", "-1", input=SPEC)
+    assert code == 2 and "--seed" in err and "Traceback" not in err

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from colossim.errors import SpecError
+from colossim.specs._validation import MAX_SPEC_INTEGER
 from colossim.inference.simulate import (
     LengthDistribution,
     LinearIterationCost,
@@ -205,13 +206,21 @@ def test_parse_length_forms_and_sample_means(text, kind, mean):
 
 
 @pytest.mark.parametrize("text", ["", "abc", "0", "-5", "fixed:1.5", "uniform:4096-128", "uniform:100",
-                                  "exponential:0", "lognormal:1024", "lognormal:1024,0", "gamma:3", "2048.5"])
+                                  "exponential:0", "lognormal:1024", "lognormal:1024,0", "gamma:3", "2048.5",
+                                  "10000000000", "uniform:1-3000000000", "lognormal:1e30,5"])
 def test_parse_length_errors_are_one_line_with_field_and_allowed_forms(text):
     with pytest.raises(SpecError) as e:
         parse_length(text, field="serving.input_tokens")
     msg = str(e.value)
     assert "\n" not in msg and e.value.field == "serving.input_tokens"
     assert msg.startswith("serving.input_tokens:") and "uniform:LOW-HIGH" in msg and "lognormal:MEAN,SIGMA" in msg
+
+
+def test_a_lognormal_s_far_tail_is_clipped_not_overflowed():
+    # lognormal:1e30,5 drew values past int64 (a RuntimeWarning, then negative lengths); the mean is
+    # now bounded, and a wide sigma's tail stops at the largest length a spec takes
+    x = parse_length("lognormal:1000000000,3").sample(np.random.default_rng(0), 10_000)
+    assert x.min() >= 1 and x.max() == MAX_SPEC_INTEGER
 
 
 @pytest.mark.parametrize("kw, field", [

@@ -165,7 +165,7 @@ def simulate_cmd(spec: str = SPEC_ARG,
                  input_len: str | None = typer.Option(None, "--input", help="Input length: N, fixed:N, uniform:A-B, "
                                                       "exponential:MEAN, lognormal:MEAN,SIGMA (default: the spec's)."),
                  output_len: str | None = typer.Option(None, "--output", help="Output length, same forms."),
-                 seed: int = typer.Option(0, "--seed"),
+                 seed: int = typer.Option(0, "--seed", min=0),
                  json_out: bool = typer.Option(False, "--json", help="Print JSON."),
                  profile: Path | None = PROFILE_OPT) -> None:
     """Event-driven simulation of requests under continuous batching on the spec's best plan."""

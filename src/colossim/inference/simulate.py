@@ -46,6 +46,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from colossim.errors import SpecError
+from colossim.specs._validation import MAX_SPEC_INTEGER
 
 __all__ = [
     "IterationCostModel", "LinearIterationCost", "LengthDistribution", "parse_length", "LENGTH_FORMS",
@@ -117,12 +118,12 @@ class LengthDistribution:
         bad = None
         if self.kind not in ("fixed", "uniform", "exponential", "lognormal"):
             bad = f"kind '{self.kind}' unknown"
-        elif not (math.isfinite(self.mean) and self.mean >= 1):
-            bad = f"mean {self.mean!r} must be >= 1"
+        elif not (math.isfinite(self.mean) and 1 <= self.mean <= MAX_SPEC_INTEGER):
+            bad = f"mean {self.mean!r} must be >= 1 and <= {MAX_SPEC_INTEGER}"
         elif self.kind == "fixed" and self.mean != int(self.mean):
             bad = f"fixed length {self.mean!r} must be an integer"
         elif self.kind == "uniform" and not (self.low is not None and self.high is not None
-                                             and 1 <= self.low <= self.high
+                                             and 1 <= self.low <= self.high <= MAX_SPEC_INTEGER
                                              and self.mean == (self.low + self.high) / 2):
             bad = f"uniform needs integers 1 <= low <= high with mean (low + high) / 2, got {self}"
         elif self.kind == "lognormal" and not (self.sigma is not None and math.isfinite(self.sigma)
@@ -141,7 +142,8 @@ class LengthDistribution:
         return cls("uniform", (low + high) / 2, low=low, high=high)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` lengths (int64, each >= 1)."""
+        """``n`` lengths (int64, each >= 1 and at most ``MAX_SPEC_INTEGER``: a lognormal's far tail
+        would overflow int64, and no request that long can fit anyway)."""
         if self.kind == "fixed":
             return np.full(n, int(self.mean), dtype=np.int64)
         if self.kind == "uniform":
@@ -150,7 +152,7 @@ class LengthDistribution:
             x = rng.exponential(self.mean, size=n)
         else:
             x = rng.lognormal(math.log(self.mean) - self.sigma ** 2 / 2, self.sigma, size=n)
-        return np.maximum(1, np.rint(x)).astype(np.int64)
+        return np.clip(np.rint(x), 1, MAX_SPEC_INTEGER).astype(np.int64)
 
 
 def parse_length(text: str | int, field: str = "length") -> LengthDistribution:
@@ -173,7 +175,7 @@ def parse_length(text: str | int, field: str = "length") -> LengthDistribution:
     except (ValueError, SpecError):
         pass
     raise SpecError(f"{field}: '{text}' is not a length distribution; allowed: {', '.join(LENGTH_FORMS)} "
-                    "(e.g. 2048, uniform:128-4096, lognormal:1024,0.8; tokens >= 1, sigma > 0)",
+                    f"(e.g. 2048, uniform:128-4096, lognormal:1024,0.8; tokens 1 to {MAX_SPEC_INTEGER}, sigma > 0)",
                     field=field, value=text, allowed=LENGTH_FORMS)
 
 

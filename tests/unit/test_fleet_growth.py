@@ -7,8 +7,8 @@ import math
 import pytest
 
 from colossim.errors import ColossimError
-from colossim.fleet.dates import parse_period, quarters_between
-from colossim.fleet.growth import cagr, doubling_time, growth
+from colossim.fleet.dates import parse_date_arg, parse_period, quarters_between
+from colossim.fleet.growth import GrowthPoint, cagr, doubling_time, growth
 
 
 def test_doubling_every_year():
@@ -53,7 +53,9 @@ def test_bad_input():
     with pytest.raises(ColossimError, match=">= 0"):
         growth([("2024-Q1", -1.0)])
     with pytest.raises(ColossimError, match="not a date"):
-        growth([("Q1 2024", 1.0)])
+        growth([("Q5 2024", 1.0)])
+    # a quarter as people write it is read as the records write it
+    assert growth([("Q1 2024", 1.0), ("2024Q2", 2.0)]).points[-1] == GrowthPoint("2024-Q2", 2.0, 1.0, None)
 
 
 def test_periods():
@@ -64,3 +66,17 @@ def test_periods():
     assert quarters_between("2024-Q3", "2025-Q2") == ["2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2"]
     with pytest.raises(ValueError):
         parse_period("2024-Q5")
+
+
+@pytest.mark.parametrize("text, label", [("2024Q3", "2024-Q3"), ("2024 q3", "2024-Q3"), ("Q3 2024", "2024-Q3"),
+                                         ("q3-2024", "2024-Q3"), ("H2 2024", "2024-H2"), ("2024-09-30", "2024-09"),
+                                         (" 2024-Q3 ", "2024-Q3")])
+def test_a_user_s_date_may_take_the_forms_people_write(text, label):
+    assert parse_date_arg(text).text == label
+
+
+@pytest.mark.parametrize("text, message", [("2024-02-30", "day is out of range"), ("Q5 2024", "YYYY-MM-DD"),
+                                           ("30/09/2024", "YYYY-Qn")])
+def test_a_user_s_impossible_date_is_one_line_naming_the_forms(text, message):
+    with pytest.raises(ColossimError, match=f"^'{text}' is not a date: .*{message}"):
+        parse_date_arg(text)

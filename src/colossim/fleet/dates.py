@@ -8,6 +8,7 @@ then).  Time series are quarterly; a quarter is written ``YYYY-Qn``.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -62,12 +63,37 @@ def parse_period(text: str) -> Period:
     raise ValueError(f"'{text}' is not a date: use {DATE_FORMATS}")
 
 
+#: The other ways a user writes a date on the command line, read as the record formats:
+#: ``2024Q3`` / ``2024 q3`` / ``Q3 2024`` (a quarter or half), ``2024-09-30`` (its month).
+_QUARTER_OR_HALF_LOOSE = re.compile(r"^(\d{4})\s*-?\s*([QqHh])([1-4])$")
+_QUARTER_OR_HALF_FIRST = re.compile(r"^([QqHh])([1-4])\s*[-/ ]?\s*(\d{4})$")
+_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def _user_form(text: str) -> str:
+    """``text`` in a record format where it is one of the looser forms above, else as given."""
+    t = text.strip()
+    if m := _QUARTER_OR_HALF_LOOSE.match(t):
+        return f"{m[1]}-{m[2].upper()}{m[3]}"
+    if m := _QUARTER_OR_HALF_FIRST.match(t):
+        return f"{m[3]}-{m[1].upper()}{m[2]}"
+    if m := _DAY.match(t):
+        try:
+            datetime.date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError as e:
+            raise ValueError(f"'{text}' is not a date: {e}") from None
+        return f"{m[1]}-{m[2]}"
+    return t
+
+
 def parse_date_arg(text: str, field: str = "date") -> Period:
-    """A date given by a user: :class:`ColossimError` (one line, formats listed) when malformed."""
+    """A date given by a user: a record format, or ``2024Q3``, ``Q3 2024``, ``2024-09-30`` (its month);
+    :class:`ColossimError` (one line, formats listed) when malformed."""
     try:
-        return parse_period(text)
+        return parse_period(_user_form(text))
     except ValueError as e:
-        raise ColossimError(str(e), field=field, value=text, allowed=[DATE_FORMATS]) from None
+        raise ColossimError(f"{e} (or YYYYQn, Qn YYYY, YYYY-MM-DD)" if "use" in str(e) else str(e),
+                            field=field, value=text, allowed=[DATE_FORMATS]) from None
 
 
 def quarter_label(month: int) -> str:

@@ -69,9 +69,10 @@ def doubling_time(rate: float | None) -> float | None:
 
 def growth(data: Series | Sequence[tuple[str, float]]) -> Growth:
     """Growth of a series of ``(quarter, H100e)`` (or a :class:`Series`), in quarter order."""
-    pairs = data.pairs() if isinstance(data, Series) else list(data)
+    # quarters as the records write them ("Q1 2024" is 2024-Q1)
+    pairs = [(parse_date_arg(q, "quarter").text, v)
+             for q, v in (data.pairs() if isinstance(data, Series) else list(data))]
     for q, v in pairs:
-        parse_date_arg(q, "quarter")
         if v < 0 or math.isnan(v):
             raise ColossimError(f"H100e must be >= 0, got {v} at {q}", field="h100e", value=v)
     pairs = sorted(pairs, key=lambda qv: quarter_number(qv[0]))

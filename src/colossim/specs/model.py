@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from colossim.catalog.loader import data_path, label_index, label_key, load_models, split_aliases
 from colossim.errors import SpecError, UnknownNameError
@@ -43,6 +43,21 @@ class Activation(SpecChoice):
 
 
 AttentionKind = Literal["mha", "gqa", "mqa", "mla"]
+
+
+#: pydantic's own reading of an integer field, for the defaults derived before validation
+_INT = TypeAdapter(int)
+
+
+def _lax_int(value: Any) -> int | None:
+    """``value`` as pydantic's lax mode will read it into an int field ("8", "8.0", 8.0 are 8, True
+    is 1), else None (the field's validation then names it)."""
+    if value is None:
+        return None
+    try:
+        return _INT.validate_python(value)
+    except ValidationError:
+        return None
 
 
 class ModelSpec(BaseModel):
@@ -97,7 +112,7 @@ class ModelSpec(BaseModel):
         if not isinstance(data, Mapping):
             return data
         d = {k: v for k, v in data.items() if v is not None}
-        heads, hidden = d.get("heads"), d.get("hidden")
+        heads, hidden = _lax_int(d.get("heads")), _lax_int(d.get("hidden"))
         mla = d.get("attention") == "mla" or d.get("mla_kv_lora_rank") is not None
         if isinstance(heads, int) and heads > 0 and isinstance(hidden, int):
             if "head_dim" not in d and not mla:
@@ -630,8 +645,8 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
             return {**base, **shape, "name": f"{base['name']}{BY_SHAPE_SUFFIX}"}
     out = _expert_width_from_table(data)
     out.setdefault("vocab", DEFAULT_VOCAB)
-    hidden = data.get("hidden")
-    if dense and "ffn_hidden" not in out and isinstance(hidden, int):
+    hidden = _lax_int(data.get("hidden"))
+    if dense and "ffn_hidden" not in out and hidden is not None:
         gated = str(data.get("activation", "gelu")) in {a.value for a in Activation if a.gated}
         out["ffn_hidden"] = (int(-(-hidden * GATED_FFN_RATIO // GATED_FFN_MULTIPLE) * GATED_FFN_MULTIPLE)
                              if gated else NON_GATED_FFN_RATIO * hidden)

@@ -42,8 +42,8 @@ def month_index(year: int, month: int) -> int:
     return year * MONTHS_PER_YEAR + (month - 1)
 
 
-def parse_period(text: str) -> Period:
-    """Parse ``YYYY-MM``, ``YYYY-Qn`` or ``YYYY-Hn``; raises ``ValueError`` naming the formats."""
+def parse_period(text: str, formats: str = DATE_FORMATS) -> Period:
+    """Parse ``YYYY-MM``, ``YYYY-Qn`` or ``YYYY-Hn``; raises ``ValueError`` naming ``formats``."""
     t = text.strip()
     if m := _MONTH.match(t):
         year, month = int(m[1]), int(m[2])
@@ -60,11 +60,12 @@ def parse_period(text: str) -> Period:
         half = MONTHS_PER_YEAR // 2
         start = month_index(year, (h - 1) * half + 1)
         return Period(start + half - 1, start, f"{year}-H{h}")
-    raise ValueError(f"'{text}' is not a date: use {DATE_FORMATS}")
+    raise ValueError(f"'{text}' is not a date: use {formats}")
 
 
 #: The other ways a user writes a date on the command line, read as the record formats:
 #: ``2024Q3`` / ``2024 q3`` / ``Q3 2024`` (a quarter or half), ``2024-09-30`` (its month).
+USER_DATE_FORMATS = f"{DATE_FORMATS} (or YYYYQn, Qn YYYY, YYYY-MM-DD)"
 _QUARTER_OR_HALF_LOOSE = re.compile(r"^(\d{4})\s*-?\s*([QqHh])([1-4])$")
 _QUARTER_OR_HALF_FIRST = re.compile(r"^([QqHh])([1-4])\s*[-/ ]?\s*(\d{4})$")
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
@@ -90,10 +91,9 @@ def parse_date_arg(text: str, field: str = "date") -> Period:
     """A date given by a user: a record format, or ``2024Q3``, ``Q3 2024``, ``2024-09-30`` (its month);
     :class:`ColossimError` (one line, formats listed) when malformed."""
     try:
-        return parse_period(_user_form(text))
+        return parse_period(_user_form(text), USER_DATE_FORMATS)
     except ValueError as e:
-        raise ColossimError(f"{e} (or YYYYQn, Qn YYYY, YYYY-MM-DD)" if "use" in str(e) else str(e),
-                            field=field, value=text, allowed=[DATE_FORMATS]) from None
+        raise ColossimError(str(e), field=field, value=text, allowed=[USER_DATE_FORMATS]) from None
 
 
 def quarter_label(month: int) -> str:

@@ -105,6 +105,16 @@ def test_bad_plans_name_every_factor():
     assert "8" in msg and "64" in msg
 
 
+def test_a_plan_that_cannot_fit_is_advised_only_what_it_does_not_already_do():
+    from colossim.training.estimate import _memory_remedies
+
+    lean = {"tp": 8, "pp": 1, "cp": 1, "dp": 1, "micro_batch": 1, "recompute": "full", "zero": 0}
+    assert _memory_remedies(lean) == "more GPUs"  # ZeRO has nothing to shard over with one replica
+    assert _memory_remedies({**lean, "dp": 4}) == "more GPUs or ZeRO-3/FSDP"
+    assert _memory_remedies({**lean, "dp": 4, "zero": 3, "recompute": "none", "micro_batch": 2}) == (
+        "more GPUs, full recompute or a smaller micro-batch")
+
+
 def test_model_that_cannot_fit_says_by_how_much():
     # the leanest plan as the tables write it, not as a dict of every field
     with pytest.raises(SpecError, match=r"does not fit: the leanest plan \(tp\d+ pp\d+ cp1 dp\d+ v\d+ mb1 full z\d\) "

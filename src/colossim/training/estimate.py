@@ -245,6 +245,20 @@ def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
                                 ctx.seq_len, recompute_modes=stack.recompute_choices)
 
 
+def _memory_remedies(plan: dict) -> str:
+    """What could still make ``plan`` fit, leaving out what it already does: more GPUs always; full
+    recompute, ZeRO-3 / FSDP (which shards over data-parallel replicas, so only where there are
+    several) and a micro-batch of 1 where the plan (fixed by the spec) has not."""
+    fixes = ["more GPUs"]
+    if plan.get("recompute") != "full":
+        fixes.append("full recompute")
+    if plan.get("zero", 0) < 3 and not plan.get("fsdp") and plan.get("dp", 1) * plan.get("cp", 1) > 1:
+        fixes.append("ZeRO-3/FSDP")
+    if plan.get("micro_batch", 1) > 1:
+        fixes.append("a smaller micro-batch")
+    return ", ".join(fixes[:-1]) + (" or " if len(fixes) > 1 else "") + fixes[-1]
+
+
 def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> SearchResult:
     """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
     t0 = time.perf_counter()
@@ -272,10 +286,11 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
         best = int(np.argmin(mem.total))
         need = units.bytes_to_gib(float(mem.total[best]))
         have = units.bytes_to_gib(spec.hardware.hbm_bytes)
+        lean = plans.plan_dict(best)
         raise SpecError(
-            f"model does not fit: the leanest plan ({plan_label(plans.plan_dict(best))}) needs {need:.1f} GiB per GPU, "
-            f"the {spec.hardware.accelerator.id} has {have:.1f} GiB; use more GPUs, full recompute, "
-            "ZeRO/FSDP, or a smaller micro-batch", field="hardware.count")
+            f"model does not fit: the leanest plan ({plan_label(lean)}) needs {need:.1f} GiB per GPU, "
+            f"the {spec.hardware.accelerator.id} has {have:.1f} GiB; use {_memory_remedies(lean)}",
+            field="hardware.count")
     sub = plans.take(cand)
     t = evaluate_step(ctx, sub)
     order = np.argsort(t["step_time_s"], kind="stable")[:top]

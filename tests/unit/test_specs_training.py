@@ -73,6 +73,10 @@ def test_tp_not_dividing_heads_lists_allowed():
 def test_product_mismatch_shows_every_factor():
     with pytest.raises(SpecError, match=r"^tp\*pp\*cp\*dp = 8\*8\*1\*32 = 2048 != hardware.count 1024$"):
         load_spec(spec(parallelism={"dp": 32}))
+    # factors at the spec bound: the product is exact (int64 wrapped it to 51539607544)
+    big = 2**31 - 1
+    with pytest.raises(SpecError, match=rf"= {8 * big**3} != hardware.count 1024$"):
+        load_spec(spec(parallelism={"pp": big, "cp": big, "dp": big}))
 
 
 def test_a_partial_plan_that_cannot_make_the_count_names_its_factors():

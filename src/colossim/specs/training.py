@@ -14,6 +14,7 @@ training: {global_batch: 2048, precision: bf16, tokens: 15.6e12}   # software: m
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,7 +287,7 @@ def check_plan_product(factors: list[tuple[str, int | None]], count: int) -> Non
     factor given their product must equal it, with some given it must divide it.  The message shows
     every factor (one given factor: the values it may take)."""
     given = [(k, v) for k, v in factors if v is not None]
-    prod = int(np.prod([v for _, v in given])) if given else 1
+    prod = math.prod(v for _, v in given)  # exact: int64 would wrap for four factors near the bound
     lhs, rhs = "*".join(k for k, _ in given), "*".join(str(v) for _, v in given)
     if len(given) == len(factors) and prod != count:
         raise SpecError(f"{lhs} = {rhs} = {prod} != hardware.count {count}", field="parallelism",

@@ -25,7 +25,7 @@ from colossim.training.evidence import validation_evidence
 from colossim.training.labels import plan_label
 from colossim.training.pipeline import layers_on_slowest_stage
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
-from colossim.training.search import enumerate_plans
+from colossim.training.search import enumerate_plans, nearest_plan_batches, nearest_plan_counts
 from colossim.training.step import StepContext, evaluate_step
 
 #: The model-FLOPs conventions ``mfu_by_convention`` reports: the spec's choices.
@@ -259,6 +259,17 @@ def _memory_remedies(plan: dict) -> str:
     return ", ".join(fixes[:-1]) + (" or " if len(fixes) > 1 else "") + fixes[-1]
 
 
+def _nearest_hint(spec, ctx: StepContext, stack) -> str:
+    """The no-plan error's closing advice: the nearest GPU counts and global batches that admit a
+    plan (:func:`colossim.training.search.nearest_plan_counts` / ``nearest_plan_batches``)."""
+    args = (spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
+    found = {"hardware.count": nearest_plan_counts(*args, recompute_modes=stack.recompute_choices),
+             "training.global_batch": nearest_plan_batches(*args, recompute_modes=stack.recompute_choices)}
+    parts = [f"{name} {' or '.join(f'{m:,}' for m in near if m is not None)}"
+             for name, near in found.items() if any(m is not None for m in near)]
+    return f"; nearest that admit a plan: {', or '.join(parts)}" if parts else ""
+
+
 def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> SearchResult:
     """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
     t0 = time.perf_counter()
@@ -275,7 +286,7 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
             "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
             "dp x micro_batch must divide global_batch, ep must divide the experts and dp x cp (tp x cp "
             "x dp / etp with an etp below tp), and zero 2-3 goes with pp > 1 only when the spec fixes "
-            "both", field="parallelism", value=given)
+            f"both{_nearest_hint(spec, ctx, stack)}", field="parallelism", value=given)
     if (stack.recompute_block and spec.parallelism.recompute is None
             and spec.parallelism.recompute_num_layers is None):
         plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)

@@ -27,6 +27,8 @@ Fields the spec fixes stay fixed; every omitted field is searched:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from colossim.arith import divisors
@@ -110,3 +112,92 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                       fsdp=np.full(sel.shape, plan.fsdp is not False),
                       recompute_layers=np.full(sel.shape, plan.recompute_num_layers or 0, dtype=np.int64),
                       etp=etp[sel])
+
+
+
+#: Candidates tried on each side of the spec's GPU count or global batch before
+#: :func:`nearest_plan_counts` / :func:`nearest_plan_batches` give up on that side.  Because: each try
+#: enumerates one count's plans (milliseconds); almost every candidate admits a plan, so the
+#: first few tries settle it.
+NEAREST_TRIES = 64
+
+
+def _degree_choices(model, system, plan, global_batch: int, seq_len: int) -> tuple[list[int], ...]:
+    """The tp, cp, pp and dp degrees a plan may take whatever the GPU count: tp from the heads
+    within the scale-up domain, cp as the search tries it, pp up to the layers (dividing them
+    unless ``uneven_stages``), dp a divisor of the global batch (dp x micro_batch must divide it);
+    a degree the spec fixes is itself."""
+    kv = model.kv_heads or model.heads
+
+    def fixed_or(name: str, default: list[int]) -> list[int]:
+        v = getattr(plan, name)
+        return default if v is None else [int(getattr(v, "value", v))]
+
+    tps = fixed_or("tp", [t for t in divisors(model.heads)
+                          if (kv % t == 0 or t % kv == 0) and t <= system.scaleup_domain_size])
+    cps = fixed_or("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
+                   if plan.flash_attention else [1])
+    pps = fixed_or("pp", list(range(1, model.layers + 1)) if plan.uneven_stages else divisors(model.layers))
+    dps = fixed_or("dp", divisors(global_batch))
+    return tps, cps, pps, dps
+
+
+def _products(*axes: list[int]) -> np.ndarray:
+    """Every product of one value from each axis, sorted, each once."""
+    grid = np.meshgrid(*(np.asarray(a, dtype=np.int64) for a in axes), indexing="ij")
+    return np.unique(np.prod(np.stack([g.ravel() for g in grid]), axis=0))
+
+
+def _first_with_plans(candidates, admits) -> int | None:
+    """The first of ``candidates`` (at most ``NEAREST_TRIES`` of them) for which ``admits`` holds."""
+    for m in list(candidates)[:NEAREST_TRIES]:
+        if admits(int(m)):
+            return int(m)
+    return None
+
+
+def nearest_plan_counts(model, system, plan, global_batch: int, seq_len: int,
+                        recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> tuple[int | None, int | None]:
+    """The GPU counts nearest ``system.count`` (the largest below it, the smallest above it) for
+    which :func:`enumerate_plans` finds a valid plan with the same model, batch and fixed plan
+    fields; None on a side where none is found within ``NEAREST_TRIES`` candidates.  Candidates
+    are the products tp x cp x pp x dp of :func:`_degree_choices`; each is checked by the search's
+    own enumeration, the one authority on validity."""
+    choices = _degree_choices(model, system, plan, global_batch, seq_len)
+    if not all(choices):
+        return None, None
+    counts = _products(*choices)
+    n = int(system.count)
+
+    def admits(m: int) -> bool:
+        return len(enumerate_plans(model, replace(system, count=m), plan, global_batch, seq_len,
+                                   recompute_modes=recompute_modes)) > 0
+
+    return (_first_with_plans(counts[counts < n][::-1], admits),
+            _first_with_plans(counts[counts > n], admits))
+
+
+def nearest_plan_batches(model, system, plan, global_batch: int, seq_len: int,
+                         recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> tuple[int | None, int | None]:
+    """The global batches (sequences) nearest ``global_batch``, below and above it, for which
+    :func:`enumerate_plans` finds a valid plan on ``system.count`` GPUs; None on a side where none
+    is found.  Candidates are the multiples of each data-parallel degree the count leaves
+    (count / (tp x cp x pp)) nearest the batch; a fixed ``dp`` is the only degree."""
+    tps, cps, pps, _ = _degree_choices(model, system, plan, global_batch, seq_len)
+    n = int(system.count)
+    if plan.dp is not None:
+        dps = np.asarray([int(plan.dp)], dtype=np.int64)
+    else:
+        split = _products(tps, cps, pps) if all((tps, cps, pps)) else np.zeros(0, dtype=np.int64)
+        dps = n // split[n % split == 0]
+    if dps.size == 0:
+        return None, None
+    lower = (global_batch - 1) // dps * dps
+    upper = (global_batch // dps + 1) * dps
+    below = np.unique(lower[lower > 0])[::-1]
+    above = np.unique(upper[upper > global_batch])
+
+    def admits(b: int) -> bool:
+        return len(enumerate_plans(model, system, plan, b, seq_len, recompute_modes=recompute_modes)) > 0
+
+    return _first_with_plans(below, admits), _first_with_plans(above, admits)

@@ -15,4 +15,16 @@ def divisors(n: int) -> list[int]:
     return small + [n // d for d in reversed(small) if d * d != n]
 
 
-__all__ = ["divisors"]
+#: Divisors an error message lists before it elides the rest with "...".
+DIVISORS_LISTED = 15
+
+
+def divisors_text(n: int) -> str:
+    """The divisors of ``n`` as an error message lists them: all of them when there are at most
+    ``DIVISORS_LISTED`` + 1, else the first ``DIVISORS_LISTED`` and "..."."""
+    ds = divisors(n)
+    shown = ds if len(ds) <= DIVISORS_LISTED + 1 else [*ds[:DIVISORS_LISTED], "..."]
+    return ", ".join(map(str, shown))
+
+
+__all__ = ["DIVISORS_LISTED", "divisors", "divisors_text"]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colossim.arith import divisors
+from colossim.arith import DIVISORS_LISTED, divisors, divisors_text
 from colossim.errors import SpecError
 from colossim.specs._validation import MAX_SPEC_INTEGER
 from colossim.specs.training import load_spec
@@ -17,6 +17,15 @@ from colossim.training.estimate import estimate
 @given(st.integers(min_value=-5, max_value=5000))
 def test_divisors_are_the_definition_s_in_order(n):
     assert divisors(n) == [d for d in range(1, n + 1) if n % d == 0]
+
+
+@given(st.integers(min_value=1, max_value=10**6))
+def test_error_messages_list_the_divisors_or_the_first_of_them(n):
+    ds, text = divisors(n), divisors_text(n).split(", ")
+    if len(ds) <= DIVISORS_LISTED + 1:
+        assert text == [str(d) for d in ds]
+    else:
+        assert text == [str(d) for d in ds[:DIVISORS_LISTED]] + ["..."]
 
 
 @settings(deadline=None)

@@ -25,11 +25,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from colossim.arith import divisors_text
 from colossim.errors import SpecError
 from colossim.specs._validation import SpecChoice, SpecInt, check_known_fields, validate_model
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.system import SystemSpec, resolve_hardware
-from colossim.specs.training import _divisors, check_heads_and_experts, check_plan_product, read_spec_document
+from colossim.specs.training import check_heads_and_experts, check_plan_product, read_spec_document
 
 SERVING_SECTIONS = ["model", "hardware", "parallelism", "serving"]
 
@@ -140,7 +141,7 @@ def validate_serving_plan(model: ModelSpec, hardware: SystemSpec, plan: ServingP
     if p.ep is not None and p.ep > 1:
         if p.tp is not None and p.tp % p.ep:
             raise SpecError(f"parallelism.ep = {p.ep} does not divide tp = {p.tp} (a stage's tp GPUs "
-                            f"split the experts ep ways): allowed ep: {_divisors(p.tp)}",
+                            f"split the experts ep ways): allowed ep: {divisors_text(p.tp)}",
                             field="parallelism.ep", value=p.ep)
     check_plan_product([(k, getattr(p, k)) for k in ("tp", "pp", "replicas")], n)
 

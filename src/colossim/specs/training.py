@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from colossim.arith import divisors
+from colossim.arith import divisors_text
 from colossim.cost.compute import FLASH3_ARCHITECTURE
 from colossim.errors import SpecError
 from colossim.specs._validation import SpecChoice, SpecInt, check_known_fields, validate_model
@@ -253,11 +253,6 @@ def default_global_batch(seq_len: int, gpus: int) -> int:
     return gpus * max(1, round(DEFAULT_BATCH_TOKENS / (seq_len * gpus)))
 
 
-def _divisors(n: int) -> str:
-    ds = divisors(n)
-    return ", ".join(map(str, ds if len(ds) <= 16 else ds[:15] + ["..."]))
-
-
 def check_attention_kernel(kernel: str | None, accelerator) -> None:
     """Raise :class:`SpecError` when the plan asks for FlashAttention-3 on a chip that cannot run it."""
     if kernel == "flash3" and accelerator.architecture != FLASH3_ARCHITECTURE:
@@ -272,14 +267,14 @@ def check_heads_and_experts(model: ModelSpec, tp: int | None, ep: int | None) ->
     of an MoE model (shared by the training and serving specs)."""
     if tp is not None and model.heads % tp:
         raise SpecError(f"parallelism.tp = {tp} does not divide model.heads = {model.heads}: "
-                        f"allowed tp: {_divisors(model.heads)}", field="parallelism.tp", value=tp)
+                        f"allowed tp: {divisors_text(model.heads)}", field="parallelism.tp", value=tp)
     if ep is not None and ep > 1:
         if not model.is_moe:
             raise SpecError(f"parallelism.ep = {ep} but model '{model.name}' is dense: allowed ep: 1",
                             field="parallelism.ep", value=ep, allowed=["1"])
         if model.experts % ep:
             raise SpecError(f"parallelism.ep = {ep} does not divide model.experts = {model.experts}: "
-                            f"allowed ep: {_divisors(model.experts)}", field="parallelism.ep", value=ep)
+                            f"allowed ep: {divisors_text(model.experts)}", field="parallelism.ep", value=ep)
 
 
 def check_plan_product(factors: list[tuple[str, int | None]], count: int) -> None:
@@ -295,7 +290,7 @@ def check_plan_product(factors: list[tuple[str, int | None]], count: int) -> Non
     if count % prod:
         if len(given) == 1:
             raise SpecError(f"parallelism.{lhs} = {prod} does not divide hardware.count {count}: allowed "
-                            f"{lhs}: a divisor of {count} ({_divisors(count)})", field=f"parallelism.{lhs}", value=prod)
+                            f"{lhs}: a divisor of {count} ({divisors_text(count)})", field=f"parallelism.{lhs}", value=prod)
         raise SpecError(f"{lhs} = {rhs} = {prod} does not divide hardware.count {count}",
                         field="parallelism", value=dict(given))
 
@@ -316,7 +311,7 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                             f"the tp ({p.tp})", field="parallelism.etp", value=p.etp)
         if p.tp is not None and p.tp % p.etp:
             raise SpecError(f"parallelism.etp = {p.etp} does not divide tp = {p.tp}: allowed etp: "
-                            f"{_divisors(p.tp)}", field="parallelism.etp", value=p.etp)
+                            f"{divisors_text(p.tp)}", field="parallelism.etp", value=p.etp)
     check_plan_product([(k, getattr(p, k)) for k in ("tp", "pp", "cp", "dp")], hardware.count)
     if p.ep is not None and p.ep > 1 and p.dp is not None:
         # left open, etp is tp, or 1 where the search may fold the experts
@@ -337,7 +332,7 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                             field="parallelism.pp", value=p.pp)
         if model.layers % p.pp and not p.uneven_stages:
             raise SpecError(f"parallelism.pp = {p.pp} does not divide model.layers = {model.layers}: "
-                            f"allowed pp: {_divisors(model.layers)} (or set parallelism.uneven_stages: true)",
+                            f"allowed pp: {divisors_text(model.layers)} (or set parallelism.uneven_stages: true)",
                             field="parallelism.pp", value=p.pp)
         if p.vpp is not None and p.vpp > 1:
             if p.pp == 1:

@@ -58,7 +58,9 @@ def test_evidence_groups_errors_by_chip_family_and_stack_in_closed_form():
             _result(_run("d", "a100-80gb-sxm", "llama3-8b", 8), 0.01),
             _result(_run("e", "a100-80gb-sxm", "llama3-8b", 16), None)]  # no prediction: left out
     stack = {"a": "s1", "b": "s1", "c": "s2", "d": "s1", "e": "s1"}
-    rows = {(r.chip_family, r.software): r for r in evidence_rows(runs, software_of=lambda run: stack[run.id])}
+    batch = {"a": 2**20, "b": 2**22, "c": 2**21, "d": 2**19, "e": 2**30}  # tokens
+    rows = {(r.chip_family, r.software): r for r in evidence_rows(runs, software_of=lambda run: stack[run.id],
+                                                                  batch_tokens_of=lambda run: batch[run.id])}
     assert set(rows) == {("A100", ANY_STACK), ("A100", "s1"), ("H100", ANY_STACK), ("H100", "s1"), ("H100", "s2")}
     h = rows[("H100", "s1")]
     assert (h.runs, h.moe_runs, h.fp8_runs, h.largest_run_gpus) == (2, 0, 1, 512)
@@ -66,6 +68,8 @@ def test_evidence_groups_errors_by_chip_family_and_stack_in_closed_form():
     assert h.mean_signed_error == pytest.approx(-0.05)
     every = rows[("H100", ANY_STACK)]
     assert (every.runs, every.moe_runs, every.largest_run_gpus) == (3, 1, 2048)
+    assert (h.largest_batch_tokens, every.largest_batch_tokens) == (2**22, 2**22)
+    assert rows[("A100", "s1")].largest_batch_tokens == 2**19  # e has no prediction: not counted
     assert every.median_abs_error == pytest.approx(0.10)
     assert every.mean_signed_error == pytest.approx((0.10 - 0.20 + 0.05) / 3, abs=1e-4)
     assert every.run_ids == "a;b;c"
@@ -84,7 +88,8 @@ def test_an_estimate_rests_on_the_runs_of_its_chip_and_stack():
     row = evidence_table()[("H100", est.software)]
     assert ev["basis"] == f"H100 on {est.software}" and ev["runs"] == row.runs >= 10
     assert ev["median_abs_error"] == row.median_abs_error and ev["max_abs_error"] == row.max_abs_error
-    assert ev["caveats"] == []  # dense, bf16, 64 GPUs: inside what the runs cover
+    assert ev["caveats"] == []  # dense, bf16, 64 GPUs, 2M tokens a step: inside what the runs cover
+    assert (est.global_batch, est.seq_len, est.global_batch_tokens) == (256, 8192, 256 * 8192)
     assert "NEMO2407-LLAMA3-8B-8" in ev["run_ids"]
 
 
@@ -105,6 +110,15 @@ def test_an_estimate_says_where_it_reaches_past_its_runs():
     # no A100 run trains in fp8
     assert any("fp8" in c for c in validation_evidence("a100-80gb-sxm", "megatron-lm-2022", 8, "fp8",
                                                        moe=False)["caveats"])
+    # a batch beyond every run's: the time to train extrapolates in batch as well
+    mcore = evidence_table()[("H100", "megatron-core-2024")]
+    big = 3 * mcore.largest_batch_tokens
+    ev = validation_evidence("h100-sxm", "megatron-core-2024", 64, "bf16", moe=False, batch_tokens=big)
+    assert ev["caveats"] == [f"a batch of {big / 1e6:,.1f}M tokens is 3.0x the largest of these runs' "
+                             f"({mcore.largest_batch_tokens / 1e6:,.1f}M); the time to train counts tokens, "
+                             "not whether a batch this large trains as well"]
+    assert validation_evidence("h100-sxm", "megatron-core-2024", 64, "bf16", moe=False,
+                               batch_tokens=mcore.largest_batch_tokens)["caveats"] == []
     # a chip no published run covers: nothing to rest on
     ev = validation_evidence("mi300x", "megatron-core-2024", 64, "bf16", moe=False)
     assert ev["runs"] == 0 and ev["basis"] is None and "mi300x" in ev["caveats"][0]

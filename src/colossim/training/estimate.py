@@ -64,6 +64,10 @@ class TrainingEstimate:
     chip: str
     precision: str
     software: str
+    global_batch: int
+    """Sequences per optimizer step (the spec's, or :func:`colossim.specs.training.default_global_batch`)."""
+    seq_len: int
+    global_batch_tokens: int
     time_to_train_days: float | None = None
     gpu_hours: float | None = None
     energy_mwh: float | None = None
@@ -188,7 +192,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none")
     full_share = plans.recompute_fraction(layers_on_slowest_stage(ctx.model.layers, plans.pp))
     evidence = validation_evidence(chip.id, spec.training.software, n, ctx.precision, ctx.model.is_moe,
-                                   custom_profile=custom_profile)
+                                   custom_profile=custom_profile, batch_tokens=tokens_per_step)
     out = []
     for i in idx:
         step = float(t["step_time_s"][i])
@@ -217,7 +221,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             parallelism={**plans.plan_dict(int(i)), "pipeline_schedule": ctx.pipeline_schedule,
                          "pipeline_grad_scatter_gather": ctx.pipeline_grad_scatter_gather},
             gpus=n, chip=chip.id, precision=ctx.precision,
-            software=spec.training.software,
+            software=spec.training.software, global_batch=int(ctx.global_batch), seq_len=int(ctx.seq_len),
+            global_batch_tokens=int(tokens_per_step),
             # the routing balance an MoE estimate rests on (the spec's, default perfect balance)
             assumptions={"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {},
             validation_evidence=evidence,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from colossim import units
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import CatalogError
 from colossim.errorstats import chip_family, error_stats
@@ -54,6 +55,8 @@ class EvidenceRow(BaseModel):
     moe_runs: int
     fp8_runs: int
     largest_run_gpus: int
+    largest_batch_tokens: int
+    """The largest global batch of the runs, in tokens (sequences x sequence length)."""
     chips: str
     """The catalog chip ids the runs ran on, ";"-separated (a family holds several parts)."""
     median_abs_error: float
@@ -70,12 +73,21 @@ def run_software(run) -> str:
     return load_spec(run.spec).training.software
 
 
+def run_batch_tokens(run) -> int:
+    """A validation run's global batch in tokens, as its spec resolves it (sequences x length)."""
+    from colossim.specs.training import load_spec
+
+    spec = load_spec(run.spec)
+    return int(spec.training.global_batch) * int(spec.model.seq_len)
+
+
 def run_precision(run) -> str:
     """The training precision a validation run's spec asks for (bf16 unless it says)."""
     return str((run.spec.get("training") or {}).get("precision") or "bf16")
 
 
-def evidence_rows(results: Iterable, software_of: Callable = run_software) -> list[EvidenceRow]:
+def evidence_rows(results: Iterable, software_of: Callable = run_software,
+                  batch_tokens_of: Callable = run_batch_tokens) -> list[EvidenceRow]:
     """Grouped errors of validation results (:class:`colossim.training.validate.RunResult`): one row
     per chip family and stack, one per family over every stack; runs without a prediction are
     left out.  Sorted by family, then stack (:data:`ANY_STACK` first)."""
@@ -93,6 +105,7 @@ def evidence_rows(results: Iterable, software_of: Callable = run_software) -> li
             chip_family=fam, software=stack, runs=st.n, moe_runs=sum(r.run.is_moe for r in rs),
             fp8_runs=sum(run_precision(r.run) == "fp8" for r in rs),
             largest_run_gpus=max(r.run.num_gpus for r in rs),
+            largest_batch_tokens=max(batch_tokens_of(r.run) for r in rs),
             chips=";".join(sorted({r.run.chip for r in rs})),
             median_abs_error=round(st.median_abs, ERROR_DECIMALS), max_abs_error=round(st.max_abs, ERROR_DECIMALS),
             mean_signed_error=round(st.mean_signed, ERROR_DECIMALS),
@@ -133,11 +146,11 @@ def evidence_table() -> dict[tuple[str, str], EvidenceRow]:
 
 
 def validation_evidence(chip: str, software: str, gpus: int, precision: str, moe: bool,
-                        custom_profile: bool = False) -> dict:
-    """What the validation says about an estimate of ``gpus`` x ``chip`` on ``software``: the
-    runs it rests on (same chip family and stack, else the family over every stack), the engine's
-    error on them, and caveats where the estimate reaches past them.  ``runs`` 0 and ``basis``
-    None where no published run covers the chip."""
+                        custom_profile: bool = False, batch_tokens: int | None = None) -> dict:
+    """What the validation says about an estimate of ``gpus`` x ``chip`` on ``software`` (a global
+    batch of ``batch_tokens`` when given): the runs it rests on (same chip family and stack, else the
+    family over every stack), the engine's error on them, and caveats where the estimate reaches
+    past them.  ``runs`` 0 and ``basis`` None where no published run covers the chip."""
     fam = chip_family(chip)
     table = evidence_table()
     row, basis, caveats = table.get((fam, software)), f"{fam} on {software}", []
@@ -159,11 +172,17 @@ def validation_evidence(chip: str, software: str, gpus: int, precision: str, moe
         caveats.append("none of these runs trains in fp8")
     if gpus > row.largest_run_gpus:
         caveats.append(f"{gpus:,} GPUs is more than the largest of these runs ({row.largest_run_gpus:,})")
+    if batch_tokens is not None and batch_tokens > row.largest_batch_tokens:
+        mega, times = units.MEGA, batch_tokens / row.largest_batch_tokens
+        caveats.append(f"a batch of {batch_tokens / mega:,.1f}M tokens is {times:,.1f}x the largest of these "
+                       f"runs' ({row.largest_batch_tokens / mega:,.1f}M); the time to train counts tokens, not "
+                       "whether a batch this large trains as well")
     if custom_profile:
         caveats.append("the errors are those of the default calibration profile, not the one given")
     return {"basis": basis, "runs": row.runs, "median_abs_error": row.median_abs_error,
             "max_abs_error": row.max_abs_error, "mean_signed_error": row.mean_signed_error,
-            "largest_run_gpus": row.largest_run_gpus, "run_ids": row.run_ids.split(";"),
+            "largest_run_gpus": row.largest_run_gpus, "largest_batch_tokens": row.largest_batch_tokens,
+            "run_ids": row.run_ids.split(";"),
             "caveats": caveats}
 
 

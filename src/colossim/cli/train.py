@@ -13,7 +13,6 @@ from rich.table import Table
 from colossim.cli.common import chart_written, console, emit_json, fmt, to_jsonable
 from colossim.outfiles import check_writable, make_folder, write_text_whole
 from colossim.training.labels import etp_label, recompute_label, schedule_label
-from colossim.units import MEGA
 
 app = typer.Typer(help="Training: memory, step time, MFU, time-to-train, best parallel plan.")
 
@@ -61,7 +60,7 @@ def _show(est) -> None:
               show_header=False)
     t.add_column("metric", style="bold")
     t.add_column("value", justify="right")
-    rows = [("global batch", f"{est.global_batch:,} x {est.seq_len:,} = {est.global_batch_tokens / MEGA:,.1f}M tokens"),
+    rows = [("global batch", f"{est.global_batch:,} x {est.seq_len:,} = {est.global_batch_tokens:,} tokens"),
             ("step time (s)", fmt(est.step_time_s, 4)), ("tokens/s", fmt(est.tokens_per_s)),
             ("tokens/s/GPU", fmt(est.tokens_per_s_per_gpu)), ("TFLOPS/GPU (model)", fmt(est.tflops_per_gpu)),
             ("MFU", f"{est.mfu:.1%}"), ("HFU", f"{est.hfu:.1%}"),

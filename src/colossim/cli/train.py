@@ -127,7 +127,8 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
                    "configs_fitting": res.configs_fitting, "configs_per_s": res.configs_per_s})
         return
     t = Table(title=f"best of {res.configs_evaluated:,} plans ({res.configs_fitting:,} fit; "
-                    f"{res.configs_per_s:,.0f} configs/s)")
+                    f"{res.configs_per_s:,.0f} configs/s), global batch {res.best[0].global_batch:,} x "
+                    f"{res.best[0].seq_len:,} tokens")
     # the expert tp column only where a plan's experts have their own (etp_label's rule)
     shape = ("tp", "pp", "cp", "ep", *(("etp",) if any(etp_label(e.parallelism) for e in res.best) else ()),
              "dp", "vpp", "micro_batch")

@@ -50,13 +50,27 @@ def vpp_candidates(layers: int, pps: list[int]) -> list[int]:
     return sorted({v for p in pps for v in divisors(int(layers_on_slowest_stage(layers, p)))})
 
 
+def tp_candidates(model) -> list[int]:
+    """Tensor-parallel degrees worth trying: the divisors of the query heads that the KV heads
+    divide, or that divide them (Megatron-LM's query-group rule)."""
+    kv = model.kv_heads or model.heads
+    return [t for t in divisors(model.heads) if kv % t == 0 or t % kv == 0]
+
+
+def cp_candidates(plan, seq_len: int) -> list[int]:
+    """Context-parallel degrees worth trying: powers of two up to ``MAX_CP`` with the sequence in
+    2 cp load-balanced chunks; only 1 without flash attention (see the module docstring)."""
+    if not plan.flash_attention:
+        return [1]
+    return [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
+
+
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                     allow_tp_beyond_domain: bool = False,
                     recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> PlanArrays:
     """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan);
     ``recompute_modes`` are those a left-open recompute may take (the software stack's)."""
     n = int(system.count)
-    kv = model.kv_heads or model.heads
 
     def choices(name: str, default: list) -> list:
         v = getattr(plan, name)
@@ -65,9 +79,8 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
         return [getattr(v, "value", v)]
 
     # candidates; valid_mask below is the one authority on validity
-    tps = choices("tp", [t for t in divisors(model.heads) if kv % t == 0 or t % kv == 0])
-    cps = choices("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
-                  if plan.flash_attention else [1])
+    tps = choices("tp", tp_candidates(model))
+    cps = choices("cp", cp_candidates(plan, seq_len))
     pps = choices("pp", [p for p in divisors(n) if p <= model.layers])
     eps = choices("ep", divisors(model.experts) if model.is_moe else [1])
     mbs = choices("micro_batch", list(MICRO_BATCHES))
@@ -127,16 +140,13 @@ def _degree_choices(model, system, plan, global_batch: int, seq_len: int) -> tup
     within the scale-up domain, cp as the search tries it, pp up to the layers (dividing them
     unless ``uneven_stages``), dp a divisor of the global batch (dp x micro_batch must divide it);
     a degree the spec fixes is itself."""
-    kv = model.kv_heads or model.heads
 
     def fixed_or(name: str, default: list[int]) -> list[int]:
         v = getattr(plan, name)
         return default if v is None else [int(getattr(v, "value", v))]
 
-    tps = fixed_or("tp", [t for t in divisors(model.heads)
-                          if (kv % t == 0 or t % kv == 0) and t <= system.scaleup_domain_size])
-    cps = fixed_or("cp", [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
-                   if plan.flash_attention else [1])
+    tps = fixed_or("tp", [t for t in tp_candidates(model) if t <= system.scaleup_domain_size])
+    cps = fixed_or("cp", cp_candidates(plan, seq_len))
     pps = fixed_or("pp", list(range(1, model.layers + 1)) if plan.uneven_stages else divisors(model.layers))
     dps = fixed_or("dp", divisors(global_batch))
     return tps, cps, pps, dps

@@ -61,3 +61,16 @@ def test_colossus_count_with_llama3_batch_is_refused_with_counts_and_batches_tha
         assert estimate(load_spec({**doc, "hardware": {**doc["hardware"], "count": count}})).fits
     for batch in (2_025, 2_050):
         assert estimate(load_spec({**doc, "training": {**doc["training"], "global_batch": batch}})).fits
+
+
+def test_the_advice_is_left_out_rather_than_built_over_millions_of_pipeline_depths():
+    # 2 x 10^6 layers with uneven stages would make as many depths x every other degree: no advice, no
+    # hang; the count is prime and above the layers, so no plan at all
+    doc = {"model": {"name": "llama3-8b", "layers": 2 * 10**6}, "hardware": {"gpu": "h100-sxm", "count": 2_000_003},
+           "training": {"global_batch": 2}}
+    spec = load_spec(doc)
+    args = (spec.model, spec.hardware, spec.parallelism, 2, spec.model.seq_len)
+    assert nearest_plan_counts(*args) == (None, None) and nearest_plan_batches(*args) == (None, None)
+    with pytest.raises(SpecError, match="no valid parallel plan") as e:
+        search(spec, top=1)
+    assert "nearest" not in str(e.value)

@@ -135,20 +135,33 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
 NEAREST_TRIES = 64
 
 
+#: Most products tp x cp x pp x dp the nearest-count advice builds; beyond it (a model of
+#: millions of layers with uneven stages, say) the advice is left out rather than the error delayed.
+#: Because: four int64 grids of this size take 32 MB and well under a second.
+NEAREST_GRID_MAX = 1_000_000
+
+
 def _degree_choices(model, system, plan, global_batch: int, seq_len: int) -> tuple[list[int], ...]:
-    """The tp, cp, pp and dp degrees a plan may take whatever the GPU count: tp from the heads
-    within the scale-up domain, cp as the search tries it, pp up to the layers (dividing them
-    unless ``uneven_stages``), dp a divisor of the global batch (dp x micro_batch must divide it);
-    a degree the spec fixes is itself."""
+    """The tp, cp, pp and dp degrees a plan may take at about ``system.count`` GPUs (up to twice as
+    many): tp from the heads within the scale-up domain, cp as the search tries it, pp up to the
+    layers (dividing them unless ``uneven_stages``), dp a divisor of the global batch (dp x
+    micro_batch must divide it); a degree the spec fixes is itself.  Every list is empty when
+    their products would exceed ``NEAREST_GRID_MAX``."""
 
-    def fixed_or(name: str, default: list[int]) -> list[int]:
+    def fixed_or(name: str, default) -> list[int]:
         v = getattr(plan, name)
-        return default if v is None else [int(getattr(v, "value", v))]
+        return list(default) if v is None else [int(getattr(v, "value", v))]
 
+    pp_cap = min(int(model.layers), 2 * int(system.count))
+    if plan.pp is None and plan.uneven_stages and pp_cap > NEAREST_GRID_MAX:
+        return [], [], [], []
     tps = fixed_or("tp", [t for t in tp_candidates(model) if t <= system.scaleup_domain_size])
     cps = fixed_or("cp", cp_candidates(plan, seq_len))
-    pps = fixed_or("pp", list(range(1, model.layers + 1)) if plan.uneven_stages else divisors(model.layers))
+    pps = fixed_or("pp", range(1, pp_cap + 1) if plan.uneven_stages
+                   else [p for p in divisors(model.layers) if p <= pp_cap])
     dps = fixed_or("dp", divisors(global_batch))
+    if len(tps) * len(cps) * len(pps) * len(dps) > NEAREST_GRID_MAX:
+        return [], [], [], []
     return tps, cps, pps, dps
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -66,18 +67,23 @@ class EvidenceRow(BaseModel):
     source: str
 
 
-def run_software(run) -> str:
-    """The software stack a validation run's spec resolves to (the one its estimate runs on)."""
+@lru_cache(maxsize=256)
+def _resolved_spec(spec_json: str):
+    """A validation run's spec as :func:`colossim.specs.training.load_spec` resolves it, once per
+    spec text (the grouping asks for its stack and its batch)."""
     from colossim.specs.training import load_spec
 
-    return load_spec(run.spec).training.software
+    return load_spec(json.loads(spec_json))
+
+
+def run_software(run) -> str:
+    """The software stack a validation run's spec resolves to (the one its estimate runs on)."""
+    return _resolved_spec(run.spec_json).training.software
 
 
 def run_batch_tokens(run) -> int:
     """A validation run's global batch in tokens, as its spec resolves it (sequences x length)."""
-    from colossim.specs.training import load_spec
-
-    spec = load_spec(run.spec)
+    spec = _resolved_spec(run.spec_json)
     return int(spec.training.global_batch) * int(spec.model.seq_len)
 
 

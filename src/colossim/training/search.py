@@ -65,6 +65,13 @@ def cp_candidates(plan, seq_len: int) -> list[int]:
     return [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
 
 
+def fixed_or_open(plan, name: str, default) -> list:
+    """The values plan field ``name`` may take: the one the spec fixes (an enum as its value), or
+    every value of ``default`` when it is left open."""
+    v = getattr(plan, name)
+    return list(default) if v is None else [getattr(v, "value", v)]
+
+
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                     allow_tp_beyond_domain: bool = False,
                     recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> PlanArrays:
@@ -72,21 +79,15 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     ``recompute_modes`` are those a left-open recompute may take (the software stack's)."""
     n = int(system.count)
 
-    def choices(name: str, default: list) -> list:
-        v = getattr(plan, name)
-        if v is None:
-            return default
-        return [getattr(v, "value", v)]
-
     # candidates; valid_mask below is the one authority on validity
-    tps = choices("tp", tp_candidates(model))
-    cps = choices("cp", cp_candidates(plan, seq_len))
-    pps = choices("pp", [p for p in divisors(n) if p <= model.layers])
-    eps = choices("ep", divisors(model.experts) if model.is_moe else [1])
-    mbs = choices("micro_batch", list(MICRO_BATCHES))
-    vpps = choices("vpp", vpp_candidates(model.layers, pps))
-    rcs = choices("recompute", list(recompute_modes))
-    zeros = choices("zero", [0, 1, 2, 3])
+    tps = fixed_or_open(plan, "tp", tp_candidates(model))
+    cps = fixed_or_open(plan, "cp", cp_candidates(plan, seq_len))
+    pps = fixed_or_open(plan, "pp", [p for p in divisors(n) if p <= model.layers])
+    eps = fixed_or_open(plan, "ep", divisors(model.experts) if model.is_moe else [1])
+    mbs = fixed_or_open(plan, "micro_batch", list(MICRO_BATCHES))
+    vpps = fixed_or_open(plan, "vpp", vpp_candidates(model.layers, pps))
+    rcs = fixed_or_open(plan, "recompute", list(recompute_modes))
+    zeros = fixed_or_open(plan, "zero", [0, 1, 2, 3])
     rcs = [RECOMPUTE_CODES[r] for r in rcs]
 
     # expert tp: 0 stands for "= tp"; a fixed etp is itself; folding adds etp 1
@@ -147,19 +148,14 @@ def _degree_choices(model, system, plan, global_batch: int, seq_len: int) -> tup
     layers (dividing them unless ``uneven_stages``), dp a divisor of the global batch (dp x
     micro_batch must divide it); a degree the spec fixes is itself.  Every list is empty when
     their products would exceed ``NEAREST_GRID_MAX``."""
-
-    def fixed_or(name: str, default) -> list[int]:
-        v = getattr(plan, name)
-        return list(default) if v is None else [int(getattr(v, "value", v))]
-
     pp_cap = min(int(model.layers), 2 * int(system.count))
     if plan.pp is None and plan.uneven_stages and pp_cap > NEAREST_GRID_MAX:
         return [], [], [], []
-    tps = fixed_or("tp", [t for t in tp_candidates(model) if t <= system.scaleup_domain_size])
-    cps = fixed_or("cp", cp_candidates(plan, seq_len))
-    pps = fixed_or("pp", range(1, pp_cap + 1) if plan.uneven_stages
-                   else [p for p in divisors(model.layers) if p <= pp_cap])
-    dps = fixed_or("dp", divisors(global_batch))
+    tps = fixed_or_open(plan, "tp", [t for t in tp_candidates(model) if t <= system.scaleup_domain_size])
+    cps = fixed_or_open(plan, "cp", cp_candidates(plan, seq_len))
+    pps = fixed_or_open(plan, "pp", range(1, pp_cap + 1) if plan.uneven_stages
+                        else [p for p in divisors(model.layers) if p <= pp_cap])
+    dps = fixed_or_open(plan, "dp", divisors(global_batch))
     if len(tps) * len(cps) * len(pps) * len(dps) > NEAREST_GRID_MAX:
         return [], [], [], []
     return tps, cps, pps, dps

@@ -128,7 +128,6 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                       etp=etp[sel])
 
 
-
 #: Candidates tried on each side of the spec's GPU count or global batch before
 #: :func:`nearest_plan_counts` / :func:`nearest_plan_batches` give up on that side.  Because: each try
 #: enumerates one count's plans (milliseconds); almost every candidate admits a plan, so the
@@ -169,7 +168,7 @@ def _products(*axes: list[int]) -> np.ndarray:
 
 def _first_with_plans(candidates, admits) -> int | None:
     """The first of ``candidates`` (at most ``NEAREST_TRIES`` of them) for which ``admits`` holds."""
-    for m in list(candidates)[:NEAREST_TRIES]:
+    for m in candidates[:NEAREST_TRIES]:
         if admits(int(m)):
             return int(m)
     return None

@@ -50,5 +50,8 @@ def test_an_integer_beyond_the_spec_limit_is_refused_by_name(field, value):
 def test_the_largest_layer_count_allowed_is_searched_and_found_not_to_fit():
     spec = {"model": {"name": "llama3-8b", "layers": 2**30}, "hardware": {"gpu": "h100-sxm", "count": 64},
             "parallelism": {"tp": 2}, "training": {"global_batch": 256}}
-    with pytest.raises(SpecError, match="^model does not fit: the leanest plan"):
+    with pytest.raises(SpecError, match="^model does not fit: the leanest plan") as e:
         estimate(load_spec(spec))
+    # its leanest plan already recomputes, shards with ZeRO-3 and runs flash attention on 1 sequence
+    assert str(e.value).endswith("; nothing tried fits: up to 16x the GPUs (hardware.count 1,024) or 1/16 of the "
+                                 "sequence (training.seq_len 512)")

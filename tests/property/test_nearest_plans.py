@@ -74,3 +74,19 @@ def test_the_advice_is_left_out_rather_than_built_over_millions_of_pipeline_dept
     with pytest.raises(SpecError, match="no valid parallel plan") as e:
         search(spec, top=1)
     assert "nearest" not in str(e.value)
+
+
+def test_a_schedule_that_rules_out_every_plan_is_named_with_plain_1f1b_as_a_way_out():
+    # DeepSeek-V3 on its own stack runs DualPipe: 3,072 sequences on 2,048 H800 leave a pipeline of
+    # p stages 3,072 p / 2,048 = 1.5 p micro-batches, short of the 2 p it needs at every even p
+    doc = {"model": "deepseek-v3", "hardware": {"gpu": "h800", "count": 2048},
+           "training": {"global_batch": 3072}}
+    with pytest.raises(SpecError) as e:
+        search(load_spec(doc), top=1)
+    msg = str(e.value)
+    assert "pipeline_schedule dualpipe needs vpp 1 and either pp 1 or an even pp with at least 2 x pp" in msg
+    assert msg.endswith("or parallelism.pipeline_schedule 1f1b")
+    took = estimate(load_spec({**doc, "parallelism": {"pipeline_schedule": "1f1b"}}))
+    assert took.fits and took.parallelism["pipeline_schedule"] == "1f1b"
+    # a batch DualPipe can run gets no such clause
+    assert estimate(load_spec({**doc, "training": {"global_batch": 4096}})).parallelism["pipeline_schedule"] == "dualpipe"

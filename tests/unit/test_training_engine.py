@@ -105,14 +105,44 @@ def test_bad_plans_name_every_factor():
     assert "8" in msg and "64" in msg
 
 
-def test_a_plan_that_cannot_fit_is_advised_only_what_it_does_not_already_do():
-    from colossim.training.estimate import _memory_remedies
+def _fits(doc) -> bool:
+    try:
+        return estimate(load_spec(doc)).fits
+    except SpecError:
+        return False
 
-    lean = {"tp": 8, "pp": 1, "cp": 1, "dp": 1, "micro_batch": 1, "recompute": "full", "zero": 0}
-    assert _memory_remedies(lean) == "more GPUs"  # ZeRO has nothing to shard over with one replica
-    assert _memory_remedies({**lean, "dp": 4}) == "more GPUs or ZeRO-3/FSDP"
-    assert _memory_remedies({**lean, "dp": 4, "zero": 3, "recompute": "none", "micro_batch": 2}) == (
-        "more GPUs, full recompute or a smaller micro-batch")
+
+def test_a_model_that_does_not_fit_is_advised_only_changes_that_make_it_fit():
+    # Llama 3 405B on one node: only more GPUs help, and 128 is the fewest doubling that does
+    doc = {"model": "llama3-405b", "hardware": {"gpu": "h100-sxm", "count": 8}, "training": {"global_batch": 8}}
+    with pytest.raises(SpecError) as e:
+        estimate(load_spec(doc))
+    assert str(e.value).endswith("; it fits with hardware.count 128")
+    assert _fits({**doc, "hardware": {"gpu": "h100-sxm", "count": 128}})
+    assert not _fits({**doc, "hardware": {"gpu": "h100-sxm", "count": 64}})
+    # a plan fixed to ZeRO 0 on 8-way TP: no count helps, sharding the model state does
+    doc = {"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 64},
+           "parallelism": {"recompute": "none", "micro_batch": 4, "zero": 0, "tp": 8, "pp": 1},
+           "training": {"global_batch": 256}}
+    with pytest.raises(SpecError) as e:
+        estimate(load_spec(doc))
+    assert str(e.value).endswith("; it fits with parallelism.zero 3")
+    assert _fits({**doc, "parallelism": {**doc["parallelism"], "zero": 3}})
+    for change in ({"recompute": "full"}, {"micro_batch": 1}):
+        assert not _fits({**doc, "parallelism": {**doc["parallelism"], **change}})
+
+
+def test_attention_scores_that_no_gpu_count_shards_are_advised_flash_attention_or_a_shorter_sequence():
+    # Mixtral 8x22B at its 65,536 tokens on the A100's 2021 software: no flash attention and no
+    # context parallelism, so a layer's s^2 scores outgrow 80 GB whatever the count (16x included)
+    doc = {"model": "mixtral-8x22b", "hardware": {"gpu": "a100-80gb-sxm", "count": 1024},
+           "training": {"global_batch": 1024}}
+    with pytest.raises(SpecError) as e:
+        estimate(load_spec(doc))
+    assert str(e.value).endswith("; it fits with parallelism.flash_attention true, or training.seq_len 32,768")
+    assert _fits({**doc, "parallelism": {"flash_attention": True}})
+    assert _fits({**doc, "training": {**doc["training"], "seq_len": 32_768}})
+    assert not _fits({**doc, "hardware": {**doc["hardware"], "count": 16 * 1024}})
 
 
 def test_model_that_cannot_fit_says_by_how_much():

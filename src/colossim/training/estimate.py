@@ -8,7 +8,7 @@ same vectorised code: a complete plan is a search space of one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -250,28 +250,94 @@ def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
                                 ctx.seq_len, recompute_modes=stack.recompute_choices)
 
 
-def _memory_remedies(plan: dict) -> str:
-    """What could still make ``plan`` fit, leaving out what it already does: more GPUs always; full
-    recompute, ZeRO-3 / FSDP (which shards over data-parallel replicas, so only where there are
-    several) and a micro-batch of 1 where the plan (fixed by the spec) has not."""
-    fixes = ["more GPUs"]
-    if plan.get("recompute") != "full":
-        fixes.append("full recompute")
-    if plan.get("zero", 0) < 3 and not plan.get("fsdp") and plan.get("dp", 1) * plan.get("cp", 1) > 1:
-        fixes.append("ZeRO-3/FSDP")
-    if plan.get("micro_batch", 1) > 1:
-        fixes.append("a smaller micro-batch")
-    return ", ".join(fixes[:-1]) + (" or " if len(fixes) > 1 else "") + fixes[-1]
+#: How far the does-not-fit advice looks: GPU counts doubled up to this multiple of the spec's, and
+#: sequence lengths halved down to the spec's over it.  Because: a plan four doublings away is a
+#: different cluster or a different run, not a fix to this one; each step tried costs a search's
+#: enumeration and memory pass, and the error should come back within a second or two.
+FIT_ADVICE_SCALE = 16
+
+
+def _leanest_bytes(spec) -> float | None:
+    """The least memory per GPU (bytes) of any plan ``spec`` leaves open, as the search prices it
+    (full-recompute plans with their fewest recomputed layers); None when no plan is valid."""
+    ctx, plans = plan_space(spec)
+    if len(plans) == 0:
+        return None
+    stack = software_stacks()[spec.training.software]
+    if (stack.recompute_block and spec.parallelism.recompute is None
+            and spec.parallelism.recompute_num_layers is None):
+        plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)
+    return float(np.min(_memory(ctx, plans).total))
+
+
+def _fit_remedies(spec, lean: dict) -> str:
+    """What would make a spec whose leanest plan ``lean`` does not fit memory fit, each change
+    checked by pricing the changed spec's leanest plan: the fewest GPUs (doublings of the count,
+    up to :data:`FIT_ADVICE_SCALE` times it); full recompute, ZeRO-3, a micro-batch of 1 and flash
+    attention where the leanest plan has something else; the longest sequence (halvings, down
+    to 1 / :data:`FIT_ADVICE_SCALE`).  Only the changes that fit are named, as field and value; when
+    none does, the message says how far it looked."""
+    hbm = spec.hardware.hbm_bytes
+
+    def fits(changed) -> bool:
+        need = _leanest_bytes(changed)
+        return need is not None and need <= hbm
+
+    def plan_with(**update):
+        return replace(spec, parallelism=spec.parallelism.model_copy(update=update))
+
+    doublings = int(np.log2(FIT_ADVICE_SCALE))
+    n = spec.hardware.count
+    found = [f"hardware.count {m:,}" for m in
+             [next((n << k for k in range(1, doublings + 1)
+                    if fits(replace(spec, hardware=replace(spec.hardware, count=n << k)))), None)] if m]
+    tried = [f"{FIT_ADVICE_SCALE}x the GPUs (hardware.count {n * FIT_ADVICE_SCALE:,})"]
+    changes = {"recompute": ("full", "full recompute"), "zero": (3, "ZeRO-3"),
+               "micro_batch": (1, "a micro-batch of 1"), "flash_attention": (True, "flash attention")}
+    lean_now = {**lean, "flash_attention": spec.parallelism.flash_attention}
+    for name, (value, words) in changes.items():
+        if lean_now.get(name) in (value, None):
+            continue
+        tried.append(words)
+        if fits(plan_with(**{name: value})):
+            found.append(f"parallelism.{name} {str(value).lower()}")
+    seq = spec.seq_len
+    shorter = next((seq >> k for k in range(1, doublings + 1) if seq >> k >= 1 and fits(
+        replace(spec, model=spec.model.model_copy(update={"seq_len": seq >> k})))), None)
+    if shorter:
+        found.append(f"training.seq_len {shorter:,}")
+    if not found:
+        tried.append(f"1/{FIT_ADVICE_SCALE} of the sequence (training.seq_len {max(seq // FIT_ADVICE_SCALE, 1):,})")
+        return "; nothing tried fits: up to " + ", ".join(tried[:-1]) + " or " + tried[-1]
+    return "; it fits with " + ", or ".join(found)
+
+
+def _schedule_rule(schedule: str) -> str:
+    """The no-plan error's clause for a pipeline schedule that rules plans out
+    (:func:`colossim.training.pipeline.schedule_allows`); empty for 1F1B, which allows all."""
+    if schedule == "dualpipe":
+        return ("; pipeline_schedule dualpipe needs vpp 1 and either pp 1 or an even pp with at least 2 x pp "
+                "micro-batches")
+    if schedule != "1f1b":
+        return f"; pipeline_schedule {schedule} needs vpp 1"
+    return ""
 
 
 def _nearest_hint(spec, ctx: StepContext, stack) -> str:
     """The no-plan error's closing advice: the nearest GPU counts and global batches that admit a
-    plan (:func:`colossim.training.search.nearest_plan_counts` / ``nearest_plan_batches``)."""
+    plan (:func:`colossim.training.search.nearest_plan_counts` / ``nearest_plan_batches``), and
+    the plain 1F1B schedule where the plan's own (the stack's DualPipe, say) is what rules every
+    plan out."""
     args = (spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
     found = {"hardware.count": nearest_plan_counts(*args, recompute_modes=stack.recompute_choices),
              "training.global_batch": nearest_plan_batches(*args, recompute_modes=stack.recompute_choices)}
     parts = [f"{name} {' or '.join(f'{m:,}' for m in near if m is not None)}"
              for name, near in found.items() if any(m is not None for m in near)]
+    if ctx.pipeline_schedule != "1f1b":
+        plain = spec.parallelism.model_copy(update={"pipeline_schedule": "1f1b"})
+        if len(enumerate_plans(spec.model, spec.hardware, plain, ctx.global_batch, ctx.seq_len,
+                               recompute_modes=stack.recompute_choices)):
+            parts.append("parallelism.pipeline_schedule 1f1b")
     return f"; nearest that admit a plan: {', or '.join(parts)}" if parts else ""
 
 
@@ -291,7 +357,8 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
             "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
             "dp x micro_batch must divide global_batch, ep must divide the experts and dp x cp (tp x cp "
             "x dp / etp with an etp below tp), and zero 2-3 goes with pp > 1 only when the spec fixes "
-            f"both{_nearest_hint(spec, ctx, stack)}", field="parallelism", value=given)
+            f"both{_schedule_rule(ctx.pipeline_schedule)}{_nearest_hint(spec, ctx, stack)}",
+            field="parallelism", value=given)
     if (stack.recompute_block and spec.parallelism.recompute is None
             and spec.parallelism.recompute_num_layers is None):
         plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)
@@ -305,7 +372,7 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
         lean = plans.plan_dict(best)
         raise SpecError(
             f"model does not fit: the leanest plan ({plan_label(lean)}) needs {need:.1f} GiB per GPU, "
-            f"the {spec.hardware.accelerator.id} has {have:.1f} GiB; use {_memory_remedies(lean)}",
+            f"the {spec.hardware.accelerator.id} has {have:.1f} GiB{_fit_remedies(spec, lean)}",
             field="hardware.count")
     sub = plans.take(cand)
     t = evaluate_step(ctx, sub)

@@ -120,3 +120,44 @@ def test_a_dualpipe_pair_takes_the_longer_of_its_compute_and_its_all_to_all():
     # other one longer when both get faster together
     assert fwd[1] / bwd[1] == pytest.approx(cf[1] / cb[1])
     assert list(slow) == pytest.approx([2.0 * comm_sm_share(ctx), 3.0 * comm_sm_share(ctx)])
+
+
+def test_passes_without_a_partner_micro_batch_expose_their_all_to_all():
+    import dataclasses
+
+    import numpy as np
+
+    from colossim.training.estimate import make_context
+    from colossim.training.plans import PlanArrays
+    from colossim.training.step import ep_exposed_seconds, unpaired_pass_share
+
+    ctx = dataclasses.replace(make_context(load_spec(DSV3_RUN)), ep_comm_overlap="micro_batch")
+    cf, cb, a2a = np.array([1.0]), np.array([2.0]), np.array([1.0])  # the pair hides its 2 s under 3 s
+    for u, exposed in ((0.0, 0.0), (0.25, 0.5), (1.0, 2.0)):
+        fwd, bwd, _ = ep_exposed_seconds(ctx, [], a2a, a2a, cf, cb, unpaired=u)
+        assert float(fwd[0] + bwd[0]) == pytest.approx(exposed)
+
+    def share(schedule, pp, dp, micro_batch=1):
+        plans = PlanArrays.from_dicts([{"tp": 1, "pp": pp, "cp": 1, "ep": 8, "dp": dp, "vpp": 1,
+                                        "micro_batch": micro_batch, "recompute": "full", "zero": 1,
+                                        "sequence_parallel": False, "tp_overlap": False}])
+        return float(unpaired_pass_share(dataclasses.replace(ctx, pipeline_schedule=schedule, global_batch=64),
+                                         plans)[0])
+
+    assert share("dualpipe", 1, 64) == 1.0          # one micro-batch: nothing to pair with
+    assert share("dualpipe", 1, 16) == 0.25         # 4: the first forward and the last backward
+    assert share("1f1b", 4, 2) == pytest.approx(4 / 32)  # 1F1B's first stage: pp of its 32 each way
+    assert share("dualpipe", 4, 2) == 0.0           # DualPipe's fill and drain are its bubble's
+
+
+def test_deepseek_v3_with_one_sequence_per_gpu_cannot_hide_its_all_to_all():
+    # 1,024 sequences on 1,024 H100: no pipeline DualPipe accepts (2 pp micro-batches), so every
+    # plan runs one micro-batch per rank, and its dispatch and combine wait in full
+    doc = {"model": "deepseek-v3", "hardware": {"gpu": "h100-sxm", "count": 1024}, "training": {"global_batch": 1024}}
+    est = estimate(load_spec(doc))
+    assert est.parallelism["pp"] == 1 and est.parallelism["pipeline_schedule"] == "dualpipe"
+    none = estimate(load_spec({**doc, "parallelism": {"ep_comm_overlap": "none", **{
+        k: est.parallelism[k] for k in ("tp", "pp", "ep", "dp", "micro_batch", "recompute", "recompute_num_layers",
+                                     "zero")}}}))
+    assert est.time_breakdown_s["ep_comm"] == pytest.approx(none.time_breakdown_s["ep_comm"], rel=1e-9)
+    assert est.time_breakdown_s["ep_comm"] > 0.2 * est.step_time_s

@@ -193,7 +193,8 @@ class ParallelPlan(BaseModel):
             "[omitted: the software stack's value, training.software] the expert-parallel all-to-all "
             "overlaps with: 'none'; 'shared_experts' (the shared experts' GEMMs, DeepSeek-V2, "
             "Megatron-Core --moe-shared-expert-overlap); 'micro_batch' (another micro-batch's forward and "
-            "backward, DeepSeek-V3's DualPipe)"))
+            "backward, DeepSeek-V3's DualPipe; a pass with no partner micro-batch, as one micro-batch per "
+            "step has none, exposes its all-to-all)"))
     pipeline_schedule: PipelineSchedule | None = Field(
         None,
         description=(

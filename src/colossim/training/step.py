@@ -503,8 +503,23 @@ def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLik
     return np.asarray(total, dtype=float)
 
 
+def unpaired_pass_share(ctx: StepContext, plans: PlanArrays) -> np.ndarray:
+    """The share of a stage's forward (and of its backward) passes that run with no other
+    micro-batch's pass beside them, so no all-to-all of theirs can hide under ``ep_comm_overlap:
+    micro_batch``.  A stage pairs micro-batch i + w's forward with micro-batch i's backward; the
+    first stage's w = pp forwards before its first backward can start, and its last pp backwards,
+    have no partner: pp of its m passes each way (without pipelining, the step's first forward and
+    last backward; one micro-batch, none paired).  DualPipe with pp > 1 is the exception: its
+    warm-up and drain are in the bubble of DeepSeek-V3's Table 2, (pp/2 - 1)(F&B + B - 3W), priced
+    by :func:`colossim.training.pipeline.pipeline_step_seconds`, and every pass it leaves is
+    paired."""
+    n_micro = ctx.global_batch / (plans.dp * plans.micro_batch)
+    dualpipe = (ctx.pipeline_schedule == "dualpipe") & (plans.pp > 1)
+    return np.where(dualpipe, 0.0, np.minimum(plans.pp / n_micro, 1.0))
+
+
 def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.ndarray,
-                       compute_fwd: np.ndarray, compute_bwd: np.ndarray):
+                       compute_fwd: np.ndarray, compute_bwd: np.ndarray, unpaired: ArrayLike = 0.0):
     """(exposed forward, exposed backward, compute slowdown) seconds of a MoE layer's all-to-all.
 
     ``ep_comm_overlap``: 'none' -- all exposed; 'shared_experts' -- each pass's all-to-all hides
@@ -512,7 +527,8 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
     weight gradients under a schedule that defers those, :data:`SPLIT_BACKWARD_SCHEDULES`);
     'micro_batch' -- DualPipe pairs one micro-batch's forward with another's backward, so the
     pair's all-to-all hides under the pair's compute (DeepSeek-V3 sec. 3.2.1) and what it exposes
-    is charged to each pass in proportion to its compute.  What hides still holds SMs
+    is charged to each pass in proportion to its compute; the ``unpaired`` share of the passes
+    (:func:`unpaired_pass_share`) exposes its all-to-all whole.  What hides still holds SMs
     (:func:`comm_sm_share`), charged to compute."""
     mode = ctx.ep_comm_overlap
     if mode == "none":
@@ -530,7 +546,9 @@ def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.n
         compute = compute_fwd + compute_bwd
         exposed = np.maximum(a2a_fwd + a2a_bwd - compute, 0.0)
         share = exposed / np.maximum(compute, 1e-30)
-        fwd, bwd = compute_fwd * share, compute_bwd * share
+        u = np.asarray(unpaired, dtype=float)
+        fwd = (1.0 - u) * compute_fwd * share + u * a2a_fwd
+        bwd = (1.0 - u) * compute_bwd * share + u * a2a_bwd
     hidden = (a2a_fwd + a2a_bwd) - (fwd + bwd)
     return fwd, bwd, hidden * comm_sm_share(ctx)
 
@@ -671,7 +689,8 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
         # full recompute re-runs the layer's forward, its dispatch and combine included
         a2a_bwd = a2a * (1.0 + full_share)
         ep_fwd, ep_bwd, ep_slowdown = ep_exposed_seconds(ctx, ops, a2a, a2a_bwd, t["fwd"],
-                                                         t["bwd"] + recompute)
+                                                         t["bwd"] + recompute,
+                                                         unpaired_pass_share(ctx, plans))
     else:
         ep_slowdown = 0.0
 

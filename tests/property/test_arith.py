@@ -53,5 +53,5 @@ def test_the_largest_layer_count_allowed_is_searched_and_found_not_to_fit():
     with pytest.raises(SpecError, match="^model does not fit: the leanest plan") as e:
         estimate(load_spec(spec))
     # its leanest plan already recomputes, shards with ZeRO-3 and runs flash attention on 1 sequence
-    assert str(e.value).endswith("; nothing tried fits: up to 16x the GPUs (hardware.count 1,024) or 1/16 of the "
-                                 "sequence (training.seq_len 512)")
+    assert str(e.value).endswith("; nothing tried fits: up to 1,024x the GPUs (hardware.count 65,536) or 1/16 of "
+                                 "the sequence (training.seq_len 512)")

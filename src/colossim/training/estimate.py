@@ -250,11 +250,15 @@ def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
                                 ctx.seq_len, recompute_modes=stack.recompute_choices)
 
 
-#: How far the does-not-fit advice looks: GPU counts doubled up to this multiple of the spec's, and
-#: sequence lengths halved down to the spec's over it.  Because: a plan four doublings away is a
-#: different cluster or a different run, not a fix to this one; each step tried costs a search's
-#: enumeration and memory pass, and the error should come back within a second or two.
-FIT_ADVICE_SCALE = 16
+#: How far the does-not-fit advice looks for GPUs: counts doubled up to this multiple of the spec's.
+#: Because: the fewest GPUs that hold the model is worth saying even when it is a different
+#: cluster (DeepSeek-V3 on one 8-GPU node: 128 or more), and ten doublings cost ten enumerations
+#: and memory passes, well under a second for the catalog's models.
+FIT_ADVICE_GPU_FACTOR = 1024
+#: How far it looks for shorter sequences: halved down to the spec's over this.  Because: a
+#: sequence a sixteenth as long is a different run; shorter ones would only be named to say
+#: that the activations are not what overflows.
+FIT_ADVICE_SEQ_FACTOR = 16
 
 
 def _leanest_bytes(spec) -> float | None:
@@ -273,9 +277,9 @@ def _leanest_bytes(spec) -> float | None:
 def _fit_remedies(spec, lean: dict) -> str:
     """What would make a spec whose leanest plan ``lean`` does not fit memory fit, each change
     checked by pricing the changed spec's leanest plan: the fewest GPUs (doublings of the count,
-    up to :data:`FIT_ADVICE_SCALE` times it); full recompute, ZeRO-3, a micro-batch of 1 and flash
-    attention where the leanest plan has something else; the longest sequence (halvings, down
-    to 1 / :data:`FIT_ADVICE_SCALE`).  Only the changes that fit are named, as field and value; when
+    up to :data:`FIT_ADVICE_GPU_FACTOR` times it); full recompute, ZeRO-3, a micro-batch of 1 and
+    flash attention where the leanest plan has something else; the longest sequence (halvings,
+    down to 1 / :data:`FIT_ADVICE_SEQ_FACTOR`).  Only the changes that fit are named, as field and value; when
     none does, the message says how far it looked."""
     hbm = spec.hardware.hbm_bytes
 
@@ -286,12 +290,11 @@ def _fit_remedies(spec, lean: dict) -> str:
     def plan_with(**update):
         return replace(spec, parallelism=spec.parallelism.model_copy(update=update))
 
-    doublings = int(np.log2(FIT_ADVICE_SCALE))
     n = spec.hardware.count
-    found = [f"hardware.count {m:,}" for m in
-             [next((n << k for k in range(1, doublings + 1)
-                    if fits(replace(spec, hardware=replace(spec.hardware, count=n << k)))), None)] if m]
-    tried = [f"{FIT_ADVICE_SCALE}x the GPUs (hardware.count {n * FIT_ADVICE_SCALE:,})"]
+    more = next((n << k for k in range(1, int(np.log2(FIT_ADVICE_GPU_FACTOR)) + 1)
+                 if fits(replace(spec, hardware=replace(spec.hardware, count=n << k)))), None)
+    found = [f"hardware.count {more:,}"] if more else []
+    tried = [f"{FIT_ADVICE_GPU_FACTOR:,}x the GPUs (hardware.count {n * FIT_ADVICE_GPU_FACTOR:,})"]
     changes = {"recompute": ("full", "full recompute"), "zero": (3, "ZeRO-3"),
                "micro_batch": (1, "a micro-batch of 1"), "flash_attention": (True, "flash attention")}
     lean_now = {**lean, "flash_attention": spec.parallelism.flash_attention}
@@ -302,12 +305,13 @@ def _fit_remedies(spec, lean: dict) -> str:
         if fits(plan_with(**{name: value})):
             found.append(f"parallelism.{name} {str(value).lower()}")
     seq = spec.seq_len
-    shorter = next((seq >> k for k in range(1, doublings + 1) if seq >> k >= 1 and fits(
+    shorter = next((seq >> k for k in range(1, int(np.log2(FIT_ADVICE_SEQ_FACTOR)) + 1) if seq >> k >= 1 and fits(
         replace(spec, model=spec.model.model_copy(update={"seq_len": seq >> k})))), None)
     if shorter:
         found.append(f"training.seq_len {shorter:,}")
     if not found:
-        tried.append(f"1/{FIT_ADVICE_SCALE} of the sequence (training.seq_len {max(seq // FIT_ADVICE_SCALE, 1):,})")
+        tried.append(f"1/{FIT_ADVICE_SEQ_FACTOR} of the sequence (training.seq_len "
+                     f"{max(seq // FIT_ADVICE_SEQ_FACTOR, 1):,})")
         return "; nothing tried fits: up to " + ", ".join(tried[:-1]) + " or " + tried[-1]
     return "; it fits with " + ", or ".join(found)
 

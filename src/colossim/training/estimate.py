@@ -252,7 +252,7 @@ def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
 
 #: How far the does-not-fit advice looks for GPUs: counts doubled up to this multiple of the spec's.
 #: Because: the fewest GPUs that hold the model is worth saying even when it is a different
-#: cluster (DeepSeek-V3 on one 8-GPU node: 128 or more), and ten doublings cost ten enumerations
+#: cluster (DeepSeek-V3 from one 8-GPU node: 256), and ten doublings cost ten enumerations
 #: and memory passes, well under a second for the catalog's models.
 FIT_ADVICE_GPU_FACTOR = 1024
 #: How far it looks for shorter sequences: halved down to the spec's over this.  Because: a

@@ -176,3 +176,28 @@ def test_each_precision_takes_the_clock_its_own_hold_measured():
                                                       H100).gemm["fp8"]
     assert no_fp8_hold.sustained_fraction == BASE.gemm["fp8"].sustained_fraction
     assert no_fp8_hold.sustained_rows == ("gemm-h100-colossim-held-fp8-8192",)
+
+
+def test_one_row_sets_the_peak_efficiency_and_a_donor_the_fixed_time_per_kernel():
+    # a best-of-search row alone: all compute, so its efficiency is the model's top; the kernel's
+    # fixed time it cannot show comes from the donor, and the row's own shape then runs slower
+    mamf = GemmSample("one", "h100-sxm", 1792, 16128, 3072, "bf16", 700e12, is_mamf=True)
+    donor = BASE.gemm["bf16"]
+    alone = fit.fit_gemm([mamf], "bf16", H100, BASE, 132, 1.0)
+    given = fit.fit_gemm([mamf], "bf16", H100, BASE, 132, 1.0, unpinned=donor)
+    assert alone.launch_seconds == 0.0 and given.launch_seconds == donor.launch_seconds > 0.0
+    assert given.max_efficiency == alone.max_efficiency and given.tile_overhead_k == alone.tile_overhead_k == 0.0
+    t_row = 2.0 * mamf.m * mamf.n * mamf.k / mamf.flops_per_s
+    for gp, extra in ((alone, 0.0), (given, donor.launch_seconds)):
+        prof = dataclasses.replace(BASE, gemm={"bf16": gp})
+        t = 2.0 * mamf.m * mamf.n * mamf.k / float(fit.predict_gemm_flops_per_s([mamf], H100, prof)[0])
+        assert t == pytest.approx(t_row + extra, rel=1e-9)
+
+
+@pytest.mark.parametrize("chip", ["h100-sxm", "h200-sxm", "b200", "gb200", "gb300", "mi300x", "a100-80gb-sxm"])
+def test_no_default_profile_prices_a_gemm_kernel_as_free_of_fixed_time(chip):
+    # one-row chips (B200, GB200's bf16 and fp4, H200's fp8, MI300X's bf16) take the launch time of
+    # the closest measured architecture; until the fifty-fourth round they had none, and a decode
+    # step of thousands of small kernels ran several times faster than on the H100 for that alone
+    for prec, g in default_profile(chip).gemm.items():
+        assert 1e-6 < g.launch_seconds < 20e-6, (chip, prec)

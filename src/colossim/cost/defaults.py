@@ -226,8 +226,13 @@ def build_default_profile(chip: str) -> CalibrationProfile:
     for prec in ("bf16", "fp8", "fp4"):
         own = [s for s in _build(rows.gemm_samples(), chip) if s.precision == prec]
         if own and acc.peak_flops_per_s(prec):
+            # one row pins the peak efficiency only: the fixed time per kernel comes from the
+            # closest measured architecture, as missing components do (fit.fit_gemm)
+            donor = (fb.gemm.get(prec) or fb.gemm.get("bf16")) if fb and len(own) == 1 else None
             gemm[prec] = fit.fit_gemm(own, prec, acc, dataclasses.replace(skeleton, gemm=gemm), sm,
-                                      misaligned, f"fitted to {chip} {prec} rows")
+                                      misaligned, f"fitted to {chip} {prec} rows"
+                                      + (f"; launch time from {fb.chip}" if donor else ""),
+                                      unpinned=donor)
         elif fb and prec in fb.gemm:
             gemm[prec] = dataclasses.replace(fb.gemm[prec], sm_count=sm,
                                              derivation=f"from {fb.chip} ({fb.gemm[prec].derivation})")

@@ -78,7 +78,8 @@ _TILE_OVERHEAD_GRID = (0.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0)
 
 def fit_gemm(samples: Sequence[GemmSample], precision: str, chip: Accelerator,
              base: CalibrationProfile, sm_count: int, misaligned_k_factor: float,
-             derivation: str = "", joint: bool = False) -> GemmParams:
+             derivation: str = "", joint: bool = False,
+             unpinned: GemmParams | None = None) -> GemmParams:
     """Fit one precision's GEMM parameters, ``max_efficiency`` always so that the anchor -- the
     best-shape (MAMF) sample, or else the highest-throughput one -- is reproduced exactly:
 
@@ -91,7 +92,12 @@ def fit_gemm(samples: Sequence[GemmSample], precision: str, chip: Accelerator,
        fitted together, a 0.7 us launch and a 277-element overhead explain them as well as 10 us
        and 20).  The order leaves part of a true overhead in the launch time.
     ``joint``: both together, from the best of a grid (for ``colossim calibrate``'s measured grid,
-    whose smallest and largest shapes pin each of them)."""
+    whose smallest and largest shapes pin each of them).  A single sample pins neither: it sets
+    ``max_efficiency`` alone, as all compute (a best-of-search MAMF row is the top of what the chip
+    reaches, which the fitted form reaches at large shapes, so neither a launch time nor a tile
+    overhead may lift it); the fixed time per kernel, which one row cannot show, is then
+    ``unpinned``'s (another chip's fitted GEMM parameters, the caller's choice) when given, else 0.
+    The anchor's own shape is then priced that much slower than it measured."""
     if not samples:
         raise ValueError("fit_gemm needs at least one sample")
     peak = chip.peak_flops_per_s(precision)
@@ -110,7 +116,8 @@ def fit_gemm(samples: Sequence[GemmSample], precision: str, chip: Accelerator,
                           tile_overhead_k=overhead_k)
 
     if not others:
-        return make(0.0)
+        alone = make(0.0)
+        return dataclasses.replace(alone, launch_seconds=unpinned.launch_seconds) if unpinned else alone
 
     def error(gp: GemmParams) -> float:
         prof = _gemm_profile(base, precision, gp)

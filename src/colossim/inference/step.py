@@ -120,15 +120,19 @@ class _Acc:
         self.t = {b: np.zeros(shape) for b in BUCKETS}
 
     def gemm(self, ctx: ServingContext, m, n, k, count=1.0, *, precision: str | None = None,
-             weight_format: str | None = None, times: float = 1.0) -> None:
+             weight_format: str | None = None, times: float = 1.0, grouped: bool = False) -> None:
+        """``count`` GEMMs of one shape: each its own kernel, or with ``grouped`` one kernel for
+        all of them (a grouped GEMM: one launch, their tiles sharing the waves)."""
         prec = precision or ctx.compute_precision
         wfmt = weight_format or ctx.weights
         w_bytes = BYTES_PER_ELEMENT[wfmt]
         m, n, k, count = _f(m), _f(n), _f(k), _f(count)
         launch, t_compute, t_memory = K.gemm_roofline(np.maximum(m, 1e-9), n, k, prec, ctx.chip,
-                                                      ctx.profile, weight_bytes=w_bytes)
+                                                      ctx.profile, weight_bytes=w_bytes,
+                                                      batch=count if grouped else 1)
         memory_bound = t_memory >= t_compute  # the roofline's max picked the bytes
-        t = (launch + np.maximum(t_compute, t_memory)) * count
+        per = np.maximum(t_compute, t_memory)
+        t = launch + per * count if grouped else (launch + per) * count
         t = np.where(m > 0, t, 0.0) * times
         self.t["memory"] = self.t["memory"] + np.where(memory_bound, t, 0.0)
         self.t["compute"] = self.t["compute"] + np.where(memory_bound, 0.0, t)
@@ -210,8 +214,10 @@ def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe
         # the busiest expert-parallel GPU runs its load's share of rows and the others wait for it
         # in the layer's all-reduce; weights read are the same
         rows = rows * busiest_rank_load(ep, ctx.moe_load_imbalance)
-        acc.gemm(ctx, rows, up * fe / etp, h, touched, times=moe_layers)
-        acc.gemm(ctx, rows, h, fe / etp, touched, times=moe_layers)
+        # the touched experts in one grouped kernel each way, as serving engines run them
+        # (TensorRT-LLM's MoE plugin, vLLM's fused_moe)
+        acc.gemm(ctx, rows, up * fe / etp, h, touched, times=moe_layers, grouped=True)
+        acc.gemm(ctx, rows, h, fe / etp, touched, times=moe_layers, grouped=True)
         if m.shared_experts:
             s = m.shared_experts
             acc.gemm(ctx, T, s * up * fe / tp, h, times=moe_layers)

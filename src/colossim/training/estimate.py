@@ -261,16 +261,23 @@ FIT_ADVICE_GPU_FACTOR = 1024
 FIT_ADVICE_SEQ_FACTOR = 16
 
 
+def _with_recompute_layers(spec, ctx: StepContext, plans: PlanArrays, stack) -> PlanArrays:
+    """``plans`` as the search prices them: under a stack with Megatron's block method and a spec
+    that leaves recompute open, full-recompute plans with their fewest recomputed layers
+    (:func:`fewest_recompute_layers`)."""
+    if (stack.recompute_block and spec.parallelism.recompute is None
+            and spec.parallelism.recompute_num_layers is None):
+        return fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)
+    return plans
+
+
 def _leanest_bytes(spec) -> float | None:
-    """The least memory per GPU (bytes) of any plan ``spec`` leaves open, as the search prices it
-    (full-recompute plans with their fewest recomputed layers); None when no plan is valid."""
+    """The least memory per GPU (bytes) of any plan ``spec`` leaves open, as the search prices it;
+    None when no plan is valid."""
     ctx, plans = plan_space(spec)
     if len(plans) == 0:
         return None
-    stack = software_stacks()[spec.training.software]
-    if (stack.recompute_block and spec.parallelism.recompute is None
-            and spec.parallelism.recompute_num_layers is None):
-        plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)
+    plans = _with_recompute_layers(spec, ctx, plans, software_stacks()[spec.training.software])
     return float(np.min(_memory(ctx, plans).total))
 
 
@@ -363,9 +370,7 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
             "x dp / etp with an etp below tp), and zero 2-3 goes with pp > 1 only when the spec fixes "
             f"both{_schedule_rule(ctx.pipeline_schedule)}{_nearest_hint(spec, ctx, stack)}",
             field="parallelism", value=given)
-    if (stack.recompute_block and spec.parallelism.recompute is None
-            and spec.parallelism.recompute_num_layers is None):
-        plans = fewest_recompute_layers(ctx, plans, spec.hardware.hbm_bytes)
+    plans = _with_recompute_layers(spec, ctx, plans, stack)
     mem = _memory(ctx, plans)
     fit = np.asarray(mem.total) <= spec.hardware.hbm_bytes
     cand = np.nonzero(fit | include_unfit)[0]

@@ -503,6 +503,11 @@ def moe_all_to_all_seconds(ctx: StepContext, plans: PlanArrays, tokens: ArrayLik
     return np.asarray(total, dtype=float)
 
 
+def micro_batches(ctx: StepContext, plans: PlanArrays) -> np.ndarray:
+    """Micro-batches each pipeline runs per step: the global batch over dp x micro_batch."""
+    return ctx.global_batch / (plans.dp * plans.micro_batch)
+
+
 def unpaired_pass_share(ctx: StepContext, plans: PlanArrays) -> np.ndarray:
     """The share of a stage's forward (and of its backward) passes that run with no other
     micro-batch's pass beside them, so no all-to-all of theirs can hide under ``ep_comm_overlap:
@@ -513,9 +518,8 @@ def unpaired_pass_share(ctx: StepContext, plans: PlanArrays) -> np.ndarray:
     warm-up and drain are in the bubble of DeepSeek-V3's Table 2, (pp/2 - 1)(F&B + B - 3W), priced
     by :func:`colossim.training.pipeline.pipeline_step_seconds`, and every pass it leaves is
     paired."""
-    n_micro = ctx.global_batch / (plans.dp * plans.micro_batch)
     dualpipe = (ctx.pipeline_schedule == "dualpipe") & (plans.pp > 1)
-    return np.where(dualpipe, 0.0, np.minimum(plans.pp / n_micro, 1.0))
+    return np.where(dualpipe, 0.0, np.minimum(plans.pp / micro_batches(ctx, plans), 1.0))
 
 
 def ep_exposed_seconds(ctx: StepContext, ops, a2a_fwd: np.ndarray, a2a_bwd: np.ndarray,
@@ -1005,7 +1009,7 @@ def _with_mtp(ctx: StepContext, plans: PlanArrays, head: dict[str, np.ndarray],
 def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     """Step time and its breakdown for every plan (arrays, seconds per step)."""
     m = ctx.model
-    n_micro = ctx.global_batch / (plans.dp * plans.micro_batch)
+    n_micro = micro_batches(ctx, plans)
     kinds = [(k, n) for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
     per = {k: _layer_seconds(ctx, plans, k) for k, _ in kinds}
 

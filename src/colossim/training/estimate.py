@@ -23,7 +23,7 @@ from colossim.training import flops as F
 from colossim.training import memory as M  # noqa: E402
 from colossim.training.evidence import validation_evidence
 from colossim.training.labels import plan_label
-from colossim.training.pipeline import layers_on_slowest_stage
+from colossim.training.pipeline import layers_on_slowest_stage, schedule_rule
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
 from colossim.training.search import enumerate_plans, nearest_plan_batches, nearest_plan_counts
 from colossim.training.step import StepContext, evaluate_step
@@ -325,13 +325,9 @@ def _fit_remedies(spec, lean: dict) -> str:
 
 def _schedule_rule(schedule: str) -> str:
     """The no-plan error's clause for a pipeline schedule that rules plans out
-    (:func:`colossim.training.pipeline.schedule_allows`); empty for 1F1B, which allows all."""
-    if schedule == "dualpipe":
-        return ("; pipeline_schedule dualpipe needs vpp 1 and either pp 1 or an even pp with at least 2 x pp "
-                "micro-batches")
-    if schedule != "1f1b":
-        return f"; pipeline_schedule {schedule} needs vpp 1"
-    return ""
+    (:func:`colossim.training.pipeline.schedule_rule`); empty for 1F1B, which allows all."""
+    rule = schedule_rule(schedule)
+    return f"; pipeline_schedule {schedule} needs {rule}" if rule else ""
 
 
 def _nearest_hint(spec, ctx: StepContext, stack) -> str:

@@ -182,6 +182,16 @@ def schedule_allows(schedule: str, pp: ArrayLike, vpp: ArrayLike, micro_batches:
     return np.ones(np.broadcast(p, v, m).shape, dtype=bool)
 
 
+def schedule_rule(schedule: str) -> str:
+    """What :func:`schedule_allows` asks of a plan under ``schedule``, in words; empty for 1F1B,
+    which allows all."""
+    if schedule == "dualpipe":
+        return "vpp 1 and either pp 1 or an even pp with at least 2 x pp micro-batches"
+    if schedule in ("zb1p", "deepspeed"):
+        return "vpp 1"
+    return ""
+
+
 def p2p_exposed_transfers(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike,
                           overlap: bool | np.ndarray = True, schedule: str = "1f1b") -> np.ndarray:
     """Activation send/recv transfers on the critical path of one step.

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from colossim.errors import SpecError
+from colossim.errors import SpecError, UnknownNameError
 from colossim.specs import ParallelPlan, load_spec, resolve_hardware, resolve_model, valid_mask, validate_plan
 from colossim.specs.training import TrainingWorkload
 
@@ -142,6 +142,14 @@ def test_hardware_defaults_and_overrides():
     # a system's id written as the chip reads as that system
     assert resolve_hardware({"gpu": "gb200-nvl72", "count": 144}) == resolve_hardware(
         {"system": "gb200-nvl72", "count": 144})
+    # and a chip's id written as the system reads as that chip, with its first system's network
+    assert resolve_hardware({"system": "h100-sxm", "count": 16}) == h
+    # a system's name in another spelling, with or without its vendor, is that system
+    for name in ("DGX H100", "NVIDIA DGX H100", "hgx_h100"):
+        assert resolve_hardware({"system": name, "count": 16}) == h
+    assert resolve_hardware({"system": "DGX GB200", "count": 144}).system_id == "gb200-nvl72"
+    with pytest.raises(UnknownNameError, match="unknown system 'dgx-x9'"):
+        resolve_hardware({"system": "dgx-x9", "count": 8})
 
 
 def test_reference_table_column_names_are_accepted_as_overrides():

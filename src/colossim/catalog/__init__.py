@@ -45,11 +45,26 @@ class Catalog:
         return label_index(self.accelerators.values())
 
     def system(self, name: str) -> System:
+        """The system with id or alias ``name`` (case-insensitive), or whose id, name or alias it
+        spells with other spacing or punctuation ("DGX H100", "GB200 NVL72"), with or without its
+        vendor in front ("NVIDIA DGX H100")."""
         key = name.strip().lower()
         key = self.system_aliases.get(key, key)
-        if key not in self.systems:
-            raise UnknownNameError("system", name, list(self.systems) + list(self.system_aliases))
-        return self.systems[key]
+        if key in self.systems:
+            return self.systems[key]
+        found = self.system_labels.get(label_key(name))
+        if found is None:  # "NVIDIA DGX H100": the name without its vendor
+            vendor = next((v for v in {a.vendor for a in self.accelerators.values()}
+                           if key.startswith(v.lower())), "")
+            found = self.system_labels.get(label_key(name.strip()[len(vendor):])) if vendor else None
+            if found is None:
+                raise UnknownNameError("system", name, list(self.systems) + list(self.system_aliases))
+        return self.systems[found]
+
+    @cached_property
+    def system_labels(self) -> dict[str, str]:
+        """System ids by the :func:`label_key` of each system's id, name and aliases."""
+        return label_index(self.systems.values())
 
     def parameter(self, pid: str) -> float:
         if pid not in self.parameters:

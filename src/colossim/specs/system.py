@@ -7,9 +7,10 @@
   ``gb200-nvl72``).  A chip with no catalog system gets ``gpus_per_node = min(8, domain)``
   (``domain`` = the chip's scale-up domain size, 8 when unknown: the HGX-style baseboard),
   ``scaleup_domain_size = domain`` and the chip's own scale-out bandwidth.
-- ``{system: gb200-nvl72, count: N}`` -- a catalog system (id or alias).  ``count`` is always the
-  number of GPUs (accelerators), never nodes or racks.  A system's id given as ``gpu`` (and no chip's)
-  reads the same.
+- ``{system: gb200-nvl72, count: N}`` -- a catalog system (id, alias or name, in any case and
+  spacing: "DGX H100", "GB200 NVL72").  ``count`` is always the number of GPUs (accelerators), never
+  nodes or racks.  A system's id given as ``gpu`` (and no chip's) reads the same, and a chip's given
+  as ``system`` (and no system's) reads as ``gpu``.
 
 Overrides (any of them, either form): ``gpus_per_node``, ``scaleup_domain_size``,
 ``scaleup_gbit_per_s`` (per GPU, one direction), ``scaleout_gbit_per_s`` (per GPU), ``hbm_gib``
@@ -33,7 +34,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from colossim import units
-from colossim.catalog import Accelerator, load_catalog
+from colossim.catalog import Accelerator, System, load_catalog
 from colossim.errors import SpecError, UnknownNameError
 from colossim.specs._validation import SpecInt, validate_model
 
@@ -104,19 +105,20 @@ def resolve_hardware(d: Mapping[str, Any] | SystemSpec) -> SystemSpec:
     if (hw.gpu is None) == (hw.system is None):
         raise SpecError("hardware needs exactly one of 'gpu' (a chip id) or 'system' (a system id)",
                         field="hardware", value=dict(d), allowed=["gpu", "system"])
-    if hw.system is not None:
-        system = cat.system(hw.system)
-        acc = cat.accelerator(system.accelerator)
-    else:
+    # a system written as the chip ({gpu: gb200-nvl72}) or a chip as the system ({system: h100-sxm}):
+    # the name is read as the other kind when it is not one of its own
+    first, then = (cat.system, cat.accelerator) if hw.system is not None else (cat.accelerator, cat.system)
+    try:
+        found = first(hw.system or hw.gpu)
+    except UnknownNameError as unknown:
         try:
-            acc = cat.accelerator(hw.gpu)
-            system = next((s for s in cat.systems.values() if s.accelerator == acc.id), None)
-        except UnknownNameError as unknown:  # a system's id written as the chip ({gpu: gb200-nvl72})
-            try:
-                system = cat.system(hw.gpu)
-            except UnknownNameError:
-                raise unknown from None
-            acc = cat.accelerator(system.accelerator)
+            found = then(hw.system or hw.gpu)
+        except UnknownNameError:
+            raise unknown from None
+    if isinstance(found, System):
+        system, acc = found, cat.accelerator(found.accelerator)
+    else:
+        acc, system = found, next((s for s in cat.systems.values() if s.accelerator == found.id), None)
 
     acc_over = {k: v for k, v in (("hbm_gib", hw.hbm_gib), ("hbm_tb_per_s", hw.hbm_tb_per_s),
                                   ("tdp_w", hw.tdp_w)) if v is not None}

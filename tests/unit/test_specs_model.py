@@ -110,6 +110,23 @@ def test_unknown_field_names_it_and_the_allowed_ones():
         resolve_model({"name": "llama3-8b", "hiden": 1})
 
 
+def test_stated_parameter_counts_are_checked_against_the_shape_not_used():
+    """A mapping may state its published counts (the reference file's params_b / active_params_b
+    columns); a rounded name passes, a shape a factor off is refused naming the field."""
+    v3 = {"layers": 61, "hidden": 7168, "ffn_hidden": 18432, "heads": 128, "vocab": 129280, "seq_len": 4096,
+          "activation": "swiglu", "experts": 256, "top_k": 8, "moe_ffn_hidden": 2048, "shared_experts": 1}
+    assert resolve_model({**v3, "params_b": 671, "active_params_b": 37}) == resolve_model(v3)
+    assert resolve_model({"name": "llama2-7b", "params_b": 7}) == resolve_model("llama2-7b")  # 6.74B named 7B
+    with pytest.raises(SpecError, match=r"^model\.params_b 67 disagrees with the shape, which gives 671B"):
+        resolve_model({**v3, "params_b": 67})
+    # top-8 of 256 experts is 37B active, not 671B: the active count is checked on its own
+    with pytest.raises(SpecError, match=r"^model\.active_params_b 671 disagrees .* gives 37\.\d+B"):
+        resolve_model({**v3, "active_params_b": 671})
+    for value in ("seven", 0, True):
+        with pytest.raises(SpecError, match=r"^model\.params_b must be a positive number"):
+            resolve_model({"name": "llama2-7b", "params_b": value})
+
+
 @pytest.mark.parametrize("bad, needle", [
     ({"heads": 32, "kv_heads": 5}, "kv_heads 5 must divide heads 32"),
     ({"experts": 8, "top_k": 9, "moe_ffn_hidden": 10}, "top_k 9"),

@@ -475,6 +475,8 @@ def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
     if not isinstance(x, Mapping):
         raise SpecError(f"model must be a catalog id or a mapping of fields, got {x!r}",
                         field="model", value=x)
+    stated = {k: x[k] for k in STATED_COUNT_FIELDS if k in x}
+    x = {k: v for k, v in x.items() if k not in STATED_COUNT_FIELDS}
     if HF_CONFIG_KEY in x:
         from colossim.specs.hf_import import hf_config_fields
         path = x[HF_CONFIG_KEY]
@@ -482,7 +484,8 @@ def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
             raise SpecError(f"model.{HF_CONFIG_KEY} must be the path of a config.json or of its folder, "
                             f"got {path!r}", field=f"model.{HF_CONFIG_KEY}", value=path)
         overrides = read_table_fields({k: v for k, v in x.items() if k != HF_CONFIG_KEY})
-        return validate_model(ModelSpec, {**hf_config_fields(path), **overrides}, "model")
+        return _check_stated_counts(validate_model(ModelSpec, {**hf_config_fields(path), **overrides}, "model"),
+                                    stated)
     data = read_table_fields(x)
     name = data.get("name")
     if isinstance(name, str) and cat.has(name):
@@ -496,7 +499,37 @@ def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:
             data = complete_by_shape(data, cat)
         except (TypeError, ValueError):  # a value of the wrong type (experts: {a: 1}), which the
             data = {"vocab": DEFAULT_VOCAB, **data}  # validation names (not the vocabulary left out)
-    return validate_model(ModelSpec, data, "model")
+    return _check_stated_counts(validate_model(ModelSpec, data, "model"), stated)
+
+
+#: Parameter counts a model mapping may state, in billions (the team's reference file's columns,
+#: tables' "params"), each with the count of the shape it is checked against.  They are not used:
+#: the shape sets every FLOP and byte.
+STATED_COUNT_FIELDS = {"params_b": "params_total", "active_params_b": "params_active"}
+
+#: How far a stated parameter count may sit from the shape's, as a ratio either way, and still be
+#: that model's.  Because: published counts are rounded names (Gemma 2 2B has 2.61B parameters,
+#: Llama 2 7B 6.74B, GPT-MoE-1.8T's shape 1.87T), so only a shape off by more than that -- a width
+#: or a layer count mistyped -- is refused.
+STATED_COUNT_RATIO = 1.5
+
+
+def _check_stated_counts(spec: ModelSpec, stated: Mapping[str, Any]) -> ModelSpec:
+    """``spec``, once each stated count (:data:`STATED_COUNT_FIELDS`) is within
+    :data:`STATED_COUNT_RATIO` of the count its shape implies; else a one-line :class:`SpecError`
+    naming the field, both counts and the shape fields to check.  A dense model's
+    ``active_params_b`` is checked against all its parameters."""
+    for key, value in stated.items():
+        field = f"model.{key}"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise SpecError(f"{field} must be a positive number of billions of parameters (got {value!r})",
+                            field=field, value=value)
+        implied = getattr(spec, STATED_COUNT_FIELDS[key]) / 1e9
+        if max(implied / value, value / implied) > STATED_COUNT_RATIO:
+            raise SpecError(f"{field} {value:g} disagrees with the shape, which gives {implied:.4g}B parameters "
+                            f"(allowed: within {STATED_COUNT_RATIO:g}x; check layers, hidden, ffn_hidden, heads, "
+                            "vocab and the expert fields)", field=field, value=value)
+    return spec
 
 
 #: Vocabulary assumed for a model given by shape without ``vocab`` and matching no catalog model.

@@ -231,3 +231,22 @@ def test_choices_read_any_case_and_unknown_ones_name_the_allowed():
     with pytest.raises(SpecError, match=r"^training.precision: Input should be 'bf16', 'fp16' or 'fp8' "
                                         r"\(got 'int8'\)$"):
         load_spec(spec(training={"precision": "int8"}))
+
+
+def test_a_batch_given_in_tokens_is_that_many_whole_sequences():
+    """Papers give the batch in tokens (Llama 3 405B: 16M at 8,192): global_batch_tokens reads as
+    the sequences it holds, at the model's or training's sequence length."""
+    base = {"model": {"name": "llama3-405b", "seq_len": 8192}, "hardware": {"gpu": "h100-sxm", "count": 8192},
+            "parallelism": {"tp": 8, "pp": 16, "cp": 1}}
+    spec = load_spec({**base, "training": {"global_batch_tokens": 16 * 2**20}})
+    assert spec.training.global_batch == 2048
+    assert load_spec({**base, "training": {"global_batch_tokens": 16 * 2**20, "seq_len": 4096}}
+                     ).training.global_batch == 4096
+    assert load_spec({**base, "training": {"global_batch_tokens": 16 * 2**20, "global_batch": 2048}}
+                     ).training.global_batch == 2048
+    with pytest.raises(SpecError, match=r"^training\.global_batch_tokens 16777217 is not a whole number of "
+                                        r"8192-token sequences \(allowed: multiples of 8192, e\.g\. 16777216 or "
+                                        r"16785408\)$"):
+        load_spec({**base, "training": {"global_batch_tokens": 16 * 2**20 + 1}})
+    with pytest.raises(SpecError, match=r"is 2048 sequences of 8192 tokens, but training\.global_batch is 2000"):
+        load_spec({**base, "training": {"global_batch_tokens": 16 * 2**20, "global_batch": 2000}})

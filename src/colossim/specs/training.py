@@ -65,6 +65,9 @@ class TrainingWorkload(BaseModel):
     global_batch: SpecInt | None = Field(None, ge=1, description="sequences per optimizer step; omitted: "
                                      "about DEFAULT_BATCH_TOKENS tokens, a whole number of sequences "
                                      "per GPU (see default_global_batch)")
+    global_batch_tokens: SpecInt | None = Field(None, ge=1, description="the global batch in tokens, as "
+                                                "papers give it (Llama 3's 16M): a whole number of "
+                                                "sequences, read as global_batch (see batch_from_tokens)")
     precision: Precision = Precision.bf16
     tokens: float | None = Field(None, gt=0, description="tokens to train on (for time-to-train)")
     seq_len: SpecInt | None = Field(None, ge=1, description="overrides the model's sequence length")
@@ -175,6 +178,8 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     if workload.seq_len is not None:
         model = model.model_copy(update={"seq_len": workload.seq_len})
     hardware = resolve_hardware(data["hardware"])
+    if workload.global_batch_tokens is not None:
+        workload = workload.model_copy(update={"global_batch": batch_from_tokens(workload, model.seq_len)})
     if workload.global_batch is None:
         workload = workload.model_copy(update={"global_batch": default_global_batch(model.seq_len, hardware.count)})
     written = read_expert_layout(model, hardware.count,
@@ -245,6 +250,24 @@ def read_expert_layout(model: ModelSpec, count: int, plan: ParallelPlan) -> Para
 #: large runs train with 2-4 M-token batches (GPT-3 175B 3.2 M, OPT-175B 2 M, Llama 2 4 M); 2^21
 #: is the lower end, where the step time of a fixed cluster is least flattered by the batch.
 DEFAULT_BATCH_TOKENS = 2**21
+
+
+def batch_from_tokens(workload: TrainingWorkload, seq_len: int) -> int:
+    """The sequences of ``workload.global_batch_tokens`` at ``seq_len`` tokens each.  A token count
+    that is no whole number of sequences, or that disagrees with a ``global_batch`` also given,
+    raises :class:`SpecError` naming the field and the nearest batches that are."""
+    tokens, field = workload.global_batch_tokens, "training.global_batch_tokens"
+    if tokens % seq_len:
+        below = tokens // seq_len * seq_len
+        near = [n for n in (below, below + seq_len) if n > 0]
+        raise SpecError(f"{field} {tokens} is not a whole number of {seq_len}-token sequences "
+                        f"(allowed: multiples of {seq_len}, e.g. {' or '.join(map(str, near))})",
+                        field=field, value=tokens, allowed=[str(n) for n in near])
+    batch = tokens // seq_len
+    if workload.global_batch is not None and workload.global_batch != batch:
+        raise SpecError(f"{field} {tokens} is {batch} sequences of {seq_len} tokens, but training.global_batch "
+                        f"is {workload.global_batch}: give one of the two", field=field, value=tokens)
+    return batch
 
 
 def default_global_batch(seq_len: int, gpus: int) -> int:

@@ -81,6 +81,32 @@ def test_which_chips_have_a_network():
     assert v4.scaleup_bytes_per_s_per_gpu == 300e9
 
 
+@pytest.mark.parametrize("chip", ["tpu-v4", "mi355x", "h100-nvl"])
+def test_a_chip_without_links_runs_on_the_rates_its_error_asks_for(chip):
+    """The engines take the spec's rates as the network, not only resolve_hardware: training and
+    serving on such a chip run once the spec gives them (they used to fail one step later)."""
+    from colossim.inference.estimate import estimate as serve
+    from colossim.specs.serving import load_serving_spec
+    from colossim.specs.training import load_spec
+    from colossim.training.estimate import estimate as train
+
+    hw = {"gpu": chip, "count": 64, "scaleup_gbit_per_s": 2400, "scaleout_gbit_per_s": 100}
+    est = train(load_spec({"model": "llama3-8b", "hardware": hw, "training": {"global_batch": 64}}))
+    assert est.fits and 0 < est.mfu < 1
+    hw8 = {**hw, "count": 8}
+    out = serve(load_serving_spec({"model": "llama3-8b", "hardware": hw8,
+                                   "serving": {"input_tokens": 1000, "output_tokens": 100}}))
+    assert out.tokens_per_s > 0
+    # the spec's scale-up rate is the one priced: a slower link makes a TP step no faster
+    slow = {**hw, "scaleup_gbit_per_s": 240}
+    fixed = {"tp": 2, "pp": 1, "zero": 1, "micro_batch": 1}
+    fast_t = train(load_spec({"model": "llama3-8b", "hardware": hw, "parallelism": fixed,
+                              "training": {"global_batch": 64}})).step_time_s
+    slow_t = train(load_spec({"model": "llama3-8b", "hardware": slow, "parallelism": fixed,
+                              "training": {"global_batch": 64}})).step_time_s
+    assert slow_t > fast_t
+
+
 def test_disagreeing_sources_are_kept():
     alts = load_catalog().alternatives_for("b200")
     assert {a.value for a in alts if a.field == "dense_tflops_fp64"} == {37, 40, 31.04}

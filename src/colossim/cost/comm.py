@@ -103,12 +103,14 @@ class Network:
 
 
 def network_for(chip: Accelerator, system: System | None = None, *, nvls: bool | None = None,
-                scaleout_bytes_per_s_per_gpu: float | None = None) -> Network:
+                scaleout_bytes_per_s_per_gpu: float | None = None,
+                scaleup_bytes_per_s_per_gpu: float | None = None) -> Network:
     """The network of ``system`` (or, without one, of an 8-GPU-node of ``chip`` as the catalog
-    describes it).  ``nvls`` defaults to NVIDIA chips from 2022 on with an NVSwitch domain >= 8."""
+    describes it), with the given per-GPU rates in place of the catalog's.  ``nvls`` defaults to
+    NVIDIA chips from 2022 on with an NVSwitch domain >= 8."""
     domain = system.scaleup_domain_size if system else (chip.scaleup_domain_size or 1)
     gpn = system.gpus_per_node if system else min(domain, 8)
-    up = chip.scaleup_bytes_per_s
+    up = scaleup_bytes_per_s_per_gpu or chip.scaleup_bytes_per_s
     if up is None:
         raise ColossimError(f"chip '{chip.id}' has no scale-up link bandwidth in the catalog",
                             field="chip", value=chip.id)
@@ -132,10 +134,9 @@ def network_of_hardware(hardware) -> Network:
     catalog system's fabric, with the spec's sizes and bandwidths (overrides included) as the truth."""
     system = load_catalog().systems.get(hardware.system_id) if hardware.system_id else None
     net = network_for(hardware.accelerator, system,
-                      scaleout_bytes_per_s_per_gpu=hardware.scaleout_bytes_per_s_per_gpu or None)
-    return replace(net, scaleup_domain_size=hardware.scaleup_domain_size,
-                   gpus_per_node=hardware.gpus_per_node,
-                   scaleup_bytes_per_s_per_gpu=hardware.scaleup_bytes_per_s_per_gpu)
+                      scaleout_bytes_per_s_per_gpu=hardware.scaleout_bytes_per_s_per_gpu or None,
+                      scaleup_bytes_per_s_per_gpu=hardware.scaleup_bytes_per_s_per_gpu)
+    return replace(net, scaleup_domain_size=hardware.scaleup_domain_size, gpus_per_node=hardware.gpus_per_node)
 
 
 def _a(x: ArrayLike) -> np.ndarray:

@@ -250,3 +250,14 @@ def test_a_batch_given_in_tokens_is_that_many_whole_sequences():
         load_spec({**base, "training": {"global_batch_tokens": 16 * 2**20 + 1}})
     with pytest.raises(SpecError, match=r"is 2048 sequences of 8192 tokens, but training\.global_batch is 2000"):
         load_spec({**base, "training": {"global_batch_tokens": 16 * 2**20, "global_batch": 2000}})
+
+
+def test_the_training_section_may_be_left_out_the_model_and_hardware_may_not():
+    spec = load_spec({"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64}})
+    assert spec.training.precision.value == "bf16"
+    assert spec.training.global_batch * spec.model.seq_len == 2**21  # the default batch, whole sequences
+    for missing in ("model", "hardware"):
+        data = {"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 64}}
+        del data[missing]
+        with pytest.raises(SpecError, match=f"^spec is missing '{missing}'$"):
+            load_spec(data)

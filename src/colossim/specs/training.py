@@ -170,10 +170,11 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     :class:`SpecError` with one line naming the field, the value and what is allowed."""
     data = _read_source(source, text)
     check_known_fields(data, SPEC_SECTIONS, "")
-    for section in ("model", "hardware", "training"):
+    for section in ("model", "hardware"):
         if section not in data:
             raise SpecError(f"spec is missing '{section}'", field=section, allowed=SPEC_SECTIONS)
-    workload = validate_model(TrainingWorkload, data["training"], "training")
+    # every training field has a default (the batch about 2M tokens, bf16): the section may be left out
+    workload = validate_model(TrainingWorkload, data.get("training") or {}, "training")
     model = resolve_model(data["model"])
     if workload.seq_len is not None:
         model = model.model_copy(update={"seq_len": workload.seq_len})

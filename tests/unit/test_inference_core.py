@@ -186,6 +186,18 @@ def test_unknown_serving_field():
         spec(batchsize=4)
 
 
+def test_a_request_longer_than_the_models_context_is_refused():
+    """Llama 3 8B serves 8,192 tokens (Llama 3.1 131,072): prompt + output must fit, up to equal."""
+    assert spec(model="llama3-8b", input_tokens=8192 - 256).serving.input_tokens == 7936
+    with pytest.raises(SpecError, match=r"^serving\.input_tokens \+ output_tokens = 8,193 is longer than "
+                                        r"llama3-8b's context of 8,192 tokens"):
+        spec(model="llama3-8b", input_tokens=8192 - 255)
+    assert spec(model="llama3.1-8b", input_tokens=100_000).model.max_seq_len == 131_072
+    # a context-extended variant says so; a custom shape has no context to check
+    assert spec(model={"name": "llama3-8b", "max_seq_len": 32768}, input_tokens=20_000)
+    assert spec(model={"layers": 2, "hidden": 256, "heads": 4, "seq_len": 128}, input_tokens=100_000)
+
+
 def test_does_not_fit_says_how_much_and_what_helps():
     with pytest.raises(SpecError) as e:
         estimate(spec(model="llama3.1-405b", count=2))

@@ -156,6 +156,7 @@ def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | Non
             raise SpecError(f"spec is missing '{section}'", field=section, allowed=SERVING_SECTIONS)
     workload = validate_model(ServingWorkload, data["serving"], "serving")
     model = resolve_model(data["model"])
+    check_context(model, workload)
     hardware = resolve_hardware(data["hardware"])
     plan = validate_model(ServingPlan, data.get("parallelism") or {}, "parallelism")
     validate_serving_plan(model, hardware, plan)
@@ -172,5 +173,17 @@ def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | Non
     return ServingSpec(model=model, hardware=hardware, parallelism=plan, serving=workload)
 
 
+def check_context(model: ModelSpec, workload: ServingWorkload) -> None:
+    """Raise :class:`SpecError` when a request (prompt and generated tokens) is longer than the
+    model's context, ``model.max_seq_len``, as a serving engine refuses it (vLLM's
+    ``max_model_len``); a model without one (a custom shape) is not checked."""
+    context, longest = model.max_seq_len, workload.input_tokens + workload.output_tokens
+    if context is not None and longest > context:
+        raise SpecError(f"serving.input_tokens + output_tokens = {longest:,} is longer than {model.name}'s "
+                        f"context of {context:,} tokens (allowed: at most {context:,}; a context-extended "
+                        "variant gives model.max_seq_len)", field="serving.input_tokens", value=longest,
+                        allowed=[f"<= {context}"])
+
+
 __all__ = ["BYTES_PER_ELEMENT", "NumberFormat", "SERVING_SECTIONS", "ServingPlan", "ServingSpec",
-           "ServingWorkload", "load_serving_spec", "validate_serving_plan"]
+           "ServingWorkload", "check_context", "load_serving_spec", "validate_serving_plan"]

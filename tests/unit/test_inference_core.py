@@ -196,6 +196,10 @@ def test_a_request_longer_than_the_models_context_is_refused():
     # a context-extended variant says so; a custom shape has no context to check
     assert spec(model={"name": "llama3-8b", "max_seq_len": 32768}, input_tokens=20_000)
     assert spec(model={"layers": 2, "hidden": 256, "heads": 4, "seq_len": 128}, input_tokens=100_000)
+    # nor does a shape that matched a catalog model: its context is the match's, not a stated one
+    by_shape = spec(model={"layers": 32, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn_hidden": 14336,
+                           "vocab": 128256, "activation": "swiglu"}, input_tokens=20_000)
+    assert by_shape.model.name.endswith("(by shape)") and by_shape.model.max_seq_len < 20_256
 
 
 def test_does_not_fit_says_how_much_and_what_helps():

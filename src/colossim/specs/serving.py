@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from colossim.arith import divisors_text
 from colossim.errors import SpecError
 from colossim.specs._validation import SpecChoice, SpecInt, check_known_fields, validate_model
-from colossim.specs.model import ModelSpec, resolve_model
+from colossim.specs.model import BY_SHAPE_SUFFIX, ModelSpec, resolve_model
 from colossim.specs.system import SystemSpec, resolve_hardware
 from colossim.specs.training import check_heads_and_experts, check_plan_product, read_spec_document
 
@@ -176,9 +176,10 @@ def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | Non
 def check_context(model: ModelSpec, workload: ServingWorkload) -> None:
     """Raise :class:`SpecError` when a request (prompt and generated tokens) is longer than the
     model's context, ``model.max_seq_len``, as a serving engine refuses it (vLLM's
-    ``max_model_len``); a model without one (a custom shape) is not checked."""
+    ``max_model_len``).  A model without one (a custom shape) is not checked, nor one given by
+    shape, whose context is the matched catalog model's, not one the spec stated."""
     context, longest = model.max_seq_len, workload.input_tokens + workload.output_tokens
-    if context is not None and longest > context:
+    if context is not None and longest > context and not model.name.endswith(BY_SHAPE_SUFFIX):
         raise SpecError(f"serving.input_tokens + output_tokens = {longest:,} is longer than {model.name}'s "
                         f"context of {context:,} tokens (allowed: at most {context:,}; a context-extended "
                         "variant gives model.max_seq_len)", field="serving.input_tokens", value=longest,

@@ -29,14 +29,9 @@ class Catalog:
         key = chip.strip().lower()
         if key in self.accelerators:
             return self.accelerators[key]
-        found = self.accelerator_labels.get(label_key(chip))
-        if found is None:  # "NVIDIA H100", "AMD MI300X": the name without its vendor
-            vendor = next((v for v in {a.vendor for a in self.accelerators.values()}
-                           if key.startswith(v.lower())), "")
-            near = chip.strip()[len(vendor):].strip() if vendor else None
-            found = self.accelerator_labels.get(label_key(near)) if near else None
-            if found is None:
-                raise UnknownNameError("chip", chip, self.accelerators, near=near)
+        found, near = self._by_label(chip, self.accelerator_labels)
+        if found is None:
+            raise UnknownNameError("chip", chip, self.accelerators, near=near)
         return self.accelerators[found]
 
     @cached_property
@@ -52,19 +47,27 @@ class Catalog:
         key = self.system_aliases.get(key, key)
         if key in self.systems:
             return self.systems[key]
-        found = self.system_labels.get(label_key(name))
-        if found is None:  # "NVIDIA DGX H100": the name without its vendor
-            vendor = next((v for v in {a.vendor for a in self.accelerators.values()}
-                           if key.startswith(v.lower())), "")
-            found = self.system_labels.get(label_key(name.strip()[len(vendor):])) if vendor else None
-            if found is None:
-                raise UnknownNameError("system", name, list(self.systems) + list(self.system_aliases))
+        found, _ = self._by_label(name, self.system_labels)
+        if found is None:
+            raise UnknownNameError("system", name, list(self.systems) + list(self.system_aliases))
         return self.systems[found]
 
     @cached_property
     def system_labels(self) -> dict[str, str]:
         """System ids by the :func:`label_key` of each system's id, name and aliases."""
         return label_index(self.systems.values())
+
+    def _by_label(self, text: str, labels: dict[str, str]) -> tuple[str | None, str | None]:
+        """The id ``labels`` (a :func:`label_index`) has for ``text``, or failing that for ``text``
+        without a vendor's name in front ("NVIDIA H100", "AMD MI300X"), and that shorter text (None
+        when ``text`` starts with no vendor's name)."""
+        found = labels.get(label_key(text))
+        if found is not None:
+            return found, None
+        vendor = next((v for v in {a.vendor for a in self.accelerators.values()}
+                       if text.strip().lower().startswith(v.lower())), "")
+        near = text.strip()[len(vendor):].strip() if vendor else None
+        return (labels.get(label_key(near)) if near else None), near
 
     def parameter(self, pid: str) -> float:
         if pid not in self.parameters:

@@ -229,6 +229,13 @@ class ParallelPlan(BaseModel):
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")
+    tp_beyond_domain: bool = Field(
+        False, validation_alias=AliasChoices("tp_beyond_domain", "allow_tp_beyond_domain"),
+        description=(
+            "let the search try tp larger than the scale-up domain (its collectives then cross the "
+            "scale-out network, as in Narayanan et al. 2021 Figs. 13 and 15, tp 16 and 32 on 8-GPU "
+            "DGX A100 nodes); false: the search keeps tp within the domain. A tp the spec fixes is "
+            "priced as given either way"))
 
     @model_validator(mode="before")
     @classmethod

@@ -225,7 +225,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             global_batch_tokens=int(tokens_per_step),
             # the routing balance an MoE estimate rests on (the spec's, default perfect balance)
             assumptions={"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {},
-            validation_evidence=evidence,
+            validation_evidence=_plan_evidence(evidence, int(plans.tp[i]), spec.hardware.scaleup_domain_size),
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
@@ -235,6 +235,16 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
                        cost_usd=gpu_hours * usd_h, assumptions={**est["assumptions"], **cost_assumptions})
         out.append(TrainingEstimate(**est))
     return out
+
+
+def _plan_evidence(evidence: dict, tp: int, domain: int) -> dict:
+    """The spec's validation evidence, with a caveat for a plan whose tp spans scale-up domains (no
+    published run in the validation puts TP traffic on the scale-out network)."""
+    if tp <= domain:
+        return evidence
+    return {**evidence, "caveats": [*evidence["caveats"], (
+        f"tp {tp} spans {-(-tp // domain)} scale-up domains of {domain} GPUs: its collectives cross the "
+        "scale-out network, which none of the validation's runs does")]}
 
 
 #: Plan fields that set the shape of the search space (named in the error when nothing is left).
@@ -360,7 +370,8 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
         raise SpecError(
             f"no valid parallel plan for GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
             f"layers {spec.model.layers}, heads {spec.model.heads} (fixed: {fixed}): tp must divide heads "
-            f"within the {spec.hardware.scaleup_domain_size}-GPU scale-up domain, pp must fit the layers "
+            f"(within the {spec.hardware.scaleup_domain_size}-GPU scale-up domain unless tp is fixed or "
+            "parallelism.tp_beyond_domain is true), pp must fit the layers "
             "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
             "dp x micro_batch must divide global_batch, ep must divide the experts and dp x cp (tp x cp "
             "x dp / etp with an etp below tp), and zero 2-3 goes with pp > 1 only when the spec fixes "

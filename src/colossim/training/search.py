@@ -3,8 +3,9 @@
 Fields the spec fixes stay fixed; every omitted field is searched:
 
 - ``tp``: divides the query heads, and the KV heads divide by it or it by them (Megatron-LM's
-  query-group rule); at most the scale-up domain (TP traffic must stay on NVLink) unless
-  ``allow_tp_beyond_domain``.
+  query-group rule); at most the scale-up domain (TP traffic stays on NVLink) unless the spec
+  sets ``parallelism.tp_beyond_domain``.  A tp the spec fixes is taken as given, beyond the
+  domain too (its collectives are priced over the scale-out network, :mod:`colossim.cost.comm`).
 - ``cp``: powers of two up to ``MAX_CP`` with ``seq_len`` divisible by 2 cp (load-balanced causal
   chunks, Megatron-Core); only 1 without flash attention: ring attention merges the partial
   results of each K/V chunk through the log-sum-exp a fused (flash) attention kernel returns
@@ -65,6 +66,12 @@ def cp_candidates(plan, seq_len: int) -> list[int]:
     return [c for c in (1, 2, 4, 8, 16, 32) if c <= MAX_CP and seq_len % (2 * c) == 0 or c == 1]
 
 
+def tp_beyond_domain(plan) -> bool:
+    """Whether a plan's tp may exceed the scale-up domain: the spec fixes tp (a user's plan is
+    priced as given) or sets ``tp_beyond_domain`` (the search may try it)."""
+    return plan.tp is not None or bool(plan.tp_beyond_domain)
+
+
 def fixed_or_open(plan, name: str, default) -> list:
     """The values plan field ``name`` may take: the one the spec fixes (an enum as its value), or
     every value of ``default`` when it is left open."""
@@ -73,7 +80,6 @@ def fixed_or_open(plan, name: str, default) -> list:
 
 
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
-                    allow_tp_beyond_domain: bool = False,
                     recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> PlanArrays:
     """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan);
     ``recompute_modes`` are those a left-open recompute may take (the software stack's)."""
@@ -101,7 +107,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     etp = np.where(etp_code == 0, tp, etp_code)
     dp = n // (tp * cp * pp)  # floor: a count the product does not divide fails the product check
     ok = valid_mask(model, system, tp, pp, cp, ep, np.maximum(dp, 1), vpp, mb, global_batch,
-                    uneven_stages=plan.uneven_stages, tp_within_domain=not allow_tp_beyond_domain, etp=etp)
+                    uneven_stages=plan.uneven_stages, tp_within_domain=not tp_beyond_domain(plan), etp=etp)
     if plan.etp is None:  # etp 1 at tp 1 is the plan etp = tp already
         ok &= (etp_code == 0) | (tp > 1)
     # search policy beyond validity: the fixed dp, Megatron's interleaving requirements, and

@@ -60,39 +60,6 @@ def test_search_is_sorted_fits_and_counts():
     assert res.best[0].step_time_s <= estimate(load_spec(LLAMA8B)).step_time_s * (1 + 1e-9)
 
 
-#: Narayanan et al. 2021's 5.9B GPT of Fig. 15 (tensor x data parallelism on 64 A100s) as its
-#: parameter count reads: 32 layers of hidden 3840 (the heads, 32, divide every tp of the figure).
-GPT_5_9B = {"layers": 32, "hidden": 3840, "ffn_hidden": 15360, "heads": 32, "vocab": 51200, "seq_len": 2048,
-            "activation": "gelu"}
-
-
-def _gpt59(tp: int | None, **plan) -> dict:
-    fixed = {"tp": tp, "dp": 64 // tp} if tp else {}
-    return {"model": GPT_5_9B, "hardware": {"gpu": "a100-80gb-sxm", "count": 64},
-            "parallelism": {"pp": 1, "micro_batch": 1, "recompute": "full", "zero": 0, **fixed, **plan},
-            "training": {"global_batch": 512}}
-
-
-def test_a_fixed_tp_beyond_the_scaleup_domain_is_priced_over_the_network_with_a_caveat():
-    # Narayanan et al. 2021 Fig. 15 ran tp 16 and 32 on 8-GPU DGX A100 nodes: a plan the user
-    # fixes is priced as given, its TP collectives crossing the NICs, several times slower.
-    by_tp = {tp: estimate(load_spec(_gpt59(tp))) for tp in (8, 16, 32)}
-    assert by_tp[16].parallelism["tp"] == 16
-    assert by_tp[16].tokens_per_s_per_gpu < 0.5 * by_tp[8].tokens_per_s_per_gpu
-    assert by_tp[32].tokens_per_s_per_gpu < by_tp[16].tokens_per_s_per_gpu
-    assert by_tp[16].time_breakdown_s["tp_comm"] > 4 * by_tp[8].time_breakdown_s["tp_comm"]
-    caveat = by_tp[16].validation_evidence["caveats"][-1]
-    assert "tp 16 spans 2 scale-up domains of 8 GPUs" in caveat
-    assert not any("scale-up domains" in c for c in by_tp[8].validation_evidence["caveats"])
-
-
-def test_the_search_tries_tp_beyond_the_domain_only_when_the_spec_allows_it():
-    within = {e.parallelism["tp"] for e in search(load_spec(_gpt59(None)), top=50).best}
-    beyond = {e.parallelism["tp"] for e in search(load_spec(_gpt59(None, tp_beyond_domain=True)), top=50).best}
-    assert max(within) == 8
-    assert {16, 32} <= beyond and within <= beyond
-
-
 def _plans(**over) -> PlanArrays:
     base = dict(tp=8, pp=4, cp=1, ep=1, dp=2, vpp=1, micro_batch=1, recompute="none", zero=1,
                 sequence_parallel=True, tp_overlap=False)

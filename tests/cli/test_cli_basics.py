@@ -71,3 +71,23 @@ def test_unknown_metric_and_vendor(cli):
     assert code == 2 and "unknown metric 'flops'" in err
     code, _, err = cli("chips", "--vendor", "nvidai")
     assert code == 2 and "NVIDIA" in err
+
+
+def test_systems_list_by_chip_and_show_with_source(cli):
+    code, out, _ = cli("systems", "--chip", "h200", "--json")
+    assert code == 0
+    rows = {s["id"]: s for s in json.loads(out)}
+    # the DGX board first: a spec naming only the chip takes its network
+    assert list(rows)[0] == "hgx-h200"
+    assert set(rows) == {"hgx-h200", "aws-p5e", "aws-p5en", "gcp-a3-ultra", "azure-nd-h200-v5"}
+    assert {s["accelerator"] for s in rows.values()} == {"h200-sxm"}
+    code, out, _ = cli("systems", "show", "p4d.24xlarge")
+    assert code == 0 and "aws-p4d" in out and "aws.amazon.com" in out
+
+
+def test_systems_of_a_chip_with_none_is_one_line_exit_2(cli):
+    code, out, err = cli("systems", "--chip", "tpu-v4")
+    assert code == 2 and out == "" and err.strip().count("\n") == 0
+    assert "no catalog system is built on chip 'tpu-v4'" in err and "hardware.gpu" in err
+    code, _, err = cli("systems", "show", "p9")
+    assert code == 2 and "unknown system 'p9'" in err

@@ -10,6 +10,9 @@ from colossim.catalog import build_catalog, load_catalog
 from colossim.catalog.loader import data_path, load_models
 from colossim.catalog.schema import Accelerator
 from colossim.errors import CatalogError, UnknownNameError
+from colossim.specs.system import resolve_hardware
+from colossim.specs.training import load_spec
+from colossim.training.estimate import estimate
 
 REQUIRED_CHIPS = ["v100-sxm", "a100-40gb-sxm", "a100-80gb-sxm", "h100-sxm", "h100-pcie", "h200-sxm", "b200",
                   "b300", "gb200", "gb300", "mi300x", "mi355x", "tpu-v5p", "tpu-v7", "gaudi3", "trainium2",
@@ -161,3 +164,38 @@ def test_every_accelerator_names_its_architecture_and_hopper_is_the_h100_family(
     assert all(a.architecture for a in chips)
     hopper = {a.id for a in chips if a.architecture == "hopper"}
     assert hopper == {"h100-sxm", "h100-pcie", "h100-nvl", "h800-sxm", "h20", "h200-sxm"}
+
+
+@pytest.mark.parametrize("name, system, chip, gbit_per_gpu", [
+    # AWS: 4 x 100 Gbps EFA per p4d/p4de, 32 x 100 per p5/p5e, 16 x 200 per p5en, 8 x 400 per p6-b200
+    ("p4d.24xlarge", "aws-p4d", "a100-40gb-sxm", 50), ("p4de.24xlarge", "aws-p4de", "a100-80gb-sxm", 50),
+    ("p5.48xlarge", "aws-p5", "h100-sxm", 400), ("p5en.48xlarge", "aws-p5en", "h200-sxm", 400),
+    ("p6-b200.48xlarge", "aws-p6-b200", "b200", 400),
+    # Google Cloud: 4 x 200 Gbps GPU NICs on A3 High, 8 x 200 on A3 Mega, 8 x 400 on A3 Ultra
+    ("a3-highgpu-8g", "gcp-a3-high", "h100-sxm", 100), ("a3-megagpu-8g", "gcp-a3-mega", "h100-sxm", 200),
+    ("a3-ultragpu-8g", "gcp-a3-ultra", "h200-sxm", 400),
+    # Azure: 8 x 200 Gb/s HDR on the A100 v4 sizes, 8 x 400 Gb/s NDR on the v5 sizes
+    ("Standard_ND96asr_v4", "azure-nd-a100-v4", "a100-40gb-sxm", 200),
+    ("ND96amsr_A100_v4", "azure-ndm-a100-v4", "a100-80gb-sxm", 200),
+    ("Standard_ND96isr_H100_v5", "azure-nd-h100-v5", "h100-sxm", 400),
+])
+def test_cloud_instances_by_their_own_names(name, system, chip, gbit_per_gpu):
+    hw = resolve_hardware({"system": name, "count": 64})
+    assert (hw.system_id, hw.accelerator.id, hw.gpus_per_node) == (system, chip, 8)
+    assert hw.scaleout_bytes_per_s_per_gpu == pytest.approx(gbit_per_gpu * 1e9 / 8)
+
+
+def test_a_chip_still_takes_its_reference_system_network():
+    # cloud instances are listed after the HGX boards: naming only the chip keeps the DGX network
+    for chip, system in [("a100-40gb-sxm", "hgx-a100-40gb"), ("h100-sxm", "hgx-h100"), ("h200-sxm", "hgx-h200"),
+                         ("b200", "hgx-b200")]:
+        assert resolve_hardware({"gpu": chip, "count": 16}).system_id == system
+
+
+def test_a_thinner_cloud_network_slows_a_sharded_run():
+    # the same 512 A100 40GB with ZeRO-3: a p4d's 50 Gb/s per GPU against a DGX's 200
+    spec = {"model": "gpt3-13b", "parallelism": {"tp": 1, "pp": 1, "zero": 3, "micro_batch": 2},
+            "training": {"global_batch": 1024}}
+    step = {s: estimate(load_spec({**spec, "hardware": {"system": s, "count": 512}})).step_time_s
+            for s in ("hgx-a100-40gb", "p4d.24xlarge")}
+    assert step["p4d.24xlarge"] > 1.2 * step["hgx-a100-40gb"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from colossim.cli import chips, h100e
+from colossim.cli import chips, h100e, systems
 from colossim.cli.common import ColossimGroup
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(chips.app, name="chips")
+app.add_typer(systems.app, name="systems")
 app.command("h100e")(h100e.h100e_command)
 
 

@@ -229,6 +229,13 @@ class ParallelPlan(BaseModel):
     uneven_stages: bool = Field(True, validation_alias=AliasChoices("uneven_stages", "allow_uneven"),
                                 description="allow pp not dividing layers (the slowest stage sets the pace; Megatron-Core and Llama 3 405B run uneven stages); false requires pp to divide layers")
     fsdp: bool | None = Field(None, description="true: zero 3 the PyTorch-FSDP way; false with zero 3: DeepSpeed")
+    shard_group: SpecInt | None = Field(
+        None, ge=1, validation_alias=AliasChoices("shard_group", "hsdp_shard_size", "zero_shard_group"),
+        description=(
+            "ranks one ZeRO / FSDP shard spans (zero 1-3), consecutive in the data x context ranks; "
+            "the dp x cp / shard_group copies of each shard all-reduce its gradients once per step. "
+            "PyTorch FSDP HYBRID_SHARD / HSDP, DeepSpeed MiCS and ZeRO++ hpZ, Megatron-Core's "
+            "--num-distributed-optimizer-instances. Omitted: the whole dp x cp group (not searched)"))
     tp_beyond_domain: bool = Field(
         False, validation_alias=AliasChoices("tp_beyond_domain", "allow_tp_beyond_domain"),
         description=(
@@ -248,6 +255,13 @@ class ParallelPlan(BaseModel):
     def _fsdp_consistent(self) -> ParallelPlan:
         if self.fsdp is True and self.zero not in (None, 3):
             raise ValueError(f"fsdp: true means zero 3, but zero is {self.zero}")
+        return self
+
+    @model_validator(mode="after")
+    def _shard_group_needs_zero(self) -> ParallelPlan:
+        if self.shard_group is not None and self.zero == 0:
+            raise ValueError(f"shard_group {self.shard_group} needs zero 1, 2 or 3 (it is the group a "
+                             "ZeRO stage shards over), but zero is 0")
         return self
 
     @model_validator(mode="after")

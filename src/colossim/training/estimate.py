@@ -151,7 +151,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
         cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
         schedule=ctx.pipeline_schedule, etp=plans.etp, selective_recompute=ctx.selective_recompute,
-        moe_load_imbalance=ctx.moe_load_imbalance)
+        moe_load_imbalance=ctx.moe_load_imbalance, shard=plans.shard)
 
 
 def _time_breakdown(t: dict[str, np.ndarray], i: int) -> dict[str, float]:
@@ -195,6 +195,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
                                    custom_profile=custom_profile, batch_tokens=tokens_per_step)
     out = []
     for i in idx:
+        plan = plans.plan_dict(int(i))
         step = float(t["step_time_s"][i])
         tps = tokens_per_step / step
         per_gpu = tps / n
@@ -218,14 +219,14 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             memory_gib_per_gpu=units.bytes_to_gib(total),
             memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
             fits=bool(total <= hbm), time_breakdown_s=_time_breakdown(t, int(i)),
-            parallelism={**plans.plan_dict(int(i)), "pipeline_schedule": ctx.pipeline_schedule,
+            parallelism={**plan, "pipeline_schedule": ctx.pipeline_schedule,
                          "pipeline_grad_scatter_gather": ctx.pipeline_grad_scatter_gather},
             gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software, global_batch=int(ctx.global_batch), seq_len=int(ctx.seq_len),
             global_batch_tokens=int(tokens_per_step),
             # the routing balance an MoE estimate rests on (the spec's, default perfect balance)
             assumptions={"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {},
-            validation_evidence=_plan_evidence(evidence, int(plans.tp[i]), spec.hardware.scaleup_domain_size),
+            validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size),
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
@@ -237,18 +238,22 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     return out
 
 
-def _plan_evidence(evidence: dict, tp: int, domain: int) -> dict:
+def _plan_evidence(evidence: dict, plan: dict, domain: int) -> dict:
     """The spec's validation evidence, with a caveat for a plan whose tp spans scale-up domains (no
-    published run in the validation puts TP traffic on the scale-out network)."""
-    if tp <= domain:
-        return evidence
-    return {**evidence, "caveats": [*evidence["caveats"], (
-        f"tp {tp} spans {-(-tp // domain)} scale-up domains of {domain} GPUs: its collectives cross the "
-        "scale-out network, which none of the validation's runs does")]}
+    published run in the validation puts TP traffic on the scale-out network) and one for a ZeRO
+    shard over part of the data-parallel ranks (none shards that way)."""
+    caveats, tp = [], plan["tp"]
+    if tp > domain:
+        caveats.append(f"tp {tp} spans {-(-tp // domain)} scale-up domains of {domain} GPUs: its collectives "
+                       "cross the scale-out network, which none of the validation's runs does")
+    if plan.get("shard_group"):
+        caveats.append(f"ZeRO shards over groups of {plan['shard_group']} of the {plan['dp'] * plan['cp']} "
+                       "data x context ranks (shard_group), which none of the validation's runs does")
+    return {**evidence, "caveats": [*evidence["caveats"], *caveats]} if caveats else evidence
 
 
 #: Plan fields that set the shape of the search space (named in the error when nothing is left).
-PLAN_SHAPE_FIELDS = ("tp", "pp", "cp", "ep", "etp", "dp", "vpp", "micro_batch", "zero")
+PLAN_SHAPE_FIELDS = ("tp", "pp", "cp", "ep", "etp", "dp", "vpp", "micro_batch", "zero", "shard_group")
 
 
 def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
@@ -295,7 +300,8 @@ def _fit_remedies(spec, lean: dict) -> str:
     """What would make a spec whose leanest plan ``lean`` does not fit memory fit, each change
     checked by pricing the changed spec's leanest plan: the fewest GPUs (doublings of the count,
     up to :data:`FIT_ADVICE_GPU_FACTOR` times it); full recompute, ZeRO-3, a micro-batch of 1 and
-    flash attention where the leanest plan has something else; the longest sequence (halvings,
+    flash attention where the leanest plan has something else; shards over the whole data-parallel
+    group where the spec sets a smaller ``shard_group``; the longest sequence (halvings,
     down to 1 / :data:`FIT_ADVICE_SEQ_FACTOR`).  Only the changes that fit are named, as field and value; when
     none does, the message says how far it looked."""
     hbm = spec.hardware.hbm_bytes
@@ -321,6 +327,10 @@ def _fit_remedies(spec, lean: dict) -> str:
         tried.append(words)
         if fits(plan_with(**{name: value})):
             found.append(f"parallelism.{name} {str(value).lower()}")
+    if spec.parallelism.shard_group is not None:
+        tried.append("shards over the whole dp x cp group")
+        if fits(plan_with(shard_group=None)):
+            found.append("parallelism.shard_group left out (shards over the whole dp x cp group)")
     seq = spec.seq_len
     shorter = next((seq >> k for k in range(1, int(np.log2(FIT_ADVICE_SEQ_FACTOR)) + 1) if seq >> k >= 1 and fits(
         replace(spec, model=spec.model.model_copy(update={"seq_len": seq >> k})))), None)
@@ -331,6 +341,12 @@ def _fit_remedies(spec, lean: dict) -> str:
                      f"{max(seq // FIT_ADVICE_SEQ_FACTOR, 1):,})")
         return "; nothing tried fits: up to " + ", ".join(tried[:-1]) + " or " + tried[-1]
     return "; it fits with " + ", or ".join(found)
+
+
+def _shard_rule(shard_group: int | None) -> str:
+    """The no-plan error's clause for a fixed ``shard_group``; empty when the spec sets none."""
+    return ("" if shard_group is None else
+            f"; shard_group {shard_group} must divide dp x cp, and goes with zero 1-3")
 
 
 def _schedule_rule(schedule: str) -> str:
@@ -375,7 +391,8 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
             "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
             "dp x micro_batch must divide global_batch, ep must divide the experts and dp x cp (tp x cp "
             "x dp / etp with an etp below tp), and zero 2-3 goes with pp > 1 only when the spec fixes "
-            f"both{_schedule_rule(ctx.pipeline_schedule)}{_nearest_hint(spec, ctx, stack)}",
+            f"both{_shard_rule(spec.parallelism.shard_group)}{_schedule_rule(ctx.pipeline_schedule)}"
+            f"{_nearest_hint(spec, ctx, stack)}",
             field="parallelism", value=given)
     plans = _with_recompute_layers(spec, ctx, plans, stack)
     mem = _memory(ctx, plans)

@@ -32,11 +32,11 @@ def recompute_label(plan: dict) -> str:
 def plan_label(plan: dict) -> str:
     """A plan on one line for tables and charts, e.g. ``tp8 pp16 cp1 dp128 v8 mb1 full(1/stage) z1``
     (``ep``/``etp`` only where they are set, the pipeline schedule in place of ``v`` where it is
-    not (interleaved) 1F1B)."""
+    not (interleaved) 1F1B, ``z3/8`` for ZeRO-3 sharded over groups of 8 ranks)."""
     ep = (f"ep{plan['ep']} " if plan.get("ep", 1) > 1 else "") + etp_label(plan)
     v = schedule_label(plan) or f"v{plan['vpp']}"
     return (f"tp{plan['tp']} pp{plan['pp']} cp{plan['cp']} {ep}dp{plan['dp']} {v} mb{plan['micro_batch']} "
-            f"{recompute_label(plan)} z{plan['zero']}")
+            f"{recompute_label(plan)} z{plan['zero']}" + (f"/{plan['shard_group']}" if plan.get("shard_group") else ""))
 
 
 __all__ = ["etp_label", "plan_label", "recompute_label", "schedule_label"]

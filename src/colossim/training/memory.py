@@ -234,7 +234,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    fsdp: ArrayLike = True,
                    recompute_layers: ArrayLike = 0, schedule: str = "1f1b",
                    etp: ArrayLike | None = None, selective_recompute: str = "attention",
-                   moe_load_imbalance: float = 1.0) -> MemoryBreakdown:
+                   moe_load_imbalance: float = 1.0, shard: ArrayLike | None = None) -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
@@ -243,7 +243,9 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     every activation; 0 = all.  ``schedule`` 'dualpipe' holds two stages' model state and p + 1
     micro-batches of activations (:mod:`colossim.training.pipeline`).  ``moe_load_imbalance``: the
     busiest expert-parallel rank's routed tokens over the mean, which its MoE layers keep
-    activations for when ep > 1."""
+    activations for when ep > 1.  ``shard``: the ranks a ZeRO stage shards over (the plan's
+    ``shard_group``, dividing dp x cp; None: all of dp x cp); expert weights shard over their
+    expert-data-parallel group divided by the same number of copies."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     etp = tp if etp is None else _f(etp)
@@ -253,8 +255,10 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     # --- model state
     copies = stage_copies(pp, schedule)
     p = {k: copies * v for k, v in params_per_gpu(model, tp, pp, ep, etp).items()}
-    group = dp * cp
-    egroup = np.maximum(tp * group / (etp * ep), 1.0)  # expert data parallel: tp cp dp / (etp ep)
+    group = dp * cp if shard is None else _f(shard)
+    copies = dp * cp / group
+    # expert data parallel: tp cp dp / (etp ep), over the same copies
+    egroup = np.maximum(tp * dp * cp / (etp * ep * copies), 1.0)
     def sharded(stage_from: int) -> np.ndarray:
         return (p["dense"] / np.where(zero >= stage_from, group, 1.0)
                 + p["expert"] / np.where(zero >= stage_from, egroup, 1.0))

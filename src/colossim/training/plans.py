@@ -69,7 +69,13 @@ class PlanArrays:
     """int per plan: expert tensor-parallel degree (the routed experts' weights split over etp GPUs);
     etp < tp folds the experts over the stage's tp x cp x dp GPUs.  None means etp = tp."""
 
+    shard: np.ndarray | None = None
+    """int per plan: the ranks one ZeRO shard spans (the spec's ``shard_group``), dividing dp x cp;
+    the dp x cp / shard copies all-reduce the shard's gradients.  None means dp x cp everywhere."""
+
     def __post_init__(self) -> None:
+        if self.shard is None:
+            object.__setattr__(self, "shard", np.asarray(self.dp * self.cp, dtype=np.int64))
         if self.etp is None:
             object.__setattr__(self, "etp", np.asarray(self.tp, dtype=np.int64).copy())
         if self.fsdp is None:
@@ -82,6 +88,11 @@ class PlanArrays:
         """bool per plan: the experts run their own tensor-parallel degree (etp < tp), laid out
         etp x ep x expert-dp over the stage's GPUs (Megatron-Core's expert rank generator)."""
         return self.etp < self.tp
+
+    @property
+    def shard_copies(self) -> np.ndarray:
+        """Copies of each ZeRO shard across the data x context ranks (1 unless ``shard_group`` is set)."""
+        return np.maximum(self.dp * self.cp // np.maximum(self.shard, 1), 1)
 
     @property
     def priced_zero(self) -> np.ndarray:
@@ -110,6 +121,8 @@ class PlanArrays:
         d["sequence_parallel"] = bool(d["sequence_parallel"])
         d["tp_overlap"] = bool(d["tp_overlap"])
         d["fsdp"] = bool(d["fsdp"]) and d["zero"] == 3  # the ZeRO-3 flavour; nothing below stage 3
+        shard = int(d.pop("shard"))
+        d["shard_group"] = shard if d["zero"] >= 1 and shard < d["dp"] * d["cp"] else None
         rl = int(d.pop("recompute_layers"))
         d["recompute_num_layers"] = rl if rl > 0 and d["recompute"] == "full" else None
         return d
@@ -130,4 +143,5 @@ class PlanArrays:
                    fsdp=np.asarray([p.get("fsdp", True) is not False for p in plans], dtype=bool),
                    recompute_layers=np.asarray([p.get("recompute_num_layers") or 0 for p in plans],
                                                dtype=np.int64),
-                   etp=np.asarray([p.get("etp") or p["tp"] for p in plans], dtype=np.int64))
+                   etp=np.asarray([p.get("etp") or p["tp"] for p in plans], dtype=np.int64),
+                   shard=np.asarray([p.get("shard_group") or p["dp"] * p["cp"] for p in plans], dtype=np.int64))

@@ -117,6 +117,8 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     n_micro = global_batch // np.maximum(dp * mb, 1)
     layers_per_stage = layers_on_slowest_stage(model.layers, pp)
     ok &= (vpp == 1) | ((layers_per_stage % vpp == 0) & (n_micro % pp == 0))
+    if plan.shard_group is not None:  # a shard spans shard_group of the dp x cp ranks, under ZeRO 1-3
+        ok &= ((dp * cp) % plan.shard_group == 0) & (zero >= 1)
     if plan.zero is None or plan.pp is None:  # both fixed: priced as pipelined FSDP (plans.pipelined_zero)
         ok &= (zero <= 1) | (pp == 1)
     ok &= schedule_allows(plan.pipeline_schedule or "1f1b", pp, vpp, n_micro)
@@ -131,7 +133,9 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                       tp_overlap=np.full(sel.shape, bool(plan.tp_overlap)),
                       fsdp=np.full(sel.shape, plan.fsdp is not False),
                       recompute_layers=np.full(sel.shape, plan.recompute_num_layers or 0, dtype=np.int64),
-                      etp=etp[sel])
+                      etp=etp[sel],
+                      shard=(dp * cp)[sel] if plan.shard_group is None
+                      else np.full(sel.shape, plan.shard_group, dtype=np.int64))
 
 
 #: Candidates tried on each side of the spec's GPU count or global batch before

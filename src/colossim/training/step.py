@@ -605,7 +605,7 @@ def grad_accumulation_seconds(ctx: StepContext, plans: PlanArrays, n_params: Arr
     under ZeRO 2-3, whose gradients are reduce-scattered before they are accumulated."""
     if ctx.gradient_accumulation_fusion:
         return np.zeros(len(plans.tp))
-    kept = np.asarray(n_params, dtype=float) / np.where(plans.priced_zero >= 2, plans.dp * plans.cp, 1)
+    kept = np.asarray(n_params, dtype=float) / np.where(plans.priced_zero >= 2, plans.shard, 1)
     return K.memory_bound_seconds(GRAD_ACCUMULATION_BYTES * kept, ctx.system.accelerator, ctx.profile)
 
 
@@ -909,12 +909,17 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     latency (:func:`zero3_collectives_per_layer`); DeepSpeed's
     also pay one host-side copy per rank (:func:`list_collective_copy_seconds`).
     Replicas span dp x cp ranks (CP ranks hold the same weights); expert weights replicate over
-    dp x cp / ep ranks.  Both groups have stride tp in the rank order."""
+    dp x cp / ep ranks.  Both groups have stride tp in the rank order.  With ``shard_group`` the
+    ZeRO collectives run within a shard of that many consecutive ranks, and the shard's copies
+    then all-reduce its gradients once per step (stride tp x shard), hidden under the last
+    micro-batch's backward where gradient reduction overlaps."""
     net, prof = ctx.network, ctx.profile
-    group = plans.dp * plans.cp
+    replicas = plans.dp * plans.cp
+    group, copies = plans.shard, plans.shard_copies
     # expert replicas: the expert-data-parallel group, tp x cp x dp / (etp x ep) (= dp x cp / ep at
-    # etp = tp), at stride tp x cp x ep, or etp x ep when folded
-    egroup = np.maximum((plans.tp * group) // np.maximum(plans.etp * plans.ep, 1), 1)
+    # etp = tp), at stride tp x cp x ep, or etp x ep when folded; a shard of it over the same copies
+    egroup_all = np.maximum((plans.tp * replicas) // np.maximum(plans.etp * plans.ep, 1), 1)
+    egroup = np.maximum(egroup_all // copies, 1)
     dense, expert = params["dense"], params["expert"]
 
     def coll(fn, n_params, nbytes, g, stride, calls=1.0):
@@ -925,8 +930,11 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     estride = np.where(plans.folded, plans.etp * plans.ep, plans.tp * plans.cp * plans.ep)
     nb, nb_e = (dp_buckets(dense, group, ctx.overlap_grad_reduce)[0],
                 dp_buckets(expert, egroup, ctx.overlap_grad_reduce)[0])
-    ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, group, plans.tp, nb)
-          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup, estride, nb_e))
+    ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, replicas, plans.tp, nb)
+          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup_all, estride, nb_e))
+    # the shard's copies (shard_group): one all-reduce of the shard's gradients per step
+    rep = (coll(C.all_reduce_seconds, dense / group, DP_GRAD_BYTES, copies, plans.tp * group)
+           + coll(C.all_reduce_seconds, expert / egroup, DP_GRAD_BYTES, copies, plans.tp * group))
     rs = (coll(C.reduce_scatter_seconds, dense, DP_GRAD_BYTES, group, plans.tp, nb)
           + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, estride, nb_e))
     ag = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, nb)
@@ -977,9 +985,11 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     zero3 = n_micro * (np.maximum(hidden * ag3 - t_fwd_mb, 0.0)
                        + np.maximum(hidden * bwd_ag + rs3 - rs3_exposed - t_bwd_mb, 0.0)
                        + rs3_exposed + ag3_exposed + copies)
+    rep_exposed = np.maximum(rep - bwd_window, edge * rep)
     zero = plans.priced_zero
-    exposed = np.where(zero >= 3, zero3, np.where(zero >= 1, zero12, zero0))
-    total = np.where(zero >= 3, n_micro * (ag3 + bwd_ag + rs3), np.where(zero >= 1, rs + ag, ar))
+    exposed = np.where(zero >= 3, zero3, np.where(zero >= 1, zero12, zero0)) + np.where(zero >= 1, rep_exposed, 0.0)
+    total = (np.where(zero >= 3, n_micro * (ag3 + bwd_ag + rs3), np.where(zero >= 1, rs + ag, ar))
+             + np.where(zero >= 1, rep, 0.0))
     # what hides under compute still holds NCCL's SMs while it runs
     return exposed + np.maximum(total - exposed, 0.0) * comm_sm_share(ctx)
 
@@ -1071,7 +1081,7 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     params = local_params(ctx, plans)
     dp = _dp_seconds(ctx, plans, params, t_fwd, t_bwd, n_micro)
     zero = plans.priced_zero
-    shard = np.where(zero >= 1, plans.dp * plans.cp, 1)
+    shard = np.where(zero >= 1, plans.shard, 1)
     # ZeRO 0-1 (and the distributed optimizer) accumulate every local gradient in one fp32 buffer;
     # ZeRO 2-3 keep only the shard's
     owned = params["total"] / shard

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from colossim.catalog import load_catalog
-from colossim.cli.common import console, emit_json, fmt
+from colossim.cli.common import console, emit_json, fmt, print_fields
 from colossim.errors import UnknownNameError
 
 app = typer.Typer(help="Accelerators in the catalog.", no_args_is_help=False)
@@ -56,13 +56,7 @@ def show(chip: str = typer.Argument(..., help="Chip id, e.g. h100-sxm."),
     if json_out:
         emit_json({"chip": a, "alternatives": alts})
         return
-    t = Table(title=a.name, show_header=False)
-    t.add_column("field", style="bold")
-    t.add_column("value")
-    for k, v in a.model_dump().items():
-        if v is not None:
-            t.add_row(k, str(v))
-    console.print(t)
+    print_fields(a)
     if alts:
         at = Table(title="Other sources (the engine uses the catalog value above unless marked)")
         for c in ("field", "value", "used", "source"):

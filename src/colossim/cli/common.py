@@ -9,7 +9,9 @@ import sys
 from typing import Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
+from rich.table import Table
 from typer.core import TyperGroup
 
 from colossim.errors import ColossimError
@@ -65,6 +67,17 @@ def fmt(x: float | None, digits: int = 3) -> str:
     if abs(x) >= 1000:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}"
+
+
+def print_fields(row: BaseModel) -> None:
+    """Print a catalog row as a two-column table of its set fields, titled by its name."""
+    t = Table(title=row.name, show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for k, v in row.model_dump().items():
+        if v is not None:
+            t.add_row(k, str(v))
+    console.print(t)
 
 
 def chart_written(path) -> None:

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from colossim.catalog import load_catalog
-from colossim.cli.common import console, emit_json, fmt
+from colossim.cli.common import console, emit_json, fmt, print_fields
 from colossim.errors import ColossimError
 
 app = typer.Typer(help="Systems in the catalog: nodes, racks and cloud instances.", no_args_is_help=False)
@@ -49,10 +49,4 @@ def show(system: str = typer.Argument(..., help="System id or alias, e.g. hgx-h1
     if json_out:
         emit_json(s)
         return
-    t = Table(title=s.name, show_header=False)
-    t.add_column("field", style="bold")
-    t.add_column("value")
-    for k, v in s.model_dump().items():
-        if v is not None:
-            t.add_row(k, str(v))
-    console.print(t)
+    print_fields(s)

@@ -256,9 +256,9 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     copies = stage_copies(pp, schedule)
     p = {k: copies * v for k, v in params_per_gpu(model, tp, pp, ep, etp).items()}
     group = dp * cp if shard is None else _f(shard)
-    copies = dp * cp / group
+    shard_copies = dp * cp / group
     # expert data parallel: tp cp dp / (etp ep), over the same copies
-    egroup = np.maximum(tp * dp * cp / (etp * ep * copies), 1.0)
+    egroup = np.maximum(tp * dp * cp / (etp * ep * shard_copies), 1.0)
     def sharded(stage_from: int) -> np.ndarray:
         return (p["dense"] / np.where(zero >= stage_from, group, 1.0)
                 + p["expert"] / np.where(zero >= stage_from, egroup, 1.0))

@@ -915,11 +915,11 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     micro-batch's backward where gradient reduction overlaps."""
     net, prof = ctx.network, ctx.profile
     replicas = plans.dp * plans.cp
-    group, copies = plans.shard, plans.shard_copies
+    group, shard_copies = plans.shard, plans.shard_copies
     # expert replicas: the expert-data-parallel group, tp x cp x dp / (etp x ep) (= dp x cp / ep at
     # etp = tp), at stride tp x cp x ep, or etp x ep when folded; a shard of it over the same copies
     egroup_all = np.maximum((plans.tp * replicas) // np.maximum(plans.etp * plans.ep, 1), 1)
-    egroup = np.maximum(egroup_all // copies, 1)
+    egroup = np.maximum(egroup_all // shard_copies, 1)
     dense, expert = params["dense"], params["expert"]
 
     def coll(fn, n_params, nbytes, g, stride, calls=1.0):
@@ -933,8 +933,8 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, replicas, plans.tp, nb)
           + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup_all, estride, nb_e))
     # the shard's copies (shard_group): one all-reduce of the shard's gradients per step
-    rep = (coll(C.all_reduce_seconds, dense / group, DP_GRAD_BYTES, copies, plans.tp * group)
-           + coll(C.all_reduce_seconds, expert / egroup, DP_GRAD_BYTES, copies, plans.tp * group))
+    rep = (coll(C.all_reduce_seconds, dense / group, DP_GRAD_BYTES, shard_copies, plans.tp * group)
+           + coll(C.all_reduce_seconds, expert / egroup, DP_GRAD_BYTES, shard_copies, plans.tp * group))
     rs = (coll(C.reduce_scatter_seconds, dense, DP_GRAD_BYTES, group, plans.tp, nb)
           + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, estride, nb_e))
     ag = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, nb)

@@ -379,8 +379,8 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                 raise SpecError(f"pipeline_schedule dualpipe needs at least 2*pp = {2 * p.pp} micro-batches; "
                                 f"global_batch/(dp*micro_batch) = {workload.global_batch}/({p.dp}*{p.micro_batch})"
                                 f" = {m}", field="parallelism.pipeline_schedule", value=sched)
-    if p.shard_group is not None and p.dp is not None and (p.dp * (p.cp or 1)) % p.shard_group:
-        group = p.dp * (p.cp or 1)
+    group = p.dp * (p.cp or 1) if p.dp is not None else None
+    if p.shard_group is not None and group is not None and group % p.shard_group:
         raise SpecError(f"parallelism.shard_group = {p.shard_group} does not divide dp*cp = {p.dp}*{p.cp or 1} = "
                         f"{group}: allowed shard_group: {divisors_text(group)}",
                         field="parallelism.shard_group", value=p.shard_group)

@@ -134,7 +134,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                       fsdp=np.full(sel.shape, plan.fsdp is not False),
                       recompute_layers=np.full(sel.shape, plan.recompute_num_layers or 0, dtype=np.int64),
                       etp=etp[sel],
-                      shard=(dp * cp)[sel] if plan.shard_group is None
+                      shard=None if plan.shard_group is None  # None: dp x cp (PlanArrays' default)
                       else np.full(sel.shape, plan.shard_group, dtype=np.int64))
 
 

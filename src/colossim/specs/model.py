@@ -594,8 +594,9 @@ def _same_gating(base: dict[str, Any], model: Mapping[str, Any]) -> bool:
 
 #: Suffixes of Hugging Face repo names for releases of one architecture (instruction-tuned, chat,
 #: base weights, transformers format, context variants, point releases): "Meta-Llama-3-8B-Instruct"
-#: is Meta-Llama-3-8B's shape, "Mixtral-8x7B-Instruct-v0.1" Mixtral 8x7B's.
-VARIANT_SUFFIX = re.compile(r"(?:[-_ ](?:instruct|chat|base|hf|\d+k|v\d+\.\d+))+$", re.IGNORECASE)
+#: is Meta-Llama-3-8B's shape, "Mixtral-8x7B-Instruct-v0.1" Mixtral 8x7B's, "gemma-2-9b-it" (Google's
+#: instruction-tuned suffix) Gemma 2 9B's.
+VARIANT_SUFFIX = re.compile(r"(?:[-_ ](?:instruct|chat|base|hf|it|\d+k|v\d+\.\d+))+$", re.IGNORECASE)
 
 
 def catalog_id_for_label(label: str, cat: ModelCatalog | None = None) -> str | None:

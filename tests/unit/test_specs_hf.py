@@ -1,7 +1,8 @@
 """Import of Hugging Face config.json files.  The fixtures in tests/data/hf/ are hand-written copies
 of the published configs' architecture keys (meta-llama/Meta-Llama-3-8B, mistralai/Mixtral-8x7B-v0.1,
 Qwen/Qwen2.5-72B, deepseek-ai/DeepSeek-V3, Qwen/Qwen3-30B-A3B, microsoft/Phi-3-medium-4k-instruct,
-google/gemma-2-27b) plus some keys colossim ignores."""
+google/gemma-2-27b, google/gemma-7b, tiiuae/falcon-180B, EleutherAI/gpt-neox-20b, and tiiuae/falcon-7b
+in its first release's key names) plus some keys colossim ignores."""
 
 from __future__ import annotations
 
@@ -20,11 +21,32 @@ HF = Path(__file__).parent.parent / "data" / "hf"
 @pytest.mark.parametrize("fixture, catalog_id", [("llama3-8b", "llama3-8b"), ("mixtral-8x7b", "mixtral-8x7b"),
                                                  ("qwen2.5-72b", "qwen2.5-72b"), ("deepseek-v3", "deepseek-v3"),
                                                  ("qwen3-30b-a3b", "qwen3-30b-a3b"),
-                                                 ("phi-3-medium", "phi-3-medium")])
+                                                 ("phi-3-medium", "phi-3-medium"), ("gemma-7b", "gemma-7b"),
+                                                 ("falcon-180b", "falcon-180b"),
+                                                 ("falcon-7b-refinedweb", "falcon-7b"),
+                                                 ("gpt-neox-20b", "gpt-neox-20b")])
 def test_import_matches_catalog_parameter_counts(fixture, catalog_id):
     m, ref = load_hf_config(HF / f"{fixture}.json"), resolve_model(catalog_id)
     assert m.params_total == ref.params_total
     assert m.params_active == ref.params_active
+
+
+def test_falcon_and_neox_are_parallel_blocks_with_their_own_norms_and_plain_gelu():
+    neox = load_hf_config(HF / "gpt-neox-20b.json")
+    assert (neox.activation.value, neox.norm, neox.parallel_block, neox.norms_per_layer) == (
+        "gelu", "layernorm", True, 2)
+    # two LayerNorms (weight and bias) per layer: the published 20,554,567,680 to the parameter
+    assert neox.params_total == 20_554_567_680
+    f7 = load_hf_config(HF / "falcon-7b-refinedweb.json")  # n_layer / n_head, multi-query, no context key
+    assert (f7.layers, f7.heads, f7.kv_heads, f7.norms_per_layer, f7.seq_len, f7.tied_embeddings) == (
+        32, 71, 1, 1, 2048, True)
+    f180 = load_hf_config(HF / "falcon-180b.json")  # the new decoder architecture: 8 KV groups, 2 norms
+    assert (f180.kv_heads, f180.norms_per_layer, f180.ffn_hidden) == (8, 2, 4 * 14848)
+
+
+def test_gemma_reads_gelu_as_gated_and_ties_its_head_by_default():
+    g = load_hf_config(HF / "gemma-7b.json")
+    assert (g.activation.value, g.tied_embeddings, g.head_dim, g.norm) == ("geglu", True, 256, "rmsnorm")
 
 
 def test_deepseek_is_mla_with_dense_first_layers():

@@ -1,12 +1,15 @@
 """Import a Hugging Face ``config.json`` (a local file; no network) as a :class:`ModelSpec`.
 
 Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also deepseek_v2, which
-has the same keys); and, read the same way, qwen3, phi3 and gemma2 (dense, llama's keys) and
+has the same keys); and, read the same way, qwen3, phi3, gemma and gemma2 (dense, llama's keys) and
 qwen2_moe / qwen3_moe (routed experts, with Qwen2-MoE's shared expert as whole experts of the
-routed width).  Unknown keys are ignored; a missing required key raises :class:`SpecError` naming
-it.  What the engine does not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a
-norm's weights and an elementwise pass each), Gemma 2's sliding-window layers and logit soft-capping
-(priced as full attention and a plain loss).
+routed width).  Two families with keys of their own: falcon (parallel attention and MLP, multi-query
+or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
+``n_head`` / ``n_head_kv`` too) and gpt_neox (parallel residual, biases, a plain GELU MLP).  Unknown
+keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does
+not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a norm's weights and an
+elementwise pass each), Gemma 2's sliding-window layers and logit soft-capping (priced as full
+attention and a plain loss), GPT-NeoX's rotary share (no FLOPs either way).
 """
 
 from __future__ import annotations
@@ -19,15 +22,25 @@ from colossim.errors import SpecError
 from colossim.specs._validation import validate_model
 from colossim.specs.model import ModelSpec
 
-SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma2",
-             "qwen2_moe", "qwen3_moe")
+SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma",
+             "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox")
 #: Families whose configs tie the output head to the embedding unless they say otherwise
-#: (transformers' Gemma2Config defaults ``tie_word_embeddings`` to True; the others to False).
-TIED_BY_DEFAULT = ("gemma2",)
+#: (transformers' GemmaConfig, Gemma2Config and FalconConfig default ``tie_word_embeddings`` to True;
+#: the others to False).
+TIED_BY_DEFAULT = ("gemma", "gemma2", "falcon")
+#: Families whose "gelu" is a plain (non-gated) MLP, as in GPT-2; in the llama-keyed families it is
+#: Gemma's gated GeGLU.
+PLAIN_GELU = ("falcon", "gpt_neox")
+#: Falcon's MLP width when its config has no ``ffn_hidden_size``: 4 x hidden (transformers'
+#: FalconMLP; the released Falcon-7B/40B/180B configs set none).
+FALCON_FFN_RATIO = 4
 
 #: Sequence length used when a config has no ``max_position_embeddings``.
 #: Because: 4096 is the pre-training length of most open models of these families.
 DEFAULT_SEQ_LEN = 4096
+#: ... except where the family's own config class has another default: transformers' FalconConfig
+#: ``max_position_embeddings`` = 2048 (the released Falcon configs omit the key).
+FAMILY_SEQ_LEN = {"falcon": 2048}
 
 _ACTIVATIONS = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_pytorch_tanh": "geglu"}
 
@@ -45,14 +58,16 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     if mt not in SUPPORTED:
         raise SpecError(f"{path}: model_type {mt!r} is not supported: allowed: {', '.join(SUPPORTED)}",
                         field="model_type", value=mt, allowed=SUPPORTED)
+    if mt == "falcon":
+        cfg = _falcon_keys(cfg)
     heads = _need(cfg, "num_attention_heads", path)
     hidden = _need(cfg, "hidden_size", path)
     # Gemma 2 names its MLP activation ``hidden_activation`` (``hidden_act`` is a legacy key)
-    act = cfg.get("hidden_activation") or cfg.get("hidden_act", "silu")
+    act = cfg.get("hidden_activation") or cfg.get("hidden_act", "gelu" if mt in PLAIN_GELU else "silu")
     if act not in _ACTIVATIONS:
         raise SpecError(f"{path}: hidden_act {act!r} is not supported: allowed: {', '.join(_ACTIVATIONS)}",
                         field="hidden_act", value=act, allowed=list(_ACTIVATIONS))
-    seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
+    seq = cfg.get("max_position_embeddings") or FAMILY_SEQ_LEN.get(mt, DEFAULT_SEQ_LEN)
     d: dict[str, Any] = {
         "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or mt,
         "layers": _need(cfg, "num_hidden_layers", path),
@@ -68,7 +83,21 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     }
     if cfg.get("head_dim"):
         d["head_dim"] = cfg["head_dim"]
-    if mt in ("qwen2_moe", "qwen3_moe"):
+    if mt in PLAIN_GELU:
+        d.update(activation="gelu", norm="layernorm")
+    if mt == "falcon":
+        # the new decoder architecture normalises attention's and the MLP's inputs apart
+        # (transformers' FalconDecoderLayer: ln_attn and ln_mlp unless num_ln_in_parallel_attn is 1)
+        norms = cfg.get("num_ln_in_parallel_attn") or (2 if cfg.get("new_decoder_architecture") else 1)
+        d.update(ffn_hidden=cfg.get("ffn_hidden_size") or FALCON_FFN_RATIO * hidden,
+                 parallel_block=bool(cfg.get("parallel_attn", True)), parallel_norms=norms,
+                 bias=bool(cfg.get("bias", False)), position="alibi" if cfg.get("alibi") else "rope")
+    elif mt == "gpt_neox":
+        bias = bool(cfg.get("attention_bias", True))
+        d.update(ffn_hidden=_need(cfg, "intermediate_size", path),
+                 parallel_block=bool(cfg.get("use_parallel_residual", True)), parallel_norms=2, bias=bias,
+                 qkv_bias=bias)
+    elif mt in ("qwen2_moe", "qwen3_moe"):
         d.update(_qwen_moe_fields(cfg, path))
     elif mt == "mixtral":
         d.update(experts=_need(cfg, "num_local_experts", path), top_k=_need(cfg, "num_experts_per_tok", path),
@@ -91,6 +120,23 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     else:
         d["ffn_hidden"] = _need(cfg, "intermediate_size", path)
     return d
+
+
+def _falcon_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A Falcon config in llama's key names: the first releases (model_type "RefinedWeb") wrote
+    ``n_layer``, ``n_head`` and ``n_head_kv``, which transformers' FalconConfig still reads.  KV heads:
+    ``num_kv_heads`` under the "new decoder architecture" (Falcon-40B/180B), one under
+    ``multi_query`` (Falcon-7B, the default), else one per head."""
+    out = dict(cfg)
+    out.setdefault("num_hidden_layers", cfg.get("n_layer"))
+    out.setdefault("num_attention_heads", cfg.get("n_head"))
+    heads = out["num_attention_heads"]
+    if cfg.get("new_decoder_architecture"):
+        kv = cfg.get("num_kv_heads") or cfg.get("n_head_kv") or heads
+    else:
+        kv = 1 if cfg.get("multi_query", True) else heads
+    out["num_key_value_heads"] = kv
+    return out
 
 
 def _qwen_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:

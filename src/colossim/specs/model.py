@@ -95,7 +95,9 @@ class ModelSpec(BaseModel):
     mla_qk_nope_head_dim: SpecInt | None = Field(None, ge=1)
     mla_v_head_dim: SpecInt | None = Field(None, ge=1)
     tied_embeddings: bool = False
-    parallel_block: bool = Field(False, description="attention and MLP in parallel (PaLM): one norm per block")
+    parallel_block: bool = Field(False, description="attention and MLP in parallel (PaLM): one residual add")
+    parallel_norms: SpecInt = Field(1, ge=1, le=2, description="LayerNorms of a parallel block: 1 shared by attention "
+                                          "and MLP (PaLM, Falcon-7B) or 2, one each (GPT-NeoX, Falcon-40B/180B)")
     mtp_modules: SpecInt = Field(0, ge=0, description="multi-token-prediction modules trained with the model "
                              "(DeepSeek-V3: 1), each a transformer block of the last layer's kind plus a "
                              "2h x h projection, sharing the embedding and output head, run on the last "
@@ -191,7 +193,7 @@ class ModelSpec(BaseModel):
 
     @property
     def norms_per_layer(self) -> int:
-        return 1 if self.parallel_block else 2
+        return self.parallel_norms if self.parallel_block else 2
 
     @property
     def _norm_params(self) -> int:
@@ -327,6 +329,7 @@ class ModelRow(BaseModel):
     mla_qk_nope_head_dim: int | None = None
     mla_v_head_dim: int | None = None
     parallel_block: bool = False
+    parallel_norms: int | None = Field(None, ge=1, le=2)
     mtp_modules: int | None = None
     software: str | None = Field(None, description="the software stack of the model's developers' "
                                  "published training runs (software_stacks.csv); a training spec naming "

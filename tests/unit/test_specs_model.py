@@ -168,6 +168,7 @@ def test_stated_parameter_counts_are_checked_against_the_shape_not_used():
     ({"experts": 8, "top_k": 9, "moe_ffn_hidden": 10}, "top_k 9"),
     ({"experts": 8, "top_k": 2}, "moe_ffn_hidden"),
     ({"layers": 0}, "model.layers"),
+    ({"parallel_block": True, "parallel_norms": 3}, "model.parallel_norms: Input should be less than or equal to 2"),
 ])
 def test_bad_values_are_spec_errors(bad, needle):
     with pytest.raises(SpecError, match=needle):

@@ -96,7 +96,7 @@ class ModelSpec(BaseModel):
     mla_v_head_dim: SpecInt | None = Field(None, ge=1)
     tied_embeddings: bool = False
     parallel_block: bool = Field(False, description="attention and MLP in parallel (PaLM): one residual add")
-    parallel_norms: SpecInt = Field(1, ge=1, le=2, description="LayerNorms of a parallel block: 1 shared by attention "
+    parallel_norms: int = Field(1, ge=1, le=2, description="LayerNorms of a parallel block: 1 shared by attention "
                                           "and MLP (PaLM, Falcon-7B) or 2, one each (GPT-NeoX, Falcon-40B/180B)")
     mtp_modules: SpecInt = Field(0, ge=0, description="multi-token-prediction modules trained with the model "
                              "(DeepSeek-V3: 1), each a transformer block of the last layer's kind plus a "

@@ -44,6 +44,18 @@ def test_falcon_and_neox_are_parallel_blocks_with_their_own_norms_and_plain_gelu
     assert (f180.kv_heads, f180.norms_per_layer, f180.ffn_hidden) == (8, 2, 4 * 14848)
 
 
+def test_the_first_falcon_model_types_read_as_falcon(tmp_path):
+    # Falcon-40B's first config.json: model_type "RefinedWeb", the new decoder layout with n_head_kv
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "RefinedWeb", "hidden_size": 8192, "n_head": 128, "n_head_kv": 8, "n_layer": 60,
+        "parallel_attn": True, "bias": False, "vocab_size": 65024}))
+    m = load_hf_config(tmp_path)
+    assert m.params_total == resolve_model("falcon-40b").params_total and m.kv_heads == 8
+    old7b = {**json.loads((HF / "falcon-7b-refinedweb.json").read_text()), "model_type": "RefinedWebModel"}
+    (tmp_path / "config.json").write_text(json.dumps(old7b))
+    assert load_hf_config(tmp_path).params_total == resolve_model("falcon-7b").params_total
+
+
 def test_gemma_reads_gelu_as_gated_and_ties_its_head_by_default():
     g = load_hf_config(HF / "gemma-7b.json")
     assert (g.activation.value, g.tied_embeddings, g.head_dim, g.norm) == ("geglu", True, 256, "rmsnorm")

@@ -35,6 +35,10 @@ PLAIN_GELU = ("falcon", "gpt_neox")
 #: FalconMLP; the released Falcon-7B/40B/180B configs set none).
 FALCON_FFN_RATIO = 4
 
+#: The first Falcon releases' model types, read as falcon: "RefinedWeb" (Falcon-40B, the layout
+#: transformers calls ``new_decoder_architecture``) and "RefinedWebModel" (Falcon-7B, multi-query).
+FALCON_LEGACY_TYPES = {"RefinedWeb": True, "RefinedWebModel": False}
+
 #: Sequence length used when a config has no ``max_position_embeddings``.
 #: Because: 4096 is the pre-training length of most open models of these families.
 DEFAULT_SEQ_LEN = 4096
@@ -55,6 +59,9 @@ def _need(cfg: dict[str, Any], key: str, path: str) -> Any:
 def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[str, Any]:
     """ModelSpec fields from a parsed Hugging Face config (see :func:`load_hf_config`)."""
     mt = cfg.get("model_type")
+    if mt in FALCON_LEGACY_TYPES:
+        cfg = {"new_decoder_architecture": FALCON_LEGACY_TYPES[mt], **cfg, "model_type": "falcon"}
+        mt = "falcon"
     if mt not in SUPPORTED:
         raise SpecError(f"{path}: model_type {mt!r} is not supported: allowed: {', '.join(SUPPORTED)}",
                         field="model_type", value=mt, allowed=SUPPORTED)
@@ -123,7 +130,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
 
 
 def _falcon_keys(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A Falcon config in llama's key names: the first releases (model_type "RefinedWeb") wrote
+    """A Falcon config in llama's key names: the first releases (:data:`FALCON_LEGACY_TYPES`) wrote
     ``n_layer``, ``n_head`` and ``n_head_kv``, which transformers' FalconConfig still reads.  KV heads:
     ``num_kv_heads`` under the "new decoder architecture" (Falcon-40B/180B), one under
     ``multi_query`` (Falcon-7B, the default), else one per head."""

@@ -28,8 +28,8 @@ SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3
 #: (transformers' GemmaConfig, Gemma2Config and FalconConfig default ``tie_word_embeddings`` to True;
 #: the others to False).
 TIED_BY_DEFAULT = ("gemma", "gemma2", "falcon")
-#: Families whose "gelu" is a plain (non-gated) MLP, as in GPT-2; in the llama-keyed families it is
-#: Gemma's gated GeGLU.
+#: Families whose "gelu" is a plain (non-gated) MLP after a LayerNorm, as in GPT-2; in the
+#: llama-keyed families it is Gemma's gated GeGLU after an RMSNorm.
 PLAIN_GELU = ("falcon", "gpt_neox")
 #: Falcon's MLP width when its config has no ``ffn_hidden_size``: 4 x hidden (transformers'
 #: FalconMLP; the released Falcon-7B/40B/180B configs set none).
@@ -83,15 +83,13 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
         "kv_heads": cfg.get("num_key_value_heads") or heads,
         "vocab": _need(cfg, "vocab_size", path),
         "seq_len": seq, "max_seq_len": seq,
-        "activation": _ACTIVATIONS[act],
+        "activation": "gelu" if mt in PLAIN_GELU else _ACTIVATIONS[act],
         "tied_embeddings": bool(cfg.get("tie_word_embeddings", mt in TIED_BY_DEFAULT)),
-        "norm": "rmsnorm", "position": "rope",
+        "norm": "layernorm" if mt in PLAIN_GELU else "rmsnorm", "position": "rope",
         "qkv_bias": mt in ("qwen2", "qwen2_moe") or bool(cfg.get("attention_bias", False)),
     }
     if cfg.get("head_dim"):
         d["head_dim"] = cfg["head_dim"]
-    if mt in PLAIN_GELU:
-        d.update(activation="gelu", norm="layernorm")
     if mt == "falcon":
         # the new decoder architecture normalises attention's and the MLP's inputs apart
         # (transformers' FalconDecoderLayer: ln_attn and ln_mlp unless num_ln_in_parallel_attn is 1)

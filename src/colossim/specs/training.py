@@ -314,7 +314,8 @@ def check_plan_product(factors: list[tuple[str, int | None]], count: int) -> Non
     if count % prod:
         if len(given) == 1:
             raise SpecError(f"parallelism.{lhs} = {prod} does not divide hardware.count {count}: allowed "
-                            f"{lhs}: a divisor of {count} ({divisors_text(count)})", field=f"parallelism.{lhs}", value=prod)
+                            f"{lhs}: a divisor of {count} ({divisors_text(count)})",
+                            field=f"parallelism.{lhs}", value=prod)
         raise SpecError(f"{lhs} = {rhs} = {prod} does not divide hardware.count {count}",
                         field="parallelism", value=dict(given))
 

@@ -184,22 +184,43 @@ def gemm_efficiency(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, ch
     return np.clip(flops / (t * _peak(chip, precision)), np.finfo(float).tiny, 1.0)
 
 
+def causal_keys_per_query(seq_kv: ArrayLike, window: ArrayLike | None = None) -> np.ndarray:
+    """Keys a query attends on average under a causal mask over ``seq_kv`` tokens: ``seq_kv / 2``
+    (the masked upper triangle is skipped); with a sliding ``window`` (each query sees itself and
+    the ``window - 1`` tokens before it: Mistral 7B, Gemma 2) the band's mean, w - w^2 / (2 s) for
+    w = min(window, s) -- the first w queries see a growing prefix, the rest w keys each.  The two
+    agree at w = s.  A kernel that skips the tiles outside the band (FlashAttention-2 from v2.3's
+    ``window_size``, FlashAttention-3) does this work."""
+    s = _arr(seq_kv)
+    if window is None:
+        return s / 2.0
+    w = np.minimum(_arr(window), s)
+    return w - w * w / (2.0 * np.maximum(s, np.finfo(float).tiny))
+
+
+def _keys_per_query(seq_kv: ArrayLike, causal: ArrayLike, window: ArrayLike | None) -> np.ndarray:
+    return np.where(np.asarray(causal, dtype=bool), causal_keys_per_query(seq_kv, window), _arr(seq_kv))
+
+
 def attention_flops(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_kv: ArrayLike,
-                    head_dim: ArrayLike, head_dim_v: ArrayLike, causal: ArrayLike) -> np.ndarray:
-    """Forward FLOPs of attention: 2 b h s_q s_kv (d + d_v) (QK^T and PV), halved when causal.
-    FlashAttention-2 (Dao 2023) counts 4 b h s^2 d for d = d_v, halved for causal."""
-    f = 2.0 * _arr(batch) * _arr(heads) * _arr(seq_q) * _arr(seq_kv) * (_arr(head_dim) + _arr(head_dim_v))
-    return f * np.where(np.asarray(causal, dtype=bool), 0.5, 1.0)
+                    head_dim: ArrayLike, head_dim_v: ArrayLike, causal: ArrayLike,
+                    window: ArrayLike | None = None) -> np.ndarray:
+    """Forward FLOPs of attention: 2 b h s_q k (d + d_v) (QK^T and PV) for k keys per query: s_kv,
+    or when causal :func:`causal_keys_per_query` (s_kv / 2; the band's mean under a sliding
+    ``window``).  FlashAttention-2 (Dao 2023) counts 4 b h s^2 d for d = d_v, halved for causal."""
+    keys = _keys_per_query(seq_kv, causal, window)
+    return 2.0 * _arr(batch) * _arr(heads) * _arr(seq_q) * keys * (_arr(head_dim) + _arr(head_dim_v))
 
 
 def attention_efficiency(seq_kv: ArrayLike, head_dim: ArrayLike, causal: ArrayLike,
-                         profile: CalibrationProfile) -> np.ndarray:
+                         profile: CalibrationProfile, window: ArrayLike | None = None) -> np.ndarray:
     """FlashAttention efficiency (fraction of the bf16 peak): rises with the keys each query sees
-    (fewer rows of partial tiles / softmax rescaling per FLOP) and with head dim (more FLOPs per
-    byte of K/V loaded).  Parameters fitted to the FlashAttention fwd+bwd rows (FlashAttention-2
-    kernel benchmarks; on Blackwell, FlashAttention-4 measured inside a training step)."""
+    (fewer rows of partial tiles / softmax rescaling per FLOP; a sliding ``window`` caps them) and
+    with head dim (more FLOPs per byte of K/V loaded).  Parameters fitted to the FlashAttention
+    fwd+bwd rows (FlashAttention-2 kernel benchmarks; on Blackwell, FlashAttention-4 measured inside
+    a training step)."""
     ap = profile.attention
-    s = _arr(seq_kv) * np.where(np.asarray(causal, dtype=bool), 0.5, 1.0)
+    s = _keys_per_query(seq_kv, causal, window)
     d = _arr(head_dim)
     return ap.max_efficiency * s / (s + ap.half_seq) * d / (d + ap.half_head_dim)
 
@@ -208,7 +229,7 @@ def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_
                       head_dim: ArrayLike, head_dim_v: ArrayLike, causal: ArrayLike, precision: str,
                       chip: Accelerator, profile: CalibrationProfile,
                       backward: bool = False, kernel: str = "flash2",
-                      kv_chunks: ArrayLike = 1) -> np.ndarray:
+                      kv_chunks: ArrayLike = 1, window: ArrayLike | None = None) -> np.ndarray:
     """Time of a FlashAttention forward (or backward: 2.5x the FLOPs, FlashAttention-2) pass.
     Attention runs at the bf16 tensor rate whatever ``precision`` says: Transformer Engine /
     Megatron FP8 recipes keep attention in bf16 (documented treatment, not a measurement).
@@ -219,13 +240,14 @@ def attention_seconds(batch: ArrayLike, heads: ArrayLike, seq_q: ArrayLike, seq_
     efficiency that of a kernel over one chunk, ``seq_kv / kv_chunks`` keys, causal: Transformer
     Engine's load-balanced ring runs the diagonal step so, and on the last rank, which runs every
     step in full, each other step sees half a chunk of keys without the mask, the same keys per
-    query (TE 1.9 ``AttnFuncWithCPAndKVP2P``)."""
+    query (TE 1.9 ``AttnFuncWithCPAndKVP2P``).  ``window``: a sliding window (causal only), the
+    band's FLOPs at the efficiency of the keys a query sees in one call, at most the window."""
     del precision  # see docstring
-    flops = attention_flops(batch, heads, seq_q, seq_kv, head_dim, head_dim_v, causal)
+    flops = attention_flops(batch, heads, seq_q, seq_kv, head_dim, head_dim_v, causal, window)
     if backward:
         flops = flops * ATTENTION_BACKWARD_FLOPS_RATIO
     per_call = _arr(seq_kv) / np.maximum(_arr(kv_chunks), 1.0)
-    eff = attention_efficiency(per_call, head_dim, causal, profile) * attention_kernel_relative(
+    eff = attention_efficiency(per_call, head_dim, causal, profile, window) * attention_kernel_relative(
         kernel, chip, profile)
     return flops / (_peak(chip, "bf16") * eff)
 

@@ -8,8 +8,11 @@ or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first 
 ``n_head`` / ``n_head_kv`` too) and gpt_neox (parallel residual, biases, a plain GELU MLP).  Unknown
 keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does
 not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a norm's weights and an
-elementwise pass each), Gemma 2's sliding-window layers and logit soft-capping (priced as full
-attention and a plain loss), GPT-NeoX's rotary share (no FLOPs either way).
+elementwise pass each), Gemma 2's logit soft-capping (priced as a plain loss), GPT-NeoX's rotary
+share (no FLOPs either way).  A sliding window is read as transformers applies it: ``layer_types``
+where the config lists them, else every layer (Mistral, Mixtral, Phi-3), the layers from
+``max_window_layers`` on under ``use_sliding_window`` (Qwen2 / Qwen3), or every other layer from
+the first (Gemma 2).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     }
     if cfg.get("head_dim"):
         d["head_dim"] = cfg["head_dim"]
+    d.update(_sliding_window_fields(cfg, mt, d["layers"]))
     if mt == "falcon":
         # the new decoder architecture normalises attention's and the MLP's inputs apart
         # (transformers' FalconDecoderLayer: ln_attn and ln_mlp unless num_ln_in_parallel_attn is 1)
@@ -125,6 +129,41 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     else:
         d["ffn_hidden"] = _need(cfg, "intermediate_size", path)
     return d
+
+
+#: Families whose ``sliding_window`` (when not null) applies to every layer: transformers' Mistral,
+#: Mixtral and Phi-3 attention pass it to the flash kernel in each layer.
+WINDOW_EVERY_LAYER = ("mistral", "mixtral", "phi3")
+#: Families whose ``sliding_window`` applies only under ``use_sliding_window``, to the layers from
+#: ``max_window_layers`` on (transformers' Qwen2 / Qwen3 attention: ``layer_idx >= max_window_layers``).
+WINDOW_FROM_MAX_WINDOW_LAYERS = ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe")
+#: Gemma 2 alternates, the first layer windowed: transformers' Gemma2 ``is_sliding = not
+#: bool(layer_idx % 2)``; its config class defaults the window to 4,096 tokens.
+GEMMA2_DEFAULT_WINDOW = 4096
+
+
+def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any) -> dict[str, Any]:
+    """``sliding_window`` / ``sliding_window_layers`` of a config: the layers its ``layer_types``
+    lists as "sliding_attention" (transformers' newer configs write the list), else the family's
+    rule (:data:`WINDOW_EVERY_LAYER`, :data:`WINDOW_FROM_MAX_WINDOW_LAYERS`, Gemma 2's alternation);
+    nothing when the config has no window."""
+    window = cfg.get("sliding_window")
+    if mt == "gemma2":
+        window = window or GEMMA2_DEFAULT_WINDOW
+    if not window or not isinstance(layers, int):
+        return {}
+    types = cfg.get("layer_types")
+    if isinstance(types, list):
+        n = sum(t == "sliding_attention" for t in types)
+    elif mt in WINDOW_EVERY_LAYER:
+        n = layers
+    elif mt in WINDOW_FROM_MAX_WINDOW_LAYERS and cfg.get("use_sliding_window"):
+        n = max(layers - int(cfg.get("max_window_layers") or 0), 0)
+    elif mt == "gemma2":
+        n = (layers + 1) // 2
+    else:
+        return {}
+    return {"sliding_window": window, "sliding_window_layers": n} if n else {}
 
 
 def _falcon_keys(cfg: dict[str, Any]) -> dict[str, Any]:

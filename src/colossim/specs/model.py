@@ -102,6 +102,12 @@ class ModelSpec(BaseModel):
                              "(DeepSeek-V3: 1), each a transformer block of the last layer's kind plus a "
                              "2h x h projection, sharing the embedding and output head, run on the last "
                              "pipeline stage after the main model; outside the parameter counts")
+    sliding_window: SpecInt | None = Field(None, ge=1, description="keys a sliding-window layer attends: each "
+                                           "query sees itself and the window - 1 tokens before it (Mistral 7B, "
+                                           "Gemma 2); blank: every layer attends the whole sequence")
+    sliding_window_layers: SpecInt | None = Field(None, ge=0, description="layers with sliding-window attention, "
+                                                  "the others attending the whole sequence (Gemma 2: half of "
+                                                  "them); default every layer when sliding_window is given")
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     position: Literal["rope", "learned", "alibi", "none"] = "rope"
     bias: bool = Field(False, description="every linear layer (and LayerNorm) has a bias")
@@ -147,6 +153,11 @@ class ModelSpec(BaseModel):
             self._check_routing_groups()
         if self.dense_layers and self.ffn_hidden is None:
             raise ValueError("dense MLP layers need ffn_hidden")
+        if self.sliding_window_layers is not None:
+            if self.sliding_window is None:
+                raise ValueError("sliding_window_layers needs sliding_window (the window's tokens)")
+            if self.sliding_window_layers > self.layers:
+                raise ValueError(f"sliding_window_layers {self.sliding_window_layers} > layers {self.layers}")
         return self
 
     def _check_routing_groups(self) -> None:
@@ -179,6 +190,13 @@ class ModelSpec(BaseModel):
     @property
     def moe_layers(self) -> int:
         return self.layers - self.dense_layers
+
+    @property
+    def windowed_layers(self) -> int:
+        """Layers whose attention sees only the last ``sliding_window`` tokens (0 without a window)."""
+        if self.sliding_window is None:
+            return 0
+        return self.layers if self.sliding_window_layers is None else self.sliding_window_layers
 
     @property
     def qk_head_dim(self) -> int:
@@ -331,6 +349,8 @@ class ModelRow(BaseModel):
     parallel_block: bool = False
     parallel_norms: int | None = Field(None, ge=1, le=2)
     mtp_modules: int | None = None
+    sliding_window: int | None = None
+    sliding_window_layers: int | None = None
     software: str | None = Field(None, description="the software stack of the model's developers' "
                                  "published training runs (software_stacks.csv); a training spec naming "
                                  "this model and no training.software gets it")

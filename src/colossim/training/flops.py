@@ -11,8 +11,12 @@ Per token, forward, one layer (h hidden, a heads, g kv heads, d head dim, f MLP 
   2 h (r_kv + d_rope), kv up 2 r_kv a (d_nope + d_v), output 2 a d_v h
 - attention scores Q K^T: 2 a d_qk S_kv; attention over values: 2 a d_v S_kv.  Causal attention
   averages S_kv = S / 2 (the masked upper triangle is skipped, as FlashAttention's causal kernels
-  do); ``causal=False`` counts the full S x S matrix, the convention of Narayanan et al. 2021 eq. 3
-  and of PaLM (Chowdhery et al. 2022, appendix B).
+  do); a sliding-window layer (window w < S) averages w - w^2 / (2 S), the band's mean, and a
+  model that mixes such layers with global ones gets the mean over its layers.  ``causal=False``
+  counts the full S x S matrix, the convention of Narayanan et al. 2021 eq. 3 and of PaLM
+  (Chowdhery et al. 2022, appendix B); in a windowed layer that count is S x min(w, S), every key
+  a query could attend (the model never attends the keys beyond its window, so no convention
+  should credit them: at 32k tokens and a 4k window they would be 8x the layer's real work).
 - MLP: 2 h f per matrix, 2 matrices (gelu / relu / relu2) or 3 (swiglu / geglu)
 - MoE layer: router 2 h E, top_k routed experts and the shared experts (2 h f_e per matrix each);
   the first ``first_dense_layers`` layers have the dense MLP instead
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from colossim.cost.compute import causal_keys_per_query
 from colossim.specs.model import ModelSpec
 from colossim.specs.plan import Recompute
 from colossim.training.ops import op_sac_recomputed_shares
@@ -43,9 +48,24 @@ BACKWARD_FACTOR = 2
 ATTENTION_CORE_OPS = ("attn_scores", "attn_values")
 
 
+def attention_keys_per_query(model: ModelSpec, seq_len: int, causal: bool = True) -> float:
+    """Keys one query attends in one layer, the mean over the model's layers.  With the causal
+    mask: S / 2 in a global layer and in a sliding-window layer the band's mean
+    (:func:`colossim.cost.compute.causal_keys_per_query`).  Without it (the MFU conventions'
+    count): every key a query could see, S in a global layer and min(window, S) in a windowed one."""
+    n = model.windowed_layers
+    full = seq_len / 2 if causal else float(seq_len)
+    if not n:
+        return full
+    w = model.sliding_window
+    local = float(causal_keys_per_query(seq_len, w)) if causal else float(min(w, seq_len))
+    return ((model.layers - n) * full + n * local) / model.layers
+
+
 def attention_flops_per_token(model: ModelSpec, seq_len: int, causal: bool = True) -> dict[str, float]:
-    """Forward FLOPs per token of the attention core (scores and values) of one layer."""
-    s_kv = seq_len / 2 if causal else seq_len
+    """Forward FLOPs per token of the attention core (scores and values) of one layer (the mean
+    over the layers when some attend a sliding window)."""
+    s_kv = attention_keys_per_query(model, seq_len, causal)
     a = model.heads
     return {"attn_scores": 2.0 * a * model.qk_head_dim * s_kv,
             "attn_values": 2.0 * a * model.v_head_dim * s_kv}
@@ -162,6 +182,10 @@ def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention
       take part in a matmul (active, non-embedding weights plus the output head, which is the
       embedding matrix when tied), L layers, H heads, Q head dim, T sequence length (attention not
       halved).  MosaicML's llm-foundry MFU uses this form.
+
+    In both attention terms a sliding-window layer counts min(window, S) keys per query instead of
+    S (:func:`attention_keys_per_query` without the causal mask); without windows they are the
+    published formulas.
     - ``6nd``: 6 x ``params_active`` (Kaplan et al. 2020; Hoffmann et al. 2022 C = 6 N D) with N the
       active parameters including the embedding tables, as most published "6ND" figures do; it
       ignores attention's S-dependent FLOPs.
@@ -174,7 +198,8 @@ def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention
             model.vocab * model.hidden if model.tied_embeddings else 0)
         q = (model.qk_head_dim + model.v_head_dim) / 2  # Because: PaLM's Q assumes equal q/k/v head dims
         # Source: PaLM appendix B, 6N + 12 L H Q T per token (forward + backward).
-        return 6.0 * n + 12.0 * model.layers * model.heads * q * seq_len
+        keys = attention_keys_per_query(model, seq_len, causal=False)  # seq_len without windows
+        return 6.0 * n + 12.0 * model.layers * model.heads * q * keys
     if convention == "6nd":
         return 6.0 * model.params_active  # Source: Kaplan et al. 2020 C ~ 6 N per token
     raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
@@ -188,6 +213,7 @@ def narayanan_eq3_flops_per_token(layers: int, hidden: int, seq_len: int, vocab:
 
 
 __all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "attention_flops_per_token",
+           "attention_keys_per_query",
            "attention_projection_flops_per_token", "forward_flops_per_token",
            "hardware_flops_per_token", "layer_flops_per_token", "logits_flops_per_token",
            "mlp_flops_per_token", "model_flops_per_token", "narayanan_eq3_flops_per_token",

@@ -104,6 +104,11 @@ def predict_layer(case: LayerCase, chip: str, profile=None) -> dict:
     from colossim.training.step import op_kind_seconds, ops_seconds, plan_layer_ops
 
     spec = load_spec(layer_spec(case, chip))
+    if spec.model.windowed_layers:
+        # the timed layer attends the whole causal triangle (PyTorch's SDPA takes a window only as
+        # a mask, which leaves the flash kernel), so the prediction does too
+        model = spec.model.model_copy(update={"sliding_window": None, "sliding_window_layers": None})
+        spec = spec.model_copy(update={"model": model})
     ctx, plans = plan_space(spec, profile)  # the spec leaves nothing open: one plan
     kind = "dense" if spec.model.dense_layers else "moe"
     ops = plan_layer_ops(ctx, plans, kind)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from colossim.cost.compute import attention_flops
 from colossim.specs.model import ModelSpec
 
 ArrayLike = np.ndarray | float | int
@@ -160,13 +161,18 @@ class Attention:
     causal: bool = True
     #: the keys arrive in this many chunks, one kernel call each: ring attention's cp steps
     kv_chunks: ArrayLike = 1
+    #: a sliding window: each query attends itself and the ``window - 1`` keys before it
+    window: int | None = None
+    #: the share of the model's layers whose attention this is (a model with sliding-window layers
+    #: has one op for those and one for its global layers; one layer is priced as their average)
+    share: float = 1.0
 
     @property
     def flops(self) -> np.ndarray:
-        """2 b h s_q s_kv (d + d_v), halved when causal (the masked half is skipped)."""
-        full = 2.0 * np.asarray(self.batch) * self.heads * self.seq_q * self.seq_kv * (
-            self.head_dim + self.head_dim_v)
-        return full / 2 if self.causal else full
+        """2 b h s_q k (d + d_v) for k keys per query (s_kv; s_kv / 2 when causal, the masked half
+        skipped; the band's mean under a window), times the layers' ``share``."""
+        return self.share * attention_flops(self.batch, self.heads, self.seq_q, self.seq_kv, self.head_dim,
+                                            self.head_dim_v, self.causal, self.window)
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,18 @@ Op = Gemm | Attention | MemoryBound
 
 def _f(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
+
+
+def attention_layer_kinds(model: ModelSpec, seq_len: int) -> list[tuple[str, int | None, float]]:
+    """(op name, window, share of the layers) of each kind of attention the model's layers run:
+    one global kind, or with sliding-window layers whose window is shorter than the sequence
+    ``attention_windowed`` for those and ``attention`` for the rest."""
+    n, w = model.windowed_layers, model.sliding_window
+    if not n or w >= seq_len:
+        return [("attention", None, 1.0)]
+    share = n / model.layers
+    kinds = [("attention", None, 1.0 - share)] if n < model.layers else []
+    return kinds + [("attention_windowed", w, share)]
 
 
 def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
@@ -206,8 +224,9 @@ def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
     else:
         d, g = model.head_dim, model.kv_heads
         ops.append(Gemm("qkv", tokens, (a * d + 2 * g * d) / tp, h))
-    ops.append(Attention("attention", mb, a / tp, seq_len / cp, seq_len, model.qk_head_dim,
-                         model.v_head_dim, causal=True, kv_chunks=cp))
+    ops += [Attention(name, mb, a / tp, seq_len / cp, seq_len, model.qk_head_dim, model.v_head_dim,
+                      causal=True, kv_chunks=cp, window=window, share=share)
+            for name, window, share in attention_layer_kinds(model, seq_len)]
     if np.any(cp > 1):
         ops.append(MemoryBound("ring_attention_merge", *ring_attention_merge_bytes(model, tokens, tp, cp)))
     ops.append(Gemm("out_proj", tokens, h, a * model.v_head_dim / tp))
@@ -447,6 +466,7 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "Attention", "Gemm", "MemoryBound", "Op", "attention_ops", "busiest_expert_rank_ops", "busiest_rank_load",
+           "Attention", "Gemm", "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
+           "busiest_expert_rank_ops", "busiest_rank_load",
            "deepspeed_layer_weights", "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
            "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

@@ -54,6 +54,12 @@ DP_GRAD_BYTES = 4
 #: Bytes per parameter all-gathered by the distributed optimizer / ZeRO-3 (bf16 weights).
 PARAM_GATHER_BYTES = 2
 
+#: Fused attention kernels that skip the tiles outside a sliding window: FlashAttention-2 from
+#: v2.3.0 (``window_size``, "local attention", flash-attn's changelog) and FlashAttention-3
+#: (Shah et al. 2024; flash-attn's hopper/ interface takes the same ``window_size``).  The Triton
+#: port of FlashAttention-1 ('flash1') has no window: it runs the whole causal triangle.
+WINDOWED_ATTENTION_KERNELS = ("flash2", "flash3")
+
 #: Bytes moved per attention-score element by the unfused attention core (no FlashAttention),
 #: forward.  Because: Megatron-LM's fused scale-mask-softmax reads the bf16 scores and writes bf16
 #: probabilities (4 B), dropout reads them and writes the output plus a 1-byte mask (5 B).
@@ -232,14 +238,17 @@ def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             fwd, bwd, wgrad = fwd + f, bwd + b, wgrad + w
         elif isinstance(op, O.Attention) and ctx.flash_attention:
             args = (op.batch, op.heads, op.seq_q, op.seq_kv, op.head_dim, op.head_dim_v, op.causal)
-            f, b = (K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=backward,
-                                        kernel=ctx.attention_kernel, kv_chunks=op.kv_chunks)
+            window = op.window if ctx.attention_kernel in WINDOWED_ATTENTION_KERNELS else None
+            f, b = (op.share * K.attention_seconds(*args, "bf16", chip, ctx.profile, backward=backward,
+                                                   kernel=ctx.attention_kernel, kv_chunks=op.kv_chunks,
+                                                   window=window)
                     for backward in (False, True))
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
         elif isinstance(op, O.Attention):
             # Unfused: Q.K^T and P.V as batched GEMMs over the full s x s matrix (the causal
-            # mask does not skip work), plus memory-bound softmax/dropout over every score.
-            nb = np.asarray(op.batch, dtype=float) * np.asarray(op.heads, dtype=float)
+            # mask, and a sliding window's, does not skip work), plus memory-bound softmax/dropout
+            # over every score.
+            nb = np.asarray(op.batch, dtype=float) * np.asarray(op.heads, dtype=float) * op.share
             qk = K.batched_gemm_seconds(op.seq_q, op.seq_kv, op.head_dim, nb, "bf16", chip, ctx.profile)
             pv = K.batched_gemm_seconds(op.seq_q, op.head_dim_v, op.seq_kv, nb, "bf16", chip, ctx.profile)
             scores = nb * np.asarray(op.seq_q, dtype=float) * np.asarray(op.seq_kv, dtype=float)

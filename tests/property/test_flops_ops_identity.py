@@ -34,6 +34,7 @@ def models(draw):
         experts = draw(st.sampled_from([8, 16, 64]))
         d.update(experts=experts, top_k=draw(st.integers(1, 4)), moe_ffn_hidden=draw(st.integers(1, 16)) * 64,
                  shared_experts=draw(st.integers(0, 2)), first_dense_layers=draw(st.integers(0, 1)))
+        d["moe_layer_interval"] = draw(st.integers(1, max(1, d["layers"] - d["first_dense_layers"])))
     window = draw(st.sampled_from([None, 64, 1000, 2048, 8192]))
     if window is not None:  # sliding-window layers, some or all of them
         d.update(sliding_window=window, sliding_window_layers=draw(st.integers(0, d["layers"])))

@@ -1,8 +1,9 @@
 """Import of Hugging Face config.json files.  The fixtures in tests/data/hf/ are hand-written copies
 of the published configs' architecture keys (meta-llama/Meta-Llama-3-8B, mistralai/Mixtral-8x7B-v0.1,
 Qwen/Qwen2.5-72B, deepseek-ai/DeepSeek-V3, Qwen/Qwen3-30B-A3B, microsoft/Phi-3-medium-4k-instruct,
-google/gemma-2-27b, google/gemma-7b, tiiuae/falcon-180B, EleutherAI/gpt-neox-20b, and tiiuae/falcon-7b
-in its first release's key names) plus some keys colossim ignores."""
+google/gemma-2-27b, google/gemma-7b, tiiuae/falcon-180B, EleutherAI/gpt-neox-20b, tiiuae/falcon-7b
+in its first release's key names, and meta-llama/Llama-4-Maverick-17B-128E / Llama-4-Scout-17B-16E
+written from the catalog rows' sources) plus some keys colossim ignores."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ HF = Path(__file__).parent.parent / "data" / "hf"
                                                  ("phi-3-medium", "phi-3-medium"), ("gemma-7b", "gemma-7b"),
                                                  ("falcon-180b", "falcon-180b"),
                                                  ("falcon-7b-refinedweb", "falcon-7b"),
-                                                 ("gpt-neox-20b", "gpt-neox-20b")])
+                                                 ("gpt-neox-20b", "gpt-neox-20b"),
+                                                 ("llama4-maverick", "llama4-maverick"),
+                                                 ("llama4-scout", "llama4-scout")])
 def test_import_matches_catalog_parameter_counts(fixture, catalog_id):
     m, ref = load_hf_config(HF / f"{fixture}.json"), resolve_model(catalog_id)
     assert m.params_total == ref.params_total
@@ -167,6 +170,28 @@ def test_gemma2_reads_its_own_activation_key_and_ties_its_head_by_default():
     # per layer the engine leaves out (46 x 2 x 4,608)
     assert m.params_total - m.params_embedding == ref.params_total - ref.params_embedding
     assert m.params_total - m.params_embedding + 46 * 2 * 4608 == 26_047_480_320
+    # every other layer from the first attends a 4,096-token window, as the catalog row says
+    assert (m.sliding_window, m.windowed_layers) == (ref.sliding_window, ref.windowed_layers) == (4096, 23)
+
+
+def test_llama4_reads_its_text_config_with_interleaved_moe_layers_at_its_training_length():
+    mav, scout = load_hf_config(HF / "llama4-maverick.json"), load_hf_config(HF / "llama4-scout.json")
+    assert (mav.moe_layer_interval, mav.moe_layers, mav.dense_layers, mav.ffn_hidden) == (2, 24, 24, 16384)
+    assert (scout.moe_layer_interval, scout.moe_layers, scout.dense_layers) == (1, 48, 0)
+    for m in (mav, scout):
+        assert (m.shared_experts, m.top_k, m.moe_ffn_hidden, m.seq_len) == (1, 1, 8192, 8192)
+    assert (mav.max_seq_len, scout.max_seq_len) == (1048576, 10485760)
+    # Meta's announced counts: 17B active for both, 400B and 109B total (Scout's with its vision encoder)
+    assert mav.params_total == pytest.approx(400e9, rel=0.01) and scout.params_total == pytest.approx(109e9, rel=0.02)
+    assert mav.params_active == pytest.approx(17e9, rel=0.02) == scout.params_active
+
+
+def test_llama4_moe_layers_other_than_every_step_th_are_named(tmp_path):
+    cfg = json.loads((HF / "llama4-maverick.json").read_text())
+    cfg["text_config"]["moe_layers"] = [0, 5, 9]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SpecError, match=r"moe_layers = \[0, 5, 9\]: only every interleave_moe_layer_step-th"):
+        load_hf_config(tmp_path)
 
 
 def _qwen15_moe() -> dict:
@@ -187,7 +212,13 @@ def test_qwen2_moe_takes_its_shared_expert_as_whole_routed_width_experts(tmp_pat
     assert m.params_active == pytest.approx(2.7e9, rel=0.01)
 
 
-@pytest.mark.parametrize("key, value", [("decoder_sparse_step", 2), ("mlp_only_layers", [0, 1]),
+def test_qwen_moe_layers_every_decoder_sparse_step_th_layer_leave_the_others_dense(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({**_qwen15_moe(), "decoder_sparse_step": 2}))
+    m = load_hf_config(tmp_path)
+    assert (m.moe_layer_interval, m.moe_layers, m.dense_layers, m.ffn_hidden) == (2, 12, 12, 5632)
+
+
+@pytest.mark.parametrize("key, value", [("decoder_sparse_step", 0), ("mlp_only_layers", [0, 1]),
                                         ("shared_expert_intermediate_size", 5000)])
 def test_a_qwen_moe_layout_the_engine_cannot_hold_is_named(tmp_path, key, value):
     (tmp_path / "config.json").write_text(json.dumps({**_qwen15_moe(), key: value}))

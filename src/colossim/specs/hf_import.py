@@ -1,9 +1,10 @@
 """Import a Hugging Face ``config.json`` (a local file; no network) as a :class:`ModelSpec`.
 
 Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also deepseek_v2, which
-has the same keys); and, read the same way, qwen3, phi3, gemma and gemma2 (dense, llama's keys) and
+has the same keys); and, read the same way, qwen3, phi3, gemma and gemma2 (dense, llama's keys),
 qwen2_moe / qwen3_moe (routed experts, with Qwen2-MoE's shared expert as whole experts of the
-routed width).  Two families with keys of their own: falcon (parallel attention and MLP, multi-query
+routed width) and llama4 (its ``text_config``; also llama4_text: MoE layers interleaved with dense
+ones, a shared expert, chunked attention read as full attention).  Two families with keys of their own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
 ``n_head`` / ``n_head_kv`` too) and gpt_neox (parallel residual, biases, a plain GELU MLP).  Unknown
 keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does
@@ -26,7 +27,10 @@ from colossim.specs._validation import validate_model
 from colossim.specs.model import ModelSpec
 
 SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma",
-             "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox")
+             "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text")
+#: Llama 4's pre-training sequence length (NeMo 2.5's Llama4Config ``seq_length``): its configs'
+#: ``max_position_embeddings`` is the served context (10M tokens for Scout), not a training length.
+LLAMA4_SEQ_LEN = 8192
 #: Families whose configs tie the output head to the embedding unless they say otherwise
 #: (transformers' GemmaConfig, Gemma2Config and FalconConfig default ``tie_word_embeddings`` to True;
 #: the others to False).
@@ -47,7 +51,7 @@ FALCON_LEGACY_TYPES = {"RefinedWeb": True, "RefinedWebModel": False}
 DEFAULT_SEQ_LEN = 4096
 #: ... except where the family's own config class has another default: transformers' FalconConfig
 #: ``max_position_embeddings`` = 2048 (the released Falcon configs omit the key).
-FAMILY_SEQ_LEN = {"falcon": 2048}
+FAMILY_SEQ_LEN = {"falcon": 2048, "llama4_text": 131072}  # Llama4TextConfig: 4096 * 32
 
 _ACTIVATIONS = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_pytorch_tanh": "geglu"}
 
@@ -62,6 +66,12 @@ def _need(cfg: dict[str, Any], key: str, path: str) -> Any:
 def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[str, Any]:
     """ModelSpec fields from a parsed Hugging Face config (see :func:`load_hf_config`)."""
     mt = cfg.get("model_type")
+    if mt == "llama4":  # the multimodal checkpoint: the language model is its text_config
+        text = cfg.get("text_config")
+        if not isinstance(text, dict):
+            raise SpecError(f"{path}: missing required key 'text_config' for model_type 'llama4'", field="text_config")
+        cfg = {**text, "model_type": "llama4_text", "_name_or_path": cfg.get("_name_or_path")}
+        mt = "llama4_text"
     if mt in FALCON_LEGACY_TYPES:
         cfg = {"new_decoder_architecture": FALCON_LEGACY_TYPES[mt], **cfg, "model_type": "falcon"}
         mt = "falcon"
@@ -108,6 +118,8 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
                  qkv_bias=bias)
     elif mt in ("qwen2_moe", "qwen3_moe"):
         d.update(_qwen_moe_fields(cfg, path))
+    elif mt == "llama4_text":
+        d.update(_llama4_fields(cfg, path, d["layers"]))
     elif mt == "mixtral":
         d.update(experts=_need(cfg, "num_local_experts", path), top_k=_need(cfg, "num_experts_per_tok", path),
                  moe_ffn_hidden=_need(cfg, "intermediate_size", path))
@@ -166,6 +178,33 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any) -> dict[st
     return {"sliding_window": window, "sliding_window_layers": n} if n else {}
 
 
+def _step_key(cfg: dict[str, Any], key: str, path: str) -> int:
+    """A layer interval key of a config (1 when absent); anything but a whole number >= 1 is refused."""
+    step = 1 if cfg.get(key) is None else cfg[key]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise SpecError(f"{path}: {key} = {step!r}: allowed: a whole number >= 1", field=key, value=step)
+    return step
+
+
+def _llama4_fields(cfg: dict[str, Any], path: str, layers: Any) -> dict[str, Any]:
+    """The MoE fields of a Llama 4 text config: ``num_local_experts`` experts of ``intermediate_size``
+    plus one shared expert of that width, ``num_experts_per_tok`` per token, in every
+    ``interleave_moe_layer_step``-th layer (transformers' ``moe_layers`` = step - 1, 2 step - 1, ...);
+    the other layers' dense MLP is ``intermediate_size_mlp`` wide.  An explicit ``moe_layers`` list
+    is read when it is that pattern, and refused otherwise.  Training length: :data:`LLAMA4_SEQ_LEN`."""
+    step = _step_key(cfg, "interleave_moe_layer_step", path)
+    listed = cfg.get("moe_layers")
+    if isinstance(listed, list) and isinstance(layers, int) and listed != list(range(step - 1, layers, step)):
+        raise SpecError(f"{path}: moe_layers = {listed!r}: only every interleave_moe_layer_step-th layer is "
+                        f"supported (allowed: {list(range(step - 1, layers, step))!r})", field="moe_layers")
+    out = {"experts": _need(cfg, "num_local_experts", path), "top_k": cfg.get("num_experts_per_tok") or 1,
+           "moe_ffn_hidden": _need(cfg, "intermediate_size", path), "shared_experts": 1,
+           "moe_layer_interval": step, "seq_len": LLAMA4_SEQ_LEN}
+    if step > 1:
+        out["ffn_hidden"] = _need(cfg, "intermediate_size_mlp", path)
+    return out
+
+
 def _falcon_keys(cfg: dict[str, Any]) -> dict[str, Any]:
     """A Falcon config in llama's key names: the first releases (:data:`FALCON_LEGACY_TYPES`) wrote
     ``n_layer``, ``n_head`` and ``n_head_kv``, which transformers' FalconConfig still reads.  KV heads:
@@ -184,22 +223,28 @@ def _falcon_keys(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _qwen_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
-    """The MoE fields of a Qwen2-MoE / Qwen3-MoE config: every layer routed (``decoder_sparse_step``
-    1, no ``mlp_only_layers``: the released models' layout; others are refused, naming the key),
-    ``num_experts`` experts of ``moe_intermediate_size``, ``num_experts_per_tok`` per token, and
+    """The MoE fields of a Qwen2-MoE / Qwen3-MoE config: every ``decoder_sparse_step``-th layer
+    routed (transformers: ``(layer_idx + 1) % decoder_sparse_step == 0``; the released models' 1 is
+    every layer), the others with the ``intermediate_size`` dense MLP; ``mlp_only_layers`` other
+    than none is refused, naming the key; ``num_experts`` experts of ``moe_intermediate_size``,
+    ``num_experts_per_tok`` per token, and
     Qwen2-MoE's one shared expert of ``shared_expert_intermediate_size`` as that many routed-width
     experts (Qwen1.5-MoE-A2.7B: 5632 = 4 x 1408; its sigmoid gate, one h-wide vector, is left out)."""
-    for key, ok in (("decoder_sparse_step", 1), ("mlp_only_layers", [])):
-        if cfg.get(key) not in (None, ok):
-            raise SpecError(f"{path}: {key} = {cfg[key]!r}: only every layer an MoE layer is supported "
-                            f"(allowed: {ok!r})", field=key, value=cfg[key], allowed=[ok])
+    if cfg.get("mlp_only_layers") not in (None, []):
+        raise SpecError(f"{path}: mlp_only_layers = {cfg['mlp_only_layers']!r}: only MoE layers every "
+                        "decoder_sparse_step layers are supported (allowed: [])", field="mlp_only_layers",
+                        value=cfg["mlp_only_layers"], allowed=[[]])
+    step = _step_key(cfg, "decoder_sparse_step", path)
     width = _need(cfg, "moe_intermediate_size", path)
     shared = cfg.get("shared_expert_intermediate_size") or 0
     if shared % width:
         raise SpecError(f"{path}: shared_expert_intermediate_size = {shared} is not a multiple of "
                         f"moe_intermediate_size = {width}", field="shared_expert_intermediate_size", value=shared)
-    return {"experts": _need(cfg, "num_experts", path), "top_k": _need(cfg, "num_experts_per_tok", path),
-            "moe_ffn_hidden": width, "shared_experts": shared // width}
+    out = {"experts": _need(cfg, "num_experts", path), "top_k": _need(cfg, "num_experts_per_tok", path),
+           "moe_ffn_hidden": width, "shared_experts": shared // width, "moe_layer_interval": step}
+    if step > 1:
+        out["ffn_hidden"] = _need(cfg, "intermediate_size", path)
+    return out
 
 
 #: DeepSeek ``topk_method`` values that pick a token's experts from ``topk_group`` of ``n_group``

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from colossim.catalog.loader import data_path, label_index, label_key, load_models, split_aliases
@@ -83,6 +84,9 @@ class ModelSpec(BaseModel):
     moe_ffn_hidden: SpecInt | None = Field(None, ge=1, description="width of one expert (and of one shared expert)")
     shared_experts: SpecInt = Field(0, ge=0, description="always-on experts per MoE layer")
     first_dense_layers: SpecInt = Field(0, ge=0, description="leading layers with a dense MLP (MoE models)")
+    moe_layer_interval: SpecInt = Field(1, ge=1, description="after the first_dense_layers, every n-th layer "
+                                        "is an MoE layer and the others have the dense MLP (Llama 4 Maverick: "
+                                        "2; Hugging Face interleave_moe_layer_step, Megatron-Core moe_layer_freq)")
     routing_groups: SpecInt = Field(0, ge=0, description="group-limited routing: the routed experts fall into "
                                 "this many equal groups (Hugging Face n_group); 0: no limit")
     routing_groups_per_token: SpecInt = Field(0, ge=0, description="groups a token's top_k experts may come "
@@ -150,6 +154,9 @@ class ModelSpec(BaseModel):
                 raise ValueError("an MoE model (experts > 1) needs moe_ffn_hidden")
             if self.first_dense_layers > self.layers:
                 raise ValueError(f"first_dense_layers {self.first_dense_layers} > layers {self.layers}")
+            if self.moe_layer_interval > 1 and self.moe_layers == 0:
+                raise ValueError(f"no MoE layer: moe_layer_interval {self.moe_layer_interval} is more than the "
+                                 f"{self.layers - self.first_dense_layers} layers after the first_dense_layers")
             self._check_routing_groups()
         if self.dense_layers and self.ffn_hidden is None:
             raise ValueError("dense MLP layers need ffn_hidden")
@@ -183,13 +190,26 @@ class ModelSpec(BaseModel):
         return self.experts > 1
 
     @property
-    def dense_layers(self) -> int:
-        """Layers with a dense MLP: all of them for a dense model, ``first_dense_layers`` for MoE."""
-        return min(self.first_dense_layers, self.layers) if self.is_moe else self.layers
+    def moe_layers(self) -> int:
+        """Layers with routed experts: every ``moe_layer_interval``-th layer after the
+        ``first_dense_layers`` (Hugging Face Llama 4's layers step - 1, 2 step - 1, ...); none for a
+        dense model."""
+        if not self.is_moe:
+            return 0
+        return (self.layers - min(self.first_dense_layers, self.layers)) // self.moe_layer_interval
 
     @property
-    def moe_layers(self) -> int:
-        return self.layers - self.dense_layers
+    def dense_layers(self) -> int:
+        """Layers with a dense MLP: all of them for a dense model; for MoE the
+        ``first_dense_layers`` and those between MoE layers."""
+        return self.layers - self.moe_layers
+
+    def most_moe_layers_in(self, n: np.ndarray | int) -> np.ndarray | int:
+        """The most MoE layers that ``n`` consecutive layers hold (a pipeline stage's worst case):
+        all of them up to :attr:`moe_layers`, or under interleaving one in ``moe_layer_interval``,
+        rounded up."""
+        k = self.moe_layer_interval
+        return np.minimum(n if k == 1 else -(-np.asarray(n) // k), self.moe_layers)
 
     @property
     def windowed_layers(self) -> int:
@@ -338,6 +358,7 @@ class ModelRow(BaseModel):
     moe_ffn_hidden: int | None = None
     shared_experts: int | None = None
     first_dense_layers: int | None = None
+    moe_layer_interval: int | None = None
     routing_groups: int | None = None
     routing_groups_per_token: int | None = None
     attention: AttentionKind | None = None

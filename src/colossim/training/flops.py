@@ -19,7 +19,8 @@ Per token, forward, one layer (h hidden, a heads, g kv heads, d head dim, f MLP 
   should credit them: at 32k tokens and a 4k window they would be 8x the layer's real work).
 - MLP: 2 h f per matrix, 2 matrices (gelu / relu / relu2) or 3 (swiglu / geglu)
 - MoE layer: router 2 h E, top_k routed experts and the shared experts (2 h f_e per matrix each);
-  the first ``first_dense_layers`` layers have the dense MLP instead
+  the first ``first_dense_layers`` layers, and under ``moe_layer_interval`` n > 1 the n - 1 layers
+  between MoE layers, have the dense MLP instead
 - logits: 2 h V (once per token, after the last layer)
 
 Training: backward = 2 x forward (gradients with respect to activations and to weights);

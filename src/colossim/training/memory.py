@@ -124,12 +124,13 @@ def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
                    etp: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Parameters held by one GPU of the most loaded stage before ZeRO sharding: ``dense`` (split
     over tp) and ``expert`` (routed experts, split over etp x ep; etp None: tp).  The stage with
-    ceil(L/p) layers is taken to hold MoE layers first (expert weights dominate); the vocabulary
+    ceil(L/p) layers is taken to hold as many MoE layers as it can (expert weights dominate: all of
+    them, or one in ``moe_layer_interval`` under interleaving); the vocabulary
     matrices sit on the first (embedding) and last (head, or a copy of the tied embedding) stage."""
     etp = tp if etp is None else etp
     tp, pp, ep, etp = _f(tp), _f(pp), _f(ep), _f(etp)
     stage = layers_on_slowest_stage(model.layers, pp)
-    moe_on = np.minimum(stage, model.moe_layers)
+    moe_on = model.most_moe_layers_in(stage)
     dense_on = stage - moe_on
     moe_shared = model.params_per_layer_moe - model.experts * model.params_expert if model.is_moe else 0
     vh = float(model.vocab * model.hidden)
@@ -269,7 +270,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
 
     # --- activations
     stage = layers_on_slowest_stage(model.layers, pp)
-    moe_on = np.minimum(stage, model.moe_layers)
+    moe_on = model.most_moe_layers_in(stage)
     dense_on = stage - moe_on
     kinds = [(k, n) for k, n in (("dense", dense_on), ("moe", moe_on))
              if (model.dense_layers if k == "dense" else model.moe_layers) > 0]

@@ -4,7 +4,8 @@ Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also d
 has the same keys); and, read the same way, qwen3, phi3, gemma and gemma2 (dense, llama's keys),
 qwen2_moe / qwen3_moe (routed experts, with Qwen2-MoE's shared expert as whole experts of the
 routed width) and llama4 (its ``text_config``; also llama4_text: MoE layers interleaved with dense
-ones, a shared expert, chunked attention read as full attention).  Two families with keys of their own: falcon (parallel attention and MLP, multi-query
+ones, a shared expert, chunked attention read as full attention).  Two families with keys of their
+own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
 ``n_head`` / ``n_head_kv`` too) and gpt_neox (parallel residual, biases, a plain GELU MLP).  Unknown
 keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does

@@ -183,13 +183,13 @@ def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention
       take part in a matmul (active, non-embedding weights plus the output head, which is the
       embedding matrix when tied), L layers, H heads, Q head dim, T sequence length (attention not
       halved).  MosaicML's llm-foundry MFU uses this form.
-
-    In both attention terms a sliding-window layer counts min(window, S) keys per query instead of
-    S (:func:`attention_keys_per_query` without the causal mask); without windows they are the
-    published formulas.
     - ``6nd``: 6 x ``params_active`` (Kaplan et al. 2020; Hoffmann et al. 2022 C = 6 N D) with N the
       active parameters including the embedding tables, as most published "6ND" figures do; it
       ignores attention's S-dependent FLOPs.
+
+    In the attention terms of ``megatron`` and ``palm`` a sliding-window layer counts min(window, S)
+    keys per query instead of S (:func:`attention_keys_per_query` without the causal mask); without
+    windows they are the published formulas.
     """
     if convention == "megatron":
         fwd = sum(forward_flops_per_token(model, seq_len, causal=False).values())

@@ -186,6 +186,16 @@ def test_llama4_reads_its_text_config_with_interleaved_moe_layers_at_its_trainin
     assert mav.params_active == pytest.approx(17e9, rel=0.02) == scout.params_active
 
 
+@pytest.mark.parametrize("value", [0, "2", 1.5, True])
+def test_a_llama4_interleave_step_that_is_no_whole_number_is_named(tmp_path, value):
+    cfg = json.loads((HF / "llama4-maverick.json").read_text())
+    cfg["text_config"]["interleave_moe_layer_step"] = value
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SpecError, match=r"interleave_moe_layer_step = .*: allowed: a whole number >= 1") as e:
+        load_hf_config(tmp_path)
+    assert "\n" not in str(e.value)
+
+
 def test_llama4_moe_layers_other_than_every_step_th_are_named(tmp_path):
     cfg = json.loads((HF / "llama4-maverick.json").read_text())
     cfg["text_config"]["moe_layers"] = [0, 5, 9]

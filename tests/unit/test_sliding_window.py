@@ -151,3 +151,13 @@ def test_the_importer_reads_a_window_as_transformers_applies_it(cfg, expected):
             "vocab_size": 1000, "intermediate_size": 1024, "max_position_embeddings": 8192}
     m = validate_model(ModelSpec, hf_config_to_fields({**base, **cfg}), "model")
     assert (m.sliding_window, m.windowed_layers) == expected
+
+
+@pytest.mark.parametrize("value", [-1, "4", 2.5])
+def test_a_max_window_layers_that_is_no_layer_count_is_named(value):
+    cfg = {"model_type": "qwen2", "hidden_size": 512, "num_attention_heads": 8, "num_hidden_layers": 8,
+           "vocab_size": 1000, "intermediate_size": 1024, "sliding_window": 4096, "use_sliding_window": True,
+           "max_window_layers": value}
+    with pytest.raises(SpecError, match=r"max_window_layers = .*: allowed: a whole number >= 0") as e:
+        hf_config_to_fields(cfg)
+    assert "\n" not in str(e.value)

@@ -68,9 +68,9 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     """ModelSpec fields from a parsed Hugging Face config (see :func:`load_hf_config`)."""
     mt = cfg.get("model_type")
     if mt == "llama4":  # the multimodal checkpoint: the language model is its text_config
-        text = cfg.get("text_config")
+        text = _need(cfg, "text_config", path)
         if not isinstance(text, dict):
-            raise SpecError(f"{path}: missing required key 'text_config' for model_type 'llama4'", field="text_config")
+            raise SpecError(f"{path}: text_config must be a JSON object, got {text!r}", field="text_config")
         cfg = {**text, "model_type": "llama4_text", "_name_or_path": cfg.get("_name_or_path")}
         mt = "llama4_text"
     if mt in FALCON_LEGACY_TYPES:
@@ -104,7 +104,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     }
     if cfg.get("head_dim"):
         d["head_dim"] = cfg["head_dim"]
-    d.update(_sliding_window_fields(cfg, mt, d["layers"]))
+    d.update(_sliding_window_fields(cfg, mt, d["layers"], path))
     if mt == "falcon":
         # the new decoder architecture normalises attention's and the MLP's inputs apart
         # (transformers' FalconDecoderLayer: ln_attn and ln_mlp unless num_ln_in_parallel_attn is 1)
@@ -155,7 +155,7 @@ WINDOW_FROM_MAX_WINDOW_LAYERS = ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe")
 GEMMA2_DEFAULT_WINDOW = 4096
 
 
-def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any) -> dict[str, Any]:
+def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any, path: str) -> dict[str, Any]:
     """``sliding_window`` / ``sliding_window_layers`` of a config: the layers its ``layer_types``
     lists as "sliding_attention" (transformers' newer configs write the list), else the family's
     rule (:data:`WINDOW_EVERY_LAYER`, :data:`WINDOW_FROM_MAX_WINDOW_LAYERS`, Gemma 2's alternation);
@@ -171,7 +171,7 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any) -> dict[st
     elif mt in WINDOW_EVERY_LAYER:
         n = layers
     elif mt in WINDOW_FROM_MAX_WINDOW_LAYERS and cfg.get("use_sliding_window"):
-        n = max(layers - int(cfg.get("max_window_layers") or 0), 0)
+        n = max(layers - _int_key(cfg, "max_window_layers", path, least=0), 0)
     elif mt == "gemma2":
         n = (layers + 1) // 2
     else:
@@ -179,12 +179,13 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any) -> dict[st
     return {"sliding_window": window, "sliding_window_layers": n} if n else {}
 
 
-def _step_key(cfg: dict[str, Any], key: str, path: str) -> int:
-    """A layer interval key of a config (1 when absent); anything but a whole number >= 1 is refused."""
-    step = 1 if cfg.get(key) is None else cfg[key]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise SpecError(f"{path}: {key} = {step!r}: allowed: a whole number >= 1", field=key, value=step)
-    return step
+def _int_key(cfg: dict[str, Any], key: str, path: str, least: int = 1) -> int:
+    """A layer-count key of a config (``least`` when absent or null); anything but a whole number
+    >= ``least`` is refused, naming the key."""
+    value = least if cfg.get(key) is None else cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise SpecError(f"{path}: {key} = {value!r}: allowed: a whole number >= {least}", field=key, value=value)
+    return value
 
 
 def _llama4_fields(cfg: dict[str, Any], path: str, layers: Any) -> dict[str, Any]:
@@ -193,11 +194,12 @@ def _llama4_fields(cfg: dict[str, Any], path: str, layers: Any) -> dict[str, Any
     ``interleave_moe_layer_step``-th layer (transformers' ``moe_layers`` = step - 1, 2 step - 1, ...);
     the other layers' dense MLP is ``intermediate_size_mlp`` wide.  An explicit ``moe_layers`` list
     is read when it is that pattern, and refused otherwise.  Training length: :data:`LLAMA4_SEQ_LEN`."""
-    step = _step_key(cfg, "interleave_moe_layer_step", path)
+    step = _int_key(cfg, "interleave_moe_layer_step", path)
     listed = cfg.get("moe_layers")
-    if isinstance(listed, list) and isinstance(layers, int) and listed != list(range(step - 1, layers, step)):
+    pattern = list(range(step - 1, layers, step)) if isinstance(layers, int) else None
+    if isinstance(listed, list) and pattern is not None and listed != pattern:
         raise SpecError(f"{path}: moe_layers = {listed!r}: only every interleave_moe_layer_step-th layer is "
-                        f"supported (allowed: {list(range(step - 1, layers, step))!r})", field="moe_layers")
+                        f"supported (allowed: {pattern!r})", field="moe_layers")
     out = {"experts": _need(cfg, "num_local_experts", path), "top_k": cfg.get("num_experts_per_tok") or 1,
            "moe_ffn_hidden": _need(cfg, "intermediate_size", path), "shared_experts": 1,
            "moe_layer_interval": step, "seq_len": LLAMA4_SEQ_LEN}
@@ -235,7 +237,7 @@ def _qwen_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
         raise SpecError(f"{path}: mlp_only_layers = {cfg['mlp_only_layers']!r}: only MoE layers every "
                         "decoder_sparse_step layers are supported (allowed: [])", field="mlp_only_layers",
                         value=cfg["mlp_only_layers"], allowed=[[]])
-    step = _step_key(cfg, "decoder_sparse_step", path)
+    step = _int_key(cfg, "decoder_sparse_step", path)
     width = _need(cfg, "moe_intermediate_size", path)
     shared = cfg.get("shared_expert_intermediate_size") or 0
     if shared % width:

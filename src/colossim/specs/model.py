@@ -208,8 +208,7 @@ class ModelSpec(BaseModel):
         """The most MoE layers that ``n`` consecutive layers hold (a pipeline stage's worst case):
         all of them up to :attr:`moe_layers`, or under interleaving one in ``moe_layer_interval``,
         rounded up."""
-        k = self.moe_layer_interval
-        return np.minimum(n if k == 1 else -(-np.asarray(n) // k), self.moe_layers)
+        return np.minimum(-(-np.asarray(n) // self.moe_layer_interval), self.moe_layers)
 
     @property
     def windowed_layers(self) -> int:

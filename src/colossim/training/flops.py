@@ -37,7 +37,7 @@ from typing import Literal
 from colossim.cost.compute import causal_keys_per_query
 from colossim.specs.model import ModelSpec
 from colossim.specs.plan import Recompute
-from colossim.training.ops import op_sac_recomputed_shares
+from colossim.training.ops import attention_layer_kinds, op_sac_recomputed_shares
 
 Convention = Literal["megatron", "palm", "6nd"]
 CONVENTIONS: tuple[str, ...] = ("megatron", "palm", "6nd")
@@ -50,17 +50,17 @@ ATTENTION_CORE_OPS = ("attn_scores", "attn_values")
 
 
 def attention_keys_per_query(model: ModelSpec, seq_len: int, causal: bool = True) -> float:
-    """Keys one query attends in one layer, the mean over the model's layers.  With the causal
+    """Keys one query attends in one layer, the mean over the model's kinds of attention layer
+    (:func:`colossim.training.ops.attention_layer_kinds`, the op list's own split).  With the causal
     mask: S / 2 in a global layer and in a sliding-window layer the band's mean
     (:func:`colossim.cost.compute.causal_keys_per_query`).  Without it (the MFU conventions'
     count): every key a query could see, S in a global layer and min(window, S) in a windowed one."""
-    n = model.windowed_layers
-    full = seq_len / 2 if causal else float(seq_len)
-    if not n:
-        return full
-    w = model.sliding_window
-    local = float(causal_keys_per_query(seq_len, w)) if causal else float(min(w, seq_len))
-    return ((model.layers - n) * full + n * local) / model.layers
+    def keys(window: int | None) -> float:
+        if causal:
+            return float(causal_keys_per_query(seq_len, window))
+        return float(seq_len if window is None else min(window, seq_len))
+
+    return sum(share * keys(window) for _, window, share in attention_layer_kinds(model, seq_len))
 
 
 def attention_flops_per_token(model: ModelSpec, seq_len: int, causal: bool = True) -> dict[str, float]:

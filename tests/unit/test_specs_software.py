@@ -353,7 +353,7 @@ def test_hf_stack_host_time_is_the_part_of_the_step_no_chip_speeds_up():
     assert abs(gaps[0] - gaps[1]) < 0.02
     assert software_stacks()["hf-transformers-2024"].host_seconds_per_step == pytest.approx(
         sum(gaps) / 2, abs=0.01)
-    timed = {"hf-transformers-2024", "megatron-lm-2021", "megatron-lm-2022", "megatron-core-2024",
+    timed = {"hf-transformers-2024", "megatron-lm-2021", "megatron-lm-2022", "megatron-core-2024", "nemo-2024",
              "pytorch-fsdp-2023", "megatron-deepspeed-2021", "megatron-deepspeed-2022"}
     assert all(s.host_seconds_per_step == 0 for k, s in software_stacks().items() if k not in timed)
 
@@ -366,7 +366,7 @@ def test_loops_that_sync_every_step_take_the_measured_megatron_host_time():
     stacks = software_stacks()
     measured = stacks["megatron-lm-2022"].host_seconds_per_step
     assert measured > 0
-    for k in ("megatron-core-2024", "pytorch-fsdp-2023"):
+    for k in ("megatron-core-2024", "nemo-2024", "pytorch-fsdp-2023"):  # NeMo runs Megatron-Core's step
         assert stacks[k].host_seconds_per_step == measured
     # Megatron-DeepSpeed's loop is Megatron-LM 2.x's (its 2021 figure is the 2022 one), and
     # DeepSpeed's PipelineEngine.train_batch builds the step's loss on the host from device tensors

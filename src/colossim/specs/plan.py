@@ -41,6 +41,8 @@ AttentionKernel = Literal["flash2", "flash1", "flash3"]
 PipelineSchedule = Literal["1f1b", "zb1p", "dualpipe", "deepspeed"]
 #: What selective recomputation re-runs (see ParallelPlan.selective_recompute).
 SelectiveRecompute = Literal["attention", "ops"]
+#: The dtype of the data-parallel gradient reduction (see ParallelPlan.grad_reduce_dtype).
+GradReduceDtype = Literal["fp32", "bf16"]
 
 PLAN_DEGREES = ("tp", "pp", "cp", "ep", "dp", "vpp", "micro_batch")
 
@@ -175,6 +177,22 @@ class ParallelPlan(BaseModel):
             "and a hook adds it into the fp32 buffer, a memory-bound pass over every local gradient in "
             "each micro-batch's backward (Megatron-LM of 2021, DeepSpeed's BF16 optimizer, PyTorch's "
             "own accumulation)"))
+    grad_reduce_dtype: GradReduceDtype | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] the dtype of the gradients the "
+            "data-parallel ranks reduce: 'fp32', four bytes each (Megatron-LM forces it under bf16, "
+            "--accumulate-allreduce-grads-in-fp32; torchtitan's mixed_precision_reduce float32), or "
+            "'bf16', two (NeMo's performance recipes: grad_reduce_in_fp32 False; see "
+            "colossim.training.step.GRAD_REDUCE_BYTES)"))
+    fp8_param_gather: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] under fp8 the weights are kept "
+            "as fp8 tensors, so the distributed optimizer (ZeRO 1-2) all-gathers the updated weights at "
+            "one byte each instead of two (Megatron-Core --fp8-param-gather; NeMo's bf16_with_fp8_mixed "
+            "recipe: fp8_params, later fp8_param_gather). ZeRO-3 gathers stay bf16: NeMo turns it off "
+            "under FSDP. No effect under bf16"))
     moe_dispatch: MoeDispatch | None = Field(
         None,
         description=(

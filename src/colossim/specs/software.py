@@ -29,13 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from colossim.catalog.loader import data_path, load_models
 from colossim.errors import UnknownNameError
-from colossim.specs.plan import (AttentionKernel, EpCommOverlap, MoeDispatch, ParallelPlan, PipelineSchedule,
-                                 Recompute, SelectiveRecompute)
+from colossim.specs.plan import (AttentionKernel, EpCommOverlap, GradReduceDtype, MoeDispatch, ParallelPlan,
+                                 PipelineSchedule, Recompute, SelectiveRecompute)
 
 #: The plan fields a stack decides when the spec leaves them out.
 STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "elementwise_fusion",
                "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
-               "gradient_accumulation_fusion",
+               "gradient_accumulation_fusion", "grad_reduce_dtype", "fp8_param_gather",
                "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages", "moe_parallel_folding", "selective_recompute",
                "pipeline_grad_scatter_gather")
@@ -68,6 +68,16 @@ class SoftwareStack(BaseModel):
                                                "fp32 gradient buffer themselves; false: a separate "
                                                "memory-bound pass per micro-batch (see "
                                                "ParallelPlan.gradient_accumulation_fusion)")
+    grad_reduce_dtype: GradReduceDtype = Field("fp32", description="the dtype of the data-parallel "
+                                                "gradient reduction, fp32 or bf16 (see "
+                                                "ParallelPlan.grad_reduce_dtype)")
+    fp8_param_gather: bool = Field(False, description="fp8 runs keep fp8 weights and all-gather them at "
+                                   "one byte each under the distributed optimizer (see "
+                                   "ParallelPlan.fp8_param_gather)")
+    run_sources: str | None = Field(None, description="';'-separated phrases: a published run whose "
+                                    "source names one of them ran this stack (NeMo's performance "
+                                    "tables); the validation reads a run that names no stack this way "
+                                    "(colossim.training.validate.with_run_software)")
     fsdp: bool = Field(description="what ZeRO stage 3 is under this stack: true, PyTorch FSDP / FairScale "
                        "(one flat parameter gathered per layer); false, DeepSpeed ZeRO-3 of 2020-2022 "
                        "(one gather per weight tensor, the small ones persistent, weights fetched again "
@@ -134,6 +144,11 @@ class SoftwareStack(BaseModel):
         if not modes or bad:
             raise ValueError(f"recompute modes must be among {', '.join(r.value for r in Recompute)}; got {v!r}")
         return ";".join(modes)
+
+    @property
+    def run_source_phrases(self) -> tuple[str, ...]:
+        """The phrases of ``run_sources``, lower-case."""
+        return tuple(p.strip().lower() for p in (self.run_sources or "").split(";") if p.strip())
 
     @property
     def recompute_choices(self) -> tuple[str, ...]:

@@ -26,7 +26,8 @@ from colossim.training.labels import plan_label
 from colossim.training.pipeline import layers_on_slowest_stage, schedule_rule
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
 from colossim.training.search import enumerate_plans, nearest_plan_batches, nearest_plan_counts
-from colossim.training.step import StepContext, evaluate_step
+from colossim.training.step import (FP8_PARAM_GATHER_BYTES, GRAD_REDUCE_BYTES, PARAM_GATHER_BYTES, StepContext,
+                                    evaluate_step)
 
 #: The model-FLOPs conventions ``mfu_by_convention`` reports: the spec's choices.
 MFU_CONVENTIONS = tuple(c.value for c in MfuConvention)
@@ -129,6 +130,9 @@ def make_context(spec, profile=None) -> StepContext:
                        pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b",
                        balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages),
                        host_seconds_per_step=_host_seconds(spec.training),
+                       dp_grad_bytes=GRAD_REDUCE_BYTES[spec.parallelism.grad_reduce_dtype or "fp32"],
+                       param_gather_bytes=(FP8_PARAM_GATHER_BYTES if spec.parallelism.fp8_param_gather
+                                           and spec.training.precision.value == "fp8" else PARAM_GATHER_BYTES),
                        moe_load_imbalance=spec.training.moe_load_imbalance,
                        selective_recompute=spec.parallelism.selective_recompute or "attention")
 

@@ -46,13 +46,22 @@ from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
 #: activations and their communication in bf16 in Transformer Engine's default recipe).
 ACTIVATION_BYTES = 2
 
-#: Bytes per gradient element in the data-parallel reduction.  Source: Megatron-LM reduces
-#: gradients in fp32 by default (``--accumulate-allreduce-grads-in-fp32``; DeepSpeed's BF16
-#: optimizer likewise keeps fp32 gradient accumulation).
-DP_GRAD_BYTES = 4
+#: Bytes per gradient element in the data-parallel reduction by the plan's ``grad_reduce_dtype``.
+#: Source: Megatron-LM reduces gradients in fp32 under bf16 (``--accumulate-allreduce-grads-in-fp32``,
+#: forced by megatron/training/arguments.py; DeepSpeed's BF16 optimizer likewise keeps fp32
+#: gradient accumulation); NeMo's performance recipes reduce them in bf16
+#: (``grad_reduce_in_fp32 = False``, software stack ``nemo-2024``).
+GRAD_REDUCE_BYTES = {"fp32": 4, "bf16": 2}
+
+#: Bytes per gradient element when nothing names the dtype: fp32, Megatron-LM's default.
+DP_GRAD_BYTES = GRAD_REDUCE_BYTES["fp32"]
 
 #: Bytes per parameter all-gathered by the distributed optimizer / ZeRO-3 (bf16 weights).
 PARAM_GATHER_BYTES = 2
+
+#: Bytes per parameter the distributed optimizer all-gathers when fp8 training keeps fp8 weights
+#: (the plan's ``fp8_param_gather``).  Because: one byte per fp8 element.
+FP8_PARAM_GATHER_BYTES = 1
 
 #: Fused attention kernels that skip the tiles outside a sliding window: FlashAttention-2 from
 #: v2.3.0 (``window_size``, "local attention", flash-attn's changelog) and FlashAttention-3
@@ -133,6 +142,13 @@ class StepContext:
     ``balance_stages`` with ``uneven_stages``); false: it holds L / p layers."""
     host_seconds_per_step: float = 0.0
     """Host-side time per step the software stack adds (its ``host_seconds_per_step``)."""
+    dp_grad_bytes: float = DP_GRAD_BYTES
+    """Bytes per gradient element in the data-parallel reduction (:data:`GRAD_REDUCE_BYTES` of the
+    plan's ``grad_reduce_dtype``)."""
+    param_gather_bytes: float = PARAM_GATHER_BYTES
+    """Bytes per parameter the distributed optimizer (ZeRO 1-2) all-gathers after the step:
+    :data:`FP8_PARAM_GATHER_BYTES` under fp8 with the plan's ``fp8_param_gather``.  ZeRO-3's
+    gathers stay at :data:`PARAM_GATHER_BYTES`."""
     moe_load_imbalance: float = 1.0
     """The busiest expert-parallel rank's routed tokens over the mean (the spec's
     ``training.moe_load_imbalance``; :func:`expert_rank_load`)."""
@@ -909,8 +925,9 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     """Exposed data-parallel communication of one step (per GPU), plus the slowdown the hidden
     part inflicts on the compute it overlaps (:func:`comm_sm_share`).
 
-    ZeRO 0: all-reduce of the gradients (``DP_GRAD_BYTES`` each).  ZeRO 1-2 / distributed
-    optimizer: reduce-scatter of the gradients + all-gather of the updated bf16 weights.  ZeRO 3 /
+    ZeRO 0: all-reduce of the gradients (``ctx.dp_grad_bytes`` each).  ZeRO 1-2 / distributed
+    optimizer: reduce-scatter of the gradients + all-gather of the updated weights (bf16, or fp8
+    with ``ctx.param_gather_bytes``).  ZeRO 3 /
     FSDP: every micro-batch all-gathers the weights for forward and again for backward and
     reduce-scatters the gradients, prefetched layer by layer so only what exceeds that
     micro-batch's compute is exposed (Rajbhandari et al. 2020, ZeRO; Zhao et al. 2023, FSDP).  The
@@ -939,15 +956,16 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     estride = np.where(plans.folded, plans.etp * plans.ep, plans.tp * plans.cp * plans.ep)
     nb, nb_e = (dp_buckets(dense, group, ctx.overlap_grad_reduce)[0],
                 dp_buckets(expert, egroup, ctx.overlap_grad_reduce)[0])
-    ar = (coll(C.all_reduce_seconds, dense, DP_GRAD_BYTES, replicas, plans.tp, nb)
-          + coll(C.all_reduce_seconds, expert, DP_GRAD_BYTES, egroup_all, estride, nb_e))
+    grad, gathered = ctx.dp_grad_bytes, ctx.param_gather_bytes
+    ar = (coll(C.all_reduce_seconds, dense, grad, replicas, plans.tp, nb)
+          + coll(C.all_reduce_seconds, expert, grad, egroup_all, estride, nb_e))
     # the shard's copies (shard_group): one all-reduce of the shard's gradients per step
-    rep = (coll(C.all_reduce_seconds, dense / group, DP_GRAD_BYTES, shard_copies, plans.tp * group)
-           + coll(C.all_reduce_seconds, expert / egroup, DP_GRAD_BYTES, shard_copies, plans.tp * group))
-    rs = (coll(C.reduce_scatter_seconds, dense, DP_GRAD_BYTES, group, plans.tp, nb)
-          + coll(C.reduce_scatter_seconds, expert, DP_GRAD_BYTES, egroup, estride, nb_e))
-    ag = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, nb)
-          + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride, nb_e))
+    rep = (coll(C.all_reduce_seconds, dense / group, grad, shard_copies, plans.tp * group)
+           + coll(C.all_reduce_seconds, expert / egroup, grad, shard_copies, plans.tp * group))
+    rs = (coll(C.reduce_scatter_seconds, dense, grad, group, plans.tp, nb)
+          + coll(C.reduce_scatter_seconds, expert, grad, egroup, estride, nb_e))
+    ag = (coll(C.all_gather_seconds, dense, gathered, group, plans.tp, nb)
+          + coll(C.all_gather_seconds, expert, gathered, egroup, estride, nb_e))
     # the last gradient bucket (first parameter bucket) is exposed even under overlap
     edge = dp_buckets(dense + expert, group, ctx.overlap_grad_reduce)[1]
 

@@ -205,8 +205,8 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         spec = run.spec_as_published if as_published else run.spec
         if spec is None:
             continue
-        if as_published:  # the row's own model and part names settle what the spec leaves open
-            spec = with_run_labels(spec, run.model_name, run.gpu_type)
+        if as_published:  # the row's own model, part and source settle what the spec leaves open
+            spec = with_run_software(with_run_labels(spec, run.model_name, run.gpu_type), run.source)
         if progress:
             progress(run)
         try:
@@ -256,6 +256,21 @@ def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None) ->
     """``spec`` as a published row's own names complete it: :func:`with_model_label` and
     :func:`with_part_label`."""
     return with_part_label(with_model_label(spec, model_name), gpu_type)
+
+
+def with_run_software(spec: dict, source: str | None) -> dict:
+    """``spec`` with ``training.software`` set to the stack whose ``run_sources`` the published
+    row's ``source`` names (NeMo's performance tables ran NeMo's performance recipes,
+    ``nemo-2024``), where the spec names no stack and exactly one stack matches."""
+    from colossim.specs.software import software_stacks
+
+    training = spec.get("training")
+    if not source or (training is not None and not isinstance(training, dict)) \
+            or (training or {}).get("software") is not None:
+        return spec
+    text = source.lower()
+    found = [s.id for s in software_stacks().values() if any(p in text for p in s.run_source_phrases)]
+    return {**spec, "training": {**(training or {}), "software": found[0]}} if len(found) == 1 else spec
 
 
 def with_model_label(spec: dict, model_name: str | None) -> dict:

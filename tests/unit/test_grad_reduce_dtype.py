@@ -1,0 +1,123 @@
+"""The data-parallel reduction's gradient dtype and the fp8 weight gather (plan fields
+``grad_reduce_dtype`` and ``fp8_param_gather``), the NeMo stack that sets them, and the validation
+reading a NeMo performance-table run as that stack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from colossim.cost import comm as C
+from colossim.errors import SpecError
+from colossim.specs.software import software_stacks
+from colossim.specs.training import load_spec
+from colossim.training.estimate import estimate, make_context
+from colossim.training.step import FP8_PARAM_GATHER_BYTES, GRAD_REDUCE_BYTES, PARAM_GATHER_BYTES
+from colossim.training.validate import validate, validation_runs, with_run_software
+
+# Llama 2 7B on one DGX H100, pure data parallelism, the reduction after the backward (nothing
+# hides it): the step's DP seconds are one all-reduce of every gradient.
+EXPOSED_DP = {"model": "llama2-7b", "hardware": {"gpu": "h100-sxm", "count": 8},
+              "parallelism": {"tp": 1, "pp": 1, "cp": 1, "dp": 8, "vpp": 1, "micro_batch": 1, "zero": 0,
+                              "recompute": "full", "overlap_grad_reduce": False},
+              "training": {"global_batch": 64}}
+
+NEMO_SOURCE = ("NVIDIA/NeMo docs/source/performance/performance_summary.md, final version before removal "
+               "(container NeMo 24.07)")
+
+
+def _with(spec: dict, section: str, **fields) -> dict:
+    return {**spec, section: {**spec[section], **fields}}
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_an_exposed_all_reduce_moves_the_dtypes_bytes_per_gradient(dtype):
+    spec = load_spec(_with(EXPOSED_DP, "parallelism", grad_reduce_dtype=dtype))
+    ctx = make_context(spec)
+    nbytes = spec.model.params_total * GRAD_REDUCE_BYTES[dtype]
+    expected = C.all_reduce_seconds(nbytes, 8, ctx.network, ctx.profile, stride=1)
+    # (the engine counts the GPU's parameters layer by layer: the model's total to a millionth)
+    assert estimate(spec).time_breakdown_s["dp_comm"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_bf16_gradients_halve_the_bandwidth_term_and_touch_nothing_else():
+    fp32 = estimate(load_spec(EXPOSED_DP))
+    bf16 = estimate(load_spec(_with(EXPOSED_DP, "parallelism", grad_reduce_dtype="bf16")))
+    t32, t16 = fp32.time_breakdown_s, bf16.time_breakdown_s
+    # half the bytes: less than the fp32 time, more than half of it (the latency terms stay)
+    assert t32["dp_comm"] / 2 < t16["dp_comm"] < t32["dp_comm"]
+    assert {k: v for k, v in t16.items() if k != "dp_comm"} == {k: v for k, v in t32.items() if k != "dp_comm"}
+    assert bf16.memory_gib_per_gpu == fp32.memory_gib_per_gpu
+
+
+def test_the_default_stacks_reduce_in_fp32_and_nemo_in_bf16_with_fp8_weights():
+    stacks = software_stacks()
+    assert {s.grad_reduce_dtype for k, s in stacks.items() if k != "nemo-2024"} == {"fp32"}
+    assert not any(s.fp8_param_gather for k, s in stacks.items() if k != "nemo-2024")
+    nemo = load_spec(_with(EXPOSED_DP, "training", software="nemo-2024"))
+    assert (nemo.parallelism.grad_reduce_dtype, nemo.parallelism.fp8_param_gather) == ("bf16", True)
+    plain = load_spec(EXPOSED_DP)
+    assert (plain.training.software, plain.parallelism.grad_reduce_dtype) == ("megatron-core-2024", "fp32")
+    # the spec's own field wins over its stack's
+    own = load_spec(_with(_with(EXPOSED_DP, "training", software="nemo-2024"), "parallelism",
+                          grad_reduce_dtype="fp32"))
+    assert own.parallelism.grad_reduce_dtype == "fp32"
+    # NeMo's stack is Megatron-Core's but for the two flags
+    core, nemo_stack = stacks["megatron-core-2024"], stacks["nemo-2024"]
+    differs = {f for f in type(core).model_fields if getattr(core, f) != getattr(nemo_stack, f)}
+    assert differs == {"id", "name", "grad_reduce_dtype", "fp8_param_gather", "default_for_chips_released_from",
+                       "zero3_stack", "run_sources", "source", "notes"}
+
+
+def _zero(z: int, precision: str, gather: bool) -> dict:
+    spec = _with(_with(EXPOSED_DP, "parallelism", zero=z, overlap_grad_reduce=True, fp8_param_gather=gather),
+                 "training", precision=precision)
+    return load_spec(spec)
+
+
+def test_fp8_weights_are_gathered_at_one_byte_under_the_distributed_optimizer_only():
+    assert (FP8_PARAM_GATHER_BYTES, PARAM_GATHER_BYTES) == (1, 2)
+    # fp8 + ZeRO 1: the gather halves
+    assert make_context(_zero(1, "fp8", True)).param_gather_bytes == FP8_PARAM_GATHER_BYTES
+    faster, slower = (estimate(_zero(1, "fp8", g)).time_breakdown_s["dp_comm"] for g in (True, False))
+    assert faster < slower
+    # bf16 training has no fp8 weights to gather; ZeRO-3's per-layer gathers stay bf16
+    for z, precision in ((1, "bf16"), (3, "fp8")):
+        on, off = (estimate(_zero(z, precision, g)) for g in (True, False))
+        assert on.step_time_s == off.step_time_s
+
+
+def test_a_bad_dtype_is_one_line_naming_the_field_and_the_choices():
+    with pytest.raises(SpecError) as e:
+        load_spec(_with(EXPOSED_DP, "parallelism", grad_reduce_dtype="fp16"))
+    msg = str(e.value)
+    assert "\n" not in msg and "grad_reduce_dtype" in msg and "fp32" in msg and "bf16" in msg
+
+
+def test_a_run_from_nemos_performance_tables_reads_as_the_nemo_stack():
+    spec = {"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 8}}
+    assert with_run_software(spec, NEMO_SOURCE)["training"] == {"software": "nemo-2024"}
+    training = {"global_batch": 128, "precision": "fp8"}
+    assert with_run_software({**spec, "training": training}, NEMO_SOURCE)["training"] == {
+        **training, "software": "nemo-2024"}
+    # a stack the spec names wins; another source names no stack
+    named = {**spec, "training": {"software": "megatron-core-2024"}}
+    assert with_run_software(named, NEMO_SOURCE) is named
+    for source in ("NVIDIA/Megatron-LM README.md 'Training Speed and Scalability'", "", None):
+        assert with_run_software(spec, source) is spec
+
+
+def test_every_nemo_table_row_predicts_the_same_as_published_and_as_colossims_copy():
+    """The package's copies of NeMo's 24.07 rows name ``nemo-2024``; the team's specs do not, and
+    the validation reads the stack from the row's source: both give the same figure."""
+    runs = [r for r in validation_runs() if r.id.startswith("NEMO2407")]
+    assert len(runs) == 6 and all(json.loads(r.spec_json)["training"]["software"] == "nemo-2024" for r in runs)
+
+    def predict(spec):
+        est = estimate(load_spec(spec))
+        return est.tokens_per_s_per_gpu, est.parallelism
+
+    ours = validate(predict, runs)
+    published = validate(predict, runs, as_published=True)
+    assert [r.predicted_tokens_per_s_per_gpu for r in ours] == pytest.approx([r.predicted_tokens_per_s_per_gpu for r in published], rel=1e-12)

@@ -2,8 +2,10 @@
 of the published configs' architecture keys (meta-llama/Meta-Llama-3-8B, mistralai/Mixtral-8x7B-v0.1,
 Qwen/Qwen2.5-72B, deepseek-ai/DeepSeek-V3, Qwen/Qwen3-30B-A3B, microsoft/Phi-3-medium-4k-instruct,
 google/gemma-2-27b, google/gemma-7b, tiiuae/falcon-180B, EleutherAI/gpt-neox-20b, tiiuae/falcon-7b
-in its first release's key names, and meta-llama/Llama-4-Maverick-17B-128E / Llama-4-Scout-17B-16E
-written from the catalog rows' sources) plus some keys colossim ignores."""
+in its first release's key names, meta-llama/Llama-4-Maverick-17B-128E / Llama-4-Scout-17B-16E
+written from the catalog rows' sources, and openai/gpt-oss-120b written from transformers 5.24.0's
+GptOssConfig defaults with the released config's other keys as recalled) plus some keys colossim
+ignores."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ HF = Path(__file__).parent.parent / "data" / "hf"
                                                  ("falcon-7b-refinedweb", "falcon-7b"),
                                                  ("gpt-neox-20b", "gpt-neox-20b"),
                                                  ("llama4-maverick", "llama4-maverick"),
-                                                 ("llama4-scout", "llama4-scout")])
+                                                 ("llama4-scout", "llama4-scout"),
+                                                 ("gpt-oss-120b", "gpt-oss-120b")])
 def test_import_matches_catalog_parameter_counts(fixture, catalog_id):
     m, ref = load_hf_config(HF / f"{fixture}.json"), resolve_model(catalog_id)
     assert m.params_total == ref.params_total
@@ -184,6 +187,29 @@ def test_llama4_reads_its_text_config_with_interleaved_moe_layers_at_its_trainin
     # Meta's announced counts: 17B active for both, 400B and 109B total (Scout's with its vision encoder)
     assert mav.params_total == pytest.approx(400e9, rel=0.01) and scout.params_total == pytest.approx(109e9, rel=0.02)
     assert mav.params_active == pytest.approx(17e9, rel=0.02) == scout.params_active
+
+
+def test_gpt_oss_is_moe_in_every_layer_with_biases_a_window_every_other_layer_and_its_yarn_base_length(tmp_path):
+    m = load_hf_config(HF / "gpt-oss-120b.json")
+    assert (m.experts, m.top_k, m.moe_ffn_hidden, m.ffn_hidden, m.moe_layers) == (128, 4, 2880, None, 36)
+    assert (m.bias, m.qkv_bias, m.head_dim, m.kv_heads) == (True, False, 64, 8)
+    assert (m.sliding_window, m.windowed_layers, m.seq_len, m.max_seq_len) == (128, 18, 4096, 131072)
+    # OpenAI's model card: 116.83B in total (its 5.13B active leaves out the input embedding)
+    assert m.params_total / 1e9 == pytest.approx(116.83, abs=0.005)
+    assert (m.params_active - m.vocab * m.hidden) / 1e9 == pytest.approx(5.13, abs=0.005)
+    # without layer_types, a window or the rope's base length, the family's defaults: the same model
+    cfg = json.loads((HF / "gpt-oss-120b.json").read_text())
+    for key in ("layer_types", "sliding_window", "rope_scaling"):
+        cfg.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    bare = load_hf_config(tmp_path)
+    assert (bare.sliding_window, bare.windowed_layers, bare.seq_len, bare.params_total) == (
+        128, 18, 4096, m.params_total)
+    # gpt-oss-20b: 24 layers of 32 experts, 20.91B
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 24, "num_local_experts": 32}))
+    small = load_hf_config(tmp_path)
+    assert small.params_total == resolve_model("gpt-oss-20b").params_total
+    assert (small.windowed_layers, small.params_total / 1e9) == (12, pytest.approx(20.91, abs=0.005))
 
 
 @pytest.mark.parametrize("value", [0, "2", 1.5, True])

@@ -25,7 +25,15 @@ EXCEPTIONS = {
 #: Rows whose published active count leaves out what the engine counts, explained in their notes.
 ACTIVE_EXCEPTIONS = {
     "deepseek-v2-lite": 0.12,  # DeepSeek's 2.4B activated leaves out the input embedding (0.21B)
+    "gpt-oss-120b": 0.12,  # OpenAI's 5.13B active leaves out the input embedding (0.58B)
+    "gpt-oss-20b": 0.17,   # and its 3.61B likewise
 }
+
+
+@pytest.mark.parametrize("mid", ["gpt-oss-120b", "gpt-oss-20b"])
+def test_gpt_oss_active_counts_leave_out_only_the_input_embedding(mid):
+    row, spec = load_model_catalog().rows[mid], resolve_model(mid)
+    assert (spec.params_active - spec.vocab * spec.hidden) / 1e9 == pytest.approx(row.active_params_b, abs=0.005)
 
 
 def test_required_ids_present():

@@ -4,7 +4,8 @@ Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also d
 has the same keys); and, read the same way, qwen3, phi3, gemma and gemma2 (dense, llama's keys),
 qwen2_moe / qwen3_moe (routed experts, with Qwen2-MoE's shared expert as whole experts of the
 routed width) and llama4 (its ``text_config``; also llama4_text: MoE layers interleaved with dense
-ones, a shared expert, chunked attention read as full attention).  Two families with keys of their
+ones, a shared expert, chunked attention read as full attention) and gpt_oss (MoE in every layer,
+biases, a 128-token window every other layer).  Two families with keys of their
 own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
 ``n_head`` / ``n_head_kv`` too) and gpt_neox (parallel residual, biases, a plain GELU MLP).  Unknown
@@ -14,7 +15,7 @@ elementwise pass each), Gemma 2's logit soft-capping (priced as a plain loss), G
 share (no FLOPs either way).  A sliding window is read as transformers applies it: ``layer_types``
 where the config lists them, else every layer (Mistral, Mixtral, Phi-3), the layers from
 ``max_window_layers`` on under ``use_sliding_window`` (Qwen2 / Qwen3), or every other layer from
-the first (Gemma 2).
+the first (Gemma 2, gpt-oss).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from colossim.specs._validation import validate_model
 from colossim.specs.model import ModelSpec
 
 SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma",
-             "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text")
+             "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text", "gpt_oss")
 #: Llama 4's pre-training sequence length (NeMo 2.5's Llama4Config ``seq_length``): its configs'
 #: ``max_position_embeddings`` is the served context (10M tokens for Scout), not a training length.
 LLAMA4_SEQ_LEN = 8192
@@ -124,6 +125,8 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     elif mt == "mixtral":
         d.update(experts=_need(cfg, "num_local_experts", path), top_k=_need(cfg, "num_experts_per_tok", path),
                  moe_ffn_hidden=_need(cfg, "intermediate_size", path))
+    elif mt == "gpt_oss":
+        d.update(_gpt_oss_fields(cfg, path))
     elif mt.startswith("deepseek"):
         d.pop("kv_heads")
         d.update(ffn_hidden=_need(cfg, "intermediate_size", path),
@@ -153,6 +156,16 @@ WINDOW_FROM_MAX_WINDOW_LAYERS = ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe")
 #: Gemma 2 alternates, the first layer windowed: transformers' Gemma2 ``is_sliding = not
 #: bool(layer_idx % 2)``; its config class defaults the window to 4,096 tokens.
 GEMMA2_DEFAULT_WINDOW = 4096
+#: gpt-oss alternates the same way (transformers 5.24.0 GptOssConfig: "sliding_attention" when
+#: ``(i + 1) % 2``), with a 128-token window by default.
+GPT_OSS_DEFAULT_WINDOW = 128
+#: Families whose layers alternate windowed and global attention, the first windowed, when the
+#: config lists no ``layer_types``, with their default windows.
+WINDOW_EVERY_OTHER_LAYER = {"gemma2": GEMMA2_DEFAULT_WINDOW, "gpt_oss": GPT_OSS_DEFAULT_WINDOW}
+#: gpt-oss's pre-training length when its config names none: the context its yarn rope extends
+#: (GptOssConfig ``original_max_position_embeddings`` 4096; ``max_position_embeddings`` 131072 is
+#: the extended one).
+GPT_OSS_SEQ_LEN = 4096
 
 
 def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any, path: str) -> dict[str, Any]:
@@ -161,8 +174,8 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any, path: str)
     rule (:data:`WINDOW_EVERY_LAYER`, :data:`WINDOW_FROM_MAX_WINDOW_LAYERS`, Gemma 2's alternation);
     nothing when the config has no window."""
     window = cfg.get("sliding_window")
-    if mt == "gemma2":
-        window = window or GEMMA2_DEFAULT_WINDOW
+    if mt in WINDOW_EVERY_OTHER_LAYER:
+        window = window or WINDOW_EVERY_OTHER_LAYER[mt]
     if not window or not isinstance(layers, int):
         return {}
     types = cfg.get("layer_types")
@@ -172,7 +185,7 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any, path: str)
         n = layers
     elif mt in WINDOW_FROM_MAX_WINDOW_LAYERS and cfg.get("use_sliding_window"):
         n = max(layers - _int_key(cfg, "max_window_layers", path, least=0), 0)
-    elif mt == "gemma2":
+    elif mt in WINDOW_EVERY_OTHER_LAYER:
         n = (layers + 1) // 2
     else:
         return {}
@@ -206,6 +219,19 @@ def _llama4_fields(cfg: dict[str, Any], path: str, layers: Any) -> dict[str, Any
     if step > 1:
         out["ffn_hidden"] = _need(cfg, "intermediate_size_mlp", path)
     return out
+
+
+def _gpt_oss_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
+    """The fields of a gpt-oss config: ``num_local_experts`` experts of ``intermediate_size`` in
+    every layer, ``num_experts_per_tok`` per token; biases on the attention projections, the
+    router and the experts (``attention_bias``, true by default); trained at the yarn rope's
+    ``original_max_position_embeddings`` (:data:`GPT_OSS_SEQ_LEN` when absent), served up to
+    ``max_position_embeddings``.  The attention sinks (one logit per head) are left out."""
+    rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    seq = rope.get("original_max_position_embeddings") if isinstance(rope, dict) else None
+    return {"experts": _need(cfg, "num_local_experts", path), "top_k": _need(cfg, "num_experts_per_tok", path),
+            "moe_ffn_hidden": _need(cfg, "intermediate_size", path), "bias": bool(cfg.get("attention_bias", True)),
+            "qkv_bias": False, "seq_len": seq or GPT_OSS_SEQ_LEN}
 
 
 def _falcon_keys(cfg: dict[str, Any]) -> dict[str, Any]:

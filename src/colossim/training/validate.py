@@ -166,8 +166,8 @@ def load_runs(path: str | Path) -> tuple[ValidationRun, ...]:
     """Published runs from a CSV file in the team's reference format (or the package's own), for
     validating the engine on runs it does not ship (:class:`ReferenceRun`).  Each run's
     ``spec_json`` is read as written, the way a run nobody annotated reaches the engine:
-    :func:`validate` with ``as_published`` runs it with the row's ``model_name`` as a label
-    (:func:`with_run_labels`).  Raises :class:`CatalogError` (file, line, field) for a missing
+    :func:`validate` with ``as_published`` runs it with the row's ``model_name``, part and source
+    as labels (:func:`with_run_labels`).  Raises :class:`CatalogError` (file, line, field) for a missing
     file or value (:data:`RUN_FILE_COLUMNS`), a spec that is not a JSON object, a bad number or a
     repeated id; nothing is returned then."""
     return tuple(load_models(Path(path), ReferenceRun, required=RUN_FILE_COLUMNS))
@@ -206,7 +206,7 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         if spec is None:
             continue
         if as_published:  # the row's own model, part and source settle what the spec leaves open
-            spec = with_run_software(with_run_labels(spec, run.model_name, run.gpu_type), run.source)
+            spec = with_run_labels(spec, run.model_name, run.gpu_type, run.source)
         if progress:
             progress(run)
         try:
@@ -252,10 +252,10 @@ def with_part_label(spec: dict, gpu_type: str | None) -> dict:
     return {**spec, "hardware": {**hw, **add}} if add else spec
 
 
-def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None) -> dict:
-    """``spec`` as a published row's own names complete it: :func:`with_model_label` and
-    :func:`with_part_label`."""
-    return with_part_label(with_model_label(spec, model_name), gpu_type)
+def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None, source: str | None = None) -> dict:
+    """``spec`` as a published row's own names complete it: :func:`with_model_label`,
+    :func:`with_part_label` and, from its source, :func:`with_run_software`."""
+    return with_run_software(with_part_label(with_model_label(spec, model_name), gpu_type), source)
 
 
 def with_run_software(spec: dict, source: str | None) -> dict:

@@ -3,7 +3,8 @@
 The reference below keeps every request's KV entries and blocks explicitly and allocates decode blocks
 request by request in admission order, preempting from the tail as vLLM v1's scheduler does; it is
 O(batch) per iteration and shares no bookkeeping with the O(log n) simulator.  Both must give the same
-per-request times, preemptions and iterations on random small configurations."""
+per-request times, preemptions and iterations on random small configurations, with and without
+sliding-window layers (their reads and pairs priced apart, their blocks capped at the window's)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from colossim.inference.simulate import LinearIterationCost, SchedulerConfig, simulate_trace
+
+
+class WindowCost:
+    """A linear cost with its own terms for the sliding-window layers' reads and pairs."""
+
+    def __init__(self, base: LinearIterationCost, per_kv_w: float, per_pair_w: float) -> None:
+        self.base, self.per_kv_w, self.per_pair_w = base, per_kv_w, per_pair_w
+
+    def iteration_seconds(self, tokens, kv, pairs, kv_w=None, pairs_w=None):
+        kv_w = kv if kv_w is None else kv_w
+        pairs_w = pairs if pairs_w is None else pairs_w
+        return self.base.iteration_seconds(tokens, kv, pairs) + self.per_kv_w * kv_w + self.per_pair_w * pairs_w
 
 
 class _Req:
@@ -32,7 +45,12 @@ class _Req:
 def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
     """Naive per-request simulation of the semantics in colossim.inference.simulate's docstring."""
     bs = cfg.kv_block_tokens
-    total = cfg.kv_capacity_tokens // bs
+    W, lw = cfg.attention_window, cfg.kv_windowed_layers
+    lg, wb = cfg.kv_layers - lw, math.ceil(cfg.attention_window / bs) if lw else 0
+    total = cfg.kv_capacity_tokens // bs * cfg.kv_layers
+
+    def units(blocks: int) -> int:   # one block of one layer each
+        return lg * blocks + lw * min(blocks, wb)
     reqs = [_Req(i, int(p), int(o)) for i, (p, o) in enumerate(zip(prompts, outputs))]
     rejected = [False] * len(reqs)
     waiting: deque[_Req] = deque()
@@ -43,7 +61,7 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
             r = reqs[nxt]
             nxt += 1
             longest = r.prompt + r.output - 1
-            if math.ceil(longest / bs) > total or (not cfg.chunked_prefill and longest > cfg.max_num_tokens):
+            if units(math.ceil(longest / bs)) > total or (not cfg.chunked_prefill and longest > cfg.max_num_tokens):
                 rejected[r.i] = True
             else:
                 waiting.append(r)
@@ -52,15 +70,16 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
                 break
             now = arrivals[nxt]
             continue
-        free = total - sum(r.blocks for r in running)
+        free = total - sum(units(r.blocks) for r in running)
         preempted = False
         k = 0
         while k < len(running):
             r = running[k]
             if r.prefill_len == 0 and r.kv + 1 > r.blocks * bs:
-                while free < 1:
+                need = units(r.blocks + 1) - units(r.blocks)
+                while free < need:
                     victim = running.pop()
-                    free += victim.blocks
+                    free += units(victim.blocks)
                     victim.blocks = victim.kv = victim.prefilled = victim.prefill_len = 0
                     waiting.appendleft(victim)
                     preemptions += 1
@@ -70,11 +89,13 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
                 if r not in running:
                     break
                 r.blocks += 1
-                free -= 1
+                free -= need
             k += 1
         decoders = [r for r in running if r.prefill_len == 0]
         budget = cfg.max_num_tokens - len(decoders)
         tokens, kv_read, pairs = len(decoders), sum(r.kv + 1 for r in decoders), 0.0
+        kv_w = sum(min(r.kv + 1, W) for r in decoders) if W else 0
+        pairs_w = 0
         chunks = []
         for r in running:
             if r.prefill_len and budget > 0:
@@ -85,11 +106,11 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
             r = waiting[0]
             need_len = r.prompt + r.gen
             need = math.ceil(need_len / bs)
-            if need > free or (not cfg.chunked_prefill and need_len > budget):
+            if units(need) > free or (not cfg.chunked_prefill and need_len > budget):
                 break
             waiting.popleft()
             r.blocks, r.prefill_len, r.prefilled = need, need_len, 0
-            free -= need
+            free -= units(need)
             running.append(r)
             c = min(need_len, budget)
             chunks.append((r, c))
@@ -97,10 +118,15 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
         for r, c in chunks:
             tokens += c
             pairs += c * (r.prefilled + (c + 1) / 2)
-        used = sum(r.blocks for r in running)
+            if W:
+                pairs_w += sum(min(q, W) for q in range(r.prefilled + 1, r.prefilled + c + 1))
+        used = sum(units(r.blocks) for r in running)
         assert used <= total and all(r.kv <= r.blocks * bs for r in running)
         peak = max(peak, used)
-        now += cost.iteration_seconds(tokens, kv_read, pairs)
+        if W:
+            now += cost.iteration_seconds(tokens, kv_read, pairs, kv_w, pairs_w)
+        else:
+            now += cost.iteration_seconds(tokens, kv_read, pairs)
         iterations += 1
         for r in decoders:
             r.kv += 1
@@ -115,7 +141,7 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
         for r in [r for r in running if r.prefill_len == 0 and r.gen == r.output]:
             r.finish = now
             running.remove(r)
-    return reqs, rejected, preemptions, iterations, peak * bs
+    return reqs, rejected, preemptions, iterations, peak * bs // cfg.kv_layers
 
 
 @st.composite
@@ -123,9 +149,13 @@ def scenarios(draw):
     bs = draw(st.sampled_from([1, 2, 4, 16]))
     max_batch = draw(st.integers(1, 8))
     capacity = draw(st.one_of(st.integers(bs, 160), st.integers(160, 1500)))   # tight (preempts) or roomy
+    window = draw(st.one_of(st.none(), st.integers(1, 90)))
+    layers = draw(st.integers(1, 4)) if window else 1
+    windowed = draw(st.integers(0, layers)) if window else 0
     cfg = SchedulerConfig(kv_capacity_tokens=capacity, max_batch=max_batch,
                           max_num_tokens=draw(st.integers(max_batch, 80)),
-                          chunked_prefill=draw(st.booleans()), kv_block_tokens=bs)
+                          chunked_prefill=draw(st.booleans()), kv_block_tokens=bs,
+                          attention_window=window, kv_layers=layers, kv_windowed_layers=windowed)
     n = draw(st.integers(1, 25))
     prompts = draw(st.lists(st.integers(1, 70), min_size=n, max_size=n))
     outputs = draw(st.lists(st.integers(1, 50), min_size=n, max_size=n))
@@ -135,6 +165,8 @@ def scenarios(draw):
         arrivals = sorted(draw(st.lists(st.floats(0, 2.0), min_size=n, max_size=n)))
     cost = LinearIterationCost(draw(st.floats(1e-4, 1e-2)), draw(st.floats(0, 1e-3)),
                                draw(st.floats(0, 1e-5)), draw(st.floats(0, 1e-6)))
+    if window:
+        cost = WindowCost(cost, draw(st.floats(0, 1e-5)), draw(st.floats(0, 1e-6)))
     return cost, cfg, arrivals, prompts, outputs
 
 
@@ -158,8 +190,12 @@ def test_every_admitted_request_completes_with_its_tokens_in_order(case):
     done = np.isfinite(t.finish_s)
     assert np.array_equal(done, ~t.rejected)                       # all admitted complete, none rejected does
     longest = np.asarray(prompts) + np.asarray(outputs) - 1
-    assert np.array_equal(t.rejected, np.ceil(longest / cfg.kv_block_tokens) > cfg.kv_capacity_tokens
-                          // cfg.kv_block_tokens) or not cfg.chunked_prefill
+    blocks = np.ceil(longest / cfg.kv_block_tokens)
+    lw = cfg.kv_windowed_layers
+    held = (cfg.kv_layers - lw) * blocks + lw * np.minimum(blocks, math.ceil((cfg.attention_window or 1)
+                                                                             / cfg.kv_block_tokens))
+    assert np.array_equal(t.rejected, held > cfg.kv_capacity_tokens // cfg.kv_block_tokens * cfg.kv_layers) \
+        or not cfg.chunked_prefill
     assert int(t.output_tokens[done].sum()) == int(np.asarray(outputs)[done].sum())
     a, f, e = t.arrival_s[done], t.first_token_s[done], t.finish_s[done]
     assert np.all(f > a) and np.all(e >= f)                        # no negative times

@@ -7,7 +7,8 @@ Steady state of continuous (in-flight) batching, per replica with ``B`` concurre
 - each iteration every sequence gains one token, and ``B / O`` sequences finish and are replaced,
   so the iteration also carries ``B I / O`` prompt tokens (chunked prefill mixes them in; without
   chunking whole prompts join the iteration: the same average work).  KV read per iteration:
-  ``B (I + O / 2)``; prompt attention pairs ``B / O x I (I + 1) / 2``;
+  ``B (I + O / 2)`` (in a sliding-window layer the mean of ``min(context, window)``); prompt
+  attention pairs ``B / O x I (I + 1) / 2`` (each query seeing at most the window in such a layer);
 - TPOT = the iteration time; output tokens/s per replica = ``B / TPOT``;
 - TTFT = the iterations a new prompt needs at the token budget (``max_num_tokens`` less the
   decodes), each carrying the running decodes; queueing is not in the steady state (``serve
@@ -36,7 +37,8 @@ from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.ownership import usd_per_gpu_hour
 from colossim.errors import SpecError
 from colossim.inference import memory as M
-from colossim.inference.step import BUCKETS, causal_pairs, iteration_seconds, make_context, stage_seconds
+from colossim.inference.step import (BUCKETS, causal_pairs, iteration_seconds, make_context, mean_decode_context,
+                                     stage_seconds)
 from colossim.specs.serving import ServingSpec
 
 #: Batch sizes tried per plan when the spec leaves ``batch`` open.
@@ -137,7 +139,8 @@ def replica_memory(spec: ServingSpec, tp: int, pp: int) -> M.ServingMemory:
     s = spec.serving
     return M.serving_memory(spec.model, spec.hardware.hbm_bytes, weights=s.weights.value,
                             kv_format=s.kv_format, tp=tp, pp=pp, max_num_tokens=s.max_num_tokens,
-                            max_batch=s.max_batch_size, kv_cache_fraction=s.kv_cache_fraction)
+                            max_batch=s.max_batch_size, kv_cache_fraction=s.kv_cache_fraction,
+                            windowed_kv_cache=s.windowed_kv_cache)
 
 
 def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
@@ -150,29 +153,61 @@ def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile |
                         profile=profile)
 
 
+def budget_batch(spec: ServingSpec, pp: int) -> float:
+    """The most sequences continuous batching with chunked prefill can run at the token budget:
+    each iteration carries ``B / pp`` decodes and ``B / pp x I / O`` prompt tokens, at most
+    ``max_num_tokens`` (no limit for static, unchunked or disaggregated serving)."""
+    s = spec.serving
+    if s.disaggregated or s.batching == "static" or not s.chunked_prefill:
+        return math.inf
+    return pp * s.max_num_tokens / (1.0 + s.input_tokens / s.output_tokens)
+
+
 def _batch_grid(spec: ServingSpec, max_batch: int, pp: int) -> np.ndarray:
+    """Batch sizes to evaluate: the spec's, or a geometric grid up to the largest batch that both
+    the KV cache and the token budget allow (:func:`budget_batch`), which is a point of its own."""
     if spec.serving.batch is not None:
         return np.array([spec.serving.batch], dtype=float)
-    hi = max(max_batch, 1)
+    cap = budget_batch(spec, pp)
+    hi = max(min(max_batch, math.floor(cap)) if math.isfinite(cap) else max_batch, 1)
     grid = np.unique(np.round(np.geomspace(1, hi, BATCH_GRID_POINTS)))
     return grid[grid >= min(pp, hi)]
+
+
+def _window(ctx) -> int | None:
+    """The sliding window of the model's windowed layers (None without them)."""
+    return ctx.model.sliding_window if ctx.model.windowed_layers else None
+
+
+def _decode_reads(ctx, mb, I: float, O: float) -> dict:
+    """Keys the decode steps of ``mb`` sequences read per layer, global and windowed, as
+    :func:`iteration_seconds` takes them (steady state: contexts spread over I ... I + O)."""
+    return {"decode_kv_tokens": mb * mean_decode_context(I, O),
+            "decode_kv_windowed": mb * mean_decode_context(I, O, _window(ctx))}
+
+
+def _prompt_pairs(ctx, n, I: float) -> dict:
+    """Query-key pairs of ``n`` whole prompts of ``I`` tokens (``n`` may be a fraction or an array),
+    global and windowed, as :func:`iteration_seconds` takes them."""
+    return {"prefill_pairs": n * causal_pairs(I), "prefill_pairs_windowed": n * causal_pairs(I, window=_window(ctx))}
 
 
 def _continuous(ctx, spec: ServingSpec, B: np.ndarray):
     s = spec.serving
     I, O, pp = float(s.input_tokens), float(s.output_tokens), ctx.pp
     mb = B / pp
-    kv = mb * (I + O / 2.0)
+    kv = _decode_reads(ctx, mb, I, O)
     pre_tokens = mb * I / O
     T = mb + pre_tokens
-    it = iteration_seconds(ctx, T, kv, mb / O * causal_pairs(I), mb * (1.0 + 1.0 / O))["total"]
+    it = iteration_seconds(ctx, T, sampled=mb * (1.0 + 1.0 / O), **kv, **_prompt_pairs(ctx, mb / O, I))["total"]
     ok = T <= s.max_num_tokens if s.chunked_prefill else np.ones_like(T, dtype=bool)
     if s.chunked_prefill:
         chunk = np.clip(s.max_num_tokens - mb, 1.0, I)
     else:
         chunk = np.full_like(mb, I)
     n_chunks = np.ceil(I / chunk)
-    it_chunk = iteration_seconds(ctx, mb + chunk, kv, causal_pairs(I) / n_chunks, mb + 1.0)["total"]
+    it_chunk = iteration_seconds(ctx, mb + chunk, sampled=mb + 1.0, **kv,
+                                 **_prompt_pairs(ctx, 1.0 / n_chunks, I))["total"]
     ttft = n_chunks * it_chunk
     return ttft, it, B / it, ok
 
@@ -181,9 +216,9 @@ def _static(ctx, spec: ServingSpec, B: np.ndarray):
     s = spec.serving
     I, O, pp = float(s.input_tokens), float(s.output_tokens), ctx.pp
     mb = B / pp
-    pre_args = (mb * I, 0.0, mb * causal_pairs(I), mb)
-    t_pre = iteration_seconds(ctx, *pre_args)["total"] + (pp - 1) * stage_seconds(ctx, *pre_args)["total"]
-    t_dec = iteration_seconds(ctx, mb, mb * (I + O / 2.0), 0.0, mb)["total"]
+    pre = {"tokens": mb * I, "sampled": mb, **_prompt_pairs(ctx, mb, I)}
+    t_pre = iteration_seconds(ctx, **pre)["total"] + (pp - 1) * stage_seconds(ctx, **pre)["total"]
+    t_dec = iteration_seconds(ctx, mb, sampled=mb, **_decode_reads(ctx, mb, I, O))["total"]
     total = t_pre + (O - 1.0) * t_dec
     return t_pre, t_dec, B * O / total, np.ones_like(B, dtype=bool)
 
@@ -193,8 +228,8 @@ def _prefill_rate(ctx, spec: ServingSpec):
     s = spec.serving
     I = float(s.input_tokens)
     p = max(1.0, math.floor(s.max_num_tokens / I))
-    stage = stage_seconds(ctx, p * I, 0.0, p * causal_pairs(I), p)["total"]
-    alone = iteration_seconds(ctx, I, 0.0, causal_pairs(I), 1.0)["total"]
+    stage = stage_seconds(ctx, p * I, sampled=p, **_prompt_pairs(ctx, p, I))["total"]
+    alone = iteration_seconds(ctx, I, sampled=1.0, **_prompt_pairs(ctx, 1.0, I))["total"]
     return float(p / stage), float(alone)
 
 
@@ -202,7 +237,7 @@ def _kv_transfer_seconds(ctx, spec: ServingSpec) -> float:
     """Moving one prompt's KV cache from the prefill to the decode GPUs: each GPU sends its shard,
     over NVLink when the pools share a scale-up domain, else over its NIC."""
     s, hw = spec.serving, spec.hardware
-    n_bytes = s.input_tokens * M.kv_bytes_per_token(spec.model, s.kv_format, ctx.tp, ctx.pp)
+    n_bytes = replica_memory(spec, ctx.tp, ctx.pp).kv_bytes_per_sequence(s.input_tokens)
     crosses = hw.count > hw.scaleup_domain_size
     return float(C.send_recv_seconds(n_bytes, ctx.network, ctx.profile, crosses_scaleout=crosses))
 
@@ -211,7 +246,7 @@ def _disaggregated(ctx, spec: ServingSpec, B: np.ndarray):
     s = spec.serving
     I, O, pp = float(s.input_tokens), float(s.output_tokens), ctx.pp
     mb = B / pp
-    t_dec = iteration_seconds(ctx, mb, mb * (I + O / 2.0), 0.0, mb)["total"]
+    t_dec = iteration_seconds(ctx, mb, sampled=mb, **_decode_reads(ctx, mb, I, O))["total"]
     g = ctx.tp * ctx.pp
     r_dec = B / t_dec / g                    # output tokens/s per decode GPU
     prompts_per_s, t_alone = _prefill_rate(ctx, spec)
@@ -291,8 +326,8 @@ def _phase_breakdown(ctx, spec: ServingSpec, B: float) -> dict[str, dict[str, fl
     I, O = float(s.input_tokens), float(s.output_tokens)
     mb = B / ctx.pp
     chunk = min(I, float(s.max_num_tokens)) if s.chunked_prefill else I
-    pre = iteration_seconds(ctx, chunk, 0.0, causal_pairs(chunk), 1.0)
-    dec = iteration_seconds(ctx, mb, mb * (I + O / 2.0), 0.0, mb)
+    pre = iteration_seconds(ctx, chunk, sampled=1.0, **_prompt_pairs(ctx, 1.0, chunk))
+    dec = iteration_seconds(ctx, mb, sampled=mb, **_decode_reads(ctx, mb, I, O))
     return {name: {k: float(v) for k, v in d.items()} for name, d in (("prefill", pre), ("decode", dec))}
 
 
@@ -310,7 +345,7 @@ def _result(spec: ServingSpec, pts: PlanPoints, i: int, meets: bool) -> ServingE
     kwh = gpu_hours * assumptions["watts_per_gpu_all_in"] / units.KILO
     mem = pts.memory
     context = s.input_tokens + s.output_tokens
-    kv_bytes = mem.kv_per_token * B * context
+    kv_bytes = mem.kv_bytes_per_sequence(context) * B
     return ServingEstimate(
         ttft_s=float(pts.ttft[i]), tpot_s=tpot, tokens_per_s=tps, tokens_per_s_per_gpu=tps_gpu,
         tokens_per_s_per_user=1.0 / tpot, requests_per_s=tps / s.output_tokens, batch=int(B),

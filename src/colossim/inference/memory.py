@@ -12,7 +12,12 @@ Sharding (one replica = ``tp * pp`` GPUs; see :mod:`colossim.specs.serving`):
 - KV cache (GQA / MHA): ``2 * kv_heads * head_dim`` values per token per layer, the KV heads split
   over ``tp`` and replicated when ``tp > kv_heads`` (Megatron / TensorRT-LLM / vLLM do);
   MLA: the compressed latent ``kv_lora_rank + qk_rope_head_dim`` per token per layer, replicated on
-  every TP rank (DeepSeek-V2 section 2.1; vLLM / SGLang MLA with TP).
+  every TP rank (DeepSeek-V2 section 2.1; vLLM / SGLang MLA with TP);
+- sliding-window layers (Mistral 7B, Gemma 2, gpt-oss) keep only their window's keys and values,
+  ``min(context, sliding_window)`` tokens, as the engines of 2025 allocate them (TensorRT-LLM's
+  per-window KV pools, vLLM's hybrid KV-cache manager, SGLang's SWA pool); an engine that keeps the
+  whole context in every layer is ``serving.windowed_kv_cache: false``.  A stage holds the model's
+  windowed layers in proportion, as it holds its dense and MoE layers.
 
 The pipeline's worst stage sets the per-GPU figure: ``ceil(layers / pp)`` layers plus the larger of
 the embedding and the output head.
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from colossim import units
 from colossim.specs.model import ModelSpec
@@ -58,6 +65,10 @@ class ServingMemory:
     """HBM left for the engine after the runtime's reserve (:data:`RUNTIME_RESERVE_BYTES`)."""
     kv_cache_fraction: float = 0.9
     """Share of the memory still free after weights and workspace that the KV cache takes."""
+    kv_window: int | None = None
+    """Tokens a sliding-window layer keeps (None: every layer keeps the whole context)."""
+    kv_windowed_share: float = 0.0
+    """Share of ``kv_per_token`` in the stage's sliding-window layers."""
 
     @property
     def free(self) -> float:
@@ -72,16 +83,36 @@ class ServingMemory:
         return f * self.kv_cache_fraction if f > 0 else f
 
     def kv_tokens(self) -> int:
-        """KV-cache capacity in tokens of context (0 when nothing is left)."""
+        """KV-cache capacity in tokens of context at ``kv_per_token`` (every layer keeping the
+        token; 0 when nothing is left)."""
         return max(0, int(self.kv_budget // self.kv_per_token)) if self.kv_per_token > 0 else 0
+
+    def kv_bytes_per_sequence(self, context_tokens: float) -> float:
+        """KV-cache bytes of one sequence of ``context_tokens``: the whole context in the global
+        layers, at most ``kv_window`` tokens in the windowed ones."""
+        kept = windowed_context(context_tokens, self.kv_window)
+        return self.kv_per_token * ((1.0 - self.kv_windowed_share) * context_tokens
+                                    + self.kv_windowed_share * kept)
 
     def max_sequences(self, context_tokens: float) -> int:
         """Concurrent sequences of ``context_tokens`` (prompt + output) that fit."""
-        return int(self.kv_tokens() // max(context_tokens, 1.0))
+        per = self.kv_bytes_per_sequence(max(context_tokens, 1.0))
+        return max(0, int(self.kv_budget // per)) if per > 0 else 0
 
     def total(self, sequences: float, context_tokens: float) -> float:
         """Bytes in use with ``sequences`` of ``context_tokens`` each."""
-        return self.weights + self.workspace + self.kv_per_token * sequences * context_tokens
+        return self.weights + self.workspace + sequences * self.kv_bytes_per_sequence(context_tokens)
+
+
+def windowed_context(context_tokens, window: int | None):
+    """Tokens a sliding-window layer keeps of a ``context_tokens`` context (and that its decode
+    attention reads): ``min(context, window)``; the whole context without a window."""
+    return context_tokens if window is None else np.minimum(context_tokens, window)
+
+
+def windowed_share(model: ModelSpec) -> float:
+    """Share of a model's layers with sliding-window attention (0 without a window)."""
+    return model.windowed_layers / model.layers
 
 
 def stage_layers(model: ModelSpec, pp: int) -> int:
@@ -140,13 +171,16 @@ def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: i
 
 def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_format: str, tp: int,
                    pp: int, max_num_tokens: int, max_batch: int,
-                   kv_cache_fraction: float) -> ServingMemory:
-    """Memory of one GPU of a ``tp x pp`` replica."""
+                   kv_cache_fraction: float, windowed_kv_cache: bool = True) -> ServingMemory:
+    """Memory of one GPU of a ``tp x pp`` replica; with ``windowed_kv_cache`` the sliding-window
+    layers keep only their window (see the module docstring)."""
+    window = model.sliding_window if windowed_kv_cache and model.windowed_layers else None
     return ServingMemory(
         weights=weight_bytes_per_gpu(model, weights, tp, pp),
         workspace=workspace_bytes(model, tp, max_num_tokens, max_batch),
         kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
-        usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction)
+        usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction,
+        kv_window=window, kv_windowed_share=windowed_share(model) if window else 0.0)
 
 
 def gib(n_bytes: float) -> float:
@@ -155,4 +189,4 @@ def gib(n_bytes: float) -> float:
 
 __all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "RUNTIME_RESERVE_BYTES", "ServingMemory", "WORKSPACE_TENSORS", "gib",
            "kv_bytes_per_token", "kv_bytes_per_token_per_layer", "serving_memory", "stage_layers",
-           "weight_bytes_per_gpu", "workspace_bytes"]
+           "weight_bytes_per_gpu", "windowed_context", "windowed_share", "workspace_bytes"]

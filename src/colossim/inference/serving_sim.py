@@ -16,7 +16,21 @@ from colossim.cost.efficiency import CalibrationProfile
 from colossim.inference import simulate as S
 from colossim.inference.estimate import estimate, replica_context, replica_memory
 from colossim.inference.step import tabulate
+from colossim.specs.model import ModelSpec
 from colossim.specs.serving import ServingSpec
+
+
+def window_fields(model: ModelSpec, windowed_kv_cache: bool) -> dict:
+    """The scheduler's sliding-window fields for ``model``: its window, and its layers with those
+    that keep only the window (divided by their common factor, which leaves the shares as they are)
+    when the cache is windowed; nothing for a model without such layers."""
+    if not model.windowed_layers:
+        return {}
+    if not windowed_kv_cache:
+        return {"attention_window": model.sliding_window}
+    g = math.gcd(model.layers, model.windowed_layers)
+    return {"attention_window": model.sliding_window, "kv_layers": model.layers // g,
+            "kv_windowed_layers": model.windowed_layers // g}
 
 
 def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: str | None = None,
@@ -30,7 +44,8 @@ def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: 
     mem = replica_memory(spec, plan["tp"], plan["pp"])
     cost = tabulate(ctx, s.max_num_tokens)
     cfg = S.SchedulerConfig(kv_capacity_tokens=mem.kv_tokens(), max_batch=min(s.max_batch_size, s.max_num_tokens),
-                            max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill)
+                            max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
+                            **window_fields(spec.model, bool(mem.kv_window)))
     replicas = plan["replicas"]
     per_replica = math.inf if rate <= 0 else rate / replicas
     inp = S.parse_length(input_len, field="--input") if input_len else S.LengthDistribution.fixed(s.input_tokens)
@@ -47,4 +62,4 @@ def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: 
             "kv_capacity_tokens": mem.kv_tokens(), "wall_s": wall}
 
 
-__all__ = ["run_simulation"]
+__all__ = ["run_simulation", "window_fields"]

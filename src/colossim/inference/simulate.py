@@ -25,13 +25,20 @@ Agrawal et al. 2024, "Sarathi-Serve", for chunked prefill):
   to the FRONT of the waiting queue; re-admitted, it prefills prompt + tokens generated so far).
 - Time advances by ``cost.iteration_seconds(...)`` per iteration; an idle engine jumps to the next
   arrival.  Arrivals join the queue at the start of the first iteration that begins after them.
+- Sliding-window layers (``attention_window``): their decode reads, ``min(context, window)`` per
+  sequence, and their prefill pairs go to the cost model as two more arguments.  With
+  ``kv_windowed_layers`` their cache keeps only the window: memory is counted in blocks of one layer,
+  a sequence of ``k`` entries holding ``ceil(k / B)`` blocks in each global layer and at most
+  ``ceil(window / B)`` in each windowed one (vLLM's hybrid KV-cache manager frees the blocks that
+  leave the window), so a decode past the window allocates in the global layers only.
 
 Implementation: per-iteration work is O(1) plus heap operations (O(log n) amortised), independent of
 the batch.  Every decoding request advances one token per iteration, so a global decode counter ``G``
 stands for all of them: a request that joins decoding at counter ``g0`` with ``k0`` KV entries holds
 ``k0 + G - g0`` entries, finishes at counter ``g0 + output - generated`` (a heap), and needs a new block
 in the iteration that starts when ``G = g0 - k0 (mod block)`` (a count per residue).  The sum of decode
-contexts is kept as a running total.
+contexts is kept as a running total.  Under a window, the decodes whose windowed blocks, and those whose
+windowed reads, still grow are two more sets, each left at a counter known at joining (two heaps).
 """
 
 from __future__ import annotations
@@ -193,12 +200,29 @@ class SchedulerConfig:
     """False: a prefill runs whole in one iteration (which still carries the running decodes, as vLLM v1)."""
     kv_block_tokens: int = 16
     """Paged KV allocation granularity.  Because: vLLM's default block size is 16 tokens."""
+    attention_window: int | None = None
+    """Keys a query of the model's sliding-window layers sees, itself included (None: no such
+    layers).  Those layers' decode reads and prefill pairs go to the cost model apart."""
+    kv_layers: int = 1
+    """Layers the KV cache spans: ``kv_capacity_tokens`` counts tokens kept in all of them."""
+    kv_windowed_layers: int = 0
+    """Of ``kv_layers``, those whose cache keeps only the window: a sequence holds at most
+    ``ceil(attention_window / kv_block_tokens)`` of their blocks (the blocks that fall out of the
+    window are freed, as vLLM's hybrid KV-cache manager does); 0: every layer keeps the context."""
 
     def __post_init__(self) -> None:
-        for name in ("kv_capacity_tokens", "max_batch", "max_num_tokens", "kv_block_tokens"):
+        for name in ("kv_capacity_tokens", "max_batch", "max_num_tokens", "kv_block_tokens", "kv_layers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise SpecError(f"{name} must be an integer >= 1, got {v!r}", field=name, value=v)
+        w, n = self.attention_window, self.kv_windowed_layers
+        if w is not None and (isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1):
+            raise SpecError(f"attention_window must be an integer >= 1 or None, got {w!r}",
+                            field="attention_window", value=w)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= self.kv_layers \
+                or (n and w is None):
+            raise SpecError(f"kv_windowed_layers must be an integer from 0 to kv_layers {self.kv_layers}, "
+                            f"and 0 without an attention_window; got {n!r}", field="kv_windowed_layers", value=n)
         if self.kv_capacity_tokens < self.kv_block_tokens:
             raise SpecError(f"kv_capacity_tokens {self.kv_capacity_tokens} holds no whole block of "
                             f"{self.kv_block_tokens} tokens", field="kv_capacity_tokens",
@@ -244,7 +268,22 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
     step = cost.iteration_seconds
     arr, P, O = arrivals.tolist(), p_arr.tolist(), o_arr.tolist()
     B = config.kv_block_tokens
-    total_blocks = config.kv_capacity_tokens // B
+    W = config.attention_window
+    # KV memory in units of one block of one layer: a sequence of k entries holds
+    # Lg * ceil(k / B) + Lw * min(ceil(k / B), Wb) of them
+    Lw = config.kv_windowed_layers
+    Lg = config.kv_layers - Lw
+    Wb = -(-W // B) if Lw else 0
+    per_block = config.kv_layers
+    total_units = config.kv_capacity_tokens // B * per_block
+
+    def units(k: int) -> int:
+        b = -(-k // B)
+        return Lg * b + (Lw * min(b, Wb) if Lw else 0)
+
+    def wpairs(n: int) -> int:   # sum over queries 1..n of min(q, W)
+        return n * (n + 1) // 2 if n <= W else W * (W + 1) // 2 + (n - W) * W
+
     max_tokens, max_batch, chunked = config.max_num_tokens, config.max_batch, config.chunked_prefill
     nan = math.nan
     first, fin_t = [nan] * n, [nan] * n
@@ -254,7 +293,7 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
     k_join = [0] * n       # KV entries when it joined decoding
     fin_c = [-1] * n       # decode counter at which it finishes
     decoding = [False] * n
-    reserved = [0] * n     # blocks held while prefilling
+    reserved = [0] * n     # units held while prefilling
     pref_len, pref_done = [0] * n, [0] * n
     waiting: deque[int] = deque()
     running: dict[int, None] = {}   # admission order; popitem() gives the most recently admitted
@@ -262,18 +301,44 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
     heap: list[tuple[int, int]] = []
     bucket = [0] * B                # decoding requests per residue (g0 - k0) mod B
     G = S = n_dec = 0               # decode counter, sum of decode KV entries, decoding requests
-    free = total_blocks
+    # sliding-window layers: the decodes whose window blocks still grow (per residue) and whose
+    # window reads still grow, each leaving its set at a counter kept in a heap (join epoch checked)
+    bucket_w = [0] * B
+    w_blocks: list[bool] = [False] * n
+    w_reads: list[bool] = [False] * n
+    epoch = [0] * n
+    heap_blocks: list[tuple[int, int, int]] = []
+    heap_reads: list[tuple[int, int, int]] = []
+    S_w = n_grow = 0                # sum of windowed decode reads; decodes whose reads still grow
+    free = total_units
     now, nxt, completed = 0.0, 0, 0
-    preemptions = iterations = seqs_total = peak_blocks = 0
+    preemptions = iterations = seqs_total = peak_units = 0
     report_every = max(1, n // 100)
     next_report = report_every
+
+    def leave_decoding(j: int, kv: int) -> None:
+        """Bookkeeping of a decode leaving (finished or preempted) with ``kv`` entries."""
+        nonlocal S, S_w, n_dec, n_grow
+        S -= kv
+        n_dec -= 1
+        key = (g_join[j] - k_join[j]) % B
+        bucket[key] -= 1
+        if w_blocks[j]:
+            bucket_w[key] -= 1
+            w_blocks[j] = False
+        if W is not None:
+            S_w -= min(kv + 1, W)
+            if w_reads[j]:
+                n_grow -= 1
+                w_reads[j] = False
+        decoding[j] = False
 
     while True:
         while nxt < n and arr[nxt] <= now:
             i = nxt
             nxt += 1
             longest = P[i] + O[i] - 1
-            if -(-longest // B) > total_blocks or (not chunked and longest > max_tokens):
+            if units(longest) > total_units or (not chunked and longest > max_tokens):
                 rejected[i] = True
             else:
                 waiting.append(i)
@@ -282,21 +347,30 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
                 break
             now = arr[nxt]
             continue
-        # 1. a KV block for every decode whose write starts one; preempt the newest while short
-        needed = bucket[G % B] if n_dec else 0
+        # 1. a KV block for every decode whose write starts one (in the windowed layers only while
+        # the sequence holds fewer than Wb of their blocks); preempt the newest while short
+        r = G % B
+        if not n_dec:
+            needed = 0
+        elif Lw:
+            while heap_blocks and heap_blocks[0][0] <= G:
+                _, j, e = heapq.heappop(heap_blocks)
+                if w_blocks[j] and epoch[j] == e:
+                    w_blocks[j] = False
+                    bucket_w[(g_join[j] - k_join[j]) % B] -= 1
+            needed = Lg * bucket[r] + Lw * bucket_w[r]
+        else:
+            needed = Lg * bucket[r]
         preempted = free < needed
         while free < needed:
             j, _ = running.popitem()
             if decoding[j]:
                 kv = k_join[j] + G - g_join[j]
-                S -= kv
-                free += -(-kv // B)
-                n_dec -= 1
-                key = (g_join[j] - k_join[j]) % B
-                bucket[key] -= 1
-                needed -= key == G % B
+                if (g_join[j] - k_join[j]) % B == r:
+                    needed -= Lg + Lw * w_blocks[j]
+                free += units(kv)
+                leave_decoding(j, kv)
                 gen[j] += G - g_join[j]
-                decoding[j] = False
             else:
                 prefilling.remove(j)
                 free += reserved[j]
@@ -305,7 +379,7 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
         free -= needed
         # 2. prefill chunks: running partial prefills, then FCFS admission
         budget = max_tokens - n_dec
-        tokens, pairs, seqs = n_dec, 0, n_dec
+        tokens, pairs, pairs_w, seqs = n_dec, 0, 0, n_dec
         completing: list[int] = []
         for j in prefilling:
             if budget == 0:
@@ -313,6 +387,8 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
             p = pref_done[j]
             c = min(pref_len[j] - p, budget)
             pairs += c * (2 * p + c + 1) // 2   # = c * (p + (c + 1) / 2), exact in integers
+            if W is not None:
+                pairs_w += wpairs(p + c) - wpairs(p)
             tokens += c
             budget -= c
             seqs += 1
@@ -324,7 +400,7 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
         while waiting and budget > 0 and not preempted and len(running) < max_batch:
             j = waiting[0]
             L = P[j] + gen[j]
-            need = -(-L // B)
+            need = units(L)
             if need > free or (not chunked and L > budget):
                 break
             c = min(L, budget)
@@ -334,6 +410,8 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
             running[j] = None
             pref_len[j], pref_done[j] = L, c
             pairs += c * (c + 1) // 2
+            if W is not None:
+                pairs_w += wpairs(c)
             tokens += c
             budget -= c
             seqs += 1
@@ -343,24 +421,31 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
                 prefilling.append(j)
         if tokens == 0:   # unreachable: an engine with work always schedules some
             raise RuntimeError("simulate: no progress possible (scheduler invariant broken)")
-        now += step(tokens, S + n_dec, pairs)
+        if W is None:
+            now += step(tokens, S + n_dec, pairs)
+        else:
+            now += step(tokens, S + n_dec, pairs, S_w, pairs_w)
         iterations += 1
         seqs_total += seqs
-        peak_blocks = max(peak_blocks, total_blocks - free)
+        peak_units = max(peak_units, total_units - free)
         # 3. decodes advance one token; those reaching their output length finish
         if n_dec:
             G += 1
             S += n_dec
+            if n_grow:
+                S_w += n_grow
+                while heap_reads and heap_reads[0][0] <= G:
+                    _, j, e = heapq.heappop(heap_reads)
+                    if w_reads[j] and epoch[j] == e:
+                        w_reads[j] = False
+                        n_grow -= 1
             while heap and heap[0][0] <= G:
                 fc, j = heapq.heappop(heap)
                 if not decoding[j] or fin_c[j] != fc:
                     continue   # stale: preempted since it was pushed
                 kv = k_join[j] + G - g_join[j]
-                S -= kv
-                free += -(-kv // B)
-                bucket[(g_join[j] - k_join[j]) % B] -= 1
-                n_dec -= 1
-                decoding[j] = False
+                free += units(kv)
+                leave_decoding(j, kv)
                 gen[j] = O[j]
                 del running[j]
                 fin_t[j] = now
@@ -381,16 +466,28 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
             g_join[j], k_join[j] = G, L
             fin_c[j] = G + O[j] - gen[j]
             heapq.heappush(heap, (fin_c[j], j))
-            bucket[(G - L) % B] += 1
+            key = (G - L) % B
+            bucket[key] += 1
             S += L
             n_dec += 1
+            epoch[j] += 1
+            if Lw and L < Wb * B:     # its window blocks grow until it holds Wb of them
+                w_blocks[j] = True
+                bucket_w[key] += 1
+                heapq.heappush(heap_blocks, (G + Wb * B - L, j, epoch[j]))
+            if W is not None:
+                S_w += min(L + 1, W)
+                if L + 1 < W:         # its window reads grow until they reach W
+                    w_reads[j] = True
+                    n_grow += 1
+                    heapq.heappush(heap_reads, (G + W - 1 - L, j, epoch[j]))
         if progress is not None and completed >= next_report:
             progress(completed)
             next_report = completed + report_every
     if progress is not None:
         progress(completed)
     return RequestTrace(arrivals, np.array(first), np.array(fin_t), p_arr, o_arr, np.array(rejected, dtype=bool),
-                        preemptions, iterations, seqs_total, peak_blocks * B)
+                        preemptions, iterations, seqs_total, peak_units * B // per_block)
 
 
 @dataclass(frozen=True)

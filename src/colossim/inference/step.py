@@ -47,7 +47,8 @@ from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.power import profile_for_chip
-from colossim.inference.memory import EMBEDDING_FORMAT, LOGIT_BYTES, kv_bytes_per_token_per_layer, stage_layers
+from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, kv_bytes_per_token_per_layer, stage_layers,
+                                       windowed_share)
 from colossim.specs.model import ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 from colossim.specs.system import SystemSpec
@@ -176,7 +177,10 @@ def _attention_gemms(acc: _Acc, ctx: ServingContext, T: np.ndarray, layers: floa
 
 
 def _attention_core(acc: _Acc, ctx: ServingContext, decode_kv: np.ndarray, pairs: np.ndarray,
-                    layers: float) -> None:
+                    layers: float, decode_kv_windowed: np.ndarray, pairs_windowed: np.ndarray) -> None:
+    """Decode and prefill attention of ``layers`` layers; the model's sliding-window share of them
+    reads ``decode_kv_windowed`` keys and runs ``pairs_windowed`` pairs instead (the kernels skip
+    what lies outside the window whether or not the cache keeps it)."""
     m, chip, prof = ctx.model, ctx.chip, ctx.profile
     heads_local = m.heads / ctx.tp
     peak16 = chip.peak_flops_per_s("bf16")
@@ -185,18 +189,22 @@ def _attention_core(acc: _Acc, ctx: ServingContext, decode_kv: np.ndarray, pairs
         dk, dv = m.mla_kv_lora_rank + m.mla_qk_rope_head_dim, m.mla_kv_lora_rank
     else:
         dk, dv = m.qk_head_dim, m.v_head_dim
-    # decode: stream the cache once (once per query head of a group without a GQA-aware kernel);
-    # FLOPs 2 (dk + dv) per key per local head
-    kv_bytes = decode_kv * kv_bytes_per_token_per_layer(m, ctx.kv_cache, ctx.tp)
-    if not ctx.grouped_kv_decode and m.attention != "mla":
-        kv_bytes = kv_bytes * (m.heads / m.kv_heads)
-    dec_flops = 2.0 * decode_kv * heads_local * (dk + dv)
     eff_dec = prof.attention.max_efficiency * DECODE_ATTENTION_COMPUTE_FRACTION
-    acc.split(dec_flops / (peak16 * eff_dec), kv_bytes / hbm, times=layers)
-    # prefill: causal FlashAttention over the chunk and its cached prefix
-    pre_flops = 2.0 * pairs * heads_local * (m.qk_head_dim + m.v_head_dim)
     eff = K.attention_efficiency(ctx.attention_seq_hint, m.qk_head_dim, True, prof)
-    acc.add("compute", pre_flops / (peak16 * eff) * layers)
+    windowed = layers * windowed_share(m)
+    for n, kv, prs in ((layers - windowed, decode_kv, pairs), (windowed, decode_kv_windowed, pairs_windowed)):
+        if not n:
+            continue
+        # decode: stream the cache once (once per query head of a group without a GQA-aware
+        # kernel); FLOPs 2 (dk + dv) per key per local head
+        kv_bytes = kv * kv_bytes_per_token_per_layer(m, ctx.kv_cache, ctx.tp)
+        if not ctx.grouped_kv_decode and m.attention != "mla":
+            kv_bytes = kv_bytes * (m.heads / m.kv_heads)
+        dec_flops = 2.0 * kv * heads_local * (dk + dv)
+        acc.split(dec_flops / (peak16 * eff_dec), kv_bytes / hbm, times=n)
+        # prefill: causal FlashAttention over the chunk and its cached prefix
+        pre_flops = 2.0 * prs * heads_local * (m.qk_head_dim + m.v_head_dim)
+        acc.add("compute", pre_flops / (peak16 * eff) * n)
 
 
 def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe_layers: float) -> None:
@@ -269,18 +277,25 @@ def _head(acc: _Acc, ctx: ServingContext, sampled: np.ndarray) -> None:
 
 
 def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
-                  prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0) -> dict[str, np.ndarray]:
+                  prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0, *,
+                  decode_kv_windowed: ArrayLike | None = None,
+                  prefill_pairs_windowed: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Time of one micro-batch through the largest pipeline stage (its layers, plus the output head
     and the stage-to-stage send), by bucket; ``total`` is their sum plus the iteration overhead
-    divided over the stages."""
-    T, kv, pairs, smp = np.broadcast_arrays(_f(tokens), _f(decode_kv_tokens), _f(prefill_pairs), _f(sampled))
+    divided over the stages.  ``decode_kv_windowed`` / ``prefill_pairs_windowed``: the keys read and
+    the query-key pairs in the model's sliding-window layers (``decode_kv_tokens`` /
+    ``prefill_pairs`` when None, as when no context is longer than the window)."""
+    kv_w = decode_kv_tokens if decode_kv_windowed is None else decode_kv_windowed
+    pairs_w = prefill_pairs if prefill_pairs_windowed is None else prefill_pairs_windowed
+    T, kv, pairs, smp, kv_w, pairs_w = np.broadcast_arrays(
+        _f(tokens), _f(decode_kv_tokens), _f(prefill_pairs), _f(sampled), _f(kv_w), _f(pairs_w))
     m = ctx.model
     L = stage_layers(m, ctx.pp)
     dense = L * m.dense_layers / m.layers
     moe = L - dense
     acc = _Acc(T.shape)
     _attention_gemms(acc, ctx, T, L)
-    _attention_core(acc, ctx, kv, pairs, L)
+    _attention_core(acc, ctx, kv, pairs, L, kv_w, pairs_w)
     _mlp(acc, ctx, T, dense, moe)
     _memory_bound(acc, ctx, T, dense, moe)
     _tp_comm(acc, ctx, T, L)
@@ -293,33 +308,67 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
 
 
 def iteration_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
-                      prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0) -> dict[str, np.ndarray]:
+                      prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0, *,
+                      decode_kv_windowed: ArrayLike | None = None,
+                      prefill_pairs_windowed: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Latency of one iteration of a micro-batch through all ``pp`` stages (per bucket and total)."""
-    s = stage_seconds(ctx, tokens, decode_kv_tokens, prefill_pairs, sampled)
+    s = stage_seconds(ctx, tokens, decode_kv_tokens, prefill_pairs, sampled, decode_kv_windowed=decode_kv_windowed,
+                      prefill_pairs_windowed=prefill_pairs_windowed)
     return {k: v * ctx.pp for k, v in s.items()}
 
 
-def causal_pairs(chunk: ArrayLike, prefix: ArrayLike = 0.0) -> np.ndarray:
-    """Query-key pairs of causal attention for ``chunk`` new tokens after ``prefix`` cached ones."""
-    c = _f(chunk)
-    return c * (_f(prefix) + (c + 1.0) / 2.0)
+def causal_pairs(chunk: ArrayLike, prefix: ArrayLike = 0.0, window: int | None = None) -> np.ndarray:
+    """Query-key pairs of causal attention for ``chunk`` new tokens after ``prefix`` cached ones;
+    with a ``window``, each query sees at most ``window`` keys (itself and ``window - 1`` before)."""
+    c, p = _f(chunk), _f(prefix)
+    if window is None:
+        return c * (p + (c + 1.0) / 2.0)
+    return _windowed_pairs_to(p + c, window) - _windowed_pairs_to(p, window)
+
+
+def _windowed_pairs_to(n: np.ndarray, window: int) -> np.ndarray:
+    """Pairs of the first ``n`` queries under a ``window``: sum over q = 1..n of min(q, window)."""
+    inside = np.minimum(n, window)
+    return inside * (inside + 1.0) / 2.0 + np.maximum(n - window, 0.0) * window
+
+
+def mean_decode_context(input_tokens: float, output_tokens: float, window: int | None = None) -> float:
+    """Keys a decode step reads per layer, averaged over a request's ``output_tokens`` steps whose
+    context runs from ``input_tokens`` to ``input_tokens + output_tokens``: ``I + O / 2``, or under
+    a ``window`` the mean of ``min(context, window)`` over that range."""
+    I, O = float(input_tokens), float(output_tokens)
+    if window is None or window >= I + O:
+        return I + O / 2.0
+    if window <= I:
+        return float(window)
+    return ((window * window - I * I) / 2.0 + window * (I + O - window)) / O
 
 
 @dataclass(frozen=True)
 class TabulatedIterationCost:
     """The iteration cost as the request simulator needs it, cheap per call:
     ``fixed(tokens)`` tabulated for 1..max_tokens (linear interpolation), plus linear terms for
-    the decode KV reads and the prefill attention pairs (both are linear in the model above)."""
+    the decode KV reads and the prefill attention pairs (both are linear in the model above), in
+    the global layers and in the sliding-window ones (whose terms are 0 for a model without them)."""
 
     tokens_grid: np.ndarray
     seconds_grid: np.ndarray
     per_kv_token_s: float
     per_pair_s: float
+    per_kv_windowed_token_s: float = 0.0
+    per_pair_windowed_s: float = 0.0
 
-    def iteration_seconds(self, tokens: int, decode_kv_tokens: float, prefill_attention_pairs: float) -> float:
+    def iteration_seconds(self, tokens: int, decode_kv_tokens: float, prefill_attention_pairs: float,
+                          decode_kv_windowed: float | None = None,
+                          prefill_pairs_windowed: float | None = None) -> float:
+        """See :class:`colossim.inference.simulate.IterationCostModel`; the windowed terms default
+        to the global ones (no context longer than the window)."""
         i = min(max(int(tokens), 1), len(self.seconds_grid)) - 1
+        kv_w = decode_kv_tokens if decode_kv_windowed is None else decode_kv_windowed
+        pairs_w = prefill_attention_pairs if prefill_pairs_windowed is None else prefill_pairs_windowed
         return float(self.seconds_grid[i] + self.per_kv_token_s * decode_kv_tokens
-                     + self.per_pair_s * prefill_attention_pairs)
+                     + self.per_pair_s * prefill_attention_pairs
+                     + self.per_kv_windowed_token_s * kv_w + self.per_pair_windowed_s * pairs_w)
 
 
 def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
@@ -329,13 +378,16 @@ def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
     grid = np.arange(1, max_tokens + 1, dtype=float)
     base = iteration_seconds(ctx, grid, 0.0, 0.0, grid)["total"]
     big = 1e6
-    per_kv = float((iteration_seconds(ctx, 1.0, big, 0.0, 1.0)["total"][()]
-                    - iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0)["total"][()]) / big)
-    per_pair = float((iteration_seconds(ctx, 1.0, 0.0, big, 1.0)["total"][()]
-                      - iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0)["total"][()]) / big)
-    return TabulatedIterationCost(grid, base, per_kv, per_pair)
+    zero = float(iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0)["total"][()])
+
+    def per(kv: float, pairs: float, kv_w: float, pairs_w: float) -> float:
+        t = iteration_seconds(ctx, 1.0, kv, pairs, 1.0, decode_kv_windowed=kv_w, prefill_pairs_windowed=pairs_w)
+        return (float(t["total"][()]) - zero) / big
+
+    return TabulatedIterationCost(grid, base, per(big, 0.0, 0.0, 0.0), per(0.0, big, 0.0, 0.0),
+                                  per(0.0, 0.0, big, 0.0), per(0.0, 0.0, 0.0, big))
 
 
 __all__ = ["BUCKETS", "DECODE_ATTENTION_COMPUTE_FRACTION", "ITERATION_OVERHEAD_S", "ServingContext",
            "TabulatedIterationCost", "causal_pairs", "iteration_seconds", "make_context",
-           "stage_seconds", "tabulate"]
+           "mean_decode_context", "stage_seconds", "tabulate"]

@@ -1,5 +1,6 @@
-"""Sliding-window layers in serving: the KV cache they keep, the keys their decode reads, the pairs
-their prefill runs, in the steady-state estimate and in the request simulator."""
+"""Local attention (sliding windows, Llama 4's chunks) in serving and training: the KV cache such
+layers keep, the keys their decode reads, the pairs their prefill runs, in the steady-state
+estimate and in the request simulator, and the chunked layers' attention in a training step."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from colossim.inference import memory as M
 from colossim.inference.estimate import budget_batch, estimate, replica_memory
 from colossim.inference.serving_sim import run_simulation, window_fields
 from colossim.inference.simulate import SchedulerConfig
-from colossim.inference.step import causal_pairs, iteration_seconds, make_context, mean_decode_context, tabulate
-from colossim.specs.model import resolve_model
+from colossim.inference.step import (causal_pairs, chunked_pairs, iteration_seconds, make_context,
+                                     mean_decode_context, tabulate)
+from colossim.specs.model import ModelSpec, resolve_model
+from colossim.training import flops as F
+from colossim.training import ops as O
 from colossim.specs.serving import load_serving_spec
 from colossim.specs.system import resolve_hardware
 
@@ -71,7 +75,7 @@ def test_a_model_without_windows_keeps_every_token():
     m = resolve_model("llama3.1-8b")
     mem = M.serving_memory(m, 80e9, weights="fp8", kv_format="fp8", tp=1, pp=1, max_num_tokens=8192,
                            max_batch=256, kv_cache_fraction=0.9)
-    assert mem.kv_window is None
+    assert mem.kv_local_span is None
     assert mem.kv_bytes_per_sequence(50_000) == M.kv_bytes_per_token(m, "fp8") * 50_000
 
 
@@ -79,14 +83,14 @@ def test_a_model_without_windows_keeps_every_token():
 def test_windowed_layers_read_the_window_not_the_context():
     c = ctx_for("mistral-7b")                    # every layer: a 4,096-token window
     kv = np.array([1e4, 1e5, 1e6])
-    t = iteration_seconds(c, 8.0, kv, 0.0, 8.0, decode_kv_windowed=8 * 4096.0)["total"]
+    t = iteration_seconds(c, 8.0, kv, 0.0, 8.0, decode_kv_local=8 * 4096.0)["total"]
     assert np.allclose(t, t[0])                  # the global reads' count does not matter
-    longer = iteration_seconds(c, 8.0, kv, 0.0, 8.0, decode_kv_windowed=8 * 8192.0)["total"]
+    longer = iteration_seconds(c, 8.0, kv, 0.0, 8.0, decode_kv_local=8 * 8192.0)["total"]
     assert np.all(longer > t)
     # a model without windows ignores the windowed counts
     d = ctx_for("llama3.1-8b")
     a = iteration_seconds(d, 8.0, 1e5, 1e6, 8.0)["total"]
-    b = iteration_seconds(d, 8.0, 1e5, 1e6, 8.0, decode_kv_windowed=0.0, prefill_pairs_windowed=0.0)["total"]
+    b = iteration_seconds(d, 8.0, 1e5, 1e6, 8.0, decode_kv_local=0.0, prefill_pairs_local=0.0)["total"]
     assert float(a) == float(b)
 
 
@@ -94,18 +98,18 @@ def test_half_windowed_layers_cost_half_the_attention():
     c = ctx_for("gpt-oss-120b")
     base = float(iteration_seconds(c, 1.0, 0.0, 0.0, 1.0)["total"])
     both = float(iteration_seconds(c, 1.0, 1e6, 0.0, 1.0)["total"]) - base
-    glob = float(iteration_seconds(c, 1.0, 1e6, 0.0, 1.0, decode_kv_windowed=0.0)["total"]) - base
+    glob = float(iteration_seconds(c, 1.0, 1e6, 0.0, 1.0, decode_kv_local=0.0)["total"]) - base
     assert glob == pytest.approx(both / 2, rel=1e-9)   # 18 of 36 layers windowed
 
 
 def test_tabulated_cost_keeps_the_windowed_terms():
     c = ctx_for("gpt-oss-120b")
     tab = tabulate(c, 512)
-    direct = float(iteration_seconds(c, 100.0, 5e5, 2e6, 100.0, decode_kv_windowed=1.2e4,
-                                     prefill_pairs_windowed=3e4)["total"])
+    direct = float(iteration_seconds(c, 100.0, 5e5, 2e6, 100.0, decode_kv_local=1.2e4,
+                                     prefill_pairs_local=3e4)["total"])
     assert tab.iteration_seconds(100, 5e5, 2e6, 1.2e4, 3e4) == pytest.approx(direct, rel=0.02)
-    assert tab.per_kv_windowed_token_s == pytest.approx(tab.per_kv_token_s, rel=1e-9)   # half and half
-    assert tabulate(ctx_for("llama3.1-8b"), 64).per_kv_windowed_token_s == 0.0
+    assert tab.per_kv_local_token_s == pytest.approx(tab.per_kv_token_s, rel=1e-9)   # half and half
+    assert tabulate(ctx_for("llama3.1-8b"), 64).per_kv_local_token_s == 0.0
 
 
 # --- the estimate and the simulator ---------------------------------------------------------
@@ -167,3 +171,62 @@ def test_scheduler_window_fields_are_checked(kw, field):
 def test_a_bad_windowed_kv_cache_names_the_field():
     with pytest.raises(SpecError, match="windowed_kv_cache"):
         spec(windowed_kv_cache="sometimes")
+
+
+# --- chunked attention (Llama 4) ------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 400), st.integers(0, 400), st.integers(1, 300))
+def test_chunked_pairs_are_the_sum_of_positions_within_the_chunk(chunk, prefix, size):
+    brute = sum((q - 1) % size + 1 for q in range(prefix + 1, prefix + chunk + 1))
+    assert float(chunked_pairs(chunk, prefix, size)) == pytest.approx(brute, abs=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 12000))
+def test_mean_chunked_context_is_the_sawtooth_mean(I, O, size):
+    c = I + (np.arange(200_000) + 0.5) / 200_000 * O
+    expected = float(np.mod(c, size).mean()) if size < I + O else I + O / 2
+    assert mean_decode_context(I, O, attention_chunk=size) == pytest.approx(expected, rel=1e-3, abs=1e-3)
+
+
+def test_llama4_keeps_a_chunk_in_three_layers_of_four():
+    m = resolve_model("llama4-maverick")
+    assert m.local_attention == ("chunk", 8192, 36)
+    mem = M.serving_memory(m, 141e9, weights="fp8", kv_format="fp8", tp=8, pp=1, max_num_tokens=8192,
+                           max_batch=256, kv_cache_fraction=0.9)
+    per = M.kv_bytes_per_token(m, "fp8", tp=8)
+    assert mem.kv_bytes_per_sequence(100_000) == pytest.approx(per * (0.25 * 100_000 + 0.75 * 8192))
+    s = load_serving_spec({"model": "llama4-maverick", "hardware": {"gpu": "h200-sxm", "count": 8},
+                           "parallelism": {"tp": 8}, "serving": {"weights": "fp8", "input_tokens": 120_000,
+                                                                  "output_tokens": 2000}})
+    full = load_serving_spec({**{"model": "llama4-maverick", "hardware": {"gpu": "h200-sxm", "count": 8},
+                                 "parallelism": {"tp": 8}},
+                              "serving": {"weights": "fp8", "input_tokens": 120_000, "output_tokens": 2000,
+                                          "windowed_kv_cache": False}})
+    assert estimate(s).max_batch > 2.5 * estimate(full).max_batch
+
+
+def test_chunked_layers_train_as_causal_attention_within_each_chunk():
+    m = resolve_model("llama4-scout")
+    # at the 8,192-token pre-training length a chunk is the whole sequence: one global kind
+    assert O.attention_layer_kinds(m, 8192) == [("attention", None, None, 1.0)]
+    kinds = O.attention_layer_kinds(m, 32768)
+    assert kinds == [("attention", None, None, 0.25), ("attention_chunked", None, 8192, 0.75)]
+    assert F.attention_keys_per_query(m, 32768) == pytest.approx(0.25 * 16384 + 0.75 * 4096)
+    assert F.attention_keys_per_query(m, 32768, causal=False) == pytest.approx(0.25 * 32768 + 0.75 * 8192)
+    ops = [op for op in O.attention_ops(m, 2, 32768, 1, 1) if isinstance(op, O.Attention)]
+    per_token = sum(F.attention_flops_per_token(m, 32768).values())
+    assert sum(float(op.flops) for op in ops) == pytest.approx(2 * 32768 * per_token)
+    chunked = next(op for op in ops if op.name == "attention_chunked")
+    assert (float(chunked.batch), chunked.seq_kv) == (2 * 4.0, 8192)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"attention_chunk_layers": 3}, "attention_chunk_layers needs attention_chunk"),
+    ({"attention_chunk": 64, "attention_chunk_layers": 9}, "attention_chunk_layers 9 > layers 4"),
+    ({"attention_chunk": 64, "sliding_window": 32}, "not both"),
+])
+def test_chunk_fields_are_checked(fields, message):
+    base = {"layers": 4, "hidden": 256, "heads": 4, "vocab": 1000, "seq_len": 1024, "ffn_hidden": 1024}
+    with pytest.raises(ValueError, match=message):
+        ModelSpec(**base, **fields)

@@ -83,7 +83,8 @@ def test_a_mixed_model_has_one_attention_op_per_kind_and_their_flops_add_up():
     m = ModelSpec(layers=6, hidden=1024, heads=8, vocab=1000, seq_len=8192, ffn_hidden=4096,
                   sliding_window=1024, sliding_window_layers=4)
     kinds = O.attention_layer_kinds(m, 8192)
-    assert kinds == [("attention", None, pytest.approx(1 / 3)), ("attention_windowed", 1024, pytest.approx(2 / 3))]
+    assert kinds == [("attention", None, None, pytest.approx(1 / 3)),
+                     ("attention_windowed", 1024, None, pytest.approx(2 / 3))]
     ops = [op for op in O.attention_ops(m, 2, 8192, 2, 1) if isinstance(op, O.Attention)]
     total = sum(float(op.flops) for op in ops)
     per_token = sum(F.attention_flops_per_token(m, 8192).values())
@@ -91,7 +92,7 @@ def test_a_mixed_model_has_one_attention_op_per_kind_and_their_flops_add_up():
     # every layer windowed: one op; a window no shorter than the sequence: the global op alone
     every = m.model_copy(update={"sliding_window_layers": None})
     assert [k[0] for k in O.attention_layer_kinds(every, 8192)] == ["attention_windowed"]
-    assert O.attention_layer_kinds(m, 1024) == [("attention", None, 1.0)]
+    assert O.attention_layer_kinds(m, 1024) == [("attention", None, None, 1.0)]
 
 
 def _mistral_like(seq: int, **parallelism) -> dict:

@@ -187,6 +187,21 @@ def test_llama4_reads_its_text_config_with_interleaved_moe_layers_at_its_trainin
     # Meta's announced counts: 17B active for both, 400B and 109B total (Scout's with its vision encoder)
     assert mav.params_total == pytest.approx(400e9, rel=0.01) and scout.params_total == pytest.approx(109e9, rel=0.02)
     assert mav.params_active == pytest.approx(17e9, rel=0.02) == scout.params_active
+    # three layers in four attend 8,192-token chunks, the fourth is global (transformers' layer types)
+    assert (mav.attention_chunk, mav.chunked_layers, scout.chunked_layers) == (8192, 36, 36)
+
+
+@pytest.mark.parametrize("extra, chunked", [
+    ({"layer_types": ["chunked_attention"] * 40 + ["full_attention"] * 8}, 40),
+    ({"no_rope_layers": [1, 0] * 24}, 24),
+    ({"no_rope_layer_interval": 2}, 24),
+    ({"attention_chunk_size": None}, 0),
+])
+def test_llama4_chunked_layers_follow_the_config(tmp_path, extra, chunked):
+    cfg = json.loads((HF / "llama4-maverick.json").read_text())
+    cfg["text_config"].update(extra)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert load_hf_config(tmp_path).chunked_layers == chunked
 
 
 def test_gpt_oss_is_moe_in_every_layer_with_biases_a_window_every_other_layer_and_its_yarn_base_length(tmp_path):

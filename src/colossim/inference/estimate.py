@@ -7,8 +7,9 @@ Steady state of continuous (in-flight) batching, per replica with ``B`` concurre
 - each iteration every sequence gains one token, and ``B / O`` sequences finish and are replaced,
   so the iteration also carries ``B I / O`` prompt tokens (chunked prefill mixes them in; without
   chunking whole prompts join the iteration: the same average work).  KV read per iteration:
-  ``B (I + O / 2)`` (in a sliding-window layer the mean of ``min(context, window)``); prompt
-  attention pairs ``B / O x I (I + 1) / 2`` (each query seeing at most the window in such a layer);
+  ``B (I + O / 2)`` (in a sliding-window layer the mean of ``min(context, window)``, in a chunked
+  one of the position within the chunk); prompt attention pairs ``B / O x I (I + 1) / 2`` (each
+  query seeing at most the window, or its chunk's prefix, in such a layer);
 - TPOT = the iteration time; output tokens/s per replica = ``B / TPOT``;
 - TTFT = the iterations a new prompt needs at the token budget (``max_num_tokens`` less the
   decodes), each carrying the running decodes; queueing is not in the steady state (``serve
@@ -37,8 +38,8 @@ from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.ownership import usd_per_gpu_hour
 from colossim.errors import SpecError
 from colossim.inference import memory as M
-from colossim.inference.step import (BUCKETS, causal_pairs, iteration_seconds, make_context, mean_decode_context,
-                                     stage_seconds)
+from colossim.inference.step import (BUCKETS, causal_pairs, iteration_seconds, local_decode_context, local_pairs,
+                                     make_context, mean_decode_context, stage_seconds)
 from colossim.specs.serving import ServingSpec
 
 #: Batch sizes tried per plan when the spec leaves ``batch`` open.
@@ -174,22 +175,17 @@ def _batch_grid(spec: ServingSpec, max_batch: int, pp: int) -> np.ndarray:
     return grid[grid >= min(pp, hi)]
 
 
-def _window(ctx) -> int | None:
-    """The sliding window of the model's windowed layers (None without them)."""
-    return ctx.model.sliding_window if ctx.model.windowed_layers else None
-
-
 def _decode_reads(ctx, mb, I: float, O: float) -> dict:
-    """Keys the decode steps of ``mb`` sequences read per layer, global and windowed, as
+    """Keys the decode steps of ``mb`` sequences read per layer, global and local, as
     :func:`iteration_seconds` takes them (steady state: contexts spread over I ... I + O)."""
     return {"decode_kv_tokens": mb * mean_decode_context(I, O),
-            "decode_kv_windowed": mb * mean_decode_context(I, O, _window(ctx))}
+            "decode_kv_local": mb * local_decode_context(ctx.model, I, O)}
 
 
 def _prompt_pairs(ctx, n, I: float) -> dict:
     """Query-key pairs of ``n`` whole prompts of ``I`` tokens (``n`` may be a fraction or an array),
-    global and windowed, as :func:`iteration_seconds` takes them."""
-    return {"prefill_pairs": n * causal_pairs(I), "prefill_pairs_windowed": n * causal_pairs(I, window=_window(ctx))}
+    global and local, as :func:`iteration_seconds` takes them."""
+    return {"prefill_pairs": n * causal_pairs(I), "prefill_pairs_local": n * local_pairs(ctx.model, I)}
 
 
 def _continuous(ctx, spec: ServingSpec, B: np.ndarray):

@@ -13,11 +13,13 @@ Sharding (one replica = ``tp * pp`` GPUs; see :mod:`colossim.specs.serving`):
   over ``tp`` and replicated when ``tp > kv_heads`` (Megatron / TensorRT-LLM / vLLM do);
   MLA: the compressed latent ``kv_lora_rank + qk_rope_head_dim`` per token per layer, replicated on
   every TP rank (DeepSeek-V2 section 2.1; vLLM / SGLang MLA with TP);
-- sliding-window layers (Mistral 7B, Gemma 2, gpt-oss) keep only their window's keys and values,
-  ``min(context, sliding_window)`` tokens, as the engines of 2025 allocate them (TensorRT-LLM's
-  per-window KV pools, vLLM's hybrid KV-cache manager, SGLang's SWA pool); an engine that keeps the
-  whole context in every layer is ``serving.windowed_kv_cache: false``.  A stage holds the model's
-  windowed layers in proportion, as it holds its dense and MoE layers.
+- local layers keep at most their span: a sliding-window layer (Mistral 7B, Gemma 2, gpt-oss) its
+  window's keys and values, ``min(context, sliding_window)`` tokens, and a chunked-attention layer
+  (Llama 4) its current chunk, at most ``attention_chunk`` tokens (the admission reserves that peak),
+  as the engines of 2025 allocate them (TensorRT-LLM's per-window KV pools, vLLM's hybrid KV-cache
+  manager, SGLang's SWA pool); an engine that keeps the whole context in every layer is
+  ``serving.windowed_kv_cache: false``.  A stage holds the model's local layers in proportion, as it
+  holds its dense and MoE layers.
 
 The pipeline's worst stage sets the per-GPU figure: ``ceil(layers / pp)`` layers plus the larger of
 the embedding and the output head.
@@ -65,10 +67,11 @@ class ServingMemory:
     """HBM left for the engine after the runtime's reserve (:data:`RUNTIME_RESERVE_BYTES`)."""
     kv_cache_fraction: float = 0.9
     """Share of the memory still free after weights and workspace that the KV cache takes."""
-    kv_window: int | None = None
-    """Tokens a sliding-window layer keeps (None: every layer keeps the whole context)."""
-    kv_windowed_share: float = 0.0
-    """Share of ``kv_per_token`` in the stage's sliding-window layers."""
+    kv_local_span: int | None = None
+    """Tokens a local (sliding-window or chunked) layer keeps at most (None: every layer keeps the
+    whole context)."""
+    kv_local_share: float = 0.0
+    """Share of ``kv_per_token`` in the stage's local layers."""
 
     @property
     def free(self) -> float:
@@ -89,10 +92,10 @@ class ServingMemory:
 
     def kv_bytes_per_sequence(self, context_tokens: float) -> float:
         """KV-cache bytes of one sequence of ``context_tokens``: the whole context in the global
-        layers, at most ``kv_window`` tokens in the windowed ones."""
-        kept = windowed_context(context_tokens, self.kv_window)
-        return self.kv_per_token * ((1.0 - self.kv_windowed_share) * context_tokens
-                                    + self.kv_windowed_share * kept)
+        layers, at most ``kv_local_span`` tokens in the local ones."""
+        kept = windowed_context(context_tokens, self.kv_local_span)
+        return self.kv_per_token * ((1.0 - self.kv_local_share) * context_tokens
+                                    + self.kv_local_share * kept)
 
     def max_sequences(self, context_tokens: float) -> int:
         """Concurrent sequences of ``context_tokens`` (prompt + output) that fit."""
@@ -106,13 +109,15 @@ class ServingMemory:
 
 def windowed_context(context_tokens, window: int | None):
     """Tokens a sliding-window layer keeps of a ``context_tokens`` context (and that its decode
-    attention reads): ``min(context, window)``; the whole context without a window."""
+    attention reads), ``min(context, window)``, the whole context without a window; for a chunked
+    layer, the most it keeps."""
     return context_tokens if window is None else np.minimum(context_tokens, window)
 
 
-def windowed_share(model: ModelSpec) -> float:
-    """Share of a model's layers with sliding-window attention (0 without a window)."""
-    return model.windowed_layers / model.layers
+def local_share(model: ModelSpec) -> float:
+    """Share of a model's layers with local (sliding-window or chunked) attention (0: none)."""
+    local = model.local_attention
+    return 0.0 if local is None else local[2] / model.layers
 
 
 def stage_layers(model: ModelSpec, pp: int) -> int:
@@ -174,13 +179,14 @@ def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_forma
                    kv_cache_fraction: float, windowed_kv_cache: bool = True) -> ServingMemory:
     """Memory of one GPU of a ``tp x pp`` replica; with ``windowed_kv_cache`` the sliding-window
     layers keep only their window (see the module docstring)."""
-    window = model.sliding_window if windowed_kv_cache and model.windowed_layers else None
+    local = model.local_attention
+    window = local[1] if windowed_kv_cache and local else None
     return ServingMemory(
         weights=weight_bytes_per_gpu(model, weights, tp, pp),
         workspace=workspace_bytes(model, tp, max_num_tokens, max_batch),
         kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
         usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction,
-        kv_window=window, kv_windowed_share=windowed_share(model) if window else 0.0)
+        kv_local_span=window, kv_local_share=local_share(model) if window else 0.0)
 
 
 def gib(n_bytes: float) -> float:
@@ -189,4 +195,4 @@ def gib(n_bytes: float) -> float:
 
 __all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "RUNTIME_RESERVE_BYTES", "ServingMemory", "WORKSPACE_TENSORS", "gib",
            "kv_bytes_per_token", "kv_bytes_per_token_per_layer", "serving_memory", "stage_layers",
-           "weight_bytes_per_gpu", "windowed_context", "windowed_share", "workspace_bytes"]
+           "weight_bytes_per_gpu", "windowed_context", "local_share", "workspace_bytes"]

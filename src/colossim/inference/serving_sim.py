@@ -21,16 +21,20 @@ from colossim.specs.serving import ServingSpec
 
 
 def window_fields(model: ModelSpec, windowed_kv_cache: bool) -> dict:
-    """The scheduler's sliding-window fields for ``model``: its window, and its layers with those
+    """The scheduler's local-attention fields for ``model``: its window, and its layers with those
     that keep only the window (divided by their common factor, which leaves the shares as they are)
-    when the cache is windowed; nothing for a model without such layers."""
-    if not model.windowed_layers:
+    when the cache is windowed; nothing for a model without such layers.  A chunked layer is
+    scheduled as a window of its chunk: it reads ``min(context, chunk)`` keys, where the steady
+    state reads its position within the chunk (a mean of half a chunk at long contexts), and holds
+    a chunk's blocks to the end, where vLLM frees each past chunk's: both upper bounds."""
+    local = model.local_attention
+    if local is None:
         return {}
+    _, span, n = local
     if not windowed_kv_cache:
-        return {"attention_window": model.sliding_window}
-    g = math.gcd(model.layers, model.windowed_layers)
-    return {"attention_window": model.sliding_window, "kv_layers": model.layers // g,
-            "kv_windowed_layers": model.windowed_layers // g}
+        return {"attention_window": span}
+    g = math.gcd(model.layers, n)
+    return {"attention_window": span, "kv_layers": model.layers // g, "kv_windowed_layers": n // g}
 
 
 def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: str | None = None,
@@ -45,7 +49,7 @@ def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: 
     cost = tabulate(ctx, s.max_num_tokens)
     cfg = S.SchedulerConfig(kv_capacity_tokens=mem.kv_tokens(), max_batch=min(s.max_batch_size, s.max_num_tokens),
                             max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
-                            **window_fields(spec.model, bool(mem.kv_window)))
+                            **window_fields(spec.model, bool(mem.kv_local_span)))
     replicas = plan["replicas"]
     per_replica = math.inf if rate <= 0 else rate / replicas
     inp = S.parse_length(input_len, field="--input") if input_len else S.LengthDistribution.fixed(s.input_tokens)

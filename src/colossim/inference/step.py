@@ -48,7 +48,7 @@ from colossim.cost import compute as K
 from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.power import profile_for_chip
 from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, kv_bytes_per_token_per_layer, stage_layers,
-                                       windowed_share)
+                                       local_share)
 from colossim.specs.model import ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 from colossim.specs.system import SystemSpec
@@ -177,10 +177,10 @@ def _attention_gemms(acc: _Acc, ctx: ServingContext, T: np.ndarray, layers: floa
 
 
 def _attention_core(acc: _Acc, ctx: ServingContext, decode_kv: np.ndarray, pairs: np.ndarray,
-                    layers: float, decode_kv_windowed: np.ndarray, pairs_windowed: np.ndarray) -> None:
-    """Decode and prefill attention of ``layers`` layers; the model's sliding-window share of them
-    reads ``decode_kv_windowed`` keys and runs ``pairs_windowed`` pairs instead (the kernels skip
-    what lies outside the window whether or not the cache keeps it)."""
+                    layers: float, decode_kv_local: np.ndarray, pairs_local: np.ndarray) -> None:
+    """Decode and prefill attention of ``layers`` layers; the model's local (sliding-window or
+    chunked) share of them reads ``decode_kv_local`` keys and runs ``pairs_local`` pairs instead
+    (the kernels skip what lies outside the window or chunk whether or not the cache keeps it)."""
     m, chip, prof = ctx.model, ctx.chip, ctx.profile
     heads_local = m.heads / ctx.tp
     peak16 = chip.peak_flops_per_s("bf16")
@@ -191,8 +191,8 @@ def _attention_core(acc: _Acc, ctx: ServingContext, decode_kv: np.ndarray, pairs
         dk, dv = m.qk_head_dim, m.v_head_dim
     eff_dec = prof.attention.max_efficiency * DECODE_ATTENTION_COMPUTE_FRACTION
     eff = K.attention_efficiency(ctx.attention_seq_hint, m.qk_head_dim, True, prof)
-    windowed = layers * windowed_share(m)
-    for n, kv, prs in ((layers - windowed, decode_kv, pairs), (windowed, decode_kv_windowed, pairs_windowed)):
+    local = layers * local_share(m)
+    for n, kv, prs in ((layers - local, decode_kv, pairs), (local, decode_kv_local, pairs_local)):
         if not n:
             continue
         # decode: stream the cache once (once per query head of a group without a GQA-aware
@@ -278,15 +278,15 @@ def _head(acc: _Acc, ctx: ServingContext, sampled: np.ndarray) -> None:
 
 def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
                   prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0, *,
-                  decode_kv_windowed: ArrayLike | None = None,
-                  prefill_pairs_windowed: ArrayLike | None = None) -> dict[str, np.ndarray]:
+                  decode_kv_local: ArrayLike | None = None,
+                  prefill_pairs_local: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Time of one micro-batch through the largest pipeline stage (its layers, plus the output head
     and the stage-to-stage send), by bucket; ``total`` is their sum plus the iteration overhead
-    divided over the stages.  ``decode_kv_windowed`` / ``prefill_pairs_windowed``: the keys read and
-    the query-key pairs in the model's sliding-window layers (``decode_kv_tokens`` /
-    ``prefill_pairs`` when None, as when no context is longer than the window)."""
-    kv_w = decode_kv_tokens if decode_kv_windowed is None else decode_kv_windowed
-    pairs_w = prefill_pairs if prefill_pairs_windowed is None else prefill_pairs_windowed
+    divided over the stages.  ``decode_kv_local`` / ``prefill_pairs_local``: the keys read and
+    the query-key pairs in the model's local (sliding-window or chunked) layers (``decode_kv_tokens`` /
+    ``prefill_pairs`` when None, as when no context is longer than the window or chunk)."""
+    kv_w = decode_kv_tokens if decode_kv_local is None else decode_kv_local
+    pairs_w = prefill_pairs if prefill_pairs_local is None else prefill_pairs_local
     T, kv, pairs, smp, kv_w, pairs_w = np.broadcast_arrays(
         _f(tokens), _f(decode_kv_tokens), _f(prefill_pairs), _f(sampled), _f(kv_w), _f(pairs_w))
     m = ctx.model
@@ -309,11 +309,11 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
 
 def iteration_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
                       prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0, *,
-                      decode_kv_windowed: ArrayLike | None = None,
-                      prefill_pairs_windowed: ArrayLike | None = None) -> dict[str, np.ndarray]:
+                      decode_kv_local: ArrayLike | None = None,
+                      prefill_pairs_local: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Latency of one iteration of a micro-batch through all ``pp`` stages (per bucket and total)."""
-    s = stage_seconds(ctx, tokens, decode_kv_tokens, prefill_pairs, sampled, decode_kv_windowed=decode_kv_windowed,
-                      prefill_pairs_windowed=prefill_pairs_windowed)
+    s = stage_seconds(ctx, tokens, decode_kv_tokens, prefill_pairs, sampled, decode_kv_local=decode_kv_local,
+                      prefill_pairs_local=prefill_pairs_local)
     return {k: v * ctx.pp for k, v in s.items()}
 
 
@@ -332,11 +332,37 @@ def _windowed_pairs_to(n: np.ndarray, window: int) -> np.ndarray:
     return inside * (inside + 1.0) / 2.0 + np.maximum(n - window, 0.0) * window
 
 
-def mean_decode_context(input_tokens: float, output_tokens: float, window: int | None = None) -> float:
+def chunked_pairs(chunk: ArrayLike, prefix: ArrayLike, attention_chunk: int) -> np.ndarray:
+    """Query-key pairs of ``chunk`` new tokens after ``prefix`` in a chunked-attention layer, each
+    query seeing the keys of its own ``attention_chunk``-token chunk up to itself."""
+    def to(n: np.ndarray) -> np.ndarray:   # sum over q = 1..n of ((q - 1) mod C) + 1
+        whole, rest = np.floor(n / attention_chunk), np.mod(n, attention_chunk)
+        return whole * attention_chunk * (attention_chunk + 1.0) / 2.0 + rest * (rest + 1.0) / 2.0
+    c, p = _f(chunk), _f(prefix)
+    return to(p + c) - to(p)
+
+
+def local_pairs(model: ModelSpec, chunk: ArrayLike, prefix: ArrayLike = 0.0) -> np.ndarray:
+    """:func:`causal_pairs` in the model's local layers (its window or chunk; global without them)."""
+    local = model.local_attention
+    if local is not None and local[0] == "chunk":
+        return chunked_pairs(chunk, prefix, local[1])
+    return causal_pairs(chunk, prefix, None if local is None else local[1])
+
+
+def mean_decode_context(input_tokens: float, output_tokens: float, window: int | None = None,
+                        attention_chunk: int | None = None) -> float:
     """Keys a decode step reads per layer, averaged over a request's ``output_tokens`` steps whose
-    context runs from ``input_tokens`` to ``input_tokens + output_tokens``: ``I + O / 2``, or under
-    a ``window`` the mean of ``min(context, window)`` over that range."""
+    context runs from ``input_tokens`` to ``input_tokens + output_tokens``: ``I + O / 2``; under
+    a ``window`` the mean of ``min(context, window)`` over that range; in a chunked layer the mean
+    of the context's position within its chunk (a sawtooth between 0 and the chunk)."""
     I, O = float(input_tokens), float(output_tokens)
+    if attention_chunk is not None and attention_chunk < I + O:
+        C = float(attention_chunk)
+
+        def area(x: float) -> float:   # integral from 0 to x of (t mod C)
+            return math.floor(x / C) * C * C / 2.0 + (x % C) ** 2 / 2.0
+        return (area(I + O) - area(I)) / O
     if window is None or window >= I + O:
         return I + O / 2.0
     if window <= I:
@@ -344,31 +370,41 @@ def mean_decode_context(input_tokens: float, output_tokens: float, window: int |
     return ((window * window - I * I) / 2.0 + window * (I + O - window)) / O
 
 
+def local_decode_context(model: ModelSpec, input_tokens: float, output_tokens: float) -> float:
+    """:func:`mean_decode_context` in the model's local layers (its window or chunk)."""
+    local = model.local_attention
+    if local is None:
+        return mean_decode_context(input_tokens, output_tokens)
+    if local[0] == "chunk":
+        return mean_decode_context(input_tokens, output_tokens, attention_chunk=local[1])
+    return mean_decode_context(input_tokens, output_tokens, window=local[1])
+
+
 @dataclass(frozen=True)
 class TabulatedIterationCost:
     """The iteration cost as the request simulator needs it, cheap per call:
     ``fixed(tokens)`` tabulated for 1..max_tokens (linear interpolation), plus linear terms for
     the decode KV reads and the prefill attention pairs (both are linear in the model above), in
-    the global layers and in the sliding-window ones (whose terms are 0 for a model without them)."""
+    the global layers and in the local ones (whose terms are 0 for a model without them)."""
 
     tokens_grid: np.ndarray
     seconds_grid: np.ndarray
     per_kv_token_s: float
     per_pair_s: float
-    per_kv_windowed_token_s: float = 0.0
-    per_pair_windowed_s: float = 0.0
+    per_kv_local_token_s: float = 0.0
+    per_pair_local_s: float = 0.0
 
     def iteration_seconds(self, tokens: int, decode_kv_tokens: float, prefill_attention_pairs: float,
-                          decode_kv_windowed: float | None = None,
-                          prefill_pairs_windowed: float | None = None) -> float:
-        """See :class:`colossim.inference.simulate.IterationCostModel`; the windowed terms default
-        to the global ones (no context longer than the window)."""
+                          decode_kv_local: float | None = None,
+                          prefill_pairs_local: float | None = None) -> float:
+        """See :class:`colossim.inference.simulate.IterationCostModel`; the local terms default
+        to the global ones (no context longer than the window or chunk)."""
         i = min(max(int(tokens), 1), len(self.seconds_grid)) - 1
-        kv_w = decode_kv_tokens if decode_kv_windowed is None else decode_kv_windowed
-        pairs_w = prefill_attention_pairs if prefill_pairs_windowed is None else prefill_pairs_windowed
+        kv_w = decode_kv_tokens if decode_kv_local is None else decode_kv_local
+        pairs_w = prefill_attention_pairs if prefill_pairs_local is None else prefill_pairs_local
         return float(self.seconds_grid[i] + self.per_kv_token_s * decode_kv_tokens
                      + self.per_pair_s * prefill_attention_pairs
-                     + self.per_kv_windowed_token_s * kv_w + self.per_pair_windowed_s * pairs_w)
+                     + self.per_kv_local_token_s * kv_w + self.per_pair_local_s * pairs_w)
 
 
 def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
@@ -381,7 +417,7 @@ def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
     zero = float(iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0)["total"][()])
 
     def per(kv: float, pairs: float, kv_w: float, pairs_w: float) -> float:
-        t = iteration_seconds(ctx, 1.0, kv, pairs, 1.0, decode_kv_windowed=kv_w, prefill_pairs_windowed=pairs_w)
+        t = iteration_seconds(ctx, 1.0, kv, pairs, 1.0, decode_kv_local=kv_w, prefill_pairs_local=pairs_w)
         return (float(t["total"][()]) - zero) / big
 
     return TabulatedIterationCost(grid, base, per(big, 0.0, 0.0, 0.0), per(0.0, big, 0.0, 0.0),
@@ -389,5 +425,5 @@ def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
 
 
 __all__ = ["BUCKETS", "DECODE_ATTENTION_COMPUTE_FRACTION", "ITERATION_OVERHEAD_S", "ServingContext",
-           "TabulatedIterationCost", "causal_pairs", "iteration_seconds", "make_context",
-           "mean_decode_context", "stage_seconds", "tabulate"]
+           "TabulatedIterationCost", "causal_pairs", "chunked_pairs", "iteration_seconds", "local_decode_context",
+           "local_pairs", "make_context", "mean_decode_context", "stage_seconds", "tabulate"]

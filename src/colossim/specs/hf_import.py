@@ -4,7 +4,7 @@ Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also d
 has the same keys); and, read the same way, qwen3, phi3, gemma and gemma2 (dense, llama's keys),
 qwen2_moe / qwen3_moe (routed experts, with Qwen2-MoE's shared expert as whole experts of the
 routed width) and llama4 (its ``text_config``; also llama4_text: MoE layers interleaved with dense
-ones, a shared expert, chunked attention read as full attention) and gpt_oss (MoE in every layer,
+ones, a shared expert, 8,192-token attention chunks in three layers of four) and gpt_oss (MoE in every layer,
 biases, a 128-token window every other layer).  Two families with keys of their
 own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
@@ -218,7 +218,34 @@ def _llama4_fields(cfg: dict[str, Any], path: str, layers: Any) -> dict[str, Any
            "moe_layer_interval": step, "seq_len": LLAMA4_SEQ_LEN}
     if step > 1:
         out["ffn_hidden"] = _need(cfg, "intermediate_size_mlp", path)
-    return out
+    return out | _llama4_chunk_fields(cfg, path, layers)
+
+
+#: Llama 4's attention chunk and NoPE interval when a config names neither (transformers 5.24.0
+#: Llama4TextConfig: ``attention_chunk_size`` 8192; ``no_rope_layer_interval`` 4, every fourth layer
+#: global without RoPE, the others chunked).
+LLAMA4_DEFAULT_CHUNK = 8192
+LLAMA4_NOPE_INTERVAL = 4
+
+
+def _llama4_chunk_fields(cfg: dict[str, Any], path: str, layers: Any) -> dict[str, Any]:
+    """``attention_chunk`` / ``attention_chunk_layers`` of a Llama 4 text config, as transformers
+    builds its layer types: ``layer_types``' "chunked_attention" where listed, else the RoPE layers
+    of ``no_rope_layers`` (1 = RoPE), else all but every ``no_rope_layer_interval``-th layer;
+    nothing when ``attention_chunk_size`` is null."""
+    chunk = cfg.get("attention_chunk_size", LLAMA4_DEFAULT_CHUNK)
+    if not chunk or not isinstance(layers, int):
+        return {}
+    types, rope = cfg.get("layer_types"), cfg.get("no_rope_layers")
+    if isinstance(types, list):
+        n = sum(t == "chunked_attention" for t in types)
+    elif isinstance(rope, list) and rope:
+        n = sum(1 for r in rope[:layers] if r)
+    else:
+        interval = _int_key({"no_rope_layer_interval": cfg.get("no_rope_layer_interval") or LLAMA4_NOPE_INTERVAL},
+                            "no_rope_layer_interval", path)
+        n = layers - layers // interval
+    return {"attention_chunk": chunk, "attention_chunk_layers": n} if n else {}
 
 
 def _gpt_oss_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:

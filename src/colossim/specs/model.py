@@ -112,6 +112,13 @@ class ModelSpec(BaseModel):
     sliding_window_layers: SpecInt | None = Field(None, ge=0, description="layers with sliding-window attention, "
                                                   "the others attending the whole sequence (Gemma 2: half of "
                                                   "them); default every layer when sliding_window is given")
+    attention_chunk: SpecInt | None = Field(None, ge=1, description="tokens of one chunk in a chunked-attention "
+                                            "layer: the sequence is cut into chunks of this many tokens and "
+                                            "each query sees the keys of its own chunk up to itself (Llama 4's "
+                                            "RoPE layers: 8,192); blank: no chunked layers")
+    attention_chunk_layers: SpecInt | None = Field(None, ge=0, description="layers with chunked attention, the "
+                                                   "others global (Llama 4: 3 in 4); default every layer when "
+                                                   "attention_chunk is given")
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     position: Literal["rope", "learned", "alibi", "none"] = "rope"
     bias: bool = Field(False, description="every linear layer (and LayerNorm) has a bias")
@@ -165,6 +172,14 @@ class ModelSpec(BaseModel):
                 raise ValueError("sliding_window_layers needs sliding_window (the window's tokens)")
             if self.sliding_window_layers > self.layers:
                 raise ValueError(f"sliding_window_layers {self.sliding_window_layers} > layers {self.layers}")
+        if self.attention_chunk_layers is not None:
+            if self.attention_chunk is None:
+                raise ValueError("attention_chunk_layers needs attention_chunk (the chunk's tokens)")
+            if self.attention_chunk_layers > self.layers:
+                raise ValueError(f"attention_chunk_layers {self.attention_chunk_layers} > layers {self.layers}")
+        if self.windowed_layers and self.chunked_layers:
+            raise ValueError("a model has sliding-window or chunked-attention layers, not both: allowed: one of "
+                             "sliding_window, attention_chunk")
         return self
 
     def _check_routing_groups(self) -> None:
@@ -216,6 +231,24 @@ class ModelSpec(BaseModel):
         if self.sliding_window is None:
             return 0
         return self.layers if self.sliding_window_layers is None else self.sliding_window_layers
+
+    @property
+    def chunked_layers(self) -> int:
+        """Layers whose queries see only their own ``attention_chunk`` (0 without chunks)."""
+        if self.attention_chunk is None:
+            return 0
+        return self.layers if self.attention_chunk_layers is None else self.attention_chunk_layers
+
+    @property
+    def local_attention(self) -> tuple[str, int, int] | None:
+        """(kind, span, layers) of the layers whose attention is local, ``("window", sliding_window,
+        windowed_layers)`` or ``("chunk", attention_chunk, chunked_layers)``; None when every layer
+        is global."""
+        if self.windowed_layers:
+            return "window", self.sliding_window, self.windowed_layers
+        if self.chunked_layers:
+            return "chunk", self.attention_chunk, self.chunked_layers
+        return None
 
     @property
     def qk_head_dim(self) -> int:
@@ -371,6 +404,8 @@ class ModelRow(BaseModel):
     mtp_modules: int | None = None
     sliding_window: int | None = None
     sliding_window_layers: int | None = None
+    attention_chunk: int | None = None
+    attention_chunk_layers: int | None = None
     software: str | None = Field(None, description="the software stack of the model's developers' "
                                  "published training runs (software_stacks.csv); a training spec naming "
                                  "this model and no training.software gets it")

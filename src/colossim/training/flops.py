@@ -54,13 +54,16 @@ def attention_keys_per_query(model: ModelSpec, seq_len: int, causal: bool = True
     (:func:`colossim.training.ops.attention_layer_kinds`, the op list's own split).  With the causal
     mask: S / 2 in a global layer and in a sliding-window layer the band's mean
     (:func:`colossim.cost.compute.causal_keys_per_query`).  Without it (the MFU conventions'
-    count): every key a query could see, S in a global layer and min(window, S) in a windowed one."""
-    def keys(window: int | None) -> float:
+    count): every key a query could see, S in a global layer and min(window, S) in a windowed one.
+    A chunked layer (chunk C < S) counts as causal attention over sequences of C tokens: C / 2
+    keys per query, or C without the mask."""
+    def keys(window: int | None, chunk: int | None) -> float:
+        span = seq_len if chunk is None else chunk
         if causal:
-            return float(causal_keys_per_query(seq_len, window))
-        return float(seq_len if window is None else min(window, seq_len))
+            return float(causal_keys_per_query(span, window))
+        return float(span if window is None else min(window, span))
 
-    return sum(share * keys(window) for _, window, share in attention_layer_kinds(model, seq_len))
+    return sum(k.share * keys(k.window, k.chunk) for k in attention_layer_kinds(model, seq_len))
 
 
 def attention_flops_per_token(model: ModelSpec, seq_len: int, causal: bool = True) -> dict[str, float]:

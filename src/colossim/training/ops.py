@@ -33,6 +33,7 @@ is not listed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -193,16 +194,41 @@ def _f(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def attention_layer_kinds(model: ModelSpec, seq_len: int) -> list[tuple[str, int | None, float]]:
-    """(op name, window, share of the layers) of each kind of attention the model's layers run:
-    one global kind, or with sliding-window layers whose window is shorter than the sequence
-    ``attention_windowed`` for those and ``attention`` for the rest."""
-    n, w = model.windowed_layers, model.sliding_window
-    if not n or w >= seq_len:
-        return [("attention", None, 1.0)]
+class AttentionLayerKind(NamedTuple):
+    """One kind of attention among a model's layers: the op's name, a sliding ``window`` or an
+    attention ``chunk`` (None: global), and the ``share`` of the layers of this kind."""
+
+    name: str
+    window: int | None
+    chunk: int | None
+    share: float
+
+
+def attention_layer_kinds(model: ModelSpec, seq_len: int) -> list[AttentionLayerKind]:
+    """Each kind of attention the model's layers run at ``seq_len``: one global kind, or with
+    sliding-window layers whose window is shorter than the sequence ``attention_windowed`` for those,
+    or with chunked layers whose chunk is shorter ``attention_chunked``, and ``attention`` for the rest."""
+    local = model.local_attention
+    if local is None or local[1] >= seq_len:
+        return [AttentionLayerKind("attention", None, None, 1.0)]
+    kind, span, n = local
     share = n / model.layers
-    kinds = [("attention", None, 1.0 - share)] if n < model.layers else []
-    return kinds + [("attention_windowed", w, share)]
+    kinds = [AttentionLayerKind("attention", None, None, 1.0 - share)] if n < model.layers else []
+    if kind == "window":
+        return kinds + [AttentionLayerKind("attention_windowed", span, None, share)]
+    return kinds + [AttentionLayerKind("attention_chunked", None, span, share)]
+
+
+def _attention_core_op(model: ModelSpec, kind: AttentionLayerKind, mb: np.ndarray, heads: np.ndarray,
+                       seq_len: int, cp: np.ndarray) -> Attention:
+    """The attention core of one kind of layer.  A chunked layer runs causal attention within each
+    chunk: ``seq_len / chunk`` sequences of ``chunk`` tokens per micro-batch sequence (a last,
+    shorter chunk priced as a fraction of a whole one)."""
+    if kind.chunk is None:
+        return Attention(kind.name, mb, heads, seq_len / cp, seq_len, model.qk_head_dim, model.v_head_dim,
+                         causal=True, kv_chunks=cp, window=kind.window, share=kind.share)
+    return Attention(kind.name, mb * seq_len / kind.chunk, heads, kind.chunk / cp, kind.chunk, model.qk_head_dim,
+                     model.v_head_dim, causal=True, kv_chunks=cp, share=kind.share)
 
 
 def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
@@ -224,9 +250,7 @@ def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
     else:
         d, g = model.head_dim, model.kv_heads
         ops.append(Gemm("qkv", tokens, (a * d + 2 * g * d) / tp, h))
-    ops += [Attention(name, mb, a / tp, seq_len / cp, seq_len, model.qk_head_dim, model.v_head_dim,
-                      causal=True, kv_chunks=cp, window=window, share=share)
-            for name, window, share in attention_layer_kinds(model, seq_len)]
+    ops += [_attention_core_op(model, kind, mb, a / tp, seq_len, cp) for kind in attention_layer_kinds(model, seq_len)]
     if np.any(cp > 1):
         ops.append(MemoryBound("ring_attention_merge", *ring_attention_merge_bytes(model, tokens, tp, cp)))
     ops.append(Gemm("out_proj", tokens, h, a * model.v_head_dim / tp))
@@ -466,7 +490,7 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "Attention", "Gemm", "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
+           "Attention", "AttentionLayerKind", "Gemm", "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
            "busiest_expert_rank_ops", "busiest_rank_load",
            "deepspeed_layer_weights", "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
            "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

@@ -30,7 +30,8 @@ HF = Path(__file__).parent.parent / "data" / "hf"
                                                  ("gpt-neox-20b", "gpt-neox-20b"),
                                                  ("llama4-maverick", "llama4-maverick"),
                                                  ("llama4-scout", "llama4-scout"),
-                                                 ("gpt-oss-120b", "gpt-oss-120b")])
+                                                 ("gpt-oss-120b", "gpt-oss-120b"),
+                                                 ("gemma-3-27b-it", "gemma3-27b")])
 def test_import_matches_catalog_parameter_counts(fixture, catalog_id):
     m, ref = load_hf_config(HF / f"{fixture}.json"), resolve_model(catalog_id)
     assert m.params_total == ref.params_total
@@ -189,6 +190,26 @@ def test_llama4_reads_its_text_config_with_interleaved_moe_layers_at_its_trainin
     assert mav.params_active == pytest.approx(17e9, rel=0.02) == scout.params_active
     # three layers in four attend 8,192-token chunks, the fourth is global (transformers' layer types)
     assert (mav.attention_chunk, mav.chunked_layers, scout.chunked_layers) == (8192, 36, 36)
+
+
+def test_gemma3_reads_its_text_config_with_five_windowed_layers_in_six(tmp_path):
+    # the released vision-language config: its text_config leaves vocab and the window pattern to the class
+    m = load_hf_config(HF / "gemma-3-27b-it.json")
+    ref = resolve_model("gemma3-27b")
+    assert (m.params_total, m.vocab, m.tied_embeddings, m.activation.value) == (ref.params_total, 262208, True, "geglu")
+    assert (m.sliding_window, m.windowed_layers, m.seq_len, m.max_seq_len) == (1024, 52, 8192, 131072)
+    # Gemma 3 Technical Report Table 1: 25,600M non-embedding parameters
+    assert (m.params_total - m.params_embedding) / 1e6 == pytest.approx(25600, abs=1.5)
+    # gemma3_text with layer_types (the 1B checkpoint's shape), and a window pattern of 3
+    text = {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+            "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 262144, "sliding_window": 512,
+            "max_position_embeddings": 32768,
+            "layer_types": ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(26)]}
+    (tmp_path / "config.json").write_text(json.dumps(text))
+    one = load_hf_config(tmp_path)
+    assert (one.params_total, one.windowed_layers) == (resolve_model("gemma3-1b").params_total, 22)
+    (tmp_path / "config.json").write_text(json.dumps({**text, "layer_types": None, "sliding_window_pattern": 3}))
+    assert load_hf_config(tmp_path).windowed_layers == 26 - 8
 
 
 @pytest.mark.parametrize("extra, chunked", [

@@ -4,8 +4,9 @@ Supported ``model_type``: llama, mistral, mixtral, qwen2 and deepseek_v3 (also d
 has the same keys); and, read the same way, qwen3, phi3, gemma and gemma2 (dense, llama's keys),
 qwen2_moe / qwen3_moe (routed experts, with Qwen2-MoE's shared expert as whole experts of the
 routed width) and llama4 (its ``text_config``; also llama4_text: MoE layers interleaved with dense
-ones, a shared expert, 8,192-token attention chunks in three layers of four) and gpt_oss (MoE in every layer,
-biases, a 128-token window every other layer).  Two families with keys of their
+ones, a shared expert, 8,192-token attention chunks in three layers of four), gpt_oss (MoE in every layer,
+biases, a 128-token window every other layer) and gemma3 (its ``text_config``; also gemma3_text: five
+windowed layers in six, keys its config class defaults filled).  Two families with keys of their
 own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
 ``n_head`` / ``n_head_kv`` too) and gpt_neox (parallel residual, biases, a plain GELU MLP).  Unknown
@@ -29,14 +30,28 @@ from colossim.specs._validation import validate_model
 from colossim.specs.model import ModelSpec
 
 SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma",
-             "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text", "gpt_oss")
+             "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text", "gpt_oss",
+             "gemma3", "gemma3_text")
+#: Vision-language checkpoints whose language model is their ``text_config``, and its model type.
+TEXT_CONFIG_FAMILIES = {"llama4": "llama4_text", "gemma3": "gemma3_text"}
+#: Gemma 3's text keys its released configs may leave to the config class (transformers 5.24.0
+#: Gemma3TextConfig defaults); the widths and layer count are still required.
+GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262_208, "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                        "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 131_072,
+                        "sliding_window": 4096}
+#: Gemma 3's layers: every ``sliding_window_pattern``-th is global, the others windowed
+#: (Gemma3TextConfig: "sliding_attention" when ``(i + 1) % pattern``; pattern 6 by default).
+GEMMA3_WINDOW_PATTERN = 6
+#: Gemma 3's pre-training length when importing: NeMo 2.5.0's gemma3 pre-training recipe
+#: ``seq_length`` (its configs' 131,072, or 32,768 for 1B, is the served context).
+GEMMA3_SEQ_LEN = 8192
 #: Llama 4's pre-training sequence length (NeMo 2.5's Llama4Config ``seq_length``): its configs'
 #: ``max_position_embeddings`` is the served context (10M tokens for Scout), not a training length.
 LLAMA4_SEQ_LEN = 8192
 #: Families whose configs tie the output head to the embedding unless they say otherwise
 #: (transformers' GemmaConfig, Gemma2Config and FalconConfig default ``tie_word_embeddings`` to True;
 #: the others to False).
-TIED_BY_DEFAULT = ("gemma", "gemma2", "falcon")
+TIED_BY_DEFAULT = ("gemma", "gemma2", "gemma3_text", "falcon")
 #: Families whose "gelu" is a plain (non-gated) MLP after a LayerNorm, as in GPT-2; in the
 #: llama-keyed families it is Gemma's gated GeGLU after an RMSNorm.
 PLAIN_GELU = ("falcon", "gpt_neox")
@@ -68,12 +83,14 @@ def _need(cfg: dict[str, Any], key: str, path: str) -> Any:
 def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[str, Any]:
     """ModelSpec fields from a parsed Hugging Face config (see :func:`load_hf_config`)."""
     mt = cfg.get("model_type")
-    if mt == "llama4":  # the multimodal checkpoint: the language model is its text_config
+    if mt in TEXT_CONFIG_FAMILIES:  # a multimodal checkpoint: the language model is its text_config
         text = _need(cfg, "text_config", path)
         if not isinstance(text, dict):
             raise SpecError(f"{path}: text_config must be a JSON object, got {text!r}", field="text_config")
-        cfg = {**text, "model_type": "llama4_text", "_name_or_path": cfg.get("_name_or_path")}
-        mt = "llama4_text"
+        mt = TEXT_CONFIG_FAMILIES[mt]
+        cfg = {**text, "model_type": mt, "_name_or_path": cfg.get("_name_or_path")}
+    if mt == "gemma3_text":
+        cfg = {**GEMMA3_TEXT_DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
     if mt in FALCON_LEGACY_TYPES:
         cfg = {"new_decoder_architecture": FALCON_LEGACY_TYPES[mt], **cfg, "model_type": "falcon"}
         mt = "falcon"
@@ -127,6 +144,8 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
                  moe_ffn_hidden=_need(cfg, "intermediate_size", path))
     elif mt == "gpt_oss":
         d.update(_gpt_oss_fields(cfg, path))
+    elif mt == "gemma3_text":
+        d.update(ffn_hidden=_need(cfg, "intermediate_size", path), seq_len=GEMMA3_SEQ_LEN)
     elif mt.startswith("deepseek"):
         d.pop("kv_heads")
         d.update(ffn_hidden=_need(cfg, "intermediate_size", path),
@@ -187,6 +206,9 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any, path: str)
         n = max(layers - _int_key(cfg, "max_window_layers", path, least=0), 0)
     elif mt in WINDOW_EVERY_OTHER_LAYER:
         n = (layers + 1) // 2
+    elif mt == "gemma3_text":
+        pattern = cfg.get("sliding_window_pattern") or GEMMA3_WINDOW_PATTERN
+        n = layers - layers // _int_key({"sliding_window_pattern": pattern}, "sliding_window_pattern", path)
     else:
         return {}
     return {"sliding_window": window, "sliding_window_layers": n} if n else {}

@@ -177,8 +177,8 @@ def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: i
 def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_format: str, tp: int,
                    pp: int, max_num_tokens: int, max_batch: int,
                    kv_cache_fraction: float, windowed_kv_cache: bool = True) -> ServingMemory:
-    """Memory of one GPU of a ``tp x pp`` replica; with ``windowed_kv_cache`` the sliding-window
-    layers keep only their window (see the module docstring)."""
+    """Memory of one GPU of a ``tp x pp`` replica; with ``windowed_kv_cache`` the local
+    (sliding-window or chunked) layers keep at most their span (see the module docstring)."""
     local = model.local_attention
     window = local[1] if windowed_kv_cache and local else None
     return ServingMemory(

@@ -49,7 +49,7 @@ def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: 
     cost = tabulate(ctx, s.max_num_tokens)
     cfg = S.SchedulerConfig(kv_capacity_tokens=mem.kv_tokens(), max_batch=min(s.max_batch_size, s.max_num_tokens),
                             max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
-                            **window_fields(spec.model, bool(mem.kv_local_span)))
+                            **window_fields(spec.model, s.windowed_kv_cache))
     replicas = plan["replicas"]
     per_replica = math.inf if rate <= 0 else rate / replicas
     inp = S.parse_length(input_len, field="--input") if input_len else S.LengthDistribution.fixed(s.input_tokens)

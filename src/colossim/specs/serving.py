@@ -93,9 +93,10 @@ class ServingWorkload(BaseModel):
     grouped_kv_decode: bool = Field(True, description="decode attention reads each KV head once for its "
                                     "group of query heads (GQA-aware kernels: TensorRT-LLM XQA, "
                                     "FlashInfer, FlashAttention); false for engines that read it per query head")
-    windowed_kv_cache: bool = Field(True, description="sliding-window layers keep only their window's keys "
-                                    "and values (TensorRT-LLM's per-window pools, vLLM's hybrid KV-cache "
-                                    "manager, SGLang's SWA pool); false: every layer keeps the whole context")
+    windowed_kv_cache: bool = Field(True, description="sliding-window and chunked-attention layers keep only "
+                                    "their window's (at most a chunk's) keys and values (TensorRT-LLM's "
+                                    "per-window pools, vLLM's hybrid KV-cache manager, SGLang's SWA pool); "
+                                    "false: every layer keeps the whole context")
     prefill_fraction: float | None = Field(None, gt=0, lt=1, description="disaggregated: share of GPUs "
                                            "doing prefill; sized from the traffic when omitted")
     moe_load_imbalance: float = Field(1.0, ge=1.0, description="MoE routing: the busiest expert-parallel "

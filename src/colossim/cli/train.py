@@ -65,6 +65,10 @@ def _show(est) -> None:
             ("tokens/s/GPU", fmt(est.tokens_per_s_per_gpu)), ("TFLOPS/GPU (model)", fmt(est.tflops_per_gpu)),
             ("MFU", f"{est.mfu:.1%}"), ("HFU", f"{est.hfu:.1%}"),
             ("memory GiB/GPU", f"{est.memory_gib_per_gpu:.1f} ({'fits' if est.fits else 'DOES NOT FIT'})")]
+    if "lora_rank" in est.assumptions:
+        a = est.assumptions
+        rows.insert(1, ("LoRA", f"rank {a['lora_rank']} on {', '.join(a['lora_targets'])}: "
+                                f"{fmt(a['trainable_params'] / 1e6)} M trained weights"))
     rows += [(f"  {k}", f"{v:.1f}") for k, v in est.memory_breakdown_gib.items()]
     if est.time_to_train_days is not None:
         rows += [("time to train (days)", fmt(est.time_to_train_days)),

@@ -19,7 +19,8 @@ from colossim.reliability.spec import ReliabilityJob, ReliabilitySpec, job_from_
 def job_from_training(doc: dict[str, Any], est=None) -> tuple[ReliabilityJob, Any]:
     """The reliability job of a training spec document: state size from the model (weights,
     fp32 master copy and Adam moments, ``checkpoint.BYTES_PER_PARAM_MIXED_ADAM`` bytes per
-    parameter), per-GPU state from the estimated plan's weights + gradients + optimizer, and useful
+    parameter; under a LoRA, of its adapters only), per-GPU state from the estimated plan's
+    weights + gradients + optimizer (a LoRA's adapters' gradients + optimizer), and useful
     time = ``reliability.duration_days`` or else the time to train the spec's ``tokens``.
     ``est`` is the spec's training estimate when the caller already has it.
     Returns (job, training estimate)."""
@@ -36,9 +37,17 @@ def job_from_training(doc: dict[str, Any], est=None) -> tuple[ReliabilityJob, An
     else:
         raise SpecError("give reliability.duration_days or training.tokens (the useful time to simulate)",
                         field="reliability.duration_days", value=None)
-    total = ck.checkpoint_bytes(spec.model.params_total)
     b = est.memory_breakdown_gib
-    per_gpu = (b["weights"] + b["gradients"] + b["optimizer"]) * units.GIB
+    lora = spec.training.lora
+    if lora is None:
+        total = ck.checkpoint_bytes(spec.model.params_total)
+        per_gpu = (b["weights"] + b["gradients"] + b["optimizer"]) * units.GIB
+    else:
+        # a LoRA checkpoints its adapters only: the frozen base is saved already and never changes.
+        # Each GPU's share: its adapters' gradient and optimizer bytes, as many as their bf16
+        # weights and optimizer state (both gradients and weights are 2 bytes)
+        total = ck.checkpoint_bytes(est.assumptions["trainable_params"])
+        per_gpu = (b["gradients"] + b["optimizer"]) * units.GIB
     job = ReliabilityJob(chip=spec.hardware.accelerator.id, n_gpus=spec.hardware.count,
                          gpus_per_node=spec.hardware.gpus_per_node, checkpoint_bytes_total=total,
                          checkpoint_bytes_per_gpu=per_gpu, useful_hours=useful_hours, spec=rel)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from colossim.arith import divisors_text
 from colossim.cost.compute import FLASH3_ARCHITECTURE
@@ -57,6 +57,19 @@ class MfuConvention(SpecChoice):
     six_nd = "6nd"
 
 
+class LoraTarget(SpecChoice):
+    """A linear module a LoRA adapts, by Megatron-Core's name (NeMo's ``target_modules``):
+    ``linear_qkv`` the attention's input projections (QKV, or MLA's query / key-value
+    projections), ``linear_proj`` its output projection, ``linear_fc1`` / ``linear_fc2`` the MLP's
+    up (and gate) and down projections, every expert's included
+    (:data:`colossim.training.lora.LORA_TARGET_GEMMS`)."""
+
+    linear_qkv = "linear_qkv"
+    linear_proj = "linear_proj"
+    linear_fc1 = "linear_fc1"
+    linear_fc2 = "linear_fc2"
+
+
 class TrainingWorkload(BaseModel):
     """What is trained: batch, precision and (optionally) the total tokens."""
 
@@ -89,6 +102,31 @@ class TrainingWorkload(BaseModel):
         "the mean (1 = perfect balance, as NVIDIA's MoE benchmark recipes force it; dropless training "
         "with a balancing loss runs above 1; with a capacity factor and padded expert buffers, that "
         "factor); it gates every MoE layer of an ep > 1 plan (colossim.training.step)")
+    lora_rank: SpecInt | None = Field(
+        None, ge=1, description="LoRA fine-tuning (Hu et al. 2021): adapters of this rank beside the "
+        "lora_targets, every base weight (embedding and output head included) frozen, so only the "
+        "adapters have gradients and optimizer state (colossim.training.lora); omitted: every weight "
+        "is trained (pre-training or full fine-tuning)")
+    lora_targets: list[LoraTarget] | None = Field(
+        None, min_length=1, description="the linear modules the LoRA adapts: linear_qkv, linear_proj, "
+        "linear_fc1, linear_fc2; omitted: all four (NeMo's default); needs lora_rank")
+
+    @model_validator(mode="after")
+    def _targets_need_rank(self) -> TrainingWorkload:
+        if self.lora_targets is not None and self.lora_rank is None:
+            raise ValueError("lora_targets needs lora_rank (the adapters' rank, e.g. 16)")
+        return self
+
+    @property
+    def lora(self):
+        """The LoRA this workload fine-tunes with (:class:`colossim.training.lora.Lora`), or None."""
+        if self.lora_rank is None:
+            return None
+        from colossim.training.lora import DEFAULT_LORA_TARGETS, Lora
+
+        targets = (DEFAULT_LORA_TARGETS if self.lora_targets is None
+                   else tuple(dict.fromkeys(t.value for t in self.lora_targets)))
+        return Lora(rank=self.lora_rank, targets=targets)
 
 
 @dataclass(frozen=True)
@@ -422,5 +460,6 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     return ok
 
 
-__all__ = ["MfuConvention", "Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload", "anchor_model_files",
+__all__ = ["LoraTarget", "MfuConvention", "Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload",
+           "anchor_model_files",
            "load_spec", "read_expert_layout", "valid_mask", "validate_plan"]

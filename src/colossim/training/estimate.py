@@ -20,6 +20,7 @@ from colossim.errors import SpecError
 from colossim.specs.software import software_stacks
 from colossim.specs.training import MfuConvention, TrainingWorkload
 from colossim.training import flops as F
+from colossim.training import lora as L
 from colossim.training import memory as M  # noqa: E402
 from colossim.training.evidence import validation_evidence
 from colossim.training.labels import plan_label
@@ -41,6 +42,10 @@ DEFAULT_MFU_CONVENTION = TrainingWorkload.model_fields["mfu_convention"].default
 TIME_KEYS = ("compute", "recompute", "tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm",
              "pipeline_bubble", "optimizer_step", "host_overhead")
 MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "buffers")
+
+#: What an estimate of a LoRA fine-tuning says about its evidence.
+LORA_CAVEAT = ("LoRA: no published LoRA run is in the validation; its frozen weights, adapters and their "
+               "collectives are priced op by op")
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ def make_context(spec, profile=None) -> StepContext:
                        param_gather_bytes=(FP8_PARAM_GATHER_BYTES if spec.parallelism.fp8_param_gather
                                            and spec.training.precision.value == "fp8" else PARAM_GATHER_BYTES),
                        moe_load_imbalance=spec.training.moe_load_imbalance,
+                       lora=spec.training.lora,
                        selective_recompute=spec.parallelism.selective_recompute or "attention")
 
 
@@ -155,7 +161,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
         cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
         schedule=ctx.pipeline_schedule, etp=plans.etp, selective_recompute=ctx.selective_recompute,
-        moe_load_imbalance=ctx.moe_load_imbalance, shard=plans.shard)
+        moe_load_imbalance=ctx.moe_load_imbalance, shard=plans.shard, lora=ctx.lora)
 
 
 def _time_breakdown(t: dict[str, np.ndarray], i: int) -> dict[str, float]:
@@ -189,14 +195,19 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     n = spec.hardware.count
     tokens_per_step = ctx.global_batch * ctx.seq_len
     peak = chip.peak_flops_per_s(ctx.precision) or chip.peak_flops_per_s("bf16")
-    conv = {c: F.model_flops_per_token(ctx.model, ctx.seq_len, c) for c in MFU_CONVENTIONS}
+    conv = {c: F.model_flops_per_token(ctx.model, ctx.seq_len, c, lora=ctx.lora) for c in MFU_CONVENTIONS}
     reported = spec.training.mfu_convention.value
     hbm = spec.hardware.hbm_bytes
     usd_h, cost_assumptions = usd_per_gpu_hour(spec.hardware)
-    hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none")
+    hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none", lora=ctx.lora)
     full_share = plans.recompute_fraction(layers_on_slowest_stage(ctx.model.layers, plans.pp))
     evidence = validation_evidence(chip.id, spec.training.software, n, ctx.precision, ctx.model.is_moe,
                                    custom_profile=custom_profile, batch_tokens=tokens_per_step)
+    base_assumptions = {"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {}
+    if ctx.lora is not None:
+        evidence = {**evidence, "caveats": [*evidence["caveats"], LORA_CAVEAT]}
+        base_assumptions.update(lora_rank=ctx.lora.rank, lora_targets=list(ctx.lora.targets),
+                                trainable_params=L.adapter_params(ctx.model, ctx.lora))
     out = []
     for i in idx:
         plan = plans.plan_dict(int(i))
@@ -206,8 +217,9 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         rc = RECOMPUTE_NAMES[int(plans.recompute[i])]
         # HFU: the reported MFU convention plus the FLOPs recomputation adds (same attention
         # counting, so HFU >= MFU and equal without recompute).
-        recompute_ratio = F.hardware_flops_per_token(ctx.model, ctx.seq_len, rc,
-                                                     selective_recompute=ctx.selective_recompute) / hw_flops_no_recompute
+        recompute_ratio = F.hardware_flops_per_token(
+            ctx.model, ctx.seq_len, rc, selective_recompute=ctx.selective_recompute,
+            lora=ctx.lora) / hw_flops_no_recompute
         # block recompute: only the recomputed share of the layers adds FLOPs
         frac = float(full_share[i]) if rc == "full" else 1.0
         recompute_ratio = 1.0 + frac * (recompute_ratio - 1.0)
@@ -228,8 +240,9 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software, global_batch=int(ctx.global_batch), seq_len=int(ctx.seq_len),
             global_batch_tokens=int(tokens_per_step),
-            # the routing balance an MoE estimate rests on (the spec's, default perfect balance)
-            assumptions={"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {},
+            # the routing balance an MoE estimate rests on (the spec's, default perfect balance),
+            # and a LoRA's adapters
+            assumptions=dict(base_assumptions),
             validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size),
         )
         if spec.training.tokens:

@@ -26,7 +26,10 @@ Per token, forward, one layer (h hidden, a heads, g kv heads, d head dim, f MLP 
 Training: backward = 2 x forward (gradients with respect to activations and to weights);
 recomputation adds the forward FLOPs of what is recomputed: ``selective`` = the attention core
 (scores, softmax, values; Korthikanti et al. 2022 sec 5), ``full`` = the whole layer forward
-(the logits are never recomputed).  Note: Korthikanti et al. 2022 appendix A's HFU formula adds
+(the logits are never recomputed).  A LoRA fine-tuning (:mod:`colossim.training.lora`) has no
+weight gradients for its frozen matmuls, so each weight matmul counts 2 x forward instead of 3 x,
+and its adapters count 3 x their forward (:func:`frozen_weight_gradient_flops_per_token`).
+Note: Korthikanti et al. 2022 appendix A's HFU formula adds
 12 l h s per token for selective recompute, three times the 4 l h s forward that is re-executed.
 """
 
@@ -37,6 +40,7 @@ from typing import Literal
 from colossim.cost.compute import causal_keys_per_query
 from colossim.specs.model import ModelSpec
 from colossim.specs.plan import Recompute
+from colossim.training.lora import Lora, adapter_flops_per_token
 from colossim.training.ops import attention_layer_kinds, op_sac_recomputed_shares
 
 Convention = Literal["megatron", "palm", "6nd"]
@@ -164,18 +168,54 @@ def recompute_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompu
     return 0.0
 
 
+def frozen_weight_gradient_flops_per_token(model: ModelSpec, seq_len: int,
+                                           convention: Convention = "megatron") -> float:
+    """The weight-gradient FLOPs per token that a convention's count includes and a LoRA, which
+    freezes every base weight, does not run: one forward of every weight matmul (the attention
+    core has no weights), the logits included -- under ``palm`` 2 N and under ``6nd`` 2 x
+    ``params_active``, the weight-gradient third of their 6 N."""
+    if convention == "megatron":
+        fwd = forward_flops_per_token(model, seq_len, causal=False)
+        return sum(v for k, v in fwd.items() if k not in ATTENTION_CORE_OPS)
+    if convention == "palm":
+        return 2.0 * (model.params_active - model.params_embedding
+                      + (model.vocab * model.hidden if model.tied_embeddings else 0))
+    if convention == "6nd":
+        return 2.0 * model.params_active
+    raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+
+
+def _lora_change(model: ModelSpec, seq_len: int, convention: Convention, lora: Lora | None) -> float:
+    """What a LoRA changes in a convention's FLOPs per token: its adapters' forward, backward and
+    weight gradients (3 x their forward) less the frozen weights' gradients."""
+    if lora is None:
+        return 0.0
+    return ((1 + BACKWARD_FACTOR) * adapter_flops_per_token(model, lora)
+            - frozen_weight_gradient_flops_per_token(model, seq_len, convention))
+
+
 def hardware_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompute | str = "none",
-                             causal: bool = True, selective_recompute: str = "attention") -> float:
+                             causal: bool = True, selective_recompute: str = "attention",
+                             lora: Lora | None = None) -> float:
     """FLOPs the GPUs execute per trained token: 3 x forward (forward + backward at 2x) plus the
     recomputed forward.  Causal attention is halved by default (what a causal flash-attention kernel
     runs).  With ``recompute="full", causal=False`` on a GPT (MHA, 4h gelu MLP) this is exactly
-    Narayanan et al. 2021 eq. 3 divided by the tokens per step: 96 l h^2 (1 + S/(6h) + V/(16 l h))."""
-    fwd = sum(forward_flops_per_token(model, seq_len, causal).values())
-    return (1 + BACKWARD_FACTOR) * fwd + recompute_flops_per_token(model, seq_len, recompute, causal,
-                                                                   selective_recompute)
+    Narayanan et al. 2021 eq. 3 divided by the tokens per step: 96 l h^2 (1 + S/(6h) + V/(16 l h)).
+    Under ``lora`` the frozen weights' gradients are not run and the adapters are (their forward
+    recomputed too under full recompute)."""
+    fwd_ops = forward_flops_per_token(model, seq_len, causal)
+    fwd = sum(fwd_ops.values())
+    out = (1 + BACKWARD_FACTOR) * fwd + recompute_flops_per_token(model, seq_len, recompute, causal,
+                                                                  selective_recompute)
+    if lora is None:
+        return out
+    frozen = sum(v for k, v in fwd_ops.items() if k not in ATTENTION_CORE_OPS)
+    again = adapter_flops_per_token(model, lora) if Recompute(recompute) is Recompute.full else 0.0
+    return out - frozen + (1 + BACKWARD_FACTOR) * adapter_flops_per_token(model, lora) + again
 
 
-def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention = "megatron") -> float:
+def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention = "megatron",
+                          lora: Lora | None = None) -> float:
     """Model FLOPs per trained token (no recomputation) under an MFU convention:
 
     - ``megatron``: 3 x the exact forward FLOPs with attention over the full S x S matrix (causal
@@ -193,7 +233,18 @@ def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention
     In the attention terms of ``megatron`` and ``palm`` a sliding-window layer counts min(window, S)
     keys per query instead of S (:func:`attention_keys_per_query` without the causal mask); without
     windows they are the published formulas.
+
+    Under ``lora`` each convention drops the frozen weights' gradients
+    (:func:`frozen_weight_gradient_flops_per_token`) and adds 3 x the adapters' forward: the work
+    the fine-tuning needs.
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+    return _full_model_flops_per_token(model, seq_len, convention) + _lora_change(model, seq_len, convention, lora)
+
+
+def _full_model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention) -> float:
+    """:func:`model_flops_per_token` with every weight trained."""
     if convention == "megatron":
         fwd = sum(forward_flops_per_token(model, seq_len, causal=False).values())
         return (1 + BACKWARD_FACTOR) * fwd
@@ -219,6 +270,7 @@ def narayanan_eq3_flops_per_token(layers: int, hidden: int, seq_len: int, vocab:
 __all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "attention_flops_per_token",
            "attention_keys_per_query",
            "attention_projection_flops_per_token", "forward_flops_per_token",
+           "frozen_weight_gradient_flops_per_token",
            "hardware_flops_per_token", "layer_flops_per_token", "logits_flops_per_token",
            "mlp_flops_per_token", "model_flops_per_token", "narayanan_eq3_flops_per_token",
            "recompute_flops_per_token"]

@@ -34,6 +34,7 @@ import numpy as np
 
 from colossim import units
 from colossim.specs.model import ModelSpec
+from colossim.training import lora as L
 from colossim.training import ops as O
 from colossim.training.pipeline import layers_on_slowest_stage, micro_batches_in_flight, stage_copies
 from colossim.training.plans import RECOMPUTE_CODES, full_recompute_fraction
@@ -235,7 +236,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    fsdp: ArrayLike = True,
                    recompute_layers: ArrayLike = 0, schedule: str = "1f1b",
                    etp: ArrayLike | None = None, selective_recompute: str = "attention",
-                   moe_load_imbalance: float = 1.0, shard: ArrayLike | None = None) -> MemoryBreakdown:
+                   moe_load_imbalance: float = 1.0, shard: ArrayLike | None = None,
+                   lora: L.Lora | None = None) -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
@@ -246,7 +248,9 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     busiest expert-parallel rank's routed tokens over the mean, which its MoE layers keep
     activations for when ep > 1.  ``shard``: the ranks a ZeRO stage shards over (the plan's
     ``shard_group``, dividing dp x cp; None: all of dp x cp); expert weights shard over their
-    expert-data-parallel group divided by the same number of copies."""
+    expert-data-parallel group divided by the same number of copies.  ``lora``: a LoRA fine-tuning
+    (:mod:`colossim.training.lora`), whose frozen base weights have neither gradients nor optimizer
+    state: those, and the weights' bf16 copy, cover its adapters, held beside the base weights."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     etp = tp if etp is None else _f(etp)
@@ -260,20 +264,29 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     shard_copies = dp * cp / group
     # expert data parallel: tp cp dp / (etp ep), over the same copies
     egroup = np.maximum(tp * dp * cp / (etp * ep * shard_copies), 1.0)
-    def sharded(stage_from: int) -> np.ndarray:
-        return (p["dense"] / np.where(zero >= stage_from, group, 1.0)
-                + p["expert"] / np.where(zero >= stage_from, egroup, 1.0))
-    weight_bytes = WEIGHT_BYTES + (FP8_WEIGHT_CACHE_BYTES if prec == "fp8" else 0)
-    weights = weight_bytes * sharded(3)
-    gradients = GRAD_BYTES * sharded(2)
-    optimizer = OPTIMIZER_BYTES * sharded(1)
+    def sharded(q: dict[str, np.ndarray], stage_from: int) -> np.ndarray:
+        return (q["dense"] / np.where(zero >= stage_from, group, 1.0)
+                + q["expert"] / np.where(zero >= stage_from, egroup, 1.0))
 
-    # --- activations
     stage = layers_on_slowest_stage(model.layers, pp)
     moe_on = model.most_moe_layers_in(stage)
     dense_on = stage - moe_on
     kinds = [(k, n) for k, n in (("dense", dense_on), ("moe", moe_on))
              if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
+    weight_bytes = WEIGHT_BYTES + (FP8_WEIGHT_CACHE_BYTES if prec == "fp8" else 0)
+    weights = weight_bytes * sharded(p, 3)
+    trained = p
+    if lora is not None:
+        per = [(n, L.adapter_params_local(L.with_adapters(
+            O.layer_ops(model, mb, s, tp, cp, ep, sequence_parallel, k, etp=etp), model, k, lora)))
+            for k, n in kinds]
+        trained = {"dense": copies * sum(n * d for n, (d, _) in per) + 0.0 * tp,
+                   "expert": copies * sum(n * e for n, (_, e) in per) + 0.0 * tp}
+        weights = weights + WEIGHT_BYTES * sharded(trained, 3)
+    gradients = GRAD_BYTES * sharded(trained, 2)
+    optimizer = OPTIMIZER_BYTES * sharded(trained, 1)
+
+    # --- activations
     load = O.busiest_rank_load(ep, moe_load_imbalance)
     def per_layer(r: Any) -> dict[str, np.ndarray]:
         return {k: activation_bytes_per_layer(model, s, mb, tp, cp, sequence_parallel, r, k,
@@ -309,7 +322,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     # ... and the unsharded gradient waiting for its reduce-scatter: a layer's, or one weight's
     largest = max(float(w) for w in O.deepspeed_layer_weights(model, 1.0))
     unit = np.where(flat, layer, np.where(group > 1, largest / tp, 0.0))
-    unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit
+    # (a LoRA's frozen base weights have no gradient; its adapters' are left out, r / h of a layer's)
+    unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit * (lora is None)
     buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0)
                + ALLOCATOR_OVERHEAD_FRACTION * activations)
     total = weights + gradients + optimizer + activations + buffers

@@ -142,6 +142,9 @@ class Gemm:
     n: ArrayLike
     k: ArrayLike
     count: ArrayLike = 1
+    #: the weight is not trained (a LoRA's base weights, :mod:`colossim.training.lora`): backward
+    #: runs the input-gradient GEMM only
+    frozen: bool = False
 
     @property
     def flops(self) -> np.ndarray:

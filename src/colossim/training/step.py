@@ -31,6 +31,7 @@ from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.comm import ArrayLike
 from colossim.specs.plan import EpCommOverlap, MoeDispatch, PipelineSchedule
+from colossim.training import lora as L
 from colossim.training import ops as O
 from colossim.training.pipeline import (
     SPLIT_BACKWARD_SCHEDULES,
@@ -152,6 +153,9 @@ class StepContext:
     moe_load_imbalance: float = 1.0
     """The busiest expert-parallel rank's routed tokens over the mean (the spec's
     ``training.moe_load_imbalance``; :func:`expert_rank_load`)."""
+    lora: L.Lora | None = None
+    """LoRA fine-tuning (the spec's ``training.lora_rank``): base weights frozen, adapters trained
+    (:mod:`colossim.training.lora`); None: every weight trained."""
     selective_recompute: str = "attention"
     """What ``recompute: selective`` re-runs (the plan's ``selective_recompute``): 'attention', the
     attention core; 'ops', torchtitan's per-op policy (:func:`colossim.training.ops.op_sac_recompute_ops`)."""
@@ -207,8 +211,8 @@ def _fp8_cast_seconds(n_elements, fused: bool, ctx: StepContext) -> np.ndarray:
 
 def _gemm_precision(name: str, ctx: StepContext) -> str:
     """The precision GEMM ``name`` runs at: the training precision, except the GEMMs that stay bf16
-    in an FP8 run (:data:`BF16_GEMMS_UNDER_FP8`)."""
-    if ctx.precision in FP8_GEMM_PRECISIONS and name in BF16_GEMMS_UNDER_FP8:
+    in an FP8 run (:data:`BF16_GEMMS_UNDER_FP8`, and a LoRA's adapters: :mod:`colossim.training.lora`)."""
+    if ctx.precision in FP8_GEMM_PRECISIONS and (name in BF16_GEMMS_UNDER_FP8 or L.is_adapter_name(name)):
         return "bf16"
     return ctx.precision
 
@@ -245,7 +249,7 @@ def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             p = _gemm_precision(op.name, ctx)
             low = p in FP8_GEMM_PRECISIONS
             f = K.gemm_seconds(op.m, op.n, op.k, p, chip, ctx.profile, count=op.count)
-            w = K.gemm_seconds(op.k, op.n, op.m, p, chip, ctx.profile, count=op.count)
+            w = 0.0 if op.frozen else K.gemm_seconds(op.k, op.n, op.m, p, chip, ctx.profile, count=op.count)
             b = K.gemm_seconds(op.m, op.k, op.n, p, chip, ctx.profile, count=op.count) + w
             if low:  # the input (m x k) cast in forward, the output gradient (m x n) in backward
                 rows = np.asarray(op.m, dtype=float) * np.asarray(op.count, dtype=float)
@@ -308,11 +312,11 @@ TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down")), ("re
 def _named_gemm_seconds(ctx: StepContext, ops, names, wgrad: bool = False) -> np.ndarray:
     """Summed seconds of the GEMMs among ``ops`` whose name is in ``names`` (a TP collective's
     partners in TP_OVERLAP_PAIRS): their forward (m x k . k x n), or with ``wgrad`` their weight
-    gradient (k x m . m x n)."""
+    gradient (k x m . m x n), which a frozen weight does not have."""
     chip, prof = ctx.system.accelerator, ctx.profile
     out = np.asarray(0.0)
     for op in ops:
-        if isinstance(op, O.Gemm) and op.name in names:
+        if isinstance(op, O.Gemm) and op.name in names and not (wgrad and op.frozen):
             m, n, k = (op.k, op.n, op.m) if wgrad else (op.m, op.n, op.k)
             out = out + K.gemm_seconds(m, n, k, _gemm_precision(op.name, ctx), chip, prof, count=op.count)
     return out
@@ -612,9 +616,10 @@ def tp_backward_exposed_seconds(ctx: StepContext, ops, sp: np.ndarray, all_reduc
     for kind, names in TP_OVERLAP_PAIRS:
         if kind != "all_gather":
             continue  # the column-parallel side
-        wgrad = _named_gemm_seconds(ctx, ops, names, wgrad=True)
-        if not np.any(wgrad):
+        if not any(isinstance(op, O.Gemm) and op.name in names for op in ops):
             continue
+        # a frozen weight (LoRA) has no weight-gradient GEMM to hide the collective under
+        wgrad = _named_gemm_seconds(ctx, ops, names, wgrad=True)
         window = 0.0 * wgrad if split else wgrad
         after = np.where(sp, reduce_scatter, all_reduce)
         exposed = exposed + np.where(sp, 2.0 * all_gather, 0.0) + np.maximum(after - window, 0.0)
@@ -658,6 +663,8 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     ops = plan_layer_ops(ctx, plans, kind)
     if kind == "moe" and ctx.moe_load_imbalance != 1.0:
         ops = O.busiest_expert_rank_ops(ops, m, expert_rank_load(ctx, plans))
+    if ctx.lora is not None:
+        ops = L.with_adapters(ops, m, kind, ctx.lora, plans.sequence_parallel)
     t = ops_seconds(ops, ctx)
     rc = plans.recompute
     # full: the forward of the recomputed share of the stage's layers (all, or Megatron's block
@@ -694,6 +701,9 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     if kind == "moe":
         tp_exposed_fwd, tp_exposed_bwd = (moe_tp_exposed_seconds(ctx, plans, msg, x)
                                           for x in (tp_exposed_fwd, tp_exposed_bwd))
+    if ctx.lora is not None:  # the adapters' own collectives, none overlapped
+        lora_fwd, lora_bwd = L.adapter_tp_seconds(ops, ctx.lora, m, kind, sp, net, prof, ACTIVATION_BYTES)
+        tp_exposed_fwd, tp_exposed_bwd = tp_exposed_fwd + lora_fwd, tp_exposed_bwd + lora_bwd
     tp_recompute = full_share * tp_exposed_fwd
     if per_op:
         # the per-op policy saves reduce-scatter outputs but not all-gathers or all-reduces: the
@@ -724,7 +734,9 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
         ep_slowdown = 0.0
 
     # the unfused gradient accumulation follows the weight gradients of each micro-batch
-    accumulate = grad_accumulation_seconds(ctx, plans, layer_local_params(m, plans, kind))
+    trained = (sum(L.adapter_params_local(ops)) if ctx.lora is not None
+               else layer_local_params(m, plans, kind))
+    accumulate = grad_accumulation_seconds(ctx, plans, trained)
     return {
         "compute_fwd": t["fwd"], "compute_bwd": t["bwd"] + recompute + ep_slowdown + accumulate,
         "compute_wgrad": t["wgrad"] + accumulate, "recompute": recompute,
@@ -746,7 +758,11 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     Dense weights split over tp; routed-expert weights over etp x ep (expert tensor parallelism,
     tp unless the plan folds the experts); the embedding or the output head (vocab x hidden / tp) sits on
     the first / last stage (both on the only stage when pp = 1).  DualPipe: two stages per GPU
-    (:func:`colossim.training.pipeline.stage_copies`)."""
+    (:func:`colossim.training.pipeline.stage_copies`).
+
+    ``trained_dense`` / ``trained_expert`` / ``trained``: the weights among them that are trained,
+    whose gradients are reduced and whose optimizer state is stepped: all of them, or under a
+    LoRA the adapters alone (:func:`colossim.training.lora.adapter_params_local`)."""
     m = ctx.model
     per_kind = [(n, layer_local_params_split(m, plans, k))
                 for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers))]
@@ -754,7 +770,15 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     copies = stage_copies(plans.pp, ctx.pipeline_schedule)
     dense_local = copies * (sum(n * d for n, (d, _) in per_kind) * stage_share + head_local_params(m, plans))
     expert_local = copies * sum(n * e for n, (_, e) in per_kind) * stage_share
-    return {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
+    out = {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
+    if ctx.lora is None:
+        return {**out, "trained_dense": dense_local, "trained_expert": expert_local, "trained": out["total"]}
+    adapters = [(n, L.adapter_params_local(L.with_adapters(plan_layer_ops(ctx, plans, k), m, k, ctx.lora)))
+                for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
+    trained_dense = copies * stage_share * sum(n * d for n, (d, _) in adapters) + 0.0 * dense_local
+    trained_expert = copies * stage_share * sum(n * e for n, (_, e) in adapters) + 0.0 * dense_local
+    return {**out, "trained_dense": trained_dense, "trained_expert": trained_expert,
+            "trained": trained_dense + trained_expert}
 
 
 #: Gradient buckets of the overlapped DP reduction: max(DDP_BUCKET_MIN_PARAMS,
@@ -946,7 +970,10 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     # etp = tp), at stride tp x cp x ep, or etp x ep when folded; a shard of it over the same copies
     egroup_all = np.maximum((plans.tp * replicas) // np.maximum(plans.etp * plans.ep, 1), 1)
     egroup = np.maximum(egroup_all // shard_copies, 1)
+    # every weight is gathered under ZeRO-3; only the trained ones (all, or a LoRA's adapters) have
+    # gradients to reduce, and only they change, so only they are gathered after the step
     dense, expert = params["dense"], params["expert"]
+    t_dense, t_expert = params.get("trained_dense", dense), params.get("trained_expert", expert)
 
     def coll(fn, n_params, nbytes, g, stride, calls=1.0):
         calls = np.maximum(calls, 1.0)
@@ -954,32 +981,33 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
                         calls * fn(n_params * nbytes / calls, g, net, prof, stride=stride), 0.0)
 
     estride = np.where(plans.folded, plans.etp * plans.ep, plans.tp * plans.cp * plans.ep)
-    nb, nb_e = (dp_buckets(dense, group, ctx.overlap_grad_reduce)[0],
-                dp_buckets(expert, egroup, ctx.overlap_grad_reduce)[0])
+    nb, nb_e = (dp_buckets(t_dense, group, ctx.overlap_grad_reduce)[0],
+                dp_buckets(t_expert, egroup, ctx.overlap_grad_reduce)[0])
     grad, gathered = ctx.dp_grad_bytes, ctx.param_gather_bytes
-    ar = (coll(C.all_reduce_seconds, dense, grad, replicas, plans.tp, nb)
-          + coll(C.all_reduce_seconds, expert, grad, egroup_all, estride, nb_e))
+    ar = (coll(C.all_reduce_seconds, t_dense, grad, replicas, plans.tp, nb)
+          + coll(C.all_reduce_seconds, t_expert, grad, egroup_all, estride, nb_e))
     # the shard's copies (shard_group): one all-reduce of the shard's gradients per step
-    rep = (coll(C.all_reduce_seconds, dense / group, grad, shard_copies, plans.tp * group)
-           + coll(C.all_reduce_seconds, expert / egroup, grad, shard_copies, plans.tp * group))
-    rs = (coll(C.reduce_scatter_seconds, dense, grad, group, plans.tp, nb)
-          + coll(C.reduce_scatter_seconds, expert, grad, egroup, estride, nb_e))
-    ag = (coll(C.all_gather_seconds, dense, gathered, group, plans.tp, nb)
-          + coll(C.all_gather_seconds, expert, gathered, egroup, estride, nb_e))
+    rep = (coll(C.all_reduce_seconds, t_dense / group, grad, shard_copies, plans.tp * group)
+           + coll(C.all_reduce_seconds, t_expert / egroup, grad, shard_copies, plans.tp * group))
+    rs = (coll(C.reduce_scatter_seconds, t_dense, grad, group, plans.tp, nb)
+          + coll(C.reduce_scatter_seconds, t_expert, grad, egroup, estride, nb_e))
+    ag = (coll(C.all_gather_seconds, t_dense, gathered, group, plans.tp, nb)
+          + coll(C.all_gather_seconds, t_expert, gathered, egroup, estride, nb_e))
     # the last gradient bucket (first parameter bucket) is exposed even under overlap
-    edge = dp_buckets(dense + expert, group, ctx.overlap_grad_reduce)[1]
+    edge = dp_buckets(t_dense + t_expert, group, ctx.overlap_grad_reduce)[1]
 
     # ZeRO-3: the same bytes in many collectives (per layer or per submodule)
     layers = layers_on_slowest_stage(ctx.model.layers, plans.pp)
     gathers, reductions = zero3_collectives_per_layer(ctx.model, plans.fsdp, plans.tp)
     fetches = layers * gathers + 1.0  # + embedding/head
     share = np.where(expert > 0, dense / (dense + expert), 1.0)
+    t_share = np.where(t_expert > 0, t_dense / np.maximum(t_dense + t_expert, 1e-30), 1.0)
     buckets = layers * reductions + 1.0
     ag3 = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, fetches * share)
            + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride, fetches * (1 - share)))
-    rs3 = (coll(C.reduce_scatter_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, buckets * share)
-           + coll(C.reduce_scatter_seconds, expert, PARAM_GATHER_BYTES, egroup, estride,
-                  buckets * (1 - share)))
+    rs3 = (coll(C.reduce_scatter_seconds, t_dense, PARAM_GATHER_BYTES, group, plans.tp, buckets * t_share)
+           + coll(C.reduce_scatter_seconds, t_expert, PARAM_GATHER_BYTES, egroup, estride,
+                  buckets * (1 - t_share)))
 
     # Megatron-Core --overlap-grad-reduce / --overlap-param-gather, DDP/FSDP buckets: the reduction
     # hides under the last micro-batch's backward, the gather under the first one's forward.
@@ -1056,11 +1084,12 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     keys = ("compute_fwd", "compute_bwd", "compute_wgrad", "recompute", "tp_fwd", "tp_bwd", "cp_fwd", "cp_bwd",
             "ep_fwd", "ep_bwd")
     layer = {k: per_layer(k) for k in keys}
-    head = ops_seconds(O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp,
-                                     plans.sequence_parallel, ctx.cross_entropy_fusion,
-                                     ctx.elementwise_fusion), ctx)
+    head_ops = O.logits_ops(m, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp, plans.sequence_parallel,
+                            ctx.cross_entropy_fusion, ctx.elementwise_fusion)
+    # a LoRA freezes the output head (and the embedding) with the rest of the base model
+    head = ops_seconds(head_ops if ctx.lora is None else L.freeze(head_ops), ctx)
     # the unfused gradient accumulation of the output layer's weights (+ the embedding at pp 1)
-    accumulate = grad_accumulation_seconds(ctx, plans, head_local_params(m, plans))
+    accumulate = grad_accumulation_seconds(ctx, plans, head_local_params(m, plans) * (ctx.lora is None))
     head = {**head, "bwd": head["bwd"] + accumulate, "wgrad": head["wgrad"] + accumulate}
     if m.mtp_modules:
         head = _with_mtp(ctx, plans, head, per[kinds[-1][0]])
@@ -1110,9 +1139,9 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     zero = plans.priced_zero
     shard = np.where(zero >= 1, plans.shard, 1)
     # ZeRO 0-1 (and the distributed optimizer) accumulate every local gradient in one fp32 buffer;
-    # ZeRO 2-3 keep only the shard's
-    owned = params["total"] / shard
-    grad_buffer = np.where(zero >= 2, owned, params["total"])
+    # ZeRO 2-3 keep only the shard's (of the trained weights: all, or a LoRA's adapters)
+    owned = params["trained"] / shard
+    grad_buffer = np.where(zero >= 2, owned, params["trained"])
     optimizer = K.optimizer_step_seconds(owned, ctx.system.accelerator, ctx.profile,
                                          n_grad_buffer=grad_buffer, loss_scaled=ctx.precision == "fp16")
 

@@ -1,0 +1,242 @@
+"""Low-rank adaptation (LoRA; Hu et al. 2021, arXiv:2106.09685): fine-tuning with the base model's
+weights frozen and a trainable pair of low-rank matrices beside chosen linear layers.
+
+A targeted linear layer ``y = x W`` (W of k x n) becomes ``y = x W + (alpha / r) (x A) B`` with A of
+k x r and B of r x n trained, W, the embedding and the output head frozen.  What changes in the step:
+
+- every frozen GEMM still runs forward and its input-gradient GEMM in backward (the gradient must
+  reach the layers below), but no weight-gradient GEMM (:func:`with_adapters` marks them
+  ``frozen``); each adapter adds two small GEMMs forward and their data and weight gradients;
+- gradients, their data-parallel reduction, the optimizer state and the optimizer step cover the
+  adapters only (:func:`adapter_params_local`); the frozen weights are still held, sharded under
+  ZeRO-3 / FSDP, and gathered for each micro-batch like any weight;
+- with tensor parallelism each adapter is split over the base layer's group and adds its own
+  collectives (:func:`adapter_tp_seconds`).
+
+The layout follows NeMo 2.5.0 (PyPI nemo_toolkit 2.5.0) ``nemo/collections/llm/peft/lora.py`` and
+``utils.py`` ``ParallelLinearAdapter``: beside a column-parallel base (QKV, MLP up) ``linear_in``
+is a ColumnParallelLinear (k -> r) with ``gather_output=True`` and ``linear_out`` a
+ColumnParallelLinear (r -> n / tp); beside a row-parallel base (output projection, MLP down)
+``linear_in`` is a RowParallelLinear (k / tp -> r, its output all-reduced) and ``linear_out`` a
+ColumnParallelLinear (r -> n) with ``gather_output=True``.  Both matrices' FLOPs therefore split
+over the group.  Adapter GEMMs are plain Megatron linears: bf16 even in an FP8 run.
+
+Left out: the adapter's saved activations (its rank-r intermediate, r / n of a targeted GEMM's
+output), dropout on the adapter (NeMo's default is 0), and packed fine-tuning sequences, whose
+attention runs within each document: the attention core is priced over the whole sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from colossim.cost import comm as C
+from colossim.specs.model import ModelSpec
+from colossim.training import ops as O
+
+ArrayLike = np.ndarray | float | int
+
+#: The linear modules a LoRA may target, by Megatron-Core's module names (NeMo's ``target_modules``),
+#: and the layer GEMM ops (:mod:`colossim.training.ops`) each covers: ``linear_qkv`` the attention's
+#: input projections (fused QKV, or MLA's query and key-value projections), ``linear_proj`` the
+#: attention output projection, ``linear_fc1`` / ``linear_fc2`` the MLP's up (with the gate when
+#: gated) and down projections, the shared and routed experts' included.
+LORA_TARGET_GEMMS: dict[str, tuple[str, ...]] = {
+    "linear_qkv": ("qkv", "q_proj", "q_down", "q_up", "kv_down", "kv_up"),
+    "linear_proj": ("out_proj",),
+    "linear_fc1": ("mlp_up", "shared_up", "expert_up"),
+    "linear_fc2": ("mlp_down", "shared_down", "expert_down"),
+}
+
+#: The targets a LoRA takes when the spec names none.  Source: NeMo 2.5.0
+#: ``nemo/collections/llm/peft/lora.py`` ``LoRA.target_modules`` default
+#: ``['linear_qkv', 'linear_proj', 'linear_fc1', 'linear_fc2']``.  (NeMo's performance recipes
+#: narrow it to ``['linear_qkv']``: ``recipes/llama3_8b.py`` ``finetune_performance_optimizations``.)
+DEFAULT_LORA_TARGETS: tuple[str, ...] = tuple(LORA_TARGET_GEMMS)
+
+#: Base GEMMs whose input is split over the tensor-parallel group (Megatron's row-parallel
+#: linears); the others split their output (column-parallel).
+ROW_PARALLEL_GEMMS = ("out_proj", "mlp_down", "shared_down", "expert_down")
+
+#: HBM bytes per element of a targeted GEMM's local output that the adapter's forward moves:
+#: ``x * (alpha / dim)`` (read 2, write 2) and the sum with the base output (read 2 + 2, write 2).
+#: Source: NeMo 2.5.0 ``ParallelLinearAdapter.forward`` and ``LoRALinear.forward``.
+ADAPTER_FORWARD_BYTES_PER_OUTPUT = 10.0
+#: ... and in backward: the scale's gradient (read 2, write 2) per output element, and per
+#: element of the adapter's input the sum of its input gradient into the base's (read 2 + 2,
+#: write 2).  The forward sum passes its gradient through unchanged.
+ADAPTER_BACKWARD_BYTES_PER_OUTPUT = 4.0
+ADAPTER_BACKWARD_BYTES_PER_INPUT = 6.0
+
+
+@dataclass(frozen=True)
+class Lora:
+    """A LoRA fine-tuning: adapters of ``rank`` beside the ``targets`` (names of
+    :data:`LORA_TARGET_GEMMS`), every base weight frozen."""
+
+    rank: int
+    targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+
+    @property
+    def gemm_names(self) -> frozenset[str]:
+        """The layer GEMM ops the targets cover."""
+        return frozenset(n for t in self.targets for n in LORA_TARGET_GEMMS[t])
+
+
+def _f(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def base_gemm_shapes(model: ModelSpec, kind: str) -> dict[str, tuple[float, float]]:
+    """(n, k) of each GEMM op of one ``kind`` layer ('dense' or 'moe') unsplit (tp = etp = 1; a
+    routed expert's own matrix)."""
+    gemms = (O.attention_ops(model, 1, model.seq_len, 1, 1)
+             + O.mlp_ops(model, 1, model.seq_len, 1, 1, 1, False, kind, 1))
+    return {op.name: (float(op.n), float(op.k)) for op in gemms if isinstance(op, O.Gemm)}
+
+
+def freeze(ops: list[O.Op]) -> list[O.Op]:
+    """``ops`` with every GEMM marked frozen (no weight gradient)."""
+    return [replace(op, frozen=True) if isinstance(op, O.Gemm) else op for op in ops]
+
+
+def is_adapter_name(name: str) -> bool:
+    """Whether an op of this name is part of a LoRA adapter (:func:`with_adapters`)."""
+    return name.startswith("lora_")
+
+
+def is_adapter(op: O.Op) -> bool:
+    return is_adapter_name(op.name)
+
+
+def with_adapters(ops: list[O.Op], model: ModelSpec, kind: str, lora: Lora,
+                  sequence_parallel: ArrayLike = False) -> list[O.Op]:
+    """One layer's ops (per GPU, one micro-batch, :func:`colossim.training.ops.layer_ops`) under
+    ``lora``: every base GEMM frozen, and after each targeted one its adapter, split over the base
+    GEMM's group (tp, or etp for routed experts) as NeMo splits it (module docstring):
+
+    - ``lora_a:<name>``, x A: r / group of its r outputs beside a column-parallel base, the k /
+      group local inputs beside a row-parallel one;
+    - ``lora_b:<name>``, (x A) B: n / group of its n outputs either way (a row-parallel base's are
+      all-gathered after, :func:`adapter_tp_seconds`);
+    - ``lora_add:<name>``, the scale and the sum into the base output
+      (:data:`ADAPTER_FORWARD_BYTES_PER_OUTPUT`) over the base's local output: a column-parallel
+      base's n / group columns, a row-parallel base's whole rows, or with ``sequence_parallel``
+      its 1 / group share of the tokens, which the adapter's gathered output is scattered back to.
+
+    A routed expert's adapter is its own, run on the rows that expert receives."""
+    full = base_gemm_shapes(model, kind)
+    names, r = lora.gemm_names, float(lora.rank)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    out: list[O.Op] = []
+    for op in ops:
+        if not isinstance(op, O.Gemm):
+            out.append(op)
+            continue
+        out.append(replace(op, frozen=True))
+        if op.name not in names:
+            continue
+        n_full, k_full = full[op.name]
+        row = op.name in ROW_PARALLEL_GEMMS
+        group = k_full / _f(op.k) if row else n_full / _f(op.n)
+        rows = _f(op.m) * _f(op.count)
+        outputs = n_full / (np.where(sp, group, 1.0) if row else group)
+        out += [O.Gemm(f"lora_a:{op.name}", op.m, r if row else r / group, op.k, op.count),
+                O.Gemm(f"lora_b:{op.name}", op.m, n_full / group, r, op.count),
+                O.MemoryBound(f"lora_add:{op.name}", ADAPTER_FORWARD_BYTES_PER_OUTPUT * rows * outputs,
+                              backward_bytes=rows * (ADAPTER_BACKWARD_BYTES_PER_OUTPUT * outputs
+                                                     + ADAPTER_BACKWARD_BYTES_PER_INPUT * _f(op.k)))]
+    return out
+
+
+def adapter_params_local(ops: list[O.Op]) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, routed-expert) adapter weights on one GPU in one layer's ops (:func:`with_adapters`):
+    the k x n weight of each adapter GEMM, times its count."""
+    dense = expert = np.asarray(0.0)
+    for op in ops:
+        if isinstance(op, O.Gemm) and is_adapter(op):
+            w = _f(op.n) * _f(op.k) * _f(op.count)
+            if op.name.split(":", 1)[1] in O.GROUPED_EXPERT_GEMMS:
+                expert = expert + w
+            else:
+                dense = dense + w
+    return dense, expert
+
+
+def adapter_params(model: ModelSpec, lora: Lora) -> float:
+    """Trainable parameters of the whole model under ``lora``: r (k + n) per targeted matrix, every
+    routed expert's own."""
+    total = 0.0
+    for kind, layers in (("dense", model.dense_layers), ("moe", model.moe_layers)):
+        if layers == 0:
+            continue
+        full = base_gemm_shapes(model, kind)
+        for name, (n, k) in full.items():
+            if name in lora.gemm_names:
+                copies = model.experts if name in O.GROUPED_EXPERT_GEMMS else 1
+                total += layers * copies * lora.rank * (n + k)
+    return total
+
+
+def adapter_flops_per_token(model: ModelSpec, lora: Lora) -> float:
+    """Forward FLOPs per token of every adapter: 2 r (k + n) per targeted matrix a token passes
+    through (top_k routed experts of an MoE layer)."""
+    total = 0.0
+    for kind, layers in (("dense", model.dense_layers), ("moe", model.moe_layers)):
+        if layers == 0:
+            continue
+        for name, (n, k) in base_gemm_shapes(model, kind).items():
+            if name in lora.gemm_names:
+                passes = model.top_k if name in O.GROUPED_EXPERT_GEMMS else 1
+                total += layers * passes * 2.0 * lora.rank * (n + k)
+    return total
+
+
+def adapter_tp_seconds(ops: list[O.Op], lora: Lora, model: ModelSpec, kind: str, sequence_parallel: ArrayLike,
+                       network, profile, activation_bytes: float) -> tuple[np.ndarray, np.ndarray]:
+    """(forward, backward) seconds of the collectives one layer's adapters add, per GPU and
+    micro-batch, over each base GEMM's split group (tp, or etp for routed experts), as NeMo 2.5.0's
+    ``ParallelLinearAdapter`` issues them (synchronous, none overlapped):
+
+    - beside a column-parallel base: forward, the all-gather of ``linear_in``'s (m x r) output
+      (``gather_output=True``); backward, the all-reduce of ``linear_out``'s input gradient
+      (m x r) and, without sequence parallelism, of ``linear_in``'s (m x k: a ColumnParallelLinear
+      reduces its input gradient unless ``disable_grad_reduce``, which NeMo sets under sequence
+      parallelism, where Transformer Engine's gathered norm output carries it);
+    - beside a row-parallel base: forward, the all-reduce of ``linear_in``'s (m x r) output and
+      the all-gather of ``linear_out``'s (m x n) output (``gather_output=True``); backward, the
+      all-reduce of ``linear_out``'s input gradient (m x r)."""
+    full = base_gemm_shapes(model, kind)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    r, B = float(lora.rank), activation_bytes
+    fwd = bwd = np.asarray(0.0)
+    for op in ops:
+        if not (isinstance(op, O.Gemm) and not is_adapter(op) and op.name in lora.gemm_names):
+            continue
+        n_full, k_full = full[op.name]
+        row = op.name in ROW_PARALLEL_GEMMS
+        group = k_full / _f(op.k) if row else n_full / _f(op.n)
+        rows = _f(op.m) * _f(op.count)
+
+        def ar(elements):
+            return C.all_reduce_seconds(elements * B, group, network, profile)
+
+        def ag(elements):
+            return C.all_gather_seconds(elements * B, group, network, profile)
+
+        if row:
+            f, b = ar(rows * r) + ag(rows * n_full), ar(rows * r)
+        else:
+            f = ag(rows * r)
+            b = ar(rows * r) + np.where(sp, 0.0, ar(rows * k_full))
+        fwd = fwd + np.where(group > 1, f, 0.0)
+        bwd = bwd + np.where(group > 1, b, 0.0)
+    return fwd, bwd
+
+
+__all__ = ["ADAPTER_BACKWARD_BYTES_PER_INPUT", "ADAPTER_BACKWARD_BYTES_PER_OUTPUT",
+           "ADAPTER_FORWARD_BYTES_PER_OUTPUT", "DEFAULT_LORA_TARGETS", "LORA_TARGET_GEMMS", "Lora",
+           "ROW_PARALLEL_GEMMS", "adapter_flops_per_token", "adapter_params", "adapter_params_local",
+           "adapter_tp_seconds", "base_gemm_shapes", "freeze", "is_adapter", "is_adapter_name", "with_adapters"]

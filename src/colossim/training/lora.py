@@ -21,9 +21,12 @@ ColumnParallelLinear (r -> n / tp); beside a row-parallel base (output projectio
 ColumnParallelLinear (r -> n) with ``gather_output=True``.  Both matrices' FLOPs therefore split
 over the group.  Adapter GEMMs are plain Megatron linears: bf16 even in an FP8 run.
 
-Left out: the adapter's saved activations (its rank-r intermediate, r / n of a targeted GEMM's
-output), dropout on the adapter (NeMo's default is 0), and packed fine-tuning sequences, whose
-attention runs within each document: the attention core is priced over the whole sequence.
+Activations are kept as in full training: a targeted module's input is needed for its adapter's
+weight gradient anyway, and the input of a frozen module without an adapter is counted too (an
+upper bound where the targets are few).  Left out: the adapter's saved rank-r intermediate (r / n
+of a targeted GEMM's output), dropout on the adapter (NeMo's default is 0), and packed
+fine-tuning sequences, whose attention runs within each document: the attention core is priced
+over the whole sequence.
 """
 
 from __future__ import annotations

@@ -1059,7 +1059,8 @@ def _with_mtp(ctx: StepContext, plans: PlanArrays, head: dict[str, np.ndarray],
     block on the last stage, whose peak is below the first stage's in 1F1B)."""
     m, tp = ctx.model, plans.tp
     tokens = plans.micro_batch * ctx.seq_len / plans.cp
-    proj = ops_seconds([O.Gemm("mtp_proj", tokens, m.hidden / tp, 2 * m.hidden)], ctx)
+    # a LoRA freezes the modules' projections with the rest of the base model
+    proj = ops_seconds([O.Gemm("mtp_proj", tokens, m.hidden / tp, 2 * m.hidden, frozen=ctx.lora is not None)], ctx)
     comm = {"fwd": last_layer["tp_fwd"] + last_layer["ep_fwd"], "bwd": last_layer["tp_bwd"] + last_layer["ep_bwd"]}
     block = {"fwd": last_layer["compute_fwd"] + comm["fwd"], "bwd": last_layer["compute_bwd"] + comm["bwd"],
              "wgrad": last_layer["compute_wgrad"]}

@@ -203,15 +203,14 @@ def hardware_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recomput
     Narayanan et al. 2021 eq. 3 divided by the tokens per step: 96 l h^2 (1 + S/(6h) + V/(16 l h)).
     Under ``lora`` the frozen weights' gradients are not run and the adapters are (their forward
     recomputed too under full recompute)."""
-    fwd_ops = forward_flops_per_token(model, seq_len, causal)
-    fwd = sum(fwd_ops.values())
+    fwd = sum(forward_flops_per_token(model, seq_len, causal).values())
     out = (1 + BACKWARD_FACTOR) * fwd + recompute_flops_per_token(model, seq_len, recompute, causal,
                                                                   selective_recompute)
     if lora is None:
         return out
-    frozen = sum(v for k, v in fwd_ops.items() if k not in ATTENTION_CORE_OPS)
+    # the frozen weight matmuls are the same causal or not: megatron's count of their gradients
     again = adapter_flops_per_token(model, lora) if Recompute(recompute) is Recompute.full else 0.0
-    return out - frozen + (1 + BACKWARD_FACTOR) * adapter_flops_per_token(model, lora) + again
+    return out + _lora_change(model, seq_len, "megatron", lora) + again
 
 
 def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention = "megatron",
@@ -238,8 +237,6 @@ def model_flops_per_token(model: ModelSpec, seq_len: int, convention: Convention
     (:func:`frozen_weight_gradient_flops_per_token`) and adds 3 x the adapters' forward: the work
     the fine-tuning needs.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
     return _full_model_flops_per_token(model, seq_len, convention) + _lora_change(model, seq_len, convention, lora)
 
 

@@ -100,6 +100,23 @@ def base_gemm_shapes(model: ModelSpec, kind: str) -> dict[str, tuple[float, floa
     return {op.name: (float(op.n), float(op.k)) for op in gemms if isinstance(op, O.Gemm)}
 
 
+def _targeted(model: ModelSpec, lora: Lora):
+    """(layers, op name, n, k) of every matrix the LoRA adapts, by layer kind, unsplit."""
+    for kind, layers in (("dense", model.dense_layers), ("moe", model.moe_layers)):
+        if layers:
+            for name, (n, k) in base_gemm_shapes(model, kind).items():
+                if name in lora.gemm_names:
+                    yield layers, name, n, k
+
+
+def _base_split(op: O.Gemm, full: dict[str, tuple[float, float]]):
+    """(row-parallel?, split group, unsplit n, unsplit k, rows) of a base GEMM op."""
+    n_full, k_full = full[op.name]
+    row = op.name in ROW_PARALLEL_GEMMS
+    group = k_full / _f(op.k) if row else n_full / _f(op.n)
+    return row, group, n_full, k_full, _f(op.m) * _f(op.count)
+
+
 def freeze(ops: list[O.Op]) -> list[O.Op]:
     """``ops`` with every GEMM marked frozen (no weight gradient)."""
     return [replace(op, frozen=True) if isinstance(op, O.Gemm) else op for op in ops]
@@ -141,10 +158,7 @@ def with_adapters(ops: list[O.Op], model: ModelSpec, kind: str, lora: Lora,
         out.append(replace(op, frozen=True))
         if op.name not in names:
             continue
-        n_full, k_full = full[op.name]
-        row = op.name in ROW_PARALLEL_GEMMS
-        group = k_full / _f(op.k) if row else n_full / _f(op.n)
-        rows = _f(op.m) * _f(op.count)
+        row, group, n_full, _, rows = _base_split(op, full)
         outputs = n_full / (np.where(sp, group, 1.0) if row else group)
         out += [O.Gemm(f"lora_a:{op.name}", op.m, r if row else r / group, op.k, op.count),
                 O.Gemm(f"lora_b:{op.name}", op.m, n_full / group, r, op.count),
@@ -168,33 +182,31 @@ def adapter_params_local(ops: list[O.Op]) -> tuple[np.ndarray, np.ndarray]:
     return dense, expert
 
 
+def adapter_params_per_gpu(model: ModelSpec, lora: Lora, layers: list[tuple[str, ArrayLike]], tp: ArrayLike,
+                           ep: ArrayLike, etp: ArrayLike | None = None) -> dict[str, np.ndarray]:
+    """(``dense``, ``expert``) adapter weights one GPU holds for ``layers`` ((kind, count) pairs;
+    counts may be arrays or fractions), each layer split over tp (routed experts over etp x ep)
+    as :func:`with_adapters` splits it.  Weight shapes do not depend on the tokens."""
+    out = {"dense": np.asarray(0.0), "expert": np.asarray(0.0)}
+    for kind, n in layers:
+        ops = O.layer_ops(model, 1, model.seq_len, tp, 1, ep, False, kind, etp=etp)
+        dense, expert = adapter_params_local(with_adapters(ops, model, kind, lora))
+        out = {"dense": out["dense"] + n * dense, "expert": out["expert"] + n * expert}
+    return out
+
+
 def adapter_params(model: ModelSpec, lora: Lora) -> float:
     """Trainable parameters of the whole model under ``lora``: r (k + n) per targeted matrix, every
     routed expert's own."""
-    total = 0.0
-    for kind, layers in (("dense", model.dense_layers), ("moe", model.moe_layers)):
-        if layers == 0:
-            continue
-        full = base_gemm_shapes(model, kind)
-        for name, (n, k) in full.items():
-            if name in lora.gemm_names:
-                copies = model.experts if name in O.GROUPED_EXPERT_GEMMS else 1
-                total += layers * copies * lora.rank * (n + k)
-    return total
+    return sum(layers * (model.experts if name in O.GROUPED_EXPERT_GEMMS else 1) * lora.rank * (n + k)
+               for layers, name, n, k in _targeted(model, lora))
 
 
 def adapter_flops_per_token(model: ModelSpec, lora: Lora) -> float:
     """Forward FLOPs per token of every adapter: 2 r (k + n) per targeted matrix a token passes
     through (top_k routed experts of an MoE layer)."""
-    total = 0.0
-    for kind, layers in (("dense", model.dense_layers), ("moe", model.moe_layers)):
-        if layers == 0:
-            continue
-        for name, (n, k) in base_gemm_shapes(model, kind).items():
-            if name in lora.gemm_names:
-                passes = model.top_k if name in O.GROUPED_EXPERT_GEMMS else 1
-                total += layers * passes * 2.0 * lora.rank * (n + k)
-    return total
+    return sum(layers * (model.top_k if name in O.GROUPED_EXPERT_GEMMS else 1) * 2.0 * lora.rank * (n + k)
+               for layers, name, n, k in _targeted(model, lora))
 
 
 def adapter_tp_seconds(ops: list[O.Op], lora: Lora, model: ModelSpec, kind: str, sequence_parallel: ArrayLike,
@@ -218,10 +230,7 @@ def adapter_tp_seconds(ops: list[O.Op], lora: Lora, model: ModelSpec, kind: str,
     for op in ops:
         if not (isinstance(op, O.Gemm) and not is_adapter(op) and op.name in lora.gemm_names):
             continue
-        n_full, k_full = full[op.name]
-        row = op.name in ROW_PARALLEL_GEMMS
-        group = k_full / _f(op.k) if row else n_full / _f(op.n)
-        rows = _f(op.m) * _f(op.count)
+        row, group, n_full, k_full, rows = _base_split(op, full)
 
         def ar(elements):
             return C.all_reduce_seconds(elements * B, group, network, profile)
@@ -242,4 +251,5 @@ def adapter_tp_seconds(ops: list[O.Op], lora: Lora, model: ModelSpec, kind: str,
 __all__ = ["ADAPTER_BACKWARD_BYTES_PER_INPUT", "ADAPTER_BACKWARD_BYTES_PER_OUTPUT",
            "ADAPTER_FORWARD_BYTES_PER_OUTPUT", "DEFAULT_LORA_TARGETS", "LORA_TARGET_GEMMS", "Lora",
            "ROW_PARALLEL_GEMMS", "adapter_flops_per_token", "adapter_params", "adapter_params_local",
+           "adapter_params_per_gpu",
            "adapter_tp_seconds", "base_gemm_shapes", "freeze", "is_adapter", "is_adapter_name", "with_adapters"]

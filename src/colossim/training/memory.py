@@ -277,11 +277,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     weights = weight_bytes * sharded(p, 3)
     trained = p
     if lora is not None:
-        per = [(n, L.adapter_params_local(L.with_adapters(
-            O.layer_ops(model, mb, s, tp, cp, ep, sequence_parallel, k, etp=etp), model, k, lora)))
-            for k, n in kinds]
-        trained = {"dense": copies * sum(n * d for n, (d, _) in per) + 0.0 * tp,
-                   "expert": copies * sum(n * e for n, (_, e) in per) + 0.0 * tp}
+        adapters = L.adapter_params_per_gpu(model, lora, kinds, tp, ep, etp)
+        trained = {k: copies * v + 0.0 * tp for k, v in adapters.items()}
         weights = weights + WEIGHT_BYTES * sharded(trained, 3)
     gradients = GRAD_BYTES * sharded(trained, 2)
     optimizer = OPTIMIZER_BYTES * sharded(trained, 1)

@@ -773,10 +773,9 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     out = {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
     if ctx.lora is None:
         return {**out, "trained_dense": dense_local, "trained_expert": expert_local, "trained": out["total"]}
-    adapters = [(n, L.adapter_params_local(L.with_adapters(plan_layer_ops(ctx, plans, k), m, k, ctx.lora)))
-                for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
-    trained_dense = copies * stage_share * sum(n * d for n, (d, _) in adapters) + 0.0 * dense_local
-    trained_expert = copies * stage_share * sum(n * e for n, (_, e) in adapters) + 0.0 * dense_local
+    kinds = [(k, n * stage_share) for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
+    adapters = L.adapter_params_per_gpu(m, ctx.lora, kinds, plans.tp, plans.ep, plans.etp)
+    trained_dense, trained_expert = (copies * adapters[k] + 0.0 * dense_local for k in ("dense", "expert"))
     return {**out, "trained_dense": trained_dense, "trained_expert": trained_expert,
             "trained": trained_dense + trained_expert}
 

@@ -590,6 +590,30 @@ def test_the_search_tries_every_interleaving_depth_megatron_accepts():
     assert all(23 % v == 0 for v in plans.vpp)
 
 
+def test_a_zero_stage_that_shards_nothing_is_searched_once():
+    """Where every weight has one copy (dp x cp = 1, the experts not replicated over tp) ZeRO 1-3
+    shard nothing and price as zero 0: the search lists that plan once, not four times."""
+    from colossim.training.search import enumerate_plans
+
+    def plans_of(model, **plan):
+        spec = load_spec({"model": model, "hardware": {"gpu": "h100-sxm", "count": 8},
+                          "parallelism": plan, "training": {"global_batch": 16, "seq_len": 4096}})
+        ctx = make_context(spec)
+        return enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
+
+    plans = plans_of("llama3-8b")
+    alone = plans.dp * plans.cp == 1
+    assert alone.any() and (~alone).any()
+    assert set(plans.zero[alone].tolist()) == {0}
+    assert set(plans.zero[~alone].tolist()) == {0, 1, 2, 3}
+    # folded experts (etp 1 under tp 8, ep 1) are replicated over the 8 tp ranks: ZeRO shards them
+    folded = plans_of("mixtral-8x7b", tp=8, pp=1, moe_parallel_folding=True)
+    copies = (folded.dp * folded.cp == 1) & (folded.tp > folded.etp * folded.ep)
+    assert copies.any() and set(folded.zero[copies].tolist()) >= {0, 1}
+    # a zero the spec fixes is kept
+    assert set(plans_of("llama3-8b", tp=8, zero=1).zero.tolist()) == {1}
+
+
 def test_a_dualpipe_search_keeps_to_even_pp_no_interleaving_and_enough_micro_batches():
     spec = load_spec({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 256},
                       "parallelism": {"pipeline_schedule": "dualpipe"},

@@ -121,6 +121,8 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
         ok &= ((dp * cp) % plan.shard_group == 0) & (zero >= 1)
     if plan.zero is None or plan.pp is None:  # both fixed: priced as pipelined FSDP (plans.pipelined_zero)
         ok &= (zero <= 1) | (pp == 1)
+    if plan.zero is None:  # where every weight has one copy a ZeRO stage shards nothing: the plan is zero 0's
+        ok &= (zero == 0) | (dp * cp > 1) | (tp * dp * cp > etp * ep)
     ok &= schedule_allows(plan.pipeline_schedule or "1f1b", pp, vpp, n_micro)
     if plan.sequence_parallel is None:
         sp = tp > 1

@@ -67,8 +67,9 @@ def _show(est) -> None:
             ("memory GiB/GPU", f"{est.memory_gib_per_gpu:.1f} ({'fits' if est.fits else 'DOES NOT FIT'})")]
     if "lora_rank" in est.assumptions:
         a = est.assumptions
+        base = " (QLoRA: base weights in NF4)" if a.get("lora_base_precision") == "nf4" else ""
         rows.insert(1, ("LoRA", f"rank {a['lora_rank']} on {', '.join(a['lora_targets'])}: "
-                                f"{fmt(a['trainable_params'] / 1e6)} M trained weights"))
+                                f"{fmt(a['trainable_params'] / 1e6)} M trained weights{base}"))
     rows += [(f"  {k}", f"{v:.1f}") for k, v in est.memory_breakdown_gib.items()]
     if est.time_to_train_days is not None:
         rows += [("time to train (days)", fmt(est.time_to_train_days)),

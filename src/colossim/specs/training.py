@@ -70,6 +70,15 @@ class LoraTarget(SpecChoice):
     linear_fc2 = "linear_fc2"
 
 
+class LoraBasePrecision(SpecChoice):
+    """How a LoRA's frozen base weights are stored: ``bf16`` (LoRA) or ``nf4`` (QLoRA, Dettmers et
+    al. 2023: 4-bit NormalFloat, dequantized to bf16 for every GEMM;
+    :data:`colossim.training.lora.NF4_BYTES_PER_WEIGHT`)."""
+
+    bf16 = "bf16"
+    nf4 = "nf4"
+
+
 class TrainingWorkload(BaseModel):
     """What is trained: batch, precision and (optionally) the total tokens."""
 
@@ -110,12 +119,26 @@ class TrainingWorkload(BaseModel):
     lora_targets: list[LoraTarget] | None = Field(
         None, min_length=1, description="the linear modules the LoRA adapts: linear_qkv, linear_proj, "
         "linear_fc1, linear_fc2; omitted: all four (NeMo's default); needs lora_rank")
+    lora_base_precision: LoraBasePrecision | None = Field(
+        None, description="how the LoRA's frozen base weights are stored: bf16 (default) or nf4 (QLoRA: "
+        "every transformer-layer linear in 4-bit NormalFloat, dequantized to bf16 for each GEMM; runs "
+        "its GEMMs in 16 bits, so precision bf16 or fp16, and splits no weight over tensor-parallel GPUs, so tp 1); "
+        "needs lora_rank")
 
     @model_validator(mode="after")
     def _targets_need_rank(self) -> TrainingWorkload:
-        if self.lora_targets is not None and self.lora_rank is None:
-            raise ValueError("lora_targets needs lora_rank (the adapters' rank, e.g. 16)")
+        for name in ("lora_targets", "lora_base_precision"):
+            if getattr(self, name) is not None and self.lora_rank is None:
+                raise ValueError(f"{name} needs lora_rank (the adapters' rank, e.g. 16)")
+        if self.lora_base_precision is LoraBasePrecision.nf4 and self.precision is Precision.fp8:
+            raise ValueError("lora_base_precision nf4 dequantizes its weights to 16 bits for each GEMM: "
+                             "precision must be bf16 or fp16, not fp8")
         return self
+
+    @property
+    def quantized_base(self) -> bool:
+        """Whether the base weights are stored in NF4 (QLoRA)."""
+        return self.lora_base_precision is LoraBasePrecision.nf4
 
     @property
     def lora(self):
@@ -126,7 +149,8 @@ class TrainingWorkload(BaseModel):
 
         targets = (DEFAULT_LORA_TARGETS if self.lora_targets is None
                    else tuple(dict.fromkeys(t.value for t in self.lora_targets)))
-        return Lora(rank=self.lora_rank, targets=targets)
+        return Lora(rank=self.lora_rank, targets=targets,
+                    base=(self.lora_base_precision or LoraBasePrecision.bf16).value)
 
 
 @dataclass(frozen=True)
@@ -225,6 +249,7 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
                                  validate_model(ParallelPlan, data.get("parallelism") or {}, "parallelism"))
     check_attention_kernel(written.attention_kernel, hardware.accelerator)
     year, model_software = hardware.accelerator.release_year, load_model_catalog().software_of(model.name)
+    written = quantized_base_plan(written, workload)
     stack = resolve_stack(workload.software, year, model_software, written)
     plan = apply_stack(written, stack)
     if validate:
@@ -242,6 +267,20 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
             stack, plan = other, other_plan
     workload = workload.model_copy(update={"software": stack.id})
     return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload)
+
+
+def quantized_base_plan(plan: ParallelPlan, workload: TrainingWorkload) -> ParallelPlan:
+    """``plan`` for a QLoRA (``training.lora_base_precision: nf4``): tp 1 where the spec leaves it
+    open (routed experts follow, etp dividing tp).  No QLoRA implementation splits a 4-bit weight
+    over tensor-parallel GPUs (:mod:`colossim.training.lora`), so a written tp above 1 raises
+    :class:`SpecError`.  Any other workload's plan is returned unchanged."""
+    if not workload.quantized_base:
+        return plan
+    if plan.tp is not None and plan.tp > 1:
+        raise SpecError(f"parallelism.tp = {plan.tp} but training.lora_base_precision nf4 splits no weight "
+                        f"over tensor-parallel GPUs: allowed tp: 1", field="parallelism.tp", value=plan.tp,
+                        allowed=[1])
+    return plan if plan.tp == 1 else plan.model_copy(update={"tp": 1})
 
 
 def _runs(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan, workload: TrainingWorkload) -> bool:
@@ -460,6 +499,6 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     return ok
 
 
-__all__ = ["LoraTarget", "MfuConvention", "Precision", "SPEC_SECTIONS", "TrainingSpec", "TrainingWorkload",
-           "anchor_model_files",
-           "load_spec", "read_expert_layout", "valid_mask", "validate_plan"]
+__all__ = ["LoraBasePrecision", "LoraTarget", "MfuConvention", "Precision", "SPEC_SECTIONS", "TrainingSpec",
+           "TrainingWorkload", "anchor_model_files", "load_spec", "quantized_base_plan", "read_expert_layout",
+           "valid_mask", "validate_plan"]

@@ -46,6 +46,8 @@ MEMORY_KEYS = ("weights", "gradients", "optimizer", "activations", "buffers")
 #: What an estimate of a LoRA fine-tuning says about its evidence.
 LORA_CAVEAT = ("LoRA: no published LoRA run is in the validation; its frozen weights, adapters and their "
                "collectives are priced op by op")
+QLORA_CAVEAT = ("QLoRA: each NF4 dequantization is priced as a memory-bound pass at the chip's measured "
+                "bandwidth efficiency; no dequantization kernel was measured")
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,10 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
                                    custom_profile=custom_profile, batch_tokens=tokens_per_step)
     base_assumptions = {"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {}
     if ctx.lora is not None:
-        evidence = {**evidence, "caveats": [*evidence["caveats"], LORA_CAVEAT]}
+        extra = [LORA_CAVEAT, QLORA_CAVEAT] if ctx.lora.quantized else [LORA_CAVEAT]
+        evidence = {**evidence, "caveats": [*evidence["caveats"], *extra]}
         base_assumptions.update(lora_rank=ctx.lora.rank, lora_targets=list(ctx.lora.targets),
+                                lora_base_precision=ctx.lora.base,
                                 trainable_params=L.adapter_params(ctx.model, ctx.lora))
     out = []
     for i in idx:

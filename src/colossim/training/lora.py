@@ -21,6 +21,19 @@ ColumnParallelLinear (r -> n / tp); beside a row-parallel base (output projectio
 ColumnParallelLinear (r -> n) with ``gather_output=True``.  Both matrices' FLOPs therefore split
 over the group.  Adapter GEMMs are plain Megatron linears: bf16 even in an FP8 run.
 
+QLoRA (Dettmers et al. 2023, arXiv:2305.14314; ``Lora.base == "nf4"``) stores the frozen weights
+of every transformer-layer linear in 4-bit NormalFloat with double-quantized block scales
+(:data:`NF4_BYTES_PER_WEIGHT`); the embedding, the output head, the norms and the MoE router stay
+bf16.  The GEMMs still run in bf16: every forward and every input-gradient GEMM first dequantizes
+its weight to a bf16 copy it then frees (:data:`NF4_DEQUANTIZE_BYTES_PER_WEIGHT`, an op per GEMM
+and pass, :func:`with_adapters`), so a recomputed forward dequantizes again.  Source: bitsandbytes
+0.50.2 (PyPI) ``autograd/_functions.py`` ``MatMul4Bit`` and ``backends/default/ops.py``
+``_gemm_4bit_default_impl``, the path CUDA takes above 512 rows per GEMM; NeMo 1's
+``adapters/qlora.py`` ``_LinearNF4`` does the same.  Neither splits a 4-bit weight over
+tensor-parallel GPUs (``NF4LinearWrapper``: "Tensor Parallel is not supported"), so a QLoRA plan
+has tp 1 (:mod:`colossim.specs.training`).  Under ZeRO-3 / FSDP the 4-bit storage is what is
+sharded and gathered (bitsandbytes' ``quant_storage``, FSDP-QLoRA).
+
 Activations are kept as in full training: a targeted module's input is needed for its adapter's
 weight gradient anyway, and the input of a frozen module without an adapter is counted too (an
 upper bound where the targets are few).  Left out: the adapter's saved rank-r intermediate (r / n
@@ -74,13 +87,47 @@ ADAPTER_BACKWARD_BYTES_PER_OUTPUT = 4.0
 ADAPTER_BACKWARD_BYTES_PER_INPUT = 6.0
 
 
+#: How a LoRA's frozen base weights are stored: ``bf16`` (LoRA) or ``nf4`` (QLoRA).
+LORA_BASE_PRECISIONS = ("bf16", "nf4")
+
+#: NF4 storage (QLoRA's "double quantization"): a 4-bit code per weight, an 8-bit absmax scale per
+#: block of 64 weights, an fp32 scale (and offset) per block of 256 scales.  Source: Dettmers et al.
+#: 2023 sec 3 (block 64, 8-bit scales in blocks of 256: 0.127 bits of scales per weight);
+#: bitsandbytes 0.50.2 ``nn/modules.py`` ``Params4bit`` (``blocksize`` 64, ``compress_statistics``
+#: True) and ``functional.py`` ``quantize_4bit`` (``quantize_blockwise(absmax - offset,
+#: blocksize=256)``); NeMo 1 ``NF4Weight(block_size=64, scale_block_size=256)``, 8 scale bits.
+NF4_CODE_BITS = 4
+NF4_BLOCK_WEIGHTS = 64
+NF4_SCALE_BITS = 8
+NF4_SCALE_BLOCK = 256
+NF4_SCALE_SCALE_BITS = 32
+NF4_BYTES_PER_WEIGHT = (NF4_CODE_BITS + NF4_SCALE_BITS / NF4_BLOCK_WEIGHTS
+                        + NF4_SCALE_SCALE_BITS / (NF4_BLOCK_WEIGHTS * NF4_SCALE_BLOCK)) / 8
+#: Bytes of the bf16 weight a GEMM runs on once dequantized.
+NF4_COMPUTE_BYTES_PER_WEIGHT = 2.0
+#: HBM bytes per weight of one dequantization (bitsandbytes 0.50.2 ``_gemm_4bit_default_impl`` and
+#: ``dequantize_4bit``): the scales' ``dequantize_blockwise`` reads the 8-bit scale and writes it
+#: in fp32, the offset's add reads and writes that fp32 scale, ``dequantize_4bit`` reads the
+#: 4-bit codes and the fp32 scale and writes the bf16 weight.  Per weight, each scale being
+#: shared by a block of 64: (1 + 4 + 4 + 4 + 4) / 64 for the scales, 0.5 + 2 for the weight.
+NF4_DEQUANTIZE_BYTES_PER_WEIGHT = (NF4_CODE_BITS / 8 + NF4_COMPUTE_BYTES_PER_WEIGHT
+                                   + (NF4_SCALE_BITS / 8 + 4 * 4) / NF4_BLOCK_WEIGHTS)
+
+
 @dataclass(frozen=True)
 class Lora:
     """A LoRA fine-tuning: adapters of ``rank`` beside the ``targets`` (names of
-    :data:`LORA_TARGET_GEMMS`), every base weight frozen."""
+    :data:`LORA_TARGET_GEMMS`), every base weight frozen and stored in ``base``
+    (:data:`LORA_BASE_PRECISIONS`; ``nf4``: QLoRA)."""
 
     rank: int
     targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    base: str = "bf16"
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the base weights are stored in NF4 (QLoRA)."""
+        return self.base == "nf4"
 
     @property
     def gemm_names(self) -> frozenset[str]:
@@ -117,6 +164,12 @@ def _base_split(op: O.Gemm, full: dict[str, tuple[float, float]]):
     return row, group, n_full, k_full, _f(op.m) * _f(op.count)
 
 
+#: The layer GEMM ops whose weights QLoRA stores in NF4: every linear module a LoRA can target
+#: (bitsandbytes replaces every ``nn.Linear`` but the output head), whether adapted or not; the MoE
+#: router stays bf16 (a few thousand weights per layer).
+QUANTIZED_GEMMS = frozenset(n for names in LORA_TARGET_GEMMS.values() for n in names)
+
+
 def freeze(ops: list[O.Op]) -> list[O.Op]:
     """``ops`` with every GEMM marked frozen (no weight gradient)."""
     return [replace(op, frozen=True) if isinstance(op, O.Gemm) else op for op in ops]
@@ -146,7 +199,9 @@ def with_adapters(ops: list[O.Op], model: ModelSpec, kind: str, lora: Lora,
       base's n / group columns, a row-parallel base's whole rows, or with ``sequence_parallel``
       its 1 / group share of the tokens, which the adapter's gathered output is scattered back to.
 
-    A routed expert's adapter is its own, run on the rows that expert receives."""
+    A routed expert's adapter is its own, run on the rows that expert receives.  Under QLoRA each
+    NF4 base GEMM is preceded by ``nf4_dequantize:<name>``, its weight dequantized to bf16 for the
+    forward and again for the input gradient (:data:`NF4_DEQUANTIZE_BYTES_PER_WEIGHT`)."""
     full = base_gemm_shapes(model, kind)
     names, r = lora.gemm_names, float(lora.rank)
     sp = np.asarray(sequence_parallel, dtype=bool)
@@ -155,6 +210,9 @@ def with_adapters(ops: list[O.Op], model: ModelSpec, kind: str, lora: Lora,
         if not isinstance(op, O.Gemm):
             out.append(op)
             continue
+        if lora.quantized and op.name in QUANTIZED_GEMMS:
+            moved = NF4_DEQUANTIZE_BYTES_PER_WEIGHT * _f(op.n) * _f(op.k) * _f(op.count)
+            out.append(O.MemoryBound(f"nf4_dequantize:{op.name}", moved, backward_bytes=moved))
         out.append(replace(op, frozen=True))
         if op.name not in names:
             continue
@@ -182,17 +240,48 @@ def adapter_params_local(ops: list[O.Op]) -> tuple[np.ndarray, np.ndarray]:
     return dense, expert
 
 
-def adapter_params_per_gpu(model: ModelSpec, lora: Lora, layers: list[tuple[str, ArrayLike]], tp: ArrayLike,
-                           ep: ArrayLike, etp: ArrayLike | None = None) -> dict[str, np.ndarray]:
-    """(``dense``, ``expert``) adapter weights one GPU holds for ``layers`` ((kind, count) pairs;
-    counts may be arrays or fractions), each layer split over tp (routed experts over etp x ep)
-    as :func:`with_adapters` splits it.  Weight shapes do not depend on the tokens."""
+def quantized_params_local(ops: list[O.Op], lora: Lora) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, routed-expert) NF4 base weights on one GPU in one layer's ops (:func:`with_adapters`):
+    the k x n weight of each base GEMM QLoRA quantizes, times its count; zero unless ``lora`` is a
+    QLoRA."""
+    dense = expert = np.asarray(0.0)
+    if not lora.quantized:
+        return dense, expert
+    for op in ops:
+        if isinstance(op, O.Gemm) and not is_adapter(op) and op.name in QUANTIZED_GEMMS:
+            w = _f(op.n) * _f(op.k) * _f(op.count)
+            if op.name in O.GROUPED_EXPERT_GEMMS:
+                expert = expert + w
+            else:
+                dense = dense + w
+    return dense, expert
+
+
+def _stage_params(count, model: ModelSpec, lora: Lora, layers: list[tuple[str, ArrayLike]], tp: ArrayLike,
+                  ep: ArrayLike, etp: ArrayLike | None) -> dict[str, np.ndarray]:
+    """(``dense``, ``expert``) of ``count`` (a function of one layer's ops under ``lora``) summed
+    over ``layers`` ((kind, count) pairs; counts may be arrays or fractions), each layer split over
+    tp (routed experts over etp x ep) as :func:`with_adapters` splits it.  Weight shapes do not
+    depend on the tokens."""
     out = {"dense": np.asarray(0.0), "expert": np.asarray(0.0)}
     for kind, n in layers:
         ops = O.layer_ops(model, 1, model.seq_len, tp, 1, ep, False, kind, etp=etp)
-        dense, expert = adapter_params_local(with_adapters(ops, model, kind, lora))
+        dense, expert = count(with_adapters(ops, model, kind, lora))
         out = {"dense": out["dense"] + n * dense, "expert": out["expert"] + n * expert}
     return out
+
+
+def adapter_params_per_gpu(model: ModelSpec, lora: Lora, layers: list[tuple[str, ArrayLike]], tp: ArrayLike,
+                           ep: ArrayLike, etp: ArrayLike | None = None) -> dict[str, np.ndarray]:
+    """(``dense``, ``expert``) adapter weights one GPU holds for ``layers`` (:func:`_stage_params`)."""
+    return _stage_params(adapter_params_local, model, lora, layers, tp, ep, etp)
+
+
+def quantized_params_per_gpu(model: ModelSpec, lora: Lora, layers: list[tuple[str, ArrayLike]], tp: ArrayLike,
+                             ep: ArrayLike, etp: ArrayLike | None = None) -> dict[str, np.ndarray]:
+    """(``dense``, ``expert``) NF4 base weights one GPU holds for ``layers`` under a QLoRA, zero
+    otherwise (:func:`_stage_params`, :func:`quantized_params_local`)."""
+    return _stage_params(lambda ops: quantized_params_local(ops, lora), model, lora, layers, tp, ep, etp)
 
 
 def adapter_params(model: ModelSpec, lora: Lora) -> float:
@@ -249,7 +338,8 @@ def adapter_tp_seconds(ops: list[O.Op], lora: Lora, model: ModelSpec, kind: str,
 
 
 __all__ = ["ADAPTER_BACKWARD_BYTES_PER_INPUT", "ADAPTER_BACKWARD_BYTES_PER_OUTPUT",
-           "ADAPTER_FORWARD_BYTES_PER_OUTPUT", "DEFAULT_LORA_TARGETS", "LORA_TARGET_GEMMS", "Lora",
-           "ROW_PARALLEL_GEMMS", "adapter_flops_per_token", "adapter_params", "adapter_params_local",
-           "adapter_params_per_gpu",
-           "adapter_tp_seconds", "base_gemm_shapes", "freeze", "is_adapter", "is_adapter_name", "with_adapters"]
+           "ADAPTER_FORWARD_BYTES_PER_OUTPUT", "DEFAULT_LORA_TARGETS", "LORA_BASE_PRECISIONS", "LORA_TARGET_GEMMS",
+           "Lora", "NF4_BYTES_PER_WEIGHT", "NF4_COMPUTE_BYTES_PER_WEIGHT", "NF4_DEQUANTIZE_BYTES_PER_WEIGHT",
+           "QUANTIZED_GEMMS", "ROW_PARALLEL_GEMMS", "adapter_flops_per_token", "adapter_params",
+           "adapter_params_local", "adapter_params_per_gpu", "adapter_tp_seconds", "base_gemm_shapes", "freeze",
+           "is_adapter", "is_adapter_name", "quantized_params_local", "quantized_params_per_gpu", "with_adapters"]

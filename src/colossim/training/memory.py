@@ -250,7 +250,10 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     ``shard_group``, dividing dp x cp; None: all of dp x cp); expert weights shard over their
     expert-data-parallel group divided by the same number of copies.  ``lora``: a LoRA fine-tuning
     (:mod:`colossim.training.lora`), whose frozen base weights have neither gradients nor optimizer
-    state: those, and the weights' bf16 copy, cover its adapters, held beside the base weights."""
+    state: those, and the weights' bf16 copy, cover its adapters, held beside the base weights.
+    Under QLoRA the layers' linear base weights take :data:`colossim.training.lora.NF4_BYTES_PER_WEIGHT`
+    each (the embedding, head and norms stay bf16), ZeRO-3 gathers them in NF4, and the buffers hold
+    the one bf16 matrix a GEMM runs on while it is dequantized (the largest of a layer's)."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     etp = tp if etp is None else _f(etp)
@@ -276,10 +279,17 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     weight_bytes = WEIGHT_BYTES + (FP8_WEIGHT_CACHE_BYTES if prec == "fp8" else 0)
     weights = weight_bytes * sharded(p, 3)
     trained = p
+    dequantized = 0.0
     if lora is not None:
         adapters = L.adapter_params_per_gpu(model, lora, kinds, tp, ep, etp)
         trained = {k: copies * v + 0.0 * tp for k, v in adapters.items()}
         weights = weights + WEIGHT_BYTES * sharded(trained, 3)
+        if lora.quantized:  # QLoRA: the layers' linear weights in NF4 instead of bf16
+            nf4 = {k: copies * v for k, v in L.quantized_params_per_gpu(model, lora, kinds, tp, ep, etp).items()}
+            weights = weights - (WEIGHT_BYTES - L.NF4_BYTES_PER_WEIGHT) * sharded(nf4, 3)
+            # ... and one of them at a time dequantized to bf16 for its GEMM
+            dequantized = L.NF4_COMPUTE_BYTES_PER_WEIGHT * np.maximum.reduce(
+                [w / _f(tp) for w in O.deepspeed_layer_weights(model, 1.0)] + [0.0 * tp])
     gradients = GRAD_BYTES * sharded(trained, 2)
     optimizer = OPTIMIZER_BYTES * sharded(trained, 1)
 
@@ -315,13 +325,14 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     flat = np.asarray(fsdp, dtype=bool)
     layer = np.where(group > 1, layer_max / tp, 0.0) + np.where(egroup > 1, expert_layer / (etp * ep), 0.0)
     held = np.where(flat, FSDP_GATHERED_LAYERS, DEEPSPEED_GATHERED_LAYER_FRACTION)
-    gathered = held * WEIGHT_BYTES * layer
+    gathered_bytes = L.NF4_BYTES_PER_WEIGHT if lora is not None and lora.quantized else WEIGHT_BYTES
+    gathered = held * gathered_bytes * layer
     # ... and the unsharded gradient waiting for its reduce-scatter: a layer's, or one weight's
     largest = max(float(w) for w in O.deepspeed_layer_weights(model, 1.0))
     unit = np.where(flat, layer, np.where(group > 1, largest / tp, 0.0))
     # (a LoRA's frozen base weights have no gradient; its adapters' are left out, r / h of a layer's)
     unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit * (lora is None)
-    buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0)
+    buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0) + dequantized
                + ALLOCATOR_OVERHEAD_FRACTION * activations)
     total = weights + gradients + optimizer + activations + buffers
     return MemoryBreakdown(weights=weights, gradients=gradients, optimizer=optimizer,

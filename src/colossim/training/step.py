@@ -762,7 +762,9 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
 
     ``trained_dense`` / ``trained_expert`` / ``trained``: the weights among them that are trained,
     whose gradients are reduced and whose optimizer state is stepped: all of them, or under a
-    LoRA the adapters alone (:func:`colossim.training.lora.adapter_params_local`)."""
+    LoRA the adapters alone (:func:`colossim.training.lora.adapter_params_local`).
+    ``stored_dense`` / ``stored_expert``: the bytes the (base) weights are stored in, what ZeRO-3
+    gathers: bf16, or under QLoRA the layers' linear weights in NF4."""
     m = ctx.model
     per_kind = [(n, layer_local_params_split(m, plans, k))
                 for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers))]
@@ -771,12 +773,18 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     dense_local = copies * (sum(n * d for n, (d, _) in per_kind) * stage_share + head_local_params(m, plans))
     expert_local = copies * sum(n * e for n, (_, e) in per_kind) * stage_share
     out = {"dense": dense_local, "expert": expert_local, "total": dense_local + expert_local}
+    stored = {"stored_dense": PARAM_GATHER_BYTES * dense_local,
+              "stored_expert": PARAM_GATHER_BYTES * expert_local}
     if ctx.lora is None:
-        return {**out, "trained_dense": dense_local, "trained_expert": expert_local, "trained": out["total"]}
+        return {**out, **stored, "trained_dense": dense_local, "trained_expert": expert_local,
+                "trained": out["total"]}
     kinds = [(k, n * stage_share) for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
     adapters = L.adapter_params_per_gpu(m, ctx.lora, kinds, plans.tp, plans.ep, plans.etp)
     trained_dense, trained_expert = (copies * adapters[k] + 0.0 * dense_local for k in ("dense", "expert"))
-    return {**out, "trained_dense": trained_dense, "trained_expert": trained_expert,
+    nf4 = L.quantized_params_per_gpu(m, ctx.lora, kinds, plans.tp, plans.ep, plans.etp)
+    saved = PARAM_GATHER_BYTES - L.NF4_BYTES_PER_WEIGHT
+    stored = {f"stored_{k}": stored[f"stored_{k}"] - saved * copies * nf4[k] for k in ("dense", "expert")}
+    return {**out, **stored, "trained_dense": trained_dense, "trained_expert": trained_expert,
             "trained": trained_dense + trained_expert}
 
 
@@ -1002,8 +1010,11 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     share = np.where(expert > 0, dense / (dense + expert), 1.0)
     t_share = np.where(t_expert > 0, t_dense / np.maximum(t_dense + t_expert, 1e-30), 1.0)
     buckets = layers * reductions + 1.0
-    ag3 = (coll(C.all_gather_seconds, dense, PARAM_GATHER_BYTES, group, plans.tp, fetches * share)
-           + coll(C.all_gather_seconds, expert, PARAM_GATHER_BYTES, egroup, estride, fetches * (1 - share)))
+    # the weights as stored (bf16, or QLoRA's NF4), gathered as they are
+    s_dense = params.get("stored_dense", dense * PARAM_GATHER_BYTES)
+    s_expert = params.get("stored_expert", expert * PARAM_GATHER_BYTES)
+    ag3 = (coll(C.all_gather_seconds, s_dense, 1.0, group, plans.tp, fetches * share)
+           + coll(C.all_gather_seconds, s_expert, 1.0, egroup, estride, fetches * (1 - share)))
     rs3 = (coll(C.reduce_scatter_seconds, t_dense, PARAM_GATHER_BYTES, group, plans.tp, buckets * t_share)
            + coll(C.reduce_scatter_seconds, t_expert, PARAM_GATHER_BYTES, egroup, estride,
                   buckets * (1 - t_share)))
@@ -1023,13 +1034,13 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     # backward those it released (FSDP neither); its list collectives copy once per rank.
     rf = np.where(plans.fsdp, 0.0, zero3_recompute_regathers(plans, ctx.model))
     again_calls, again_bytes = deepspeed_backward_refetch(ctx.model, plans.tp)
-    ag3_again = (coll(C.all_gather_seconds, dense * again_bytes, PARAM_GATHER_BYTES, group, plans.tp,
+    ag3_again = (coll(C.all_gather_seconds, s_dense * again_bytes, 1.0, group, plans.tp,
                       fetches * again_calls * share)
-                 + coll(C.all_gather_seconds, expert * again_bytes, PARAM_GATHER_BYTES, egroup, estride,
+                 + coll(C.all_gather_seconds, s_expert * again_bytes, 1.0, egroup, estride,
                         fetches * again_calls * (1 - share)))
     bwd_ag = ag3 + rf * ag3_again
     calls = fetches * (2.0 + rf * again_calls) + buckets
-    stage_bytes = (dense + expert) * PARAM_GATHER_BYTES
+    stage_bytes = s_dense + s_expert
     moved = stage_bytes * (DEEPSPEED_GATHER_HBM_BYTES_PER_BYTE * (2.0 + rf * again_bytes)
                            + DEEPSPEED_REDUCE_SCATTER_HBM_BYTES_PER_BYTE)
     copies = np.where(plans.fsdp, 0.0, list_collective_copy_seconds(ctx, group, calls, moved))

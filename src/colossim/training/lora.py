@@ -226,35 +226,31 @@ def with_adapters(ops: list[O.Op], model: ModelSpec, kind: str, lora: Lora,
     return out
 
 
-def adapter_params_local(ops: list[O.Op]) -> tuple[np.ndarray, np.ndarray]:
-    """(dense, routed-expert) adapter weights on one GPU in one layer's ops (:func:`with_adapters`):
-    the k x n weight of each adapter GEMM, times its count."""
+def _gemm_weights(ops: list[O.Op], keep) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, routed-expert) weights of the GEMMs in ``ops`` that ``keep`` (a predicate) selects:
+    the k x n weight of each, times its count; a routed expert's adapter counts as routed."""
     dense = expert = np.asarray(0.0)
     for op in ops:
-        if isinstance(op, O.Gemm) and is_adapter(op):
+        if isinstance(op, O.Gemm) and keep(op):
             w = _f(op.n) * _f(op.k) * _f(op.count)
-            if op.name.split(":", 1)[1] in O.GROUPED_EXPERT_GEMMS:
+            if op.name.split(":", 1)[-1] in O.GROUPED_EXPERT_GEMMS:
                 expert = expert + w
             else:
                 dense = dense + w
     return dense, expert
+
+
+def adapter_params_local(ops: list[O.Op]) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, routed-expert) adapter weights on one GPU in one layer's ops (:func:`with_adapters`)."""
+    return _gemm_weights(ops, is_adapter)
 
 
 def quantized_params_local(ops: list[O.Op], lora: Lora) -> tuple[np.ndarray, np.ndarray]:
     """(dense, routed-expert) NF4 base weights on one GPU in one layer's ops (:func:`with_adapters`):
-    the k x n weight of each base GEMM QLoRA quantizes, times its count; zero unless ``lora`` is a
-    QLoRA."""
-    dense = expert = np.asarray(0.0)
+    those of the base GEMMs QLoRA quantizes; zero unless ``lora`` is a QLoRA."""
     if not lora.quantized:
-        return dense, expert
-    for op in ops:
-        if isinstance(op, O.Gemm) and not is_adapter(op) and op.name in QUANTIZED_GEMMS:
-            w = _f(op.n) * _f(op.k) * _f(op.count)
-            if op.name in O.GROUPED_EXPERT_GEMMS:
-                expert = expert + w
-            else:
-                dense = dense + w
-    return dense, expert
+        return np.asarray(0.0), np.asarray(0.0)
+    return _gemm_weights(ops, lambda op: not is_adapter(op) and op.name in QUANTIZED_GEMMS)
 
 
 def _stage_params(count, model: ModelSpec, lora: Lora, layers: list[tuple[str, ArrayLike]], tp: ArrayLike,

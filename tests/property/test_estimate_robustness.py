@@ -1,7 +1,8 @@
 """Any spec a user (or a published run's spec) can write gets either an estimate with physical numbers
 or one clear error: catalog models, dense and MoE, on several chips and systems, with any subset of
-the plan fixed (the rest searched), any precision, a power limit or not.  No other exception may
-escape ``estimate``: a traceback instead of a one-line error is a defect the CLI would show."""
+the plan fixed (the rest searched), any precision, a power limit or not, trained whole or fine-tuned
+with LoRA or QLoRA.  No other exception may escape ``estimate``: a traceback instead of a one-line
+error is a defect the CLI would show."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ PLAN_CHOICES = {
     "vpp": [1, 2, 4], "sequence_parallel": [True, False],
 }
 
+#: training fields of a fine-tuning, or none: LoRA on its default or a narrower set of targets, QLoRA
+FINE_TUNING = ({}, {"lora_rank": 16}, {"lora_rank": 8, "lora_targets": ["linear_qkv", "linear_fc2"]},
+               {"lora_rank": 16, "lora_base_precision": "nf4"})
+
 
 @st.composite
 def specs(draw) -> dict:
@@ -36,7 +41,7 @@ def specs(draw) -> dict:
     fixed = draw(st.lists(st.sampled_from(sorted(PLAN_CHOICES)), max_size=4, unique=True))
     parallelism = {k: draw(st.sampled_from(PLAN_CHOICES[k])) for k in fixed}
     training = {"global_batch": draw(st.sampled_from([256, 1024, 2048])),
-                "precision": draw(st.sampled_from(["bf16", "fp8"]))}
+                "precision": draw(st.sampled_from(["bf16", "fp8"])), **draw(st.sampled_from(FINE_TUNING))}
     return {"model": draw(st.sampled_from(MODELS)), "hardware": hardware,
             "parallelism": parallelism, "training": training}
 

@@ -111,6 +111,12 @@ class TrainingWorkload(BaseModel):
         "the mean (1 = perfect balance, as NVIDIA's MoE benchmark recipes force it; dropless training "
         "with a balancing loss runs above 1; with a capacity factor and padded expert buffers, that "
         "factor); it gates every MoE layer of an ep > 1 plan (colossim.training.step)")
+    document_tokens: SpecInt | None = Field(
+        None, ge=1, description="packed sequences: each seq_len sequence holds documents of this many "
+        "tokens, and attention stays within each (FlashAttention's variable-length kernels, NeMo's "
+        "packed_sequence, Llama 3's document mask), so the attention core runs over documents, not the "
+        "sequence; for documents of unequal length, the root of their mean squared length; at most "
+        "seq_len; omitted: one document per sequence (colossim.training.ops.attention_span)")
     lora_rank: SpecInt | None = Field(
         None, ge=1, description="LoRA fine-tuning (Hu et al. 2021): adapters of this rank beside the "
         "lora_targets, every base weight (embedding and output head included) frozen, so only the "
@@ -240,6 +246,10 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     model = resolve_model(data["model"])
     if workload.seq_len is not None:
         model = model.model_copy(update={"seq_len": workload.seq_len})
+    if workload.document_tokens is not None and workload.document_tokens > model.seq_len:
+        raise SpecError(f"training.document_tokens = {workload.document_tokens:,} is longer than the sequence: "
+                        f"allowed 1 ... seq_len ({model.seq_len:,})", field="training.document_tokens",
+                        value=workload.document_tokens)
     hardware = resolve_hardware(data["hardware"])
     if workload.global_batch_tokens is not None:
         workload = workload.model_copy(update={"global_batch": batch_from_tokens(workload, model.seq_len)})

@@ -141,7 +141,7 @@ def make_context(spec, profile=None) -> StepContext:
                        param_gather_bytes=(FP8_PARAM_GATHER_BYTES if spec.parallelism.fp8_param_gather
                                            and spec.training.precision.value == "fp8" else PARAM_GATHER_BYTES),
                        moe_load_imbalance=spec.training.moe_load_imbalance,
-                       lora=spec.training.lora,
+                       lora=spec.training.lora, document_tokens=spec.training.document_tokens,
                        selective_recompute=spec.parallelism.selective_recompute or "attention")
 
 
@@ -197,15 +197,18 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     n = spec.hardware.count
     tokens_per_step = ctx.global_batch * ctx.seq_len
     peak = chip.peak_flops_per_s(ctx.precision) or chip.peak_flops_per_s("bf16")
-    conv = {c: F.model_flops_per_token(ctx.model, ctx.seq_len, c, lora=ctx.lora) for c in MFU_CONVENTIONS}
+    span = ctx.attention_span  # attention keys per query run over the document, packed or not
+    conv = {c: F.model_flops_per_token(ctx.model, span, c, lora=ctx.lora) for c in MFU_CONVENTIONS}
     reported = spec.training.mfu_convention.value
     hbm = spec.hardware.hbm_bytes
     usd_h, cost_assumptions = usd_per_gpu_hour(spec.hardware)
-    hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, ctx.seq_len, "none", lora=ctx.lora)
+    hw_flops_no_recompute = F.hardware_flops_per_token(ctx.model, span, "none", lora=ctx.lora)
     full_share = plans.recompute_fraction(layers_on_slowest_stage(ctx.model.layers, plans.pp))
     evidence = validation_evidence(chip.id, spec.training.software, n, ctx.precision, ctx.model.is_moe,
                                    custom_profile=custom_profile, batch_tokens=tokens_per_step)
     base_assumptions = {"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {}
+    if ctx.document_tokens is not None:
+        base_assumptions["document_tokens"] = span
     if ctx.lora is not None:
         extra = [LORA_CAVEAT, QLORA_CAVEAT] if ctx.lora.quantized else [LORA_CAVEAT]
         evidence = {**evidence, "caveats": [*evidence["caveats"], *extra]}
@@ -222,7 +225,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         # HFU: the reported MFU convention plus the FLOPs recomputation adds (same attention
         # counting, so HFU >= MFU and equal without recompute).
         recompute_ratio = F.hardware_flops_per_token(
-            ctx.model, ctx.seq_len, rc, selective_recompute=ctx.selective_recompute,
+            ctx.model, span, rc, selective_recompute=ctx.selective_recompute,
             lora=ctx.lora) / hw_flops_no_recompute
         # block recompute: only the recomputed share of the layers adds FLOPs
         frac = float(full_share[i]) if rc == "full" else 1.0

@@ -222,6 +222,15 @@ def attention_layer_kinds(model: ModelSpec, seq_len: int) -> list[AttentionLayer
     return kinds + [AttentionLayerKind("attention_chunked", None, span, share)]
 
 
+def attention_span(seq_len: int, document_tokens: int | None) -> int:
+    """The tokens one attention call spans: the sequence, or with packed documents (attention
+    masked to each document: FlashAttention's variable-length kernels, Transformer Engine's THD
+    layout, NeMo's ``packed_sequence``, Llama 3's document mask) the documents' length, at most
+    the sequence.  Attention cost goes with the sum of the documents' squared lengths, so for
+    documents of unequal length the span is the root of their mean square."""
+    return seq_len if document_tokens is None else min(int(document_tokens), seq_len)
+
+
 def _attention_core_op(model: ModelSpec, kind: AttentionLayerKind, mb: np.ndarray, heads: np.ndarray,
                        seq_len: int, cp: np.ndarray) -> Attention:
     """The attention core of one kind of layer.  A chunked layer runs causal attention within each
@@ -235,8 +244,11 @@ def _attention_core_op(model: ModelSpec, kind: AttentionLayerKind, mb: np.ndarra
 
 
 def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
-                  cp: ArrayLike) -> list[Op]:
-    """Projections and the attention core of one layer (forward, per GPU, one micro-batch)."""
+                  cp: ArrayLike, document_tokens: int | None = None) -> list[Op]:
+    """Projections and the attention core of one layer (forward, per GPU, one micro-batch).
+    ``document_tokens``: each sequence packs documents of that many tokens and attends within
+    each (:func:`attention_span`): the core runs over ``seq_len / span`` sequences of ``span``
+    tokens per micro-batch sequence, as a variable-length kernel runs it."""
     mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
     tokens = mb * seq_len / cp
     h, a = model.hidden, model.heads
@@ -253,7 +265,9 @@ def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
     else:
         d, g = model.head_dim, model.kv_heads
         ops.append(Gemm("qkv", tokens, (a * d + 2 * g * d) / tp, h))
-    ops += [_attention_core_op(model, kind, mb, a / tp, seq_len, cp) for kind in attention_layer_kinds(model, seq_len)]
+    span = attention_span(seq_len, document_tokens)
+    ops += [_attention_core_op(model, kind, mb * seq_len / span, a / tp, span, cp)
+            for kind in attention_layer_kinds(model, span)]
     if np.any(cp > 1):
         ops.append(MemoryBound("ring_attention_merge", *ring_attention_merge_bytes(model, tokens, tp, cp)))
     ops.append(Gemm("out_proj", tokens, h, a * model.v_head_dim / tp))
@@ -347,9 +361,11 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
 
 def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
               ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
-              elementwise_fusion: bool = True, etp: ArrayLike | None = None) -> list[Op]:
-    """Every op of one transformer layer (``dense`` or ``moe``), forward, per GPU, one micro-batch."""
-    return (attention_ops(model, micro_batch, seq_len, tp, cp)
+              elementwise_fusion: bool = True, etp: ArrayLike | None = None,
+              document_tokens: int | None = None) -> list[Op]:
+    """Every op of one transformer layer (``dense`` or ``moe``), forward, per GPU, one micro-batch
+    (packed documents of ``document_tokens``: :func:`attention_ops`)."""
+    return (attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens)
             + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind, etp)
             + memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind,
                                elementwise_fusion))
@@ -494,6 +510,7 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
            "Attention", "AttentionLayerKind", "Gemm", "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
+           "attention_span",
            "busiest_expert_rank_ops", "busiest_rank_load",
            "deepspeed_layer_weights", "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
            "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

@@ -156,9 +156,19 @@ class StepContext:
     lora: L.Lora | None = None
     """LoRA fine-tuning (the spec's ``training.lora_rank``): base weights frozen, adapters trained
     (:mod:`colossim.training.lora`); None: every weight trained."""
+    document_tokens: int | None = None
+    """Packed documents of this many tokens, each attending within itself (the spec's
+    ``training.document_tokens``, :func:`colossim.training.ops.attention_span`); None: one
+    document per sequence.  Only a fused (flash) attention skips the other documents' keys."""
     selective_recompute: str = "attention"
     """What ``recompute: selective`` re-runs (the plan's ``selective_recompute``): 'attention', the
     attention core; 'ops', torchtitan's per-op policy (:func:`colossim.training.ops.op_sac_recompute_ops`)."""
+
+    @property
+    def attention_span(self) -> int:
+        """Tokens one attention call spans (:func:`colossim.training.ops.attention_span`): what the
+        attention FLOPs per token count keys over."""
+        return O.attention_span(self.seq_len, self.document_tokens)
 
 
 #: Training precisions whose GEMMs run in fp8, which Transformer Engine casts to: each GEMM input
@@ -222,7 +232,7 @@ def plan_layer_ops(ctx: StepContext, plans: PlanArrays, kind: str) -> list:
     micro-batch (:func:`colossim.training.ops.layer_ops` with the plans' degrees)."""
     return O.layer_ops(ctx.model, plans.micro_batch, ctx.seq_len, plans.tp, plans.cp, plans.ep,
                        plans.sequence_parallel, layer_kind=kind, elementwise_fusion=ctx.elementwise_fusion,
-                       etp=plans.etp)
+                       etp=plans.etp, document_tokens=ctx.document_tokens if ctx.flash_attention else None)
 
 
 def op_kind_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:

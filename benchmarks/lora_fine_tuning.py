@@ -19,8 +19,9 @@ from colossim.training.labels import plan_label
 CASES = (("llama3-8b", 1, 16), ("llama3-8b", 8, 64), ("llama3-70b", 1, 16), ("llama3-70b", 8, 32),
          ("llama3-70b", 64, 256), ("llama3-405b", 8, 32), ("mixtral-8x7b", 8, 64))
 #: Each case is searched with every weight trained, then with these LoRAs (rank, targets, base
-#: weights' storage: bf16, or nf4 for QLoRA).
-LORAS = ((None, None, None), (16, None, None), (16, ["linear_qkv"], None), (64, None, None), (16, None, "nf4"))
+#: weights' storage: bf16, or nf4 for QLoRA; packed documents' tokens, None: one per sequence).
+LORAS = ((None, None, None, None), (16, None, None, None), (16, ["linear_qkv"], None, None), (64, None, None, None),
+         (16, None, "nf4", None), (16, None, None, 512))
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     for col in ("model", "GPUs", "training", "plan", "tok/s/GPU", "MFU", "GiB/GPU"):
         table.add_column(col, justify="left" if col in ("model", "training", "plan") else "right")
     for model, count, batch in CASES:
-        for rank, targets, base in LORAS:
+        for rank, targets, base, documents in LORAS:
             work = {"global_batch": batch, "seq_len": 4096}
             label = "full"
             if rank is not None:
@@ -39,6 +40,9 @@ def main() -> None:
                     work["lora_targets"] = targets
                 if base is not None:
                     work["lora_base_precision"] = base
+                if documents is not None:
+                    work["document_tokens"] = documents
+                    label += f", {documents}-token documents"
             spec = {"model": model, "hardware": {"gpu": "h100-sxm", "count": count}, "training": work}
             try:
                 est = estimate(load_spec(spec))

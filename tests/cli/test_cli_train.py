@@ -40,6 +40,18 @@ def test_search_json_and_table(cli, tmp_path):
     assert " etp " not in out  # a dense model's table has no expert-tp column
 
 
+def test_the_estimate_table_says_how_a_run_fine_tunes(cli):
+    spec = {"model": "llama3-8b", "hardware": {"gpu": "h100-sxm", "count": 1},
+            "training": {"global_batch": 8, "seq_len": 4096, "lora_rank": 16, "lora_targets": ["linear_qkv"],
+                         "lora_base_precision": "nf4", "document_tokens": 1024}}
+    code, out, err = cli("train", "estimate", "-", input=yaml.safe_dump(spec))
+    assert code == 0, err
+    assert "rank 16 on linear_qkv: 5.24 M trained weights (QLoRA: base weights in NF4)" in " ".join(out.split())
+    assert "1,024 tokens each" in out
+    code, out, _ = cli("train", "estimate", "-", input=yaml.safe_dump({**spec, "training": {"global_batch": 8}}))
+    assert code != 0 or ("QLoRA" not in out and "packed documents" not in out)
+
+
 def test_search_table_shows_expert_tp_where_the_experts_have_their_own(cli):
     spec = {"model": "mixtral-8x7b", "hardware": {"gpu": "h100-sxm", "count": 64},
             "parallelism": {"tp": 2, "pp": 4, "ep": 8, "etp": 1}, "training": {"global_batch": 256}}

@@ -70,6 +70,9 @@ def _show(est) -> None:
         base = " (QLoRA: base weights in NF4)" if a.get("lora_base_precision") == "nf4" else ""
         rows.insert(1, ("LoRA", f"rank {a['lora_rank']} on {', '.join(a['lora_targets'])}: "
                                 f"{fmt(a['trainable_params'] / 1e6)} M trained weights{base}"))
+    if "document_tokens" in est.assumptions:
+        rows.insert(1, ("packed documents", f"{est.assumptions['document_tokens']:,} tokens each, attending "
+                                            f"within themselves"))
     rows += [(f"  {k}", f"{v:.1f}") for k, v in est.memory_breakdown_gib.items()]
     if est.time_to_train_days is not None:
         rows += [("time to train (days)", fmt(est.time_to_train_days)),

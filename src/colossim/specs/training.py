@@ -142,11 +142,6 @@ class TrainingWorkload(BaseModel):
         return self
 
     @property
-    def quantized_base(self) -> bool:
-        """Whether the base weights are stored in NF4 (QLoRA)."""
-        return self.lora_base_precision is LoraBasePrecision.nf4
-
-    @property
     def lora(self):
         """The LoRA this workload fine-tunes with (:class:`colossim.training.lora.Lora`), or None."""
         if self.lora_rank is None:
@@ -284,7 +279,8 @@ def quantized_base_plan(plan: ParallelPlan, workload: TrainingWorkload) -> Paral
     open (routed experts follow, etp dividing tp).  No QLoRA implementation splits a 4-bit weight
     over tensor-parallel GPUs (:mod:`colossim.training.lora`), so a written tp above 1 raises
     :class:`SpecError`.  Any other workload's plan is returned unchanged."""
-    if not workload.quantized_base:
+    lora = workload.lora
+    if lora is None or not lora.quantized:
         return plan
     if plan.tp is not None and plan.tp > 1:
         raise SpecError(f"parallelism.tp = {plan.tp} but training.lora_base_precision nf4 splits no weight "

@@ -87,9 +87,6 @@ ADAPTER_BACKWARD_BYTES_PER_OUTPUT = 4.0
 ADAPTER_BACKWARD_BYTES_PER_INPUT = 6.0
 
 
-#: How a LoRA's frozen base weights are stored: ``bf16`` (LoRA) or ``nf4`` (QLoRA).
-LORA_BASE_PRECISIONS = ("bf16", "nf4")
-
 #: NF4 storage (QLoRA's "double quantization"): a 4-bit code per weight, an 8-bit absmax scale per
 #: block of 64 weights, an fp32 scale (and offset) per block of 256 scales.  Source: Dettmers et al.
 #: 2023 sec 3 (block 64, 8-bit scales in blocks of 256: 0.127 bits of scales per weight);
@@ -117,8 +114,8 @@ NF4_DEQUANTIZE_BYTES_PER_WEIGHT = (NF4_CODE_BITS / 8 + NF4_COMPUTE_BYTES_PER_WEI
 @dataclass(frozen=True)
 class Lora:
     """A LoRA fine-tuning: adapters of ``rank`` beside the ``targets`` (names of
-    :data:`LORA_TARGET_GEMMS`), every base weight frozen and stored in ``base``
-    (:data:`LORA_BASE_PRECISIONS`; ``nf4``: QLoRA)."""
+    :data:`LORA_TARGET_GEMMS`), every base weight frozen and stored in ``base``: ``bf16`` (LoRA) or
+    ``nf4`` (QLoRA)."""
 
     rank: int
     targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
@@ -334,7 +331,7 @@ def adapter_tp_seconds(ops: list[O.Op], lora: Lora, model: ModelSpec, kind: str,
 
 
 __all__ = ["ADAPTER_BACKWARD_BYTES_PER_INPUT", "ADAPTER_BACKWARD_BYTES_PER_OUTPUT",
-           "ADAPTER_FORWARD_BYTES_PER_OUTPUT", "DEFAULT_LORA_TARGETS", "LORA_BASE_PRECISIONS", "LORA_TARGET_GEMMS",
+           "ADAPTER_FORWARD_BYTES_PER_OUTPUT", "DEFAULT_LORA_TARGETS", "LORA_TARGET_GEMMS",
            "Lora", "NF4_BYTES_PER_WEIGHT", "NF4_COMPUTE_BYTES_PER_WEIGHT", "NF4_DEQUANTIZE_BYTES_PER_WEIGHT",
            "QUANTIZED_GEMMS", "ROW_PARALLEL_GEMMS", "adapter_flops_per_token", "adapter_params",
            "adapter_params_local", "adapter_params_per_gpu", "adapter_tp_seconds", "base_gemm_shapes", "freeze",

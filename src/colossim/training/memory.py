@@ -280,6 +280,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     weights = weight_bytes * sharded(p, 3)
     trained = p
     dequantized = 0.0
+    largest = max(float(w) for w in O.deepspeed_layer_weights(model, 1.0))  # a layer's largest matrix
     if lora is not None:
         adapters = L.adapter_params_per_gpu(model, lora, kinds, tp, ep, etp)
         trained = {k: copies * v + 0.0 * tp for k, v in adapters.items()}
@@ -288,8 +289,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
             nf4 = {k: copies * v for k, v in L.quantized_params_per_gpu(model, lora, kinds, tp, ep, etp).items()}
             weights = weights - (WEIGHT_BYTES - L.NF4_BYTES_PER_WEIGHT) * sharded(nf4, 3)
             # ... and one of them at a time dequantized to bf16 for its GEMM
-            dequantized = L.NF4_COMPUTE_BYTES_PER_WEIGHT * np.maximum.reduce(
-                [w / _f(tp) for w in O.deepspeed_layer_weights(model, 1.0)] + [0.0 * tp])
+            dequantized = L.NF4_COMPUTE_BYTES_PER_WEIGHT * largest / tp
     gradients = GRAD_BYTES * sharded(trained, 2)
     optimizer = OPTIMIZER_BYTES * sharded(trained, 1)
 
@@ -328,7 +328,6 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     gathered_bytes = L.NF4_BYTES_PER_WEIGHT if lora is not None and lora.quantized else WEIGHT_BYTES
     gathered = held * gathered_bytes * layer
     # ... and the unsharded gradient waiting for its reduce-scatter: a layer's, or one weight's
-    largest = max(float(w) for w in O.deepspeed_layer_weights(model, 1.0))
     unit = np.where(flat, layer, np.where(group > 1, largest / tp, 0.0))
     # (a LoRA's frozen base weights have no gradient; its adapters' are left out, r / h of a layer's)
     unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit * (lora is None)

@@ -1021,8 +1021,7 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     t_share = np.where(t_expert > 0, t_dense / np.maximum(t_dense + t_expert, 1e-30), 1.0)
     buckets = layers * reductions + 1.0
     # the weights as stored (bf16, or QLoRA's NF4), gathered as they are
-    s_dense = params.get("stored_dense", dense * PARAM_GATHER_BYTES)
-    s_expert = params.get("stored_expert", expert * PARAM_GATHER_BYTES)
+    s_dense, s_expert = params["stored_dense"], params["stored_expert"]
     ag3 = (coll(C.all_gather_seconds, s_dense, 1.0, group, plans.tp, fetches * share)
            + coll(C.all_gather_seconds, s_expert, 1.0, egroup, estride, fetches * (1 - share)))
     rs3 = (coll(C.reduce_scatter_seconds, t_dense, PARAM_GATHER_BYTES, group, plans.tp, buckets * t_share)

@@ -130,8 +130,8 @@ def shape_family(kind: str) -> ShapeFamily:
 
 def family_of(m: ModelSpec, kind: str | None = None) -> ShapeFamily:
     """A :class:`ShapeFamily` scaling ``m`` (GQA / MQA / MHA, no biases; MLA is not scaled)."""
-    if m.attention == "mla" or m.bias or m.qkv_bias:
-        raise SpecError(f"model '{m.name}' cannot be scaled: capacity scales bias-free GQA/MQA/MHA models",
+    if m.attention == "mla" or m.bias or m.qkv_bias or m.is_hybrid:
+        raise SpecError(f"model '{m.name}' cannot be scaled: capacity scales bias-free GQA/MQA/MHA transformers",
                         field="model", value=m.name)
     h = m.hidden
     q_o = 2 * h * m.heads * m.head_dim                 # s^2: heads grow with width, head_dim fixed

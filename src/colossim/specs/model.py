@@ -61,6 +61,23 @@ def _lax_int(value: Any) -> int | None:
         return None
 
 
+#: Layer characters of a hybrid pattern (Megatron-Core ``mamba_hybrid_layer_allocation.Symbols``,
+#: megatron-core 0.16.1 on PyPI): a Mamba-2 mixer, an attention layer, an MLP layer.
+HYBRID_LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp"}
+#: Mamba-2 defaults, as Megatron-Core's ``MambaMixer`` and NeMo's Nemotron-H configurations set
+#: them (megatron-core 0.16.1 ``ssm/mamba_mixer.py``: ``expand=2``, ``d_conv=4``,
+#: ``chunk_size=128``; nemo_toolkit 2.5.0 ``collections/llm/gpt/model/ssm.py``
+#: ``NemotronHConfigBase``: ``mamba_head_dim=64``, ``mamba_num_groups=8``; ``mamba_state_dim``
+#: 128 in the 4B / 8B configurations; Dao and Gu 2024, "Transformers are SSMs", arXiv:2405.21060,
+#: the Mamba-2 block).
+MAMBA_EXPAND = 2
+MAMBA_HEAD_DIM = 64
+MAMBA_STATE_DIM = 128
+MAMBA_GROUPS = 8
+MAMBA_CONV_WIDTH = 4
+MAMBA_CHUNK_TOKENS = 128
+
+
 class ModelSpec(BaseModel):
     """A decoder-only transformer.  Omitted fields get their usual defaults: ``kv_heads = heads``,
     ``head_dim = hidden / heads``, ``attention`` from the head counts (or ``mla`` when the MLA
@@ -124,6 +141,20 @@ class ModelSpec(BaseModel):
     bias: bool = Field(False, description="every linear layer (and LayerNorm) has a bias")
     qkv_bias: bool = Field(False, description="only the QKV projection has a bias (Qwen2)")
     dropout: bool = Field(False, description="trained with dropout (stores dropout masks)")
+    hybrid_pattern: str | None = Field(None, description="a hybrid Mamba-Transformer's layers, one character "
+                                       "each (Megatron-Core's hybrid_override_pattern): M a Mamba-2 mixer, * an "
+                                       "attention layer, - an MLP layer, each with its own norm and residual "
+                                       "(Nemotron-H); blank: every layer is a transformer block")
+    mamba_heads: SpecInt | None = Field(None, ge=1, description="Mamba-2 heads of a mixer; default "
+                                        "MAMBA_EXPAND x hidden / mamba_head_dim")
+    mamba_head_dim: SpecInt = Field(MAMBA_HEAD_DIM, ge=1, description="channels of one Mamba-2 head (P)")
+    mamba_state_dim: SpecInt = Field(MAMBA_STATE_DIM, ge=1, description="state size of one Mamba-2 head (N)")
+    mamba_groups: SpecInt = Field(MAMBA_GROUPS, ge=1, description="B / C groups of a Mamba-2 mixer (G), "
+                                  "shared by its heads")
+    mamba_conv_width: SpecInt = Field(MAMBA_CONV_WIDTH, ge=1, description="taps of the Mamba-2 mixer's "
+                                      "causal depthwise convolution")
+    mamba_chunk_tokens: SpecInt = Field(MAMBA_CHUNK_TOKENS, ge=1, description="tokens of one chunk of the "
+                                        "Mamba-2 state-space-duality (SSD) scan")
 
     @model_validator(mode="before")
     @classmethod
@@ -147,6 +178,8 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
+        if self.hybrid_pattern is not None:
+            self._check_hybrid()
         if self.heads % self.kv_heads:
             raise ValueError(f"kv_heads {self.kv_heads} must divide heads {self.heads}")
         if self.attention == "mla":
@@ -182,6 +215,29 @@ class ModelSpec(BaseModel):
                              "sliding_window, attention_chunk")
         return self
 
+    def _check_hybrid(self) -> None:
+        pattern = self.hybrid_pattern
+        bad = sorted(set(pattern) - set(HYBRID_LAYER_KINDS))
+        if bad or not pattern:
+            raise ValueError(f"hybrid_pattern {pattern!r} has {', '.join(map(repr, bad)) or 'no layers'}: "
+                             f"allowed characters: M (Mamba-2), * (attention), - (MLP)")
+        if len(pattern) != self.layers:
+            raise ValueError(f"hybrid_pattern has {len(pattern)} layers but layers is {self.layers}: they "
+                             f"must agree")
+        unsupported = [f for f, on in (("experts", self.is_moe), ("parallel_block", self.parallel_block),
+                                       ("mtp_modules", self.mtp_modules > 0),
+                                       ("sliding_window", self.sliding_window is not None),
+                                       ("attention_chunk", self.attention_chunk is not None)) if on]
+        if unsupported:
+            raise ValueError(f"a hybrid_pattern model cannot have {', '.join(unsupported)}: allowed: Mamba-2, "
+                             f"attention and dense MLP layers")
+        if self.mlp_layers and self.ffn_hidden is None:
+            raise ValueError("hybrid_pattern has MLP layers (-): they need ffn_hidden")
+        if self.mamba_layers:
+            if self.mamba_heads_total % self.mamba_groups:
+                raise ValueError(f"mamba_groups {self.mamba_groups} must divide mamba_heads "
+                                 f"{self.mamba_heads_total}")
+
     def _check_routing_groups(self) -> None:
         g, m = self.routing_groups, self.routing_groups_per_token
         if not g and not m:
@@ -215,9 +271,76 @@ class ModelSpec(BaseModel):
 
     @property
     def dense_layers(self) -> int:
-        """Layers with a dense MLP: all of them for a dense model; for MoE the
-        ``first_dense_layers`` and those between MoE layers."""
-        return self.layers - self.moe_layers
+        """Transformer blocks with a dense MLP: all of them for a dense model; for MoE the
+        ``first_dense_layers`` and those between MoE layers; none in a hybrid, whose layers are
+        :attr:`layer_kinds`."""
+        return 0 if self.is_hybrid else self.layers - self.moe_layers
+
+    # --- hybrid Mamba-Transformer models ----------------------------------------------------
+    @property
+    def is_hybrid(self) -> bool:
+        """Layers given one by one by :attr:`hybrid_pattern` (Mamba-2, attention and MLP layers)."""
+        return self.hybrid_pattern is not None
+
+    def _pattern_count(self, char: str) -> int:
+        return self.hybrid_pattern.count(char) if self.is_hybrid else 0
+
+    @property
+    def mamba_layers(self) -> int:
+        """Mamba-2 mixer layers (M)."""
+        return self._pattern_count("M")
+
+    @property
+    def mlp_layers(self) -> int:
+        """A hybrid's MLP layers (-); 0 for a transformer, whose MLPs sit in its blocks."""
+        return self._pattern_count("-")
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that attend: every block of a transformer, a hybrid's attention layers (*)."""
+        return self._pattern_count("*") if self.is_hybrid else self.layers
+
+    @property
+    def layer_kinds(self) -> tuple[tuple[str, int], ...]:
+        """(kind, count) of the model's layers, kinds with none left out: ``dense`` and ``moe``
+        transformer blocks, or a hybrid's ``mamba``, ``attention`` and ``mlp`` layers."""
+        if self.is_hybrid:
+            kinds = (("mamba", self.mamba_layers), ("attention", self.attention_layers), ("mlp", self.mlp_layers))
+        else:
+            kinds = (("dense", self.dense_layers), ("moe", self.moe_layers))
+        return tuple((k, n) for k, n in kinds if n > 0)
+
+    def stage_layer_kinds(self, stage_layers: np.ndarray | int) -> list[tuple[str, np.ndarray]]:
+        """(kind, count) of the layers a pipeline stage of ``stage_layers`` holds at its heaviest:
+        as many MoE layers as it can (:meth:`most_moe_layers_in`); a hybrid's kinds in their
+        shares of the model (the pattern interleaves them)."""
+        n = np.asarray(stage_layers, dtype=float)
+        if self.is_hybrid:
+            return [(k, n * c / self.layers) for k, c in self.layer_kinds]
+        moe_on = self.most_moe_layers_in(stage_layers)
+        return [(k, v) for k, v in (("dense", n - moe_on), ("moe", moe_on))
+                if (self.dense_layers if k == "dense" else self.moe_layers) > 0]
+
+    @property
+    def mamba_heads_total(self) -> int:
+        """Mamba-2 heads of a mixer: ``mamba_heads``, or MAMBA_EXPAND x hidden / mamba_head_dim."""
+        return self.mamba_heads or MAMBA_EXPAND * self.hidden // self.mamba_head_dim
+
+    @property
+    def mamba_inner(self) -> int:
+        """Inner width of a Mamba-2 mixer: heads x head_dim (d_inner)."""
+        return self.mamba_heads_total * self.mamba_head_dim
+
+    @property
+    def mamba_in_proj_width(self) -> int:
+        """Outputs of the mixer's input projection: z and x (d_inner each), B and C (groups x
+        state each) and one dt per head (Megatron-Core ``MambaMixer.in_proj``)."""
+        return 2 * self.mamba_inner + 2 * self.mamba_groups * self.mamba_state_dim + self.mamba_heads_total
+
+    @property
+    def mamba_conv_channels(self) -> int:
+        """Channels of the mixer's depthwise convolution: x, B and C."""
+        return self.mamba_inner + 2 * self.mamba_groups * self.mamba_state_dim
 
     def most_moe_layers_in(self, n: np.ndarray | int) -> np.ndarray | int:
         """The most MoE layers that ``n`` consecutive layers hold (a pipeline stage's worst case):
@@ -317,6 +440,31 @@ class ModelSpec(BaseModel):
                 + (self.experts + self.shared_experts) * self.params_expert)
 
     @property
+    def params_mamba(self) -> int:
+        """One Mamba-2 mixer: input and output projections, the convolution's taps and biases, each
+        head's dt bias, A and D, and the gated RMSNorm's gain over d_inner (Megatron-Core
+        ``MambaMixer``; no projection biases)."""
+        d_in, c = self.mamba_inner, self.mamba_conv_channels
+        return (self.hidden * self.mamba_in_proj_width + c * (self.mamba_conv_width + 1)
+                + 3 * self.mamba_heads_total + d_in + d_in * self.hidden)
+
+    def params_per_layer(self, kind: str) -> int:
+        """Parameters of one layer of ``kind`` (:attr:`layer_kinds`), all experts; a hybrid's
+        layers have one norm each."""
+        if kind == "dense":
+            return self.params_per_layer_dense
+        if kind == "moe":
+            return self.params_per_layer_moe
+        body = {"mamba": self.params_mamba, "attention": self.params_attention, "mlp": self.params_mlp_dense}
+        if kind not in body:
+            raise ValueError(f"layer kind must be one of dense, moe, {', '.join(body)}; got {kind!r}")
+        return body[kind] + self._norm_params
+
+    def routed_params_per_layer(self, kind: str) -> int:
+        """Routed-expert parameters of one layer of ``kind`` (0 but in an MoE layer)."""
+        return self.experts * self.params_expert if kind == "moe" else 0
+
+    @property
     def params_per_layer_moe_active(self) -> int:
         """An MoE layer as one token sees it: top_k routed experts plus the shared ones."""
         return (self.params_per_layer_moe
@@ -343,8 +491,7 @@ class ModelSpec(BaseModel):
     def params_total(self) -> int:
         """Every parameter, all experts."""
         return (self.params_embedding + self.params_output_head + self.params_final_norm
-                + self.dense_layers * self.params_per_layer_dense
-                + self.moe_layers * self.params_per_layer_moe)
+                + sum(n * self.params_per_layer(k) for k, n in self.layer_kinds))
 
     @property
     def params_active(self) -> int:
@@ -406,6 +553,11 @@ class ModelRow(BaseModel):
     sliding_window_layers: int | None = None
     attention_chunk: int | None = None
     attention_chunk_layers: int | None = None
+    hybrid_pattern: str | None = None
+    mamba_heads: int | None = None
+    mamba_head_dim: int | None = None
+    mamba_state_dim: int | None = None
+    mamba_groups: int | None = None
     software: str | None = Field(None, description="the software stack of the model's developers' "
                                  "published training runs (software_stacks.csv); a training spec naming "
                                  "this model and no training.software gets it")

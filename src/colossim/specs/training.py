@@ -241,6 +241,10 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
     model = resolve_model(data["model"])
     if workload.seq_len is not None:
         model = model.model_copy(update={"seq_len": workload.seq_len})
+    if workload.lora_rank is not None and model.is_hybrid:
+        raise SpecError(f"training.lora_rank = {workload.lora_rank}: LoRA adapters on a hybrid Mamba-Transformer "
+                        f"({model.name}) are not modelled; allowed: leave lora_rank out",
+                        field="training.lora_rank", value=workload.lora_rank)
     if workload.document_tokens is not None and workload.document_tokens > model.seq_len:
         raise SpecError(f"training.document_tokens = {workload.document_tokens:,} is longer than the sequence: "
                         f"allowed 1 ... seq_len ({model.seq_len:,})", field="training.document_tokens",
@@ -369,12 +373,31 @@ def check_attention_kernel(kernel: str | None, accelerator) -> None:
                         allowed=["flash2", "flash1"])
 
 
+def mamba_split_ok(model: ModelSpec, tp: Any, cp: Any) -> np.ndarray:
+    """Where Megatron-Core can split a hybrid's Mamba-2 mixers over ``tp`` x ``cp`` GPUs (arrays
+    broadcast; True for a model without them): tp divides the groups, tp x cp the heads, and the
+    groups left on a TP rank divide cp or are divided by it (megatron-core 0.16.1
+    ``ssm/mamba_mixer.py`` and ``ssm/mamba_context_parallel.py`` asserts)."""
+    tp, cp = np.asarray(tp, dtype=np.int64), np.asarray(cp, dtype=np.int64)
+    if not model.mamba_layers:
+        return np.ones(np.broadcast(tp, cp).shape, dtype=bool)
+    g, h = model.mamba_groups, model.mamba_heads_total
+    local = np.where(g % tp == 0, g // np.maximum(tp, 1), 0)
+    ok = (g % tp == 0) & (h % (tp * cp) == 0)
+    return ok & ((local % cp == 0) | ((local > 0) & (cp % np.maximum(local, 1) == 0)))
+
+
 def check_heads_and_experts(model: ModelSpec, tp: int | None, ep: int | None) -> None:
     """Raise :class:`SpecError` unless ``tp`` divides the heads and ``ep`` (> 1) divides the experts
     of an MoE model (shared by the training and serving specs)."""
     if tp is not None and model.heads % tp:
         raise SpecError(f"parallelism.tp = {tp} does not divide model.heads = {model.heads}: "
                         f"allowed tp: {divisors_text(model.heads)}", field="parallelism.tp", value=tp)
+    if tp is not None and model.mamba_layers and not mamba_split_ok(model, tp, 1):
+        allowed = [d for d in range(1, model.heads + 1) if model.heads % d == 0 and mamba_split_ok(model, d, 1)]
+        raise SpecError(f"parallelism.tp = {tp} does not divide model.mamba_groups = {model.mamba_groups} (and "
+                        f"mamba heads {model.mamba_heads_total}): allowed tp: {', '.join(map(str, allowed))}",
+                        field="parallelism.tp", value=tp, allowed=allowed)
     if ep is not None and ep > 1:
         if not model.is_moe:
             raise SpecError(f"parallelism.ep = {ep} but model '{model.name}' is dense: allowed ep: 1",
@@ -471,6 +494,11 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
     if p.cp is not None and model.seq_len % p.cp:
         raise SpecError(f"parallelism.cp = {p.cp} does not divide the sequence length {model.seq_len}",
                         field="parallelism.cp", value=p.cp)
+    if p.cp is not None and not mamba_split_ok(model, p.tp or 1, p.cp):
+        raise SpecError(f"parallelism.cp = {p.cp}: Megatron-Core splits a Mamba-2 mixer's heads "
+                        f"({model.mamba_heads_total}) and groups ({model.mamba_groups}) over tp x cp = "
+                        f"{p.tp or 1} x {p.cp}; allowed cp: a divisor of the heads left per TP rank whose "
+                        f"groups it divides or that divides them", field="parallelism.cp", value=p.cp)
     if workload is not None and p.dp is not None:
         per_step = p.dp * (p.micro_batch or 1)
         if workload.global_batch % per_step:
@@ -490,7 +518,7 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     tp, pp, cp, ep, dp, vpp, mb = (np.asarray(x, dtype=np.int64)
                                    for x in (tp, pp, cp, ep, dp, vpp, micro_batch))
     etp = tp if etp is None else np.asarray(etp, dtype=np.int64)
-    ok = (model.heads % tp == 0) & (model.seq_len % cp == 0)
+    ok = (model.heads % tp == 0) & (model.seq_len % cp == 0) & mamba_split_ok(model, tp, cp)
     ok &= (tp * pp * cp * dp == hardware.count)
     ok &= (pp <= model.layers) & ((vpp == 1) | (pp > 1))
     if not uneven_stages:

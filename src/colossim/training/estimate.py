@@ -48,6 +48,9 @@ LORA_CAVEAT = ("LoRA: no published LoRA run is in the validation; its frozen wei
                "collectives are priced op by op")
 QLORA_CAVEAT = ("QLoRA: each NF4 dequantization is priced as a memory-bound pass at the chip's measured "
                 "bandwidth efficiency; no dequantization kernel was measured")
+HYBRID_CAVEAT = ("Hybrid Mamba-Transformer: no published hybrid run is in the validation; the Mamba-2 SSD "
+                 "scan's chunk products are priced as batched GEMMs by shape and its state traffic by bytes, "
+                 "no SSD kernel was measured")
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,9 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     base_assumptions = {"moe_load_imbalance": ctx.moe_load_imbalance} if ctx.model.is_moe else {}
     if ctx.document_tokens is not None:
         base_assumptions["document_tokens"] = span
+    if ctx.model.is_hybrid:
+        evidence = {**evidence, "caveats": [*evidence["caveats"], HYBRID_CAVEAT]}
+        base_assumptions["hybrid_layers"] = dict(ctx.model.layer_kinds)
     if ctx.lora is not None:
         extra = [LORA_CAVEAT, QLORA_CAVEAT] if ctx.lora.quantized else [LORA_CAVEAT]
         evidence = {**evidence, "caveats": [*evidence["caveats"], *extra]}

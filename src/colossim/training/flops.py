@@ -119,9 +119,38 @@ def mlp_flops_per_token(model: ModelSpec, layer_kind: str = "dense") -> dict[str
     return out
 
 
+#: The Mamba-2 SSD scan's products (:func:`colossim.training.ops.mamba_ops`): no weights.
+SSD_OPS = ("ssd_chunk_state", "ssd_chunk_cb", "ssd_chunk_scan", "ssd_state_scan")
+
+
+def mamba_flops_per_token(model: ModelSpec, causal: bool = True) -> dict[str, float]:
+    """Forward FLOPs per token of one Mamba-2 mixer (d = d_inner, G groups, N state, Q chunk, H
+    heads): input projection 2 h (2 d + 2 G N + H); the SSD scan's chunk states 2 d N, C B^T within
+    the chunk 2 G Q N, the intra-chunk product 2 d Q (d Q under the causal mask, the half below
+    the diagonal) and the inter-chunk one 2 d N; output projection 2 d h.  The convolution, dt and
+    the gating are elementwise, priced by bytes.  NeMo's Nemotron-H MFU formula (nemo_toolkit 2.5.0
+    ``utils/flops_formulas.py`` ``_mamba_layer_flops``) counts the projections and 2 d N of the scan
+    ("We ignore part of the flops of scan because the chunk size is not known")."""
+    h, d, G, N, Q = (model.hidden, model.mamba_inner, model.mamba_groups, model.mamba_state_dim,
+                     model.mamba_chunk_tokens)
+    return {"in_proj": 2.0 * h * model.mamba_in_proj_width,
+            "ssd_chunk_state": 2.0 * d * N,
+            "ssd_chunk_cb": 2.0 * G * Q * N,
+            "ssd_chunk_scan": (1.0 if causal else 2.0) * d * Q,
+            "ssd_state_scan": 2.0 * d * N,
+            "mamba_out_proj": 2.0 * d * h}
+
+
 def layer_flops_per_token(model: ModelSpec, seq_len: int, layer_kind: str = "dense",
                           causal: bool = True) -> dict[str, float]:
-    """Forward FLOPs per token of one layer, by op name (the names :mod:`ops` uses)."""
+    """Forward FLOPs per token of one layer, by op name (the names :mod:`ops` uses): a transformer
+    block, or a hybrid's Mamba-2, attention or MLP layer."""
+    if layer_kind == "mamba":
+        return mamba_flops_per_token(model, causal)
+    if layer_kind == "attention":
+        return {**attention_projection_flops_per_token(model), **attention_flops_per_token(model, seq_len, causal)}
+    if layer_kind == "mlp":
+        return mlp_flops_per_token(model, "dense")
     return {**attention_projection_flops_per_token(model),
             **attention_flops_per_token(model, seq_len, causal),
             **mlp_flops_per_token(model, layer_kind)}
@@ -135,9 +164,7 @@ def logits_flops_per_token(model: ModelSpec) -> float:
 def forward_flops_per_token(model: ModelSpec, seq_len: int, causal: bool = True) -> dict[str, float]:
     """Forward FLOPs per token of the whole model, by op, summed over layers; ``logits`` too."""
     total: dict[str, float] = {}
-    for kind, n in (("dense", model.dense_layers), ("moe", model.moe_layers)):
-        if n == 0:
-            continue
+    for kind, n in model.layer_kinds:
         for op, f in layer_flops_per_token(model, seq_len, kind, causal).items():
             total[op] = total.get(op, 0.0) + n * f
     total["logits"] = logits_flops_per_token(model)
@@ -155,11 +182,9 @@ def recompute_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompu
         return sum(fwd.values()) - fwd["logits"]
     if rc is Recompute.selective and selective_recompute == "ops":
         total = 0.0
-        for kind, n in (("dense", model.dense_layers), ("moe", model.moe_layers)):
-            if n == 0:
-                continue
+        for kind, n in model.layer_kinds:
             layer = layer_flops_per_token(model, seq_len, kind, causal)
-            gemms = [k for k in layer if k not in ATTENTION_CORE_OPS]
+            gemms = [k for k in layer if k not in ATTENTION_CORE_OPS + SSD_OPS]
             shares = op_sac_recomputed_shares(gemms, model)
             total += n * sum(layer[k] * shares[k] for k in gemms)
         return total
@@ -176,7 +201,7 @@ def frozen_weight_gradient_flops_per_token(model: ModelSpec, seq_len: int,
     ``params_active``, the weight-gradient third of their 6 N."""
     if convention == "megatron":
         fwd = forward_flops_per_token(model, seq_len, causal=False)
-        return sum(v for k, v in fwd.items() if k not in ATTENTION_CORE_OPS)
+        return sum(v for k, v in fwd.items() if k not in ATTENTION_CORE_OPS + SSD_OPS)
     if convention == "palm":
         return 2.0 * (model.params_active - model.params_embedding
                       + (model.vocab * model.hidden if model.tied_embeddings else 0))
@@ -251,7 +276,7 @@ def _full_model_flops_per_token(model: ModelSpec, seq_len: int, convention: Conv
         q = (model.qk_head_dim + model.v_head_dim) / 2  # Because: PaLM's Q assumes equal q/k/v head dims
         # Source: PaLM appendix B, 6N + 12 L H Q T per token (forward + backward).
         keys = attention_keys_per_query(model, seq_len, causal=False)  # seq_len without windows
-        return 6.0 * n + 12.0 * model.layers * model.heads * q * keys
+        return 6.0 * n + 12.0 * model.attention_layers * model.heads * q * keys
     if convention == "6nd":
         return 6.0 * model.params_active  # Source: Kaplan et al. 2020 C ~ 6 N per token
     raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
@@ -264,7 +289,7 @@ def narayanan_eq3_flops_per_token(layers: int, hidden: int, seq_len: int, vocab:
     return 96.0 * l * h * h * (1 + s / (6.0 * h) + v / (16.0 * l * h))  # Source: Narayanan 2021 eq. 3
 
 
-__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "attention_flops_per_token",
+__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "SSD_OPS", "mamba_flops_per_token", "attention_flops_per_token",
            "attention_keys_per_query",
            "attention_projection_flops_per_token", "forward_flops_per_token",
            "frozen_weight_gradient_flops_per_token",

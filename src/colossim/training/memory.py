@@ -131,14 +131,12 @@ def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
     etp = tp if etp is None else etp
     tp, pp, ep, etp = _f(tp), _f(pp), _f(ep), _f(etp)
     stage = layers_on_slowest_stage(model.layers, pp)
-    moe_on = model.most_moe_layers_in(stage)
-    dense_on = stage - moe_on
-    moe_shared = model.params_per_layer_moe - model.experts * model.params_expert if model.is_moe else 0
+    on = model.stage_layer_kinds(stage)
     vh = float(model.vocab * model.hidden)
     both = float(model.params_embedding + model.params_output_head)
     vocab = np.where(pp == 1, both, max(float(model.params_embedding), vh)) + model.params_final_norm
-    dense = (dense_on * model.params_per_layer_dense + moe_on * moe_shared + vocab) / tp
-    expert = moe_on * model.experts * model.params_expert / (etp * ep)
+    dense = (sum(n * (model.params_per_layer(k) - model.routed_params_per_layer(k)) for k, n in on) + vocab) / tp
+    expert = sum(n * model.routed_params_per_layer(k) for k, n in on) / (etp * ep)
     return {"dense": dense, "expert": expert, "total": dense + expert}
 
 
@@ -165,6 +163,10 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     B, h, a = ACTIVATION_BYTES, model.hidden, model.heads
     G = FP8_SAVED_GEMM_INPUT_BYTES if str(getattr(precision, "value", precision)) == "fp8" else B
     rep = np.where(sp, t, 1.0)  # divisor of the parts TP replicates unless sequence-parallel
+    if layer_kind in O.HYBRID_KINDS:
+        full_layer = hybrid_activation_bytes(model, seq_len, micro_batch, tp, cp, sequence_parallel, layer_kind,
+                                             flash_attention, rc, G)
+        return np.where(rc == RECOMPUTE_CODES["full"], B * tok * h / rep, full_layer)
     drop = model.dropout
     # --- replicated without SP: norm inputs, QKV and MLP GEMM inputs, the two dropout masks
     shared = tok * h * (model.norms_per_layer * B + G + G + (2 * MASK_BYTES if drop else 0))
@@ -202,6 +204,46 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
                                                  layer_kind, etp),
                               full_layer)
     return np.where(rc == RECOMPUTE_CODES["full"], kept_input, full_layer)
+
+
+#: Bytes per element of d_inner that a Mamba-2 mixer keeps for its backward beyond its input
+#: projection's output: the scan's ungated output ``out_x`` (2), the gated output the norm saves
+#: (2).  Source: mamba_ssm 2.2.4 ``ops/triton/ssd_combined.py`` ``MambaSplitConv1dScanCombinedFn``
+#: (``ctx.save_for_backward(zxbcdt, ..., out_x, ...)``; the convolution and the SSD states are
+#: recomputed in its backward), then ``ops/triton/layernorm_gated.py``'s norm, which saves its
+#: input; the output projection's input is the GEMM input counted apart.
+MAMBA_SAVED_INNER_BYTES = 4
+
+
+def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
+                            cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str,
+                            flash_attention: bool, rc: np.ndarray, gemm_input_bytes: float) -> np.ndarray:
+    """Activation bytes one layer of a hybrid Mamba-Transformer keeps for backward, per GPU and
+    micro-batch, without full recompute: its norm's input and its first GEMM's input (the parts
+    TP replicates unless sequence-parallel), and split over tp:
+
+    - ``mamba``: the input projection's output (z, x, B, C, dt: saved whole by mamba_ssm's combined
+      kernel), :data:`MAMBA_SAVED_INNER_BYTES` per d_inner element and the output projection's input;
+    - ``attention``: Q, K and V, the core's output and its fp32 log-sum-exp (the scores too without
+      flash attention and recompute);
+    - ``mlp``: the activation's input(s) and output, as a transformer block's MLP keeps them."""
+    t, cp = _f(tp), _f(cp)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    tok = _f(micro_batch) * seq_len / cp
+    B, h, a, G = ACTIVATION_BYTES, model.hidden, model.heads, gemm_input_bytes
+    shared = tok * h * (B + G)
+    if layer_kind == "mamba":
+        split = tok * (B * model.mamba_in_proj_width + (MAMBA_SAVED_INNER_BYTES + G) * model.mamba_inner)
+    elif layer_kind == "attention":
+        qk = B * tok * (a + model.kv_heads) * model.head_dim
+        v = B * tok * model.kv_heads * model.head_dim
+        scores = B * a * (seq_len / cp) * seq_len * _f(micro_batch)
+        core = np.where((rc == RECOMPUTE_CODES["none"]) & (not flash_attention), scores, 0.0)
+        lse = 4.0 * a * tok if flash_attention else 0.0
+        split = qk + v + G * tok * a * model.v_head_dim + lse + core
+    else:
+        split = tok * model.ffn_hidden * ((2 if model.activation.gated else 1) * B + G)
+    return shared / np.where(sp, t, 1.0) + split / t
 
 
 def op_sac_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
@@ -272,10 +314,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                 + q["expert"] / np.where(zero >= stage_from, egroup, 1.0))
 
     stage = layers_on_slowest_stage(model.layers, pp)
-    moe_on = model.most_moe_layers_in(stage)
-    dense_on = stage - moe_on
-    kinds = [(k, n) for k, n in (("dense", dense_on), ("moe", moe_on))
-             if (model.dense_layers if k == "dense" else model.moe_layers) > 0]
+    kinds = model.stage_layer_kinds(stage)
     weight_bytes = WEIGHT_BYTES + (FP8_WEIGHT_CACHE_BYTES if prec == "fp8" else 0)
     weights = weight_bytes * sharded(p, 3)
     trained = p
@@ -318,8 +357,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     activations = np.where(pp == 1, first + logits, np.maximum(first, last))
 
     # --- buffers: reserved memory, FSDP's gathered layers, allocator slack
-    layer_max = max(model.params_per_layer_dense if model.dense_layers else 0,
-                    model.params_per_layer_moe - (model.experts * model.params_expert if model.is_moe else 0))
+    layer_max = max(model.params_per_layer(k) - model.routed_params_per_layer(k) for k, _ in model.layer_kinds)
     expert_layer = model.experts * model.params_expert if model.moe_layers else 0
     # only sharded weights need gathering (an expert-data-parallel group of 1 holds them whole)
     flat = np.asarray(fsdp, dtype=bool)
@@ -342,5 +380,5 @@ __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERE
            "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
-           "activation_bytes_per_layer",
+           "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "hybrid_activation_bytes",
            "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]

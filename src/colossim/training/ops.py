@@ -190,7 +190,26 @@ class MemoryBound:
     backward_bytes: ArrayLike | None = None
 
 
-Op = Gemm | Attention | MemoryBound
+@dataclass(frozen=True)
+class BatchedMatmul:
+    """``count`` small matmuls (m x k) @ (k x n) of activations by activations run as one batched
+    kernel, forward, per GPU, one micro-batch: the Mamba-2 SSD scan's chunk products (mamba_ssm's
+    Triton kernels, one program per chunk and head).  No weights: the backward takes both
+    operands' gradients, two such calls, and there is no weight gradient; they stay in bf16 under
+    FP8 (the kernels read bf16 and accumulate in fp32)."""
+
+    name: str
+    m: ArrayLike
+    n: ArrayLike
+    k: ArrayLike
+    count: ArrayLike = 1
+
+    @property
+    def flops(self) -> np.ndarray:
+        return 2.0 * np.asarray(self.m) * self.n * self.k * self.count
+
+
+Op = Gemm | Attention | MemoryBound | BatchedMatmul
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -215,8 +234,8 @@ def attention_layer_kinds(model: ModelSpec, seq_len: int) -> list[AttentionLayer
     if local is None or local[1] >= seq_len:
         return [AttentionLayerKind("attention", None, None, 1.0)]
     kind, span, n = local
-    share = n / model.layers
-    kinds = [AttentionLayerKind("attention", None, None, 1.0 - share)] if n < model.layers else []
+    share = n / model.attention_layers
+    kinds = [AttentionLayerKind("attention", None, None, 1.0 - share)] if n < model.attention_layers else []
     if kind == "window":
         return kinds + [AttentionLayerKind("attention_windowed", span, None, share)]
     return kinds + [AttentionLayerKind("attention_chunked", None, span, share)]
@@ -304,6 +323,70 @@ def mlp_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLik
     return ops
 
 
+#: Bytes per element of a Mamba-2 SSD chunk state beyond the bf16 output its batched matmul is
+#: priced with: written in fp32 (+2), read in fp32 and written back in bf16 by the state passing
+#: between chunks (4 + 2).  Source: mamba_ssm 2.2.4 (PyPI sdist) ``ops/triton/ssd_combined.py``
+#: ``_mamba_chunk_scan_combined_fwd``: ``_chunk_state_fwd(..., states_in_fp32=True)``, then
+#: ``_state_passing_fwd(..., out_dtype=C.dtype)``.
+SSD_STATE_EXTRA_BYTES = 8.0
+#: HBM bytes per element of d_inner that the mixer's gating and norm move: the SSD's chunk scan
+#: reads z (2) to gate its output by silu(z) in place of a plain write, and the gated RMSNorm
+#: (``ExtendedRMSNorm``, a Triton kernel) reads and writes the result (2 + 2).  Source:
+#: megatron-core 0.16.1 ``ssm/mamba_mixer.py`` ``_ssm_training`` (``mamba_split_conv1d_scan_combined``
+#: without the norm's weight, then ``self.norm(y)``).
+MAMBA_GATE_NORM_BYTES = 6.0
+#: HBM bytes per channel and token of the causal depthwise convolution (read x, B and C, write
+#: them convolved, SiLU fused; causal_conv1d's kernel).
+MAMBA_CONV_BYTES = 4.0
+
+
+def mamba_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike) -> list[Op]:
+    """One Mamba-2 mixer (Dao and Gu 2024, arXiv:2405.21060; Megatron-Core ``MambaMixer``),
+    forward, per GPU, one micro-batch.
+
+    The input projection is column-parallel (z, x, B, C and dt split with the heads and groups over
+    tp), the output projection row-parallel, as Megatron-Core splits them.  Under context
+    parallelism an all-to-all hands each rank whole sequences of heads / cp heads (Megatron-Core
+    ``MambaContextParallel``), so the scan runs over ``seq_len`` tokens of H / (tp cp) heads.  The
+    SSD scan (mamba_ssm's chunked kernels, chunk Q) is four batched products per chunk: chunk states
+    B^T x (P x N over Q tokens, per head), C B^T within the chunk (Q x Q over N, per group), the
+    causal intra-chunk product with x (Q x P over the Q / 2 keys below the diagonal) and the
+    inter-chunk one C states (Q x P over N), with the states' fp32 traffic between chunks
+    (:data:`SSD_STATE_EXTRA_BYTES`); the convolution and the gated norm are memory-bound."""
+    mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
+    tokens = mb * seq_len / cp
+    h, P, N, Q = model.hidden, model.mamba_head_dim, model.mamba_state_dim, model.mamba_chunk_tokens
+    heads = model.mamba_heads_total / (tp * cp)   # heads this GPU scans, whole sequences
+    groups = np.maximum(model.mamba_groups / (tp * cp), 1.0)  # cp beyond the groups replicates them
+    chunks = mb * seq_len / Q
+    return [
+        Gemm("in_proj", tokens, model.mamba_in_proj_width / tp, h),
+        MemoryBound("mamba_conv", MAMBA_CONV_BYTES * tokens * model.mamba_conv_channels / tp),
+        BatchedMatmul("ssd_chunk_state", P, N, Q, count=chunks * heads),
+        BatchedMatmul("ssd_chunk_cb", Q, Q, N, count=chunks * groups),
+        BatchedMatmul("ssd_chunk_scan", Q, P, Q / 2.0, count=chunks * heads),
+        BatchedMatmul("ssd_state_scan", Q, P, N, count=chunks * heads),
+        MemoryBound("ssd_states", SSD_STATE_EXTRA_BYTES * chunks * heads * P * N),
+        MemoryBound("mamba_gate_norm", MAMBA_GATE_NORM_BYTES * tokens * model.mamba_inner / tp),
+        Gemm("mamba_out_proj", tokens, h, model.mamba_inner / tp),
+    ]
+
+
+def mamba_all_to_all_bytes(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
+                           cp: ArrayLike) -> np.ndarray:
+    """Bytes per GPU that a Mamba-2 mixer's context-parallel all-to-alls move in one pass: the
+    input projection's output (z, x, B, C, dt) to head-parallel before the convolution and the
+    scan's output back to sequence-parallel after it (Megatron-Core ``MambaContextParallel``
+    ``pre_conv_ssm`` / ``post_conv_ssm``).  The backward moves their gradients the same ways."""
+    tokens = _f(micro_batch) * seq_len / _f(cp)
+    return ACTIVATION_BYTES * tokens * (model.mamba_in_proj_width + model.mamba_inner) / _f(tp)
+
+
+#: The layer kinds of a hybrid Mamba-Transformer (:attr:`ModelSpec.layer_kinds`), each one
+#: sublayer with its own norm and residual.
+HYBRID_KINDS = ("mamba", "attention", "mlp")
+
+
 def _elementwise(name: str, elements: ArrayLike, fused_bytes: float, eager: str | None) -> MemoryBound:
     """An elementwise op over ``elements``: ``fused_bytes`` per element forward (backward twice
     that), or, with ``eager`` naming its PyTorch-eager form, that form's bytes each way
@@ -333,17 +416,26 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
     shard = np.where(sequence_parallel, tokens / tp, tokens)
     h = model.hidden
     eager = not elementwise_fusion
+    sub = layer_kind in HYBRID_KINDS  # a hybrid's layer: one norm, one residual add
     ops: list[Op] = [
-        _elementwise("norms", model.norms_per_layer * shard * h, 2 * B,              # read x, write y
+        _elementwise("norms", (1 if sub else model.norms_per_layer) * shard * h, 2 * B,  # read x, write y
                      _eager_norm(model, elementwise_fusion)),
-        MemoryBound("residual_adds", 2 * 3 * shard * h * B),                      # 2 adds: read 2, write 1
+        MemoryBound("residual_adds", (1 if sub else 2) * 3 * shard * h * B),       # an add: read 2, write 1
     ]
+    if layer_kind == "mamba":
+        return ops
+    if layer_kind == "mlp":
+        gated = model.activation.gated
+        return ops + [_elementwise("activation", tokens * model.ffn_hidden / tp, (3 if gated else 2) * B,
+                                   "gated" if eager and gated else None)]
     if model.position == "rope":
         if model.attention == "mla":  # rope on the decoupled parts: a query heads + 1 shared key
             width = (model.heads / tp + 1) * model.mla_qk_rope_head_dim
         else:
             width = (model.heads + model.kv_heads) / tp * model.head_dim
         ops.append(_elementwise("rope", tokens * width, 2 * B, "rope" if eager else None))  # read + write q, k
+    if layer_kind == "attention":
+        return ops
     gated = model.activation.gated
     act_io = 3 if gated else 2  # gated: read gate and up, write; else read, write
     act_eager = "gated" if eager and gated else None
@@ -363,12 +455,19 @@ def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayL
               ep: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str = "dense",
               elementwise_fusion: bool = True, etp: ArrayLike | None = None,
               document_tokens: int | None = None) -> list[Op]:
-    """Every op of one transformer layer (``dense`` or ``moe``), forward, per GPU, one micro-batch
+    """Every op of one layer, forward, per GPU, one micro-batch: a transformer block (``dense`` or
+    ``moe``), or a hybrid's ``mamba``, ``attention`` or ``mlp`` layer (:data:`HYBRID_KINDS`)
     (packed documents of ``document_tokens``: :func:`attention_ops`)."""
+    tail = memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind, elementwise_fusion)
+    if layer_kind == "mamba":
+        return mamba_ops(model, micro_batch, seq_len, tp, cp) + tail
+    if layer_kind == "attention":
+        return attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens) + tail
+    if layer_kind == "mlp":
+        return mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, "dense", etp) + tail
     return (attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens)
             + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind, etp)
-            + memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind,
-                               elementwise_fusion))
+            + tail)
 
 
 def logits_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike,
@@ -401,9 +500,14 @@ def embedding_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
 def deepspeed_layer_weights(model, tp: ArrayLike) -> list[np.ndarray]:
     """Elements of one layer's weight matrices on one GPU, in the order the forward uses them:
     fused QKV (or MLA's down / up projections), the output projection, the MLP's gate and up (or
-    fc1) and down (or fc2), each split over tp (the dense MLP; an MoE layer's expert width stands in)."""
+    fc1) and down (or fc2), each split over tp (the dense MLP; an MoE layer's expert width stands in;
+    a hybrid's heaviest layer kind stands in for its layers)."""
     tp = np.asarray(tp, dtype=float)
     h, a = float(model.hidden), float(model.heads)
+    if model.is_hybrid:  # the heaviest of a hybrid's layers stands in for one
+        kind = max((k for k, _ in model.layer_kinds), key=model.params_per_layer)
+        return [float(op.n) * float(op.k) / tp for op in layer_ops(model, 1, 1, 1, 1, 1, False, kind)
+                if isinstance(op, Gemm)]
     if model.attention == "mla":
         qk, rope = float(model.qk_head_dim), float(model.mla_qk_rope_head_dim)
         r_q, r_kv = model.mla_q_lora_rank, float(model.mla_kv_lora_rank)
@@ -509,7 +613,8 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "Attention", "AttentionLayerKind", "Gemm", "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
+           "HYBRID_KINDS", "MAMBA_CONV_BYTES", "MAMBA_GATE_NORM_BYTES", "SSD_STATE_EXTRA_BYTES",
+           "Attention", "AttentionLayerKind", "BatchedMatmul", "Gemm", "mamba_all_to_all_bytes", "mamba_ops", "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
            "attention_span",
            "busiest_expert_rank_ops", "busiest_rank_load",
            "deepspeed_layer_weights", "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",

@@ -183,7 +183,7 @@ BF16_GEMMS_UNDER_FP8 = ("logits", "router")
 #: (LayerNormLinear / LayerNormMLP) and activation (fused GELU/SwiGLU + cast) kernels.  Only
 #: the transposed copy for the weight gradient is extra: read fp8 + write fp8^T (2 B) less the byte
 #: the producer saves by writing fp8 instead of bf16 = FP8_FUSED_CAST_BYTES per element.
-FP8_FUSED_INPUT_GEMMS = ("qkv", "q_proj", "q_down", "kv_down", "mlp_up", "shared_up",
+FP8_FUSED_INPUT_GEMMS = ("qkv", "q_proj", "q_down", "kv_down", "in_proj", "mlp_up", "shared_up",
                          "mlp_down", "shared_down", "expert_down")
 #: GEMMs whose output gradient comes from the activation's backward, which Transformer Engine
 #: fuses with the cast and transpose (``cast_transpose_dbias_dgelu`` and kin).
@@ -285,6 +285,13 @@ def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             f = qk + pv + K.memory_bound_seconds(scores * UNFUSED_SCORE_BYTES_FWD, chip, ctx.profile)
             b = 2.0 * (qk + pv) + K.memory_bound_seconds(scores * UNFUSED_SCORE_BYTES_BWD, chip, ctx.profile)
             fwd, bwd, attn_fwd = fwd + f, bwd + b, attn_fwd + f
+        elif isinstance(op, O.BatchedMatmul):
+            # one batched kernel forward; backward, the gradients of both operands: (m x n) . (n x k)
+            # and (k x m) . (m x n), each a batched kernel of the same count
+            f = K.batched_gemm_seconds(op.m, op.n, op.k, op.count, "bf16", chip, ctx.profile)
+            b = (K.batched_gemm_seconds(op.m, op.k, op.n, op.count, "bf16", chip, ctx.profile)
+                 + K.batched_gemm_seconds(op.k, op.n, op.m, op.count, "bf16", chip, ctx.profile))
+            fwd, bwd = fwd + f, bwd + b
         elif isinstance(op, O.MemoryBound):
             t = K.memory_bound_seconds(op.bytes, chip, ctx.profile)
             tb = (BACKWARD_MEMORY_FACTOR * t if op.backward_bytes is None
@@ -314,7 +321,8 @@ USERBUFFERS_PIPELINE_SPLITS = 4
 #: MLP-down GEMM is pipelined with it (Megatron-Core --tp-comm-overlap, Transformer Engine
 #: userbuffers; Wang et al. 2022, "Overlap communication with dependent computation", ASPLOS'23).
 #: Backward mirrors it: the data-gradient GEMMs have the same shapes and the roles swap.
-TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down")), ("reduce_scatter", ("out_proj",)),
+TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down", "in_proj")),
+                    ("reduce_scatter", ("out_proj", "mamba_out_proj")),
                     ("all_gather", ("mlp_up", "router", "shared_up")),
                     ("reduce_scatter", ("mlp_down", "shared_down")))
 
@@ -654,10 +662,11 @@ def layer_local_params_split(model, plans: PlanArrays, kind: str) -> tuple[np.nd
     layer's attention, router and shared experts included) over tp, the routed experts over
     etp x ep (expert tensor parallelism, tp unless the plan folds the experts)."""
     tp = np.asarray(plans.tp, dtype=float)
-    if kind == "dense":
-        return model.params_per_layer_dense / tp, np.zeros_like(tp)
-    routed = float(model.experts * model.params_expert)
-    return (model.params_per_layer_moe - routed) / tp, routed / np.asarray(plans.etp * plans.ep, dtype=float)
+    routed = float(model.routed_params_per_layer(kind))
+    dense = (model.params_per_layer(kind) - routed) / tp
+    if not routed:
+        return dense, np.zeros_like(tp)
+    return dense, routed / np.asarray(plans.etp * plans.ep, dtype=float)
 
 
 def layer_local_params(model, plans: PlanArrays, kind: str) -> np.ndarray:
@@ -696,7 +705,9 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     ag = C.all_gather_seconds(msg * sp_gather_bytes(ctx) / ACTIVATION_BYTES, tp, net, prof, stride=1)
     rs = C.reduce_scatter_seconds(msg, tp, net, prof, stride=1)
     tp_one = np.where(sp, ag + rs, ar)
-    tp_fwd = np.where(tp > 1, 2.0 * tp_one, 0.0)
+    # a transformer block has two column-/row-parallel pairs (attention, MLP), a hybrid's layer one
+    pairs = 1.0 if kind in O.HYBRID_KINDS else 2.0
+    tp_fwd = np.where(tp > 1, pairs * tp_one, 0.0)
     use = plans.tp_overlap & sp & (tp > 1)
     tp_exposed_fwd = tp_exposed_bwd = tp_fwd
     if use.any():
@@ -727,8 +738,15 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     # K and V per head (MLA: the up-projected keys with their rope part, and the values)
     kv_msg = O.ring_kv_elements(m, tokens, tp) * ACTIVATION_BYTES
     cp_step = C.send_recv_seconds(kv_msg, net, prof, crosses_scaleout=tp * cp > net.scaleup_domain_size)
-    cp_fwd = np.where(cp > 1, np.maximum((cp - 1) * cp_step - t["attn_fwd"], 0.0), 0.0)
-    cp_bwd = np.where(cp > 1, np.maximum(2.0 * (cp - 1) * cp_step - 2.0 * t["attn_fwd"], 0.0), 0.0)
+    attends = kind not in ("mamba", "mlp")
+    cp_fwd = np.where((cp > 1) & attends, np.maximum((cp - 1) * cp_step - t["attn_fwd"], 0.0), 0.0)
+    cp_bwd = np.where((cp > 1) & attends, np.maximum(2.0 * (cp - 1) * cp_step - 2.0 * t["attn_fwd"], 0.0), 0.0)
+    if kind == "mamba":
+        # a Mamba-2 mixer's two all-to-alls each way (sequence- to head-parallel and back), not
+        # overlapped: the convolution and the scan wait for them
+        a2a = C.all_to_all_seconds(O.mamba_all_to_all_bytes(m, plans.micro_batch, ctx.seq_len, tp, cp), cp,
+                                   net, prof, stride=tp)
+        cp_fwd = cp_bwd = np.where(cp > 1, a2a, 0.0)
 
     # --- expert parallel: dispatch + combine all-to-all per MoE layer forward, again in backward
     # (the backward sends the gradients the same two ways, in the same precisions).
@@ -776,8 +794,7 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     ``stored_dense`` / ``stored_expert``: the bytes the (base) weights are stored in, what ZeRO-3
     gathers: bf16, or under QLoRA the layers' linear weights in NF4."""
     m = ctx.model
-    per_kind = [(n, layer_local_params_split(m, plans, k))
-                for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers))]
+    per_kind = [(n, layer_local_params_split(m, plans, k)) for k, n in m.layer_kinds]
     stage_share = layers_on_slowest_stage(m.layers, plans.pp) / m.layers
     copies = stage_copies(plans.pp, ctx.pipeline_schedule)
     dense_local = copies * (sum(n * d for n, (d, _) in per_kind) * stage_share + head_local_params(m, plans))
@@ -788,7 +805,7 @@ def local_params(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     if ctx.lora is None:
         return {**out, **stored, "trained_dense": dense_local, "trained_expert": expert_local,
                 "trained": out["total"]}
-    kinds = [(k, n * stage_share) for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
+    kinds = [(k, n * stage_share) for k, n in m.layer_kinds]
     adapters = L.adapter_params_per_gpu(m, ctx.lora, kinds, plans.tp, plans.ep, plans.etp)
     trained_dense, trained_expert = (copies * adapters[k] + 0.0 * dense_local for k in ("dense", "expert"))
     nf4 = L.quantized_params_per_gpu(m, ctx.lora, kinds, plans.tp, plans.ep, plans.etp)
@@ -1095,7 +1112,7 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     """Step time and its breakdown for every plan (arrays, seconds per step)."""
     m = ctx.model
     n_micro = micro_batches(ctx, plans)
-    kinds = [(k, n) for k, n in (("dense", m.dense_layers), ("moe", m.moe_layers)) if n > 0]
+    kinds = m.layer_kinds
     per = {k: _layer_seconds(ctx, plans, k) for k, _ in kinds}
 
     def per_layer(key: str) -> np.ndarray:

@@ -9,7 +9,9 @@ biases, a 128-token window every other layer) and gemma3 (its ``text_config``; a
 windowed layers in six, keys its config class defaults filled).  Two families with keys of their
 own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
-``n_head`` / ``n_head_kv`` too) and gpt_neox (parallel residual, biases, a plain GELU MLP).  Unknown
+``n_head`` / ``n_head_kv`` too), gpt_neox (parallel residual, biases, a plain GELU MLP) and
+nemotron_h (a hybrid of Mamba-2, attention and squared-ReLU MLP layers, ``hybrid_override_pattern``
+or ``layers_block_type``; its MoE layers are refused).  Unknown
 keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does
 not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a norm's weights and an
 elementwise pass each), Gemma 2's logit soft-capping (priced as a plain loss), GPT-NeoX's rotary
@@ -31,7 +33,21 @@ from colossim.specs.model import ModelSpec
 
 SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma",
              "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text", "gpt_oss",
-             "gemma3", "gemma3_text")
+             "gemma3", "gemma3_text", "nemotron_h")
+#: A Nemotron-H config's layer types, by their names in ``layers_block_type`` (transformers 5.24.0
+#: NemotronHConfig, with the legacy names its ``remap_legacy_layer_types`` accepts), as the
+#: characters of ``model.hybrid_pattern``; "moe" is kept as Megatron-Core's E, which the spec refuses.
+NEMOTRON_H_LAYER_TYPES = {"mamba": "M", "linear_attention": "M", "attention": "*", "full_attention": "*",
+                          "mlp": "-", "moe": "E"}
+#: NemotronHConfig's defaults (transformers 5.24.0 ``models/nemotron_h/configuration_nemotron_h.py``)
+#: for the keys a released config may leave out, by spec field: (config keys, default).  The
+#: widths, head counts and layers are still required.
+NEMOTRON_H_DEFAULTS = {"mamba_heads": (("mamba_num_heads",), 128), "mamba_head_dim": (("mamba_head_dim",), 64),
+                       "mamba_state_dim": (("ssm_state_size",), 128),
+                       "mamba_groups": (("n_groups", "mamba_n_groups"), 8),
+                       "mamba_conv_width": (("conv_kernel", "mamba_d_conv"), 4),
+                       "mamba_chunk_tokens": (("chunk_size", "mamba_chunk_size"), 128),
+                       "head_dim": (("head_dim", "attention_head_dim"), 128)}
 #: Vision-language checkpoints whose language model is their ``text_config``, and its model type.
 TEXT_CONFIG_FAMILIES = {"llama4": "llama4_text", "gemma3": "gemma3_text"}
 #: Gemma 3's text keys its released configs may leave to the config class (transformers 5.24.0
@@ -101,6 +117,8 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
         cfg = _falcon_keys(cfg)
     heads = _need(cfg, "num_attention_heads", path)
     hidden = _need(cfg, "hidden_size", path)
+    if mt == "nemotron_h":
+        return _nemotron_h_fields(cfg, path)
     # Gemma 2 names its MLP activation ``hidden_activation`` (``hidden_act`` is a legacy key)
     act = cfg.get("hidden_activation") or cfg.get("hidden_act", "gelu" if mt in PLAIN_GELU else "silu")
     if act not in _ACTIVATIONS:
@@ -212,6 +230,43 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any, path: str)
     else:
         return {}
     return {"sliding_window": window, "sliding_window_layers": n} if n else {}
+
+
+def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
+    """ModelSpec fields of a Nemotron-H config: its layers from ``hybrid_override_pattern`` (the
+    released configs' key) or ``layers_block_type`` (transformers' newer one), whose length is the
+    layer count as transformers takes it; a squared-ReLU MLP (``mlp_hidden_act``), no position
+    embedding, RMSNorm, and the Mamba-2 keys with NemotronHConfig's defaults."""
+    pattern = cfg.get("hybrid_override_pattern")
+    if pattern is None:
+        kinds = cfg.get("layers_block_type") or cfg.get("layer_types")
+        if not isinstance(kinds, list) or not kinds:
+            raise SpecError(f"{path}: missing required key 'hybrid_override_pattern' (or 'layers_block_type') "
+                            f"for model_type 'nemotron_h'", field="hybrid_override_pattern")
+        bad = sorted({str(k) for k in kinds} - set(NEMOTRON_H_LAYER_TYPES))
+        if bad:
+            raise SpecError(f"{path}: layers_block_type has {', '.join(bad)}: allowed: "
+                            f"{', '.join(NEMOTRON_H_LAYER_TYPES)}", field="layers_block_type", value=bad[0],
+                            allowed=list(NEMOTRON_H_LAYER_TYPES))
+        pattern = "".join(NEMOTRON_H_LAYER_TYPES[k] for k in kinds)
+    act = cfg.get("mlp_hidden_act", "relu2")
+    if act != "relu2":
+        raise SpecError(f"{path}: mlp_hidden_act {act!r} is not supported: allowed: relu2", field="mlp_hidden_act",
+                        value=act, allowed=["relu2"])
+    heads = _need(cfg, "num_attention_heads", path)
+    seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
+    d: dict[str, Any] = {
+        "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or "nemotron_h",
+        "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
+        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads,
+        "ffn_hidden": _need(cfg, "intermediate_size", path), "vocab": _need(cfg, "vocab_size", path),
+        "seq_len": seq, "max_seq_len": seq, "activation": "relu2",
+        "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)), "norm": "rmsnorm", "position": "none",
+        "qkv_bias": bool(cfg.get("attention_bias", False)),
+    }
+    for field, (keys, default) in NEMOTRON_H_DEFAULTS.items():
+        d[field] = next((cfg[k] for k in keys if cfg.get(k) is not None), default)
+    return d
 
 
 def _int_key(cfg: dict[str, Any], key: str, path: str, least: int = 1) -> int:

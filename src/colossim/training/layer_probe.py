@@ -110,7 +110,7 @@ def predict_layer(case: LayerCase, chip: str, profile=None) -> dict:
         model = spec.model.model_copy(update={"sliding_window": None, "sliding_window_layers": None})
         spec = spec.model_copy(update={"model": model})
     ctx, plans = plan_space(spec, profile)  # the spec leaves nothing open: one plan
-    kind = "dense" if spec.model.dense_layers else "moe"
+    kind = spec.model.layer_kinds[0][0]
     ops = plan_layer_ops(ctx, plans, kind)
     t = ops_seconds(ops, ctx)
     kinds = op_kind_seconds(ops, ctx)

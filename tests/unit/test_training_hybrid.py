@@ -1,0 +1,205 @@
+"""Hybrid Mamba-Transformer models (Nemotron-H): a model.hybrid_pattern of Mamba-2 (M), attention
+(*) and MLP (-) layers, priced layer by layer (colossim.training.ops.mamba_ops)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from colossim.errors import SpecError
+from colossim.specs.hf_import import load_hf_config
+from colossim.specs.model import ModelSpec, resolve_model
+from colossim.specs.serving import load_serving_spec
+from colossim.specs.training import load_spec, mamba_split_ok
+from colossim.training import flops as F
+from colossim.training import memory as M
+from colossim.training import ops as O
+from colossim.training.estimate import estimate, search
+
+from tests.unit.test_specs_hf import HF
+
+#: A transformer block written as a hybrid's two layers: attention (*) then MLP (-).
+BLOCK = dict(hidden=2048, ffn_hidden=8192, heads=16, kv_heads=4, vocab=32000, seq_len=4096, activation="relu2",
+             position="none")
+
+
+def _spec(model, count=8, plan=None, **training):
+    return load_spec({"model": model, "hardware": {"gpu": "h100-sxm", "count": count},
+                      "parallelism": plan or {}, "training": {"global_batch": 64, **training}})
+
+
+def test_nemotron_h_8b_parameters_in_closed_form():
+    """Megatron-Core's MambaMixer shapes (h 4096; d_inner 128 heads x 64 = 8192; 8 groups of a 128
+    state; 4 taps), attention with 8 KV heads of 128, a 21,504-wide squared-ReLU MLP, untied
+    131,072-token vocabulary: 8,100,852,736, the '8B' of its name."""
+    m = resolve_model("nemotron-h-8b")
+    h, d, gn, heads = 4096, 8192, 8 * 128, 128
+    mamba = h * (2 * d + 2 * gn + heads) + (d + 2 * gn) * (4 + 1) + 3 * heads + d + d * h + h
+    attention = h * 4096 + 2 * h * 1024 + 4096 * h + h
+    mlp = 2 * h * 21504 + h
+    total = 24 * mamba + 4 * attention + 24 * mlp + 2 * 131072 * h + h
+    assert (m.mamba_layers, m.attention_layers, m.mlp_layers) == (24, 4, 24)
+    assert m.params_total == total == 8_100_852_736
+
+
+def test_the_hugging_face_config_imports_to_the_catalog_row():
+    m = load_hf_config(HF / "nemotron-h-8b.json")
+    assert m.hybrid_pattern == resolve_model("nemotron-h-8b").hybrid_pattern
+    assert m.params_total == resolve_model("nemotron-h-8b").params_total
+    # the repo id names the catalog row
+    assert resolve_model("nvidia/Nemotron-H-8B-Base-8K").name == "nemotron-h-8b"
+
+
+def test_layers_block_type_reads_as_the_pattern_and_moe_layers_are_refused(tmp_path):
+    import json
+    cfg = json.loads((HF / "nemotron-h-8b.json").read_text())
+    del cfg["hybrid_override_pattern"]
+    cfg["layers_block_type"] = ["mamba" if c == "M" else "attention" if c == "*" else "mlp"
+                                for c in resolve_model("nemotron-h-8b").hybrid_pattern]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert load_hf_config(tmp_path / "config.json").params_total == 8_100_852_736
+    cfg["layers_block_type"][1] = "moe"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SpecError, match="hybrid_pattern") as err:
+        load_hf_config(tmp_path / "config.json")
+    assert "\n" not in str(err.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tp=st.sampled_from([1, 2, 4, 8]), cp=st.sampled_from([1, 2, 4]), mb=st.integers(1, 4),
+       kind=st.sampled_from(O.HYBRID_KINDS))
+def test_ops_sum_to_the_layer_flops_per_token(tp, cp, mb, kind):
+    """Every FLOP of a hybrid layer's op list, GEMMs and the SSD's batched products alike, is in
+    layer_flops_per_token, split over tp x cp (while tp x cp leaves each GPU whole groups)."""
+    m = resolve_model("nemotron-h-8b")
+    if kind == "mamba" and m.mamba_groups % (tp * cp):
+        return
+    ops = O.layer_ops(m, mb, m.seq_len, tp, cp, 1, True, kind)
+    per_token = sum(F.layer_flops_per_token(m, m.seq_len, kind).values())
+    assert float(O.gemm_and_attention_flops(ops)) == pytest.approx(per_token * mb * m.seq_len / (tp * cp), rel=1e-12)
+
+
+def test_the_scan_counts_both_state_products_where_nemos_formula_counts_one():
+    """NeMo's Nemotron-H MFU formula counts 2 d N of the scan per token; the engine counts the chunk
+    states and the inter-chunk product (2 d N each), C B^T and the intra-chunk product."""
+    m = resolve_model("nemotron-h-8b")
+    f = F.mamba_flops_per_token(m, causal=False)
+    d, n, q, g = 8192, 128, 128, 8
+    assert f["ssd_chunk_state"] + f["ssd_state_scan"] == 2 * (2 * d * n)
+    assert f["ssd_chunk_cb"] + f["ssd_chunk_scan"] == 2 * g * q * n + 2 * d * q
+    assert f["in_proj"] + f["mamba_out_proj"] == 2 * 4096 * (2 * d + 2 * g * n + 128) + 2 * d * 4096
+
+
+@settings(max_examples=25, deadline=None)
+@given(tp=st.sampled_from([1, 2, 4]), cp=st.sampled_from([1, 2]), precision=st.sampled_from(["bf16", "fp8"]),
+       recompute=st.sampled_from(["none", "selective", "full"]), mb=st.integers(1, 2))
+def test_attention_and_mlp_layers_in_pairs_are_the_transformer(tp, cp, precision, recompute, mb):
+    """A transformer block is an attention layer and an MLP layer, each with its norm and residual:
+    the hybrid '*-' x L prices exactly like the L-block transformer (one stage).  Under full
+    recompute the hybrid checkpoints each of its layers, so it keeps two inputs a block, not one."""
+    plan = {"tp": tp, "pp": 1, "cp": cp, "micro_batch": mb, "recompute": recompute, "zero": 1}
+    a = estimate(_spec({**BLOCK, "layers": 8}, plan=plan, precision=precision))
+    b = estimate(_spec({**BLOCK, "layers": 16, "hybrid_pattern": "*-" * 8}, plan=plan, precision=precision))
+    assert b.step_time_s == pytest.approx(a.step_time_s, rel=1e-12)
+    if recompute == "full":
+        assert b.memory_breakdown_gib["activations"] > a.memory_breakdown_gib["activations"]
+    else:
+        assert b.memory_gib_per_gpu == pytest.approx(a.memory_gib_per_gpu, rel=1e-12)
+    assert b.model_flops_per_token == a.model_flops_per_token
+    assert b.mfu_by_convention == pytest.approx(a.mfu_by_convention, rel=1e-12)
+
+
+def test_a_mamba_layer_keeps_its_projection_output_and_the_scans_output():
+    """mamba_ssm's combined kernel saves the input projection's output whole and the ungated scan
+    output; the norm saves its input; the output projection its input (bf16, one GPU): per token
+    h (2 + 2) + 2 (2 d + 2 G N + H) + (4 + 2) d bytes."""
+    m = resolve_model("nemotron-h-8b")
+    got = M.activation_bytes_per_layer(m, m.seq_len, 1, 1, 1, False, "none", "mamba")
+    assert float(got) / m.seq_len == 4096 * 4 + 2 * 18560 + 6 * 8192
+
+
+def test_full_recompute_keeps_each_hybrid_layers_input_only():
+    m = resolve_model("nemotron-h-8b")
+    for kind in O.HYBRID_KINDS:
+        got = M.activation_bytes_per_layer(m, m.seq_len, 2, 4, 1, True, "full", kind)
+        assert float(got) == 2 * 2 * m.seq_len * m.hidden / 4
+
+
+@settings(max_examples=20, deadline=None)
+@given(state=st.sampled_from([16, 64, 128, 256]), extra=st.sampled_from([32, 64, 128]))
+def test_a_bigger_state_never_trains_faster(state, extra):
+    model = {**BLOCK, "layers": 8, "hybrid_pattern": "M-M*M-M-"}
+    plan = {"tp": 2, "pp": 1, "cp": 1, "micro_batch": 1, "recompute": "none", "zero": 1}
+    small = estimate(_spec({**model, "mamba_state_dim": state}, plan=plan))
+    big = estimate(_spec({**model, "mamba_state_dim": state + extra}, plan=plan))
+    assert big.step_time_s >= small.step_time_s
+
+
+def test_context_parallel_mamba_layers_pay_their_all_to_alls():
+    plan = {"tp": 1, "pp": 1, "micro_batch": 1, "recompute": "none", "zero": 1}
+    model = {**BLOCK, "layers": 8, "hybrid_pattern": "MMMMMMMM"}
+    one = estimate(_spec(model, plan={**plan, "cp": 1}))
+    two = estimate(_spec(model, plan={**plan, "cp": 2}))
+    assert one.time_breakdown_s["cp_comm"] == 0 < two.time_breakdown_s["cp_comm"]
+
+
+def test_the_search_keeps_to_splits_megatron_core_can_run():
+    spec = load_spec({"model": "nemotron-h-56b", "hardware": {"gpu": "h100-sxm", "count": 1024},
+                      "training": {"global_batch": 768, "precision": "fp8"}})
+    result = search(spec, top=20)
+    assert result.best
+    for r in result.best:
+        p = r.parallelism
+        assert bool(mamba_split_ok(spec.model, p["tp"], p["cp"]))
+        assert 8 % p["tp"] == 0 and 64 % p["tp"] == 0
+    best = result.best[0]
+    assert best.fits and 0.2 < best.mfu < 0.7
+
+
+@pytest.mark.parametrize("split, field", [({"tp": 16}, "parallelism.tp"), ({"tp": 2, "cp": 3}, "parallelism.cp")])
+def test_a_split_megatron_core_refuses_is_one_line_naming_its_field(split, field):
+    model = {**BLOCK, "layers": 4, "heads": 48, "kv_heads": 8, "hidden": 6144, "hybrid_pattern": "M*M-"}
+    with pytest.raises(SpecError) as err:
+        _spec(model, count=48, plan=split)
+    assert err.value.field == field and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"hybrid_pattern": "M*X-"}, "allowed characters"),
+    ({"hybrid_pattern": "M*-"}, "must agree"),
+    ({"experts": 8, "top_k": 2, "moe_ffn_hidden": 1024}, "cannot have experts"),
+    ({"mamba_heads": 60}, "mamba_groups"),
+])
+def test_a_bad_hybrid_model_is_refused_by_name(change, words):
+    with pytest.raises(SpecError, match=words) as err:
+        _spec({**BLOCK, "layers": 4, "hybrid_pattern": "M*M-", **change})
+    assert "\n" not in str(err.value)
+
+
+def test_lora_and_serving_of_a_hybrid_are_refused_in_one_line():
+    with pytest.raises(SpecError) as err:
+        _spec("nemotron-h-8b", lora_rank=16)
+    assert err.value.field == "training.lora_rank" and "\n" not in str(err.value)
+    with pytest.raises(SpecError) as err:
+        load_serving_spec({"model": "nemotron-h-8b", "hardware": {"gpu": "h100-sxm", "count": 1},
+                           "serving": {"input_tokens": 1024, "output_tokens": 128}})
+    assert err.value.field == "model" and "\n" not in str(err.value)
+
+
+def test_a_hybrid_estimate_says_what_it_rests_on():
+    e = estimate(_spec("nemotron-h-8b", plan={"tp": 1, "pp": 1, "cp": 1, "zero": 1, "micro_batch": 1}))
+    assert e.assumptions["hybrid_layers"] == {"mamba": 24, "attention": 4, "mlp": 24}
+    assert any("Mamba" in c for c in e.validation_evidence["caveats"])
+    # the PaLM convention's attention term counts the layers that attend
+    m = resolve_model("nemotron-h-8b")
+    palm = F.model_flops_per_token(m, m.seq_len, "palm")
+    n = m.params_active - m.params_embedding
+    assert palm == pytest.approx(6 * n + 12 * 4 * 32 * 128 * m.seq_len)
+
+
+def test_a_transformer_has_no_hybrid_kinds():
+    m = ModelSpec(layers=4, hidden=256, heads=4, vocab=100, seq_len=64, ffn_hidden=1024)
+    assert m.layer_kinds == (("dense", 4),) and not m.is_hybrid and m.attention_layers == 4
+    assert np.all(mamba_split_ok(m, np.array([3, 5]), 7))

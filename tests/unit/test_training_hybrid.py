@@ -9,6 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from colossim.errors import SpecError
+from colossim.inference import memory as SM
+from colossim.inference.estimate import estimate as serve_estimate
+from colossim.inference.serving_sim import run_simulation
 from colossim.specs.hf_import import load_hf_config
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.serving import load_serving_spec
@@ -178,14 +181,65 @@ def test_a_bad_hybrid_model_is_refused_by_name(change, words):
     assert "\n" not in str(err.value)
 
 
-def test_lora_and_serving_of_a_hybrid_are_refused_in_one_line():
+def test_lora_of_a_hybrid_and_simulating_its_serving_are_refused_in_one_line():
     with pytest.raises(SpecError) as err:
         _spec("nemotron-h-8b", lora_rank=16)
     assert err.value.field == "training.lora_rank" and "\n" not in str(err.value)
     with pytest.raises(SpecError) as err:
-        load_serving_spec({"model": "nemotron-h-8b", "hardware": {"gpu": "h100-sxm", "count": 1},
-                           "serving": {"input_tokens": 1024, "output_tokens": 128}})
+        run_simulation(_serving("nemotron-h-8b"), rate=1.0, requests=10)
     assert err.value.field == "model" and "\n" not in str(err.value)
+
+
+def _serving(model, count=1, **serving):
+    return load_serving_spec({"model": model, "hardware": {"gpu": "h100-sxm", "count": count},
+                              "serving": {"input_tokens": 2048, "output_tokens": 256, **serving}})
+
+
+def test_a_sequences_mamba_state_in_closed_form():
+    """Per Mamba-2 layer and sequence: the fp32 SSM state (128 heads x 64 x 128) and the
+    convolution's last 3 inputs of x, B and C (10,240 channels, bf16); 24 layers; split over tp."""
+    m = resolve_model("nemotron-h-8b")
+    one = 128 * 64 * 128 * 4 + 3 * (8192 + 2 * 8 * 128) * 2
+    assert SM.mamba_state_bytes_per_sequence(m) == 24 * one == 102_137_856
+    assert SM.mamba_state_bytes_per_sequence(m, tp=2) == 12 * one
+    # the KV cache lives in the 4 attention layers only
+    assert SM.kv_bytes_per_token(m, "bf16") == 4 * 2 * 8 * 128 * 2
+    mem = SM.serving_memory(m, 80 * 2**30, weights="bf16", kv_format="bf16", tp=1, pp=1, max_num_tokens=8192,
+                            max_batch=256, kv_cache_fraction=0.9)
+    assert mem.kv_bytes_per_sequence(1000) == 1000 * 4 * 4096 + 24 * one
+
+
+@pytest.mark.parametrize("tp, weights", [(1, "bf16"), (2, "fp8"), (4, "bf16")])
+def test_attention_and_mlp_layers_in_pairs_serve_as_the_transformer(tp, weights):
+    plan = {"tp": tp, "pp": 1}
+    a = serve_estimate(load_serving_spec({"model": {**BLOCK, "layers": 8}, "parallelism": plan,
+                                          "hardware": {"gpu": "h100-sxm", "count": tp},
+                                          "serving": {"input_tokens": 2048, "output_tokens": 256,
+                                                      "weights": weights}}))
+    b = serve_estimate(load_serving_spec({"model": {**BLOCK, "layers": 16, "hybrid_pattern": "*-" * 8},
+                                          "parallelism": plan, "hardware": {"gpu": "h100-sxm", "count": tp},
+                                          "serving": {"input_tokens": 2048, "output_tokens": 256,
+                                                      "weights": weights}}))
+    assert (b.batch, b.max_batch) == (a.batch, a.max_batch)
+    assert b.tpot_s == pytest.approx(a.tpot_s, rel=1e-12) and b.ttft_s == pytest.approx(a.ttft_s, rel=1e-12)
+
+
+def test_long_contexts_favour_the_hybrid():
+    """Nemotron Nano 9B v2 against Qwen3-8B, 8,192 prompt and 16,384 output tokens on one H100 at
+    fp8: its cache grows with 4 attention layers of 56, and its Mamba state is fixed, so it holds
+    several times the sequences and serves more tokens per GPU; at a short context the edge shrinks."""
+    long_ = {"input_tokens": 8192, "output_tokens": 16384, "weights": "fp8"}
+    short = {"input_tokens": 512, "output_tokens": 256, "weights": "fp8"}
+    ratio = {}
+    for name, w in (("long", long_), ("short", short)):
+        h = serve_estimate(load_serving_spec({"model": "nemotron-nano-9b-v2", "serving": w,
+                                              "hardware": {"gpu": "h100-sxm", "count": 1}}))
+        q = serve_estimate(load_serving_spec({"model": "qwen3-8b", "serving": w,
+                                              "hardware": {"gpu": "h100-sxm", "count": 1}}))
+        ratio[name] = h.tokens_per_s_per_gpu / q.tokens_per_s_per_gpu
+        if name == "long":
+            assert h.max_batch > 3 * q.max_batch
+    assert ratio["long"] > 2.0 and ratio["short"] < ratio["long"]
 
 
 def test_a_hybrid_estimate_says_what_it_rests_on():

@@ -41,6 +41,7 @@ from colossim.inference import memory as M
 from colossim.inference.step import (BUCKETS, causal_pairs, iteration_seconds, local_decode_context, local_pairs,
                                      make_context, mean_decode_context, stage_seconds)
 from colossim.specs.serving import ServingSpec
+from colossim.specs.training import mamba_split_ok
 
 #: Batch sizes tried per plan when the spec leaves ``batch`` open.
 BATCH_GRID_POINTS = 48
@@ -113,7 +114,8 @@ def candidate_plans(spec: ServingSpec) -> list[dict]:
     pp > 1 only when memory needs it (:data:`PIPELINE_ONLY_WHEN_NEEDED`) unless given."""
     m, hw, p = spec.model, spec.hardware, spec.parallelism
     n = hw.count
-    tps = [p.tp] if p.tp else [t for t in divisors(m.heads) if t <= hw.scaleup_domain_size and n % t == 0]
+    tps = [p.tp] if p.tp else [t for t in divisors(m.heads) if t <= hw.scaleup_domain_size and n % t == 0
+                               and mamba_split_ok(m, t, 1)]
     plans = []
     for tp in tps:
         pps = [p.pp] if p.pp else [q for q in divisors(n // tp) if q <= m.layers] if n % tp == 0 else []
@@ -356,7 +358,16 @@ def _result(spec: ServingSpec, pts: PlanPoints, i: int, meets: bool) -> ServingE
         disaggregated=s.disaggregated,
         prefill_gpu_fraction=None if pts.prefill_fraction is None else float(pts.prefill_fraction[i]),
         assumptions={**assumptions, "kv_cache_fraction": s.kv_cache_fraction,
-                     "max_num_tokens": s.max_num_tokens, "max_batch_size": s.max_batch_size})
+                     "max_num_tokens": s.max_num_tokens, "max_batch_size": s.max_batch_size,
+                     **_state_assumptions(spec, mem, B)})
+
+
+def _state_assumptions(spec: ServingSpec, mem: M.ServingMemory, batch: float) -> dict:
+    """A hybrid's Mamba-2 state in the cache (part of ``kv_cache_gib_per_gpu``) and its format."""
+    if not spec.model.mamba_layers:
+        return {}
+    return {"mamba_state_gib_per_gpu": M.gib(mem.state_per_sequence * batch),
+            "mamba_ssm_state_bytes": M.MAMBA_SSM_STATE_BYTES}
 
 
 def estimate(spec: ServingSpec, profile: CalibrationProfile | None = None) -> ServingEstimate:

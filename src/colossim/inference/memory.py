@@ -72,6 +72,9 @@ class ServingMemory:
     whole context)."""
     kv_local_share: float = 0.0
     """Share of ``kv_per_token`` in the stage's local layers."""
+    state_per_sequence: float = 0.0
+    """Bytes one sequence's recurrent state takes whatever its length: a hybrid's Mamba-2 layers
+    (:func:`mamba_state_bytes_per_sequence`); 0 for a transformer."""
 
     @property
     def free(self) -> float:
@@ -95,7 +98,7 @@ class ServingMemory:
         layers, at most ``kv_local_span`` tokens in the local ones."""
         kept = windowed_context(context_tokens, self.kv_local_span)
         return self.kv_per_token * ((1.0 - self.kv_local_share) * context_tokens
-                                    + self.kv_local_share * kept)
+                                    + self.kv_local_share * kept) + self.state_per_sequence
 
     def max_sequences(self, context_tokens: float) -> int:
         """Concurrent sequences of ``context_tokens`` (prompt + output) that fit."""
@@ -117,7 +120,7 @@ def windowed_context(context_tokens, window: int | None):
 def local_share(model: ModelSpec) -> float:
     """Share of a model's layers with local (sliding-window or chunked) attention (0: none)."""
     local = model.local_attention
-    return 0.0 if local is None else local[2] / model.layers
+    return 0.0 if local is None else local[2] / model.attention_layers
 
 
 def stage_layers(model: ModelSpec, pp: int) -> int:
@@ -125,26 +128,59 @@ def stage_layers(model: ModelSpec, pp: int) -> int:
     return math.ceil(model.layers / pp)
 
 
-def _linear_params_per_layer(model: ModelSpec) -> tuple[float, float]:
-    """(dense-layer, moe-layer) weights that are quantised, per layer (norm gains excluded)."""
+#: Bytes per element of a Mamba-2 layer's SSM state in the serving cache: fp32.  Source:
+#: transformers 5.24.0 NemotronHConfig ``mamba_ssm_cache_dtype = "float32"`` (the state is
+#: accumulated over every token of the context, so engines keep it wider than the KV cache).
+MAMBA_SSM_STATE_BYTES = 4.0
+#: Bytes per element of the convolution's cached inputs (the last ``mamba_conv_width - 1`` tokens
+#: of x, B and C): the activations' 16 bits.
+MAMBA_CONV_STATE_BYTES = 2.0
+
+
+def _linear_params(model: ModelSpec, kind: str) -> float:
+    """Weights of one layer of ``kind`` that are quantised: its matrices (norm gains, a Mamba-2
+    mixer's convolution taps and per-head vectors stay at 16 bits)."""
+    if kind == "mamba":
+        return float(model.hidden * model.mamba_in_proj_width + model.mamba_inner * model.hidden)
     attn = model.params_attention
-    dense = attn + model.params_mlp_dense
-    moe = attn + model.params_router + (model.experts + model.shared_experts) * model.params_expert
-    return float(dense), float(moe)
+    return float({"dense": attn + model.params_mlp_dense,
+                  "moe": attn + model.params_router + (model.experts + model.shared_experts) * model.params_expert,
+                  "attention": attn, "mlp": model.params_mlp_dense}[kind])
 
 
 def weight_bytes_per_gpu(model: ModelSpec, weights: str, tp: int, pp: int) -> float:
     """Weight bytes on the GPU holding the largest stage (layers at ``weights``, embeddings at 16 bits).
-    Layers of the stage are taken in proportion to the model's dense / MoE mix."""
+    Layers of the stage are taken in proportion to the model's mix of layer kinds."""
     w = BYTES_PER_ELEMENT[weights]
     e = BYTES_PER_ELEMENT[EMBEDDING_FORMAT]
-    dense, moe = _linear_params_per_layer(model)
-    per_layer = (model.dense_layers * dense + model.moe_layers * moe) / model.layers
+    kinds = model.layer_kinds
+    per_layer = sum(n * _linear_params(model, k) for k, n in kinds) / model.layers
+    # the rest at 16 bits, unsplit: a transformer's norm gains as its engines keep them (no
+    # LayerNorm biases); a hybrid's norm gains and its Mamba-2 mixers' taps and per-head vectors
+    small = (sum(n * (model.params_per_layer(k) - _linear_params(model, k)) for k, n in kinds) / model.layers
+             if model.is_hybrid else model.norms_per_layer * model.hidden)
     blocks = stage_layers(model, pp) * per_layer * w / tp
-    norms = stage_layers(model, pp) * model.norms_per_layer * model.hidden * e
+    norms = stage_layers(model, pp) * small * e
     ends = (model.params_embedding + model.params_output_head) if pp == 1 else max(
         model.params_embedding, model.params_output_head)
     return blocks + norms + ends * e / tp
+
+
+def attention_share(model: ModelSpec) -> float:
+    """Share of the model's layers that attend, and so keep a KV cache (all of a transformer's)."""
+    return model.attention_layers / model.layers
+
+
+def mamba_state_bytes_per_sequence(model: ModelSpec, tp: int = 1, pp: int = 1) -> float:
+    """Bytes one sequence's recurrent state takes on one GPU, whatever its length: in each Mamba-2
+    layer of the stage, the SSM state (heads x head_dim x state, :data:`MAMBA_SSM_STATE_BYTES`)
+    and the convolution's last ``mamba_conv_width - 1`` inputs (:data:`MAMBA_CONV_STATE_BYTES`),
+    split over tp with the heads and groups (vLLM / TensorRT-LLM's Mamba cache)."""
+    if not model.mamba_layers:
+        return 0.0
+    ssm = model.mamba_heads_total * model.mamba_head_dim * model.mamba_state_dim * MAMBA_SSM_STATE_BYTES
+    conv = (model.mamba_conv_width - 1) * model.mamba_conv_channels * MAMBA_CONV_STATE_BYTES
+    return stage_layers(model, pp) * model.mamba_layers / model.layers * (ssm + conv) / tp
 
 
 def kv_bytes_per_token_per_layer(model: ModelSpec, kv_format: str, tp: int) -> float:
@@ -157,15 +193,16 @@ def kv_bytes_per_token_per_layer(model: ModelSpec, kv_format: str, tp: int) -> f
 
 
 def kv_bytes_per_token(model: ModelSpec, kv_format: str, tp: int = 1, pp: int = 1) -> float:
-    """KV-cache bytes one token of context occupies on one GPU (its stage's layers)."""
-    return stage_layers(model, pp) * kv_bytes_per_token_per_layer(model, kv_format, tp)
+    """KV-cache bytes one token of context occupies on one GPU (its stage's layers that attend)."""
+    return stage_layers(model, pp) * attention_share(model) * kv_bytes_per_token_per_layer(model, kv_format, tp)
 
 
 def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: int) -> float:
     """Activation workspace of one iteration: ``max_num_tokens`` tokens x WORKSPACE_TENSORS x the
     widest per-GPU activation (hidden, QKV or MLP up/gate), plus fp32 logits for ``max_batch`` rows."""
     up = 2 if model.activation.gated else 1
-    widths = [model.hidden, (model.heads + 2 * model.kv_heads) * model.qk_head_dim / tp]
+    widths = [model.hidden, (model.heads + 2 * model.kv_heads) * model.qk_head_dim / tp,
+              model.mamba_in_proj_width / tp if model.mamba_layers else 0.0]
     if model.ffn_hidden:
         widths.append(up * model.ffn_hidden / tp)
     if model.is_moe:
@@ -186,13 +223,15 @@ def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_forma
         workspace=workspace_bytes(model, tp, max_num_tokens, max_batch),
         kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
         usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction,
-        kv_local_span=window, kv_local_share=local_share(model) if window else 0.0)
+        kv_local_span=window, kv_local_share=local_share(model) if window else 0.0,
+        state_per_sequence=mamba_state_bytes_per_sequence(model, tp, pp))
 
 
 def gib(n_bytes: float) -> float:
     return units.bytes_to_gib(n_bytes)
 
 
-__all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "RUNTIME_RESERVE_BYTES", "ServingMemory", "WORKSPACE_TENSORS", "gib",
+__all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "MAMBA_CONV_STATE_BYTES", "MAMBA_SSM_STATE_BYTES", "RUNTIME_RESERVE_BYTES",
+           "ServingMemory", "WORKSPACE_TENSORS", "attention_share", "gib", "mamba_state_bytes_per_sequence",
            "kv_bytes_per_token", "kv_bytes_per_token_per_layer", "serving_memory", "stage_layers",
            "weight_bytes_per_gpu", "windowed_context", "local_share", "workspace_bytes"]

@@ -13,6 +13,7 @@ import math
 import time
 
 from colossim.cost.efficiency import CalibrationProfile
+from colossim.errors import SpecError
 from colossim.inference import simulate as S
 from colossim.inference.estimate import estimate, replica_context, replica_memory
 from colossim.inference.step import tabulate
@@ -42,6 +43,12 @@ def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: 
                    profile: CalibrationProfile | None = None, progress=None) -> dict:
     """Simulate ``requests`` requests arriving at ``rate``/s (0: all at once) on the spec's plan."""
     s = spec.serving
+    if spec.model.is_hybrid:
+        # the simulator's iteration cost and KV blocks know tokens, not the per-sequence recurrent
+        # state a Mamba-2 layer reads and writes every iteration
+        raise SpecError(f"model = {spec.model.name}: serve simulate does not model a hybrid Mamba-Transformer's "
+                        f"recurrent state; allowed: serve estimate or serve frontier for it, or a transformer",
+                        field="model", value=spec.model.name)
     best = estimate(spec, profile)
     plan = best.parallelism
     ctx = replica_context(spec, plan, profile)

@@ -47,12 +47,13 @@ from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.power import profile_for_chip
-from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, kv_bytes_per_token_per_layer, stage_layers,
-                                       local_share)
+from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, attention_share, kv_bytes_per_token_per_layer,
+                                       local_share, mamba_state_bytes_per_sequence, stage_layers)
 from colossim.specs.model import ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 from colossim.specs.system import SystemSpec
-from colossim.training.ops import ACTIVATION_BYTES, busiest_rank_load, memory_bound_ops
+from colossim.training.ops import (ACTIVATION_BYTES, BatchedMatmul, MemoryBound, busiest_rank_load, mamba_ops,
+                                  memory_bound_ops)
 
 ArrayLike = np.ndarray | float | int
 
@@ -232,19 +233,54 @@ def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe
             acc.gemm(ctx, T, h, s * fe / tp, times=moe_layers)
 
 
+#: Kernels of a hybrid's layers besides their GEMMs and collectives (TensorRT-LLM / vLLM fusion
+#: level): a Mamba-2 layer's norm, convolution, scan (mamba_ssm's chunked scan in prefill, its
+#: ``selective_state_update`` in decode) and gated norm; an attention layer's norm, RoPE with the
+#: KV-cache write, and attention; an MLP layer's norm and activation.
+HYBRID_NON_GEMM_KERNELS = {"mamba": 4, "attention": 3, "mlp": 2}
+
+
 def non_gemm_kernels_per_layer(model: ModelSpec, layer_kind: str) -> int:
     """Kernels of one layer besides its GEMMs and collectives: each norm (fused with its residual
     add), RoPE with the KV-cache write, the attention kernel, the MLP activation; an MoE layer adds
-    the token permutation and the weighted un-permutation (TensorRT-LLM / vLLM fusion level)."""
+    the token permutation and the weighted un-permutation (TensorRT-LLM / vLLM fusion level); a
+    hybrid's layers :data:`HYBRID_NON_GEMM_KERNELS`."""
+    if layer_kind in HYBRID_NON_GEMM_KERNELS:
+        return HYBRID_NON_GEMM_KERNELS[layer_kind]
     n = model.norms_per_layer + 1 + 1 + 1
     return n + (2 if layer_kind == "moe" else 0)
 
 
-def _memory_bound(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float,
-                  moe_layers: float) -> None:
+def _mamba(acc: _Acc, ctx: ServingContext, T: np.ndarray, sequences: np.ndarray, layers: float) -> None:
+    """``layers`` Mamba-2 mixers over ``T`` new tokens of ``sequences`` sequences: the projections
+    (weights at their storage format), the convolution and gated norm by bytes, the chunked scan's
+    products and chunk-state traffic per token (:func:`colossim.training.ops.mamba_ops`, forward),
+    and each sequence's recurrent state read and written once (its SSM state at
+    :data:`MAMBA_SSM_STATE_BYTES`, its convolution's cached inputs): a decode step is one token
+    per sequence, so the state, not the tokens, sets its bytes."""
+    if not layers:
+        return
+    m, tp = ctx.model, ctx.tp
+    hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
+    acc.gemm(ctx, T, m.mamba_in_proj_width / tp, m.hidden, times=layers)
+    acc.gemm(ctx, T, m.hidden, m.mamba_inner / tp, times=layers)
+    for op in mamba_ops(m, 1, 1, tp, 1):
+        scale = T  # the op list of one token; its terms are per token
+        if isinstance(op, BatchedMatmul):
+            flops = 2.0 * op.m * op.n * op.k * op.count * scale
+            n_bytes = (op.m * op.k + op.k * op.n + op.m * op.n) * op.count * scale * ACTIVATION_BYTES
+            acc.split(flops / (ctx.chip.peak_flops_per_s("bf16") * ctx.profile.gemm_params("bf16").max_efficiency),
+                      n_bytes / hbm, times=layers)
+        elif isinstance(op, MemoryBound):
+            acc.add("memory", _f(op.bytes) * scale / hbm * layers)
+    state = mamba_state_bytes_per_sequence(m, tp) / m.mamba_layers  # one layer's, one sequence's
+    acc.add("memory", np.where(T > 0, 2.0 * sequences * state / hbm * layers, 0.0))
+
+
+def _memory_bound(acc: _Acc, ctx: ServingContext, T: np.ndarray, kinds: list[tuple[str, float]]) -> None:
     hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
     fixed = ctx.profile.gemm_params("bf16").launch_seconds  # the chip's fixed time per kernel
-    for kind, n in (("dense", dense_layers), ("moe", moe_layers)):
+    for kind, n in kinds:
         if n:
             ops = memory_bound_ops(ctx.model, T, 1, ctx.tp, 1, False, kind)
             acc.add("memory", sum(_f(op.bytes) for op in ops) / hbm * n)
@@ -254,7 +290,9 @@ def _memory_bound(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: f
 def _tp_comm(acc: _Acc, ctx: ServingContext, T: np.ndarray, layers: float) -> None:
     if ctx.tp == 1:
         return
-    per_layer = 1 if ctx.model.parallel_block else 2
+    # a transformer block reduces after attention and after the MLP (once in a parallel block),
+    # a hybrid's layer once
+    per_layer = 1 if ctx.model.parallel_block or ctx.model.is_hybrid else 2
     msg = T * ctx.model.hidden * ACTIVATION_BYTES
     t = C.all_reduce_seconds(np.maximum(msg, 1.0), ctx.tp, ctx.network, ctx.profile)
     acc.add("comm", np.where(T > 0, t, 0.0) * per_layer * layers)
@@ -291,13 +329,15 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
         _f(tokens), _f(decode_kv_tokens), _f(prefill_pairs), _f(sampled), _f(kv_w), _f(pairs_w))
     m = ctx.model
     L = stage_layers(m, ctx.pp)
-    dense = L * m.dense_layers / m.layers
-    moe = L - dense
+    # the stage's layers of each kind, in the model's proportions
+    on = {k: L * n / m.layers for k, n in m.layer_kinds}
+    attending = L * attention_share(m)
     acc = _Acc(T.shape)
-    _attention_gemms(acc, ctx, T, L)
-    _attention_core(acc, ctx, kv, pairs, L, kv_w, pairs_w)
-    _mlp(acc, ctx, T, dense, moe)
-    _memory_bound(acc, ctx, T, dense, moe)
+    _attention_gemms(acc, ctx, T, attending)
+    _attention_core(acc, ctx, kv, pairs, attending, kv_w, pairs_w)
+    _mlp(acc, ctx, T, on.get("dense", 0.0) + on.get("mlp", 0.0), on.get("moe", 0.0))
+    _mamba(acc, ctx, T, smp, on.get("mamba", 0.0))
+    _memory_bound(acc, ctx, T, list(on.items()))
     _tp_comm(acc, ctx, T, L)
     _pp_comm(acc, ctx, T)
     _head(acc, ctx, smp)

@@ -160,10 +160,6 @@ def load_serving_spec(source: str | Path | Mapping[str, Any], *, text: str | Non
             raise SpecError(f"spec is missing '{section}'", field=section, allowed=SERVING_SECTIONS)
     workload = validate_model(ServingWorkload, data["serving"], "serving")
     model = resolve_model(data["model"])
-    if model.is_hybrid:
-        raise SpecError(f"model = {model.name}: serving a hybrid Mamba-Transformer (model.hybrid_pattern) is not "
-                        f"modelled yet; allowed: a transformer (colossim train estimate prices its training)",
-                        field="model", value=model.name)
     check_context(model, workload)
     hardware = resolve_hardware(data["hardware"])
     plan = validate_model(ServingPlan, data.get("parallelism") or {}, "parallelism")

@@ -209,6 +209,20 @@ def test_a_sequences_mamba_state_in_closed_form():
     assert mem.kv_bytes_per_sequence(1000) == 1000 * 4 * 4096 + 24 * one
 
 
+def test_a_16_bit_mamba_state_halves_the_ssm_state_and_admits_more_sequences():
+    m = resolve_model("nemotron-h-8b")
+    conv = 24 * 3 * (8192 + 2 * 8 * 128) * 2
+    wide, narrow = (SM.mamba_state_bytes_per_sequence(m, state_bytes=b) for b in (4.0, 2.0))
+    assert wide - conv == 2 * (narrow - conv)
+    fp32, bf16 = (serve_estimate(_serving("nemotron-h-8b", input_tokens=1024, output_tokens=256, mamba_state=f))
+                  for f in ("fp32", "bf16"))
+    assert bf16.max_batch > fp32.max_batch and bf16.tokens_per_s_per_gpu > fp32.tokens_per_s_per_gpu
+    assert fp32.assumptions["mamba_state"] == "fp32"
+    with pytest.raises(SpecError) as err:
+        _serving("nemotron-h-8b", mamba_state="fp8")
+    assert "serving.mamba_state" in str(err.value) and "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("tp, weights", [(1, "bf16"), (2, "fp8"), (4, "bf16")])
 def test_attention_and_mlp_layers_in_pairs_serve_as_the_transformer(tp, weights):
     plan = {"tp": tp, "pp": 1}

@@ -40,7 +40,7 @@ from colossim.errors import SpecError
 from colossim.inference import memory as M
 from colossim.inference.step import (BUCKETS, causal_pairs, iteration_seconds, local_decode_context, local_pairs,
                                      make_context, mean_decode_context, stage_seconds)
-from colossim.specs.serving import ServingSpec
+from colossim.specs.serving import STATE_BYTES_PER_ELEMENT, ServingSpec
 from colossim.specs.training import mamba_split_ok
 
 #: Batch sizes tried per plan when the spec leaves ``batch`` open.
@@ -143,7 +143,8 @@ def replica_memory(spec: ServingSpec, tp: int, pp: int) -> M.ServingMemory:
     return M.serving_memory(spec.model, spec.hardware.hbm_bytes, weights=s.weights.value,
                             kv_format=s.kv_format, tp=tp, pp=pp, max_num_tokens=s.max_num_tokens,
                             max_batch=s.max_batch_size, kv_cache_fraction=s.kv_cache_fraction,
-                            windowed_kv_cache=s.windowed_kv_cache)
+                            windowed_kv_cache=s.windowed_kv_cache,
+                            mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.mamba_state])
 
 
 def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
@@ -153,7 +154,7 @@ def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile |
                         activations=s.activation_format, kv_cache=s.kv_format, tp=plan["tp"],
                         pp=plan["pp"], ep=plan["ep"], attention_seq_hint=s.input_tokens,
                         grouped_kv_decode=s.grouped_kv_decode, moe_load_imbalance=s.moe_load_imbalance,
-                        profile=profile)
+                        profile=profile, mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.mamba_state])
 
 
 def budget_batch(spec: ServingSpec, pp: int) -> float:
@@ -367,7 +368,7 @@ def _state_assumptions(spec: ServingSpec, mem: M.ServingMemory, batch: float) ->
     if not spec.model.mamba_layers:
         return {}
     return {"mamba_state_gib_per_gpu": M.gib(mem.state_per_sequence * batch),
-            "mamba_ssm_state_bytes": M.MAMBA_SSM_STATE_BYTES}
+            "mamba_state": spec.serving.mamba_state}
 
 
 def estimate(spec: ServingSpec, profile: CalibrationProfile | None = None) -> ServingEstimate:

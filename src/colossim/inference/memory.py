@@ -128,9 +128,10 @@ def stage_layers(model: ModelSpec, pp: int) -> int:
     return math.ceil(model.layers / pp)
 
 
-#: Bytes per element of a Mamba-2 layer's SSM state in the serving cache: fp32.  Source:
-#: transformers 5.24.0 NemotronHConfig ``mamba_ssm_cache_dtype = "float32"`` (the state is
-#: accumulated over every token of the context, so engines keep it wider than the KV cache).
+#: Bytes per element of a Mamba-2 layer's SSM state in the serving cache by default: fp32
+#: (``serving.mamba_state`` chooses).  Source: transformers 5.24.0 NemotronHConfig
+#: ``mamba_ssm_cache_dtype = "float32"`` (the state sums over every token of the context, so
+#: engines keep it wider than the KV cache).
 MAMBA_SSM_STATE_BYTES = 4.0
 #: Bytes per element of the convolution's cached inputs (the last ``mamba_conv_width - 1`` tokens
 #: of x, B and C): the activations' 16 bits.
@@ -171,14 +172,15 @@ def attention_share(model: ModelSpec) -> float:
     return model.attention_layers / model.layers
 
 
-def mamba_state_bytes_per_sequence(model: ModelSpec, tp: int = 1, pp: int = 1) -> float:
+def mamba_state_bytes_per_sequence(model: ModelSpec, tp: int = 1, pp: int = 1,
+                                   state_bytes: float = MAMBA_SSM_STATE_BYTES) -> float:
     """Bytes one sequence's recurrent state takes on one GPU, whatever its length: in each Mamba-2
-    layer of the stage, the SSM state (heads x head_dim x state, :data:`MAMBA_SSM_STATE_BYTES`)
-    and the convolution's last ``mamba_conv_width - 1`` inputs (:data:`MAMBA_CONV_STATE_BYTES`),
-    split over tp with the heads and groups (vLLM / TensorRT-LLM's Mamba cache)."""
+    layer of the stage, the SSM state (heads x head_dim x state, ``state_bytes`` an element) and
+    the convolution's last ``mamba_conv_width - 1`` inputs (:data:`MAMBA_CONV_STATE_BYTES`), split
+    over tp with the heads and groups (vLLM / TensorRT-LLM's Mamba cache)."""
     if not model.mamba_layers:
         return 0.0
-    ssm = model.mamba_heads_total * model.mamba_head_dim * model.mamba_state_dim * MAMBA_SSM_STATE_BYTES
+    ssm = model.mamba_heads_total * model.mamba_head_dim * model.mamba_state_dim * state_bytes
     conv = (model.mamba_conv_width - 1) * model.mamba_conv_channels * MAMBA_CONV_STATE_BYTES
     return stage_layers(model, pp) * model.mamba_layers / model.layers * (ssm + conv) / tp
 
@@ -213,7 +215,8 @@ def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: i
 
 def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_format: str, tp: int,
                    pp: int, max_num_tokens: int, max_batch: int,
-                   kv_cache_fraction: float, windowed_kv_cache: bool = True) -> ServingMemory:
+                   kv_cache_fraction: float, windowed_kv_cache: bool = True,
+                   mamba_state_bytes: float = MAMBA_SSM_STATE_BYTES) -> ServingMemory:
     """Memory of one GPU of a ``tp x pp`` replica; with ``windowed_kv_cache`` the local
     (sliding-window or chunked) layers keep at most their span (see the module docstring)."""
     local = model.local_attention
@@ -224,7 +227,7 @@ def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_forma
         kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
         usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction,
         kv_local_span=window, kv_local_share=local_share(model) if window else 0.0,
-        state_per_sequence=mamba_state_bytes_per_sequence(model, tp, pp))
+        state_per_sequence=mamba_state_bytes_per_sequence(model, tp, pp, mamba_state_bytes))
 
 
 def gib(n_bytes: float) -> float:

@@ -47,8 +47,9 @@ from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.power import profile_for_chip
-from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, attention_share, kv_bytes_per_token_per_layer,
-                                       local_share, mamba_state_bytes_per_sequence, stage_layers)
+from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, MAMBA_SSM_STATE_BYTES, attention_share,
+                                       kv_bytes_per_token_per_layer, local_share, mamba_state_bytes_per_sequence,
+                                       stage_layers)
 from colossim.specs.model import ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 from colossim.specs.system import SystemSpec
@@ -94,6 +95,8 @@ class ServingContext:
     moe_load_imbalance: float = 1.0
     """The busiest expert-parallel GPU's routed tokens over the mean (the workload's
     ``moe_load_imbalance``; 1: balanced)."""
+    mamba_state_bytes: float = 4.0
+    """Bytes per element of a hybrid's Mamba-2 SSM state (the workload's ``mamba_state``)."""
 
     @property
     def compute_precision(self) -> str:
@@ -103,12 +106,13 @@ class ServingContext:
 def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activations: str,
                  kv_cache: str, tp: int, pp: int, ep: int, attention_seq_hint: float,
                  grouped_kv_decode: bool = True, moe_load_imbalance: float = 1.0,
-                 profile: CalibrationProfile | None = None) -> ServingContext:
+                 profile: CalibrationProfile | None = None,
+                 mamba_state_bytes: float = MAMBA_SSM_STATE_BYTES) -> ServingContext:
     chip = hardware.accelerator
     prof = profile if profile is not None else profile_for_chip(chip)
     return ServingContext(model, chip, hardware, C.network_of_hardware(hardware), prof, weights, activations,
                           kv_cache, tp, pp, ep, float(attention_seq_hint), bool(grouped_kv_decode),
-                          float(moe_load_imbalance))
+                          float(moe_load_imbalance), float(mamba_state_bytes))
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -255,9 +259,9 @@ def _mamba(acc: _Acc, ctx: ServingContext, T: np.ndarray, sequences: np.ndarray,
     """``layers`` Mamba-2 mixers over ``T`` new tokens of ``sequences`` sequences: the projections
     (weights at their storage format), the convolution and gated norm by bytes, the chunked scan's
     products and chunk-state traffic per token (:func:`colossim.training.ops.mamba_ops`, forward),
-    and each sequence's recurrent state read and written once (its SSM state at
-    :data:`MAMBA_SSM_STATE_BYTES`, its convolution's cached inputs): a decode step is one token
-    per sequence, so the state, not the tokens, sets its bytes."""
+    and each sequence's recurrent state read and written once (its SSM state in the workload's
+    ``mamba_state`` format, its convolution's cached inputs): a decode step is one token per
+    sequence, so the state, not the tokens, sets its bytes."""
     if not layers:
         return
     m, tp = ctx.model, ctx.tp
@@ -273,7 +277,7 @@ def _mamba(acc: _Acc, ctx: ServingContext, T: np.ndarray, sequences: np.ndarray,
                       n_bytes / hbm, times=layers)
         elif isinstance(op, MemoryBound):
             acc.add("memory", _f(op.bytes) * scale / hbm * layers)
-    state = mamba_state_bytes_per_sequence(m, tp) / m.mamba_layers  # one layer's, one sequence's
+    state = mamba_state_bytes_per_sequence(m, tp, 1, ctx.mamba_state_bytes) / m.mamba_layers  # a layer's, a sequence's
     acc.add("memory", np.where(T > 0, 2.0 * sequences * state / hbm * layers, 0.0))
 
 

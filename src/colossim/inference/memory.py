@@ -234,7 +234,8 @@ def gib(n_bytes: float) -> float:
     return units.bytes_to_gib(n_bytes)
 
 
-__all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "MAMBA_CONV_STATE_BYTES", "MAMBA_SSM_STATE_BYTES", "RUNTIME_RESERVE_BYTES",
+__all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "MAMBA_CONV_STATE_BYTES", "MAMBA_SSM_STATE_BYTES",
+           "RUNTIME_RESERVE_BYTES",
            "ServingMemory", "WORKSPACE_TENSORS", "attention_share", "gib", "mamba_state_bytes_per_sequence",
            "kv_bytes_per_token", "kv_bytes_per_token_per_layer", "serving_memory", "stage_layers",
            "weight_bytes_per_gpu", "windowed_context", "local_share", "workspace_bytes"]

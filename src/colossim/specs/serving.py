@@ -195,5 +195,6 @@ def check_context(model: ModelSpec, workload: ServingWorkload) -> None:
                         allowed=[f"<= {context}"])
 
 
-__all__ = ["BYTES_PER_ELEMENT", "STATE_BYTES_PER_ELEMENT", "NumberFormat", "SERVING_SECTIONS", "ServingPlan", "ServingSpec",
+__all__ = ["BYTES_PER_ELEMENT", "STATE_BYTES_PER_ELEMENT", "NumberFormat", "SERVING_SECTIONS", "ServingPlan",
+           "ServingSpec",
            "ServingWorkload", "check_context", "load_serving_spec", "validate_serving_plan"]

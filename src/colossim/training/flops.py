@@ -289,7 +289,8 @@ def narayanan_eq3_flops_per_token(layers: int, hidden: int, seq_len: int, vocab:
     return 96.0 * l * h * h * (1 + s / (6.0 * h) + v / (16.0 * l * h))  # Source: Narayanan 2021 eq. 3
 
 
-__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "SSD_OPS", "mamba_flops_per_token", "attention_flops_per_token",
+__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "SSD_OPS", "mamba_flops_per_token",
+           "attention_flops_per_token",
            "attention_keys_per_query",
            "attention_projection_flops_per_token", "forward_flops_per_token",
            "frozen_weight_gradient_flops_per_token",

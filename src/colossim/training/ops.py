@@ -614,7 +614,8 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
            "HYBRID_KINDS", "MAMBA_CONV_BYTES", "MAMBA_GATE_NORM_BYTES", "SSD_STATE_EXTRA_BYTES",
-           "Attention", "AttentionLayerKind", "BatchedMatmul", "Gemm", "mamba_all_to_all_bytes", "mamba_ops", "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
+           "Attention", "AttentionLayerKind", "BatchedMatmul", "Gemm", "mamba_all_to_all_bytes", "mamba_ops",
+           "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
            "attention_span",
            "busiest_expert_rank_ops", "busiest_rank_load",
            "deepspeed_layer_weights", "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",

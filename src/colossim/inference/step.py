@@ -268,15 +268,12 @@ def _mamba(acc: _Acc, ctx: ServingContext, T: np.ndarray, sequences: np.ndarray,
     hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
     acc.gemm(ctx, T, m.mamba_in_proj_width / tp, m.hidden, times=layers)
     acc.gemm(ctx, T, m.hidden, m.mamba_inner / tp, times=layers)
-    for op in mamba_ops(m, 1, 1, tp, 1):
-        scale = T  # the op list of one token; its terms are per token
-        if isinstance(op, BatchedMatmul):
-            flops = 2.0 * op.m * op.n * op.k * op.count * scale
-            n_bytes = (op.m * op.k + op.k * op.n + op.m * op.n) * op.count * scale * ACTIVATION_BYTES
-            acc.split(flops / (ctx.chip.peak_flops_per_s("bf16") * ctx.profile.gemm_params("bf16").max_efficiency),
-                      n_bytes / hbm, times=layers)
+    for op in mamba_ops(m, 1, 1, tp, 1):  # one token's op list: the scan's terms scale with T
+        if isinstance(op, BatchedMatmul):  # one batched kernel of the tokens' chunks
+            acc.gemm(ctx, op.m, op.n, op.k, _f(op.count) * T, precision="bf16", weight_format="bf16",
+                     times=layers, grouped=True)
         elif isinstance(op, MemoryBound):
-            acc.add("memory", _f(op.bytes) * scale / hbm * layers)
+            acc.add("memory", _f(op.bytes) * T / hbm * layers)
     state = mamba_state_bytes_per_sequence(m, tp, 1, ctx.mamba_state_bytes) / m.mamba_layers  # a layer's, a sequence's
     acc.add("memory", np.where(T > 0, 2.0 * sequences * state / hbm * layers, 0.0))
 

@@ -160,7 +160,7 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     rc = _recompute_code(recompute)
     s = seq_len / cp
     tok = _f(micro_batch) * s  # tokens s*b on this GPU's sequence shard
-    B, h, a = ACTIVATION_BYTES, model.hidden, model.heads
+    B, h = ACTIVATION_BYTES, model.hidden
     G = FP8_SAVED_GEMM_INPUT_BYTES if str(getattr(precision, "value", precision)) == "fp8" else B
     rep = np.where(sp, t, 1.0)  # divisor of the parts TP replicates unless sequence-parallel
     if layer_kind in O.HYBRID_KINDS:
@@ -170,21 +170,7 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     drop = model.dropout
     # --- replicated without SP: norm inputs, QKV and MLP GEMM inputs, the two dropout masks
     shared = tok * h * (model.norms_per_layer * B + G + G + (2 * MASK_BYTES if drop else 0))
-    # --- split by tp: attention internals
-    if model.attention == "mla":
-        qk = B * tok * a * model.qk_head_dim * 2  # per-head q and k are materialised
-        v = B * tok * a * model.v_head_dim
-        latent = B * tok * ((model.mla_q_lora_rank or 0) + model.mla_kv_lora_rank + model.mla_qk_rope_head_dim)
-    else:
-        qk = B * tok * (a + model.kv_heads) * model.head_dim
-        v = B * tok * model.kv_heads * model.head_dim
-        latent = 0.0
-    out_in = G * tok * a * model.v_head_dim
-    # softmax output (2) + dropout mask (1) + dropout output (2) per score: 5 a s^2 b (/cp for CP)
-    score_bytes = B + (MASK_BYTES + B if drop else 0)
-    scores = score_bytes * a * s * seq_len * _f(micro_batch)
-    core = np.where((rc == RECOMPUTE_CODES["none"]) & (not flash_attention), scores, 0.0)
-    lse = 4.0 * a * tok if flash_attention else 0.0  # Because: flash attention keeps fp32 log-sum-exp
+    attention = attention_saved_bytes(model, seq_len, micro_batch, cp, rc, flash_attention, G)
     up = 2 if model.activation.gated else 1
     if layer_kind == "dense":
         mlp = tok * model.ffn_hidden * (up * B + G)  # activation input(s) and output
@@ -195,7 +181,7 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
         mlp = tok * copies * model.moe_ffn_hidden * (up * B + G)
         # permuted expert inputs: the SP shard's routed rows, gathered over the expert-tp group
         moe_rep = B * tok * routed * h * np.where(sp, et, 1.0)
-    split = qk + v + latent + out_in + mlp + lse + core
+    split = attention + mlp
     full_layer = (shared + moe_rep) / rep + split / t
     kept_input = B * tok * h / rep
     if selective_recompute == "ops":
@@ -215,6 +201,33 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
 MAMBA_SAVED_INNER_BYTES = 4
 
 
+def attention_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, cp: ArrayLike, rc: np.ndarray,
+                          flash_attention: bool, gemm_input_bytes: float) -> np.ndarray:
+    """Bytes an attention layer keeps for backward between its projections, per micro-batch on
+    one GPU before the tp split (Korthikanti et al. 2022 sec 4.1): Q, K and V (MLA: the per-head q
+    and k, v and the latents), the output projection's input, flash attention's fp32 log-sum-exp,
+    or without it and recompute the scores (softmax output, and with dropout its mask and output:
+    5 a s^2 b, / cp)."""
+    cp = _f(cp)
+    s = seq_len / cp
+    tok = _f(micro_batch) * s
+    B, a = ACTIVATION_BYTES, model.heads
+    if model.attention == "mla":
+        qk = B * tok * a * model.qk_head_dim * 2  # per-head q and k are materialised
+        v = B * tok * a * model.v_head_dim
+        latent = B * tok * ((model.mla_q_lora_rank or 0) + model.mla_kv_lora_rank + model.mla_qk_rope_head_dim)
+    else:
+        qk = B * tok * (a + model.kv_heads) * model.head_dim
+        v = B * tok * model.kv_heads * model.head_dim
+        latent = 0.0
+    out_in = gemm_input_bytes * tok * a * model.v_head_dim
+    score_bytes = B + (MASK_BYTES + B if model.dropout else 0)
+    scores = score_bytes * a * s * seq_len * _f(micro_batch)
+    core = np.where((rc == RECOMPUTE_CODES["none"]) & (not flash_attention), scores, 0.0)
+    lse = 4.0 * a * tok if flash_attention else 0.0  # Because: flash attention keeps fp32 log-sum-exp
+    return qk + v + latent + out_in + lse + core
+
+
 def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
                             cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str,
                             flash_attention: bool, rc: np.ndarray, gemm_input_bytes: float) -> np.ndarray:
@@ -224,23 +237,17 @@ def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLi
 
     - ``mamba``: the input projection's output (z, x, B, C, dt: saved whole by mamba_ssm's combined
       kernel), :data:`MAMBA_SAVED_INNER_BYTES` per d_inner element and the output projection's input;
-    - ``attention``: Q, K and V, the core's output and its fp32 log-sum-exp (the scores too without
-      flash attention and recompute);
+    - ``attention``: what :func:`attention_saved_bytes` counts;
     - ``mlp``: the activation's input(s) and output, as a transformer block's MLP keeps them."""
     t, cp = _f(tp), _f(cp)
     sp = np.asarray(sequence_parallel, dtype=bool)
     tok = _f(micro_batch) * seq_len / cp
-    B, h, a, G = ACTIVATION_BYTES, model.hidden, model.heads, gemm_input_bytes
+    B, h, G = ACTIVATION_BYTES, model.hidden, gemm_input_bytes
     shared = tok * h * (B + G)
     if layer_kind == "mamba":
         split = tok * (B * model.mamba_in_proj_width + (MAMBA_SAVED_INNER_BYTES + G) * model.mamba_inner)
     elif layer_kind == "attention":
-        qk = B * tok * (a + model.kv_heads) * model.head_dim
-        v = B * tok * model.kv_heads * model.head_dim
-        scores = B * a * (seq_len / cp) * seq_len * _f(micro_batch)
-        core = np.where((rc == RECOMPUTE_CODES["none"]) & (not flash_attention), scores, 0.0)
-        lse = 4.0 * a * tok if flash_attention else 0.0
-        split = qk + v + G * tok * a * model.v_head_dim + lse + core
+        split = attention_saved_bytes(model, seq_len, micro_batch, cp, rc, flash_attention, G)
     else:
         split = tok * model.ffn_hidden * ((2 if model.activation.gated else 1) * B + G)
     return shared / np.where(sp, t, 1.0) + split / t
@@ -380,5 +387,5 @@ __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERE
            "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
-           "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "hybrid_activation_bytes",
+           "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "attention_saved_bytes", "hybrid_activation_bytes",
            "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]

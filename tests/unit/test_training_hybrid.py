@@ -55,7 +55,7 @@ def test_the_hugging_face_config_imports_to_the_catalog_row():
     assert resolve_model("nvidia/Nemotron-H-8B-Base-8K").name == "nemotron-h-8b"
 
 
-def test_layers_block_type_reads_as_the_pattern_and_moe_layers_are_refused(tmp_path):
+def test_layers_block_type_reads_as_the_pattern_and_an_moe_layer_needs_the_experts(tmp_path):
     import json
     cfg = json.loads((HF / "nemotron-h-8b.json").read_text())
     del cfg["hybrid_override_pattern"]
@@ -65,9 +65,47 @@ def test_layers_block_type_reads_as_the_pattern_and_moe_layers_are_refused(tmp_p
     assert load_hf_config(tmp_path / "config.json").params_total == 8_100_852_736
     cfg["layers_block_type"][1] = "moe"
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(SpecError, match="hybrid_pattern") as err:
+    with pytest.raises(SpecError, match="moe_intermediate_size") as err:
         load_hf_config(tmp_path / "config.json")
     assert "\n" not in str(err.value)
+    cfg.update(n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=1024,
+               moe_shared_expert_intermediate_size=1500)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SpecError, match="moe_shared_expert_intermediate_size") as err:
+        load_hf_config(tmp_path / "config.json")
+    cfg["moe_shared_expert_intermediate_size"] = 2048
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    m = load_hf_config(tmp_path / "config.json")
+    assert m.hybrid_pattern[1] == "E" and (m.experts, m.top_k, m.shared_experts, m.moe_layers) == (8, 2, 2, 1)
+
+
+def test_nemotron_3_nano_parameters_and_its_hugging_face_config():
+    """Megatron-Bridge's Nemotron3NanoProvider: 23 Mamba-2 (64 heads of 64, state 128), 6 attention
+    (32 heads, 2 KV heads of 128) and 23 MoE layers (128 experts of 1,856, top 6, a 3,712-wide
+    shared expert = two of the routed width), h 2,688, 131,072-token untied vocabulary: 31.58B in
+    all and 3.58B active, NVIDIA's 31.6B and 3.6B with embeddings."""
+    m = resolve_model("nemotron-3-nano-30b-a3b")
+    h, d, gn, heads = 2688, 4096, 8 * 128, 64
+    mamba = h * (2 * d + 2 * gn + heads) + (d + 2 * gn) * 5 + 3 * heads + d + d * h + h
+    attention = h * 4096 + 2 * h * 256 + 4096 * h + h
+    expert = 2 * h * 1856
+    moe = h * 128 + (128 + 2) * expert + h
+    total = 23 * mamba + 6 * attention + 23 * moe + 2 * 131072 * h + h
+    assert m.params_total == total == 31_577_937_344
+    assert m.params_active == total - 23 * (128 - 6) * expert
+    f = load_hf_config(HF / "nemotron-3-nano-30b-a3b.json")
+    assert (f.params_total, f.params_active) == (m.params_total, m.params_active)
+    assert resolve_model("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16").name == "nemotron-3-nano-30b-a3b"
+
+
+def test_an_moe_hybrid_pays_its_all_to_all_and_searches_its_experts():
+    plan = {"tp": 1, "pp": 1, "cp": 1, "micro_batch": 1, "recompute": "none"}
+    one = estimate(_spec("nemotron-3-nano-30b-a3b", count=64, plan={**plan, "ep": 1, "zero": 3}, global_batch=256))
+    eight = estimate(_spec("nemotron-3-nano-30b-a3b", count=64, plan={**plan, "ep": 8, "zero": 1}, global_batch=256))
+    assert one.time_breakdown_s["ep_comm"] == 0 < eight.time_breakdown_s["ep_comm"]
+    assert eight.model_flops_per_token == one.model_flops_per_token
+    best = search(_spec("nemotron-3-nano-30b-a3b", count=64, global_batch=3072), top=5).best
+    assert all(128 % r.parallelism["ep"] == 0 for r in best) and best[0].fits
 
 
 @settings(max_examples=40, deadline=None)
@@ -76,7 +114,7 @@ def test_layers_block_type_reads_as_the_pattern_and_moe_layers_are_refused(tmp_p
 def test_ops_sum_to_the_layer_flops_per_token(tp, cp, mb, kind):
     """Every FLOP of a hybrid layer's op list, GEMMs and the SSD's batched products alike, is in
     layer_flops_per_token, split over tp x cp (while tp x cp leaves each GPU whole groups)."""
-    m = resolve_model("nemotron-h-8b")
+    m = resolve_model("nemotron-3-nano-30b-a3b" if kind == "experts" else "nemotron-h-8b")
     if kind == "mamba" and m.mamba_groups % (tp * cp):
         return
     ops = O.layer_ops(m, mb, m.seq_len, tp, cp, 1, True, kind)
@@ -124,8 +162,9 @@ def test_a_mamba_layer_keeps_its_projection_output_and_the_scans_output():
 
 
 def test_full_recompute_keeps_each_hybrid_layers_input_only():
-    m = resolve_model("nemotron-h-8b")
-    for kind in O.HYBRID_KINDS:
+    m = resolve_model("nemotron-3-nano-30b-a3b")
+    assert {k for k, _ in m.layer_kinds} | {"mlp"} == set(O.HYBRID_KINDS)
+    for kind in ("mamba", "attention", "experts"):
         got = M.activation_bytes_per_layer(m, m.seq_len, 2, 4, 1, True, "full", kind)
         assert float(got) == 2 * 2 * m.seq_len * m.hidden / 4
 
@@ -170,9 +209,11 @@ def test_a_split_megatron_core_refuses_is_one_line_naming_its_field(split, field
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"hybrid_pattern": "M*X-"}, "allowed characters"),
+    ({"hybrid_pattern": "M*X-"}, "allowed characters: M .*E \\(MoE\\)"),
     ({"hybrid_pattern": "M*-"}, "must agree"),
-    ({"experts": 8, "top_k": 2, "moe_ffn_hidden": 1024}, "cannot have experts"),
+    ({"experts": 8, "top_k": 2, "moe_ffn_hidden": 1024}, "experts live in its MoE layers"),
+    ({"hybrid_pattern": "M*ME"}, "no experts"),
+    ({"dropout": True}, "cannot have dropout"),
     ({"mamba_heads": 60}, "mamba_groups"),
 ])
 def test_a_bad_hybrid_model_is_refused_by_name(change, words):

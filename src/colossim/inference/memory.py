@@ -146,7 +146,8 @@ def _linear_params(model: ModelSpec, kind: str) -> float:
     attn = model.params_attention
     return float({"dense": attn + model.params_mlp_dense,
                   "moe": attn + model.params_router + (model.experts + model.shared_experts) * model.params_expert,
-                  "attention": attn, "mlp": model.params_mlp_dense}[kind])
+                  "attention": attn, "mlp": model.params_mlp_dense,
+                  "experts": model.params_router + (model.experts + model.shared_experts) * model.params_expert}[kind])
 
 
 def weight_bytes_per_gpu(model: ModelSpec, weights: str, tp: int, pp: int) -> float:

@@ -240,8 +240,9 @@ def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe
 #: Kernels of a hybrid's layers besides their GEMMs and collectives (TensorRT-LLM / vLLM fusion
 #: level): a Mamba-2 layer's norm, convolution, scan (mamba_ssm's chunked scan in prefill, its
 #: ``selective_state_update`` in decode) and gated norm; an attention layer's norm, RoPE with the
-#: KV-cache write, and attention; an MLP layer's norm and activation.
-HYBRID_NON_GEMM_KERNELS = {"mamba": 4, "attention": 3, "mlp": 2}
+#: KV-cache write, and attention; an MLP layer's norm and activation; an MoE layer's norm,
+#: activation, token permutation and weighted un-permutation.
+HYBRID_NON_GEMM_KERNELS = {"mamba": 4, "attention": 3, "mlp": 2, "experts": 4}
 
 
 def non_gemm_kernels_per_layer(model: ModelSpec, layer_kind: str) -> int:
@@ -336,7 +337,7 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
     acc = _Acc(T.shape)
     _attention_gemms(acc, ctx, T, attending)
     _attention_core(acc, ctx, kv, pairs, attending, kv_w, pairs_w)
-    _mlp(acc, ctx, T, on.get("dense", 0.0) + on.get("mlp", 0.0), on.get("moe", 0.0))
+    _mlp(acc, ctx, T, on.get("dense", 0.0) + on.get("mlp", 0.0), on.get("moe", 0.0) + on.get("experts", 0.0))
     _mamba(acc, ctx, T, smp, on.get("mamba", 0.0))
     _memory_bound(acc, ctx, T, list(on.items()))
     _tp_comm(acc, ctx, T, L)

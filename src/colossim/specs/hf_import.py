@@ -10,8 +10,8 @@ windowed layers in six, keys its config class defaults filled).  Two families wi
 own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
 ``n_head`` / ``n_head_kv`` too), gpt_neox (parallel residual, biases, a plain GELU MLP) and
-nemotron_h (a hybrid of Mamba-2, attention and squared-ReLU MLP layers, ``hybrid_override_pattern``
-or ``layers_block_type``; its MoE layers are refused).  Unknown
+nemotron_h (a hybrid of Mamba-2, attention, squared-ReLU MLP and MoE layers, ``hybrid_override_pattern``
+or ``layers_block_type``).  Unknown
 keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does
 not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a norm's weights and an
 elementwise pass each), Gemma 2's logit soft-capping (priced as a plain loss), GPT-NeoX's rotary
@@ -36,7 +36,7 @@ SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3
              "gemma3", "gemma3_text", "nemotron_h")
 #: A Nemotron-H config's layer types, by their names in ``layers_block_type`` (transformers 5.24.0
 #: NemotronHConfig, with the legacy names its ``remap_legacy_layer_types`` accepts), as the
-#: characters of ``model.hybrid_pattern``; "moe" is kept as Megatron-Core's E, which the spec refuses.
+#: characters of ``model.hybrid_pattern`` (Megatron-Core's M, *, - and E).
 NEMOTRON_H_LAYER_TYPES = {"mamba": "M", "linear_attention": "M", "attention": "*", "full_attention": "*",
                           "mlp": "-", "moe": "E"}
 #: NemotronHConfig's defaults (transformers 5.24.0 ``models/nemotron_h/configuration_nemotron_h.py``)
@@ -259,14 +259,32 @@ def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
         "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or "nemotron_h",
         "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
         "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads,
-        "ffn_hidden": _need(cfg, "intermediate_size", path), "vocab": _need(cfg, "vocab_size", path),
+        "ffn_hidden": _need(cfg, "intermediate_size", path) if "-" in pattern else None,
+        "vocab": _need(cfg, "vocab_size", path),
         "seq_len": seq, "max_seq_len": seq, "activation": "relu2",
         "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)), "norm": "rmsnorm", "position": "none",
         "qkv_bias": bool(cfg.get("attention_bias", False)),
     }
     for field, (keys, default) in NEMOTRON_H_DEFAULTS.items():
         d[field] = next((cfg[k] for k in keys if cfg.get(k) is not None), default)
-    return d
+    if "E" in pattern:
+        d.update(_nemotron_h_moe_fields(cfg, path))
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _nemotron_h_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
+    """The MoE layers of a Nemotron-H config (Nemotron 3): routed experts and their width, and the
+    shared expert read as whole experts of the routed width (its ``moe_shared_expert_intermediate_size``
+    must be a multiple of it); ``n_group`` / ``topk_group`` as group-limited routing."""
+    width = _need(cfg, "moe_intermediate_size", path)
+    shared_width = cfg.get("moe_shared_expert_intermediate_size") or width
+    n_shared = cfg.get("n_shared_experts", 1) or 0
+    if shared_width % width:
+        raise SpecError(f"{path}: moe_shared_expert_intermediate_size {shared_width} is not a multiple of "
+                        f"moe_intermediate_size {width}: allowed: a whole number of routed-width experts",
+                        field="moe_shared_expert_intermediate_size", value=shared_width)
+    return {"experts": _need(cfg, "n_routed_experts", path), "top_k": _need(cfg, "num_experts_per_tok", path),
+            "moe_ffn_hidden": width, "shared_experts": n_shared * shared_width // width, **_routing_groups(cfg)}
 
 
 def _int_key(cfg: dict[str, Any], key: str, path: str, least: int = 1) -> int:

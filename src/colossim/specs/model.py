@@ -62,8 +62,10 @@ def _lax_int(value: Any) -> int | None:
 
 
 #: Layer characters of a hybrid pattern (Megatron-Core ``mamba_hybrid_layer_allocation.Symbols``,
-#: megatron-core 0.16.1 on PyPI): a Mamba-2 mixer, an attention layer, an MLP layer.
-HYBRID_LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp"}
+#: megatron-core 0.16.1 on PyPI): a Mamba-2 mixer, an attention layer, an MLP layer, an MoE layer.
+HYBRID_LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "experts"}
+#: Layer kinds whose MLP is a mixture of experts: a transformer's MoE block, a hybrid's MoE layer.
+MOE_KINDS = ("moe", "experts")
 #: Mamba-2 defaults, as Megatron-Core's ``MambaMixer`` and NeMo's Nemotron-H configurations set
 #: them (megatron-core 0.16.1 ``ssm/mamba_mixer.py``: ``expand=2``, ``d_conv=4``,
 #: ``chunk_size=128``; nemo_toolkit 2.5.0 ``collections/llm/gpt/model/ssm.py``
@@ -143,8 +145,9 @@ class ModelSpec(BaseModel):
     dropout: bool = Field(False, description="trained with dropout (stores dropout masks)")
     hybrid_pattern: str | None = Field(None, description="a hybrid Mamba-Transformer's layers, one character "
                                        "each (Megatron-Core's hybrid_override_pattern): M a Mamba-2 mixer, * an "
-                                       "attention layer, - an MLP layer, each with its own norm and residual "
-                                       "(Nemotron-H); blank: every layer is a transformer block")
+                                       "attention layer, - an MLP layer, E an MoE layer (experts, top_k, "
+                                       "moe_ffn_hidden), each with its own norm and residual (Nemotron-H, "
+                                       "Nemotron 3); blank: every layer is a transformer block")
     mamba_heads: SpecInt | None = Field(None, ge=1, description="Mamba-2 heads of a mixer; default "
                                         "MAMBA_EXPAND x hidden / mamba_head_dim")
     mamba_head_dim: SpecInt = Field(MAMBA_HEAD_DIM, ge=1, description="channels of one Mamba-2 head (P)")
@@ -220,17 +223,25 @@ class ModelSpec(BaseModel):
         bad = sorted(set(pattern) - set(HYBRID_LAYER_KINDS))
         if bad or not pattern:
             raise ValueError(f"hybrid_pattern {pattern!r} has {', '.join(map(repr, bad)) or 'no layers'}: "
-                             f"allowed characters: M (Mamba-2), * (attention), - (MLP)")
+                             f"allowed characters: M (Mamba-2), * (attention), - (MLP), E (MoE)")
         if len(pattern) != self.layers:
             raise ValueError(f"hybrid_pattern has {len(pattern)} layers but layers is {self.layers}: they "
                              f"must agree")
-        unsupported = [f for f, on in (("experts", self.is_moe), ("parallel_block", self.parallel_block),
+        if ("E" in pattern) != self.is_moe:
+            raise ValueError("hybrid_pattern has MoE layers (E) but no experts: give experts, top_k and "
+                             "moe_ffn_hidden" if "E" in pattern else
+                             "a hybrid_pattern model's experts live in its MoE layers: allowed: E in the pattern, "
+                             "or no experts")
+        if self.first_dense_layers or self.moe_layer_interval > 1:
+            raise ValueError("a hybrid_pattern model places its MoE layers by E: allowed first_dense_layers 0 and "
+                             "moe_layer_interval 1")
+        unsupported = [f for f, on in (("parallel_block", self.parallel_block), ("dropout", self.dropout),
                                        ("mtp_modules", self.mtp_modules > 0),
                                        ("sliding_window", self.sliding_window is not None),
                                        ("attention_chunk", self.attention_chunk is not None)) if on]
         if unsupported:
             raise ValueError(f"a hybrid_pattern model cannot have {', '.join(unsupported)}: allowed: Mamba-2, "
-                             f"attention and dense MLP layers")
+                             f"attention, MLP and MoE layers")
         if self.mlp_layers and self.ffn_hidden is None:
             raise ValueError("hybrid_pattern has MLP layers (-): they need ffn_hidden")
         if self.mamba_layers:
@@ -267,6 +278,8 @@ class ModelSpec(BaseModel):
         dense model."""
         if not self.is_moe:
             return 0
+        if self.is_hybrid:
+            return self._pattern_count("E")
         return (self.layers - min(self.first_dense_layers, self.layers)) // self.moe_layer_interval
 
     @property
@@ -303,9 +316,11 @@ class ModelSpec(BaseModel):
     @property
     def layer_kinds(self) -> tuple[tuple[str, int], ...]:
         """(kind, count) of the model's layers, kinds with none left out: ``dense`` and ``moe``
-        transformer blocks, or a hybrid's ``mamba``, ``attention`` and ``mlp`` layers."""
+        transformer blocks, or a hybrid's ``mamba``, ``attention``, ``mlp`` and ``experts`` (MoE)
+        layers."""
         if self.is_hybrid:
-            kinds = (("mamba", self.mamba_layers), ("attention", self.attention_layers), ("mlp", self.mlp_layers))
+            kinds = (("mamba", self.mamba_layers), ("attention", self.attention_layers), ("mlp", self.mlp_layers),
+                     ("experts", self.moe_layers))
         else:
             kinds = (("dense", self.dense_layers), ("moe", self.moe_layers))
         return tuple((k, n) for k, n in kinds if n > 0)
@@ -455,14 +470,15 @@ class ModelSpec(BaseModel):
             return self.params_per_layer_dense
         if kind == "moe":
             return self.params_per_layer_moe
-        body = {"mamba": self.params_mamba, "attention": self.params_attention, "mlp": self.params_mlp_dense}
+        body = {"mamba": self.params_mamba, "attention": self.params_attention, "mlp": self.params_mlp_dense,
+                "experts": self.params_router + (self.experts + self.shared_experts) * self.params_expert}
         if kind not in body:
             raise ValueError(f"layer kind must be one of dense, moe, {', '.join(body)}; got {kind!r}")
         return body[kind] + self._norm_params
 
     def routed_params_per_layer(self, kind: str) -> int:
-        """Routed-expert parameters of one layer of ``kind`` (0 but in an MoE layer)."""
-        return self.experts * self.params_expert if kind == "moe" else 0
+        """Routed-expert parameters of one layer of ``kind`` (0 but in an MoE block or layer)."""
+        return self.experts * self.params_expert if kind in MOE_KINDS else 0
 
     @property
     def params_per_layer_moe_active(self) -> int:

@@ -149,8 +149,8 @@ def layer_flops_per_token(model: ModelSpec, seq_len: int, layer_kind: str = "den
         return mamba_flops_per_token(model, causal)
     if layer_kind == "attention":
         return {**attention_projection_flops_per_token(model), **attention_flops_per_token(model, seq_len, causal)}
-    if layer_kind == "mlp":
-        return mlp_flops_per_token(model, "dense")
+    if layer_kind in ("mlp", "experts"):
+        return mlp_flops_per_token(model, "dense" if layer_kind == "mlp" else "moe")
     return {**attention_projection_flops_per_token(model),
             **attention_flops_per_token(model, seq_len, causal),
             **mlp_flops_per_token(model, layer_kind)}

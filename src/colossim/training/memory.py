@@ -165,7 +165,7 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     rep = np.where(sp, t, 1.0)  # divisor of the parts TP replicates unless sequence-parallel
     if layer_kind in O.HYBRID_KINDS:
         full_layer = hybrid_activation_bytes(model, seq_len, micro_batch, tp, cp, sequence_parallel, layer_kind,
-                                             flash_attention, rc, G)
+                                             flash_attention, rc, G, etp, moe_load)
         return np.where(rc == RECOMPUTE_CODES["full"], B * tok * h / rep, full_layer)
     drop = model.dropout
     # --- replicated without SP: norm inputs, QKV and MLP GEMM inputs, the two dropout masks
@@ -176,11 +176,7 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
         mlp = tok * model.ffn_hidden * (up * B + G)  # activation input(s) and output
         moe_rep = 0.0
     else:
-        routed = model.top_k * _f(moe_load)
-        copies = routed + model.shared_experts
-        mlp = tok * copies * model.moe_ffn_hidden * (up * B + G)
-        # permuted expert inputs: the SP shard's routed rows, gathered over the expert-tp group
-        moe_rep = B * tok * routed * h * np.where(sp, et, 1.0)
+        mlp, moe_rep = moe_saved_bytes(model, tok, moe_load, G, np.where(sp, et, 1.0))
     split = attention + mlp
     full_layer = (shared + moe_rep) / rep + split / t
     kept_input = B * tok * h / rep
@@ -199,6 +195,19 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
 #: recomputed in its backward), then ``ops/triton/layernorm_gated.py``'s norm, which saves its
 #: input; the output projection's input is the GEMM input counted apart.
 MAMBA_SAVED_INNER_BYTES = 4
+
+
+def moe_saved_bytes(model: ModelSpec, tok: ArrayLike, moe_load: ArrayLike, gemm_input_bytes: float,
+                    gathered: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(split over tp, replicated unless sequence-parallel) bytes an MoE MLP keeps for backward
+    for ``tok`` tokens: the activation's input(s) and output for the routed copies (``moe_load``
+    times top_k on the busiest expert-parallel rank) and the shared experts; and the permuted
+    expert inputs, the routed rows of the SP shard ``gathered`` over the expert-tp group."""
+    B = ACTIVATION_BYTES
+    up = 2 if model.activation.gated else 1
+    routed = model.top_k * _f(moe_load)
+    mlp = _f(tok) * (routed + model.shared_experts) * model.moe_ffn_hidden * (up * B + gemm_input_bytes)
+    return mlp, B * _f(tok) * routed * model.hidden * _f(gathered)
 
 
 def attention_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, cp: ArrayLike, rc: np.ndarray,
@@ -230,7 +239,8 @@ def attention_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike
 
 def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
                             cp: ArrayLike, sequence_parallel: ArrayLike, layer_kind: str,
-                            flash_attention: bool, rc: np.ndarray, gemm_input_bytes: float) -> np.ndarray:
+                            flash_attention: bool, rc: np.ndarray, gemm_input_bytes: float,
+                            etp: ArrayLike | None = None, moe_load: ArrayLike = 1.0) -> np.ndarray:
     """Activation bytes one layer of a hybrid Mamba-Transformer keeps for backward, per GPU and
     micro-batch, without full recompute: its norm's input and its first GEMM's input (the parts
     TP replicates unless sequence-parallel), and split over tp:
@@ -238,8 +248,10 @@ def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLi
     - ``mamba``: the input projection's output (z, x, B, C, dt: saved whole by mamba_ssm's combined
       kernel), :data:`MAMBA_SAVED_INNER_BYTES` per d_inner element and the output projection's input;
     - ``attention``: what :func:`attention_saved_bytes` counts;
-    - ``mlp``: the activation's input(s) and output, as a transformer block's MLP keeps them."""
+    - ``mlp``: the activation's input(s) and output, as a transformer block's MLP keeps them;
+    - ``experts``: what an MoE block keeps of its MLP (:func:`moe_saved_bytes`)."""
     t, cp = _f(tp), _f(cp)
+    et = t if etp is None else _f(etp)
     sp = np.asarray(sequence_parallel, dtype=bool)
     tok = _f(micro_batch) * seq_len / cp
     B, h, G = ACTIVATION_BYTES, model.hidden, gemm_input_bytes
@@ -248,8 +260,11 @@ def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLi
         split = tok * (B * model.mamba_in_proj_width + (MAMBA_SAVED_INNER_BYTES + G) * model.mamba_inner)
     elif layer_kind == "attention":
         split = attention_saved_bytes(model, seq_len, micro_batch, cp, rc, flash_attention, G)
-    else:
+    elif layer_kind == "mlp":
         split = tok * model.ffn_hidden * ((2 if model.activation.gated else 1) * B + G)
+    else:
+        split, moe_rep = moe_saved_bytes(model, tok, moe_load, G, np.where(sp, et, 1.0))
+        shared = shared + moe_rep
     return shared / np.where(sp, t, 1.0) + split / t
 
 

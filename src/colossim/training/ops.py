@@ -383,8 +383,8 @@ def mamba_all_to_all_bytes(model: ModelSpec, micro_batch: ArrayLike, seq_len: in
 
 
 #: The layer kinds of a hybrid Mamba-Transformer (:attr:`ModelSpec.layer_kinds`), each one
-#: sublayer with its own norm and residual.
-HYBRID_KINDS = ("mamba", "attention", "mlp")
+#: sublayer with its own norm and residual: ``experts`` is an MoE layer.
+HYBRID_KINDS = ("mamba", "attention", "mlp", "experts")
 
 
 def _elementwise(name: str, elements: ArrayLike, fused_bytes: float, eager: str | None) -> MemoryBound:
@@ -428,7 +428,7 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
         gated = model.activation.gated
         return ops + [_elementwise("activation", tokens * model.ffn_hidden / tp, (3 if gated else 2) * B,
                                    "gated" if eager and gated else None)]
-    if model.position == "rope":
+    if model.position == "rope" and layer_kind != "experts":
         if model.attention == "mla":  # rope on the decoupled parts: a query heads + 1 shared key
             width = (model.heads / tp + 1) * model.mla_qk_rope_head_dim
         else:
@@ -463,8 +463,9 @@ def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayL
         return mamba_ops(model, micro_batch, seq_len, tp, cp) + tail
     if layer_kind == "attention":
         return attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens) + tail
-    if layer_kind == "mlp":
-        return mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, "dense", etp) + tail
+    if layer_kind in ("mlp", "experts"):
+        kind = "dense" if layer_kind == "mlp" else "moe"
+        return mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, kind, etp) + tail
     return (attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens)
             + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind, etp)
             + tail)

@@ -30,6 +30,7 @@ import numpy as np
 from colossim.cost import comm as C
 from colossim.cost import compute as K
 from colossim.cost.comm import ArrayLike
+from colossim.specs.model import MOE_KINDS
 from colossim.specs.plan import EpCommOverlap, MoeDispatch, PipelineSchedule
 from colossim.training import lora as L
 from colossim.training import ops as O
@@ -680,7 +681,8 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     tp, cp, ep = plans.tp, plans.cp, plans.ep
     sp = plans.sequence_parallel
     ops = plan_layer_ops(ctx, plans, kind)
-    if kind == "moe" and ctx.moe_load_imbalance != 1.0:
+    moe = kind in MOE_KINDS
+    if moe and ctx.moe_load_imbalance != 1.0:
         ops = O.busiest_expert_rank_ops(ops, m, expert_rank_load(ctx, plans))
     if ctx.lora is not None:
         ops = L.with_adapters(ops, m, kind, ctx.lora, plans.sequence_parallel)
@@ -719,7 +721,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     if ctx.tp_async_backward and asynchronous.any():
         tp_exposed_bwd = np.where(asynchronous, tp_backward_exposed_seconds(ctx, ops, sp, ar, ag, rs),
                                   tp_exposed_bwd)
-    if kind == "moe":
+    if moe:
         tp_exposed_fwd, tp_exposed_bwd = (moe_tp_exposed_seconds(ctx, plans, msg, x)
                                           for x in (tp_exposed_fwd, tp_exposed_bwd))
     if ctx.lora is not None:  # the adapters' own collectives, none overlapped
@@ -751,7 +753,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     # --- expert parallel: dispatch + combine all-to-all per MoE layer forward, again in backward
     # (the backward sends the gradients the same two ways, in the same precisions).
     ep_fwd = ep_bwd = np.zeros_like(tp_fwd)
-    if kind == "moe":
+    if moe:
         a2a = np.where(ep > 1, moe_all_to_all_seconds(ctx, plans, tokens / np.where(sp, tp, 1)), 0.0)
         # full recompute re-runs the layer's forward, its dispatch and combine included
         a2a_bwd = a2a * (1.0 + full_share)

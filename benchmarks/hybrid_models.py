@@ -1,4 +1,4 @@
-"""Hybrid Mamba-Transformers (Nemotron-H, Nemotron Nano 2) against transformers of their size:
+"""Hybrid models (Nemotron-H, Nemotron Nano 2, Nemotron 3, Qwen3-Next) against transformers of their size:
 training searched on the same H100s at two sequence lengths, and serving on one or eight H100s at
 short and long contexts (docs/validation-history.md's sixty-fourth round quotes the tables).
 Nothing here is validated: no published hybrid run is in the validation set.
@@ -19,11 +19,14 @@ from colossim.training.labels import plan_label
 
 #: (model, H100 count, tokens per step) trained in FP8 at each of TRAIN_SEQ_LENS tokens.
 TRAIN_CASES = (("nemotron-h-8b", 64, 2**22), ("llama3.1-8b", 64, 2**22),
-               ("nemotron-h-56b", 256, 6 * 2**20), ("llama3.1-70b", 256, 6 * 2**20))
+               ("nemotron-h-56b", 256, 6 * 2**20), ("llama3.1-70b", 256, 6 * 2**20),
+               ("nemotron-3-nano-30b-a3b", 64, 2**22), ("qwen3-next-80b-a3b", 64, 2**22),
+               ("qwen3-30b-a3b", 64, 2**22))
 TRAIN_SEQ_LENS = (8192, 32768)
 #: (model, H100 count) served with FP8 weights at each (prompt, output) of SERVE_LENGTHS.
 SERVE_CASES = (("nemotron-nano-9b-v2", 1), ("qwen3-8b", 1), ("llama3.1-8b", 1),
-               ("nemotron-h-56b", 8), ("llama3.1-70b", 8))
+               ("nemotron-3-nano-30b-a3b", 1), ("qwen3-30b-a3b", 1),
+               ("nemotron-h-56b", 8), ("llama3.1-70b", 8), ("qwen3-next-80b-a3b", 4), ("qwen3-32b", 4))
 SERVE_LENGTHS = ((1024, 256), (8192, 16384), (65536, 1024))
 
 
@@ -53,7 +56,7 @@ def training_table() -> Table:
 
 def serving_table() -> Table:
     table = Table(title="Serving with FP8 weights on H100 (plan and batch searched)")
-    for col in ("model", "GPUs", "in / out", "plan", "batch", "TPOT ms", "tok/s/GPU", "Mamba state GiB"):
+    for col in ("model", "GPUs", "in / out", "plan", "batch", "TPOT ms", "tok/s/GPU", "state GiB"):
         table.add_column(col, justify="left" if col in ("model", "plan") else "right")
     for model, count in SERVE_CASES:
         for i, o in SERVE_LENGTHS:
@@ -65,7 +68,7 @@ def serving_table() -> Table:
                 table.add_row(model, str(count), f"{i:,} / {o:,}", str(err).split(":")[0], "-", "-", "-", "-")
                 continue
             p = e.parallelism
-            state = e.assumptions.get("mamba_state_gib_per_gpu")
+            state = e.assumptions.get("recurrent_state_gib_per_gpu")
             table.add_row(model, str(count), f"{i:,} / {o:,}", f"tp{p['tp']} pp{p['pp']} x{p['replicas']}",
                           str(e.batch), f"{e.tpot_s * 1e3:.1f}", f"{e.tokens_per_s_per_gpu:,.0f}",
                           "-" if state is None else f"{state:.1f}")

@@ -15,7 +15,7 @@ from colossim.inference.serving_sim import run_simulation
 from colossim.specs.hf_import import load_hf_config
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.serving import load_serving_spec
-from colossim.specs.training import load_spec, mamba_split_ok
+from colossim.specs.training import load_spec, mixer_split_ok
 from colossim.training import flops as F
 from colossim.training import memory as M
 from colossim.training import ops as O
@@ -98,6 +98,42 @@ def test_nemotron_3_nano_parameters_and_its_hugging_face_config():
     assert resolve_model("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16").name == "nemotron-3-nano-30b-a3b"
 
 
+def test_qwen3_next_parameters_in_closed_form_and_its_hugging_face_config():
+    """transformers' Qwen3-Next (the 80B-A3B configuration): 36 Gated DeltaNet mixers (16 key heads,
+    32 value heads of 128; q, k, v, z, beta and decay projected; 4 taps on q, k and v; dt bias and
+    decay per value head; a 128-wide gated norm), 12 gated attention layers (16 heads of 256, q twice
+    as wide for the gate, 2 KV heads), and 48 MoE layers (512 experts of 512, top 10, one shared):
+    79.67B, Qwen's '80B'."""
+    m = resolve_model("qwen3-next-80b-a3b")
+    h, kd, vd = 2048, 16 * 128, 32 * 128
+    gdn = h * (2 * kd + 2 * vd + 2 * 32) + (2 * kd + vd) * 4 + 2 * 32 + 128 + vd * h + h
+    attention = h * 4096 * 2 + 2 * h * 512 + 4096 * h + h
+    moe = h * 512 + (512 + 1) * 3 * h * 512 + h
+    total = 36 * gdn + 12 * attention + 48 * moe + 2 * 151936 * h + h
+    assert m.params_total == total == 79_674_286_848
+    assert (m.gdn_layers, m.attention_layers, m.moe_layers, m.layers) == (36, 12, 48, 96)
+    f = load_hf_config(HF / "qwen3-next-80b-a3b.json")
+    assert (f.hybrid_pattern, f.params_total, f.params_active) == (m.hybrid_pattern, m.params_total, m.params_active)
+    assert resolve_model("Qwen/Qwen3-Next-80B-A3B-Instruct").name == "qwen3-next-80b-a3b"
+
+
+def test_gated_deltanet_layers_run_no_context_parallelism_and_keep_a_state_in_serving():
+    with pytest.raises(SpecError) as err:
+        _spec("qwen3-next-80b-a3b", count=64, plan={"cp": 2})
+    assert err.value.field == "parallelism.cp" and "Gated DeltaNet" in str(err.value)
+    gdn = {**BLOCK, "layers": 4, "hybrid_pattern": "G-*-", "gdn_key_heads": 4, "gdn_value_heads": 8,
+           "gdn_key_head_dim": 64, "gdn_value_head_dim": 64}
+    with pytest.raises(SpecError, match="gdn_key_heads = 4: allowed tp: 1, 2, 4") as err:
+        _spec(gdn, count=8, plan={"tp": 8})
+    assert err.value.field == "parallelism.tp"
+    m = resolve_model("qwen3-next-80b-a3b")
+    one = 32 * 128 * 128 * 4 + 3 * (2 * 2048 + 4096) * 2
+    assert SM.recurrent_state_bytes_per_sequence(m) == 36 * one
+    assert SM.kv_bytes_per_token(m, "bf16") == 12 * 2 * 2 * 256 * 2
+    e = serve_estimate(_serving("qwen3-next-80b-a3b", count=4, input_tokens=8192, output_tokens=1024, weights="fp8"))
+    assert e.assumptions["recurrent_state_gib_per_gpu"] > 0 and e.fits
+
+
 def test_an_moe_hybrid_pays_its_all_to_all_and_searches_its_experts():
     plan = {"tp": 1, "pp": 1, "cp": 1, "micro_batch": 1, "recompute": "none"}
     one = estimate(_spec("nemotron-3-nano-30b-a3b", count=64, plan={**plan, "ep": 1, "zero": 3}, global_batch=256))
@@ -114,7 +150,7 @@ def test_an_moe_hybrid_pays_its_all_to_all_and_searches_its_experts():
 def test_ops_sum_to_the_layer_flops_per_token(tp, cp, mb, kind):
     """Every FLOP of a hybrid layer's op list, GEMMs and the SSD's batched products alike, is in
     layer_flops_per_token, split over tp x cp (while tp x cp leaves each GPU whole groups)."""
-    m = resolve_model("nemotron-3-nano-30b-a3b" if kind == "experts" else "nemotron-h-8b")
+    m = resolve_model({"experts": "nemotron-3-nano-30b-a3b", "gdn": "qwen3-next-80b-a3b"}.get(kind, "nemotron-h-8b"))
     if kind == "mamba" and m.mamba_groups % (tp * cp):
         return
     ops = O.layer_ops(m, mb, m.seq_len, tp, cp, 1, True, kind)
@@ -163,7 +199,7 @@ def test_a_mamba_layer_keeps_its_projection_output_and_the_scans_output():
 
 def test_full_recompute_keeps_each_hybrid_layers_input_only():
     m = resolve_model("nemotron-3-nano-30b-a3b")
-    assert {k for k, _ in m.layer_kinds} | {"mlp"} == set(O.HYBRID_KINDS)
+    assert {k for k, _ in m.layer_kinds} | {"mlp", "gdn"} == set(O.HYBRID_KINDS)
     for kind in ("mamba", "attention", "experts"):
         got = M.activation_bytes_per_layer(m, m.seq_len, 2, 4, 1, True, "full", kind)
         assert float(got) == 2 * 2 * m.seq_len * m.hidden / 4
@@ -194,7 +230,7 @@ def test_the_search_keeps_to_splits_megatron_core_can_run():
     assert result.best
     for r in result.best:
         p = r.parallelism
-        assert bool(mamba_split_ok(spec.model, p["tp"], p["cp"]))
+        assert bool(mixer_split_ok(spec.model, p["tp"], p["cp"]))
         assert 8 % p["tp"] == 0 and 64 % p["tp"] == 0
     best = result.best[0]
     assert best.fits and 0.2 < best.mfu < 0.7
@@ -210,6 +246,9 @@ def test_a_split_megatron_core_refuses_is_one_line_naming_its_field(split, field
 
 @pytest.mark.parametrize("change, words", [
     ({"hybrid_pattern": "M*X-"}, "allowed characters: M .*E \\(MoE\\)"),
+    ({"hybrid_pattern": "G*M-"}, "need gdn_key_heads"),
+    ({"hybrid_pattern": "G*M-", "gdn_key_heads": 3, "gdn_value_heads": 4, "gdn_key_head_dim": 64,
+      "gdn_value_head_dim": 64}, "must divide gdn_value_heads"),
     ({"hybrid_pattern": "M*-"}, "must agree"),
     ({"experts": 8, "top_k": 2, "moe_ffn_hidden": 1024}, "experts live in its MoE layers"),
     ({"hybrid_pattern": "M*ME"}, "no experts"),
@@ -241,8 +280,8 @@ def test_a_sequences_mamba_state_in_closed_form():
     convolution's last 3 inputs of x, B and C (10,240 channels, bf16); 24 layers; split over tp."""
     m = resolve_model("nemotron-h-8b")
     one = 128 * 64 * 128 * 4 + 3 * (8192 + 2 * 8 * 128) * 2
-    assert SM.mamba_state_bytes_per_sequence(m) == 24 * one == 102_137_856
-    assert SM.mamba_state_bytes_per_sequence(m, tp=2) == 12 * one
+    assert SM.recurrent_state_bytes_per_sequence(m) == 24 * one == 102_137_856
+    assert SM.recurrent_state_bytes_per_sequence(m, tp=2) == 12 * one
     # the KV cache lives in the 4 attention layers only
     assert SM.kv_bytes_per_token(m, "bf16") == 4 * 2 * 8 * 128 * 2
     mem = SM.serving_memory(m, 80 * 2**30, weights="bf16", kv_format="bf16", tp=1, pp=1, max_num_tokens=8192,
@@ -253,15 +292,15 @@ def test_a_sequences_mamba_state_in_closed_form():
 def test_a_16_bit_mamba_state_halves_the_ssm_state_and_admits_more_sequences():
     m = resolve_model("nemotron-h-8b")
     conv = 24 * 3 * (8192 + 2 * 8 * 128) * 2
-    wide, narrow = (SM.mamba_state_bytes_per_sequence(m, state_bytes=b) for b in (4.0, 2.0))
+    wide, narrow = (SM.recurrent_state_bytes_per_sequence(m, state_bytes=b) for b in (4.0, 2.0))
     assert wide - conv == 2 * (narrow - conv)
-    fp32, bf16 = (serve_estimate(_serving("nemotron-h-8b", input_tokens=1024, output_tokens=256, mamba_state=f))
+    fp32, bf16 = (serve_estimate(_serving("nemotron-h-8b", input_tokens=1024, output_tokens=256, recurrent_state=f))
                   for f in ("fp32", "bf16"))
     assert bf16.max_batch > fp32.max_batch and bf16.tokens_per_s_per_gpu > fp32.tokens_per_s_per_gpu
-    assert fp32.assumptions["mamba_state"] == "fp32"
+    assert fp32.assumptions["recurrent_state"] == "fp32"
     with pytest.raises(SpecError) as err:
-        _serving("nemotron-h-8b", mamba_state="fp8")
-    assert "serving.mamba_state" in str(err.value) and "\n" not in str(err.value)
+        _serving("nemotron-h-8b", recurrent_state="fp8")
+    assert "serving.recurrent_state" in str(err.value) and "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("tp, weights", [(1, "bf16"), (2, "fp8"), (4, "bf16")])
@@ -311,4 +350,4 @@ def test_a_hybrid_estimate_says_what_it_rests_on():
 def test_a_transformer_has_no_hybrid_kinds():
     m = ModelSpec(layers=4, hidden=256, heads=4, vocab=100, seq_len=64, ffn_hidden=1024)
     assert m.layer_kinds == (("dense", 4),) and not m.is_hybrid and m.attention_layers == 4
-    assert np.all(mamba_split_ok(m, np.array([3, 5]), 7))
+    assert np.all(mixer_split_ok(m, np.array([3, 5]), 7))

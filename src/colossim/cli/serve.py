@@ -62,8 +62,8 @@ def _show(e, serving) -> None:
             ("tokens/s/user", fmt(e.tokens_per_s_per_user)), ("requests/s", fmt(e.requests_per_s)),
             ("memory GiB/GPU", f"{e.memory_gib_per_gpu:.1f} ({'fits' if e.fits else 'DOES NOT FIT'})"),
             ("  weights", f"{e.weights_gib_per_gpu:.1f}"), ("  KV cache", f"{e.kv_cache_gib_per_gpu:.1f}"),
-            *([("    of which Mamba state", f"{e.assumptions['mamba_state_gib_per_gpu']:.1f}")]
-              if "mamba_state_gib_per_gpu" in e.assumptions else []),
+            *([("    of which recurrent state", f"{e.assumptions['recurrent_state_gib_per_gpu']:.1f}")]
+              if "recurrent_state_gib_per_gpu" in e.assumptions else []),
             ("bound (prefill / decode)", f"{e.bound['prefill']} / {e.bound['decode']}"),
             ("USD per million tokens", fmt(e.cost_usd_per_million_tokens, 3)),
             ("kWh per million tokens", fmt(e.energy_kwh_per_million_tokens, 3))]

@@ -41,7 +41,7 @@ from colossim.inference import memory as M
 from colossim.inference.step import (BUCKETS, causal_pairs, iteration_seconds, local_decode_context, local_pairs,
                                      make_context, mean_decode_context, stage_seconds)
 from colossim.specs.serving import STATE_BYTES_PER_ELEMENT, ServingSpec
-from colossim.specs.training import mamba_split_ok
+from colossim.specs.training import mixer_split_ok
 
 #: Batch sizes tried per plan when the spec leaves ``batch`` open.
 BATCH_GRID_POINTS = 48
@@ -115,7 +115,7 @@ def candidate_plans(spec: ServingSpec) -> list[dict]:
     m, hw, p = spec.model, spec.hardware, spec.parallelism
     n = hw.count
     tps = [p.tp] if p.tp else [t for t in divisors(m.heads) if t <= hw.scaleup_domain_size and n % t == 0
-                               and mamba_split_ok(m, t, 1)]
+                               and mixer_split_ok(m, t, 1)]
     plans = []
     for tp in tps:
         pps = [p.pp] if p.pp else [q for q in divisors(n // tp) if q <= m.layers] if n % tp == 0 else []
@@ -144,7 +144,7 @@ def replica_memory(spec: ServingSpec, tp: int, pp: int) -> M.ServingMemory:
                             kv_format=s.kv_format, tp=tp, pp=pp, max_num_tokens=s.max_num_tokens,
                             max_batch=s.max_batch_size, kv_cache_fraction=s.kv_cache_fraction,
                             windowed_kv_cache=s.windowed_kv_cache,
-                            mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.mamba_state])
+                            mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.recurrent_state])
 
 
 def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
@@ -154,7 +154,7 @@ def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile |
                         activations=s.activation_format, kv_cache=s.kv_format, tp=plan["tp"],
                         pp=plan["pp"], ep=plan["ep"], attention_seq_hint=s.input_tokens,
                         grouped_kv_decode=s.grouped_kv_decode, moe_load_imbalance=s.moe_load_imbalance,
-                        profile=profile, mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.mamba_state])
+                        profile=profile, mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.recurrent_state])
 
 
 def budget_batch(spec: ServingSpec, pp: int) -> float:
@@ -364,11 +364,12 @@ def _result(spec: ServingSpec, pts: PlanPoints, i: int, meets: bool) -> ServingE
 
 
 def _state_assumptions(spec: ServingSpec, mem: M.ServingMemory, batch: float) -> dict:
-    """A hybrid's Mamba-2 state in the cache (part of ``kv_cache_gib_per_gpu``) and its format."""
-    if not spec.model.mamba_layers:
+    """A hybrid's recurrent (Mamba-2, Gated DeltaNet) state in the cache (part of
+    ``kv_cache_gib_per_gpu``) and its format."""
+    if not spec.model.recurrent_layers:
         return {}
-    return {"mamba_state_gib_per_gpu": M.gib(mem.state_per_sequence * batch),
-            "mamba_state": spec.serving.mamba_state}
+    return {"recurrent_state_gib_per_gpu": M.gib(mem.state_per_sequence * batch),
+            "recurrent_state": spec.serving.recurrent_state}
 
 
 def estimate(spec: ServingSpec, profile: CalibrationProfile | None = None) -> ServingEstimate:

@@ -74,7 +74,7 @@ class ServingMemory:
     """Share of ``kv_per_token`` in the stage's local layers."""
     state_per_sequence: float = 0.0
     """Bytes one sequence's recurrent state takes whatever its length: a hybrid's Mamba-2 layers
-    (:func:`mamba_state_bytes_per_sequence`); 0 for a transformer."""
+    (:func:`recurrent_state_bytes_per_sequence`); 0 for a transformer."""
 
     @property
     def free(self) -> float:
@@ -129,7 +129,7 @@ def stage_layers(model: ModelSpec, pp: int) -> int:
 
 
 #: Bytes per element of a Mamba-2 layer's SSM state in the serving cache by default: fp32
-#: (``serving.mamba_state`` chooses).  Source: transformers 5.24.0 NemotronHConfig
+#: (``serving.recurrent_state`` chooses).  Source: transformers 5.24.0 NemotronHConfig
 #: ``mamba_ssm_cache_dtype = "float32"`` (the state sums over every token of the context, so
 #: engines keep it wider than the KV cache).
 MAMBA_SSM_STATE_BYTES = 4.0
@@ -143,6 +143,8 @@ def _linear_params(model: ModelSpec, kind: str) -> float:
     mixer's convolution taps and per-head vectors stay at 16 bits)."""
     if kind == "mamba":
         return float(model.hidden * model.mamba_in_proj_width + model.mamba_inner * model.hidden)
+    if kind == "gdn":
+        return float(model.hidden * model.gdn_in_proj_width + model.gdn_value_width * model.hidden)
     attn = model.params_attention
     return float({"dense": attn + model.params_mlp_dense,
                   "moe": attn + model.params_router + (model.experts + model.shared_experts) * model.params_expert,
@@ -173,17 +175,28 @@ def attention_share(model: ModelSpec) -> float:
     return model.attention_layers / model.layers
 
 
-def mamba_state_bytes_per_sequence(model: ModelSpec, tp: int = 1, pp: int = 1,
-                                   state_bytes: float = MAMBA_SSM_STATE_BYTES) -> float:
-    """Bytes one sequence's recurrent state takes on one GPU, whatever its length: in each Mamba-2
-    layer of the stage, the SSM state (heads x head_dim x state, ``state_bytes`` an element) and
-    the convolution's last ``mamba_conv_width - 1`` inputs (:data:`MAMBA_CONV_STATE_BYTES`), split
-    over tp with the heads and groups (vLLM / TensorRT-LLM's Mamba cache)."""
-    if not model.mamba_layers:
-        return 0.0
-    ssm = model.mamba_heads_total * model.mamba_head_dim * model.mamba_state_dim * state_bytes
-    conv = (model.mamba_conv_width - 1) * model.mamba_conv_channels * MAMBA_CONV_STATE_BYTES
-    return stage_layers(model, pp) * model.mamba_layers / model.layers * (ssm + conv) / tp
+def recurrent_state_bytes_per_layer(model: ModelSpec, kind: str, tp: int = 1,
+                                    state_bytes: float = MAMBA_SSM_STATE_BYTES) -> float:
+    """Bytes one sequence's recurrent state takes in one layer of ``kind`` on one GPU, whatever its
+    length: the state (``state_bytes`` an element) and the convolution's last ``conv_width - 1``
+    inputs (:data:`MAMBA_CONV_STATE_BYTES`), split over tp with the heads (vLLM / TensorRT-LLM's
+    Mamba cache).  Mamba-2: heads x head_dim x state; Gated DeltaNet: value heads x d_k x d_v."""
+    if kind == "mamba":
+        state = model.mamba_heads_total * model.mamba_head_dim * model.mamba_state_dim
+        conv = (model.mamba_conv_width - 1) * model.mamba_conv_channels
+    else:
+        state = model.gdn_value_heads * model.gdn_key_head_dim * model.gdn_value_head_dim
+        conv = (model.gdn_conv_width - 1) * model.gdn_conv_channels
+    return (state * state_bytes + conv * MAMBA_CONV_STATE_BYTES) / tp
+
+
+def recurrent_state_bytes_per_sequence(model: ModelSpec, tp: int = 1, pp: int = 1,
+                                       state_bytes: float = MAMBA_SSM_STATE_BYTES) -> float:
+    """Bytes one sequence's recurrent state takes on one GPU, whatever its length: its stage's
+    share of the model's Mamba-2 and Gated DeltaNet layers (:func:`recurrent_state_bytes_per_layer`)."""
+    share = stage_layers(model, pp) / model.layers
+    return share * sum(n * recurrent_state_bytes_per_layer(model, k, tp, state_bytes) for k, n in model.layer_kinds
+                       if k in ("mamba", "gdn"))
 
 
 def kv_bytes_per_token_per_layer(model: ModelSpec, kv_format: str, tp: int) -> float:
@@ -205,7 +218,8 @@ def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: i
     widest per-GPU activation (hidden, QKV or MLP up/gate), plus fp32 logits for ``max_batch`` rows."""
     up = 2 if model.activation.gated else 1
     widths = [model.hidden, (model.heads + 2 * model.kv_heads) * model.qk_head_dim / tp,
-              model.mamba_in_proj_width / tp if model.mamba_layers else 0.0]
+              model.mamba_in_proj_width / tp if model.mamba_layers else 0.0,
+              model.gdn_in_proj_width / tp if model.gdn_layers else 0.0]
     if model.ffn_hidden:
         widths.append(up * model.ffn_hidden / tp)
     if model.is_moe:
@@ -228,7 +242,7 @@ def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_forma
         kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
         usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction,
         kv_local_span=window, kv_local_share=local_share(model) if window else 0.0,
-        state_per_sequence=mamba_state_bytes_per_sequence(model, tp, pp, mamba_state_bytes))
+        state_per_sequence=recurrent_state_bytes_per_sequence(model, tp, pp, mamba_state_bytes))
 
 
 def gib(n_bytes: float) -> float:
@@ -237,6 +251,7 @@ def gib(n_bytes: float) -> float:
 
 __all__ = ["EMBEDDING_FORMAT", "LOGIT_BYTES", "MAMBA_CONV_STATE_BYTES", "MAMBA_SSM_STATE_BYTES",
            "RUNTIME_RESERVE_BYTES",
-           "ServingMemory", "WORKSPACE_TENSORS", "attention_share", "gib", "mamba_state_bytes_per_sequence",
+           "ServingMemory", "WORKSPACE_TENSORS", "attention_share", "gib", "recurrent_state_bytes_per_layer",
+           "recurrent_state_bytes_per_sequence",
            "kv_bytes_per_token", "kv_bytes_per_token_per_layer", "serving_memory", "stage_layers",
            "weight_bytes_per_gpu", "windowed_context", "local_share", "workspace_bytes"]

@@ -48,13 +48,13 @@ from colossim.cost import compute as K
 from colossim.cost.efficiency import CalibrationProfile
 from colossim.cost.power import profile_for_chip
 from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, MAMBA_SSM_STATE_BYTES, attention_share,
-                                       kv_bytes_per_token_per_layer, local_share, mamba_state_bytes_per_sequence,
+                                       kv_bytes_per_token_per_layer, local_share, recurrent_state_bytes_per_layer,
                                        stage_layers)
 from colossim.specs.model import ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 from colossim.specs.system import SystemSpec
-from colossim.training.ops import (ACTIVATION_BYTES, BatchedMatmul, MemoryBound, busiest_rank_load, mamba_ops,
-                                  memory_bound_ops)
+from colossim.training.ops import (ACTIVATION_BYTES, BatchedMatmul, Gemm, MemoryBound, busiest_rank_load,
+                                  memory_bound_ops, recurrent_ops)
 
 ArrayLike = np.ndarray | float | int
 
@@ -96,7 +96,7 @@ class ServingContext:
     """The busiest expert-parallel GPU's routed tokens over the mean (the workload's
     ``moe_load_imbalance``; 1: balanced)."""
     mamba_state_bytes: float = 4.0
-    """Bytes per element of a hybrid's Mamba-2 SSM state (the workload's ``mamba_state``)."""
+    """Bytes per element of a hybrid's Mamba-2 SSM state (the workload's ``recurrent_state``)."""
 
     @property
     def compute_precision(self) -> str:
@@ -177,7 +177,8 @@ def _attention_gemms(acc: _Acc, ctx: ServingContext, T: np.ndarray, layers: floa
         acc.gemm(ctx, T, h, a * v / tp, times=layers)
         return
     d, g = m.head_dim, m.kv_heads
-    acc.gemm(ctx, T, (a / tp + 2 * math.ceil(g / tp)) * d, h, times=layers)
+    gate = 2 if m.attention_output_gate else 1  # a gated attention's q projection is twice as wide
+    acc.gemm(ctx, T, (gate * a / tp + 2 * math.ceil(g / tp)) * d, h, times=layers)
     acc.gemm(ctx, T, h, a * d / tp, times=layers)
 
 
@@ -242,7 +243,7 @@ def _mlp(acc: _Acc, ctx: ServingContext, T: np.ndarray, dense_layers: float, moe
 #: ``selective_state_update`` in decode) and gated norm; an attention layer's norm, RoPE with the
 #: KV-cache write, and attention; an MLP layer's norm and activation; an MoE layer's norm,
 #: activation, token permutation and weighted un-permutation.
-HYBRID_NON_GEMM_KERNELS = {"mamba": 4, "attention": 3, "mlp": 2, "experts": 4}
+HYBRID_NON_GEMM_KERNELS = {"mamba": 4, "gdn": 4, "attention": 3, "mlp": 2, "experts": 4}
 
 
 def non_gemm_kernels_per_layer(model: ModelSpec, layer_kind: str) -> int:
@@ -256,26 +257,28 @@ def non_gemm_kernels_per_layer(model: ModelSpec, layer_kind: str) -> int:
     return n + (2 if layer_kind == "moe" else 0)
 
 
-def _mamba(acc: _Acc, ctx: ServingContext, T: np.ndarray, sequences: np.ndarray, layers: float) -> None:
-    """``layers`` Mamba-2 mixers over ``T`` new tokens of ``sequences`` sequences: the projections
-    (weights at their storage format), the convolution and gated norm by bytes, the chunked scan's
-    products and chunk-state traffic per token (:func:`colossim.training.ops.mamba_ops`, forward),
-    and each sequence's recurrent state read and written once (its SSM state in the workload's
-    ``mamba_state`` format, its convolution's cached inputs): a decode step is one token per
-    sequence, so the state, not the tokens, sets its bytes."""
+def _recurrent(acc: _Acc, ctx: ServingContext, T: np.ndarray, sequences: np.ndarray, kind: str,
+               layers: float) -> None:
+    """``layers`` recurrent mixers of ``kind`` (Mamba-2 or Gated DeltaNet) over ``T`` new tokens of
+    ``sequences`` sequences, from the training op list of one token
+    (:func:`colossim.training.ops.recurrent_ops`, forward): the projections (weights at their
+    storage format), the convolution and gated norm by bytes, the chunked scan's products and
+    chunk-state traffic per token; and each sequence's recurrent state read and written once (in
+    the workload's ``recurrent_state`` format, with its convolution's cached inputs): a decode step is
+    one token per sequence, so the state, not the tokens, sets its bytes."""
     if not layers:
         return
     m, tp = ctx.model, ctx.tp
     hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
-    acc.gemm(ctx, T, m.mamba_in_proj_width / tp, m.hidden, times=layers)
-    acc.gemm(ctx, T, m.hidden, m.mamba_inner / tp, times=layers)
-    for op in mamba_ops(m, 1, 1, tp, 1):  # one token's op list: the scan's terms scale with T
-        if isinstance(op, BatchedMatmul):  # one batched kernel of the tokens' chunks
+    for op in recurrent_ops(m, kind, 1, 1, tp, 1):  # one token's op list: its terms scale with T
+        if isinstance(op, Gemm):
+            acc.gemm(ctx, T, op.n, op.k, times=layers)
+        elif isinstance(op, BatchedMatmul):  # one batched kernel of the tokens' chunks
             acc.gemm(ctx, op.m, op.n, op.k, _f(op.count) * T, precision="bf16", weight_format="bf16",
                      times=layers, grouped=True)
         elif isinstance(op, MemoryBound):
             acc.add("memory", _f(op.bytes) * T / hbm * layers)
-    state = mamba_state_bytes_per_sequence(m, tp, 1, ctx.mamba_state_bytes) / m.mamba_layers  # a layer's, a sequence's
+    state = recurrent_state_bytes_per_layer(m, kind, tp, ctx.mamba_state_bytes)
     acc.add("memory", np.where(T > 0, 2.0 * sequences * state / hbm * layers, 0.0))
 
 
@@ -338,7 +341,8 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
     _attention_gemms(acc, ctx, T, attending)
     _attention_core(acc, ctx, kv, pairs, attending, kv_w, pairs_w)
     _mlp(acc, ctx, T, on.get("dense", 0.0) + on.get("mlp", 0.0), on.get("moe", 0.0) + on.get("experts", 0.0))
-    _mamba(acc, ctx, T, smp, on.get("mamba", 0.0))
+    for kind in ("mamba", "gdn"):
+        _recurrent(acc, ctx, T, smp, kind, on.get(kind, 0.0))
     _memory_bound(acc, ctx, T, list(on.items()))
     _tp_comm(acc, ctx, T, L)
     _pp_comm(acc, ctx, T)

@@ -11,7 +11,8 @@ own: falcon (parallel attention and MLP, multi-query
 or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first releases' ``n_layer`` /
 ``n_head`` / ``n_head_kv`` too), gpt_neox (parallel residual, biases, a plain GELU MLP) and
 nemotron_h (a hybrid of Mamba-2, attention, squared-ReLU MLP and MoE layers, ``hybrid_override_pattern``
-or ``layers_block_type``).  Unknown
+or ``layers_block_type``) and qwen3_next (Gated DeltaNet and gated attention, each layer with its MoE
+or MLP, read as a hybrid pattern of sublayers).  Unknown
 keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does
 not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a norm's weights and an
 elementwise pass each), Gemma 2's logit soft-capping (priced as a plain loss), GPT-NeoX's rotary
@@ -33,7 +34,7 @@ from colossim.specs.model import ModelSpec
 
 SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma",
              "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text", "gpt_oss",
-             "gemma3", "gemma3_text", "nemotron_h")
+             "gemma3", "gemma3_text", "nemotron_h", "qwen3_next")
 #: A Nemotron-H config's layer types, by their names in ``layers_block_type`` (transformers 5.24.0
 #: NemotronHConfig, with the legacy names its ``remap_legacy_layer_types`` accepts), as the
 #: characters of ``model.hybrid_pattern`` (Megatron-Core's M, *, - and E).
@@ -119,6 +120,8 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
     hidden = _need(cfg, "hidden_size", path)
     if mt == "nemotron_h":
         return _nemotron_h_fields(cfg, path)
+    if mt == "qwen3_next":
+        return _qwen3_next_fields(cfg, path)
     # Gemma 2 names its MLP activation ``hidden_activation`` (``hidden_act`` is a legacy key)
     act = cfg.get("hidden_activation") or cfg.get("hidden_act", "gelu" if mt in PLAIN_GELU else "silu")
     if act not in _ACTIVATIONS:
@@ -270,6 +273,59 @@ def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     if "E" in pattern:
         d.update(_nemotron_h_moe_fields(cfg, path))
     return {k: v for k, v in d.items() if v is not None}
+
+
+#: Qwen3-Next's layers when its config lists no ``layer_types``: every ``full_attention_interval``-th
+#: attends (gated attention), the others are Gated DeltaNet (transformers 5.24.0 Qwen3NextConfig:
+#: ``"linear_attention" if bool((i + 1) % interval_pattern) else "full_attention"``, interval 4).
+QWEN3_NEXT_ATTENTION_INTERVAL = 4
+
+
+def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
+    """ModelSpec fields of a Qwen3-Next config, as a hybrid pattern of sublayers: each layer's mixer
+    (G for ``linear_attention``, * for ``full_attention``: gated attention, its q projection twice as
+    wide) and its MLP (E, the routed experts and the shared one, or - for the ``mlp_only_layers``
+    and, under ``decoder_sparse_step`` n > 1, the layers between MoE layers)."""
+    n_layers = _need(cfg, "num_hidden_layers", path)
+    kinds = cfg.get("layer_types") or [
+        "linear_attention" if (i + 1) % (cfg.get("full_attention_interval") or QWEN3_NEXT_ATTENTION_INTERVAL)
+        else "full_attention" for i in range(n_layers)]
+    bad = sorted({str(k) for k in kinds} - {"linear_attention", "full_attention"})
+    if bad:
+        raise SpecError(f"{path}: layer_types has {', '.join(bad)}: allowed: linear_attention, full_attention",
+                        field="layer_types", value=bad[0], allowed=["linear_attention", "full_attention"])
+    experts = cfg.get("num_experts") or 0
+    step = cfg.get("decoder_sparse_step") or 1
+    dense = set(cfg.get("mlp_only_layers") or [])
+    moe = [experts > 0 and i not in dense and (i + 1) % step == 0 for i in range(len(kinds))]
+    pattern = "".join(("G" if k == "linear_attention" else "*") + ("E" if e else "-") for k, e in zip(kinds, moe))
+    heads = _need(cfg, "num_attention_heads", path)
+    seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
+    d: dict[str, Any] = {
+        "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or "qwen3_next",
+        "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
+        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads, "head_dim": cfg.get("head_dim") or 256,
+        "attention_output_gate": True, "vocab": _need(cfg, "vocab_size", path), "seq_len": seq,
+        "max_seq_len": seq, "activation": "swiglu", "norm": "rmsnorm", "position": "rope",
+        "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
+        "gdn_key_heads": _need(cfg, "linear_num_key_heads", path),
+        "gdn_value_heads": _need(cfg, "linear_num_value_heads", path),
+        "gdn_key_head_dim": _need(cfg, "linear_key_head_dim", path),
+        "gdn_value_head_dim": _need(cfg, "linear_value_head_dim", path),
+        "gdn_conv_width": cfg.get("linear_conv_kernel_dim") or 4,
+    }
+    if "-" in pattern:
+        d["ffn_hidden"] = _need(cfg, "intermediate_size", path)
+    if "E" in pattern:
+        width = _need(cfg, "moe_intermediate_size", path)
+        shared = cfg.get("shared_expert_intermediate_size") or 0
+        if shared % width:
+            raise SpecError(f"{path}: shared_expert_intermediate_size {shared} is not a multiple of "
+                            f"moe_intermediate_size {width}: allowed: a whole number of routed-width experts",
+                            field="shared_expert_intermediate_size", value=shared)
+        d.update(experts=experts, top_k=_need(cfg, "num_experts_per_tok", path), moe_ffn_hidden=width,
+                 shared_experts=shared // width)
+    return d
 
 
 def _nemotron_h_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:

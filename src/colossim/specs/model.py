@@ -62,8 +62,12 @@ def _lax_int(value: Any) -> int | None:
 
 
 #: Layer characters of a hybrid pattern (Megatron-Core ``mamba_hybrid_layer_allocation.Symbols``,
-#: megatron-core 0.16.1 on PyPI): a Mamba-2 mixer, an attention layer, an MLP layer, an MoE layer.
-HYBRID_LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "experts"}
+#: megatron-core 0.16.1 on PyPI): a Mamba-2 mixer, an attention layer, an MLP layer, an MoE layer;
+#: and G, colossim's own, a Gated DeltaNet mixer (Megatron-Core's ``ssm/gated_delta_net.py``, which
+#: Qwen3-Next's layers alternate with gated attention).
+HYBRID_LAYER_KINDS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "experts", "G": "gdn"}
+#: A hybrid's recurrent layer kinds: each keeps a fixed state per sequence instead of a KV cache.
+RECURRENT_KINDS = ("mamba", "gdn")
 #: Layer kinds whose MLP is a mixture of experts: a transformer's MoE block, a hybrid's MoE layer.
 MOE_KINDS = ("moe", "experts")
 #: Mamba-2 defaults, as Megatron-Core's ``MambaMixer`` and NeMo's Nemotron-H configurations set
@@ -78,6 +82,11 @@ MAMBA_STATE_DIM = 128
 MAMBA_GROUPS = 8
 MAMBA_CONV_WIDTH = 4
 MAMBA_CHUNK_TOKENS = 128
+#: Gated DeltaNet defaults: the causal convolution's taps (Megatron-Core ``linear_conv_kernel_dim``;
+#: transformers 5.24.0 Qwen3NextConfig ``linear_conv_kernel_dim = 4``) and the chunk of the chunked
+#: delta rule (fla-core 0.6.0 on PyPI, ``fla/ops/gated_delta_rule/chunk.py`` ``chunk_size=64``).
+GDN_CONV_WIDTH = 4
+GDN_CHUNK_TOKENS = 64
 
 
 class ModelSpec(BaseModel):
@@ -146,8 +155,9 @@ class ModelSpec(BaseModel):
     hybrid_pattern: str | None = Field(None, description="a hybrid Mamba-Transformer's layers, one character "
                                        "each (Megatron-Core's hybrid_override_pattern): M a Mamba-2 mixer, * an "
                                        "attention layer, - an MLP layer, E an MoE layer (experts, top_k, "
-                                       "moe_ffn_hidden), each with its own norm and residual (Nemotron-H, "
-                                       "Nemotron 3); blank: every layer is a transformer block")
+                                       "moe_ffn_hidden), G a Gated DeltaNet mixer, each with its own norm and "
+                                       "residual (Nemotron-H, Nemotron 3; Qwen3-Next as G/* and E pairs); "
+                                       "blank: every layer is a transformer block")
     mamba_heads: SpecInt | None = Field(None, ge=1, description="Mamba-2 heads of a mixer; default "
                                         "MAMBA_EXPAND x hidden / mamba_head_dim")
     mamba_head_dim: SpecInt = Field(MAMBA_HEAD_DIM, ge=1, description="channels of one Mamba-2 head (P)")
@@ -158,6 +168,19 @@ class ModelSpec(BaseModel):
                                       "causal depthwise convolution")
     mamba_chunk_tokens: SpecInt = Field(MAMBA_CHUNK_TOKENS, ge=1, description="tokens of one chunk of the "
                                         "Mamba-2 state-space-duality (SSD) scan")
+    gdn_key_heads: SpecInt | None = Field(None, ge=1, description="query / key heads of a Gated DeltaNet mixer "
+                                          "(Qwen3-Next linear_num_key_heads)")
+    gdn_value_heads: SpecInt | None = Field(None, ge=1, description="value heads of a Gated DeltaNet mixer, a "
+                                            "multiple of the key heads (linear_num_value_heads); each keeps a "
+                                            "key_head_dim x value_head_dim state")
+    gdn_key_head_dim: SpecInt | None = Field(None, ge=1, description="width of a Gated DeltaNet key head")
+    gdn_value_head_dim: SpecInt | None = Field(None, ge=1, description="width of a Gated DeltaNet value head")
+    gdn_conv_width: SpecInt = Field(GDN_CONV_WIDTH, ge=1, description="taps of the Gated DeltaNet mixer's "
+                                    "causal depthwise convolution")
+    gdn_chunk_tokens: SpecInt = Field(GDN_CHUNK_TOKENS, ge=1, description="tokens of one chunk of the chunked "
+                                      "gated delta rule")
+    attention_output_gate: bool = Field(False, description="a hybrid's attention gates its output by a sigmoid "
+                                        "of a second query-wide projection (Qwen3-Next's gated attention)")
 
     @model_validator(mode="before")
     @classmethod
@@ -213,6 +236,9 @@ class ModelSpec(BaseModel):
                 raise ValueError("attention_chunk_layers needs attention_chunk (the chunk's tokens)")
             if self.attention_chunk_layers > self.layers:
                 raise ValueError(f"attention_chunk_layers {self.attention_chunk_layers} > layers {self.layers}")
+        if self.attention_output_gate and not self.is_hybrid:
+            raise ValueError("attention_output_gate is modelled in a hybrid_pattern model's attention layers: "
+                             "allowed: false without hybrid_pattern")
         if self.windowed_layers and self.chunked_layers:
             raise ValueError("a model has sliding-window or chunked-attention layers, not both: allowed: one of "
                              "sliding_window, attention_chunk")
@@ -223,7 +249,8 @@ class ModelSpec(BaseModel):
         bad = sorted(set(pattern) - set(HYBRID_LAYER_KINDS))
         if bad or not pattern:
             raise ValueError(f"hybrid_pattern {pattern!r} has {', '.join(map(repr, bad)) or 'no layers'}: "
-                             f"allowed characters: M (Mamba-2), * (attention), - (MLP), E (MoE)")
+                             f"allowed characters: M (Mamba-2), G (Gated DeltaNet), * (attention), - (MLP), "
+                             f"E (MoE)")
         if len(pattern) != self.layers:
             raise ValueError(f"hybrid_pattern has {len(pattern)} layers but layers is {self.layers}: they "
                              f"must agree")
@@ -232,6 +259,8 @@ class ModelSpec(BaseModel):
                              "moe_ffn_hidden" if "E" in pattern else
                              "a hybrid_pattern model's experts live in its MoE layers: allowed: E in the pattern, "
                              "or no experts")
+        if self.attention_output_gate and self.attention == "mla":
+            raise ValueError("attention_output_gate gates GQA / MHA attention: allowed attention: gqa, mha, mqa")
         if self.first_dense_layers or self.moe_layer_interval > 1:
             raise ValueError("a hybrid_pattern model places its MoE layers by E: allowed first_dense_layers 0 and "
                              "moe_layer_interval 1")
@@ -248,6 +277,14 @@ class ModelSpec(BaseModel):
             if self.mamba_heads_total % self.mamba_groups:
                 raise ValueError(f"mamba_groups {self.mamba_groups} must divide mamba_heads "
                                  f"{self.mamba_heads_total}")
+        if self.gdn_layers:
+            need = ("gdn_key_heads", "gdn_value_heads", "gdn_key_head_dim", "gdn_value_head_dim")
+            missing = [f for f in need if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"hybrid_pattern has Gated DeltaNet layers (G): they need {', '.join(missing)}")
+            if self.gdn_value_heads % self.gdn_key_heads:
+                raise ValueError(f"gdn_key_heads {self.gdn_key_heads} must divide gdn_value_heads "
+                                 f"{self.gdn_value_heads}")
 
     def _check_routing_groups(self) -> None:
         g, m = self.routing_groups, self.routing_groups_per_token
@@ -304,6 +341,16 @@ class ModelSpec(BaseModel):
         return self._pattern_count("M")
 
     @property
+    def gdn_layers(self) -> int:
+        """Gated DeltaNet mixer layers (G)."""
+        return self._pattern_count("G")
+
+    @property
+    def recurrent_layers(self) -> int:
+        """Layers that keep a recurrent state instead of a KV cache (Mamba-2 and Gated DeltaNet)."""
+        return self.mamba_layers + self.gdn_layers
+
+    @property
     def mlp_layers(self) -> int:
         """A hybrid's MLP layers (-); 0 for a transformer, whose MLPs sit in its blocks."""
         return self._pattern_count("-")
@@ -319,8 +366,8 @@ class ModelSpec(BaseModel):
         transformer blocks, or a hybrid's ``mamba``, ``attention``, ``mlp`` and ``experts`` (MoE)
         layers."""
         if self.is_hybrid:
-            kinds = (("mamba", self.mamba_layers), ("attention", self.attention_layers), ("mlp", self.mlp_layers),
-                     ("experts", self.moe_layers))
+            kinds = (("mamba", self.mamba_layers), ("gdn", self.gdn_layers), ("attention", self.attention_layers),
+                     ("mlp", self.mlp_layers), ("experts", self.moe_layers))
         else:
             kinds = (("dense", self.dense_layers), ("moe", self.moe_layers))
         return tuple((k, n) for k, n in kinds if n > 0)
@@ -351,6 +398,28 @@ class ModelSpec(BaseModel):
         """Outputs of the mixer's input projection: z and x (d_inner each), B and C (groups x
         state each) and one dt per head (Megatron-Core ``MambaMixer.in_proj``)."""
         return 2 * self.mamba_inner + 2 * self.mamba_groups * self.mamba_state_dim + self.mamba_heads_total
+
+    @property
+    def gdn_key_width(self) -> int:
+        """Query (and key) width of a Gated DeltaNet mixer: key heads x key_head_dim."""
+        return self.gdn_key_heads * self.gdn_key_head_dim
+
+    @property
+    def gdn_value_width(self) -> int:
+        """Value (and output gate) width of a Gated DeltaNet mixer: value heads x value_head_dim."""
+        return self.gdn_value_heads * self.gdn_value_head_dim
+
+    @property
+    def gdn_in_proj_width(self) -> int:
+        """Outputs of the mixer's input projection: q and k, v and the output gate z, and one beta
+        and one decay (alpha) per value head (Megatron-Core ``GatedDeltaNet.in_proj_dim``;
+        transformers' Qwen3-Next ``in_proj_qkvz`` and ``in_proj_ba``)."""
+        return 2 * self.gdn_key_width + 2 * self.gdn_value_width + 2 * self.gdn_value_heads
+
+    @property
+    def gdn_conv_channels(self) -> int:
+        """Channels of the mixer's causal convolution: q, k and v."""
+        return 2 * self.gdn_key_width + self.gdn_value_width
 
     @property
     def mamba_conv_channels(self) -> int:
@@ -420,7 +489,7 @@ class ModelSpec(BaseModel):
             kv = h * (r_kv + rope) + r_kv + r_kv * a * (nope + v)  # + kv_a_layernorm gain
             return q + kv + a * v * h
         q_dim, kv_dim = a * self.head_dim, self.kv_heads * self.head_dim
-        weights = h * q_dim + 2 * h * kv_dim + q_dim * h
+        weights = h * q_dim * (2 if self.attention_output_gate else 1) + 2 * h * kv_dim + q_dim * h
         biases = (q_dim + 2 * kv_dim + h if self.bias else
                   q_dim + 2 * kv_dim if self.qkv_bias else 0)
         return weights + biases
@@ -463,6 +532,14 @@ class ModelSpec(BaseModel):
         return (self.hidden * self.mamba_in_proj_width + c * (self.mamba_conv_width + 1)
                 + 3 * self.mamba_heads_total + d_in + d_in * self.hidden)
 
+    @property
+    def params_gdn(self) -> int:
+        """One Gated DeltaNet mixer: input and output projections, the convolution's taps (no bias),
+        each value head's dt bias and decay (A_log), and the gated RMSNorm's gain over a value head
+        (Megatron-Core ``GatedDeltaNet``; transformers' Qwen3-Next ``Qwen3NextGatedDeltaNet``)."""
+        return (self.hidden * self.gdn_in_proj_width + self.gdn_conv_channels * self.gdn_conv_width
+                + 2 * self.gdn_value_heads + self.gdn_value_head_dim + self.gdn_value_width * self.hidden)
+
     def params_per_layer(self, kind: str) -> int:
         """Parameters of one layer of ``kind`` (:attr:`layer_kinds`), all experts; a hybrid's
         layers have one norm each."""
@@ -471,6 +548,7 @@ class ModelSpec(BaseModel):
         if kind == "moe":
             return self.params_per_layer_moe
         body = {"mamba": self.params_mamba, "attention": self.params_attention, "mlp": self.params_mlp_dense,
+                "gdn": self.params_gdn if self.gdn_layers else 0,
                 "experts": self.params_router + (self.experts + self.shared_experts) * self.params_expert}
         if kind not in body:
             raise ValueError(f"layer kind must be one of dense, moe, {', '.join(body)}; got {kind!r}")
@@ -574,6 +652,11 @@ class ModelRow(BaseModel):
     mamba_head_dim: int | None = None
     mamba_state_dim: int | None = None
     mamba_groups: int | None = None
+    gdn_key_heads: int | None = None
+    gdn_value_heads: int | None = None
+    gdn_key_head_dim: int | None = None
+    gdn_value_head_dim: int | None = None
+    attention_output_gate: bool = False
     software: str | None = Field(None, description="the software stack of the model's developers' "
                                  "published training runs (software_stacks.csv); a training spec naming "
                                  "this model and no training.software gets it")

@@ -48,7 +48,7 @@ class NumberFormat(SpecChoice):
 #: 16 (NVFP4) elements: 0.5 + 1/16 bytes.  Source: NVIDIA Blackwell NVFP4 format (16-element
 #: micro-blocks with an FP8 E4M3 scale, plus a per-tensor FP32 scale, negligible).
 BYTES_PER_ELEMENT = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5 + 1.0 / 16.0}
-#: Bytes per element of a Mamba-2 SSM state's formats (``serving.mamba_state``).
+#: Bytes per element of a recurrent state's formats (``serving.recurrent_state``).
 STATE_BYTES_PER_ELEMENT = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 
 
@@ -101,9 +101,10 @@ class ServingWorkload(BaseModel):
                                     "false: every layer keeps the whole context")
     prefill_fraction: float | None = Field(None, gt=0, lt=1, description="disaggregated: share of GPUs "
                                            "doing prefill; sized from the traffic when omitted")
-    mamba_state: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="format of a hybrid's Mamba-2 SSM state in the cache (vLLM's "
-        "--mamba-ssm-cache-dtype); fp32 as Nemotron-H's config (mamba_ssm_cache_dtype) asks")
+    recurrent_state: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="format of a hybrid's recurrent state in the cache, its Mamba-2 SSM or Gated "
+        "DeltaNet state (vLLM's --mamba-ssm-cache-dtype); fp32 as Nemotron-H's config (mamba_ssm_cache_dtype) "
+        "asks")
     moe_load_imbalance: float = Field(1.0, ge=1.0, description="MoE routing: the busiest expert-parallel "
                                       "GPU's routed tokens over the mean (1 = perfect balance); with ep > 1 "
                                       "its expert GEMMs run that many times the mean rows")

@@ -373,18 +373,23 @@ def check_attention_kernel(kernel: str | None, accelerator) -> None:
                         allowed=["flash2", "flash1"])
 
 
-def mamba_split_ok(model: ModelSpec, tp: Any, cp: Any) -> np.ndarray:
-    """Where Megatron-Core can split a hybrid's Mamba-2 mixers over ``tp`` x ``cp`` GPUs (arrays
-    broadcast; True for a model without them): tp divides the groups, tp x cp the heads, and the
-    groups left on a TP rank divide cp or are divided by it (megatron-core 0.16.1
-    ``ssm/mamba_mixer.py`` and ``ssm/mamba_context_parallel.py`` asserts)."""
+def mixer_split_ok(model: ModelSpec, tp: Any, cp: Any) -> np.ndarray:
+    """Where Megatron-Core can split a hybrid's recurrent mixers over ``tp`` x ``cp`` GPUs (arrays
+    broadcast; True for a model without them).  Mamba-2: tp divides the groups, tp x cp the heads,
+    and the groups left on a TP rank divide cp or are divided by it (megatron-core 0.16.1
+    ``ssm/mamba_mixer.py`` and ``ssm/mamba_context_parallel.py`` asserts).  Gated DeltaNet: tp
+    divides the key heads (and so the value heads), and cp is 1 (``ssm/gated_delta_net.py``: "TODO:
+    Implement GatedDeltaNetContextParallel")."""
     tp, cp = np.asarray(tp, dtype=np.int64), np.asarray(cp, dtype=np.int64)
-    if not model.mamba_layers:
-        return np.ones(np.broadcast(tp, cp).shape, dtype=bool)
-    g, h = model.mamba_groups, model.mamba_heads_total
-    local = np.where(g % tp == 0, g // np.maximum(tp, 1), 0)
-    ok = (g % tp == 0) & (h % (tp * cp) == 0)
-    return ok & ((local % cp == 0) | ((local > 0) & (cp % np.maximum(local, 1) == 0)))
+    ok = np.ones(np.broadcast(tp, cp).shape, dtype=bool)
+    if model.mamba_layers:
+        g, h = model.mamba_groups, model.mamba_heads_total
+        local = np.where(g % tp == 0, g // np.maximum(tp, 1), 0)
+        ok = ok & (g % tp == 0) & (h % (tp * cp) == 0)
+        ok = ok & ((local % cp == 0) | ((local > 0) & (cp % np.maximum(local, 1) == 0)))
+    if model.gdn_layers:
+        ok = ok & (model.gdn_key_heads % tp == 0) & (cp == 1)
+    return ok
 
 
 def check_heads_and_experts(model: ModelSpec, tp: int | None, ep: int | None) -> None:
@@ -393,10 +398,11 @@ def check_heads_and_experts(model: ModelSpec, tp: int | None, ep: int | None) ->
     if tp is not None and model.heads % tp:
         raise SpecError(f"parallelism.tp = {tp} does not divide model.heads = {model.heads}: "
                         f"allowed tp: {divisors_text(model.heads)}", field="parallelism.tp", value=tp)
-    if tp is not None and model.mamba_layers and not mamba_split_ok(model, tp, 1):
-        allowed = [d for d in range(1, model.heads + 1) if model.heads % d == 0 and mamba_split_ok(model, d, 1)]
-        raise SpecError(f"parallelism.tp = {tp} does not divide model.mamba_groups = {model.mamba_groups} (and "
-                        f"mamba heads {model.mamba_heads_total}): allowed tp: {', '.join(map(str, allowed))}",
+    if tp is not None and model.recurrent_layers and not mixer_split_ok(model, tp, 1):
+        allowed = [d for d in range(1, model.heads + 1) if model.heads % d == 0 and mixer_split_ok(model, d, 1)]
+        what = (f"model.mamba_groups = {model.mamba_groups} (and mamba heads {model.mamba_heads_total})"
+                if model.mamba_layers else f"model.gdn_key_heads = {model.gdn_key_heads}")
+        raise SpecError(f"parallelism.tp = {tp} does not divide {what}: allowed tp: {', '.join(map(str, allowed))}",
                         field="parallelism.tp", value=tp, allowed=allowed)
     if ep is not None and ep > 1:
         if not model.is_moe:
@@ -494,11 +500,12 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
     if p.cp is not None and model.seq_len % p.cp:
         raise SpecError(f"parallelism.cp = {p.cp} does not divide the sequence length {model.seq_len}",
                         field="parallelism.cp", value=p.cp)
-    if p.cp is not None and not mamba_split_ok(model, p.tp or 1, p.cp):
-        raise SpecError(f"parallelism.cp = {p.cp}: Megatron-Core splits a Mamba-2 mixer's heads "
-                        f"({model.mamba_heads_total}) and groups ({model.mamba_groups}) over tp x cp = "
-                        f"{p.tp or 1} x {p.cp}; allowed cp: a divisor of the heads left per TP rank whose "
-                        f"groups it divides or that divides them", field="parallelism.cp", value=p.cp)
+    if p.cp is not None and not mixer_split_ok(model, p.tp or 1, p.cp):
+        rule = ("allowed cp: 1 (Megatron-Core has no context parallelism for Gated DeltaNet)" if model.gdn_layers
+                else f"Megatron-Core splits a Mamba-2 mixer's heads ({model.mamba_heads_total}) and groups "
+                     f"({model.mamba_groups}) over tp x cp = {p.tp or 1} x {p.cp}; allowed cp: a divisor of the "
+                     f"heads left per TP rank whose groups it divides or that divides them")
+        raise SpecError(f"parallelism.cp = {p.cp}: {rule}", field="parallelism.cp", value=p.cp)
     if workload is not None and p.dp is not None:
         per_step = p.dp * (p.micro_batch or 1)
         if workload.global_batch % per_step:
@@ -518,7 +525,7 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     tp, pp, cp, ep, dp, vpp, mb = (np.asarray(x, dtype=np.int64)
                                    for x in (tp, pp, cp, ep, dp, vpp, micro_batch))
     etp = tp if etp is None else np.asarray(etp, dtype=np.int64)
-    ok = (model.heads % tp == 0) & (model.seq_len % cp == 0) & mamba_split_ok(model, tp, cp)
+    ok = (model.heads % tp == 0) & (model.seq_len % cp == 0) & mixer_split_ok(model, tp, cp)
     ok &= (tp * pp * cp * dp == hardware.count)
     ok &= (pp <= model.layers) & ((vpp == 1) | (pp > 1))
     if not uneven_stages:

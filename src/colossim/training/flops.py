@@ -96,7 +96,8 @@ def attention_projection_flops_per_token(model: ModelSpec) -> dict[str, float]:
         out["out_proj"] = 2.0 * a * v * h
         return out
     d, g = model.head_dim, model.kv_heads
-    return {"qkv": 2.0 * h * (a * d + 2 * g * d), "out_proj": 2.0 * a * d * h}
+    gate = 2 if model.attention_output_gate else 1  # a gated attention's q projection is twice as wide
+    return {"qkv": 2.0 * h * (gate * a * d + 2 * g * d), "out_proj": 2.0 * a * d * h}
 
 
 def mlp_flops_per_token(model: ModelSpec, layer_kind: str = "dense") -> dict[str, float]:
@@ -119,8 +120,10 @@ def mlp_flops_per_token(model: ModelSpec, layer_kind: str = "dense") -> dict[str
     return out
 
 
-#: The Mamba-2 SSD scan's products (:func:`colossim.training.ops.mamba_ops`): no weights.
-SSD_OPS = ("ssd_chunk_state", "ssd_chunk_cb", "ssd_chunk_scan", "ssd_state_scan")
+#: The recurrent mixers' scan products (:func:`colossim.training.ops.mamba_ops`,
+#: :func:`colossim.training.ops.gdn_ops`): no weights.
+SSD_OPS = ("ssd_chunk_state", "ssd_chunk_cb", "ssd_chunk_scan", "ssd_state_scan", "gdn_kkt", "gdn_solve", "gdn_wu",
+           "gdn_state", "gdn_out_state", "gdn_out_qk", "gdn_out_av")
 
 
 def mamba_flops_per_token(model: ModelSpec, causal: bool = True) -> dict[str, float]:
@@ -141,12 +144,31 @@ def mamba_flops_per_token(model: ModelSpec, causal: bool = True) -> dict[str, fl
             "mamba_out_proj": 2.0 * d * h}
 
 
+def gdn_flops_per_token(model: ModelSpec, causal: bool = True) -> dict[str, float]:
+    """Forward FLOPs per token of one Gated DeltaNet mixer (H value heads of d_v, keys of d_k, chunk
+    C), the products :func:`colossim.training.ops.gdn_ops` runs per chunk divided by its C tokens:
+    input projection 2 h (2 H_k d_k + 2 H d_v + 2 H); per value head beta K K^T C d_k (under the
+    causal mask; 2 C d_k without), the triangular solve 2 C^2 / 3, w and u (d_k + d_v) C (2 x
+    without), the state recurrence 4 d_k d_v, the output from the state 2 d_k d_v and within the
+    chunk (d_k + d_v) C (2 x without); output projection 2 H d_v h."""
+    h, C, H = model.hidden, model.gdn_chunk_tokens, model.gdn_value_heads
+    dk, dv = model.gdn_key_head_dim, model.gdn_value_head_dim
+    m = 1.0 if causal else 2.0
+    return {"in_proj": 2.0 * h * model.gdn_in_proj_width,
+            "gdn_kkt": H * m * C * dk, "gdn_solve": H * 2.0 * C * C / 3.0, "gdn_wu": H * m * (dk + dv) * C,
+            "gdn_state": H * 4.0 * dk * dv, "gdn_out_state": H * 2.0 * dk * dv,
+            "gdn_out_qk": H * m * C * dk, "gdn_out_av": H * m * dv * C,
+            "gdn_out_proj": 2.0 * model.gdn_value_width * h}
+
+
 def layer_flops_per_token(model: ModelSpec, seq_len: int, layer_kind: str = "dense",
                           causal: bool = True) -> dict[str, float]:
     """Forward FLOPs per token of one layer, by op name (the names :mod:`ops` uses): a transformer
     block, or a hybrid's Mamba-2, attention or MLP layer."""
     if layer_kind == "mamba":
         return mamba_flops_per_token(model, causal)
+    if layer_kind == "gdn":
+        return gdn_flops_per_token(model, causal)
     if layer_kind == "attention":
         return {**attention_projection_flops_per_token(model), **attention_flops_per_token(model, seq_len, causal)}
     if layer_kind in ("mlp", "experts"):
@@ -289,7 +311,8 @@ def narayanan_eq3_flops_per_token(layers: int, hidden: int, seq_len: int, vocab:
     return 96.0 * l * h * h * (1 + s / (6.0 * h) + v / (16.0 * l * h))  # Source: Narayanan 2021 eq. 3
 
 
-__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "SSD_OPS", "mamba_flops_per_token",
+__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "SSD_OPS", "gdn_flops_per_token",
+           "mamba_flops_per_token",
            "attention_flops_per_token",
            "attention_keys_per_query",
            "attention_projection_flops_per_token", "forward_flops_per_token",

@@ -230,6 +230,8 @@ def attention_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike
         v = B * tok * model.kv_heads * model.head_dim
         latent = 0.0
     out_in = gemm_input_bytes * tok * a * model.v_head_dim
+    if model.attention_output_gate:  # the gate's projection and the ungated output, for the product's backward
+        out_in = out_in + 2 * B * tok * a * model.v_head_dim
     score_bytes = B + (MASK_BYTES + B if model.dropout else 0)
     scores = score_bytes * a * s * seq_len * _f(micro_batch)
     core = np.where((rc == RECOMPUTE_CODES["none"]) & (not flash_attention), scores, 0.0)
@@ -247,6 +249,9 @@ def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLi
 
     - ``mamba``: the input projection's output (z, x, B, C, dt: saved whole by mamba_ssm's combined
       kernel), :data:`MAMBA_SAVED_INNER_BYTES` per d_inner element and the output projection's input;
+    - ``gdn``: the input projection's output, what fla's ``ChunkGatedDeltaRuleFunction`` saves (q and
+      k repeated to the value heads, v, and the solved A, C per value head; fla-core 0.6.0
+      ``fla/ops/gated_delta_rule/chunk.py``), the gated norm's input and the output projection's;
     - ``attention``: what :func:`attention_saved_bytes` counts;
     - ``mlp``: the activation's input(s) and output, as a transformer block's MLP keeps them;
     - ``experts``: what an MoE block keeps of its MLP (:func:`moe_saved_bytes`)."""
@@ -258,6 +263,12 @@ def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLi
     shared = tok * h * (B + G)
     if layer_kind == "mamba":
         split = tok * (B * model.mamba_in_proj_width + (MAMBA_SAVED_INNER_BYTES + G) * model.mamba_inner)
+    elif layer_kind == "gdn":
+        # the input projection's output (the convolution's input), the rule's saved q, k (repeated to
+        # the value heads), v and its A (C per value head), the norm's input, the output projection's
+        H = model.gdn_value_heads
+        rule = H * (2 * model.gdn_key_head_dim + model.gdn_value_head_dim + model.gdn_chunk_tokens)
+        split = tok * (B * (model.gdn_in_proj_width + rule + model.gdn_value_width) + G * model.gdn_value_width)
     elif layer_kind == "attention":
         split = attention_saved_bytes(model, seq_len, micro_batch, cp, rc, flash_attention, G)
     elif layer_kind == "mlp":

@@ -283,12 +283,15 @@ def attention_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: Ar
                 Gemm("kv_up", tokens, a * (nope + v) / tp, r_kv)]
     else:
         d, g = model.head_dim, model.kv_heads
-        ops.append(Gemm("qkv", tokens, (a * d + 2 * g * d) / tp, h))
+        gate = 2 if model.attention_output_gate else 1  # a gated attention's q projection is twice as wide
+        ops.append(Gemm("qkv", tokens, (gate * a * d + 2 * g * d) / tp, h))
     span = attention_span(seq_len, document_tokens)
     ops += [_attention_core_op(model, kind, mb * seq_len / span, a / tp, span, cp)
             for kind in attention_layer_kinds(model, span)]
     if np.any(cp > 1):
         ops.append(MemoryBound("ring_attention_merge", *ring_attention_merge_bytes(model, tokens, tp, cp)))
+    if model.attention_output_gate:  # o x sigmoid(gate): read both, write
+        ops.append(MemoryBound("attention_gate", 3 * ACTIVATION_BYTES * tokens * a * model.v_head_dim / tp))
     ops.append(Gemm("out_proj", tokens, h, a * model.v_head_dim / tp))
     return ops
 
@@ -335,9 +338,14 @@ SSD_STATE_EXTRA_BYTES = 8.0
 #: megatron-core 0.16.1 ``ssm/mamba_mixer.py`` ``_ssm_training`` (``mamba_split_conv1d_scan_combined``
 #: without the norm's weight, then ``self.norm(y)``).
 MAMBA_GATE_NORM_BYTES = 6.0
-#: HBM bytes per channel and token of the causal depthwise convolution (read x, B and C, write
-#: them convolved, SiLU fused; causal_conv1d's kernel).
+#: HBM bytes per channel and token of a recurrent mixer's causal depthwise convolution (read x, B
+#: and C, or q, k and v, write them convolved, SiLU fused; causal_conv1d's kernel).
 MAMBA_CONV_BYTES = 4.0
+#: HBM bytes per element of a Gated DeltaNet chunk state: written in the keys' 16 bits by the
+#: state recurrence and read back by the output kernel.  Source: fla-core 0.6.0 (PyPI sdist)
+#: ``fla/ops/common/chunk_delta_h.py`` (``h = k.new_empty(B, NT, HV, K, V)``), then
+#: ``fla/ops/common/chunk_o.py`` ``chunk_fwd_o``.
+GDN_STATE_BYTES = 4.0
 
 
 def mamba_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike) -> list[Op]:
@@ -372,6 +380,44 @@ def mamba_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayL
     ]
 
 
+def gdn_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike, cp: ArrayLike) -> list[Op]:
+    """One Gated DeltaNet mixer (Yang et al. 2024, "Gated Delta Networks", arXiv:2412.06464;
+    Megatron-Core ``GatedDeltaNet``, which has no context parallelism), forward, per GPU, one
+    micro-batch: the input projection (q, k, v, the output gate z, beta and the decay) column-parallel
+    over the heads, the causal convolution, fla's chunked gated delta rule (chunk C, per value head,
+    the queries and keys repeated to the value heads) and the gated RMSNorm, the output projection
+    row-parallel.  The rule's kernels (fla-core 0.6.0 ``fla/ops/gated_delta_rule/chunk.py``
+    ``chunk_gated_delta_rule_fwd``) are batched products per chunk and head: beta K K^T below the
+    diagonal, the triangular solve (about C^3 / 3), w and u from it, the state recurrence (two
+    d_k x d_v products over the chunk), the output from the state and within the chunk; the chunk
+    states' traffic is :data:`GDN_STATE_BYTES`."""
+    mb, tp, cp = _f(micro_batch), _f(tp), _f(cp)
+    tokens = mb * seq_len / cp
+    h, C = model.hidden, model.gdn_chunk_tokens
+    dk, dv = model.gdn_key_head_dim, model.gdn_value_head_dim
+    n = tokens / C * model.gdn_value_heads / tp   # chunks x value heads on this GPU
+    return [
+        Gemm("in_proj", tokens, model.gdn_in_proj_width / tp, h),
+        MemoryBound("gdn_conv", MAMBA_CONV_BYTES * tokens * model.gdn_conv_channels / tp),
+        BatchedMatmul("gdn_kkt", C, C / 2.0, dk, count=n),
+        BatchedMatmul("gdn_solve", C, C, C / 3.0, count=n),
+        BatchedMatmul("gdn_wu", C, dk + dv, C / 2.0, count=n),
+        BatchedMatmul("gdn_state", dk, dv, 2.0 * C, count=n),
+        BatchedMatmul("gdn_out_state", C, dv, dk, count=n),
+        BatchedMatmul("gdn_out_qk", C, C / 2.0, dk, count=n),
+        BatchedMatmul("gdn_out_av", C, dv, C / 2.0, count=n),
+        MemoryBound("gdn_states", GDN_STATE_BYTES * n * dk * dv),
+        MemoryBound("gdn_gate_norm", MAMBA_GATE_NORM_BYTES * tokens * model.gdn_value_width / tp),
+        Gemm("gdn_out_proj", tokens, h, model.gdn_value_width / tp),
+    ]
+
+
+def recurrent_ops(model: ModelSpec, kind: str, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
+                  cp: ArrayLike) -> list[Op]:
+    """The mixer ops of a recurrent layer kind (``mamba`` or ``gdn``)."""
+    return (mamba_ops if kind == "mamba" else gdn_ops)(model, micro_batch, seq_len, tp, cp)
+
+
 def mamba_all_to_all_bytes(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayLike,
                            cp: ArrayLike) -> np.ndarray:
     """Bytes per GPU that a Mamba-2 mixer's context-parallel all-to-alls move in one pass: the
@@ -384,7 +430,7 @@ def mamba_all_to_all_bytes(model: ModelSpec, micro_batch: ArrayLike, seq_len: in
 
 #: The layer kinds of a hybrid Mamba-Transformer (:attr:`ModelSpec.layer_kinds`), each one
 #: sublayer with its own norm and residual: ``experts`` is an MoE layer.
-HYBRID_KINDS = ("mamba", "attention", "mlp", "experts")
+HYBRID_KINDS = ("mamba", "gdn", "attention", "mlp", "experts")
 
 
 def _elementwise(name: str, elements: ArrayLike, fused_bytes: float, eager: str | None) -> MemoryBound:
@@ -422,7 +468,7 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
                      _eager_norm(model, elementwise_fusion)),
         MemoryBound("residual_adds", (1 if sub else 2) * 3 * shard * h * B),       # an add: read 2, write 1
     ]
-    if layer_kind == "mamba":
+    if layer_kind in ("mamba", "gdn"):
         return ops
     if layer_kind == "mlp":
         gated = model.activation.gated
@@ -459,8 +505,8 @@ def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayL
     ``moe``), or a hybrid's ``mamba``, ``attention`` or ``mlp`` layer (:data:`HYBRID_KINDS`)
     (packed documents of ``document_tokens``: :func:`attention_ops`)."""
     tail = memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind, elementwise_fusion)
-    if layer_kind == "mamba":
-        return mamba_ops(model, micro_batch, seq_len, tp, cp) + tail
+    if layer_kind in ("mamba", "gdn"):
+        return recurrent_ops(model, layer_kind, micro_batch, seq_len, tp, cp) + tail
     if layer_kind == "attention":
         return attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens) + tail
     if layer_kind in ("mlp", "experts"):
@@ -614,7 +660,8 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "HYBRID_KINDS", "MAMBA_CONV_BYTES", "MAMBA_GATE_NORM_BYTES", "SSD_STATE_EXTRA_BYTES",
+           "GDN_STATE_BYTES", "HYBRID_KINDS", "MAMBA_CONV_BYTES", "MAMBA_GATE_NORM_BYTES", "SSD_STATE_EXTRA_BYTES",
+           "gdn_ops", "recurrent_ops",
            "Attention", "AttentionLayerKind", "BatchedMatmul", "Gemm", "mamba_all_to_all_bytes", "mamba_ops",
            "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
            "attention_span",

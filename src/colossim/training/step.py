@@ -323,7 +323,7 @@ USERBUFFERS_PIPELINE_SPLITS = 4
 #: userbuffers; Wang et al. 2022, "Overlap communication with dependent computation", ASPLOS'23).
 #: Backward mirrors it: the data-gradient GEMMs have the same shapes and the roles swap.
 TP_OVERLAP_PAIRS = (("all_gather", ("qkv", "q_proj", "q_down", "kv_down", "in_proj")),
-                    ("reduce_scatter", ("out_proj", "mamba_out_proj")),
+                    ("reduce_scatter", ("out_proj", "mamba_out_proj", "gdn_out_proj")),
                     ("all_gather", ("mlp_up", "router", "shared_up")),
                     ("reduce_scatter", ("mlp_down", "shared_down")))
 
@@ -740,7 +740,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     # K and V per head (MLA: the up-projected keys with their rope part, and the values)
     kv_msg = O.ring_kv_elements(m, tokens, tp) * ACTIVATION_BYTES
     cp_step = C.send_recv_seconds(kv_msg, net, prof, crosses_scaleout=tp * cp > net.scaleup_domain_size)
-    attends = kind not in ("mamba", "mlp")
+    attends = kind not in ("mamba", "gdn", "mlp", "experts")
     cp_fwd = np.where((cp > 1) & attends, np.maximum((cp - 1) * cp_step - t["attn_fwd"], 0.0), 0.0)
     cp_bwd = np.where((cp > 1) & attends, np.maximum(2.0 * (cp - 1) * cp_step - 2.0 * t["attn_fwd"], 0.0), 0.0)
     if kind == "mamba":

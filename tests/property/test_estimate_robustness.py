@@ -1,7 +1,7 @@
 """Any spec a user (or a published run's spec) can write gets either an estimate with physical numbers
 or one clear error: catalog models, dense and MoE, on several chips and systems, with any subset of
 the plan fixed (the rest searched), any precision, a power limit or not, trained whole or fine-tuned
-with LoRA or QLoRA.  No other exception may escape ``estimate``: a traceback instead of a one-line
+with LoRA or QLoRA; hybrids of Mamba-2, Gated DeltaNet, attention and MoE layers among them.  No other exception may escape ``estimate``: a traceback instead of a one-line
 error is a defect the CLI would show."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from colossim.specs.training import load_spec
 from colossim.training.estimate import estimate
 
 MODELS = ("gpt3-175b", "llama3-8b", "llama3.1-405b", "mixtral-8x7b", "mixtral-8x22b", "deepseek-v3",
-          "grok-1", "nemotron4-15b", "qwen3-30b-a3b", "mpt-7b", "opt-175b", "gemma2-27b")
+          "grok-1", "nemotron4-15b", "qwen3-30b-a3b", "mpt-7b", "opt-175b", "gemma2-27b",
+          "nemotron-h-8b", "nemotron-h-56b", "nemotron-3-nano-30b-a3b", "qwen3-next-80b-a3b")
 CHIPS = ("h100-sxm", "a100-80gb-sxm", "a100-40gb-sxm", "h200-sxm", "h800-sxm", "b200", "mi300x")
 #: plan fields a spec may fix, with values that are valid for some models and not for others
 PLAN_CHOICES = {

@@ -30,7 +30,7 @@ from typing import Any
 
 from colossim.errors import SpecError
 from colossim.specs._validation import validate_model
-from colossim.specs.model import ModelSpec
+from colossim.specs.model import GDN_CONV_WIDTH, ModelSpec
 
 SUPPORTED = ("llama", "mistral", "mixtral", "qwen2", "deepseek_v2", "deepseek_v3", "qwen3", "phi3", "gemma",
              "gemma2", "qwen2_moe", "qwen3_moe", "falcon", "gpt_neox", "llama4", "llama4_text", "gpt_oss",
@@ -279,6 +279,9 @@ def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
 #: attends (gated attention), the others are Gated DeltaNet (transformers 5.24.0 Qwen3NextConfig:
 #: ``"linear_attention" if bool((i + 1) % interval_pattern) else "full_attention"``, interval 4).
 QWEN3_NEXT_ATTENTION_INTERVAL = 4
+#: Qwen3-Next's attention head width when its config gives none (transformers 5.24.0
+#: Qwen3NextConfig ``head_dim = 256``).
+QWEN3_NEXT_HEAD_DIM = 256
 
 
 def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
@@ -304,7 +307,7 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     d: dict[str, Any] = {
         "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or "qwen3_next",
         "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
-        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads, "head_dim": cfg.get("head_dim") or 256,
+        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads, "head_dim": cfg.get("head_dim") or QWEN3_NEXT_HEAD_DIM,
         "attention_output_gate": True, "vocab": _need(cfg, "vocab_size", path), "seq_len": seq,
         "max_seq_len": seq, "activation": "swiglu", "norm": "rmsnorm", "position": "rope",
         "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
@@ -312,7 +315,7 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
         "gdn_value_heads": _need(cfg, "linear_num_value_heads", path),
         "gdn_key_head_dim": _need(cfg, "linear_key_head_dim", path),
         "gdn_value_head_dim": _need(cfg, "linear_value_head_dim", path),
-        "gdn_conv_width": cfg.get("linear_conv_kernel_dim") or 4,
+        "gdn_conv_width": cfg.get("linear_conv_kernel_dim") or GDN_CONV_WIDTH,
     }
     if "-" in pattern:
         d["ffn_hidden"] = _need(cfg, "intermediate_size", path)

@@ -48,9 +48,9 @@ LORA_CAVEAT = ("LoRA: no published LoRA run is in the validation; its frozen wei
                "collectives are priced op by op")
 QLORA_CAVEAT = ("QLoRA: each NF4 dequantization is priced as a memory-bound pass at the chip's measured "
                 "bandwidth efficiency; no dequantization kernel was measured")
-HYBRID_CAVEAT = ("Hybrid Mamba-Transformer: no published hybrid run is in the validation; the Mamba-2 SSD "
-                 "scan's chunk products are priced as batched GEMMs by shape and its state traffic by bytes, "
-                 "no SSD kernel was measured")
+HYBRID_CAVEAT = ("Hybrid model: no published hybrid run is in the validation; the recurrent mixers' chunked "
+                 "scans (Mamba-2's SSD, the gated delta rule) are priced as batched GEMMs by shape and their "
+                 "state traffic by bytes; no such kernel was measured")
 
 
 @dataclass(frozen=True)

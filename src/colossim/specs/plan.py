@@ -205,6 +205,12 @@ class ParallelPlan(BaseModel):
         description=(
             "[omitted: the software stack's value, training.software] with precision fp8, tokens are "
             "dispatched to the experts in FP8 with 1x128 scales; the combine stays bf16 (DeepSeek-V3)"))
+    moe_grouped_gemm: bool | None = Field(
+        None,
+        description=(
+            "[omitted: the software stack's value, training.software] a layer's local routed experts run as "
+            "one grouped GEMM each way: one launch, their tiles sharing the waves (Megatron-Core "
+            "--moe-grouped-gemm, torch._grouped_mm, DeepGEMM); false: one GEMM per local expert"))
     ep_comm_overlap: EpCommOverlap | None = Field(
         None,
         description=(

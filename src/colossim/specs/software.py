@@ -36,7 +36,7 @@ from colossim.specs.plan import (AttentionKernel, EpCommOverlap, GradReduceDtype
 STACK_FLAGS = ("flash_attention", "attention_kernel", "cross_entropy_fusion", "elementwise_fusion",
                "overlap_grad_reduce", "overlap_param_gather", "overlap_p2p_comm", "tp_async_backward", "tp_overlap",
                "gradient_accumulation_fusion", "grad_reduce_dtype", "fp8_param_gather",
-               "moe_dispatch", "moe_fp8_dispatch", "ep_comm_overlap", "pipeline_schedule", "fsdp",
+               "moe_dispatch", "moe_fp8_dispatch", "moe_grouped_gemm", "ep_comm_overlap", "pipeline_schedule", "fsdp",
                "balance_stages", "moe_parallel_folding", "selective_recompute",
                "pipeline_grad_scatter_gather")
 
@@ -93,6 +93,8 @@ class SoftwareStack(BaseModel):
                                       "destination GPU in its domain and once per destination domain over "
                                       "the scale-out fabric (see colossim.training.step.moe_dispatch_copies)")
     moe_fp8_dispatch: bool = Field(description="fp8 training dispatches tokens in FP8 (combine in bf16)")
+    moe_grouped_gemm: bool = Field(description="a layer's local routed experts run as one grouped GEMM each way "
+                                   "(see ParallelPlan.moe_grouped_gemm); false: one GEMM per expert")
     ep_comm_overlap: EpCommOverlap = Field(description="what the expert all-to-all hides under: 'none', "
                                            "'shared_experts' (the shared experts' compute), 'micro_batch' "
                                            "(another micro-batch's forward/backward, DualPipe)")

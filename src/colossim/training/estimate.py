@@ -136,6 +136,7 @@ def make_context(spec, profile=None) -> StepContext:
                        gradient_accumulation_fusion=spec.parallelism.gradient_accumulation_fusion is not False,
                        moe_dispatch=spec.parallelism.moe_dispatch,
                        moe_fp8_dispatch=spec.parallelism.moe_fp8_dispatch,
+                       moe_grouped_gemm=spec.parallelism.moe_grouped_gemm is True,
                        ep_comm_overlap=spec.parallelism.ep_comm_overlap,
                        pipeline_schedule=spec.parallelism.pipeline_schedule or "1f1b",
                        balance_stages=bool(spec.parallelism.uneven_stages and spec.parallelism.balance_stages),

@@ -135,6 +135,9 @@ class StepContext:
     """MoE token dispatch (the plan's ``moe_dispatch``)."""
     moe_fp8_dispatch: bool = False
     """Tokens dispatched in FP8 when the precision is fp8 (the plan's ``moe_fp8_dispatch``)."""
+    moe_grouped_gemm: bool = False
+    """A layer's local routed experts run as one grouped GEMM each way (the plan's
+    ``moe_grouped_gemm``); false: one GEMM per expert (:func:`ops_seconds`)."""
     ep_comm_overlap: EpCommOverlap = "none"
     """What the expert all-to-all hides under (the plan's ``ep_comm_overlap``)."""
     pipeline_schedule: PipelineSchedule = "1f1b"
@@ -259,9 +262,17 @@ def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
         if isinstance(op, O.Gemm):
             p = _gemm_precision(op.name, ctx)
             low = p in FP8_GEMM_PRECISIONS
-            f = K.gemm_seconds(op.m, op.n, op.k, p, chip, ctx.profile, count=op.count)
-            w = 0.0 if op.frozen else K.gemm_seconds(op.k, op.n, op.m, p, chip, ctx.profile, count=op.count)
-            b = K.gemm_seconds(op.m, op.k, op.n, p, chip, ctx.profile, count=op.count) + w
+            grouped = ctx.moe_grouped_gemm and op.name in O.GROUPED_EXPERT_GEMMS
+
+            def gemm(m, n, k, p=p, op=op, grouped=grouped):
+                """``op.count`` GEMMs of one shape: each its own kernel, or one grouped kernel (one
+                launch, the members' tiles sharing the waves: ``batched_gemm_seconds``)."""
+                if grouped:
+                    return K.batched_gemm_seconds(m, n, k, op.count, p, chip, ctx.profile)
+                return K.gemm_seconds(m, n, k, p, chip, ctx.profile, count=op.count)
+            f = gemm(op.m, op.n, op.k)
+            w = 0.0 if op.frozen else gemm(op.k, op.n, op.m)
+            b = gemm(op.m, op.k, op.n) + w
             if low:  # the input (m x k) cast in forward, the output gradient (m x n) in backward
                 rows = np.asarray(op.m, dtype=float) * np.asarray(op.count, dtype=float)
                 f = f + _fp8_cast_seconds(rows * op.k, op.name in FP8_FUSED_INPUT_GEMMS, ctx)

@@ -351,3 +351,14 @@ def test_a_transformer_has_no_hybrid_kinds():
     m = ModelSpec(layers=4, hidden=256, heads=4, vocab=100, seq_len=64, ffn_hidden=1024)
     assert m.layer_kinds == (("dense", 4),) and not m.is_hybrid and m.attention_layers == 4
     assert np.all(mixer_split_ok(m, np.array([3, 5]), 7))
+
+
+def test_a_transformer_shape_never_becomes_a_hybrid_by_shape():
+    """Nemotron-H 8B's widths without its pattern are a transformer of that shape; with the
+    pattern, the catalog row (its name and counts)."""
+    shape = {"layers": 52, "hidden": 4096, "heads": 32, "kv_heads": 8, "ffn_hidden": 21504, "vocab": 131072,
+             "seq_len": 8192}
+    plain = resolve_model(shape)
+    assert not plain.is_hybrid and plain.name == "custom"
+    hybrid = resolve_model({**shape, "hybrid_pattern": resolve_model("nemotron-h-8b").hybrid_pattern})
+    assert hybrid.name == "nemotron-h-8b (by shape)" and hybrid.params_total == 8_100_852_736

@@ -986,7 +986,8 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     gives always win; ``name`` records where the rest came from.  An MoE shape with one MLP width
     (``ffn_hidden``, no ``moe_ffn_hidden``) matches a model whose experts' or dense layers' width
     that is, and takes both from it; matching none, the width is the experts'
-    (:func:`_expert_width_from_table`)."""
+    (:func:`_expert_width_from_table`).  A hybrid row matches only a shape that gives its
+    ``hybrid_pattern``: a transformer's shape never becomes a hybrid."""
     data = read_table_fields(data)
     dense = not (data.get("experts") or 0) > 1
     cat = cat or load_model_catalog()
@@ -994,9 +995,11 @@ def complete_by_shape(data: dict[str, Any], cat: ModelCatalog | None = None) -> 
     shape = {k: v for k, v in data.items() if not (width is not None and k == "ffn_hidden")}
     given = {k: shape[k] for k in SHAPE_KEYS + ("ffn_hidden", "moe_ffn_hidden", "top_k") if k in shape}
     if {"layers", "hidden", "heads"} <= given.keys():
+        # a hybrid's layers are its pattern: a shape matches a hybrid row only by that pattern
         matches = [base for base in (row.spec_fields for row in cat.rows.values())
                    if all(_same_field(base, k, v) for k, v in given.items())
-                   and _agrees_with_tabled_width(base, width)]
+                   and _agrees_with_tabled_width(base, width)
+                   and base.get("hybrid_pattern") == data.get("hybrid_pattern")]
         # one shape, several models (GPT-3 6.7B and MPT-7B): the given vocabulary decides, and a
         # vocabulary no match has (beyond padding) means another model of that shape
         exact = [base for base in matches if "vocab" in data and _same_field(base, "vocab", data["vocab"])]

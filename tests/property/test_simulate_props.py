@@ -4,7 +4,9 @@ The reference below keeps every request's KV entries and blocks explicitly and a
 request by request in admission order, preempting from the tail as vLLM v1's scheduler does; it is
 O(batch) per iteration and shares no bookkeeping with the O(log n) simulator.  Both must give the same
 per-request times, preemptions and iterations on random small configurations, with and without
-sliding-window layers (their reads and pairs priced apart, their blocks capped at the window's)."""
+sliding-window layers (their reads and pairs priced apart, their blocks capped at the window's), and
+with a recurrent state per sequence (its memory held while the sequence runs, its cost paid per
+sequence an iteration carries)."""
 
 from __future__ import annotations
 
@@ -48,9 +50,14 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
     W, lw = cfg.attention_window, cfg.kv_windowed_layers
     lg, wb = cfg.kv_layers - lw, math.ceil(cfg.attention_window / bs) if lw else 0
     total = cfg.kv_capacity_tokens // bs * cfg.kv_layers
+    state = cfg.state_blocks_per_sequence
+    per_seq = getattr(cost, "per_sequence_seconds", 0.0)
 
     def units(blocks: int) -> int:   # one block of one layer each
         return lg * blocks + lw * min(blocks, wb)
+
+    def held(r: _Req) -> int:   # a running request's blocks and its recurrent state
+        return units(r.blocks) + state
     reqs = [_Req(i, int(p), int(o)) for i, (p, o) in enumerate(zip(prompts, outputs))]
     rejected = [False] * len(reqs)
     waiting: deque[_Req] = deque()
@@ -61,7 +68,8 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
             r = reqs[nxt]
             nxt += 1
             longest = r.prompt + r.output - 1
-            if units(math.ceil(longest / bs)) > total or (not cfg.chunked_prefill and longest > cfg.max_num_tokens):
+            if units(math.ceil(longest / bs)) + state > total or (not cfg.chunked_prefill
+                                                                    and longest > cfg.max_num_tokens):
                 rejected[r.i] = True
             else:
                 waiting.append(r)
@@ -70,7 +78,7 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
                 break
             now = arrivals[nxt]
             continue
-        free = total - sum(units(r.blocks) for r in running)
+        free = total - sum(held(r) for r in running)
         preempted = False
         k = 0
         while k < len(running):
@@ -79,7 +87,7 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
                 need = units(r.blocks + 1) - units(r.blocks)
                 while free < need:
                     victim = running.pop()
-                    free += units(victim.blocks)
+                    free += held(victim)
                     victim.blocks = victim.kv = victim.prefilled = victim.prefill_len = 0
                     waiting.appendleft(victim)
                     preemptions += 1
@@ -106,11 +114,11 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
             r = waiting[0]
             need_len = r.prompt + r.gen
             need = math.ceil(need_len / bs)
-            if units(need) > free or (not cfg.chunked_prefill and need_len > budget):
+            if units(need) + state > free or (not cfg.chunked_prefill and need_len > budget):
                 break
             waiting.popleft()
             r.blocks, r.prefill_len, r.prefilled = need, need_len, 0
-            free -= units(need)
+            free -= units(need) + state
             running.append(r)
             c = min(need_len, budget)
             chunks.append((r, c))
@@ -120,13 +128,14 @@ def reference(cost, cfg: SchedulerConfig, arrivals, prompts, outputs):
             pairs += c * (r.prefilled + (c + 1) / 2)
             if W:
                 pairs_w += sum(min(q, W) for q in range(r.prefilled + 1, r.prefilled + c + 1))
-        used = sum(units(r.blocks) for r in running)
+        used = sum(held(r) for r in running)
         assert used <= total and all(r.kv <= r.blocks * bs for r in running)
         peak = max(peak, used)
         if W:
             now += cost.iteration_seconds(tokens, kv_read, pairs, kv_w, pairs_w)
         else:
             now += cost.iteration_seconds(tokens, kv_read, pairs)
+        now += per_seq * (len(decoders) + len(chunks))
         iterations += 1
         for r in decoders:
             r.kv += 1
@@ -155,7 +164,8 @@ def scenarios(draw):
     cfg = SchedulerConfig(kv_capacity_tokens=capacity, max_batch=max_batch,
                           max_num_tokens=draw(st.integers(max_batch, 80)),
                           chunked_prefill=draw(st.booleans()), kv_block_tokens=bs,
-                          attention_window=window, kv_layers=layers, kv_windowed_layers=windowed)
+                          attention_window=window, kv_layers=layers, kv_windowed_layers=windowed,
+                          state_blocks_per_sequence=draw(st.sampled_from([0, 0, 1, 3, 8])))
     n = draw(st.integers(1, 25))
     prompts = draw(st.lists(st.integers(1, 70), min_size=n, max_size=n))
     outputs = draw(st.lists(st.integers(1, 50), min_size=n, max_size=n))
@@ -164,7 +174,8 @@ def scenarios(draw):
     else:
         arrivals = sorted(draw(st.lists(st.floats(0, 2.0), min_size=n, max_size=n)))
     cost = LinearIterationCost(draw(st.floats(1e-4, 1e-2)), draw(st.floats(0, 1e-3)),
-                               draw(st.floats(0, 1e-5)), draw(st.floats(0, 1e-6)))
+                               draw(st.floats(0, 1e-5)), draw(st.floats(0, 1e-6)),
+                               draw(st.sampled_from([0.0, 2e-5, 3e-4])))
     if window:
         cost = WindowCost(cost, draw(st.floats(0, 1e-5)), draw(st.floats(0, 1e-6)))
     return cost, cfg, arrivals, prompts, outputs
@@ -194,6 +205,7 @@ def test_every_admitted_request_completes_with_its_tokens_in_order(case):
     lw = cfg.kv_windowed_layers
     held = (cfg.kv_layers - lw) * blocks + lw * np.minimum(blocks, math.ceil((cfg.attention_window or 1)
                                                                              / cfg.kv_block_tokens))
+    held = held + cfg.state_blocks_per_sequence
     assert np.array_equal(t.rejected, held > cfg.kv_capacity_tokens // cfg.kv_block_tokens * cfg.kv_layers) \
         or not cfg.chunked_prefill
     assert int(t.output_tokens[done].sum()) == int(np.asarray(outputs)[done].sum())

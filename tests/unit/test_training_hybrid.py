@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +13,9 @@ from hypothesis import strategies as st
 from colossim.errors import SpecError
 from colossim.inference import memory as SM
 from colossim.inference.estimate import estimate as serve_estimate
-from colossim.inference.serving_sim import run_simulation
+from colossim.inference.estimate import replica_context, replica_memory
+from colossim.inference.serving_sim import run_simulation, state_blocks
+from colossim.inference.step import tabulate
 from colossim.specs.hf_import import load_hf_config
 from colossim.specs.model import ModelSpec, resolve_model
 from colossim.specs.serving import load_serving_spec
@@ -261,13 +265,33 @@ def test_a_bad_hybrid_model_is_refused_by_name(change, words):
     assert "\n" not in str(err.value)
 
 
-def test_lora_of_a_hybrid_and_simulating_its_serving_are_refused_in_one_line():
+def test_lora_of_a_hybrid_and_simulating_a_model_that_never_attends_are_refused_in_one_line():
     with pytest.raises(SpecError) as err:
         _spec("nemotron-h-8b", lora_rank=16)
     assert err.value.field == "training.lora_rank" and "\n" not in str(err.value)
+    mamba_only = {**BLOCK, "name": "mamba-only", "layers": 4, "hybrid_pattern": "M-M-", "max_seq_len": 8192}
     with pytest.raises(SpecError) as err:
-        run_simulation(_serving("nemotron-h-8b"), rate=1.0, requests=10)
+        run_simulation(_serving(mamba_only), rate=1.0, requests=10)
     assert err.value.field == "model" and "\n" not in str(err.value)
+
+
+def test_simulating_a_hybrid_holds_its_state_and_pays_it_per_sequence():
+    """serve simulate reserves each sequence's recurrent state in KV-block units beside its cache
+    and charges its read and write per sequence an iteration carries (two passes over the state at
+    the chip's memory-bound bandwidth); a transformer has neither."""
+    spec = _serving("nemotron-nano-9b-v2", input_tokens=8192, output_tokens=1024, weights="fp8")
+    mem = replica_memory(spec, 1, 1)
+    assert state_blocks(mem) == math.ceil(mem.state_per_sequence / (16 * mem.kv_per_token)) > 0
+    ctx = replica_context(spec, {"tp": 1, "pp": 1, "ep": 1, "replicas": 1}, None)
+    hbm = ctx.chip.hbm_bytes_per_s * ctx.profile.memory_efficiency
+    per_seq = tabulate(ctx, 64).per_sequence_seconds
+    assert per_seq == pytest.approx(2 * mem.state_per_sequence / hbm, rel=1e-6)
+    out = run_simulation(spec, rate=0.0, requests=40)
+    assert 0 < out["output_tokens_per_s_per_gpu"] and out["result"]["completed"] == 40
+    qwen = _serving("qwen3-8b", input_tokens=8192, output_tokens=1024, weights="fp8")
+    assert state_blocks(replica_memory(qwen, 1, 1)) == 0
+    assert tabulate(replica_context(qwen, {"tp": 1, "pp": 1, "ep": 1, "replicas": 1}, None), 64) \
+        .per_sequence_seconds == 0
 
 
 def _serving(model, count=1, **serving):

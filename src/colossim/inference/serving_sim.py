@@ -38,25 +38,33 @@ def window_fields(model: ModelSpec, windowed_kv_cache: bool) -> dict:
     return {"attention_window": span, "kv_layers": model.layers // g, "kv_windowed_layers": n // g}
 
 
+def state_blocks(mem, kv_layers: int = 1, block_tokens: int = S.SchedulerConfig.kv_block_tokens) -> int:
+    """The simulator's memory units (one block of ``block_tokens`` in one of ``kv_layers`` KV layers)
+    that one sequence's recurrent state takes, rounded up: 0 for a transformer."""
+    if not mem.state_per_sequence:
+        return 0
+    return math.ceil(mem.state_per_sequence / (block_tokens * mem.kv_per_token / kv_layers))
+
+
 def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: str | None = None,
                    output_len: str | None = None, seed: int = 0,
                    profile: CalibrationProfile | None = None, progress=None) -> dict:
     """Simulate ``requests`` requests arriving at ``rate``/s (0: all at once) on the spec's plan."""
     s = spec.serving
-    if spec.model.is_hybrid:
-        # the simulator's iteration cost and KV blocks know tokens, not the per-sequence recurrent
-        # state a Mamba-2 layer reads and writes every iteration
-        raise SpecError(f"model = {spec.model.name}: serve simulate does not model a hybrid Mamba-Transformer's "
-                        f"recurrent state; allowed: serve estimate or serve frontier for it, or a transformer",
+    if spec.model.recurrent_layers and not spec.model.attention_layers:
+        # the simulator counts memory in blocks of KV cache, which a model that never attends has none of
+        raise SpecError(f"model = {spec.model.name}: serve simulate counts memory in KV-cache blocks, and a model "
+                        f"without attention layers keeps none; allowed: serve estimate or serve frontier for it",
                         field="model", value=spec.model.name)
     best = estimate(spec, profile)
     plan = best.parallelism
     ctx = replica_context(spec, plan, profile)
     mem = replica_memory(spec, plan["tp"], plan["pp"])
     cost = tabulate(ctx, s.max_num_tokens)
+    windows = window_fields(spec.model, s.windowed_kv_cache)
     cfg = S.SchedulerConfig(kv_capacity_tokens=mem.kv_tokens(), max_batch=min(s.max_batch_size, s.max_num_tokens),
                             max_num_tokens=s.max_num_tokens, chunked_prefill=s.chunked_prefill,
-                            **window_fields(spec.model, s.windowed_kv_cache))
+                            state_blocks_per_sequence=state_blocks(mem, windows.get("kv_layers", 1)), **windows)
     replicas = plan["replicas"]
     per_replica = math.inf if rate <= 0 else rate / replicas
     inp = S.parse_length(input_len, field="--input") if input_len else S.LengthDistribution.fixed(s.input_tokens)
@@ -73,4 +81,4 @@ def run_simulation(spec: ServingSpec, *, rate: float, requests: int, input_len: 
             "kv_capacity_tokens": mem.kv_tokens(), "wall_s": wall}
 
 
-__all__ = ["run_simulation", "window_fields"]
+__all__ = ["run_simulation", "state_blocks", "window_fields"]

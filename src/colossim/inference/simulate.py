@@ -31,6 +31,11 @@ Agrawal et al. 2024, "Sarathi-Serve", for chunked prefill):
   a sequence of ``k`` entries holding ``ceil(k / B)`` blocks in each global layer and at most
   ``ceil(window / B)`` in each windowed one (vLLM's hybrid KV-cache manager frees the blocks that
   leave the window), so a decode past the window allocates in the global layers only.
+- Recurrent state (a hybrid's Mamba-2 / Gated DeltaNet layers): each running sequence also holds
+  ``state_blocks_per_sequence`` units of memory whatever its length, reserved with its cache at
+  admission and freed with it; and an iteration costs ``cost.per_sequence_seconds`` (when the cost
+  model has it) more per sequence it carries (decodes and prefill chunks): each reads and writes its
+  state once.
 
 Implementation: per-iteration work is O(1) plus heap operations (O(log n) amortised), independent of
 the batch.  Every decoding request advances one token per iteration, so a global decode counter ``G``
@@ -87,9 +92,13 @@ class LinearIterationCost:
     per_token_seconds: float
     per_kv_token_seconds: float = 0.0
     per_pair_seconds: float = 0.0
+    per_sequence_seconds: float = 0.0
+    """Per sequence the iteration carries: a hybrid's recurrent state read and written (the
+    simulator adds it; see the module docstring)."""
 
     def __post_init__(self) -> None:
-        for name in ("fixed_seconds", "per_token_seconds", "per_kv_token_seconds", "per_pair_seconds"):
+        for name in ("fixed_seconds", "per_token_seconds", "per_kv_token_seconds", "per_pair_seconds",
+                     "per_sequence_seconds"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise SpecError(f"{name} must be a finite number >= 0, got {v!r}", field=name, value=v)
@@ -209,6 +218,9 @@ class SchedulerConfig:
     """Of ``kv_layers``, those whose cache keeps only the window: a sequence holds at most
     ``ceil(attention_window / kv_block_tokens)`` of their blocks (the blocks that fall out of the
     window are freed, as vLLM's hybrid KV-cache manager does); 0: every layer keeps the context."""
+    state_blocks_per_sequence: int = 0
+    """Memory units (one block of one KV layer each) a running sequence's recurrent state holds
+    whatever its length: a hybrid's Mamba-2 / Gated DeltaNet state; 0 for a transformer."""
 
     def __post_init__(self) -> None:
         for name in ("kv_capacity_tokens", "max_batch", "max_num_tokens", "kv_block_tokens", "kv_layers"):
@@ -223,6 +235,10 @@ class SchedulerConfig:
                 or (n and w is None):
             raise SpecError(f"kv_windowed_layers must be an integer from 0 to kv_layers {self.kv_layers}, "
                             f"and 0 without an attention_window; got {n!r}", field="kv_windowed_layers", value=n)
+        s = self.state_blocks_per_sequence
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise SpecError(f"state_blocks_per_sequence must be an integer >= 0, got {s!r}",
+                            field="state_blocks_per_sequence", value=s)
         if self.kv_capacity_tokens < self.kv_block_tokens:
             raise SpecError(f"kv_capacity_tokens {self.kv_capacity_tokens} holds no whole block of "
                             f"{self.kv_block_tokens} tokens", field="kv_capacity_tokens",
@@ -276,10 +292,12 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
     Wb = -(-W // B) if Lw else 0
     per_block = config.kv_layers
     total_units = config.kv_capacity_tokens // B * per_block
+    state = config.state_blocks_per_sequence
+    per_seq = float(getattr(cost, "per_sequence_seconds", 0.0) or 0.0)
 
-    def units(k: int) -> int:
+    def units(k: int) -> int:   # a sequence of k entries: its blocks and its recurrent state
         b = -(-k // B)
-        return Lg * b + (Lw * min(b, Wb) if Lw else 0)
+        return Lg * b + (Lw * min(b, Wb) if Lw else 0) + state
 
     def wpairs(n: int) -> int:   # sum over queries 1..n of min(q, W)
         return n * (n + 1) // 2 if n <= W else W * (W + 1) // 2 + (n - W) * W
@@ -425,6 +443,7 @@ def simulate_trace(cost: IterationCostModel, config: SchedulerConfig, arrival_s:
             now += step(tokens, S + n_dec, pairs)
         else:
             now += step(tokens, S + n_dec, pairs, S_w, pairs_w)
+        now += per_seq * seqs
         iterations += 1
         seqs_total += seqs
         peak_units = max(peak_units, total_units - free)

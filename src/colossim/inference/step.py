@@ -322,16 +322,20 @@ def _head(acc: _Acc, ctx: ServingContext, sampled: np.ndarray) -> None:
 def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
                   prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0, *,
                   decode_kv_local: ArrayLike | None = None,
-                  prefill_pairs_local: ArrayLike | None = None) -> dict[str, np.ndarray]:
+                  prefill_pairs_local: ArrayLike | None = None,
+                  sequences: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Time of one micro-batch through the largest pipeline stage (its layers, plus the output head
     and the stage-to-stage send), by bucket; ``total`` is their sum plus the iteration overhead
     divided over the stages.  ``decode_kv_local`` / ``prefill_pairs_local``: the keys read and
     the query-key pairs in the model's local (sliding-window or chunked) layers (``decode_kv_tokens`` /
-    ``prefill_pairs`` when None, as when no context is longer than the window or chunk)."""
+    ``prefill_pairs`` when None, as when no context is longer than the window or chunk).
+    ``sequences``: those the iteration carries, whose recurrent state a hybrid reads and writes
+    (None: ``sampled``, one per sampled row)."""
     kv_w = decode_kv_tokens if decode_kv_local is None else decode_kv_local
     pairs_w = prefill_pairs if prefill_pairs_local is None else prefill_pairs_local
-    T, kv, pairs, smp, kv_w, pairs_w = np.broadcast_arrays(
-        _f(tokens), _f(decode_kv_tokens), _f(prefill_pairs), _f(sampled), _f(kv_w), _f(pairs_w))
+    seqs = sampled if sequences is None else sequences
+    T, kv, pairs, smp, kv_w, pairs_w, seqs = np.broadcast_arrays(
+        _f(tokens), _f(decode_kv_tokens), _f(prefill_pairs), _f(sampled), _f(kv_w), _f(pairs_w), _f(seqs))
     m = ctx.model
     L = stage_layers(m, ctx.pp)
     # the stage's layers of each kind, in the model's proportions
@@ -342,7 +346,7 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
     _attention_core(acc, ctx, kv, pairs, attending, kv_w, pairs_w)
     _mlp(acc, ctx, T, on.get("dense", 0.0) + on.get("mlp", 0.0), on.get("moe", 0.0) + on.get("experts", 0.0))
     for kind in ("mamba", "gdn"):
-        _recurrent(acc, ctx, T, smp, kind, on.get(kind, 0.0))
+        _recurrent(acc, ctx, T, seqs, kind, on.get(kind, 0.0))
     _memory_bound(acc, ctx, T, list(on.items()))
     _tp_comm(acc, ctx, T, L)
     _pp_comm(acc, ctx, T)
@@ -356,10 +360,11 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
 def iteration_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: ArrayLike = 0.0,
                       prefill_pairs: ArrayLike = 0.0, sampled: ArrayLike = 0.0, *,
                       decode_kv_local: ArrayLike | None = None,
-                      prefill_pairs_local: ArrayLike | None = None) -> dict[str, np.ndarray]:
+                      prefill_pairs_local: ArrayLike | None = None,
+                      sequences: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Latency of one iteration of a micro-batch through all ``pp`` stages (per bucket and total)."""
     s = stage_seconds(ctx, tokens, decode_kv_tokens, prefill_pairs, sampled, decode_kv_local=decode_kv_local,
-                      prefill_pairs_local=prefill_pairs_local)
+                      prefill_pairs_local=prefill_pairs_local, sequences=sequences)
     return {k: v * ctx.pp for k, v in s.items()}
 
 
@@ -439,6 +444,9 @@ class TabulatedIterationCost:
     per_pair_s: float
     per_kv_local_token_s: float = 0.0
     per_pair_local_s: float = 0.0
+    per_sequence_seconds: float = 0.0
+    """A hybrid's recurrent state read and written, per sequence the iteration carries (the
+    simulator adds it)."""
 
     def iteration_seconds(self, tokens: int, decode_kv_tokens: float, prefill_attention_pairs: float,
                           decode_kv_local: float | None = None,
@@ -458,16 +466,18 @@ def tabulate(ctx: ServingContext, max_tokens: int) -> TabulatedIterationCost:
     Sampled rows are taken equal to the tokens when below the batch limit: a decode iteration samples
     every row (prefill rows add at most one each, a second-order term)."""
     grid = np.arange(1, max_tokens + 1, dtype=float)
-    base = iteration_seconds(ctx, grid, 0.0, 0.0, grid)["total"]
+    base = iteration_seconds(ctx, grid, 0.0, 0.0, grid, sequences=0.0)["total"]
     big = 1e6
-    zero = float(iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0)["total"][()])
+    zero = float(iteration_seconds(ctx, 1.0, 0.0, 0.0, 1.0, sequences=0.0)["total"][()])
 
-    def per(kv: float, pairs: float, kv_w: float, pairs_w: float) -> float:
-        t = iteration_seconds(ctx, 1.0, kv, pairs, 1.0, decode_kv_local=kv_w, prefill_pairs_local=pairs_w)
+    def per(kv: float, pairs: float, kv_w: float, pairs_w: float, seqs: float = 0.0) -> float:
+        t = iteration_seconds(ctx, 1.0, kv, pairs, 1.0, decode_kv_local=kv_w, prefill_pairs_local=pairs_w,
+                              sequences=seqs)
         return (float(t["total"][()]) - zero) / big
 
     return TabulatedIterationCost(grid, base, per(big, 0.0, 0.0, 0.0), per(0.0, big, 0.0, 0.0),
-                                  per(0.0, 0.0, big, 0.0), per(0.0, 0.0, 0.0, big))
+                                  per(0.0, 0.0, big, 0.0), per(0.0, 0.0, 0.0, big),
+                                  per(0.0, 0.0, 0.0, 0.0, big))
 
 
 __all__ = ["BUCKETS", "DECODE_ATTENTION_COMPUTE_FRACTION", "ITERATION_OVERHEAD_S", "ServingContext",

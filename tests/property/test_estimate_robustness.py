@@ -1,8 +1,9 @@
 """Any spec a user (or a published run's spec) can write gets either an estimate with physical numbers
 or one clear error: catalog models, dense and MoE, on several chips and systems, with any subset of
 the plan fixed (the rest searched), any precision, a power limit or not, trained whole or fine-tuned
-with LoRA or QLoRA; hybrids of Mamba-2, Gated DeltaNet, attention and MoE layers among them.  No other exception may escape ``estimate``: a traceback instead of a one-line
-error is a defect the CLI would show."""
+with LoRA or QLoRA; hybrids of Mamba-2, Gated DeltaNet, attention and MoE layers among them.  No
+other exception may escape ``estimate``: a traceback instead of a one-line error is a defect the
+CLI would show."""
 
 from __future__ import annotations
 

@@ -307,7 +307,8 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     d: dict[str, Any] = {
         "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or "qwen3_next",
         "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
-        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads, "head_dim": cfg.get("head_dim") or QWEN3_NEXT_HEAD_DIM,
+        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads,
+        "head_dim": cfg.get("head_dim") or QWEN3_NEXT_HEAD_DIM,
         "attention_output_gate": True, "vocab": _need(cfg, "vocab_size", path), "seq_len": seq,
         "max_seq_len": seq, "activation": "swiglu", "norm": "rmsnorm", "position": "rope",
         "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),

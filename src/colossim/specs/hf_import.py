@@ -235,6 +235,19 @@ def _sliding_window_fields(cfg: dict[str, Any], mt: str, layers: Any, path: str)
     return {"sliding_window": window, "sliding_window_layers": n} if n else {}
 
 
+def _hybrid_fields(cfg: dict[str, Any], path: str, pattern: str, family: str) -> dict[str, Any]:
+    """The fields every hybrid config gives alike: its name, the pattern and its length as the
+    layers, the widths and heads, the vocabulary, its context as the sequence length, the tied
+    head (untied unless it says so) and RMSNorm."""
+    heads = _need(cfg, "num_attention_heads", path)
+    seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
+    return {"name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or family,
+            "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
+            "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads,
+            "vocab": _need(cfg, "vocab_size", path), "seq_len": seq, "max_seq_len": seq,
+            "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)), "norm": "rmsnorm"}
+
+
 def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     """ModelSpec fields of a Nemotron-H config: its layers from ``hybrid_override_pattern`` (the
     released configs' key) or ``layers_block_type`` (transformers' newer one), whose length is the
@@ -256,17 +269,10 @@ def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     if act != "relu2":
         raise SpecError(f"{path}: mlp_hidden_act {act!r} is not supported: allowed: relu2", field="mlp_hidden_act",
                         value=act, allowed=["relu2"])
-    heads = _need(cfg, "num_attention_heads", path)
-    seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
     d: dict[str, Any] = {
-        "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or "nemotron_h",
-        "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
-        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads,
+        **_hybrid_fields(cfg, path, pattern, "nemotron_h"),
         "ffn_hidden": _need(cfg, "intermediate_size", path) if "-" in pattern else None,
-        "vocab": _need(cfg, "vocab_size", path),
-        "seq_len": seq, "max_seq_len": seq, "activation": "relu2",
-        "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)), "norm": "rmsnorm", "position": "none",
-        "qkv_bias": bool(cfg.get("attention_bias", False)),
+        "activation": "relu2", "position": "none", "qkv_bias": bool(cfg.get("attention_bias", False)),
     }
     for field, (keys, default) in NEMOTRON_H_DEFAULTS.items():
         d[field] = next((cfg[k] for k in keys if cfg.get(k) is not None), default)
@@ -302,16 +308,10 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     dense = set(cfg.get("mlp_only_layers") or [])
     moe = [experts > 0 and i not in dense and (i + 1) % step == 0 for i in range(len(kinds))]
     pattern = "".join(("G" if k == "linear_attention" else "*") + ("E" if e else "-") for k, e in zip(kinds, moe))
-    heads = _need(cfg, "num_attention_heads", path)
-    seq = cfg.get("max_position_embeddings") or DEFAULT_SEQ_LEN
     d: dict[str, Any] = {
-        "name": cfg.get("_name_or_path") or _name_from_path(Path(path)) or "qwen3_next",
-        "layers": len(pattern), "hybrid_pattern": pattern, "hidden": _need(cfg, "hidden_size", path),
-        "heads": heads, "kv_heads": cfg.get("num_key_value_heads") or heads,
+        **_hybrid_fields(cfg, path, pattern, "qwen3_next"),
         "head_dim": cfg.get("head_dim") or QWEN3_NEXT_HEAD_DIM,
-        "attention_output_gate": True, "vocab": _need(cfg, "vocab_size", path), "seq_len": seq,
-        "max_seq_len": seq, "activation": "swiglu", "norm": "rmsnorm", "position": "rope",
-        "tied_embeddings": bool(cfg.get("tie_word_embeddings", False)),
+        "attention_output_gate": True, "activation": "swiglu", "position": "rope",
         "gdn_key_heads": _need(cfg, "linear_num_key_heads", path),
         "gdn_value_heads": _need(cfg, "linear_num_value_heads", path),
         "gdn_key_head_dim": _need(cfg, "linear_key_head_dim", path),

@@ -54,6 +54,17 @@ def test_the_estimate_table_says_how_a_run_fine_tunes(cli):
     assert "trained weights" in out and "QLoRA" not in out and "packed documents" not in out
 
 
+def test_the_estimate_table_names_a_hybrids_layers(cli):
+    spec = {"model": "qwen3-next-80b-a3b", "hardware": {"gpu": "h100-sxm", "count": 64},
+            "training": {"global_batch": 256}}
+    code, out, err = cli("train", "estimate", "-", input=yaml.safe_dump(spec))
+    assert code == 0, err
+    assert "36 Gated DeltaNet, 12 attention, 48 MoE" in " ".join(out.split())
+    code, out, err = cli("train", "estimate", "-", input=yaml.safe_dump({**spec, "model": "llama3-8b"}))
+    assert code == 0, err
+    assert "hybrid layers" not in out
+
+
 def test_search_table_shows_expert_tp_where_the_experts_have_their_own(cli):
     spec = {"model": "mixtral-8x7b", "hardware": {"gpu": "h100-sxm", "count": 64},
             "parallelism": {"tp": 2, "pp": 4, "ep": 8, "etp": 1}, "training": {"global_batch": 256}}

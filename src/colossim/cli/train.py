@@ -70,6 +70,11 @@ def _show(est) -> None:
         base = " (QLoRA: base weights in NF4)" if a.get("lora_base_precision") == "nf4" else ""
         rows.insert(1, ("LoRA", f"rank {a['lora_rank']} on {', '.join(a['lora_targets'])}: "
                                 f"{fmt(a['trainable_params'] / 1e6)} M trained weights{base}"))
+    if "hybrid_layers" in est.assumptions:
+        names = {"mamba": "Mamba-2", "gdn": "Gated DeltaNet", "attention": "attention", "mlp": "MLP",
+                 "experts": "MoE"}
+        kinds = est.assumptions["hybrid_layers"].items()
+        rows.insert(1, ("hybrid layers", ", ".join(f"{n} {names[k]}" for k, n in kinds)))
     if "document_tokens" in est.assumptions:
         rows.insert(1, ("packed documents", f"{est.assumptions['document_tokens']:,} tokens each, attending "
                                             f"within themselves"))

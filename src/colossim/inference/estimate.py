@@ -144,7 +144,7 @@ def replica_memory(spec: ServingSpec, tp: int, pp: int) -> M.ServingMemory:
                             kv_format=s.kv_format, tp=tp, pp=pp, max_num_tokens=s.max_num_tokens,
                             max_batch=s.max_batch_size, kv_cache_fraction=s.kv_cache_fraction,
                             windowed_kv_cache=s.windowed_kv_cache,
-                            mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.recurrent_state])
+                            recurrent_state_bytes=STATE_BYTES_PER_ELEMENT[s.recurrent_state])
 
 
 def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile | None):
@@ -154,7 +154,7 @@ def replica_context(spec: ServingSpec, plan: dict, profile: CalibrationProfile |
                         activations=s.activation_format, kv_cache=s.kv_format, tp=plan["tp"],
                         pp=plan["pp"], ep=plan["ep"], attention_seq_hint=s.input_tokens,
                         grouped_kv_decode=s.grouped_kv_decode, moe_load_imbalance=s.moe_load_imbalance,
-                        profile=profile, mamba_state_bytes=STATE_BYTES_PER_ELEMENT[s.recurrent_state])
+                        profile=profile, recurrent_state_bytes=STATE_BYTES_PER_ELEMENT[s.recurrent_state])
 
 
 def budget_batch(spec: ServingSpec, pp: int) -> float:

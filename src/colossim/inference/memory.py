@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from colossim import units
-from colossim.specs.model import ModelSpec
+from colossim.specs.model import RECURRENT_KINDS, ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 
 #: Storage format of the token embedding and the output head.
@@ -139,17 +139,14 @@ MAMBA_CONV_STATE_BYTES = 2.0
 
 
 def _linear_params(model: ModelSpec, kind: str) -> float:
-    """Weights of one layer of ``kind`` that are quantised: its matrices (norm gains, a Mamba-2
-    mixer's convolution taps and per-head vectors stay at 16 bits)."""
+    """Weights of one layer of ``kind`` that are quantised: its matrices and their biases, not its
+    norm gains (nor a recurrent mixer's convolution taps and per-head vectors, which stay at 16 bits)."""
     if kind == "mamba":
         return float(model.hidden * model.mamba_in_proj_width + model.mamba_inner * model.hidden)
     if kind == "gdn":
         return float(model.hidden * model.gdn_in_proj_width + model.gdn_value_width * model.hidden)
-    attn = model.params_attention
-    return float({"dense": attn + model.params_mlp_dense,
-                  "moe": attn + model.params_router + (model.experts + model.shared_experts) * model.params_expert,
-                  "attention": attn, "mlp": model.params_mlp_dense,
-                  "experts": model.params_router + (model.experts + model.shared_experts) * model.params_expert}[kind])
+    norms = model.norms_per_layer if kind in ("dense", "moe") else 1  # a hybrid's layer has one
+    return float(model.params_per_layer(kind) - norms * model._norm_params)
 
 
 def weight_bytes_per_gpu(model: ModelSpec, weights: str, tp: int, pp: int) -> float:
@@ -196,7 +193,7 @@ def recurrent_state_bytes_per_sequence(model: ModelSpec, tp: int = 1, pp: int = 
     share of the model's Mamba-2 and Gated DeltaNet layers (:func:`recurrent_state_bytes_per_layer`)."""
     share = stage_layers(model, pp) / model.layers
     return share * sum(n * recurrent_state_bytes_per_layer(model, k, tp, state_bytes) for k, n in model.layer_kinds
-                       if k in ("mamba", "gdn"))
+                       if k in RECURRENT_KINDS)
 
 
 def kv_bytes_per_token_per_layer(model: ModelSpec, kv_format: str, tp: int) -> float:
@@ -231,7 +228,7 @@ def workspace_bytes(model: ModelSpec, tp: int, max_num_tokens: int, max_batch: i
 def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_format: str, tp: int,
                    pp: int, max_num_tokens: int, max_batch: int,
                    kv_cache_fraction: float, windowed_kv_cache: bool = True,
-                   mamba_state_bytes: float = MAMBA_SSM_STATE_BYTES) -> ServingMemory:
+                   recurrent_state_bytes: float = MAMBA_SSM_STATE_BYTES) -> ServingMemory:
     """Memory of one GPU of a ``tp x pp`` replica; with ``windowed_kv_cache`` the local
     (sliding-window or chunked) layers keep at most their span (see the module docstring)."""
     local = model.local_attention
@@ -242,7 +239,7 @@ def serving_memory(model: ModelSpec, hbm_bytes: float, *, weights: str, kv_forma
         kv_per_token=kv_bytes_per_token(model, kv_format, tp, pp),
         usable=hbm_bytes - RUNTIME_RESERVE_BYTES, kv_cache_fraction=kv_cache_fraction,
         kv_local_span=window, kv_local_share=local_share(model) if window else 0.0,
-        state_per_sequence=recurrent_state_bytes_per_sequence(model, tp, pp, mamba_state_bytes))
+        state_per_sequence=recurrent_state_bytes_per_sequence(model, tp, pp, recurrent_state_bytes))
 
 
 def gib(n_bytes: float) -> float:

@@ -50,7 +50,7 @@ from colossim.cost.power import profile_for_chip
 from colossim.inference.memory import (EMBEDDING_FORMAT, LOGIT_BYTES, MAMBA_SSM_STATE_BYTES, attention_share,
                                        kv_bytes_per_token_per_layer, local_share, recurrent_state_bytes_per_layer,
                                        stage_layers)
-from colossim.specs.model import ModelSpec
+from colossim.specs.model import RECURRENT_KINDS, ModelSpec
 from colossim.specs.serving import BYTES_PER_ELEMENT
 from colossim.specs.system import SystemSpec
 from colossim.training.ops import (ACTIVATION_BYTES, BatchedMatmul, Gemm, MemoryBound, busiest_rank_load,
@@ -95,8 +95,9 @@ class ServingContext:
     moe_load_imbalance: float = 1.0
     """The busiest expert-parallel GPU's routed tokens over the mean (the workload's
     ``moe_load_imbalance``; 1: balanced)."""
-    mamba_state_bytes: float = 4.0
-    """Bytes per element of a hybrid's Mamba-2 SSM state (the workload's ``recurrent_state``)."""
+    recurrent_state_bytes: float = MAMBA_SSM_STATE_BYTES
+    """Bytes per element of a hybrid's recurrent (Mamba-2 or Gated DeltaNet) state (the workload's
+    ``recurrent_state``)."""
 
     @property
     def compute_precision(self) -> str:
@@ -107,12 +108,12 @@ def make_context(model: ModelSpec, hardware: SystemSpec, *, weights: str, activa
                  kv_cache: str, tp: int, pp: int, ep: int, attention_seq_hint: float,
                  grouped_kv_decode: bool = True, moe_load_imbalance: float = 1.0,
                  profile: CalibrationProfile | None = None,
-                 mamba_state_bytes: float = MAMBA_SSM_STATE_BYTES) -> ServingContext:
+                 recurrent_state_bytes: float = MAMBA_SSM_STATE_BYTES) -> ServingContext:
     chip = hardware.accelerator
     prof = profile if profile is not None else profile_for_chip(chip)
     return ServingContext(model, chip, hardware, C.network_of_hardware(hardware), prof, weights, activations,
                           kv_cache, tp, pp, ep, float(attention_seq_hint), bool(grouped_kv_decode),
-                          float(moe_load_imbalance), float(mamba_state_bytes))
+                          float(moe_load_imbalance), float(recurrent_state_bytes))
 
 
 def _f(x: ArrayLike) -> np.ndarray:
@@ -278,7 +279,7 @@ def _recurrent(acc: _Acc, ctx: ServingContext, T: np.ndarray, sequences: np.ndar
                      times=layers, grouped=True)
         elif isinstance(op, MemoryBound):
             acc.add("memory", _f(op.bytes) * T / hbm * layers)
-    state = recurrent_state_bytes_per_layer(m, kind, tp, ctx.mamba_state_bytes)
+    state = recurrent_state_bytes_per_layer(m, kind, tp, ctx.recurrent_state_bytes)
     acc.add("memory", np.where(T > 0, 2.0 * sequences * state / hbm * layers, 0.0))
 
 
@@ -345,7 +346,7 @@ def stage_seconds(ctx: ServingContext, tokens: ArrayLike, decode_kv_tokens: Arra
     _attention_gemms(acc, ctx, T, attending)
     _attention_core(acc, ctx, kv, pairs, attending, kv_w, pairs_w)
     _mlp(acc, ctx, T, on.get("dense", 0.0) + on.get("mlp", 0.0), on.get("moe", 0.0) + on.get("experts", 0.0))
-    for kind in ("mamba", "gdn"):
+    for kind in RECURRENT_KINDS:
         _recurrent(acc, ctx, T, seqs, kind, on.get(kind, 0.0))
     _memory_bound(acc, ctx, T, list(on.items()))
     _tp_comm(acc, ctx, T, L)

@@ -41,7 +41,7 @@ from colossim.cost.compute import causal_keys_per_query
 from colossim.specs.model import ModelSpec
 from colossim.specs.plan import Recompute
 from colossim.training.lora import Lora, adapter_flops_per_token
-from colossim.training.ops import attention_layer_kinds, op_sac_recomputed_shares
+from colossim.training.ops import HYBRID_MLP_KINDS, attention_layer_kinds, op_sac_recomputed_shares
 
 Convention = Literal["megatron", "palm", "6nd"]
 CONVENTIONS: tuple[str, ...] = ("megatron", "palm", "6nd")
@@ -122,8 +122,8 @@ def mlp_flops_per_token(model: ModelSpec, layer_kind: str = "dense") -> dict[str
 
 #: The recurrent mixers' scan products (:func:`colossim.training.ops.mamba_ops`,
 #: :func:`colossim.training.ops.gdn_ops`): no weights.
-SSD_OPS = ("ssd_chunk_state", "ssd_chunk_cb", "ssd_chunk_scan", "ssd_state_scan", "gdn_kkt", "gdn_solve", "gdn_wu",
-           "gdn_state", "gdn_out_state", "gdn_out_qk", "gdn_out_av")
+RECURRENT_CORE_OPS = ("ssd_chunk_state", "ssd_chunk_cb", "ssd_chunk_scan", "ssd_state_scan", "gdn_kkt",
+                      "gdn_solve", "gdn_wu", "gdn_state", "gdn_out_state", "gdn_out_qk", "gdn_out_av")
 
 
 def mamba_flops_per_token(model: ModelSpec, causal: bool = True) -> dict[str, float]:
@@ -171,8 +171,8 @@ def layer_flops_per_token(model: ModelSpec, seq_len: int, layer_kind: str = "den
         return gdn_flops_per_token(model, causal)
     if layer_kind == "attention":
         return {**attention_projection_flops_per_token(model), **attention_flops_per_token(model, seq_len, causal)}
-    if layer_kind in ("mlp", "experts"):
-        return mlp_flops_per_token(model, "dense" if layer_kind == "mlp" else "moe")
+    if layer_kind in HYBRID_MLP_KINDS:
+        return mlp_flops_per_token(model, HYBRID_MLP_KINDS[layer_kind])
     return {**attention_projection_flops_per_token(model),
             **attention_flops_per_token(model, seq_len, causal),
             **mlp_flops_per_token(model, layer_kind)}
@@ -206,7 +206,7 @@ def recompute_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompu
         total = 0.0
         for kind, n in model.layer_kinds:
             layer = layer_flops_per_token(model, seq_len, kind, causal)
-            gemms = [k for k in layer if k not in ATTENTION_CORE_OPS + SSD_OPS]
+            gemms = [k for k in layer if k not in ATTENTION_CORE_OPS + RECURRENT_CORE_OPS]
             shares = op_sac_recomputed_shares(gemms, model)
             total += n * sum(layer[k] * shares[k] for k in gemms)
         return total
@@ -223,7 +223,7 @@ def frozen_weight_gradient_flops_per_token(model: ModelSpec, seq_len: int,
     ``params_active``, the weight-gradient third of their 6 N."""
     if convention == "megatron":
         fwd = forward_flops_per_token(model, seq_len, causal=False)
-        return sum(v for k, v in fwd.items() if k not in ATTENTION_CORE_OPS + SSD_OPS)
+        return sum(v for k, v in fwd.items() if k not in ATTENTION_CORE_OPS + RECURRENT_CORE_OPS)
     if convention == "palm":
         return 2.0 * (model.params_active - model.params_embedding
                       + (model.vocab * model.hidden if model.tied_embeddings else 0))
@@ -311,7 +311,7 @@ def narayanan_eq3_flops_per_token(layers: int, hidden: int, seq_len: int, vocab:
     return 96.0 * l * h * h * (1 + s / (6.0 * h) + v / (16.0 * l * h))  # Source: Narayanan 2021 eq. 3
 
 
-__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "SSD_OPS", "gdn_flops_per_token",
+__all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "RECURRENT_CORE_OPS", "gdn_flops_per_token",
            "mamba_flops_per_token",
            "attention_flops_per_token",
            "attention_keys_per_query",

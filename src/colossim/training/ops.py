@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from colossim.cost.compute import attention_flops
-from colossim.specs.model import ModelSpec
+from colossim.specs.model import RECURRENT_KINDS, ModelSpec
 
 ArrayLike = np.ndarray | float | int
 
@@ -431,6 +431,8 @@ def mamba_all_to_all_bytes(model: ModelSpec, micro_batch: ArrayLike, seq_len: in
 #: The layer kinds of a hybrid Mamba-Transformer (:attr:`ModelSpec.layer_kinds`), each one
 #: sublayer with its own norm and residual: ``experts`` is an MoE layer.
 HYBRID_KINDS = ("mamba", "gdn", "attention", "mlp", "experts")
+#: A hybrid's MLP layer kinds, and the transformer block's MLP each one is (:func:`mlp_ops`).
+HYBRID_MLP_KINDS = {"mlp": "dense", "experts": "moe"}
 
 
 def _elementwise(name: str, elements: ArrayLike, fused_bytes: float, eager: str | None) -> MemoryBound:
@@ -468,13 +470,9 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
                      _eager_norm(model, elementwise_fusion)),
         MemoryBound("residual_adds", (1 if sub else 2) * 3 * shard * h * B),       # an add: read 2, write 1
     ]
-    if layer_kind in ("mamba", "gdn"):
+    if layer_kind in RECURRENT_KINDS:
         return ops
-    if layer_kind == "mlp":
-        gated = model.activation.gated
-        return ops + [_elementwise("activation", tokens * model.ffn_hidden / tp, (3 if gated else 2) * B,
-                                   "gated" if eager and gated else None)]
-    if model.position == "rope" and layer_kind != "experts":
+    if model.position == "rope" and layer_kind not in HYBRID_MLP_KINDS:
         if model.attention == "mla":  # rope on the decoupled parts: a query heads + 1 shared key
             width = (model.heads / tp + 1) * model.mla_qk_rope_head_dim
         else:
@@ -485,7 +483,7 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
     gated = model.activation.gated
     act_io = 3 if gated else 2  # gated: read gate and up, write; else read, write
     act_eager = "gated" if eager and gated else None
-    if layer_kind == "dense":
+    if HYBRID_MLP_KINDS.get(layer_kind, layer_kind) == "dense":
         ops.append(_elementwise("activation", tokens * model.ffn_hidden / tp, act_io * B, act_eager))
     else:
         rows = tokens * (model.top_k + model.shared_experts)
@@ -505,13 +503,13 @@ def layer_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp: ArrayL
     ``moe``), or a hybrid's ``mamba``, ``attention`` or ``mlp`` layer (:data:`HYBRID_KINDS`)
     (packed documents of ``document_tokens``: :func:`attention_ops`)."""
     tail = memory_bound_ops(model, micro_batch, seq_len, tp, cp, sequence_parallel, layer_kind, elementwise_fusion)
-    if layer_kind in ("mamba", "gdn"):
+    if layer_kind in RECURRENT_KINDS:
         return recurrent_ops(model, layer_kind, micro_batch, seq_len, tp, cp) + tail
     if layer_kind == "attention":
         return attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens) + tail
-    if layer_kind in ("mlp", "experts"):
-        kind = "dense" if layer_kind == "mlp" else "moe"
-        return mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, kind, etp) + tail
+    if layer_kind in HYBRID_MLP_KINDS:
+        return mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, HYBRID_MLP_KINDS[layer_kind],
+                       etp) + tail
     return (attention_ops(model, micro_batch, seq_len, tp, cp, document_tokens)
             + mlp_ops(model, micro_batch, seq_len, tp, cp, ep, sequence_parallel, layer_kind, etp)
             + tail)
@@ -660,7 +658,8 @@ def op_sac_recompute_ops(ops: list[Op], model: ModelSpec) -> list[Op]:
 
 
 __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BYTES", "EAGER_BYTES_PER_ELEMENT",
-           "GDN_STATE_BYTES", "HYBRID_KINDS", "MAMBA_CONV_BYTES", "MAMBA_GATE_NORM_BYTES", "SSD_STATE_EXTRA_BYTES",
+           "GDN_STATE_BYTES", "HYBRID_KINDS", "HYBRID_MLP_KINDS", "MAMBA_CONV_BYTES", "MAMBA_GATE_NORM_BYTES",
+           "SSD_STATE_EXTRA_BYTES",
            "gdn_ops", "recurrent_ops",
            "Attention", "AttentionLayerKind", "BatchedMatmul", "Gemm", "mamba_all_to_all_bytes", "mamba_ops",
            "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",

@@ -751,7 +751,7 @@ def _layer_seconds(ctx: StepContext, plans: PlanArrays, kind: str) -> dict[str, 
     # K and V per head (MLA: the up-projected keys with their rope part, and the values)
     kv_msg = O.ring_kv_elements(m, tokens, tp) * ACTIVATION_BYTES
     cp_step = C.send_recv_seconds(kv_msg, net, prof, crosses_scaleout=tp * cp > net.scaleup_domain_size)
-    attends = kind not in ("mamba", "gdn", "mlp", "experts")
+    attends = kind in ("dense", "moe", "attention")
     cp_fwd = np.where((cp > 1) & attends, np.maximum((cp - 1) * cp_step - t["attn_fwd"], 0.0), 0.0)
     cp_bwd = np.where((cp > 1) & attends, np.maximum(2.0 * (cp - 1) * cp_step - 2.0 * t["attn_fwd"], 0.0), 0.0)
     if kind == "mamba":

@@ -380,8 +380,8 @@ class ModelSpec(BaseModel):
         if self.is_hybrid:
             return [(k, n * c / self.layers) for k, c in self.layer_kinds]
         moe_on = self.most_moe_layers_in(stage_layers)
-        return [(k, v) for k, v in (("dense", n - moe_on), ("moe", moe_on))
-                if (self.dense_layers if k == "dense" else self.moe_layers) > 0]
+        present = dict(self.layer_kinds)
+        return [(k, v) for k, v in (("dense", n - moe_on), ("moe", moe_on)) if k in present]
 
     @property
     def mamba_heads_total(self) -> int:

@@ -322,13 +322,10 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
         d["ffn_hidden"] = _need(cfg, "intermediate_size", path)
     if "E" in pattern:
         width = _need(cfg, "moe_intermediate_size", path)
-        shared = cfg.get("shared_expert_intermediate_size") or 0
-        if shared % width:
-            raise SpecError(f"{path}: shared_expert_intermediate_size {shared} is not a multiple of "
-                            f"moe_intermediate_size {width}: allowed: a whole number of routed-width experts",
-                            field="shared_expert_intermediate_size", value=shared)
+        shared = _routed_width_experts(cfg.get("shared_expert_intermediate_size") or 0, width,
+                                       "shared_expert_intermediate_size", path)
         d.update(experts=experts, top_k=_need(cfg, "num_experts_per_tok", path), moe_ffn_hidden=width,
-                 shared_experts=shared // width)
+                 shared_experts=shared)
     return d
 
 
@@ -337,14 +334,20 @@ def _nemotron_h_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     shared expert read as whole experts of the routed width (its ``moe_shared_expert_intermediate_size``
     must be a multiple of it); ``n_group`` / ``topk_group`` as group-limited routing."""
     width = _need(cfg, "moe_intermediate_size", path)
-    shared_width = cfg.get("moe_shared_expert_intermediate_size") or width
     n_shared = cfg.get("n_shared_experts", 1) or 0
-    if shared_width % width:
-        raise SpecError(f"{path}: moe_shared_expert_intermediate_size {shared_width} is not a multiple of "
-                        f"moe_intermediate_size {width}: allowed: a whole number of routed-width experts",
-                        field="moe_shared_expert_intermediate_size", value=shared_width)
+    shared = _routed_width_experts(cfg.get("moe_shared_expert_intermediate_size") or width, width,
+                                   "moe_shared_expert_intermediate_size", path)
     return {"experts": _need(cfg, "n_routed_experts", path), "top_k": _need(cfg, "num_experts_per_tok", path),
-            "moe_ffn_hidden": width, "shared_experts": n_shared * shared_width // width, **_routing_groups(cfg)}
+            "moe_ffn_hidden": width, "shared_experts": n_shared * shared, **_routing_groups(cfg)}
+
+
+def _routed_width_experts(shared_width: int, width: int, key: str, path: str) -> int:
+    """A shared expert ``shared_width`` wide as that many experts of the routed ``width`` (equal
+    FLOPs and weights); one whose width is no multiple of it raises :class:`SpecError` naming ``key``."""
+    if shared_width % width:
+        raise SpecError(f"{path}: {key} = {shared_width} is not a multiple of moe_intermediate_size = {width}: "
+                        f"allowed: a whole number of routed-width experts", field=key, value=shared_width)
+    return shared_width // width
 
 
 def _int_key(cfg: dict[str, Any], key: str, path: str, least: int = 1) -> int:
@@ -447,12 +450,10 @@ def _qwen_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
                         value=cfg["mlp_only_layers"], allowed=[[]])
     step = _int_key(cfg, "decoder_sparse_step", path)
     width = _need(cfg, "moe_intermediate_size", path)
-    shared = cfg.get("shared_expert_intermediate_size") or 0
-    if shared % width:
-        raise SpecError(f"{path}: shared_expert_intermediate_size = {shared} is not a multiple of "
-                        f"moe_intermediate_size = {width}", field="shared_expert_intermediate_size", value=shared)
+    shared = _routed_width_experts(cfg.get("shared_expert_intermediate_size") or 0, width,
+                                   "shared_expert_intermediate_size", path)
     out = {"experts": _need(cfg, "num_experts", path), "top_k": _need(cfg, "num_experts_per_tok", path),
-           "moe_ffn_hidden": width, "shared_experts": shared // width, "moe_layer_interval": step}
+           "moe_ffn_hidden": width, "shared_experts": shared, "moe_layer_interval": step}
     if step > 1:
         out["ffn_hidden"] = _need(cfg, "intermediate_size", path)
     return out

@@ -48,7 +48,12 @@ def test_bf16_gradients_halve_the_bandwidth_term_and_touch_nothing_else():
     # half the bytes: less than the fp32 time, more than half of it (the latency terms stay)
     assert t32["dp_comm"] / 2 < t16["dp_comm"] < t32["dp_comm"]
     assert {k: v for k, v in t16.items() if k != "dp_comm"} == {k: v for k, v in t32.items() if k != "dp_comm"}
-    assert bf16.memory_gib_per_gpu == fp32.memory_gib_per_gpu
+    # the gradient buffer (ZeRO 0: every gradient on every GPU) is held in the reduction's dtype:
+    # 2 bytes less per parameter, and nothing else in memory moves
+    m32, m16 = fp32.memory_breakdown_gib, bf16.memory_breakdown_gib
+    params = load_spec(EXPOSED_DP).model.params_total
+    assert (m32["gradients"] - m16["gradients"]) * 2**30 == pytest.approx(2 * params, rel=1e-6)
+    assert {k: v for k, v in m16.items() if k != "gradients"} == {k: v for k, v in m32.items() if k != "gradients"}
 
 
 def test_the_default_stacks_reduce_in_fp32_and_nemo_in_bf16_with_fp8_weights():
@@ -86,6 +91,23 @@ def test_fp8_weights_are_gathered_at_one_byte_under_the_distributed_optimizer_on
     for z, precision in ((1, "bf16"), (3, "fp8")):
         on, off = (estimate(_zero(z, precision, g)) for g in (True, False))
         assert on.step_time_s == off.step_time_s
+        assert on.memory_breakdown_gib == off.memory_breakdown_gib
+
+
+def test_fp8_weights_are_the_parameters_so_no_bf16_copy_is_held():
+    """With fp8 weights kept as fp8 parameters (ZeRO 1) the layers' weights take one byte each
+    instead of bf16 plus a cached fp8 copy (three): two bytes less per layer parameter; the
+    embedding and the output head stay bf16 either way."""
+    from colossim.training.memory import FP8_PARAM_BYTES, FP8_WEIGHT_CACHE_BYTES, WEIGHT_BYTES
+
+    fp8_params, cached = (estimate(_zero(1, "fp8", g)).memory_breakdown_gib for g in (True, False))
+    m = load_spec(EXPOSED_DP).model
+    layer_params = m.params_total - m.params_embedding - m.params_output_head - m.params_final_norm
+    per_param = WEIGHT_BYTES + FP8_WEIGHT_CACHE_BYTES - FP8_PARAM_BYTES
+    assert per_param == 2
+    assert (cached["weights"] - fp8_params["weights"]) * 2**30 == pytest.approx(per_param * layer_params, rel=1e-6)
+    assert {k: v for k, v in fp8_params.items() if k not in ("weights", "buffers")} == {
+        k: v for k, v in cached.items() if k not in ("weights", "buffers")}
 
 
 def test_a_bad_dtype_is_one_line_naming_the_field_and_the_choices():

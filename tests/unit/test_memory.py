@@ -58,7 +58,19 @@ def test_model_state_is_16_bytes_per_param_and_zero_shards_it():
     assert float(r1.optimizer) == OPTIMIZER_BYTES * n / 8 and float(r1.gradients) == 2 * n
     assert float(r2.gradients) == 2 * n / 8 and float(r2.weights) == 2 * n
     assert float(r3.weights) == 2 * n / 8
-    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8").weights) == 3 * n
+    # fp8: a cached fp8 copy of the layers' weights (the embedding and head stay bf16 only) ...
+    vocab = float(m.params_embedding + m.params_output_head + m.params_final_norm)
+    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8").weights) == 2 * n + (n - vocab)
+    # ... or, kept as fp8 parameters, no bf16 copy of them
+    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8", fp8_params=True).weights) == 2 * vocab + (n - vocab)
+    # ZeRO 0-2 hold the gradients in the reduction's buffer: Megatron's fp32 main_grad makes
+    # 2 + 4 + 12 = 18 bytes per parameter, 6 + 12 / d with the distributed optimizer (Megatron-LM's
+    # dist_optimizer.md table, bf16 parameters with fp32 gradients)
+    f0, f1 = (memory_per_gpu(m, dp=8, zero=z, grad_buffer_bytes=4) for z in (0, 1))
+    assert float(f0.weights + f0.gradients + f0.optimizer) == 18 * n
+    assert float(f1.weights + f1.gradients + f1.optimizer) == (6 + 12 / 8) * n
+    # ZeRO-3 shards bf16 gradients whatever the reduction's dtype (FSDP's fp32 shard is its master)
+    assert float(memory_per_gpu(m, dp=8, zero=3, grad_buffer_bytes=4).gradients) == float(r3.gradients)
 
 
 def test_experts_shard_over_ep_and_expert_data_parallel():

@@ -295,7 +295,7 @@ def test_eager_elementwise_ops_move_the_bytes_of_their_kernel_chains():
 
     # the step pays the difference, per layer and micro-batch, and nothing else changes
     spec = {"model": {"name": "llama3-8b", "seq_len": 2048}, "hardware": {"gpu": "h100-sxm", "count": 8},
-            "parallelism": {"tp": 1, "pp": 1, "dp": 8, "micro_batch": mb, "recompute": "none", "zero": 1},
+            "parallelism": {"tp": 1, "pp": 1, "dp": 8, "micro_batch": mb, "recompute": "none", "zero": 2},
             "training": {"global_batch": 8 * mb}}
     one = lambda f: estimate(load_spec({**spec, "parallelism": {**spec["parallelism"], "elementwise_fusion": f}}))
     a, b = one(True), one(False)

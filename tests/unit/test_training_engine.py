@@ -149,7 +149,7 @@ def test_attention_scores_that_no_gpu_count_shards_are_advised_flash_attention_o
 
 def test_model_that_cannot_fit_says_by_how_much():
     # the leanest plan as the tables write it, not as a dict of every field
-    with pytest.raises(SpecError, match=r"does not fit: the leanest plan \(tp\d+ pp\d+ cp1 dp\d+ v\d+ mb1 full z\d\) "
+    with pytest.raises(SpecError, match=r"does not fit: the leanest plan \(tp\d+ pp\d+ cp\d+ dp\d+ v\d+ mb1 full z\d\) "
                                         r"needs [\d.]+ GiB per GPU, the h100-sxm has 80.0 GiB"):
         estimate(load_spec({"model": "llama3-405b", "hardware": {"gpu": "h100-sxm", "count": 8},
                             "training": {"global_batch": 8}}))

@@ -167,7 +167,8 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         global_batch=ctx.global_batch, seq_len=ctx.seq_len, flash_attention=ctx.flash_attention,
         cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
         schedule=ctx.pipeline_schedule, etp=plans.etp, selective_recompute=ctx.selective_recompute,
-        moe_load_imbalance=ctx.moe_load_imbalance, shard=plans.shard, lora=ctx.lora)
+        moe_load_imbalance=ctx.moe_load_imbalance, shard=plans.shard, lora=ctx.lora,
+        grad_buffer_bytes=ctx.dp_grad_bytes, fp8_params=ctx.param_gather_bytes == FP8_PARAM_GATHER_BYTES)
 
 
 def _time_breakdown(t: dict[str, np.ndarray], i: int) -> dict[str, float]:

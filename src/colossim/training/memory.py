@@ -43,15 +43,25 @@ ArrayLike = np.ndarray | float | int
 
 #: Bytes per parameter of the bf16 weights.  Source: ZeRO (Rajbhandari et al. 2020) sec 3.1.
 WEIGHT_BYTES = 2
-#: Bytes per parameter of the gradients (bf16).  Source: ZeRO sec 3.1.  (Megatron-LM's default
-#: fp32 gradient accumulation would make this 4.)
+#: Bytes per parameter of the gradients (bf16) that ZeRO-3 / FSDP shards and a LoRA's adapters
+#: keep.  Source: ZeRO sec 3.1.  Under ZeRO 0-2 the gradients sit in a buffer of the data-parallel
+#: reduction's dtype instead (``grad_buffer_bytes`` of :func:`memory_per_gpu`).
 GRAD_BYTES = 2
 #: Bytes per parameter of the optimizer state: fp32 master weights, Adam m and v.  Source: ZeRO
 #: sec 3.1 (K = 12).
 OPTIMIZER_BYTES = 12
 #: Extra bytes per parameter when GEMMs run in fp8: Transformer Engine caches an fp8 copy of each
-#: weight across micro-batches.  Because: one byte per element of that copy.
+#: weight across micro-batches.  Because: one byte per element of that copy.  Only the layers'
+#: weights run in fp8: the embedding and the output head stay bf16 (Megatron-Core builds them
+#: outside Transformer Engine).
 FP8_WEIGHT_CACHE_BYTES = 1
+#: Bytes per parameter of the layers' weights when fp8 training keeps them as fp8 tensors (the
+#: plan's ``fp8_param_gather``, ZeRO 0-2): the fp8 weight is the parameter itself, with no bf16
+#: copy; the fp32 master weights stay in the optimizer state.  Source: Megatron-LM's
+#: ``--fp8-param-gather`` ("keep the compute param in fp8 (do not use any other intermediate
+#: dtype)"), which builds the layers under Transformer Engine's ``fp8_model_init``; the embedding
+#: and the output head stay bf16.
+FP8_PARAM_BYTES = 1
 #: Bytes per activation element kept for backward.  Because: bf16 activations.
 ACTIVATION_BYTES = 2
 #: Bytes per saved GEMM input when the GEMMs run in fp8.  Source: Transformer Engine's Linear /
@@ -137,7 +147,7 @@ def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike
     vocab = np.where(pp == 1, both, max(float(model.params_embedding), vh)) + model.params_final_norm
     dense = (sum(n * (model.params_per_layer(k) - model.routed_params_per_layer(k)) for k, n in on) + vocab) / tp
     expert = sum(n * model.routed_params_per_layer(k) for k, n in on) / (etp * ep)
-    return {"dense": dense, "expert": expert, "total": dense + expert}
+    return {"dense": dense, "expert": expert, "total": dense + expert, "vocab": vocab / tp}
 
 
 def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: ArrayLike, tp: ArrayLike,
@@ -312,7 +322,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
                    recompute_layers: ArrayLike = 0, schedule: str = "1f1b",
                    etp: ArrayLike | None = None, selective_recompute: str = "attention",
                    moe_load_imbalance: float = 1.0, shard: ArrayLike | None = None,
-                   lora: L.Lora | None = None) -> MemoryBreakdown:
+                   lora: L.Lora | None = None, grad_buffer_bytes: float = GRAD_BYTES,
+                   fp8_params: bool = False) -> MemoryBreakdown:
     """Bytes per GPU of the most loaded GPU for a plan (or arrays of plans).  ``global_batch``
     (sequences) caps the micro-batches in flight at the micro-batches per step; without it the
     schedule is assumed long enough to fill the pipeline.  ``fsdp`` (ZeRO-3 only): flat-parameter
@@ -328,7 +339,13 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     state: those, and the weights' bf16 copy, cover its adapters, held beside the base weights.
     Under QLoRA the layers' linear base weights take :data:`colossim.training.lora.NF4_BYTES_PER_WEIGHT`
     each (the embedding, head and norms stay bf16), ZeRO-3 gathers them in NF4, and the buffers hold
-    the one bf16 matrix a GEMM runs on while it is dequantized (the largest of a layer's)."""
+    the one bf16 matrix a GEMM runs on while it is dequantized (the largest of a layer's).
+    ``grad_buffer_bytes``: bytes per gradient of ZeRO 0-2, whose gradients sit in a buffer of the
+    data-parallel reduction's dtype (:data:`colossim.training.step.GRAD_REDUCE_BYTES`: Megatron's
+    fp32 ``main_grad`` under bf16, 6 + 12 / d bytes per parameter with the distributed optimizer,
+    Megatron-LM docs/source/api-guide/dist_optimizer.md; NeMo's bf16 reduction, 4 + 12 / d).
+    ``fp8_params`` (fp8 only, ZeRO 0-2): the layers' weights are fp8 parameters
+    (:data:`FP8_PARAM_BYTES`) instead of bf16 ones with a cached fp8 copy."""
     s = seq_len or model.seq_len
     tp, pp, cp, ep, dp, vpp, mb, zero = (_f(x) for x in (tp, pp, cp, ep, dp, vpp, micro_batch, zero))
     etp = tp if etp is None else _f(etp)
@@ -348,8 +365,11 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
 
     stage = layers_on_slowest_stage(model.layers, pp)
     kinds = model.stage_layer_kinds(stage)
-    weight_bytes = WEIGHT_BYTES + (FP8_WEIGHT_CACHE_BYTES if prec == "fp8" else 0)
-    weights = weight_bytes * sharded(p, 3)
+    weights = WEIGHT_BYTES * sharded(p, 3)
+    if prec == "fp8":  # the layers' weights (not the embedding or head): + a cached fp8 copy, or fp8 only
+        layer_weights = sharded({"dense": p["dense"] - p["vocab"], "expert": p["expert"]}, 3)
+        per_param = np.where(fp8_params & (zero < 3), FP8_PARAM_BYTES - WEIGHT_BYTES, FP8_WEIGHT_CACHE_BYTES)
+        weights = weights + per_param * layer_weights
     trained = p
     dequantized = 0.0
     largest = max(float(w) for w in O.deepspeed_layer_weights(model, 1.0))  # a layer's largest matrix
@@ -362,7 +382,9 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
             weights = weights - (WEIGHT_BYTES - L.NF4_BYTES_PER_WEIGHT) * sharded(nf4, 3)
             # ... and one of them at a time dequantized to bf16 for its GEMM
             dequantized = L.NF4_COMPUTE_BYTES_PER_WEIGHT * largest / tp
-    gradients = GRAD_BYTES * sharded(trained, 2)
+    # ZeRO 0-2: the gradient buffer in the reduction's dtype; ZeRO-3 and adapters: bf16
+    grad_bytes = GRAD_BYTES if lora is not None else np.where(zero >= 3, GRAD_BYTES, grad_buffer_bytes)
+    gradients = grad_bytes * sharded(trained, 2)
     optimizer = OPTIMIZER_BYTES * sharded(trained, 1)
 
     # --- activations
@@ -410,7 +432,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
 
 
 __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERED_LAYER_FRACTION",
-           "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
+           "FP8_PARAM_BYTES", "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
            "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "attention_saved_bytes", "hybrid_activation_bytes",

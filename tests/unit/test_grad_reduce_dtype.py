@@ -143,3 +143,25 @@ def test_every_nemo_table_row_predicts_the_same_as_published_and_as_colossims_co
     ours = validate(predict, runs)
     published = validate(predict, runs, as_published=True)
     assert [r.predicted_tokens_per_s_per_gpu for r in ours] == pytest.approx([r.predicted_tokens_per_s_per_gpu for r in published], rel=1e-12)
+
+
+def test_a_run_from_korthikanti_et_al_reads_as_the_release_that_paper_introduced():
+    """Korthikanti et al. 2022 ran Megatron-LM 3.0, the release it introduced: a row citing it
+    runs ``megatron-lm-2022`` even where its plan asks for nothing that release added (full
+    recompute without sequence parallelism), as the package's annotated copy names it."""
+    source = ("Korthikanti et al. 2022, 'Reducing Activation Recomputation in Large Transformer Models' "
+              "(arXiv:2205.05198, MLSys 2023)")
+    spec = {"model": "megatron-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 64},
+            "parallelism": {"tp": 8, "pp": 8, "dp": 1, "recompute": "full", "sequence_parallel": False},
+            "training": {"global_batch": 64}}
+    read = with_run_software(spec, source)
+    assert read["training"] == {"global_batch": 64, "software": "megatron-lm-2022"}
+    # the title alone is enough; Narayanan et al. 2021 names no stack (the A100's default runs it)
+    assert with_run_software(spec, "reducing activation recomputation in large transformer models")["training"][
+        "software"] == "megatron-lm-2022"
+    assert with_run_software(spec, "Narayanan et al. 2021 (arXiv:2104.04473)") is spec
+    annotated = {r.id: r for r in validation_runs()}
+    for run_id in ("KOR22-T5-FULL-01", "KOR22-T5-01", "KOR22-DP8-530B"):
+        run = annotated[run_id]
+        assert run.spec["training"]["software"] == "megatron-lm-2022"
+        assert with_run_software(run.spec_as_published, run.source)["training"]["software"] == "megatron-lm-2022"

@@ -254,8 +254,53 @@ def with_part_label(spec: dict, gpu_type: str | None) -> dict:
 
 def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None, source: str | None = None) -> dict:
     """``spec`` as a published row's own names complete it: :func:`with_model_label`,
-    :func:`with_part_label` and, from its source, :func:`with_run_software`."""
-    return with_run_software(with_part_label(with_model_label(spec, model_name), gpu_type), source)
+    :func:`with_part_label` and, from its source, :func:`with_run_software` and
+    :func:`with_run_date`."""
+    spec = with_run_software(with_part_label(with_model_label(spec, model_name), gpu_type), source)
+    return with_run_date(spec, source)
+
+
+#: The first month whose software could run FlashAttention-2: flash-attn 2.0.0 and Dao 2023
+#: (arXiv:2307.08691) were both released on 17 July 2023, so a container built in July 2023 or
+#: before could not ship it.
+FLASH2_FIRST_MONTH = (2023, 8)
+
+#: Publication month of each MLPerf Training round's results (MLCommons' announcements, recalled):
+#: a run submitted to a round ran software no later than that month.
+MLPERF_TRAINING_ROUND_MONTH = {"0.5": (2018, 12), "0.6": (2019, 7), "0.7": (2020, 7), "1.0": (2021, 6),
+                               "1.1": (2021, 12), "2.0": (2022, 6), "2.1": (2022, 11), "3.0": (2023, 6),
+                               "3.1": (2023, 11), "4.0": (2024, 6), "4.1": (2024, 11), "5.0": (2025, 6)}
+
+#: An NGC container tag in a source ("ngc23.04": NVIDIA's container of April 2023, named by year
+#: and month), and an MLPerf Training round ("training_results_v3.0", "MLPerf Training v3.0").
+NGC_TAG = re.compile(r"(?<![a-z])ngc(\d{2})\.(\d{2})(?!\d)", re.I)
+MLPERF_ROUND = re.compile(r"(?:training_results_v|mlperf training v)(\d+\.\d+)", re.I)
+
+
+def run_month(source: str | None) -> tuple[int, int] | None:
+    """The latest month the published run's software can date from, as its source states it: the
+    NGC container it names, else the MLPerf Training round it was submitted to (the earlier of
+    the two where it names both); None where the source dates nothing."""
+    if not source:
+        return None
+    months = [(2000 + int(y), int(m)) for y, m in NGC_TAG.findall(source) if 1 <= int(m) <= 12]
+    months += [MLPERF_TRAINING_ROUND_MONTH[r] for r in MLPERF_ROUND.findall(source) if r in MLPERF_TRAINING_ROUND_MONTH]
+    return min(months) if months else None
+
+
+def with_run_date(spec: dict, source: str | None) -> dict:
+    """``spec`` with the attention kernel its run's date allows: a run whose software dates from
+    before FlashAttention-2 (:func:`run_month` before :data:`FLASH2_FIRST_MONTH`) ran a
+    FlashAttention-1-generation kernel at best (``attention_kernel: flash1``), where the spec
+    names no kernel and does not turn flash attention off."""
+    month = run_month(source)
+    plan = spec.get("parallelism")
+    if month is None or month >= FLASH2_FIRST_MONTH or (plan is not None and not isinstance(plan, dict)):
+        return spec
+    plan = plan or {}
+    if plan.get("attention_kernel") is not None or plan.get("flash_attention") is False:
+        return spec
+    return {**spec, "parallelism": {**plan, "attention_kernel": "flash1"}}
 
 
 def with_run_software(spec: dict, source: str | None) -> dict:

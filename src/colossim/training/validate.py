@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from colossim import units
 from colossim.catalog.loader import data_path, load_models
 from colossim.errorstats import ErrorStats, Targets, chip_family
 from colossim.errorstats import error_stats as _error_stats
@@ -53,6 +54,7 @@ class ValidationRun(BaseModel):
     spec_json: str
     spec_json_as_published: str | None = None
     notes: str | None = None
+    interconnect: str | None = None
 
     @property
     def spec(self) -> dict:
@@ -205,8 +207,9 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         spec = run.spec_as_published if as_published else run.spec
         if spec is None:
             continue
-        if as_published:  # the row's own model, part and source settle what the spec leaves open
-            spec = with_run_labels(spec, run.model_name, run.gpu_type, run.source)
+        if as_published:  # the row's own model, part, network and source settle what the spec leaves open
+            spec = with_network_label(with_run_labels(spec, run.model_name, run.gpu_type, run.source),
+                                      run.interconnect)
         if progress:
             progress(run)
         try:
@@ -250,6 +253,71 @@ def with_part_label(spec: dict, gpu_type: str | None) -> dict:
             if value != catalog:
                 add[key] = value
     return {**spec, "hardware": {**hw, **add}} if add else spec
+
+
+#: Scale-out link rates by name, Gbit/s per port, for a row that counts a node's ports without a
+#: rate ("4x Omni-Path per node").  Source: InfiniBand Trade Association roadmap (4x EDR 100, HDR
+#: 200, NDR 400, XDR 800 Gb/s); Intel Omni-Path Architecture 100 Series (100 Gb/s, the only
+#: generation deployed).
+NAMED_LINK_GBIT_PER_S = {"edr": 100.0, "hdr": 200.0, "ndr": 400.0, "xdr": 800.0, "omni-path": 100.0,
+                         "omnipath": 100.0}
+_RATE = r"(\d+(?:\.\d+)?)\s*([GT])(?:b/s|bps|bit/s)"  # bits: "900 GB/s" (bytes) is NVLink, never matched
+#: A node's ports times a rate ("8x200Gb/s HDR InfiniBand", "8x ConnectX-7 IB NDR 400Gb/s").
+LINKS_TIMES_RATE = re.compile(r"(\d+)\s*[x×]\s*(?:[A-Za-z][\w-]*\s+){0,4}?" + _RATE)
+#: A node's ports times a named link ("4x Omni-Path", "8x HDR").
+LINKS_TIMES_NAME = re.compile(r"(\d+)\s*[x×]\s*(?:[A-Za-z][\w-]*\s+){0,2}?(EDR|HDR|NDR|XDR|Omni-?Path)\b", re.I)
+#: A rate per node or per GPU ("1600 Gbps node-node", "3.2 Tbps per node", "400 Gb/s per GPU").
+RATE_PER = re.compile(_RATE + r"\s*(?:of\s+)?(?:per\s+|/\s*|node-)(node|gpu)\b", re.I)
+#: GPUs per node as a row states them ("8 GPU/node", "8 GPUs per node").
+GPUS_PER_NODE = re.compile(r"(\d+)\s*GPUs?\s*(?:/|per\s+)\s*node", re.I)
+
+
+def scaleout_gbit_per_s_per_gpu(interconnect: str | None, gpus_per_node: int) -> float | None:
+    """The scale-out rate per GPU (Gbit/s) a row's interconnect description states: a node's
+    ports times their rate (or their named generation, :data:`NAMED_LINK_GBIT_PER_S`), a rate per
+    node, or one per GPU; a node's total is shared by its GPUs (as the row states them, else
+    ``gpus_per_node``).  None where it states none, or states two that disagree."""
+    if not interconnect:
+        return None
+    stated = GPUS_PER_NODE.search(interconnect)
+    gpn = int(stated.group(1)) if stated else gpus_per_node
+    unit = {"G": 1.0, "T": 1000.0}
+    found: set[float] = set()
+    times_rate = LINKS_TIMES_RATE.findall(interconnect)
+    for n, rate, scale in times_rate:
+        found.add(int(n) * float(rate) * unit[scale.upper()] / gpn)
+    if not times_rate:
+        for n, name in LINKS_TIMES_NAME.findall(interconnect):
+            found.add(int(n) * NAMED_LINK_GBIT_PER_S[name.lower()] / gpn)
+    for rate, scale, per in RATE_PER.findall(interconnect):
+        if times_rate and per.lower() == "node":
+            continue  # "8x200Gb/s ... per node": the same figure, already counted
+        found.add(float(rate) * unit[scale.upper()] / (gpn if per.lower() == "node" else 1))
+    return found.pop() if len(found) == 1 else None
+
+
+def with_network_label(spec: dict, interconnect: str | None) -> dict:
+    """``spec`` with the scale-out rate per GPU the row's interconnect description states
+    (:func:`scaleout_gbit_per_s_per_gpu`), where the spec's hardware gives none itself and it
+    differs from the rate the hardware resolves to (Jean Zay's four Omni-Path ports per node of
+    eight A100s: 50 Gbit/s per GPU, not a DGX's 200)."""
+    from colossim.errors import ColossimError
+    from colossim.specs.system import HardwareInput, resolve_hardware
+
+    hw = spec.get("hardware")
+    if not interconnect or not isinstance(hw, dict):
+        return spec
+    alias = HardwareInput.model_fields["scaleout_gbit_per_s"].validation_alias
+    if {"scaleout_gbit_per_s", *getattr(alias, "choices", ())} & hw.keys():
+        return spec
+    try:
+        system = resolve_hardware(hw)
+    except ColossimError:
+        return spec
+    rate = scaleout_gbit_per_s_per_gpu(interconnect, system.gpus_per_node)
+    if rate is None or rate <= 0 or units.gbit_per_s_to_bytes_per_s(rate) == system.scaleout_bytes_per_s_per_gpu:
+        return spec
+    return {**spec, "hardware": {**hw, "scaleout_gbit_per_s": rate}}
 
 
 def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None, source: str | None = None) -> dict:

@@ -26,6 +26,7 @@ SPEC = {"model": "bloom-176b", "hardware": {"gpu": "a100-80gb-sxm", "count": 384
     ("NVLink/NVSwitch 900 GB/s intra-node", None),  # bytes: the scale-up domain, not the network
     ("DGX A100 nodes, HDR InfiniBand full fat-tree (Selene)", None),  # no port count: no rate
     ("8x200Gb/s per node; 400 Gb/s per GPU", None),  # two that disagree
+    ("8x200Gb/s per node, 0 GPU/node", 200.0),  # a node of no GPUs is not a node size
     ("", None),
 ])
 def test_a_rows_interconnect_states_its_rate_per_gpu(text, per_gpu):
@@ -59,3 +60,15 @@ def test_bloom_as_published_runs_on_the_network_its_annotated_copy_names():
     assert run.spec["hardware"]["scaleout_gbit_per_s"] == 50
     read = with_network_label(run.spec_as_published, run.interconnect)
     assert read["hardware"]["scaleout_gbit_per_s"] == 50.0
+
+
+TOKENS = [*"0123456789x× .,;/-GTbpsit", "Gb/s", "per node", "per GPU", "HDR", "Omni-Path", "node-node", "GPU/node",
+          "NDR "]
+
+
+@given(text=st.lists(st.sampled_from(TOKENS), max_size=30).map("".join), gpn=st.integers(1, 72))
+def test_any_description_gives_one_positive_rate_or_none(text, gpn):
+    """Whatever a row writes, the reading is a rate or nothing: never an error, never a negative
+    or infinite rate (a zero port count or zero rate sets nothing in the spec)."""
+    rate = scaleout_gbit_per_s_per_gpu(text, gpn)
+    assert rate is None or (rate >= 0 and rate < float("inf"))

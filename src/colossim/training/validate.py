@@ -280,7 +280,7 @@ def scaleout_gbit_per_s_per_gpu(interconnect: str | None, gpus_per_node: int) ->
     if not interconnect:
         return None
     stated = GPUS_PER_NODE.search(interconnect)
-    gpn = int(stated.group(1)) if stated else gpus_per_node
+    gpn = int(stated.group(1)) if stated and int(stated.group(1)) > 0 else gpus_per_node
     unit = {"G": 1.0, "T": 1000.0}
     found: set[float] = set()
     times_rate = LINKS_TIMES_RATE.findall(interconnect)

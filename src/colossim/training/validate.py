@@ -207,9 +207,10 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         spec = run.spec_as_published if as_published else run.spec
         if spec is None:
             continue
-        if as_published:  # the row's own model, part, network and source settle what the spec leaves open
+        if as_published:  # the row's own model, part, network, flags and source settle what the spec leaves open
             spec = with_network_label(with_run_labels(spec, run.model_name, run.gpu_type, run.source),
                                       run.interconnect)
+            spec = with_run_flags(spec, run.notes)
         if progress:
             progress(run)
         try:
@@ -318,6 +319,44 @@ def with_network_label(spec: dict, interconnect: str | None) -> dict:
     if rate is None or rate <= 0 or units.gbit_per_s_to_bytes_per_s(rate) == system.scaleout_bytes_per_s_per_gpu:
         return spec
     return {**spec, "hardware": {**hw, "scaleout_gbit_per_s": rate}}
+
+
+#: Megatron-LM command-line flags a row's notes may name, and the plan field each sets: a run
+#: launched with ``--tp-comm-overlap`` overlapped its TP communication, whatever its stack's
+#: default.  Source: Megatron-LM megatron/training/arguments.py (the flags' help texts).
+RUN_FLAG_FIELDS = {"--tp-comm-overlap": ("tp_overlap", True),
+                   "--overlap-grad-reduce": ("overlap_grad_reduce", True),
+                   "--overlap-param-gather": ("overlap_param_gather", True),
+                   "--sequence-parallel": ("sequence_parallel", True),
+                   "--use-distributed-optimizer": ("zero", 1),
+                   "--cross-entropy-loss-fusion": ("cross_entropy_fusion", True),
+                   "--fp8-param-gather": ("fp8_param_gather", True)}
+#: A flag named only to be denied ("without --tp-comm-overlap", "--tp-comm-overlap off").
+NEGATED_FLAG = re.compile(r"(?:\b(?:no|not|without|disabled?)\s+(?:\S+\s+){0,2}?$)"  # before the flag
+                          r"|^\s*[=:]?\s*(?:off|false|disabled?)\b", re.I)  # after it
+FLAG = re.compile(r"--[a-z][a-z0-9-]*[a-z0-9]")
+
+
+def with_run_flags(spec: dict, notes: str | None) -> dict:
+    """``spec`` with the plan fields of the Megatron-LM flags its row's notes name
+    (:data:`RUN_FLAG_FIELDS`), each where the spec leaves that field open: the Megatron-Core
+    README's runs, "--overlap-grad-reduce --overlap-param-gather --tp-comm-overlap", ran with TP
+    overlap although Megatron-Core's default has none.  A flag the notes deny (:data:`NEGATED_FLAG`)
+    or name together with a denial sets nothing."""
+    plan = spec.get("parallelism")
+    if not notes or (plan is not None and not isinstance(plan, dict)):
+        return spec
+    named: dict[str, set] = {}
+    for m in FLAG.finditer(notes):
+        if m.group(0) not in RUN_FLAG_FIELDS:
+            continue
+        field, value = RUN_FLAG_FIELDS[m.group(0)]
+        denied = NEGATED_FLAG.search(notes[max(0, m.start() - 30):m.start()]) or \
+            NEGATED_FLAG.match(notes[m.end():m.end() + 12])
+        named.setdefault(field, set()).add(None if denied else value)
+    plan = plan or {}
+    add = {f: v.pop() for f, v in named.items() if len(v) == 1 and None not in v and f not in plan}
+    return {**spec, "parallelism": {**plan, **add}} if add else spec
 
 
 def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None, source: str | None = None) -> dict:

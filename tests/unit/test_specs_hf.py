@@ -170,10 +170,11 @@ def test_gemma2_reads_its_own_activation_key_and_ties_its_head_by_default():
     m, ref = load_hf_config(HF / "gemma2-27b.json"), resolve_model("gemma2-27b")
     assert (m.activation.value, m.tied_embeddings, m.head_dim) == ("geglu", True, 128)
     # the config's 256,000-token table against the paper's 256,128; everything else is the catalog's,
-    # and Gemma Team 2024 Table 2's 26,047,480,320 non-embedding parameters less the two post-norms
-    # per layer the engine leaves out (46 x 2 x 4,608)
+    # and Gemma Team 2024 Table 2's 26,047,480,320 non-embedding parameters exactly, its four norms a
+    # layer counted (post_norms)
+    assert m.post_norms and not m.qk_norm and m.norms_per_layer == 4
     assert m.params_total - m.params_embedding == ref.params_total - ref.params_embedding
-    assert m.params_total - m.params_embedding + 46 * 2 * 4608 == 26_047_480_320
+    assert m.params_total - m.params_embedding == 26_047_480_320
     # every other layer from the first attends a 4,096-token window, as the catalog row says
     assert (m.sliding_window, m.windowed_layers) == (ref.sliding_window, ref.windowed_layers) == (4096, 23)
 

@@ -106,15 +106,15 @@ def test_qwen3_next_parameters_in_closed_form_and_its_hugging_face_config():
     """transformers' Qwen3-Next (the 80B-A3B configuration): 36 Gated DeltaNet mixers (16 key heads,
     32 value heads of 128; q, k, v, z, beta and decay projected; 4 taps on q, k and v; dt bias and
     decay per value head; a 128-wide gated norm), 12 gated attention layers (16 heads of 256, q twice
-    as wide for the gate, 2 KV heads), and 48 MoE layers (512 experts of 512, top 10, one shared):
-    79.67B, Qwen's '80B'."""
+    as wide for the gate, 2 KV heads, a q and a k norm one head wide), and 48 MoE layers (512
+    experts of 512, top 10, one shared): 79.67B, Qwen's '80B'."""
     m = resolve_model("qwen3-next-80b-a3b")
     h, kd, vd = 2048, 16 * 128, 32 * 128
     gdn = h * (2 * kd + 2 * vd + 2 * 32) + (2 * kd + vd) * 4 + 2 * 32 + 128 + vd * h + h
-    attention = h * 4096 * 2 + 2 * h * 512 + 4096 * h + h
+    attention = h * 4096 * 2 + 2 * h * 512 + 4096 * h + 2 * 256 + h
     moe = h * 512 + (512 + 1) * 3 * h * 512 + h
     total = 36 * gdn + 12 * attention + 48 * moe + 2 * 151936 * h + h
-    assert m.params_total == total == 79_674_286_848
+    assert m.params_total == total == 79_674_292_992
     assert (m.gdn_layers, m.attention_layers, m.moe_layers, m.layers) == (36, 12, 48, 96)
     f = load_hf_config(HF / "qwen3-next-80b-a3b.json")
     assert (f.hybrid_pattern, f.params_total, f.params_active) == (m.hybrid_pattern, m.params_total, m.params_active)

@@ -13,11 +13,11 @@ or ``num_kv_heads`` groups, a 4h GELU MLP unless ``ffn_hidden_size``; the first 
 nemotron_h (a hybrid of Mamba-2, attention, squared-ReLU MLP and MoE layers, ``hybrid_override_pattern``
 or ``layers_block_type``) and qwen3_next (Gated DeltaNet and gated attention, each layer with its MoE
 or MLP, read as a hybrid pattern of sublayers).  Unknown
-keys are ignored; a missing required key raises :class:`SpecError` naming it.  What the engine does
-not model is left out: Qwen 3's q/k norms and Gemma 2's post-norms (a norm's weights and an
-elementwise pass each), Gemma 2's logit soft-capping (priced as a plain loss), GPT-NeoX's rotary
-share (no FLOPs either way).  A sliding window is read as transformers applies it: ``layer_types``
-where the config lists them, else every layer (Mistral, Mixtral, Phi-3), the layers from
+keys are ignored; a missing required key raises :class:`SpecError` naming it.  Qwen 3's, Gemma 3's
+and Qwen3-Next's q/k norms (``qk_norm``) and Gemma 2's and 3's norms after attention and the MLP
+(``post_norms``) are read from the family.  What the engine does not model is left out: Gemma 2's
+logit soft-capping (priced as a plain loss), GPT-NeoX's rotary share (no FLOPs either way).  A
+sliding window is read as transformers applies it: ``layer_types`` where the config lists them, else every layer (Mistral, Mixtral, Phi-3), the layers from
 ``max_window_layers`` on under ``use_sliding_window`` (Qwen2 / Qwen3), or every other layer from
 the first (Gemma 2, gpt-oss).
 """
@@ -69,6 +69,13 @@ LLAMA4_SEQ_LEN = 8192
 #: (transformers' GemmaConfig, Gemma2Config and FalconConfig default ``tie_word_embeddings`` to True;
 #: the others to False).
 TIED_BY_DEFAULT = ("gemma", "gemma2", "gemma3_text", "falcon")
+
+#: Families whose attention norms each query and key head (transformers' ``Qwen3Attention``,
+#: ``Qwen3MoeAttention``, ``Gemma3Attention`` and ``Qwen3NextAttention``: ``q_norm`` / ``k_norm``).
+QK_NORM_FAMILIES = ("qwen3", "qwen3_moe", "gemma3_text")
+#: Families with a norm after attention and after the MLP as well as before each
+#: (transformers' ``Gemma2DecoderLayer`` / ``Gemma3DecoderLayer``: four norms a layer).
+POST_NORM_FAMILIES = ("gemma2", "gemma3_text")
 #: Families whose "gelu" is a plain (non-gated) MLP after a LayerNorm, as in GPT-2; in the
 #: llama-keyed families it is Gemma's gated GeGLU after an RMSNorm.
 PLAIN_GELU = ("falcon", "gpt_neox")
@@ -140,6 +147,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
         "tied_embeddings": bool(cfg.get("tie_word_embeddings", mt in TIED_BY_DEFAULT)),
         "norm": "layernorm" if mt in PLAIN_GELU else "rmsnorm", "position": "rope",
         "qkv_bias": mt in ("qwen2", "qwen2_moe") or bool(cfg.get("attention_bias", False)),
+        "qk_norm": mt in QK_NORM_FAMILIES, "post_norms": mt in POST_NORM_FAMILIES,
     }
     if cfg.get("head_dim"):
         d["head_dim"] = cfg["head_dim"]
@@ -311,7 +319,7 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     d: dict[str, Any] = {
         **_hybrid_fields(cfg, path, pattern, "qwen3_next"),
         "head_dim": cfg.get("head_dim") or QWEN3_NEXT_HEAD_DIM,
-        "attention_output_gate": True, "activation": "swiglu", "position": "rope",
+        "attention_output_gate": True, "qk_norm": True, "activation": "swiglu", "position": "rope",
         "gdn_key_heads": _need(cfg, "linear_num_key_heads", path),
         "gdn_value_heads": _need(cfg, "linear_num_value_heads", path),
         "gdn_key_head_dim": _need(cfg, "linear_key_head_dim", path),

@@ -181,6 +181,12 @@ class ModelSpec(BaseModel):
                                       "gated delta rule")
     attention_output_gate: bool = Field(False, description="a hybrid's attention gates its output by a sigmoid "
                                         "of a second query-wide projection (Qwen3-Next's gated attention)")
+    qk_norm: bool = Field(False, description="an RMSNorm over each query and key head before the rotary "
+                          "embedding, its gain one head wide and shared by the heads (Qwen3, Gemma 3, "
+                          "OLMo 2, Qwen3-Next: q_norm / k_norm)")
+    post_norms: bool = Field(False, description="a norm on the attention's and the MLP's output before each "
+                             "residual add, beside the two input norms: four norms a layer (Gemma 2 and 3: "
+                             "post_attention_layernorm, post_feedforward_layernorm)")
 
     @model_validator(mode="before")
     @classmethod
@@ -236,6 +242,11 @@ class ModelSpec(BaseModel):
                 raise ValueError("attention_chunk_layers needs attention_chunk (the chunk's tokens)")
             if self.attention_chunk_layers > self.layers:
                 raise ValueError(f"attention_chunk_layers {self.attention_chunk_layers} > layers {self.layers}")
+        if self.qk_norm and self.attention == "mla":
+            raise ValueError("qk_norm normalises GQA / MHA heads (MLA has its own latent norms): allowed attention: "
+                             "gqa, mha, mqa")
+        if self.post_norms and self.parallel_block:
+            raise ValueError("post_norms follow attention and MLP in sequence: allowed: parallel_block false")
         if self.attention_output_gate and not self.is_hybrid:
             raise ValueError("attention_output_gate is modelled in a hybrid_pattern model's attention layers: "
                              "allowed: false without hybrid_pattern")
@@ -265,6 +276,7 @@ class ModelSpec(BaseModel):
             raise ValueError("a hybrid_pattern model places its MoE layers by E: allowed first_dense_layers 0 and "
                              "moe_layer_interval 1")
         unsupported = [f for f, on in (("parallel_block", self.parallel_block), ("dropout", self.dropout),
+                                       ("post_norms", self.post_norms),
                                        ("mtp_modules", self.mtp_modules > 0),
                                        ("sliding_window", self.sliding_window is not None),
                                        ("attention_chunk", self.attention_chunk is not None)) if on]
@@ -470,7 +482,9 @@ class ModelSpec(BaseModel):
 
     @property
     def norms_per_layer(self) -> int:
-        return self.parallel_norms if self.parallel_block else 2
+        """Norms of a transformer block: a parallel block's one or two, else the two input norms
+        (and with :attr:`post_norms` the two output norms)."""
+        return self.parallel_norms if self.parallel_block else 4 if self.post_norms else 2
 
     @property
     def _norm_params(self) -> int:
@@ -492,7 +506,8 @@ class ModelSpec(BaseModel):
         weights = h * q_dim * (2 if self.attention_output_gate else 1) + 2 * h * kv_dim + q_dim * h
         biases = (q_dim + 2 * kv_dim + h if self.bias else
                   q_dim + 2 * kv_dim if self.qkv_bias else 0)
-        return weights + biases
+        qk_norms = 2 * self.head_dim if self.qk_norm else 0  # q_norm and k_norm gains, one head wide
+        return weights + biases + qk_norms
 
     def _mlp_params(self, width: int) -> int:
         m = self.activation.mlp_matrices
@@ -657,6 +672,8 @@ class ModelRow(BaseModel):
     gdn_key_head_dim: int | None = None
     gdn_value_head_dim: int | None = None
     attention_output_gate: bool = False
+    qk_norm: bool = False
+    post_norms: bool = False
     software: str | None = Field(None, description="the software stack of the model's developers' "
                                  "published training runs (software_stacks.csv); a training spec naming "
                                  "this model and no training.software gets it")

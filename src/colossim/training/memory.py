@@ -224,9 +224,9 @@ def attention_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike
                           flash_attention: bool, gemm_input_bytes: float) -> np.ndarray:
     """Bytes an attention layer keeps for backward between its projections, per micro-batch on
     one GPU before the tp split (Korthikanti et al. 2022 sec 4.1): Q, K and V (MLA: the per-head q
-    and k, v and the latents), the output projection's input, flash attention's fp32 log-sum-exp,
-    or without it and recompute the scores (softmax output, and with dropout its mask and output:
-    5 a s^2 b, / cp)."""
+    and k, v and the latents; with q/k norms also the norms' inputs), the output projection's
+    input, flash attention's fp32 log-sum-exp, or without it and recompute the scores (softmax
+    output, and with dropout its mask and output: 5 a s^2 b, / cp)."""
     cp = _f(cp)
     s = seq_len / cp
     tok = _f(micro_batch) * s
@@ -236,7 +236,8 @@ def attention_saved_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLike
         v = B * tok * a * model.v_head_dim
         latent = B * tok * ((model.mla_q_lora_rank or 0) + model.mla_kv_lora_rank + model.mla_qk_rope_head_dim)
     else:
-        qk = B * tok * (a + model.kv_heads) * model.head_dim
+        # q and k as attention reads them, and with q/k norms the norms' inputs too
+        qk = B * tok * (a + model.kv_heads) * model.head_dim * (2 if model.qk_norm else 1)
         v = B * tok * model.kv_heads * model.head_dim
         latent = 0.0
     out_in = gemm_input_bytes * tok * a * model.v_head_dim

@@ -472,6 +472,9 @@ def memory_bound_ops(model: ModelSpec, micro_batch: ArrayLike, seq_len: int, tp:
     ]
     if layer_kind in RECURRENT_KINDS:
         return ops
+    if model.qk_norm and layer_kind not in HYBRID_MLP_KINDS:  # each q and k head normed: read + write
+        width = (model.heads + model.kv_heads) / tp * model.head_dim
+        ops.append(_elementwise("qk_norms", tokens * width, 2 * B, _eager_norm(model, elementwise_fusion)))
     if model.position == "rope" and layer_kind not in HYBRID_MLP_KINDS:
         if model.attention == "mla":  # rope on the decoupled parts: a query heads + 1 shared key
             width = (model.heads / tp + 1) * model.mla_qk_rope_head_dim

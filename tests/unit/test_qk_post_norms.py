@@ -89,7 +89,8 @@ def test_the_norms_cost_step_time_not_flops():
 
 def test_serving_pays_the_qk_norms_pass():
     def serve(extra):
-        return serve_estimate(load_serving_spec({"model": {**BASE, **extra}, "hardware": {"gpu": "h100-sxm", "count": 1},
+        return serve_estimate(load_serving_spec({"model": {**BASE, **extra},
+                                                 "hardware": {"gpu": "h100-sxm", "count": 1},
                                                  "serving": {"input_tokens": 2048, "output_tokens": 256}}))
 
     plain, qk = serve({}), serve({"qk_norm": True})

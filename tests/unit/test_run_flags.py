@@ -17,7 +17,8 @@ def test_the_flags_a_row_names_set_the_fields_its_spec_leaves_open():
     read = with_run_flags(SPEC, MCORE_NOTES)
     assert read["parallelism"] == {"zero": 1, "overlap_grad_reduce": True, "overlap_param_gather": True,
                                    "tp_overlap": True}
-    assert {k: v for k, v in read.items() if k != "parallelism"} == {k: v for k, v in SPEC.items() if k != "parallelism"}
+    assert {k: v for k, v in read.items() if k != "parallelism"} == {
+        k: v for k, v in SPEC.items() if k != "parallelism"}
     # every flag in the table sets its own field
     for flag, (field, value) in RUN_FLAG_FIELDS.items():
         assert with_run_flags({"model": "m", "hardware": {}}, f"launched with {flag}")["parallelism"] == {field: value}

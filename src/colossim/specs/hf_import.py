@@ -18,8 +18,8 @@ and Qwen3-Next's q/k norms (``qk_norm``) and Gemma 2's and 3's norms after atten
 (``post_norms``) are read from the family.  What the engine does not model is left out: Gemma 2's
 logit soft-capping (priced as a plain loss), GPT-NeoX's rotary share (no FLOPs either way).  A
 sliding window is read as transformers applies it: ``layer_types`` where the config lists them,
-else every layer (Mistral, Mixtral, Phi-3), the layers from ``max_window_layers`` on under ``use_sliding_window`` (Qwen2 / Qwen3), or every other layer from
-the first (Gemma 2, gpt-oss).
+else every layer (Mistral, Mixtral, Phi-3), the layers from ``max_window_layers`` on under
+``use_sliding_window`` (Qwen2 / Qwen3), or every other layer from the first (Gemma 2, gpt-oss).
 """
 
 from __future__ import annotations

@@ -160,3 +160,24 @@ def test_a_chart_that_cannot_be_written_is_one_line_exit_2(cli, tmp_path):
     msg = (out + err).strip()
     assert code == 2 and len(msg.splitlines()) == 1 and "Traceback" not in msg, msg
     assert "cannot write" in msg and "absent" in msg
+
+
+def test_the_table_names_the_dtype_the_gradients_and_weights_are_held_in(cli):
+    """Megatron-Core's stack holds ZeRO-1 gradients in its fp32 buffer, NeMo's recipes in bf16 with
+    the layers' weights as fp8 parameters, ZeRO-3 in bf16; the JSON's plan says which."""
+    def show(parallelism, training):
+        spec = {**SPEC, "parallelism": {**SPEC["parallelism"], **parallelism},
+                "training": {**SPEC["training"], **training}}
+        code, table, err = cli("train", "estimate", "-", input=yaml.safe_dump(spec))
+        assert code == 0, err
+        code, out, _ = cli("train", "estimate", "-", "--json", input=yaml.safe_dump(spec))
+        return table, json.loads(out)["parallelism"]
+
+    table, plan = show({}, {})
+    assert "gradients (fp32)" in table and "weights (layers in fp8)" not in table
+    assert (plan["grad_reduce_dtype"], plan["fp8_param_gather"]) == ("fp32", False)
+    table, plan = show({}, {"software": "nemo-2024", "precision": "fp8"})
+    assert "gradients (bf16)" in table and "weights (layers in fp8)" in table
+    assert (plan["grad_reduce_dtype"], plan["fp8_param_gather"]) == ("bf16", True)
+    table, _ = show({"zero": 3}, {})
+    assert "gradients (bf16)" in table and "gradients (fp32)" not in table

@@ -52,6 +52,19 @@ def show_evidence(ev: dict) -> None:
         console.print(f"[yellow]caveat:[/] {c}")
 
 
+def _memory_label(est, part: str) -> str:
+    """A memory part's row label: the gradients with the dtype they are held in (ZeRO 0-2: the
+    data-parallel reduction's buffer; ZeRO-3 and LoRA adapters: bf16), the weights as fp8
+    parameters where the plan keeps them so."""
+    p = est.parallelism
+    if part == "gradients":
+        lora = "lora_rank" in est.assumptions
+        return f"gradients ({'bf16' if p.get('zero', 0) >= 3 or lora else p.get('grad_reduce_dtype', 'fp32')})"
+    if part == "weights" and est.precision == "fp8" and p.get("fp8_param_gather") and p.get("zero", 0) < 3:
+        return "weights (layers in fp8)"
+    return part
+
+
 def _show(est) -> None:
     p = est.parallelism
     t = Table(title=f"{est.gpus:,} x {est.chip} ({est.precision}, {est.software}) — tp {p['tp']} pp {p['pp']} cp {p['cp']} "
@@ -78,7 +91,7 @@ def _show(est) -> None:
     if "document_tokens" in est.assumptions:
         rows.insert(1, ("packed documents", f"{est.assumptions['document_tokens']:,} tokens each, attending "
                                             f"within themselves"))
-    rows += [(f"  {k}", f"{v:.1f}") for k, v in est.memory_breakdown_gib.items()]
+    rows += [(f"  {_memory_label(est, k)}", f"{v:.1f}") for k, v in est.memory_breakdown_gib.items()]
     if est.time_to_train_days is not None:
         rows += [("time to train (days)", fmt(est.time_to_train_days)),
                  ("  with failures (days)", fmt(est.time_to_train_days_with_failures)),

@@ -251,7 +251,10 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             memory_breakdown_gib={k: units.bytes_to_gib(v) for k, v in mem_b.items()},
             fits=bool(total <= hbm), time_breakdown_s=_time_breakdown(t, int(i)),
             parallelism={**plan, "pipeline_schedule": ctx.pipeline_schedule,
-                         "pipeline_grad_scatter_gather": ctx.pipeline_grad_scatter_gather},
+                         "pipeline_grad_scatter_gather": ctx.pipeline_grad_scatter_gather,
+                         # what the memory's gradients and fp8 weights rest on
+                         "grad_reduce_dtype": spec.parallelism.grad_reduce_dtype or "fp32",
+                         "fp8_param_gather": ctx.param_gather_bytes == FP8_PARAM_GATHER_BYTES},
             gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software, global_batch=int(ctx.global_batch), seq_len=int(ctx.seq_len),
             global_batch_tokens=int(tokens_per_step),

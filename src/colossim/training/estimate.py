@@ -168,7 +168,7 @@ def _memory(ctx: StepContext, plans: PlanArrays):
         cross_entropy_fusion=ctx.cross_entropy_fusion, fsdp=plans.fsdp, recompute_layers=plans.recompute_layers,
         schedule=ctx.pipeline_schedule, etp=plans.etp, selective_recompute=ctx.selective_recompute,
         moe_load_imbalance=ctx.moe_load_imbalance, shard=plans.shard, lora=ctx.lora,
-        grad_buffer_bytes=ctx.dp_grad_bytes, fp8_params=ctx.param_gather_bytes == FP8_PARAM_GATHER_BYTES)
+        grad_buffer_bytes=ctx.dp_grad_bytes, fp8_params=ctx.fp8_params)
 
 
 def _time_breakdown(t: dict[str, np.ndarray], i: int) -> dict[str, float]:
@@ -254,7 +254,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
                          "pipeline_grad_scatter_gather": ctx.pipeline_grad_scatter_gather,
                          # what the memory's gradients and fp8 weights rest on
                          "grad_reduce_dtype": spec.parallelism.grad_reduce_dtype or "fp32",
-                         "fp8_param_gather": ctx.param_gather_bytes == FP8_PARAM_GATHER_BYTES},
+                         "fp8_param_gather": ctx.fp8_params},
             gpus=n, chip=chip.id, precision=ctx.precision,
             software=spec.training.software, global_batch=int(ctx.global_batch), seq_len=int(ctx.seq_len),
             global_batch_tokens=int(tokens_per_step),

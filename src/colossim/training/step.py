@@ -174,6 +174,12 @@ class StepContext:
         attention FLOPs per token count keys over."""
         return O.attention_span(self.seq_len, self.document_tokens)
 
+    @property
+    def fp8_params(self) -> bool:
+        """Whether the weights are kept as fp8 parameters (fp8 with the plan's ``fp8_param_gather``):
+        gathered at :data:`FP8_PARAM_GATHER_BYTES`, and held so in memory."""
+        return self.param_gather_bytes == FP8_PARAM_GATHER_BYTES
+
 
 #: Training precisions whose GEMMs run in fp8, which Transformer Engine casts to: each GEMM input
 #: and output gradient is cast with its transpose

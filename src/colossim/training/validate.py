@@ -168,10 +168,10 @@ def load_runs(path: str | Path) -> tuple[ValidationRun, ...]:
     """Published runs from a CSV file in the team's reference format (or the package's own), for
     validating the engine on runs it does not ship (:class:`ReferenceRun`).  Each run's
     ``spec_json`` is read as written, the way a run nobody annotated reaches the engine:
-    :func:`validate` with ``as_published`` runs it with the row's ``model_name``, part and source
-    as labels (:func:`with_run_labels`).  Raises :class:`CatalogError` (file, line, field) for a missing
-    file or value (:data:`RUN_FILE_COLUMNS`), a spec that is not a JSON object, a bad number or a
-    repeated id; nothing is returned then."""
+    :func:`validate` with ``as_published`` runs it with the row's ``model_name``, part, source,
+    interconnect and notes as labels (:func:`with_run_labels`).  Raises :class:`CatalogError`
+    (file, line, field) for a missing file or value (:data:`RUN_FILE_COLUMNS`), a spec that is not
+    a JSON object, a bad number or a repeated id; nothing is returned then."""
     return tuple(load_models(Path(path), ReferenceRun, required=RUN_FILE_COLUMNS))
 
 
@@ -207,10 +207,8 @@ def validate(predict: Callable[[dict], tuple[float, dict]], runs: Iterable[Valid
         spec = run.spec_as_published if as_published else run.spec
         if spec is None:
             continue
-        if as_published:  # the row's own model, part, network, flags and source settle what the spec leaves open
-            spec = with_network_label(with_run_labels(spec, run.model_name, run.gpu_type, run.source),
-                                      run.interconnect)
-            spec = with_run_flags(spec, run.notes)
+        if as_published:  # the row's own model, part, source, network and flags settle what the spec leaves open
+            spec = with_run_labels(spec, run.model_name, run.gpu_type, run.source, run.interconnect, run.notes)
         if progress:
             progress(run)
         try:
@@ -227,6 +225,14 @@ PART_GB = re.compile(r"(\d+(?:\.\d+)?)\s*GB\b")  # not Gb: 400Gb/s is a link
 PART_W = re.compile(r"(\d+(?:\.\d+)?)\s*W\b")
 
 
+def _hardware_gives(hw: dict, key: str) -> bool:
+    """Whether a spec's ``hardware`` mapping gives the field ``key`` under any name the spec accepts."""
+    from colossim.specs.system import HardwareInput
+
+    alias = HardwareInput.model_fields[key].validation_alias
+    return bool({key, *getattr(alias, "choices", ())} & hw.keys())
+
+
 def with_part_label(spec: dict, gpu_type: str | None) -> dict:
     """``spec`` with the HBM capacity and power limit the row's part description (``gpu_type``)
     states, where the spec's hardware names a catalog chip, gives neither figure itself, and the
@@ -235,7 +241,6 @@ def with_part_label(spec: dict, gpu_type: str | None) -> dict:
     conflict) or none leaves the spec as it is."""
     from colossim.catalog import load_catalog
     from colossim.errors import ColossimError
-    from colossim.specs.system import HardwareInput
 
     hw = spec.get("hardware")
     if not gpu_type or not isinstance(hw, dict) or not isinstance(hw.get("gpu"), str):
@@ -246,10 +251,8 @@ def with_part_label(spec: dict, gpu_type: str | None) -> dict:
         return spec
     add: dict[str, float] = {}
     for pattern, key, catalog in ((PART_GB, "hbm_gib", chip.hbm_gib), (PART_W, "tdp_w", chip.tdp_w)):
-        alias = HardwareInput.model_fields[key].validation_alias
-        given = {key, *getattr(alias, "choices", ())}  # the field under any name the spec accepts
         stated = {float(x) for x in pattern.findall(gpu_type)}
-        if len(stated) == 1 and not given & hw.keys() and catalog is not None:
+        if len(stated) == 1 and not _hardware_gives(hw, key) and catalog is not None:
             value = stated.pop()
             if value != catalog:
                 add[key] = value
@@ -303,13 +306,10 @@ def with_network_label(spec: dict, interconnect: str | None) -> dict:
     differs from the rate the hardware resolves to (Jean Zay's four Omni-Path ports per node of
     eight A100s: 50 Gbit/s per GPU, not a DGX's 200)."""
     from colossim.errors import ColossimError
-    from colossim.specs.system import HardwareInput, resolve_hardware
+    from colossim.specs.system import resolve_hardware
 
     hw = spec.get("hardware")
-    if not interconnect or not isinstance(hw, dict):
-        return spec
-    alias = HardwareInput.model_fields["scaleout_gbit_per_s"].validation_alias
-    if {"scaleout_gbit_per_s", *getattr(alias, "choices", ())} & hw.keys():
+    if not interconnect or not isinstance(hw, dict) or _hardware_gives(hw, "scaleout_gbit_per_s"):
         return spec
     try:
         system = resolve_hardware(hw)
@@ -319,6 +319,20 @@ def with_network_label(spec: dict, interconnect: str | None) -> dict:
     if rate is None or rate <= 0 or units.gbit_per_s_to_bytes_per_s(rate) == system.scaleout_bytes_per_s_per_gpu:
         return spec
     return {**spec, "hardware": {**hw, "scaleout_gbit_per_s": rate}}
+
+
+def _open_plan(spec: dict) -> dict | None:
+    """A spec's ``parallelism`` mapping ({} when it has none), or None when it is not a mapping."""
+    plan = spec.get("parallelism")
+    return None if plan is not None and not isinstance(plan, dict) else (plan or {})
+
+
+def _with_open_plan_fields(spec: dict, fields: dict[str, Any]) -> dict:
+    """``spec`` with those of ``fields`` its ``parallelism`` leaves open, absent or null (``spec``
+    itself when none)."""
+    plan = _open_plan(spec)
+    add = {} if plan is None else {k: v for k, v in fields.items() if plan.get(k) is None}
+    return {**spec, "parallelism": {**plan, **add}} if add else spec
 
 
 #: Megatron-LM command-line flags a row's notes may name, and the plan field each sets: a run
@@ -343,8 +357,7 @@ def with_run_flags(spec: dict, notes: str | None) -> dict:
     README's runs, "--overlap-grad-reduce --overlap-param-gather --tp-comm-overlap", ran with TP
     overlap although Megatron-Core's default has none.  A flag the notes deny (:data:`NEGATED_FLAG`)
     or name together with a denial sets nothing."""
-    plan = spec.get("parallelism")
-    if not notes or (plan is not None and not isinstance(plan, dict)):
+    if not notes:
         return spec
     named: dict[str, set] = {}
     for m in FLAG.finditer(notes):
@@ -354,17 +367,16 @@ def with_run_flags(spec: dict, notes: str | None) -> dict:
         denied = NEGATED_FLAG.search(notes[max(0, m.start() - 30):m.start()]) or \
             NEGATED_FLAG.match(notes[m.end():m.end() + 12])
         named.setdefault(field, set()).add(None if denied else value)
-    plan = plan or {}
-    add = {f: v.pop() for f, v in named.items() if len(v) == 1 and None not in v and f not in plan}
-    return {**spec, "parallelism": {**plan, **add}} if add else spec
+    return _with_open_plan_fields(spec, {f: v.pop() for f, v in named.items() if len(v) == 1 and None not in v})
 
 
-def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None, source: str | None = None) -> dict:
-    """``spec`` as a published row's own names complete it: :func:`with_model_label`,
-    :func:`with_part_label` and, from its source, :func:`with_run_software` and
-    :func:`with_run_date`."""
+def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None, source: str | None = None,
+                    interconnect: str | None = None, notes: str | None = None) -> dict:
+    """``spec`` as a published row's own words complete it: :func:`with_model_label`,
+    :func:`with_part_label`, from its source :func:`with_run_software` and :func:`with_run_date`,
+    from its interconnect :func:`with_network_label` and from its notes :func:`with_run_flags`."""
     spec = with_run_software(with_part_label(with_model_label(spec, model_name), gpu_type), source)
-    return with_run_date(spec, source)
+    return with_run_flags(with_network_label(with_run_date(spec, source), interconnect), notes)
 
 
 #: The first month whose software could run FlashAttention-2: flash-attn 2.0.0 and Dao 2023
@@ -400,14 +412,10 @@ def with_run_date(spec: dict, source: str | None) -> dict:
     before FlashAttention-2 (:func:`run_month` before :data:`FLASH2_FIRST_MONTH`) ran a
     FlashAttention-1-generation kernel at best (``attention_kernel: flash1``), where the spec
     names no kernel and does not turn flash attention off."""
-    month = run_month(source)
-    plan = spec.get("parallelism")
-    if month is None or month >= FLASH2_FIRST_MONTH or (plan is not None and not isinstance(plan, dict)):
+    month, plan = run_month(source), _open_plan(spec)
+    if month is None or month >= FLASH2_FIRST_MONTH or plan is None or plan.get("flash_attention") is False:
         return spec
-    plan = plan or {}
-    if plan.get("attention_kernel") is not None or plan.get("flash_attention") is False:
-        return spec
-    return {**spec, "parallelism": {**plan, "attention_kernel": "flash1"}}
+    return _with_open_plan_fields(spec, {"attention_kernel": "flash1"})
 
 
 def with_run_software(spec: dict, source: str | None) -> dict:

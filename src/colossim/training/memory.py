@@ -181,10 +181,8 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
     # --- replicated without SP: norm inputs, QKV and MLP GEMM inputs, the two dropout masks
     shared = tok * h * (model.norms_per_layer * B + G + G + (2 * MASK_BYTES if drop else 0))
     attention = attention_saved_bytes(model, seq_len, micro_batch, cp, rc, flash_attention, G)
-    up = 2 if model.activation.gated else 1
     if layer_kind == "dense":
-        mlp = tok * model.ffn_hidden * (up * B + G)  # activation input(s) and output
-        moe_rep = 0.0
+        mlp, moe_rep = dense_mlp_saved_bytes(model, tok, G), 0.0
     else:
         mlp, moe_rep = moe_saved_bytes(model, tok, moe_load, G, np.where(sp, et, 1.0))
     split = attention + mlp
@@ -205,6 +203,13 @@ def activation_bytes_per_layer(model: ModelSpec, seq_len: int, micro_batch: Arra
 #: recomputed in its backward), then ``ops/triton/layernorm_gated.py``'s norm, which saves its
 #: input; the output projection's input is the GEMM input counted apart.
 MAMBA_SAVED_INNER_BYTES = 4
+
+
+def dense_mlp_saved_bytes(model: ModelSpec, tok: ArrayLike, gemm_input_bytes: float) -> np.ndarray:
+    """Bytes a dense MLP keeps for backward for ``tok`` tokens, before the tp split: the
+    activation's input(s) (gate and up when gated) and its output, the down projection's input."""
+    up = 2 if model.activation.gated else 1
+    return _f(tok) * model.ffn_hidden * (up * ACTIVATION_BYTES + gemm_input_bytes)
 
 
 def moe_saved_bytes(model: ModelSpec, tok: ArrayLike, moe_load: ArrayLike, gemm_input_bytes: float,
@@ -283,7 +288,7 @@ def hybrid_activation_bytes(model: ModelSpec, seq_len: int, micro_batch: ArrayLi
     elif layer_kind == "attention":
         split = attention_saved_bytes(model, seq_len, micro_batch, cp, rc, flash_attention, G)
     elif layer_kind == "mlp":
-        split = tok * model.ffn_hidden * ((2 if model.activation.gated else 1) * B + G)
+        split = dense_mlp_saved_bytes(model, tok, G)
     else:
         split, moe_rep = moe_saved_bytes(model, tok, moe_load, G, np.where(sp, et, 1.0))
         shared = shared + moe_rep
@@ -436,5 +441,5 @@ __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERE
            "FP8_PARAM_BYTES", "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
-           "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "attention_saved_bytes", "hybrid_activation_bytes",
-           "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]
+           "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "attention_saved_bytes", "dense_mlp_saved_bytes",
+           "hybrid_activation_bytes", "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]

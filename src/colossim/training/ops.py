@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from colossim.cost.compute import attention_flops
+from colossim.cost.compute import ALIGN_BYTES, OPERAND_BYTES, attention_flops
 from colossim.specs.model import RECURRENT_KINDS, ModelSpec
 
 ArrayLike = np.ndarray | float | int
@@ -625,19 +625,31 @@ def busiest_rank_load(ep: ArrayLike, imbalance: float) -> np.ndarray:
     return np.where(_f(ep) > 1, float(imbalance), 1.0)
 
 
+#: Rows an expert's tokens on the busiest rank are counted in whole multiples of: the alignment
+#: the GEMMs need at the narrowest operand (16 bytes of fp8, :data:`colossim.cost.compute.ALIGN_BYTES`),
+#: as Megatron-Core pads each expert's tokens for fp8 (``--moe-router-padding-for-fp8``, to 16).
+#: Because: ``load`` times the mean rows is an average, not a shape; left fractional, the weight
+#: gradient's K (those rows) would turn aligned and misaligned as the load grows, and a busier rank
+#: could run faster.
+EXPERT_ROWS_ALIGN = ALIGN_BYTES / OPERAND_BYTES["fp8"]
+
+
 def busiest_expert_rank_ops(ops: list[Op], model: ModelSpec, load: ArrayLike) -> list[Op]:
     """One MoE layer's ops as its busiest expert-parallel rank runs them: the routed expert GEMMs
-    (:data:`GROUPED_EXPERT_GEMMS`) take ``load`` times the mean rows :func:`mlp_ops` gives them,
-    and so does the routed share of the activation function (the shared experts' share stays).
-    ``load`` is that rank's routed tokens over the mean (1: perfect balance).  The all-to-all is a
-    barrier every MoE layer, so the other ranks wait for this one."""
+    (:data:`GROUPED_EXPERT_GEMMS`) take ``load`` times the mean rows :func:`mlp_ops` gives them
+    (above the mean, padded to :data:`EXPERT_ROWS_ALIGN`), and so does the routed share of the
+    activation function (the shared experts' share stays).  ``load`` is that rank's routed tokens
+    over the mean (1: perfect balance).  The all-to-all is a barrier every MoE layer, so the other
+    ranks wait for this one."""
     load = _f(load)
     k, s = float(model.top_k), float(model.shared_experts)
     act = (k * load + s) / (k + s)
     out: list[Op] = []
     for op in ops:
         if isinstance(op, Gemm) and op.name in GROUPED_EXPERT_GEMMS:
-            op = replace(op, m=_f(op.m) * load)
+            rows = _f(op.m) * load
+            padded = np.ceil(rows / EXPERT_ROWS_ALIGN) * EXPERT_ROWS_ALIGN
+            op = replace(op, m=np.where(load > 1.0, padded, rows))
         elif isinstance(op, MemoryBound) and op.name == "activation":
             op = replace(op, bytes=_f(op.bytes) * act,
                          backward_bytes=None if op.backward_bytes is None else _f(op.backward_bytes) * act)
@@ -667,6 +679,6 @@ __all__ = ["ACTIVATION_BYTES", "CROSS_ENTROPY_BYTES_PER_LOGIT", "DROPOUT_MASK_BY
            "Attention", "AttentionLayerKind", "BatchedMatmul", "Gemm", "mamba_all_to_all_bytes", "mamba_ops",
            "MemoryBound", "Op", "attention_layer_kinds", "attention_ops",
            "attention_span",
-           "busiest_expert_rank_ops", "busiest_rank_load",
+           "EXPERT_ROWS_ALIGN", "busiest_expert_rank_ops", "busiest_rank_load",
            "deepspeed_layer_weights", "embedding_ops", "gemm_and_attention_flops", "GROUPED_EXPERT_GEMMS", "layer_ops", "logits_ops",
            "memory_bound_ops", "mlp_ops", "op_sac_recompute_ops", "op_sac_recomputed_shares", "torch_mm_parts"]

@@ -142,7 +142,8 @@ def test_every_nemo_table_row_predicts_the_same_as_published_and_as_colossims_co
 
     ours = validate(predict, runs)
     published = validate(predict, runs, as_published=True)
-    assert [r.predicted_tokens_per_s_per_gpu for r in ours] == pytest.approx([r.predicted_tokens_per_s_per_gpu for r in published], rel=1e-12)
+    assert [r.predicted_tokens_per_s_per_gpu for r in ours] == pytest.approx(
+        [r.predicted_tokens_per_s_per_gpu for r in published], rel=1e-12)
 
 
 def test_a_run_from_korthikanti_et_al_reads_as_the_release_that_paper_introduced():

@@ -260,6 +260,15 @@ class ParallelPlan(BaseModel):
             "the dp x cp / shard_group copies of each shard all-reduce its gradients once per step. "
             "PyTorch FSDP HYBRID_SHARD / HSDP, DeepSpeed MiCS and ZeRO++ hpZ, Megatron-Core's "
             "--num-distributed-optimizer-instances. Omitted: the whole dp x cp group (not searched)"))
+    tp_fills_server: bool = Field(
+        False,
+        description=(
+            "with tp left open, the search keeps to Narayanan et al. 2021's rule for choosing it (sec. "
+            "3.3, Takeaway #1: tensor parallelism up to the GPUs of a server, then pipeline "
+            "parallelism across servers): a plan with pp > 1 takes the largest tp that fits a server "
+            "(the GPUs of a node as the system gives them, within the scale-up domain: 8 on a DGX, "
+            "the rack on an NVL72); pp 1 plans are searched as usual. "
+            "false: every tp is searched, the fastest wins. Ignored when tp is given"))
     tp_beyond_domain: bool = Field(
         False, validation_alias=AliasChoices("tp_beyond_domain", "allow_tp_beyond_domain"),
         description=(

@@ -122,6 +122,12 @@ class SoftwareStack(BaseModel):
                                    "before Megatron-Core 0.5, DeepSpeed of 2021-2022, metaseq, Composer, "
                                    "HAI-LLM), so a plan that leaves cp open gets cp 1 and one that sets "
                                    "cp > 1 ran other software (see plan_needs)")
+    tp_fills_server: bool = Field(False, description="the stack's published runs chose tp by Narayanan et "
+                                  "al. 2021's rule (sec. 3.3, Takeaway #1: tensor parallelism up to the GPUs "
+                                  "of a server, then pipeline parallelism across servers); the validation "
+                                  "reads a run of this stack that does not state its tp this way "
+                                  "(ParallelPlan.tp_fills_server, colossim.training.validate."
+                                  "with_tp_convention). The search itself keeps trying every tp")
     host_seconds_per_step: float = Field(0.0, ge=0, description="time each optimizer step spends that "
                                          "no kernel model prices and a faster chip does not shorten "
                                          "(Python, framework hooks and bookkeeping, host syncs), added "

@@ -10,7 +10,8 @@ Fields the spec fixes stay fixed; every omitted field is searched:
   chunks, Megatron-Core); only 1 without flash attention: ring attention merges the partial
   results of each K/V chunk through the log-sum-exp a fused (flash) attention kernel returns
   (Megatron-Core CP runs on Transformer Engine's fused attention), which the unfused core lacks.
-- ``pp``: divides the layers (or any count up to the layers with ``uneven_stages``).
+- ``pp``: divides the layers (or any count up to the layers with ``uneven_stages``); with
+  ``parallelism.tp_fills_server`` a plan with pp > 1 takes the server's tp (:func:`server_tp`).
 - ``dp``: what is left of the GPU count; ``ep`` divides the experts and dp x cp.
 - ``etp`` (MoE): tp; and 1 as well under a stack with ``moe_parallel_folding`` (Megatron-Core's
   expert tensor parallelism), where etp x ep need only divide tp x cp x dp.
@@ -72,6 +73,13 @@ def tp_beyond_domain(plan) -> bool:
     return plan.tp is not None or bool(plan.tp_beyond_domain)
 
 
+def server_tp(model, system) -> int:
+    """The tensor-parallel degree of a whole server: the largest tp the model allows
+    (:func:`tp_candidates`) within the GPUs of a node and the scale-up domain (8 on a DGX)."""
+    cap = min(int(system.gpus_per_node), int(system.scaleup_domain_size))
+    return max([t for t in tp_candidates(model) if t <= cap] or [1])
+
+
 def fixed_or_open(plan, name: str, default) -> list:
     """The values plan field ``name`` may take: the one the spec fixes (an enum as its value), or
     every value of ``default`` when it is left open."""
@@ -110,10 +118,12 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                     uneven_stages=plan.uneven_stages, tp_within_domain=not tp_beyond_domain(plan), etp=etp)
     if plan.etp is None:  # etp 1 at tp 1 is the plan etp = tp already
         ok &= (etp_code == 0) | (tp > 1)
-    # search policy beyond validity: the fixed dp, Megatron's interleaving requirements, and
-    # ZeRO-2/3 only without pipelining
+    # search policy beyond validity: the fixed dp, tp filling a server before pp (when asked),
+    # Megatron's interleaving requirements, and ZeRO-2/3 only without pipelining
     if plan.dp is not None:
         ok &= dp == plan.dp
+    if plan.tp_fills_server and plan.tp is None:  # Narayanan et al. 2021, Takeaway #1
+        ok &= (pp == 1) | (tp == server_tp(model, system))
     n_micro = global_batch // np.maximum(dp * mb, 1)
     layers_per_stage = layers_on_slowest_stage(model.layers, pp)
     ok &= (vpp == 1) | ((layers_per_stage % vpp == 0) & (n_micro % pp == 0))

@@ -370,13 +370,35 @@ def with_run_flags(spec: dict, notes: str | None) -> dict:
     return _with_open_plan_fields(spec, {f: v.pop() for f, v in named.items() if len(v) == 1 and None not in v})
 
 
+def with_tp_convention(spec: dict) -> dict:
+    """``spec`` with ``tp_fills_server`` where it leaves tp open and the stack it runs
+    (``training.software``, or the one the spec resolves to) chose tp by Narayanan et al. 2021's
+    rule (the stack's ``tp_fills_server``): Megatron-LM's published runs put tensor parallelism
+    over a whole server before pipelining across servers, so a run of that code with pp > 1 ran tp
+    8 on DGX nodes, whatever split the engine would price fastest.  A spec that gives tp, sets the
+    field, or does not load is left as it is."""
+    from colossim.errors import ColossimError
+    from colossim.specs.software import software_stacks
+    from colossim.specs.training import load_spec
+
+    plan = _open_plan(spec)
+    if plan is None or plan.get("tp") is not None or plan.get("tp_fills_server") is not None:
+        return spec
+    try:
+        stack = software_stacks().get(load_spec(spec).training.software or "")
+    except (ColossimError, ValueError):
+        return spec
+    return _with_open_plan_fields(spec, {"tp_fills_server": True}) if stack and stack.tp_fills_server else spec
+
+
 def with_run_labels(spec: dict, model_name: str | None, gpu_type: str | None, source: str | None = None,
                     interconnect: str | None = None, notes: str | None = None) -> dict:
     """``spec`` as a published row's own words complete it: :func:`with_model_label`,
     :func:`with_part_label`, from its source :func:`with_run_software` and :func:`with_run_date`,
-    from its interconnect :func:`with_network_label` and from its notes :func:`with_run_flags`."""
+    from its interconnect :func:`with_network_label`, from its notes :func:`with_run_flags`, and
+    then, for the stack all that settles, :func:`with_tp_convention`."""
     spec = with_run_software(with_part_label(with_model_label(spec, model_name), gpu_type), source)
-    return with_run_flags(with_network_label(with_run_date(spec, source), interconnect), notes)
+    return with_tp_convention(with_run_flags(with_network_label(with_run_date(spec, source), interconnect), notes))
 
 
 #: The first month whose software could run FlashAttention-2: flash-attn 2.0.0 and Dao 2023

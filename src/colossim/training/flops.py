@@ -215,6 +215,12 @@ def recompute_flops_per_token(model: ModelSpec, seq_len: int, recompute: Recompu
     return 0.0
 
 
+def palm_params(model: ModelSpec) -> float:
+    """PaLM's N (appendix B): the active parameters without the input embedding, the output matrix
+    counted once even when it is the tied embedding."""
+    return model.params_active - model.params_embedding + (model.vocab * model.hidden if model.tied_embeddings else 0)
+
+
 def frozen_weight_gradient_flops_per_token(model: ModelSpec, seq_len: int,
                                            convention: Convention = "megatron") -> float:
     """The weight-gradient FLOPs per token that a convention's count includes and a LoRA, which
@@ -225,8 +231,7 @@ def frozen_weight_gradient_flops_per_token(model: ModelSpec, seq_len: int,
         fwd = forward_flops_per_token(model, seq_len, causal=False)
         return sum(v for k, v in fwd.items() if k not in ATTENTION_CORE_OPS + RECURRENT_CORE_OPS)
     if convention == "palm":
-        return 2.0 * (model.params_active - model.params_embedding
-                      + (model.vocab * model.hidden if model.tied_embeddings else 0))
+        return 2.0 * palm_params(model)
     if convention == "6nd":
         return 2.0 * model.params_active
     raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
@@ -293,8 +298,7 @@ def _full_model_flops_per_token(model: ModelSpec, seq_len: int, convention: Conv
         fwd = sum(forward_flops_per_token(model, seq_len, causal=False).values())
         return (1 + BACKWARD_FACTOR) * fwd
     if convention == "palm":
-        n = model.params_active - model.params_embedding + (
-            model.vocab * model.hidden if model.tied_embeddings else 0)
+        n = palm_params(model)
         q = (model.qk_head_dim + model.v_head_dim) / 2  # Because: PaLM's Q assumes equal q/k/v head dims
         # Source: PaLM appendix B, 6N + 12 L H Q T per token (forward + backward).
         keys = attention_keys_per_query(model, seq_len, causal=False)  # seq_len without windows
@@ -319,4 +323,4 @@ __all__ = ["ATTENTION_CORE_OPS", "BACKWARD_FACTOR", "CONVENTIONS", "RECURRENT_CO
            "frozen_weight_gradient_flops_per_token",
            "hardware_flops_per_token", "layer_flops_per_token", "logits_flops_per_token",
            "mlp_flops_per_token", "model_flops_per_token", "narayanan_eq3_flops_per_token",
-           "recompute_flops_per_token"]
+           "palm_params", "recompute_flops_per_token"]

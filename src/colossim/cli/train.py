@@ -53,14 +53,17 @@ def show_evidence(ev: dict) -> None:
 
 
 def _memory_label(est, part: str) -> str:
-    """A memory part's row label: the gradients with the dtype they are held in (ZeRO 0-2: the
-    data-parallel reduction's buffer; ZeRO-3 and LoRA adapters: bf16), the weights as fp8
-    parameters where the plan keeps them so."""
-    p = est.parallelism
+    """A memory part's row label: the gradients with the dtype they are held in, the weights as
+    fp8 parameters where the plan keeps them so (:mod:`colossim.training.memory`'s rules)."""
+    from colossim.training import memory as M
+    from colossim.training.step import GRAD_REDUCE_BYTES
+
+    p, zero = est.parallelism, est.parallelism.get("zero", 0)
     if part == "gradients":
-        lora = "lora_rank" in est.assumptions
-        return f"gradients ({'bf16' if p.get('zero', 0) >= 3 or lora else p.get('grad_reduce_dtype', 'fp32')})"
-    if part == "weights" and est.precision == "fp8" and p.get("fp8_param_gather") and p.get("zero", 0) < 3:
+        held = M.held_gradient_bytes(zero, GRAD_REDUCE_BYTES[p.get("grad_reduce_dtype", "fp32")],
+                                     "lora_rank" in est.assumptions)
+        return f"gradients ({next(k for k, v in GRAD_REDUCE_BYTES.items() if v == held)})"
+    if part == "weights" and est.precision == "fp8" and M.fp8_layer_params(p.get("fp8_param_gather", False), zero):
         return "weights (layers in fp8)"
     return part
 

@@ -131,6 +131,18 @@ def _recompute_code(recompute: Any) -> np.ndarray:
     return np.asarray(RECOMPUTE_CODES[str(getattr(recompute, "value", recompute))])
 
 
+def held_gradient_bytes(zero: ArrayLike, grad_buffer_bytes: float, lora: bool) -> np.ndarray:
+    """Bytes each gradient is held in: under ZeRO 0-2 the data-parallel reduction's buffer
+    (``grad_buffer_bytes``), under ZeRO-3 and for a LoRA's adapters :data:`GRAD_BYTES` (bf16)."""
+    return np.where((_f(zero) >= 3) | lora, GRAD_BYTES, grad_buffer_bytes)
+
+
+def fp8_layer_params(fp8_params: ArrayLike, zero: ArrayLike) -> np.ndarray:
+    """Where an fp8 run keeps the layers' weights as fp8 parameters (:data:`FP8_PARAM_BYTES`):
+    ``fp8_params`` under ZeRO 0-2; ZeRO-3 gathers bf16 weights and caches an fp8 copy."""
+    return np.asarray(fp8_params, dtype=bool) & (_f(zero) < 3)
+
+
 def params_per_gpu(model: ModelSpec, tp: ArrayLike, pp: ArrayLike, ep: ArrayLike,
                    etp: ArrayLike | None = None) -> dict[str, np.ndarray]:
     """Parameters held by one GPU of the most loaded stage before ZeRO sharding: ``dense`` (split
@@ -374,7 +386,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     weights = WEIGHT_BYTES * sharded(p, 3)
     if prec == "fp8":  # the layers' weights (not the embedding or head): + a cached fp8 copy, or fp8 only
         layer_weights = sharded({"dense": p["dense"] - p["vocab"], "expert": p["expert"]}, 3)
-        per_param = np.where(fp8_params & (zero < 3), FP8_PARAM_BYTES - WEIGHT_BYTES, FP8_WEIGHT_CACHE_BYTES)
+        per_param = np.where(fp8_layer_params(fp8_params, zero), FP8_PARAM_BYTES - WEIGHT_BYTES,
+                             FP8_WEIGHT_CACHE_BYTES)
         weights = weights + per_param * layer_weights
     trained = p
     dequantized = 0.0
@@ -389,8 +402,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
             # ... and one of them at a time dequantized to bf16 for its GEMM
             dequantized = L.NF4_COMPUTE_BYTES_PER_WEIGHT * largest / tp
     # ZeRO 0-2: the gradient buffer in the reduction's dtype; ZeRO-3 and adapters: bf16
-    grad_bytes = GRAD_BYTES if lora is not None else np.where(zero >= 3, GRAD_BYTES, grad_buffer_bytes)
-    gradients = grad_bytes * sharded(trained, 2)
+    gradients = held_gradient_bytes(zero, grad_buffer_bytes, lora is not None) * sharded(trained, 2)
     optimizer = OPTIMIZER_BYTES * sharded(trained, 1)
 
     # --- activations
@@ -442,4 +454,4 @@ __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERE
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
            "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "attention_saved_bytes", "dense_mlp_saved_bytes",
-           "hybrid_activation_bytes", "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]
+           "fp8_layer_params", "held_gradient_bytes", "hybrid_activation_bytes", "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]

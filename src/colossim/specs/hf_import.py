@@ -267,12 +267,7 @@ def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
         if not isinstance(kinds, list) or not kinds:
             raise SpecError(f"{path}: missing required key 'hybrid_override_pattern' (or 'layers_block_type') "
                             f"for model_type 'nemotron_h'", field="hybrid_override_pattern")
-        bad = sorted({str(k) for k in kinds} - set(NEMOTRON_H_LAYER_TYPES))
-        if bad:
-            raise SpecError(f"{path}: layers_block_type has {', '.join(bad)}: allowed: "
-                            f"{', '.join(NEMOTRON_H_LAYER_TYPES)}", field="layers_block_type", value=bad[0],
-                            allowed=list(NEMOTRON_H_LAYER_TYPES))
-        pattern = "".join(NEMOTRON_H_LAYER_TYPES[k] for k in kinds)
+        pattern = _layer_type_chars(kinds, NEMOTRON_H_LAYER_TYPES, "layers_block_type", path)
     act = cfg.get("mlp_hidden_act", "relu2")
     if act != "relu2":
         raise SpecError(f"{path}: mlp_hidden_act {act!r} is not supported: allowed: relu2", field="mlp_hidden_act",
@@ -293,6 +288,9 @@ def _nemotron_h_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
 #: attends (gated attention), the others are Gated DeltaNet (transformers 5.24.0 Qwen3NextConfig:
 #: ``"linear_attention" if bool((i + 1) % interval_pattern) else "full_attention"``, interval 4).
 QWEN3_NEXT_ATTENTION_INTERVAL = 4
+#: A Qwen3-Next config's layer types (``layer_types``) as the characters of the mixer sublayer in
+#: ``model.hybrid_pattern``: Gated DeltaNet (G) or gated attention (*).
+QWEN3_NEXT_LAYER_TYPES = {"linear_attention": "G", "full_attention": "*"}
 #: Qwen3-Next's attention head width when its config gives none (transformers 5.24.0
 #: Qwen3NextConfig ``head_dim = 256``).
 QWEN3_NEXT_HEAD_DIM = 256
@@ -307,15 +305,12 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     kinds = cfg.get("layer_types") or [
         "linear_attention" if (i + 1) % (cfg.get("full_attention_interval") or QWEN3_NEXT_ATTENTION_INTERVAL)
         else "full_attention" for i in range(n_layers)]
-    bad = sorted({str(k) for k in kinds} - {"linear_attention", "full_attention"})
-    if bad:
-        raise SpecError(f"{path}: layer_types has {', '.join(bad)}: allowed: linear_attention, full_attention",
-                        field="layer_types", value=bad[0], allowed=["linear_attention", "full_attention"])
+    mixers = _layer_type_chars(kinds, QWEN3_NEXT_LAYER_TYPES, "layer_types", path)
     experts = cfg.get("num_experts") or 0
     step = cfg.get("decoder_sparse_step") or 1
     dense = set(cfg.get("mlp_only_layers") or [])
     moe = [experts > 0 and i not in dense and (i + 1) % step == 0 for i in range(len(kinds))]
-    pattern = "".join(("G" if k == "linear_attention" else "*") + ("E" if e else "-") for k, e in zip(kinds, moe))
+    pattern = "".join(m + ("E" if e else "-") for m, e in zip(mixers, moe))
     d: dict[str, Any] = {
         **_hybrid_fields(cfg, path, pattern, "qwen3_next"),
         "head_dim": cfg.get("head_dim") or QWEN3_NEXT_HEAD_DIM,
@@ -335,6 +330,16 @@ def _qwen3_next_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
         d.update(experts=experts, top_k=_need(cfg, "num_experts_per_tok", path), moe_ffn_hidden=width,
                  shared_experts=shared)
     return d
+
+
+def _layer_type_chars(kinds: list, types: dict[str, str], key: str, path: str) -> str:
+    """A config's list of layer types as pattern characters (``types``: name -> character); a
+    type not in ``types`` raises :class:`SpecError` naming ``key`` and the allowed names."""
+    bad = sorted({str(k) for k in kinds} - set(types))
+    if bad:
+        raise SpecError(f"{path}: {key} has {', '.join(bad)}: allowed: {', '.join(types)}", field=key,
+                        value=bad[0], allowed=list(types))
+    return "".join(types[k] for k in kinds)
 
 
 def _nemotron_h_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:

@@ -454,4 +454,5 @@ __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERE
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
            "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "attention_saved_bytes", "dense_mlp_saved_bytes",
-           "fp8_layer_params", "held_gradient_bytes", "hybrid_activation_bytes", "memory_per_gpu", "op_sac_saved_bytes", "params_per_gpu"]
+           "fp8_layer_params", "held_gradient_bytes", "hybrid_activation_bytes", "memory_per_gpu",
+           "op_sac_saved_bytes", "params_per_gpu"]

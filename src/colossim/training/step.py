@@ -1026,7 +1026,7 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     # every weight is gathered under ZeRO-3; only the trained ones (all, or a LoRA's adapters) have
     # gradients to reduce, and only they change, so only they are gathered after the step
     dense, expert = params["dense"], params["expert"]
-    t_dense, t_expert = params.get("trained_dense", dense), params.get("trained_expert", expert)
+    t_dense, t_expert = params["trained_dense"], params["trained_expert"]
 
     def coll(fn, n_params, nbytes, g, stride, calls=1.0):
         calls = np.maximum(calls, 1.0)

@@ -87,6 +87,60 @@ def test_missing_required_key_is_named():
         load_hf_config(HF / "broken-llama.json")
 
 
+LLAMA3_8B = json.loads((HF / "llama3-8b.json").read_text())
+
+
+@pytest.mark.parametrize("key, value", [
+    ("num_hidden_layers", True), ("num_hidden_layers", "32"), ("num_hidden_layers", 32.5), ("hidden_size", [4096]),
+    ("num_key_value_heads", 0), ("head_dim", 0), ("max_position_embeddings", True), ("vocab_size", -5),
+    ("tie_word_embeddings", "false"), ("attention_bias", 1), ("hidden_act", ["silu"]), ("model_type", ["llama"]),
+    ("layer_types", "sliding_attention"), ("sliding_window", "4096"),
+])
+def test_a_value_of_the_wrong_kind_is_refused_naming_its_key(tmp_path, key, value):
+    # "false" used to tie the head (bool("false")), true layers to be one layer, 0 KV heads to be one
+    # per head: each changed the model without a word
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA3_8B, key: value}))
+    with pytest.raises(SpecError, match=f"{key} = .*: allowed: ") as e:
+        load_hf_config(tmp_path)
+    assert e.value.field == key and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("cfg, key", [
+    ({**json.loads((HF / "deepseek-v3.json").read_text()), "n_group": "8"}, "n_group"),
+    ({**json.loads((HF / "qwen3-30b-a3b.json").read_text()), "moe_intermediate_size": 0}, "moe_intermediate_size"),
+    ({"model_type": "falcon", "hidden_size": "4544", "n_head": 71, "n_layer": 32, "vocab_size": 65024},
+     "hidden_size"),
+])
+def test_wrong_kinds_the_import_computes_with_are_refused_before_use(tmp_path, cfg, key):
+    # these were tracebacks (TypeError, ZeroDivisionError) or Falcon's "4544" * 4 read as a width
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SpecError, match=f"{key} = ") as e:
+        load_hf_config(tmp_path)
+    assert e.value.field == key
+
+
+def test_every_missing_required_key_is_named_in_one_error(tmp_path):
+    cfg = {k: v for k, v in LLAMA3_8B.items() if k not in ("num_hidden_layers", "vocab_size", "intermediate_size")}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(SpecError, match="missing required keys 'num_hidden_layers', 'vocab_size', "
+                                        "'intermediate_size' for model_type 'llama'"):
+        load_hf_config(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in LLAMA3_8B.items() if k != "model_type"}))
+    with pytest.raises(SpecError, match="missing required key 'model_type': allowed: llama, "):
+        load_hf_config(tmp_path)
+
+
+def test_deepseek_moe_layer_frequency_sets_the_count_of_expert_layers(tmp_path):
+    # transformers' DeepseekV3: layer i has experts when i >= first_k_dense_replace and i % moe_layer_freq == 0
+    cfg = json.loads((HF / "deepseek-v3.json").read_text())
+    for freq in (1, 2, 3):
+        (tmp_path / "config.json").write_text(json.dumps({**cfg, "moe_layer_freq": freq}))
+        m = load_hf_config(tmp_path)
+        k, n = cfg["first_k_dense_replace"], cfg["num_hidden_layers"]
+        assert m.moe_layers == sum(1 for i in range(k, n) if i % freq == 0)
+    assert load_hf_config(HF / "deepseek-v3.json").moe_layers == 58  # 61 layers, the first 3 dense
+
+
 def test_unsupported_model_type(tmp_path):
     p = tmp_path / "config.json"
     p.write_text('{"model_type": "gpt2"}')
@@ -151,6 +205,22 @@ def test_a_catalog_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
     folder = _checkpoint(tmp_path / "llama2-7b")  # holds Llama 3 8B's config, named like a catalog model
     assert (folder / "config.json").is_file()
     assert resolve_model("llama2-7b").vocab == 32000  # the catalog's Llama 2, not the folder's 128,256
+
+
+def test_a_checkpoint_path_reads_its_own_config_even_when_named_like_a_catalog_model(tmp_path, monkeypatch):
+    # a downloaded checkpoint sits in a folder named after its repo; a path to it (with a separator,
+    # or written as a path) is that config, here cut to 16 layers, not the catalog's Llama 3.1 8B
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "ckpt" / "Llama-3.1-8B"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({**LLAMA3_8B, "num_hidden_layers": 16}))
+    for name in (str(folder), "ckpt/Llama-3.1-8B", "./ckpt/Llama-3.1-8B/"):
+        assert resolve_model(name).layers == 16, name
+    assert resolve_model("meta-llama/Llama-3.1-8B").layers == 32  # a repo id with no such folder: the catalog's
+    (tmp_path / "empty").mkdir()
+    for name in ("empty", "./empty", str(tmp_path / "empty")):
+        with pytest.raises(SpecError, match="config file '.*empty/config.json' not found: allowed: a catalog model"):
+            resolve_model(name)
 
 
 @pytest.mark.parametrize("model, message", [

@@ -25,6 +25,7 @@ else every layer (Mistral, Mixtral, Phi-3), the layers from ``max_window_layers`
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +98,93 @@ FAMILY_SEQ_LEN = {"falcon": 2048, "llama4_text": 131072}  # Llama4TextConfig: 40
 _ACTIVATIONS = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_pytorch_tanh": "geglu"}
 
 
+#: The types of the config keys the import reads, checked before any is used, so that a value of
+#: the wrong kind is refused naming its key (transformers writes each as below; null is absent).
+#: Whole numbers, by the least each may be: widths, head and layer counts at least 1; counts of
+#: optional parts (shared experts, dense layers first, MTP modules, a window) at least 0.
+HF_INT_KEYS = {**dict.fromkeys((
+    "num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "vocab_size",
+    "intermediate_size", "max_position_embeddings", "head_dim", "attention_head_dim", "moe_intermediate_size",
+    "num_experts_per_tok", "num_local_experts", "n_routed_experts", "kv_lora_rank", "q_lora_rank",
+    "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "n_layer", "n_head", "n_head_kv", "num_kv_heads",
+    "ffn_hidden_size", "intermediate_size_mlp", "interleave_moe_layer_step", "decoder_sparse_step",
+    "full_attention_interval", "no_rope_layer_interval", "sliding_window_pattern", "num_ln_in_parallel_attn",
+    "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+    "linear_conv_kernel_dim", "attention_chunk_size", "mamba_num_heads", "mamba_head_dim", "ssm_state_size",
+    "n_groups", "mamba_n_groups", "conv_kernel", "mamba_d_conv", "chunk_size", "mamba_chunk_size",
+    "moe_shared_expert_intermediate_size", "moe_layer_freq"), 1),
+    **dict.fromkeys(("num_experts", "n_shared_experts", "first_k_dense_replace", "num_nextn_predict_layers",
+                     "shared_expert_intermediate_size", "max_window_layers", "n_group", "topk_group",
+                     "sliding_window"), 0)}
+HF_BOOL_KEYS = ("tie_word_embeddings", "attention_bias", "use_sliding_window", "new_decoder_architecture",
+                "multi_query", "parallel_attn", "bias", "alibi", "use_parallel_residual")
+HF_STR_KEYS = ("model_type", "hidden_act", "hidden_activation", "mlp_hidden_act", "topk_method",
+               "hybrid_override_pattern", "_name_or_path")
+HF_LIST_KEYS = ("layer_types", "layers_block_type", "mlp_only_layers", "moe_layers", "no_rope_layers")
+
+
+def _check_key_types(cfg: dict[str, Any], path: str) -> None:
+    """Refuse, naming the key, a value of a kind transformers never writes for it
+    (:data:`HF_INT_KEYS`, :data:`HF_BOOL_KEYS`, :data:`HF_STR_KEYS`, :data:`HF_LIST_KEYS`): a
+    string, a boolean or a fraction for a width, a string for a flag, zero heads."""
+    for key, value in cfg.items():
+        if value is None:
+            continue
+        if key in HF_INT_KEYS:
+            least = HF_INT_KEYS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise SpecError(f"{path}: {key} = {value!r}: allowed: a whole number >= {least}", field=key,
+                                value=value)
+        elif key in HF_BOOL_KEYS and not isinstance(value, bool):
+            raise SpecError(f"{path}: {key} = {value!r}: allowed: true, false", field=key, value=value,
+                            allowed=[True, False])
+        elif key in HF_STR_KEYS and not isinstance(value, str):
+            raise SpecError(f"{path}: {key} = {value!r}: allowed: a string", field=key, value=value)
+        elif key in HF_LIST_KEYS and not isinstance(value, list):
+            raise SpecError(f"{path}: {key} = {value!r}: allowed: a list", field=key, value=value)
+
+
+#: The required keys a config lacks, while :func:`hf_config_to_fields` reads it: each missing one is
+#: recorded and read as 1, so that one error names them all.
+_MISSING: ContextVar[list[str] | None] = ContextVar("hf_missing_keys", default=None)
+
+
 def _need(cfg: dict[str, Any], key: str, path: str) -> Any:
     if cfg.get(key) is None:
-        raise SpecError(f"{path}: missing required key '{key}' for model_type "
-                        f"'{cfg.get('model_type')}'", field=key)
+        missing = _MISSING.get()
+        if missing is None:
+            raise SpecError(f"{path}: missing required key '{key}' for model_type "
+                            f"'{cfg.get('model_type')}'", field=key)
+        missing.append(key)
+        return 1
     return cfg[key]
 
 
 def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[str, Any]:
-    """ModelSpec fields from a parsed Hugging Face config (see :func:`load_hf_config`)."""
+    """ModelSpec fields from a parsed Hugging Face config (see :func:`load_hf_config`).  A value of
+    the wrong kind is refused naming its key (:func:`_check_key_types`); the required keys a config
+    lacks are named together, in one error."""
+    if cfg.get("model_type") is None:
+        raise SpecError(f"{path}: missing required key 'model_type': allowed: {', '.join(SUPPORTED)}",
+                        field="model_type", allowed=SUPPORTED)
+    _check_key_types(cfg, path)
+    missing: list[str] = []
+    token = _MISSING.set(missing)
+    try:
+        fields = _config_fields(cfg, path)
+    except SpecError:
+        if not missing:
+            raise
+    finally:
+        _MISSING.reset(token)
+    if missing:
+        names = ", ".join(f"'{k}'" for k in dict.fromkeys(missing))
+        raise SpecError(f"{path}: missing required key{'s' if len(set(missing)) > 1 else ''} {names} for "
+                        f"model_type '{cfg.get('model_type')}'", field=missing[0])
+    return fields
+
+
+def _config_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     mt = cfg.get("model_type")
     if mt in TEXT_CONFIG_FAMILIES:  # a multimodal checkpoint: the language model is its text_config
         text = _need(cfg, "text_config", path)
@@ -113,6 +192,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
             raise SpecError(f"{path}: text_config must be a JSON object, got {text!r}", field="text_config")
         mt = TEXT_CONFIG_FAMILIES[mt]
         cfg = {**text, "model_type": mt, "_name_or_path": cfg.get("_name_or_path")}
+        _check_key_types(cfg, path)
     if mt == "gemma3_text":
         cfg = {**GEMMA3_TEXT_DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
     if mt in FALCON_LEGACY_TYPES:
@@ -181,7 +261,7 @@ def hf_config_to_fields(cfg: dict[str, Any], path: str = "config.json") -> dict[
                  experts=_need(cfg, "n_routed_experts", path), top_k=_need(cfg, "num_experts_per_tok", path),
                  moe_ffn_hidden=_need(cfg, "moe_intermediate_size", path),
                  shared_experts=cfg.get("n_shared_experts") or 0,
-                 first_dense_layers=cfg.get("first_k_dense_replace") or 0,
+                 **_deepseek_moe_layers(cfg, d["layers"]),
                  mtp_modules=cfg.get("num_nextn_predict_layers") or 0,
                  **_routing_groups(cfg),
                  attention="mla", mla_q_lora_rank=cfg.get("q_lora_rank"),
@@ -472,6 +552,21 @@ def _qwen_moe_fields(cfg: dict[str, Any], path: str) -> dict[str, Any]:
     return out
 
 
+def _deepseek_moe_layers(cfg: dict[str, Any], layers: Any) -> dict[str, int]:
+    """``first_dense_layers`` (and ``moe_layer_interval``) of a DeepSeek config: transformers'
+    DeepseekV3 layer ``i`` has experts when ``i >= first_k_dense_replace`` and ``i % moe_layer_freq
+    == 0``.  The released configs' frequency 1 is every layer after the first k.  Under a frequency
+    f > 1 the spec's every-f-th-layer rule counts ``(layers - first) // f`` MoE layers, so ``first``
+    is moved, as little as it must be, to give the config's count of them."""
+    first = cfg.get("first_k_dense_replace") or 0
+    freq = cfg.get("moe_layer_freq") or 1
+    if freq == 1 or not isinstance(layers, int):
+        return {"first_dense_layers": first}
+    count = sum(1 for i in range(first, layers) if i % freq == 0)
+    first = min(max(first, layers - freq * (count + 1) + 1), layers - freq * count)
+    return {"first_dense_layers": first, "moe_layer_interval": freq}
+
+
 #: DeepSeek ``topk_method`` values that pick a token's experts from ``topk_group`` of ``n_group``
 #: groups (DeepSeek-V2 "group_limited_greedy", DeepSeek-V3 "noaux_tc"); "greedy" has no limit.
 GROUP_LIMITED_TOPK_METHODS = ("group_limited_greedy", "noaux_tc")
@@ -508,7 +603,8 @@ def hf_config_fields(path: str | Path) -> dict[str, Any]:
     try:
         cfg = json.loads(p.read_text(encoding="utf-8"))
     except (FileNotFoundError, IsADirectoryError):
-        raise SpecError(f"config file '{p}' not found", field="config", value=str(p)) from None
+        raise SpecError(f"config file '{p}' not found: allowed: a catalog model id, or the path of a "
+                        "config.json or of the folder holding one", field="config", value=str(p)) from None
     except UnicodeDecodeError:
         raise SpecError(f"config file '{p}' is not UTF-8 text", field="config", value=str(p)) from None
     except json.JSONDecodeError as e:

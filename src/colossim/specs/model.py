@@ -9,6 +9,7 @@ token embedding, a learned position table when ``position == "learned"`` and an 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -721,6 +722,11 @@ class ModelCatalog:
     def has(self, name: str) -> bool:
         return self._key(name) is not None
 
+    def names_exactly(self, name: str) -> bool:
+        """Whether ``name`` is a row's id or alias (case-insensitive), not only a label that names one."""
+        key = name.strip().lower()
+        return self.aliases.get(key, key) in self.rows
+
     def software_of(self, name: str) -> str | None:
         """The software stack a catalog model's row names (None for a model not in the catalog, or
         whose row names none).  ``name`` may carry complete_by_shape's " (by shape)" suffix."""
@@ -791,15 +797,22 @@ HF_CONFIG_KEY = "hf_config"
 
 
 def names_hf_config(x: str, base_dir: Any = None) -> bool:
-    """Whether a model string is the path of a Hugging Face config rather than a catalog name: it
-    is no catalog name and it ends in ``.json`` or is a folder holding a ``config.json``."""
-    if load_model_catalog().has(x):
+    """Whether a model string is the path of a Hugging Face config rather than a catalog name.  A
+    catalog id or alias is the catalog's model.  Otherwise it is a path when it ends in ``.json``,
+    is written as one (from ``/``, ``.`` or ``~``, or ending in a separator), or names a file or
+    folder that exists (``ckpt/Llama-3.1-8B``, a downloaded checkpoint named after its repo: its own
+    config, not the catalog's model of that name) -- except a bare name the catalog knows as a
+    label, for which the catalog wins over a folder of that name.  A repo id with no such folder
+    (``meta-llama/Meta-Llama-3-8B``) is a catalog label."""
+    cat = load_model_catalog()
+    if cat.names_exactly(x):
         return False
-    if x.lower().endswith(".json"):
+    if x.lower().endswith(".json") or x.startswith(("/", ".", "~")) or x.endswith(("/", os.sep)):
         return True
     from colossim.specs.hf_import import hf_config_path
     p = hf_config_path(x, base_dir)
-    return p.name == "config.json" and p.is_file()
+    bare = "/" not in x and os.sep not in x
+    return (p.is_file() or p.parent.is_dir() and p.name == "config.json") and not (bare and cat.has(x))
 
 
 def resolve_model(x: str | Mapping[str, Any] | ModelSpec) -> ModelSpec:

@@ -1004,7 +1004,8 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
 
     ZeRO 0: all-reduce of the gradients (``ctx.dp_grad_bytes`` each).  ZeRO 1-2 / distributed
     optimizer: reduce-scatter of the gradients + all-gather of the updated weights (bf16, or fp8
-    with ``ctx.param_gather_bytes``).  ZeRO 3 /
+    with ``ctx.param_gather_bytes``); ZeRO-2, which keeps only its shard of the gradients,
+    reduce-scatters every micro-batch's.  ZeRO 3 /
     FSDP: every micro-batch all-gathers the weights for forward and again for backward and
     reduce-scatters the gradients, prefetched layer by layer so only what exceeds that
     micro-batch's compute is exposed (Rajbhandari et al. 2020, ZeRO; Zhao et al. 2023, FSDP).  The
@@ -1071,7 +1072,11 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     bwd_window = t_bwd_mb if ctx.overlap_grad_reduce else 0.0
     fwd_window = t_fwd_mb if ctx.overlap_grad_reduce and ctx.overlap_param_gather else 0.0
     zero0 = np.maximum(ar - bwd_window, edge * ar)
-    zero12 = np.maximum(rs - bwd_window, edge * rs) + np.maximum(ag - fwd_window, edge * ag)
+    # ZeRO-2 keeps only its shard of the gradients, so each micro-batch's are reduce-scattered as its
+    # backward makes them (DeepSpeed stage 2's per-micro-step reduction, FSDP's SHARD_GRAD_OP); ZeRO-1
+    # and the distributed optimizer accumulate whole gradients and reduce them once a step
+    rs_per_step = np.where(plans.priced_zero == 2, n_micro, 1.0)
+    zero12 = rs_per_step * np.maximum(rs - bwd_window, edge * rs) + np.maximum(ag - fwd_window, edge * ag)
     # ZeRO-3: per micro-batch, gathers hide under that micro-batch's forward / backward compute
     # (prefetch) unless ``overlap_param_gather`` is off; the gradient reduce-scatter too unless
     # ``overlap_grad_reduce`` is off.
@@ -1098,7 +1103,7 @@ def _dp_seconds(ctx: StepContext, plans: PlanArrays, params: dict[str, np.ndarra
     rep_exposed = np.maximum(rep - bwd_window, edge * rep)
     zero = plans.priced_zero
     exposed = np.where(zero >= 3, zero3, np.where(zero >= 1, zero12, zero0)) + np.where(zero >= 1, rep_exposed, 0.0)
-    total = (np.where(zero >= 3, n_micro * (ag3 + bwd_ag + rs3), np.where(zero >= 1, rs + ag, ar))
+    total = (np.where(zero >= 3, n_micro * (ag3 + bwd_ag + rs3), np.where(zero >= 1, rs_per_step * rs + ag, ar))
              + np.where(zero >= 1, rep, 0.0))
     # what hides under compute still holds NCCL's SMs while it runs
     return exposed + np.maximum(total - exposed, 0.0) * comm_sm_share(ctx)
@@ -1122,8 +1127,8 @@ def _with_mtp(ctx: StepContext, plans: PlanArrays, head: dict[str, np.ndarray],
     n = float(m.mtp_modules)
     # ``head`` is the main model's logits and loss: each module runs them once more
     out = {**head, **{k: (1.0 + n) * head[k] + n * (block[k] + proj[k]) for k in ("fwd", "bwd", "wgrad")}}
-    # the block's exposed communication, which the step's compute breakdown leaves out
-    out["fwd_comm"], out["bwd_comm"] = n * comm["fwd"], n * comm["bwd"]
+    # the blocks' exposed communication, which the step's breakdown counts with the layers' own
+    out.update({k: n * last_layer[k] for k in ("tp_fwd", "tp_bwd", "ep_fwd", "ep_bwd")})
     return out
 
 
@@ -1201,23 +1206,33 @@ def evaluate_step(ctx: StepContext, plans: PlanArrays) -> dict[str, np.ndarray]:
     optimizer = K.optimizer_step_seconds(owned, ctx.system.accelerator, ctx.profile,
                                          n_grad_buffer=grad_buffer, loss_scaled=ctx.precision == "fp16")
 
-    def per_step(*keys: str) -> np.ndarray:
-        """Seconds per step of per-layer terms on the slowest stage (no logits share)."""
-        return n_micro * n_max * sum(layer[k] for k in keys)
+    # the slowest stage, direction by direction, as stage() took it: a middle stage's n_max layers,
+    # or the last stage's n_last layers and the head; the breakdown's parts are that stage's, so
+    # they add up to the busy time
+    last_f = n_last * f_layer + head["fwd"] > n_max * f_layer
+    last_b = n_last * b_layer + head["bwd"] > n_max * b_layer
+    n_f, n_b = np.where(last_f, n_last, n_max), np.where(last_b, n_last, n_max)
+
+    def per_step(fwd_key: str, bwd_key: str) -> np.ndarray:
+        """Seconds per step of a per-layer term on the slowest stage, with the head's share of it
+        (multi-token-prediction blocks' communication)."""
+        return n_micro * (n_f * layer[fwd_key] + np.where(last_f, head.get(fwd_key, 0.0), 0.0)
+                          + n_b * layer[bwd_key] + np.where(last_b, head.get(bwd_key, 0.0), 0.0))
 
     # FP8: each local weight is cast (with its transpose) once per step and cached for the
     # step's micro-batches (Transformer Engine's ``is_first_microbatch``)
     weight_casts = (K.fp8_cast_transpose_seconds(params["total"], ctx.system.accelerator, ctx.profile)
                     if ctx.precision in FP8_GEMM_PRECISIONS else np.zeros_like(busy))
-    compute = (n_micro * (stage(layer["compute_fwd"], head["fwd"] - head.get("fwd_comm", 0.0))
-                          + stage(layer["compute_bwd"], head["bwd"] - head.get("bwd_comm", 0.0)))
+    head_comm = {d: sum(head.get(f"{dim}_{d}", 0.0) for dim in ("tp", "ep")) for d in ("fwd", "bwd")}
+    compute = (n_micro * (n_f * layer["compute_fwd"] + np.where(last_f, head["fwd"] - head_comm["fwd"], 0.0)
+                          + n_b * layer["compute_bwd"] + np.where(last_b, head["bwd"] - head_comm["bwd"], 0.0))
                + weight_casts)
     host = np.full_like(busy, ctx.host_seconds_per_step)
     step = busy + bubble + p2p + dp + optimizer + weight_casts + host
     return {
         "step_time_s": step,
         "compute": compute,
-        "recompute": per_step("recompute"),
+        "recompute": n_micro * n_b * layer["recompute"],
         "tp_comm": per_step("tp_fwd", "tp_bwd"),
         "cp_comm": per_step("cp_fwd", "cp_bwd"),
         "ep_comm": per_step("ep_fwd", "ep_bwd"),

@@ -161,13 +161,16 @@ def search_cmd(spec: str = typer.Argument(..., help="Spec file (YAML/JSON) or - 
     # the expert tp column only where a plan's experts have their own (etp_label's rule)
     shape = ("tp", "pp", "cp", "ep", *(("etp",) if any(etp_label(e.parallelism) for e in res.best) else ()),
              "dp", "vpp", "micro_batch")
-    for c in ("#", *(k if k != "micro_batch" else "mb" for k in shape), "recompute", "zero", "step s",
-              "tok/s/GPU", "MFU", "GiB"):
+    # the software column only where the plans run on more than one stack (ZeRO-3 on the chip's FSDP stack)
+    mixed = len({e.software for e in res.best}) > 1
+    for c in ("#", *(k if k != "micro_batch" else "mb" for k in shape), "recompute", "zero",
+              *(("software",) if mixed else ()), "step s", "tok/s/GPU", "MFU", "GiB"):
         t.add_column(c, justify="right")
     for i, e in enumerate(res.best, 1):
         p = e.parallelism
         t.add_row(str(i), *(str(p[k]) for k in shape), recompute_label(p), str(p["zero"]),
-                  f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu), f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
+                  *((e.software,) if mixed else ()), f"{e.step_time_s:.3f}", fmt(e.tokens_per_s_per_gpu),
+                  f"{e.mfu:.1%}", f"{e.memory_gib_per_gpu:.1f}")
     console.print(t)
     show_evidence(res.best[0].validation_evidence)
     chart_written(html)

@@ -207,6 +207,24 @@ def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
     return None
 
 
+def plan_needs_text(plan: ParallelPlan, stack: SoftwareStack, field: str) -> str:
+    """The caveat of an estimate whose plan asks ``stack`` for ``field`` (:func:`plan_needs`), as a
+    plan may when its spec names the stack: the field, its value, what the stack had, and the
+    stacks that have what it asks.  The plan is priced as written, a what-if that a search under
+    the stack never tries."""
+    lacks = {"tp": "no tensor parallelism", "cp": "no context parallelism",
+             "vpp": f"the {stack.pipeline_schedule} pipeline schedule, which does not interleave",
+             "sequence_parallel": "no sequence parallelism",
+             "recompute": f"recompute {', '.join(stack.recompute_choices)}",
+             "recompute_num_layers": "no block recompute (recompute_num_layers)"}[field]
+    value = getattr(plan, field)
+    value = getattr(value, "value", value)
+    others = [s.id for s in software_stacks().values() if plan_needs(plan, s) is None]
+    return (f"parallelism.{field} {value}: training.software {stack.id} has {lacks}, so this plan is a "
+            f"what-if its search does not try (priced as written; {' / '.join(others) or 'no stack'} "
+            "of the catalog had it)")
+
+
 def resolve_stack(name: str | None, release_year: int, model_software: str | None = None,
                   plan: ParallelPlan | None = None) -> SoftwareStack:
     """The named stack; when ``name`` is None, the stack the model's catalog row names
@@ -250,5 +268,6 @@ def apply_stack(plan: ParallelPlan, stack: SoftwareStack) -> ParallelPlan:
     return plan.model_copy(update=fill) if fill else plan
 
 
-__all__ = ["STACK_FLAGS", "SoftwareStack", "apply_stack", "default_stack", "plan_needs", "resolve_stack",
+__all__ = ["STACK_FLAGS", "SoftwareStack", "apply_stack", "default_stack", "plan_needs", "plan_needs_text",
+           "resolve_stack",
            "software_stacks"]

@@ -156,12 +156,17 @@ class TrainingWorkload(BaseModel):
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """A full training spec.  ``model.seq_len`` already carries ``training.seq_len`` when given."""
+    """A full training spec.  ``model.seq_len`` already carries ``training.seq_len`` when given.
+    ``zero3_alternative``: where the spec leaves ``zero`` open and a written ``zero: 3`` would run
+    other software (the chip's default stack's ``zero3_stack``: Megatron-Core's 2024 releases had
+    no FSDP), the same spec with zero 3 on that software, which a search prices beside this
+    stack's ZeRO 0-2 plans; None otherwise."""
 
     model: ModelSpec
     hardware: SystemSpec
     parallelism: ParallelPlan
     training: TrainingWorkload
+    zero3_alternative: TrainingSpec | None = None
 
     @property
     def seq_len(self) -> int:
@@ -274,8 +279,18 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
             if not _runs(model, hardware, other_plan, workload):
                 raise
             stack, plan = other, other_plan
+    alternative = None
+    # (the search pairs ZeRO-3 with pipelining only where the spec fixes both)
+    if written.zero is None and plan.fsdp is not False and (written.pp or 1) == 1:
+        fsdp_run = written.model_copy(update={"zero": 3})
+        other = resolve_stack(workload.software, year, model_software, fsdp_run)
+        other_plan = apply_stack(fsdp_run, other)
+        other_work = workload.model_copy(update={"software": other.id})
+        if other.id != stack.id and _runs(model, hardware, other_plan, other_work):
+            alternative = TrainingSpec(model=model, hardware=hardware, parallelism=other_plan, training=other_work)
     workload = workload.model_copy(update={"software": stack.id})
-    return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload)
+    return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload,
+                        zero3_alternative=alternative)
 
 
 def quantized_base_plan(plan: ParallelPlan, workload: TrainingWorkload) -> ParallelPlan:
@@ -478,6 +493,7 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
             if model.layers % (p.pp * p.vpp) and not p.uneven_stages:
                 raise SpecError(f"pp*vpp = {p.pp}*{p.vpp} = {p.pp * p.vpp} does not divide model.layers = "
                                 f"{model.layers}", field="parallelism.vpp", value=p.vpp)
+            check_interleaving(model, p, workload)
     sched = p.pipeline_schedule or "1f1b"
     if sched != "1f1b" and p.vpp is not None and p.vpp > 1:
         raise SpecError(f"parallelism.vpp = {p.vpp} with pipeline_schedule {sched}: allowed vpp: 1 "
@@ -512,6 +528,27 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
             raise SpecError(f"training.global_batch = {workload.global_batch} is not a multiple of "
                             f"dp*micro_batch = {p.dp}*{p.micro_batch or 1} = {per_step}",
                             field="training.global_batch", value=workload.global_batch)
+
+
+def check_interleaving(model: ModelSpec, p: ParallelPlan, workload: TrainingWorkload | None) -> None:
+    """Megatron's interleaved 1F1B (vpp > 1, pp > 1) as the search allows it: the layers of the
+    fullest stage split into vpp chunks, and the step's micro-batches, global_batch / (dp x
+    micro_batch), a multiple of pp (Megatron-LM's schedules.py asserts it; Narayanan et al. 2021
+    sec. 2.2.2); :class:`SpecError` naming vpp otherwise.  Fields left open are not checked."""
+    from colossim.training.pipeline import layers_on_slowest_stage
+
+    stage_layers = int(layers_on_slowest_stage(model.layers, p.pp))
+    if stage_layers % p.vpp:
+        raise SpecError(f"parallelism.vpp = {p.vpp} does not divide the {stage_layers} layers of the fullest of "
+                        f"pp = {p.pp} stages: allowed vpp: {divisors_text(stage_layers)}",
+                        field="parallelism.vpp", value=p.vpp)
+    if workload is not None and p.dp is not None and p.micro_batch is not None:
+        m = workload.global_batch // (p.dp * p.micro_batch)
+        if m % p.pp:
+            raise SpecError(f"parallelism.vpp = {p.vpp} (interleaved 1F1B) needs the micro-batches, "
+                            f"global_batch/(dp*micro_batch) = {workload.global_batch}/({p.dp}*{p.micro_batch}) = "
+                            f"{m}, to be a multiple of pp = {p.pp}: allowed vpp: 1, or such a global_batch",
+                            field="parallelism.vpp", value=p.vpp)
 
 
 def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any, ep: Any, dp: Any,

@@ -17,7 +17,7 @@ from colossim.cost import comm as C
 from colossim.cost.ownership import usd_per_gpu_hour
 from colossim.cost.power import profile_for_chip
 from colossim.errors import SpecError
-from colossim.specs.software import software_stacks
+from colossim.specs.software import plan_needs, plan_needs_text, software_stacks
 from colossim.specs.training import MfuConvention, TrainingWorkload
 from colossim.training import flops as F
 from colossim.training import lora as L
@@ -26,7 +26,7 @@ from colossim.training.evidence import validation_evidence
 from colossim.training.labels import plan_label
 from colossim.training.pipeline import layers_on_slowest_stage, schedule_rule
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
-from colossim.training.search import enumerate_plans, nearest_plan_batches, nearest_plan_counts
+from colossim.training.search import ZERO_STAGES, enumerate_plans, nearest_plan_batches, nearest_plan_counts
 from colossim.training.step import (FP8_PARAM_GATHER_BYTES, GRAD_REDUCE_BYTES, PARAM_GATHER_BYTES, StepContext,
                                     evaluate_step)
 
@@ -223,6 +223,9 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
         base_assumptions.update(lora_rank=ctx.lora.rank, lora_targets=list(ctx.lora.targets),
                                 lora_base_precision=ctx.lora.base,
                                 trainable_params=L.adapter_params(ctx.model, ctx.lora))
+    stack = software_stacks()[spec.training.software]
+    needs = plan_needs(spec.parallelism, stack)
+    what_if = plan_needs_text(spec.parallelism, stack, needs) if needs else None
     out = []
     for i in idx:
         plan = plans.plan_dict(int(i))
@@ -261,7 +264,7 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             # the routing balance an MoE estimate rests on (the spec's, default perfect balance),
             # and a LoRA's adapters
             assumptions=dict(base_assumptions),
-            validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size),
+            validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size, what_if),
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
@@ -273,11 +276,12 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     return out
 
 
-def _plan_evidence(evidence: dict, plan: dict, domain: int) -> dict:
+def _plan_evidence(evidence: dict, plan: dict, domain: int, what_if: str | None = None) -> dict:
     """The spec's validation evidence, with a caveat for a plan whose tp spans scale-up domains (no
-    published run in the validation puts TP traffic on the scale-out network) and one for a ZeRO
-    shard over part of the data-parallel ranks (none shards that way)."""
-    caveats, tp = [], plan["tp"]
+    published run in the validation puts TP traffic on the scale-out network), one for a ZeRO
+    shard over part of the data-parallel ranks (none shards that way) and ``what_if``, the caveat of
+    a plan that asks its named software for something it did not have (:func:`plan_needs_text`)."""
+    caveats, tp = [what_if] if what_if else [], plan["tp"]
     if tp > domain:
         caveats.append(f"tp {tp} spans {-(-tp // domain)} scale-up domains of {domain} GPUs: its collectives "
                        "cross the scale-out network, which none of the validation's runs does")
@@ -296,8 +300,10 @@ def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
     software stack), before any memory pruning."""
     ctx = make_context(spec, profile)
     stack = software_stacks()[spec.training.software]
+    # a written zero 3 would run other software: its plans are that software's (search())
+    zero_stages = ZERO_STAGES[:3] if spec.zero3_alternative is not None else ZERO_STAGES
     return ctx, enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch,
-                                ctx.seq_len, recompute_modes=stack.recompute_choices)
+                                ctx.seq_len, recompute_modes=stack.recompute_choices, zero_stages=zero_stages)
 
 
 #: How far the does-not-fit advice looks for GPUs: counts doubled up to this multiple of the spec's.
@@ -410,7 +416,39 @@ def _nearest_hint(spec, ctx: StepContext, stack) -> str:
 
 
 def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> SearchResult:
-    """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first."""
+    """Every valid plan the spec allows, priced at once; the ``top`` fastest that fit, best first.
+    Where a written ``zero: 3`` would run other software (``spec.zero3_alternative``), the ZeRO-3
+    plans are priced on that software and the others on the spec's own, and the two ranked
+    together, each estimate naming its ``software``: a plan the search recommends, written down,
+    is priced the same.  When neither side has a plan, the spec's own side's error is raised, or
+    where neither fits memory the ZeRO-3 side's (its leanest plan is the leaner)."""
+    alternative = spec.zero3_alternative
+    if alternative is None:
+        return _search_one(spec, top, profile, include_unfit)
+    t0 = time.perf_counter()
+    found, errors = [], []
+    for side in (spec, alternative):
+        try:
+            found.append(_search_one(side, top, profile, include_unfit))
+        except SpecError as e:
+            errors.append(e)
+    if not found:
+        # neither fits: the ZeRO-3 side's leanest plan is the leaner one to name
+        own, other = errors
+        raise other if own.field == other.field == "hardware.count" else own
+    dt = time.perf_counter() - t0
+    best = sorted((e for r in found for e in r.best), key=lambda e: e.step_time_s)[:top]
+    evaluated = sum(r.configs_evaluated for r in found)
+    spaces = [r.space for r in found if r.space is not None]
+    space = PlanSpace(PlanArrays.concatenate([sp.plans for sp in spaces]),
+                      *(np.concatenate([getattr(sp, k) for sp in spaces])
+                        for k in ("step_time_s", "tokens_per_s_per_gpu", "memory_gib_per_gpu")))
+    return SearchResult(best, evaluated, sum(r.configs_fitting for r in found),
+                        evaluated / dt if dt > 0 else float("inf"), dt, space)
+
+
+def _search_one(spec, top: int, profile, include_unfit: bool) -> SearchResult:
+    """:func:`search` over the plans of the spec's own software."""
     t0 = time.perf_counter()
     ctx, plans = plan_space(spec, profile)
     stack = software_stacks()[spec.training.software]
@@ -425,7 +463,8 @@ def search(spec, top: int = 10, profile=None, include_unfit: bool = False) -> Se
             "parallelism.tp_beyond_domain is true), pp must fit the layers "
             "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
             "dp x micro_batch must divide global_batch, ep must divide the experts and dp x cp (tp x cp "
-            "x dp / etp with an etp below tp), and zero 2-3 goes with pp > 1 only when the spec fixes "
+            "x dp / etp with an etp below tp), vpp > 1 needs the layers of a stage a multiple of vpp and "
+            "the micro-batches a multiple of pp, and zero 2-3 goes with pp > 1 only when the spec fixes "
             f"both{_shard_rule(spec.parallelism.shard_group)}{_schedule_rule(ctx.pipeline_schedule)}"
             f"{_nearest_hint(spec, ctx, stack)}",
             field="parallelism", value=given)

@@ -110,6 +110,11 @@ class PlanArrays:
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
+    @staticmethod
+    def concatenate(parts: list[PlanArrays]) -> PlanArrays:
+        """The plans of ``parts``, one after another."""
+        return PlanArrays(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(PlanArrays)})
+
     def take(self, idx: np.ndarray) -> PlanArrays:
         """The plans at ``idx`` (boolean mask or indices)."""
         return PlanArrays(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})

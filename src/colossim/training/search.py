@@ -87,10 +87,16 @@ def fixed_or_open(plan, name: str, default) -> list:
     return list(default) if v is None else [getattr(v, "value", v)]
 
 
+#: The ZeRO stages a left-open ``zero`` may take.
+ZERO_STAGES = (0, 1, 2, 3)
+
+
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
-                    recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> PlanArrays:
+                    recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES),
+                    zero_stages: tuple[int, ...] = ZERO_STAGES) -> PlanArrays:
     """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan);
-    ``recompute_modes`` are those a left-open recompute may take (the software stack's)."""
+    ``recompute_modes`` are those a left-open recompute may take (the software stack's), and
+    ``zero_stages`` the stages a left-open zero may take."""
     n = int(system.count)
 
     # candidates; valid_mask below is the one authority on validity
@@ -101,7 +107,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     mbs = fixed_or_open(plan, "micro_batch", list(MICRO_BATCHES))
     vpps = fixed_or_open(plan, "vpp", vpp_candidates(model.layers, pps))
     rcs = fixed_or_open(plan, "recompute", list(recompute_modes))
-    zeros = fixed_or_open(plan, "zero", [0, 1, 2, 3])
+    zeros = fixed_or_open(plan, "zero", list(zero_stages))
     rcs = [RECOMPUTE_CODES[r] for r in rcs]
 
     # expert tp: 0 stands for "= tp"; a fixed etp is itself; folding adds etp 1

@@ -418,9 +418,12 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     frac = full_recompute_fraction(rc, recompute_layers, stage)
     full = rc == RECOMPUTE_CODES["full"]
     stage_mb = sum(np.where(full, frac * kept[k] + (1.0 - frac) * whole[k], kept[k]) * n for k, n in kinds)
-    # full recompute: one layer's activations are live again while it is recomputed
+    # recompute: what one layer recomputes is live again during its backward -- all its activations
+    # under full recompute, the attention core's under selective (without flash attention, the
+    # s x s scores and softmax)
     live = np.maximum.reduce([whole[k] for k, _ in kinds]) if kinds else 0.0
-    recomputing = np.where(rc == RECOMPUTE_CODES["full"], live, 0.0)
+    redone = np.maximum.reduce([whole[k] - kept[k] for k, _ in kinds]) if kinds else 0.0
+    recomputing = np.where(full, live, np.where(rc == RECOMPUTE_CODES["selective"], redone, 0.0))
     n_micro = global_batch / (dp * mb) if global_batch else np.full_like(pp, np.inf)
     in_flight = micro_batches_in_flight(pp, vpp, np.maximum(n_micro, 1.0), schedule)
     logit_bytes = LOGIT_BYTES["fused" if cross_entropy_fusion else "unfused"]

@@ -56,13 +56,16 @@ def test_where_nothing_fits_the_error_names_the_leaner_zero_3_plan():
     ({"tp": 8, "pp": 4, "dp": 1, "vpp": 2, "micro_batch": 1}, 2,
      r"parallelism.vpp = 2 \(interleaved 1F1B\) needs the micro-batches, .* = 2, to be a multiple of pp = 4"),
     ({"tp": 8, "pp": 4, "dp": 1, "vpp": 3, "micro_batch": 1}, 8,
-     "parallelism.vpp = 3 does not divide the 20 layers of the fullest of pp = 4 stages: allowed vpp: 1, 2, 4, 5"),
+     "parallelism.vpp = 3: pp x vpp = 12 chunks .* fullest stage's 20 layers .* allowed vpp: 1, 2, 4, 5, 10, 20$"),
+    # 80 layers over 32 stages of 2 and 3: 96 chunks of 3 a stage would need 16 empty ones
+    ({"tp": 8, "pp": 32, "dp": 1, "vpp": 3, "micro_batch": 1, "uneven_stages": True}, 64,
+     "parallelism.vpp = 3: pp x vpp = 96 chunks .* at most layers \\+ 2 = 82 chunks .* allowed vpp: 1$"),
 ])
 def test_an_interleaved_plan_the_schedule_cannot_run_is_refused_naming_vpp(plan, batch, message):
     # these used to pass the spec's checks and then fail the search with a list of rules none broken
     with pytest.raises(SpecError, match=message) as e:
-        load_spec({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 32}, "parallelism": plan,
-                   "training": {"global_batch": batch}})
+        load_spec({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 8 * plan["pp"]},
+                   "parallelism": plan, "training": {"global_batch": batch}})
     assert e.value.field == "parallelism.vpp"
 
 
@@ -74,3 +77,15 @@ def test_a_named_stacks_plan_that_asks_for_what_it_lacked_is_a_what_if_and_says_
                and "megatron-core-2024" in c for c in caveats), caveats
     plain = estimate(load_spec({**doc, "parallelism": {}})).validation_evidence["caveats"]
     assert not any("what-if" in c for c in plain)
+
+
+def test_the_search_interleaves_only_stages_that_split_into_whole_layer_chunks():
+    # it used to give Llama 3 70B on pp 32 three chunks a stage (96 for 80 layers) and a third of
+    # the bubble; Llama 3 405B's 8 chunks on 16 stages of 7 or 8 layers stay (the paper's own plan)
+    pp32 = estimate(load_spec({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 256},
+                               "parallelism": {"tp": 8, "pp": 32, "dp": 1}, "training": {"global_batch": 64}}))
+    assert pp32.parallelism["vpp"] == 1
+    meta = load_spec({"model": "llama3-405b", "hardware": {"gpu": "h100-sxm", "count": 8192},
+                      "parallelism": {"tp": 8, "pp": 16, "cp": 1, "dp": 64, "vpp": 8, "micro_batch": 1},
+                      "training": {"global_batch": 2048}})
+    assert meta.parallelism.vpp == 8

@@ -91,8 +91,8 @@ def _peak(chip: Accelerator, precision: str) -> float:
     p = chip.peak_flops_per_s(precision)
     if p is None:
         have = [q for q in ("bf16", "fp8", "fp4") if chip.peak_flops_per_s(q)]
-        raise ColossimError(f"chip '{chip.id}' has no dense {precision} peak in the catalog",
-                            field="precision", value=precision, allowed=have)
+        raise ColossimError(f"chip '{chip.id}' has no dense {precision} peak in the catalog: allowed precision: "
+                            f"{', '.join(have) or 'none'}", field="precision", value=precision, allowed=have)
     return p
 
 

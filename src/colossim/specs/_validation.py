@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from colossim.errors import SpecError
 
@@ -55,6 +56,28 @@ def check_known_fields(data: Mapping[str, Any], allowed: list[str], prefix: str)
                             field=path, value=data[key], allowed=allowed)
 
 
+def _takes(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether a field's type is one of ``kinds``, or a union or annotation of one."""
+    if annotation in kinds:
+        return True
+    return any(_takes(a, kinds) for a in get_args(annotation) if not isinstance(a, FieldInfo))
+
+
+def _check_no_bool_numbers(model: type[BaseModel], data: Mapping[str, Any], prefix: str) -> None:
+    """Refuse true/false given for a number (YAML's ``yes`` / ``on`` too), which pydantic reads as 1
+    or 0: ``tp: true`` would be tp 1, ``layers: true`` a one-layer model."""
+    fields = {**{name: f for name, f in model.model_fields.items()},
+              **{str(c): f for f in model.model_fields.values() if f.validation_alias is not None
+                 for c in getattr(f.validation_alias, "choices", [f.validation_alias])}}
+    for key, value in data.items():
+        field = fields.get(str(key))
+        if (isinstance(value, bool) and field is not None and _takes(field.annotation, (int, float))
+                and not _takes(field.annotation, (bool, Any))):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            raise SpecError(f"{path} = {str(value).lower()}: allowed: a number, not true/false", field=path,
+                            value=value)
+
+
 def validate_model(model: type[M], data: Mapping[str, Any], prefix: str) -> M:
     """``model.model_validate(data)`` with unknown fields and bad values as one-line SpecErrors."""
     if not isinstance(data, Mapping):
@@ -65,6 +88,15 @@ def validate_model(model: type[M], data: Mapping[str, Any], prefix: str) -> M:
                for c in getattr(f.validation_alias, "choices", [f.validation_alias])
                if str(c) not in allowed]
     check_known_fields(data, allowed + aliases, prefix)
+    for name, f in model.model_fields.items():  # a field and its other name both written
+        names = [str(c) for c in getattr(f.validation_alias, "choices", [f.validation_alias] if f.validation_alias
+                                         else [])]
+        given = [n for n in dict.fromkeys([name, *names]) if n in data]
+        if len(given) > 1:
+            path = f"{prefix}.{given[0]}" if prefix else given[0]
+            raise SpecError(f"{path}: {' and '.join(given)} name the same field: allowed: one of them",
+                            field=path, value=data[given[0]], allowed=given)
+    _check_no_bool_numbers(model, data, prefix)
     try:
         return model.model_validate(dict(data))
     except ValidationError as e:

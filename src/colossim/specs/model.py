@@ -805,7 +805,7 @@ def names_hf_config(x: str, base_dir: Any = None) -> bool:
     label, for which the catalog wins over a folder of that name.  A repo id with no such folder
     (``meta-llama/Meta-Llama-3-8B``) is a catalog label."""
     cat = load_model_catalog()
-    if cat.names_exactly(x):
+    if not x.strip() or cat.names_exactly(x):
         return False
     if x.lower().endswith(".json") or x.startswith(("/", ".", "~")) or x.endswith(("/", os.sep)):
         return True

@@ -136,6 +136,10 @@ def resolve_hardware(d: Mapping[str, Any] | SystemSpec) -> SystemSpec:
         node_kw = None
     gpn = hw.gpus_per_node or gpn
     domain = hw.scaleup_domain_size or max(domain, 1)
+    if hw.scaleout_gbit_per_s == 0 and hw.count > domain:  # 0 says "no scale-out network": one domain only
+        raise SpecError(f"hardware.scaleout_gbit_per_s = 0 but the {hw.count:,} GPUs span "
+                        f"{-(-hw.count // domain):,} scale-up domains of {domain}: allowed: a rate above 0",
+                        field="hardware.scaleout_gbit_per_s", value=0)
     if hw.scaleout_gbit_per_s is not None:
         scaleout = units.gbit_per_s_to_bytes_per_s(hw.scaleout_gbit_per_s)
     scaleup = (units.gbit_per_s_to_bytes_per_s(hw.scaleup_gbit_per_s)

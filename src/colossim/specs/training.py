@@ -91,7 +91,8 @@ class TrainingWorkload(BaseModel):
                                                 "papers give it (Llama 3's 16M): a whole number of "
                                                 "sequences, read as global_batch (see batch_from_tokens)")
     precision: Precision = Precision.bf16
-    tokens: float | None = Field(None, gt=0, description="tokens to train on (for time-to-train)")
+    tokens: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                 description="tokens to train on (for time-to-train)")
     seq_len: SpecInt | None = Field(None, ge=1, description="overrides the model's sequence length")
     software: str | None = Field(None, description="software stack id (catalog/data/software_stacks.csv: "
                                  "megatron-lm-2021, megatron-core-2024, hai-llm-v2, hai-llm-v3); omitted: "
@@ -255,6 +256,11 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
                         f"allowed 1 ... seq_len ({model.seq_len:,})", field="training.document_tokens",
                         value=workload.document_tokens)
     hardware = resolve_hardware(data["hardware"])
+    chip, precision = hardware.accelerator, workload.precision.value
+    if chip.peak_flops_per_s(precision) is None:
+        have = [q.value for q in Precision if chip.peak_flops_per_s(q.value)]
+        raise SpecError(f"training.precision = {precision} but {chip.id} has no {precision} tensor cores: allowed: "
+                        f"{', '.join(have)}", field="training.precision", value=precision, allowed=have)
     if workload.global_batch_tokens is not None:
         workload = workload.model_copy(update={"global_batch": batch_from_tokens(workload, model.seq_len)})
     if workload.global_batch is None:
@@ -443,8 +449,8 @@ def check_plan_product(factors: list[tuple[str, int | None]], count: int) -> Non
             raise SpecError(f"parallelism.{lhs} = {prod} does not divide hardware.count {count}: allowed "
                             f"{lhs}: a divisor of {count} ({divisors_text(count)})",
                             field=f"parallelism.{lhs}", value=prod)
-        raise SpecError(f"{lhs} = {rhs} = {prod} does not divide hardware.count {count}",
-                        field="parallelism", value=dict(given))
+        raise SpecError(f"{lhs} = {rhs} = {prod} does not divide hardware.count {count}: allowed: factors whose "
+                        f"product divides {count} ({divisors_text(count)})", field="parallelism", value=dict(given))
 
 
 def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
@@ -480,8 +486,8 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                             field="parallelism.ep", value=p.ep)
     if p.pp is not None:
         if p.pp > model.layers:
-            raise SpecError(f"parallelism.pp = {p.pp} > model.layers = {model.layers}",
-                            field="parallelism.pp", value=p.pp)
+            raise SpecError(f"parallelism.pp = {p.pp} > model.layers = {model.layers}: allowed pp: 1 ... "
+                            f"{model.layers}", field="parallelism.pp", value=p.pp)
         if model.layers % p.pp and not p.uneven_stages:
             raise SpecError(f"parallelism.pp = {p.pp} does not divide model.layers = {model.layers}: "
                             f"allowed pp: {divisors_text(model.layers)} (or set parallelism.uneven_stages: true)",
@@ -494,6 +500,15 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                 raise SpecError(f"pp*vpp = {p.pp}*{p.vpp} = {p.pp * p.vpp} does not divide model.layers = "
                                 f"{model.layers}", field="parallelism.vpp", value=p.vpp)
             check_interleaving(model, p, workload)
+    if p.recompute_num_layers is not None:
+        from colossim.training.pipeline import layers_on_slowest_stage
+
+        stage = int(layers_on_slowest_stage(model.layers, p.pp)) if p.pp is not None else model.layers
+        if p.recompute_num_layers > stage:
+            where = f"the {stage} layers of a stage (pp {p.pp})" if p.pp is not None else f"the {stage} layers"
+            raise SpecError(f"parallelism.recompute_num_layers = {p.recompute_num_layers} is more than {where}: "
+                            f"allowed: 1 ... {stage}", field="parallelism.recompute_num_layers",
+                            value=p.recompute_num_layers)
     sched = p.pipeline_schedule or "1f1b"
     if sched != "1f1b" and p.vpp is not None and p.vpp > 1:
         raise SpecError(f"parallelism.vpp = {p.vpp} with pipeline_schedule {sched}: allowed vpp: 1 "
@@ -514,8 +529,8 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                         f"{group}: allowed shard_group: {divisors_text(group)}",
                         field="parallelism.shard_group", value=p.shard_group)
     if p.cp is not None and model.seq_len % p.cp:
-        raise SpecError(f"parallelism.cp = {p.cp} does not divide the sequence length {model.seq_len}",
-                        field="parallelism.cp", value=p.cp)
+        raise SpecError(f"parallelism.cp = {p.cp} does not divide the sequence length {model.seq_len}: allowed cp: "
+                        f"{divisors_text(model.seq_len)}", field="parallelism.cp", value=p.cp)
     if p.cp is not None and not mixer_split_ok(model, p.tp or 1, p.cp):
         rule = ("allowed cp: 1 (Megatron-Core has no context parallelism for Gated DeltaNet)" if model.gdn_layers
                 else f"Megatron-Core splits a Mamba-2 mixer's heads ({model.mamba_heads_total}) and groups "
@@ -531,16 +546,21 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
 
 
 def check_interleaving(model: ModelSpec, p: ParallelPlan, workload: TrainingWorkload | None) -> None:
-    """Megatron's interleaved 1F1B (vpp > 1, pp > 1) as the search allows it: the layers of the
-    fullest stage split into vpp chunks, and the step's micro-batches, global_batch / (dp x
-    micro_batch), a multiple of pp (Megatron-LM's schedules.py asserts it; Narayanan et al. 2021
+    """Megatron's interleaved 1F1B (vpp > 1, pp > 1) as the search allows it: whole-layer chunks
+    (:func:`colossim.training.search.interleaving_splits_stages`), and the step's micro-batches,
+    global_batch / (dp x micro_batch), a multiple of pp (Megatron-LM's schedules.py asserts it; Narayanan et al. 2021
     sec. 2.2.2); :class:`SpecError` naming vpp otherwise.  Fields left open are not checked."""
     from colossim.training.pipeline import layers_on_slowest_stage
+    from colossim.training.search import EMBEDDING_HEAD_CHUNKS, interleaving_splits_stages
 
-    stage_layers = int(layers_on_slowest_stage(model.layers, p.pp))
-    if stage_layers % p.vpp:
-        raise SpecError(f"parallelism.vpp = {p.vpp} does not divide the {stage_layers} layers of the fullest of "
-                        f"pp = {p.pp} stages: allowed vpp: {divisors_text(stage_layers)}",
+    fullest = int(layers_on_slowest_stage(model.layers, p.pp))
+    if not interleaving_splits_stages(model.layers, p.pp, p.vpp):
+        room = (model.layers + EMBEDDING_HEAD_CHUNKS) // p.pp
+        allowed = [v for v in range(1, fullest + 1) if fullest % v == 0 and v <= room]
+        raise SpecError(f"parallelism.vpp = {p.vpp}: pp x vpp = {p.pp * p.vpp} chunks of whole layers, the "
+                        f"fullest stage's {fullest} layers split vpp ways, and at most layers + "
+                        f"{EMBEDDING_HEAD_CHUNKS} = {model.layers + EMBEDDING_HEAD_CHUNKS} chunks (the embedding and "
+                        f"head each fill one): allowed vpp: {', '.join(map(str, allowed))}",
                         field="parallelism.vpp", value=p.vpp)
     if workload is not None and p.dp is not None and p.micro_batch is not None:
         m = workload.global_batch // (p.dp * p.micro_batch)

@@ -226,6 +226,14 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     stack = software_stacks()[spec.training.software]
     needs = plan_needs(spec.parallelism, stack)
     what_if = plan_needs_text(spec.parallelism, stack, needs) if needs else None
+    chip_notes = []
+    if ctx.precision == "bf16" and chip.dense_tflops_bf16 is None:
+        chip_notes.append(f"{chip.id} has no bf16 tensor cores: bf16 is priced at its 16-bit (fp16) rate, as "
+                          "a run in fp16 with loss scaling would go")
+    if spec.training.tokens and not cost_assumptions["chip_price_usd"]:
+        chip_notes.append(f"cost_usd counts energy only: the catalog has no price for {chip.id}")
+    if chip_notes:
+        evidence = {**evidence, "caveats": [*evidence["caveats"], *chip_notes]}
     out = []
     for i in idx:
         plan = plans.plan_dict(int(i))

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from colossim.arith import divisors
 from colossim.specs.training import valid_mask
@@ -87,6 +88,23 @@ def fixed_or_open(plan, name: str, default) -> list:
     return list(default) if v is None else [getattr(v, "value", v)]
 
 
+#: Model chunks of an interleaved pipeline that may hold no transformer layer: the first stage's
+#: with the embedding and the last stage's with the output head and loss, each standing in for a
+#: layer.  Source: Llama 3 (Dubey et al. 2024, sec. 3.3.2) runs 126 layers as 16 stages x 8 chunks
+#: of one layer by removing a layer from the first and the last stage; Megatron-Core's
+#: ``account_for_embedding_in_pipeline_split`` / ``account_for_loss_in_pipeline_split`` do the same.
+EMBEDDING_HEAD_CHUNKS = 2
+
+
+def interleaving_splits_stages(layers: int, pp: ArrayLike, vpp: ArrayLike) -> np.ndarray:
+    """Whether an interleaved pipeline's stages split into ``vpp`` model chunks of whole layers:
+    the fullest stage's layers (ceil(layers / pp)) into vpp equal chunks, and no more chunks than
+    layers but for the embedding's and the head's (:data:`EMBEDDING_HEAD_CHUNKS`).  80 layers over
+    pp 32 (stages of 2 and 3 layers) do not split into 3 chunks a stage: 96 chunks for 80 layers."""
+    pp, vpp = np.asarray(pp, dtype=np.int64), np.asarray(vpp, dtype=np.int64)
+    return (layers_on_slowest_stage(layers, pp) % vpp == 0) & (pp * vpp <= layers + EMBEDDING_HEAD_CHUNKS)
+
+
 #: The ZeRO stages a left-open ``zero`` may take.
 ZERO_STAGES = (0, 1, 2, 3)
 
@@ -131,8 +149,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     if plan.tp_fills_server and plan.tp is None:  # Narayanan et al. 2021, Takeaway #1
         ok &= (pp == 1) | (tp == server_tp(model, system))
     n_micro = global_batch // np.maximum(dp * mb, 1)
-    layers_per_stage = layers_on_slowest_stage(model.layers, pp)
-    ok &= (vpp == 1) | ((layers_per_stage % vpp == 0) & (n_micro % pp == 0))
+    ok &= (vpp == 1) | (interleaving_splits_stages(model.layers, pp, vpp) & (n_micro % pp == 0))
     if plan.shard_group is not None:  # a shard spans shard_group of the dp x cp ranks, under ZeRO 1-3
         ok &= ((dp * cp) % plan.shard_group == 0) & (zero >= 1)
     if plan.zero is None or plan.pp is None:  # both fixed: priced as pipelined FSDP (plans.pipelined_zero)

@@ -63,14 +63,22 @@ def _takes(annotation: Any, kinds: tuple[type, ...]) -> bool:
     return any(_takes(a, kinds) for a in get_args(annotation) if not isinstance(a, FieldInfo))
 
 
-def _check_no_bool_numbers(model: type[BaseModel], data: Mapping[str, Any], prefix: str) -> None:
+def _field_names(model: type[BaseModel]) -> dict[str, str]:
+    """Every name a spec may give each field of ``model`` -- its own, then its other names
+    (``validation_alias``) -- mapped to the field's name."""
+    names: dict[str, str] = {}
+    for name, f in model.model_fields.items():
+        others = getattr(f.validation_alias, "choices", [f.validation_alias]) if f.validation_alias else []
+        names.update({n: name for n in dict.fromkeys([name, *map(str, others)]) if n not in names})
+    return names
+
+
+def _check_no_bool_numbers(model: type[BaseModel], names: Mapping[str, str], data: Mapping[str, Any],
+                           prefix: str) -> None:
     """Refuse true/false given for a number (YAML's ``yes`` / ``on`` too), which pydantic reads as 1
     or 0: ``tp: true`` would be tp 1, ``layers: true`` a one-layer model."""
-    fields = {**{name: f for name, f in model.model_fields.items()},
-              **{str(c): f for f in model.model_fields.values() if f.validation_alias is not None
-                 for c in getattr(f.validation_alias, "choices", [f.validation_alias])}}
     for key, value in data.items():
-        field = fields.get(str(key))
+        field = model.model_fields.get(names.get(str(key), ""))
         if (isinstance(value, bool) and field is not None and _takes(field.annotation, (int, float))
                 and not _takes(field.annotation, (bool, Any))):
             path = f"{prefix}.{key}" if prefix else str(key)
@@ -83,20 +91,16 @@ def validate_model(model: type[M], data: Mapping[str, Any], prefix: str) -> M:
     if not isinstance(data, Mapping):
         raise SpecError(f"'{prefix}' must be a mapping of fields, got {data!r}", field=prefix,
                         value=data)
-    allowed = list(model.model_fields)
-    aliases = [str(c) for f in model.model_fields.values() if f.validation_alias is not None
-               for c in getattr(f.validation_alias, "choices", [f.validation_alias])
-               if str(c) not in allowed]
-    check_known_fields(data, allowed + aliases, prefix)
-    for name, f in model.model_fields.items():  # a field and its other name both written
-        names = [str(c) for c in getattr(f.validation_alias, "choices", [f.validation_alias] if f.validation_alias
-                                         else [])]
-        given = [n for n in dict.fromkeys([name, *names]) if n in data]
+    names = _field_names(model)
+    # the fields' own names first, then the other names, as the unknown-field error lists them
+    check_known_fields(data, [*model.model_fields, *(n for n in names if n not in model.model_fields)], prefix)
+    for field in model.model_fields:  # a field and its other name both written
+        given = [n for n, f in names.items() if f == field and n in data]
         if len(given) > 1:
             path = f"{prefix}.{given[0]}" if prefix else given[0]
             raise SpecError(f"{path}: {' and '.join(given)} name the same field: allowed: one of them",
                             field=path, value=data[given[0]], allowed=given)
-    _check_no_bool_numbers(model, data, prefix)
+    _check_no_bool_numbers(model, names, data, prefix)
     try:
         return model.model_validate(dict(data))
     except ValidationError as e:

@@ -32,6 +32,7 @@ from colossim.specs.model import HF_CONFIG_KEY, ModelSpec, load_model_catalog, n
 from colossim.specs.plan import ParallelPlan
 from colossim.specs.software import apply_stack, resolve_stack
 from colossim.specs.system import SystemSpec, resolve_hardware
+from colossim.training.pipeline import layers_on_slowest_stage
 
 SPEC_SECTIONS = ["model", "hardware", "parallelism", "training", "reliability"]
 
@@ -501,8 +502,6 @@ def validate_plan(model: ModelSpec, hardware: SystemSpec, plan: ParallelPlan,
                                 f"{model.layers}", field="parallelism.vpp", value=p.vpp)
             check_interleaving(model, p, workload)
     if p.recompute_num_layers is not None:
-        from colossim.training.pipeline import layers_on_slowest_stage
-
         stage = int(layers_on_slowest_stage(model.layers, p.pp)) if p.pp is not None else model.layers
         if p.recompute_num_layers > stage:
             where = f"the {stage} layers of a stage (pp {p.pp})" if p.pp is not None else f"the {stage} layers"
@@ -550,8 +549,7 @@ def check_interleaving(model: ModelSpec, p: ParallelPlan, workload: TrainingWork
     (:func:`colossim.training.search.interleaving_splits_stages`), and the step's micro-batches,
     global_batch / (dp x micro_batch), a multiple of pp (Megatron-LM's schedules.py asserts it; Narayanan et al. 2021
     sec. 2.2.2); :class:`SpecError` naming vpp otherwise.  Fields left open are not checked."""
-    from colossim.training.pipeline import layers_on_slowest_stage
-    from colossim.training.search import EMBEDDING_HEAD_CHUNKS, interleaving_splits_stages
+    from colossim.training.search import EMBEDDING_HEAD_CHUNKS, interleaving_splits_stages  # it imports this module
 
     fullest = int(layers_on_slowest_stage(model.layers, p.pp))
     if not interleaving_splits_stages(model.layers, p.pp, p.vpp):

@@ -69,11 +69,11 @@ def test_the_default_stacks_reduce_in_fp32_and_nemo_in_bf16_with_fp8_weights():
                           grad_reduce_dtype="fp32"))
     assert own.parallelism.grad_reduce_dtype == "fp32"
     # NeMo's stack is Megatron-Core's but for the two flags (and how its published runs chose tp:
-    # NeMo's recipes run GPT-3 175B at tp 4 x pp 8, test_tp_convention)
+    # NeMo's recipes run GPT-3 175B at tp 4 x pp 8, test_tp_convention; and NeMo's own FSDP option)
     core, nemo_stack = stacks["megatron-core-2024"], stacks["nemo-2024"]
     differs = {f for f in type(core).model_fields if getattr(core, f) != getattr(nemo_stack, f)}
     assert differs == {"id", "name", "grad_reduce_dtype", "fp8_param_gather", "default_for_chips_released_from",
-                       "zero3_stack", "run_sources", "tp_fills_server", "source", "notes"}
+                       "zero_stages", "zero3_stack", "run_sources", "tp_fills_server", "source", "notes"}
 
 
 def _zero(z: int, precision: str, gather: bool) -> dict:

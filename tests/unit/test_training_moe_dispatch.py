@@ -152,10 +152,13 @@ def test_passes_without_a_partner_micro_batch_expose_their_all_to_all():
 
 def test_deepseek_v3_with_one_sequence_per_gpu_cannot_hide_its_all_to_all():
     # 1,024 sequences on 1,024 H100: no pipeline DualPipe accepts (2 pp micro-batches), so every
-    # plan runs one micro-batch per rank, and its dispatch and combine wait in full
-    doc = {"model": "deepseek-v3", "hardware": {"gpu": "h100-sxm", "count": 1024}, "training": {"global_batch": 1024}}
+    # plan runs one micro-batch per rank, and its dispatch and combine wait in full.  At pp 1 only
+    # gradient sharding fits 80 GB, which HAI-LLM (ZeRO-1) lacked: zero 2 on its stack, a what-if
+    doc = {"model": "deepseek-v3", "hardware": {"gpu": "h100-sxm", "count": 1024}, "parallelism": {"zero": 2},
+           "training": {"global_batch": 1024, "software": "hai-llm-v3"}}
     est = estimate(load_spec(doc))
     assert est.parallelism["pp"] == 1 and est.parallelism["pipeline_schedule"] == "dualpipe"
+    assert any("parallelism.zero 2" in c for c in est.validation_evidence["caveats"])
     none = estimate(load_spec({**doc, "parallelism": {"ep_comm_overlap": "none", **{
         k: est.parallelism[k] for k in ("tp", "pp", "ep", "dp", "micro_batch", "recompute", "recompute_num_layers",
                                      "zero")}}}))

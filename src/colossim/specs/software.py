@@ -85,6 +85,10 @@ class SoftwareStack(BaseModel):
     sequence_parallel: bool | None = Field(None, description="the value a plan that leaves sequence "
                                            "parallelism open gets; blank: searched")
     recompute_modes: str = Field(description="';'-separated recompute modes the search may pick")
+    zero_stages: str = Field(description="';'-separated ZeRO stages the stack runs (0 plain data "
+                             "parallelism, 1 sharded optimizer state, 2 and gradients, 3 and weights): the "
+                             "stages a search may pick; a spec fixing another asks for software the stack "
+                             "lacked (see plan_needs)")
     recompute_block: bool = Field(description="full recompute may cover only some of a stage's layers "
                                   "(Megatron's block method, recompute_num_layers): the search then "
                                   "recomputes the fewest layers that fit; false: every layer")
@@ -153,6 +157,19 @@ class SoftwareStack(BaseModel):
             raise ValueError(f"recompute modes must be among {', '.join(r.value for r in Recompute)}; got {v!r}")
         return ";".join(modes)
 
+    @field_validator("zero_stages")
+    @classmethod
+    def _known_stages(cls, v: str) -> str:
+        stages = [z.strip() for z in v.split(";") if z.strip()]
+        if not stages or any(z not in {"0", "1", "2", "3"} for z in stages):
+            raise ValueError(f"ZeRO stages must be among 0, 1, 2, 3; got {v!r}")
+        return ";".join(stages)
+
+    @property
+    def zero_choices(self) -> tuple[int, ...]:
+        """The ZeRO stages a search may pick under this stack."""
+        return tuple(int(z) for z in self.zero_stages.split(";"))
+
     @property
     def run_source_phrases(self) -> tuple[str, ...]:
         """The phrases of ``run_sources``, lower-case."""
@@ -189,8 +206,8 @@ def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
     (interleaving) where the stack's pipeline schedule is not 1F1B and the spec names no schedule,
     sequence parallelism where the stack fixes it off, a recompute mode outside its
     ``recompute_modes``, ``recompute_num_layers`` (the block method) where it has no
-    ``recompute_block``.  Fields the spec leaves open never count: the
-    search keeps to the stack."""
+    ``recompute_block``, a ZeRO stage outside its ``zero_stages``.  Fields the spec leaves open
+    never count: the search keeps to the stack."""
     if plan.tp is not None and plan.tp > 1 and not stack.tensor_parallel:
         return "tp"
     if plan.cp is not None and plan.cp > 1 and not stack.context_parallel:
@@ -204,6 +221,8 @@ def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
         return "recompute"
     if plan.recompute_num_layers is not None and not stack.recompute_block:
         return "recompute_num_layers"
+    if plan.zero is not None and plan.zero not in stack.zero_choices:
+        return "zero"
     return None
 
 
@@ -216,7 +235,8 @@ def plan_needs_text(plan: ParallelPlan, stack: SoftwareStack, field: str) -> str
              "vpp": f"the {stack.pipeline_schedule} pipeline schedule, which does not interleave",
              "sequence_parallel": "no sequence parallelism",
              "recompute": f"recompute {', '.join(stack.recompute_choices)}",
-             "recompute_num_layers": "no block recompute (recompute_num_layers)"}[field]
+             "recompute_num_layers": "no block recompute (recompute_num_layers)",
+             "zero": f"ZeRO stages {', '.join(map(str, stack.zero_choices))}"}[field]
     value = getattr(plan, field)
     value = getattr(value, "value", value)
     others = [s.id for s in software_stacks().values() if plan_needs(plan, s) is None]
@@ -230,9 +250,9 @@ def resolve_stack(name: str | None, release_year: int, model_software: str | Non
     """The named stack; when ``name`` is None, the stack the model's catalog row names
     (``model_software``: the framework of its developers' published runs) unless ``plan`` asks for
     something that stack lacks (:func:`plan_needs`: DeepSeek-V3 written with tp 2 ran Megatron-Core,
-    not HAI-LLM), else the chip's default, its ``zero3_stack`` when ``plan`` fixes ZeRO stage 3
-    the FSDP way, or, when ``plan`` asks for something the default lacks, the first of its
-    successors that has it (the default again if none has).
+    not HAI-LLM), else the chip's default, its ``zero3_stack`` when ``plan`` fixes ZeRO stage 2 or 3
+    the FSDP way and the default lacks that stage, or, when ``plan`` asks for something the default
+    lacks, the first of its successors that has it (the default again if none has).
     An unknown name raises :class:`UnknownNameError` naming ``training.software`` and the stacks."""
     if name is None and model_software is not None:
         own = software_stacks().get(model_software.strip().lower())
@@ -240,7 +260,8 @@ def resolve_stack(name: str | None, release_year: int, model_software: str | Non
             name = model_software
     if name is None:
         stack = later = default_stack(release_year)
-        if plan is not None and plan.zero == 3 and plan.fsdp is not False and stack.zero3_stack:
+        if (plan is not None and plan.zero in (2, 3) and plan.zero not in stack.zero_choices
+                and plan.fsdp is not False and stack.zero3_stack):
             return software_stacks()[stack.zero3_stack]
         while plan is not None and plan_needs(plan, later):
             if not later.successor:

@@ -30,7 +30,7 @@ from colossim.errors import SpecError
 from colossim.specs._validation import SpecChoice, SpecInt, check_known_fields, validate_model
 from colossim.specs.model import HF_CONFIG_KEY, ModelSpec, load_model_catalog, names_hf_config, resolve_model
 from colossim.specs.plan import ParallelPlan
-from colossim.specs.software import apply_stack, resolve_stack
+from colossim.specs.software import apply_stack, plan_needs, resolve_stack
 from colossim.specs.system import SystemSpec, resolve_hardware
 from colossim.training.pipeline import layers_on_slowest_stage
 
@@ -161,8 +161,10 @@ class TrainingSpec:
     """A full training spec.  ``model.seq_len`` already carries ``training.seq_len`` when given.
     ``zero3_alternative``: where the spec leaves ``zero`` open and a written ``zero: 3`` would run
     other software (the chip's default stack's ``zero3_stack``: Megatron-Core's 2024 releases had
-    no FSDP), the same spec with zero 3 on that software, which a search prices beside this
-    stack's ZeRO 0-2 plans; None otherwise."""
+    no FSDP), the same spec with zero 3 on that software, which a search prices beside the other
+    ZeRO stages this stack runs (``zero_stages``); None otherwise, and where the stack is the
+    model's own framework (its catalog row names it, as HAI-LLM for DeepSeek-V3), which is
+    searched as it ran."""
 
     model: ModelSpec
     hardware: SystemSpec
@@ -287,13 +289,16 @@ def load_spec(source: str | Path | Mapping[str, Any], *, text: str | None = None
                 raise
             stack, plan = other, other_plan
     alternative = None
-    # (the search pairs ZeRO-3 with pipelining only where the spec fixes both)
-    if written.zero is None and plan.fsdp is not False and (written.pp or 1) == 1:
+    # (the search pairs ZeRO-3 with pipelining only where the spec fixes both; a model's own
+    # framework, named by its catalog row, is searched as it ran)
+    own_framework = workload.software is None and (model_software or "").strip().lower() == stack.id
+    if written.zero is None and plan.fsdp is not False and (written.pp or 1) == 1 and not own_framework:
         fsdp_run = written.model_copy(update={"zero": 3})
         other = resolve_stack(workload.software, year, model_software, fsdp_run)
         other_plan = apply_stack(fsdp_run, other)
         other_work = workload.model_copy(update={"software": other.id})
-        if other.id != stack.id and _runs(model, hardware, other_plan, other_work):
+        if (other.id != stack.id and plan_needs(other_plan, other) is None
+                and _runs(model, hardware, other_plan, other_work)):
             alternative = TrainingSpec(model=model, hardware=hardware, parallelism=other_plan, training=other_work)
     workload = workload.model_copy(update={"software": stack.id})
     return TrainingSpec(model=model, hardware=hardware, parallelism=plan, training=workload,

@@ -308,8 +308,10 @@ def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
     software stack), before any memory pruning."""
     ctx = make_context(spec, profile)
     stack = software_stacks()[spec.training.software]
-    # a written zero 3 would run other software: its plans are that software's (search())
-    zero_stages = ZERO_STAGES[:3] if spec.zero3_alternative is not None else ZERO_STAGES
+    # the stages the stack runs; where a written zero 3 would run other software, its plans are
+    # that software's (search())
+    zero_stages = tuple(z for z in ZERO_STAGES if z in stack.zero_choices
+                        and (z < 3 or spec.zero3_alternative is None))
     return ctx, enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch,
                                 ctx.seq_len, recompute_modes=stack.recompute_choices, zero_stages=zero_stages)
 

@@ -121,6 +121,11 @@ class SoftwareStack(BaseModel):
                                   "false: it has no tensor parallelism (DeepSeek's HAI-LLM), so a plan "
                                   "that leaves tp open gets tp 1 and one that sets tp > 1 ran other "
                                   "software (see plan_needs)")
+    pipeline_parallel: bool = Field(True, description="the stack splits the layers over pipeline stages; "
+                                    "false: data parallelism (and tensor parallelism where it has it) only "
+                                    "(llm-foundry, metaseq's FSDP, Hugging Face's model code), so a plan "
+                                    "that leaves pp open gets pp 1 and one that sets pp > 1 ran other "
+                                    "software (see plan_needs)")
     context_parallel: bool = Field(True, description="the stack splits a sequence over context-parallel "
                                    "GPUs (ring attention); false: it has no context parallelism (Megatron-LM "
                                    "before Megatron-Core 0.5, DeepSpeed of 2021-2022, metaseq, Composer, "
@@ -202,7 +207,8 @@ def default_stack(release_year: int) -> SoftwareStack:
 
 def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
     """The first plan field the spec sets to something ``stack`` did not have, or None: tp > 1
-    where the stack has no tensor parallelism, cp > 1 where it has no context parallelism, vpp > 1
+    where the stack has no tensor parallelism, pp > 1 where it has no pipeline parallelism, cp > 1
+    where it has no context parallelism, vpp > 1
     (interleaving) where the stack's pipeline schedule is not 1F1B and the spec names no schedule,
     sequence parallelism where the stack fixes it off, a recompute mode outside its
     ``recompute_modes``, ``recompute_num_layers`` (the block method) where it has no
@@ -210,6 +216,8 @@ def plan_needs(plan: ParallelPlan, stack: SoftwareStack) -> str | None:
     never count: the search keeps to the stack."""
     if plan.tp is not None and plan.tp > 1 and not stack.tensor_parallel:
         return "tp"
+    if plan.pp is not None and plan.pp > 1 and not stack.pipeline_parallel:
+        return "pp"
     if plan.cp is not None and plan.cp > 1 and not stack.context_parallel:
         return "cp"
     if (plan.vpp is not None and plan.vpp > 1 and plan.pipeline_schedule is None
@@ -231,7 +239,7 @@ def plan_needs_text(plan: ParallelPlan, stack: SoftwareStack, field: str) -> str
     plan may when its spec names the stack: the field, its value, what the stack had, and the
     stacks that have what it asks.  The plan is priced as written, a what-if that a search under
     the stack never tries."""
-    lacks = {"tp": "no tensor parallelism", "cp": "no context parallelism",
+    lacks = {"tp": "no tensor parallelism", "pp": "no pipeline parallelism", "cp": "no context parallelism",
              "vpp": f"the {stack.pipeline_schedule} pipeline schedule, which does not interleave",
              "sequence_parallel": "no sequence parallelism",
              "recompute": f"recompute {', '.join(stack.recompute_choices)}",
@@ -278,7 +286,8 @@ def resolve_stack(name: str | None, release_year: int, model_software: str | Non
 def apply_stack(plan: ParallelPlan, stack: SoftwareStack) -> ParallelPlan:
     """``plan`` with every stack flag it leaves out (None) taken from ``stack``, and
     ``sequence_parallel`` too where the stack fixes it, ``tp`` 1 where the stack has no tensor
-    parallelism and ``cp`` 1 where it has no context parallelism."""
+    parallelism, ``pp`` 1 where it has no pipeline parallelism and ``cp`` 1 where it has no
+    context parallelism."""
     fill = {f: getattr(stack, f) for f in STACK_FLAGS if getattr(plan, f) is None}
     if plan.sequence_parallel is None and stack.sequence_parallel is not None:
         fill["sequence_parallel"] = stack.sequence_parallel
@@ -286,6 +295,8 @@ def apply_stack(plan: ParallelPlan, stack: SoftwareStack) -> ParallelPlan:
         fill["tp"] = 1
     if plan.cp is None and not stack.context_parallel:
         fill["cp"] = 1
+    if plan.pp is None and not stack.pipeline_parallel:
+        fill["pp"] = 1
     return plan.model_copy(update=fill) if fill else plan
 
 

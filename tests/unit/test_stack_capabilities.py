@@ -1,6 +1,7 @@
-"""Each software stack runs only the ZeRO stages its software had (``zero_stages``): the search
-tries no other, a written stage the stack lacks moves an unnamed stack to one that has it, and under
-a named stack it is a what-if with a caveat."""
+"""Each software stack runs only what its software had: the ZeRO stages (``zero_stages``), tensor
+and pipeline parallelism (``tensor_parallel``, ``pipeline_parallel``).  The search tries nothing
+else, a written plan asking for more moves an unnamed stack to one that has it, and under a named
+stack it is a what-if with a caveat."""
 
 from __future__ import annotations
 
@@ -61,3 +62,32 @@ def test_plan_needs_names_a_stage_the_stack_lacks(stack_id, zero, needs):
     assert plan_needs(plan.model_copy(update={"tp": None, "cp": None, "vpp": None, "recompute": None,
                                               "sequence_parallel": None, "recompute_num_layers": None}),
                       software_stacks()[stack_id]) == needs
+
+
+@pytest.mark.parametrize("doc,stack_id", [
+    ({"model": "opt-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 992}, "training": {"global_batch": 992}},
+     "metaseq-2022"),
+    ({"model": "mpt-70b", "hardware": {"gpu": "h100-sxm", "count": 512}, "training": {"global_batch": 1024}},
+     "pytorch-fsdp-2023"),
+    ({"model": "llama3-70b", "hardware": {"gpu": "h100-sxm", "count": 64},
+      "training": {"global_batch": 256, "software": "hf-transformers-2024"}}, "hf-transformers-2024"),
+])
+def test_data_parallel_stacks_search_no_pipeline_and_fsdp_ones_no_tensor_parallelism(doc, stack_id):
+    # OPT's metaseq had FSDP with Megatron TP but no pipeline; llm-foundry and Hugging Face's model
+    # code neither: the search had found OPT-175B 1.34x faster at tp 8 x pp 4 with interleaving
+    spec = load_spec(doc)
+    assert spec.training.software == stack_id
+    _, plans = plan_space(spec)
+    assert set(plans.pp.tolist()) == {1} and set(plans.vpp.tolist()) == {1}
+    tps = set(plans.tp.tolist())
+    assert tps == {1} if stack_id != "metaseq-2022" else len(tps) > 1
+
+
+def test_a_written_pipeline_on_a_data_parallel_stack_is_a_what_if_or_runs_the_chips_stack():
+    doc = {"model": "mpt-7b", "hardware": {"gpu": "h100-sxm", "count": 64},
+           "parallelism": {"tp": 1, "pp": 4, "zero": 1}, "training": {"global_batch": 256, "seq_len": 2048}}
+    assert estimate(load_spec(doc)).software == "megatron-core-2024"  # mpt's own stack had no pipeline
+    named = estimate(load_spec({**doc, "parallelism": {"tp": 1, "pp": 4, "zero": 0},
+                                "training": {**doc["training"], "software": "pytorch-fsdp-2023"}}))
+    assert any(c.startswith("parallelism.pp 4: training.software pytorch-fsdp-2023 has no pipeline parallelism")
+               for c in named.validation_evidence["caveats"])

@@ -91,3 +91,15 @@ def test_a_written_pipeline_on_a_data_parallel_stack_is_a_what_if_or_runs_the_ch
                                 "training": {**doc["training"], "software": "pytorch-fsdp-2023"}}))
     assert any(c.startswith("parallelism.pp 4: training.software pytorch-fsdp-2023 has no pipeline parallelism")
                for c in named.validation_evidence["caveats"])
+
+
+def test_megatron_lm_2021_pipelines_without_a_sharded_optimizer():
+    # Megatron-LM 2.x's pipelines had no distributed optimizer, and Megatron-DeepSpeed's ZeRO-1
+    # with a pipeline is DeepSpeed's engine (another stack): the search had paired them, 1.13x
+    # over Narayanan et al.'s published plan for the 1T model
+    spec = load_spec({"model": "gpt3-175b", "hardware": {"gpu": "a100-80gb-sxm", "count": 1024},
+                      "training": {"global_batch": 1536}})
+    assert spec.training.software == "megatron-lm-2021"
+    _, plans = plan_space(spec)
+    assert set(plans.zero[plans.pp > 1].tolist()) == {0}
+    assert {1, 2, 3} <= set(plans.zero[plans.pp == 1].tolist())

@@ -89,6 +89,11 @@ class SoftwareStack(BaseModel):
                              "parallelism, 1 sharded optimizer state, 2 and gradients, 3 and weights): the "
                              "stages a search may pick; a spec fixing another asks for software the stack "
                              "lacked (see plan_needs)")
+    zero1_under_pipeline: bool = Field(True, description="the search may pair ZeRO-1 (a sharded optimizer) "
+                                       "with pipeline parallelism; false: the stack's sharded stages came "
+                                       "from software without its pipeline schedule (Megatron-LM 2.x had "
+                                       "no distributed optimizer; Megatron-DeepSpeed's ZeRO ran without it). "
+                                       "A plan that fixes both is priced as written")
     recompute_block: bool = Field(description="full recompute may cover only some of a stage's layers "
                                   "(Megatron's block method, recompute_num_layers): the search then "
                                   "recomputes the fewest layers that fit; false: every layer")

@@ -313,7 +313,8 @@ def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
     zero_stages = tuple(z for z in ZERO_STAGES if z in stack.zero_choices
                         and (z < 3 or spec.zero3_alternative is None))
     return ctx, enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch,
-                                ctx.seq_len, recompute_modes=stack.recompute_choices, zero_stages=zero_stages)
+                                ctx.seq_len, recompute_modes=stack.recompute_choices, zero_stages=zero_stages,
+                                pipelined_zero_stages=(0, 1) if stack.zero1_under_pipeline else (0,))
 
 
 #: How far the does-not-fit advice looks for GPUs: counts doubled up to this multiple of the spec's.

@@ -111,10 +111,12 @@ ZERO_STAGES = (0, 1, 2, 3)
 
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                     recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES),
-                    zero_stages: tuple[int, ...] = ZERO_STAGES) -> PlanArrays:
+                    zero_stages: tuple[int, ...] = ZERO_STAGES,
+                    pipelined_zero_stages: tuple[int, ...] = (0, 1)) -> PlanArrays:
     """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan);
-    ``recompute_modes`` are those a left-open recompute may take (the software stack's), and
-    ``zero_stages`` the stages a left-open zero may take."""
+    ``recompute_modes`` are those a left-open recompute may take (the software stack's),
+    ``zero_stages`` the stages a left-open zero may take, and ``pipelined_zero_stages`` those
+    it may take with pp > 1 unless the spec fixes both."""
     n = int(system.count)
 
     # candidates; valid_mask below is the one authority on validity
@@ -153,7 +155,7 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     if plan.shard_group is not None:  # a shard spans shard_group of the dp x cp ranks, under ZeRO 1-3
         ok &= ((dp * cp) % plan.shard_group == 0) & (zero >= 1)
     if plan.zero is None or plan.pp is None:  # both fixed: priced as pipelined FSDP (plans.pipelined_zero)
-        ok &= (zero <= 1) | (pp == 1)
+        ok &= np.isin(zero, np.asarray(pipelined_zero_stages, dtype=np.int64)) | (pp == 1)
     if plan.zero is None:  # where every weight has one copy a ZeRO stage shards nothing: the plan is zero 0's
         ok &= (zero == 0) | (dp * cp > 1) | (tp * dp * cp > etp * ep)
     ok &= schedule_allows(plan.pipeline_schedule or "1f1b", pp, vpp, n_micro)

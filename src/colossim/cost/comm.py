@@ -87,6 +87,7 @@ class Network:
     gpus_per_node: int
     nvls: bool
     scaleup_fabric: str = "nvlink"  # "nvlink" (8-GPU HGX class) | "nvl72"
+    gpus: int | None = None  # GPUs in all (None: more than one domain's)
 
     def __post_init__(self) -> None:
         if self.scaleup_domain_size < 1:
@@ -136,7 +137,8 @@ def network_of_hardware(hardware) -> Network:
     net = network_for(hardware.accelerator, system,
                       scaleout_bytes_per_s_per_gpu=hardware.scaleout_bytes_per_s_per_gpu or None,
                       scaleup_bytes_per_s_per_gpu=hardware.scaleup_bytes_per_s_per_gpu)
-    return replace(net, scaleup_domain_size=hardware.scaleup_domain_size, gpus_per_node=hardware.gpus_per_node)
+    return replace(net, scaleup_domain_size=hardware.scaleup_domain_size, gpus_per_node=hardware.gpus_per_node,
+                   gpus=hardware.count)
 
 
 def _a(x: ArrayLike) -> np.ndarray:
@@ -150,10 +152,22 @@ def busbw(curve: BusCurve, link_bytes_per_s: float, message_bytes: ArrayLike) ->
 
 
 def _layout(group_size: ArrayLike, stride: ArrayLike, network: Network):
+    """(members, members per domain, domains) of the slowest of the groups of ``group_size``
+    ranks ``stride`` apart, laid out consecutively.  Groups that fit in a domain but do not tile
+    it (6 of 8 GPUs) cannot all stay inside: every other one straddles two domains (ranks 6-11 of
+    8-GPU nodes), and a collective runs at its slowest group's pace, so such a group is priced
+    over two domains of half its members each."""
     n = np.maximum(_a(group_size), 1.0)
     s = np.maximum(_a(stride), 1.0)
-    d = np.clip(np.floor(network.scaleup_domain_size / s), 1.0, n)
+    D = float(network.scaleup_domain_size)
+    d = np.clip(np.floor(D / s), 1.0, n)
     domains = np.ceil(n / d)
+    extent = n * s
+    straddles = (n > 1) & (extent < D) & (np.mod(D, extent) != 0)
+    if network.gpus is not None and network.gpus <= D:
+        straddles = np.zeros_like(straddles)
+    d = np.where(straddles, np.ceil(n / 2.0), d)
+    domains = np.where(straddles, 2.0, domains)
     return n, d, domains
 
 

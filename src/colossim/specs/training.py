@@ -578,8 +578,9 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
                vpp: Any, micro_batch: Any, global_batch: int, *, uneven_stages: bool = False,
                tp_within_domain: bool = True, etp: Any = None) -> np.ndarray:
     """Vectorised :func:`validate_plan` for the search: arrays of plan degrees (broadcast together)
-    -> a boolean array, True where the plan is valid.  Also requires ``tp <= scaleup_domain_size``
-    when ``tp_within_domain`` (TP traffic stays on NVLink), which :func:`validate_plan` does not
+    -> a boolean array, True where the plan is valid.  Also requires ``tp <= scaleup_domain_size``,
+    dividing it where the GPUs span domains, when ``tp_within_domain`` (TP traffic stays on
+    NVLink: tp 6 of 8-GPU nodes would put ranks 6-11 on two), which :func:`validate_plan` does not
     (a user may ask for it).  ``etp`` (expert tensor parallelism; None: tp) must divide tp, and
     etp x ep the tp x cp x dp GPUs of a stage."""
     tp, pp, cp, ep, dp, vpp, mb = (np.asarray(x, dtype=np.int64)
@@ -595,8 +596,9 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     else:
         ok &= (ep == 1) & (etp == tp)
     ok &= (global_batch % (dp * mb) == 0)
-    if tp_within_domain:
-        ok &= tp <= hardware.scaleup_domain_size
+    if tp_within_domain:  # and its groups tile the domain (tp 6 of 8 GPUs straddles nodes)
+        domain = hardware.scaleup_domain_size
+        ok &= (tp <= domain) & ((domain % tp == 0) | (hardware.count <= domain))
     return ok
 
 

@@ -272,7 +272,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             # the routing balance an MoE estimate rests on (the spec's, default perfect balance),
             # and a LoRA's adapters
             assumptions=dict(base_assumptions),
-            validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size, what_if),
+            validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size, what_if,
+                                               spec.hardware.count),
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
@@ -284,8 +285,9 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     return out
 
 
-def _plan_evidence(evidence: dict, plan: dict, domain: int, what_if: str | None = None) -> dict:
-    """The spec's validation evidence, with a caveat for a plan whose tp spans scale-up domains (no
+def _plan_evidence(evidence: dict, plan: dict, domain: int, what_if: str | None = None,
+                   gpus: int = 0) -> dict:
+    """The spec's validation evidence, with a caveat for a plan whose tp spans or straddles scale-up domains (no
     published run in the validation puts TP traffic on the scale-out network), one for a ZeRO
     shard over part of the data-parallel ranks (none shards that way) and ``what_if``, the caveat of
     a plan that asks its named software for something it did not have (:func:`plan_needs_text`)."""
@@ -293,6 +295,10 @@ def _plan_evidence(evidence: dict, plan: dict, domain: int, what_if: str | None 
     if tp > domain:
         caveats.append(f"tp {tp} spans {-(-tp // domain)} scale-up domains of {domain} GPUs: its collectives "
                        "cross the scale-out network, which none of the validation's runs does")
+    elif domain % tp and gpus > domain:
+        caveats.append(f"tp {tp} does not divide the {domain}-GPU scale-up domain: some of its groups straddle "
+                       "two domains and their collectives cross the scale-out network, which none of the "
+                       "validation's runs does")
     if plan.get("shard_group"):
         caveats.append(f"ZeRO shards over groups of {plan['shard_group']} of the {plan['dp'] * plan['cp']} "
                        "data x context ranks (shard_group), which none of the validation's runs does")

@@ -55,9 +55,9 @@ def test_colossus_count_with_llama3_batch_is_refused_with_counts_and_batches_tha
     with pytest.raises(SpecError) as e:
         search(load_spec(doc), top=1)
     msg = str(e.value)
-    assert "nearest that admit a plan: hardware.count 99,328 or 100,352, or training.global_batch 2,025 or 2,050" in msg
+    assert "nearest that admit a plan: hardware.count 98,304 or 102,400, or training.global_batch 2,025 or 2,050" in msg
     # 100,000 = 2^5 x 5^5: no tp x cp x pp (pp <= 126 layers) times a divisor of 2,048 makes it
-    for count in (99_328, 100_352):
+    for count in (98_304, 102_400):
         assert estimate(load_spec({**doc, "hardware": {**doc["hardware"], "count": count}})).fits
     for batch in (2_025, 2_050):
         assert estimate(load_spec({**doc, "training": {**doc["training"], "global_batch": batch}})).fits

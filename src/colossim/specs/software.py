@@ -24,6 +24,7 @@ al. 2022's runs on A100s thus price as Megatron-LM 3.0, the release that introdu
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -131,6 +132,12 @@ class SoftwareStack(BaseModel):
                                     "(llm-foundry, metaseq's FSDP, Hugging Face's model code), so a plan "
                                     "that leaves pp open gets pp 1 and one that sets pp > 1 ran other "
                                     "software (see plan_needs)")
+    pipeline_layout: Literal["any", "first_last", "even"] = Field(
+        "any", description="how the stack may split the layers over pipeline stages: 'any' split, "
+        "'first_last' (only the first and last stages may differ from the equal middle ones: "
+        "Megatron-Core's --decoder-first/last-pipeline-num-layers) or 'even' (pp divides the "
+        "layers); the search tries only the pp whose slowest stage holds ceil(layers / pp) "
+        "(colossim.training.pipeline.layout_reaches_even_pace)")
     context_parallel: bool = Field(True, description="the stack splits a sequence over context-parallel "
                                    "GPUs (ring attention); false: it has no context parallelism (Megatron-LM "
                                    "before Megatron-Core 0.5, DeepSpeed of 2021-2022, metaseq, Composer, "

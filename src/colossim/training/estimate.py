@@ -24,7 +24,7 @@ from colossim.training import lora as L
 from colossim.training import memory as M  # noqa: E402
 from colossim.training.evidence import validation_evidence
 from colossim.training.labels import plan_label
-from colossim.training.pipeline import layers_on_slowest_stage, schedule_rule
+from colossim.training.pipeline import layers_on_slowest_stage, layout_reaches_even_pace, schedule_rule
 from colossim.training.plans import RECOMPUTE_CODES, RECOMPUTE_NAMES, PlanArrays
 from colossim.training.search import ZERO_STAGES, enumerate_plans, nearest_plan_batches, nearest_plan_counts
 from colossim.training.step import (FP8_PARAM_GATHER_BYTES, GRAD_REDUCE_BYTES, PARAM_GATHER_BYTES, StepContext,
@@ -272,7 +272,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             # the routing balance an MoE estimate rests on (the spec's, default perfect balance),
             # and a LoRA's adapters
             assumptions=dict(base_assumptions),
-            validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size, what_if,
+            validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size,
+                                               _layout_note(what_if, spec.model.layers, plan["pp"], stack),
                                                spec.hardware.count),
         )
         if spec.training.tokens:
@@ -283,6 +284,18 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
                        cost_usd=gpu_hours * usd_h, assumptions={**est["assumptions"], **cost_assumptions})
         out.append(TrainingEstimate(**est))
     return out
+
+
+def _layout_note(what_if: str | None, layers: int, pp: int, stack) -> str | None:
+    """``what_if`` and, after it, the caveat of a pipeline the stack cannot split at the pace the
+    estimate prices, ceil(layers / pp) a stage (:func:`layout_reaches_even_pace`): 80 layers on 31
+    stages under Megatron-Core's equal middle stages hold 11 on an end stage, not 3."""
+    if bool(layout_reaches_even_pace(layers, pp, stack.pipeline_layout)):
+        return what_if
+    note = (f"pp {pp}: {stack.id} cannot split {layers} layers over {pp} stages with at most "
+            f"{-(-layers // pp)} on each (pipeline_layout {stack.pipeline_layout}); priced at that pace, "
+            "so the step is optimistic")
+    return f"{what_if}; {note}" if what_if else note
 
 
 def _plan_evidence(evidence: dict, plan: dict, domain: int, what_if: str | None = None,
@@ -309,18 +322,25 @@ def _plan_evidence(evidence: dict, plan: dict, domain: int, what_if: str | None 
 PLAN_SHAPE_FIELDS = ("tp", "pp", "cp", "ep", "etp", "dp", "vpp", "micro_batch", "zero", "shard_group")
 
 
-def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
-    """A spec's step context and every valid plan it leaves open (recompute modes those of its
-    software stack), before any memory pruning."""
-    ctx = make_context(spec, profile)
+def stack_space(spec) -> dict:
+    """What the spec's software stack lets a left-open plan field take, as
+    :func:`colossim.training.search.enumerate_plans`'s keyword arguments: its recompute modes, its
+    ZeRO stages (where a written zero 3 would run other software, its plans are that software's:
+    search()), those it pairs with a pipeline, and how it splits the layers."""
     stack = software_stacks()[spec.training.software]
-    # the stages the stack runs; where a written zero 3 would run other software, its plans are
-    # that software's (search())
     zero_stages = tuple(z for z in ZERO_STAGES if z in stack.zero_choices
                         and (z < 3 or spec.zero3_alternative is None))
+    return dict(recompute_modes=stack.recompute_choices, zero_stages=zero_stages,
+                pipelined_zero_stages=(0, 1) if stack.zero1_under_pipeline else (0,),
+                pipeline_layout=stack.pipeline_layout)
+
+
+def plan_space(spec, profile=None) -> tuple[StepContext, PlanArrays]:
+    """A spec's step context and every valid plan it leaves open under its software stack
+    (:func:`stack_space`), before any memory pruning."""
+    ctx = make_context(spec, profile)
     return ctx, enumerate_plans(spec.model, spec.hardware, spec.parallelism, ctx.global_batch,
-                                ctx.seq_len, recompute_modes=stack.recompute_choices, zero_stages=zero_stages,
-                                pipelined_zero_stages=(0, 1) if stack.zero1_under_pipeline else (0,))
+                                ctx.seq_len, **stack_space(spec))
 
 
 #: How far the does-not-fit advice looks for GPUs: counts doubled up to this multiple of the spec's.
@@ -407,6 +427,14 @@ def _shard_rule(shard_group: int | None) -> str:
             f"; shard_group {shard_group} must divide dp x cp, and goes with zero 1-3")
 
 
+def _layout_rule(stack) -> str:
+    """The no-plan error's clause for how the stack splits layers over stages (``pipeline_layout``)."""
+    return {"any": "",
+            "even": f" or under {stack.id}, whose pipeline_layout is even",
+            "first_last": f"; under {stack.id}, whose pipeline_layout is first_last, equal middle stages "
+                          "with at most ceil(layers / pp) layers on any"}[stack.pipeline_layout]
+
+
 def _schedule_rule(schedule: str) -> str:
     """The no-plan error's clause for a pipeline schedule that rules plans out
     (:func:`colossim.training.pipeline.schedule_rule`); empty for 1F1B, which allows all."""
@@ -420,14 +448,14 @@ def _nearest_hint(spec, ctx: StepContext, stack) -> str:
     the plain 1F1B schedule where the plan's own (the stack's DualPipe, say) is what rules every
     plan out."""
     args = (spec.model, spec.hardware, spec.parallelism, ctx.global_batch, ctx.seq_len)
-    found = {"hardware.count": nearest_plan_counts(*args, recompute_modes=stack.recompute_choices),
-             "training.global_batch": nearest_plan_batches(*args, recompute_modes=stack.recompute_choices)}
+    space = stack_space(spec)
+    found = {"hardware.count": nearest_plan_counts(*args, **space),
+             "training.global_batch": nearest_plan_batches(*args, **space)}
     parts = [f"{name} {' or '.join(f'{m:,}' for m in near if m is not None)}"
              for name, near in found.items() if any(m is not None for m in near)]
     if ctx.pipeline_schedule != "1f1b":
         plain = spec.parallelism.model_copy(update={"pipeline_schedule": "1f1b"})
-        if len(enumerate_plans(spec.model, spec.hardware, plain, ctx.global_batch, ctx.seq_len,
-                               recompute_modes=stack.recompute_choices)):
+        if len(enumerate_plans(spec.model, spec.hardware, plain, ctx.global_batch, ctx.seq_len, **space)):
             parts.append("parallelism.pipeline_schedule 1f1b")
     return f"; nearest that admit a plan: {', or '.join(parts)}" if parts else ""
 
@@ -476,9 +504,10 @@ def _search_one(spec, top: int, profile, include_unfit: bool) -> SearchResult:
         raise SpecError(
             f"no valid parallel plan for GPUs {spec.hardware.count}, global_batch {ctx.global_batch}, "
             f"layers {spec.model.layers}, heads {spec.model.heads} (fixed: {fixed}): tp must divide heads "
-            f"(within the {spec.hardware.scaleup_domain_size}-GPU scale-up domain unless tp is fixed or "
-            "parallelism.tp_beyond_domain is true), pp must fit the layers "
-            "(divide them when uneven_stages is false), tp x pp x cp x dp must equal the GPU count, "
+            f"(within the {spec.hardware.scaleup_domain_size}-GPU scale-up domain, and dividing it, unless tp "
+            "is fixed or parallelism.tp_beyond_domain is true), pp must fit the layers "
+            f"(divide them when uneven_stages is false{_layout_rule(stack)}), "
+            "tp x pp x cp x dp must equal the GPU count, "
             "dp x micro_batch must divide global_batch, ep must divide the experts and dp x cp (tp x cp "
             "x dp / etp with an etp below tp), vpp > 1 needs the layers of a stage a multiple of vpp and "
             "the micro-batches a multiple of pp, and zero 2-3 goes with pp > 1 only when the spec fixes "

@@ -52,6 +52,36 @@ def layers_on_slowest_stage(layers: ArrayLike, pp: ArrayLike) -> np.ndarray:
     return np.ceil(np.asarray(layers, dtype=float) / np.asarray(pp, dtype=float))
 
 
+#: How a stack may split the layers over pipeline stages (``SoftwareStack.pipeline_layout``):
+#: ``any`` split (DeepSpeed's PipelineModule partitions, torchtitan's split points, DeepSeek's
+#: 61 layers on 16 stages), ``first_last`` (the first and last stages may differ, the middle ones
+#: hold equal shares: Megatron-Core's --decoder-first / --decoder-last-pipeline-num-layers, Llama 3
+#: 405B's 126 layers as 7 + 14 x 8 + 7), ``even`` (p divides L: Megatron-LM before Megatron-Core).
+PIPELINE_LAYOUTS = ("any", "first_last", "even")
+
+
+def layout_reaches_even_pace(layers: ArrayLike, pp: ArrayLike, layout: str = "any") -> np.ndarray:
+    """Whether ``layout`` can split L layers over p stages with no stage above n = ceil(L / p), the
+    pace :func:`layers_on_slowest_stage` prices.  ``first_last``: p <= 2, or some middle share m
+    <= n with the rest, L - m (p - 2), split over the two end stages at 1 ... n each, i.e. an
+    integer m in [max(1, (L - 2n) / (p - 2)), min(n, (L - 2) / (p - 2))].  80 layers on 31
+    stages cannot (29 x 2 middle layers leave 11 on each end; 29 x 3 are too many): a search
+    under Megatron-Core must not price them at 3 a stage."""
+    L = np.asarray(layers, dtype=np.int64)
+    p = np.asarray(pp, dtype=np.int64)
+    if layout == "any":
+        return np.ones(np.broadcast(L, p).shape, dtype=bool)
+    if layout == "even":
+        return L % p == 0
+    if layout != "first_last":
+        raise ValueError(f"pipeline layout must be one of {', '.join(PIPELINE_LAYOUTS)}; got {layout!r}")
+    n = -(-L // p)
+    mid = np.maximum(p - 2, 1)
+    lo = np.maximum(1, -(-(L - 2 * n) // mid))
+    hi = np.minimum(n, (L - 2) // mid)
+    return (p <= 2) | (lo <= hi)
+
+
 def layers_on_last_stage(layers: ArrayLike, pp: ArrayLike, layer_seconds, head_seconds,
                          balance: bool = True) -> np.ndarray:
     """Layers the last stage keeps when it also runs the output head (logits and loss).

@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike
 
 from colossim.arith import divisors
 from colossim.specs.training import valid_mask
-from colossim.training.pipeline import layers_on_slowest_stage, schedule_allows
+from colossim.training.pipeline import layers_on_slowest_stage, layout_reaches_even_pace, schedule_allows
 from colossim.training.plans import RECOMPUTE_CODES, PlanArrays
 
 #: Largest context-parallel degree tried.  Because: published long-context runs use cp <= 16
@@ -112,11 +112,13 @@ ZERO_STAGES = (0, 1, 2, 3)
 def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
                     recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES),
                     zero_stages: tuple[int, ...] = ZERO_STAGES,
-                    pipelined_zero_stages: tuple[int, ...] = (0, 1)) -> PlanArrays:
+                    pipelined_zero_stages: tuple[int, ...] = (0, 1),
+                    pipeline_layout: str = "any") -> PlanArrays:
     """Every valid plan consistent with the fixed fields of ``plan`` (a ParallelPlan);
     ``recompute_modes`` are those a left-open recompute may take (the software stack's),
     ``zero_stages`` the stages a left-open zero may take, and ``pipelined_zero_stages`` those
-    it may take with pp > 1 unless the spec fixes both."""
+    it may take with pp > 1 unless the spec fixes both; a left-open pp only splits the layers
+    as ``pipeline_layout`` can at ceil(layers / pp) a stage (:func:`layout_reaches_even_pace`)."""
     n = int(system.count)
 
     # candidates; valid_mask below is the one authority on validity
@@ -148,6 +150,8 @@ def enumerate_plans(model, system, plan, global_batch: int, seq_len: int,
     # Megatron's interleaving requirements, and ZeRO-2/3 only without pipelining
     if plan.dp is not None:
         ok &= dp == plan.dp
+    if plan.pp is None:
+        ok &= layout_reaches_even_pace(model.layers, pp, pipeline_layout)
     if plan.tp_fills_server and plan.tp is None:  # Narayanan et al. 2021, Takeaway #1
         ok &= (pp == 1) | (tp == server_tp(model, system))
     n_micro = global_batch // np.maximum(dp * mb, 1)
@@ -188,10 +192,11 @@ NEAREST_TRIES = 64
 NEAREST_GRID_MAX = 1_000_000
 
 
-def _degree_choices(model, system, plan, global_batch: int, seq_len: int) -> tuple[list[int], ...]:
+def _degree_choices(model, system, plan, global_batch: int, seq_len: int,
+                    pipeline_layout: str = "any") -> tuple[list[int], ...]:
     """The tp, cp, pp and dp degrees a plan may take at about ``system.count`` GPUs (up to twice as
     many): tp from the heads within the scale-up domain, cp as the search tries it, pp up to the
-    layers (dividing them unless ``uneven_stages``), dp a divisor of the global batch (dp x
+    layers (dividing them unless ``uneven_stages``, split as ``pipeline_layout`` can), dp a divisor of the global batch (dp x
     micro_batch must divide it); a degree the spec fixes is itself.  Every list is empty when
     their products would exceed ``NEAREST_GRID_MAX``."""
     pp_cap = min(int(model.layers), 2 * int(system.count))
@@ -199,8 +204,9 @@ def _degree_choices(model, system, plan, global_batch: int, seq_len: int) -> tup
         return [], [], [], []
     tps = fixed_or_open(plan, "tp", [t for t in tp_candidates(model) if t <= system.scaleup_domain_size])
     cps = fixed_or_open(plan, "cp", cp_candidates(plan, seq_len))
-    pps = fixed_or_open(plan, "pp", range(1, pp_cap + 1) if plan.uneven_stages
-                        else [p for p in divisors(model.layers) if p <= pp_cap])
+    depths = np.arange(1, pp_cap + 1)
+    pps = fixed_or_open(plan, "pp", depths[layout_reaches_even_pace(model.layers, depths, pipeline_layout)].tolist()
+                        if plan.uneven_stages else [p for p in divisors(model.layers) if p <= pp_cap])
     dps = fixed_or_open(plan, "dp", divisors(global_batch))
     if len(tps) * len(cps) * len(pps) * len(dps) > NEAREST_GRID_MAX:
         return [], [], [], []
@@ -222,33 +228,32 @@ def _first_with_plans(candidates, admits) -> int | None:
 
 
 def nearest_plan_counts(model, system, plan, global_batch: int, seq_len: int,
-                        recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> tuple[int | None, int | None]:
+                        **space) -> tuple[int | None, int | None]:
     """The GPU counts nearest ``system.count`` (the largest below it, the smallest above it) for
     which :func:`enumerate_plans` finds a valid plan with the same model, batch and fixed plan
     fields; None on a side where none is found within ``NEAREST_TRIES`` candidates.  Candidates
     are the products tp x cp x pp x dp of :func:`_degree_choices`; each is checked by the search's
-    own enumeration, the one authority on validity."""
-    choices = _degree_choices(model, system, plan, global_batch, seq_len)
+    own enumeration (``space``: its keyword arguments, the stack's), the one authority on validity."""
+    choices = _degree_choices(model, system, plan, global_batch, seq_len, space.get("pipeline_layout", "any"))
     if not all(choices):
         return None, None
     counts = _products(*choices)
     n = int(system.count)
 
     def admits(m: int) -> bool:
-        return len(enumerate_plans(model, replace(system, count=m), plan, global_batch, seq_len,
-                                   recompute_modes=recompute_modes)) > 0
+        return len(enumerate_plans(model, replace(system, count=m), plan, global_batch, seq_len, **space)) > 0
 
     return (_first_with_plans(counts[counts < n][::-1], admits),
             _first_with_plans(counts[counts > n], admits))
 
 
 def nearest_plan_batches(model, system, plan, global_batch: int, seq_len: int,
-                         recompute_modes: tuple[str, ...] = tuple(RECOMPUTE_CODES)) -> tuple[int | None, int | None]:
+                         **space) -> tuple[int | None, int | None]:
     """The global batches (sequences) nearest ``global_batch``, below and above it, for which
     :func:`enumerate_plans` finds a valid plan on ``system.count`` GPUs; None on a side where none
     is found.  Candidates are the multiples of each data-parallel degree the count leaves
     (count / (tp x cp x pp)) nearest the batch; a fixed ``dp`` is the only degree."""
-    tps, cps, pps, _ = _degree_choices(model, system, plan, global_batch, seq_len)
+    tps, cps, pps, _ = _degree_choices(model, system, plan, global_batch, seq_len, space.get("pipeline_layout", "any"))
     n = int(system.count)
     if plan.dp is not None:
         dps = np.asarray([int(plan.dp)], dtype=np.int64)
@@ -263,6 +268,6 @@ def nearest_plan_batches(model, system, plan, global_batch: int, seq_len: int,
     above = np.unique(upper[upper > global_batch])
 
     def admits(b: int) -> bool:
-        return len(enumerate_plans(model, system, plan, b, seq_len, recompute_modes=recompute_modes)) > 0
+        return len(enumerate_plans(model, system, plan, b, seq_len, **space)) > 0
 
     return _first_with_plans(below, admits), _first_with_plans(above, admits)

@@ -97,14 +97,15 @@ def test_fp8_weights_are_gathered_at_one_byte_under_the_distributed_optimizer_on
 
 def test_fp8_weights_are_the_parameters_so_no_bf16_copy_is_held():
     """With fp8 weights kept as fp8 parameters (ZeRO 1) the layers' weights take one byte each
-    instead of bf16 plus a cached fp8 copy (three): two bytes less per layer parameter; the
-    embedding and the output head stay bf16 either way."""
-    from colossim.training.memory import FP8_PARAM_BYTES, FP8_WEIGHT_CACHE_BYTES, WEIGHT_BYTES
+    and a cached transpose (two) instead of bf16 plus a cached fp8 copy and transpose (four): two
+    bytes less per layer parameter; the embedding and the output head stay bf16 either way."""
+    from colossim.training.memory import (FP8_PARAM_BYTES, FP8_TRANSPOSE_CACHE_BYTES, FP8_WEIGHT_CACHE_BYTES,
+                                          WEIGHT_BYTES)
 
     fp8_params, cached = (estimate(_zero(1, "fp8", g)).memory_breakdown_gib for g in (True, False))
     m = load_spec(EXPOSED_DP).model
     layer_params = m.params_total - m.params_embedding - m.params_output_head - m.params_final_norm
-    per_param = WEIGHT_BYTES + FP8_WEIGHT_CACHE_BYTES - FP8_PARAM_BYTES
+    per_param = WEIGHT_BYTES + FP8_WEIGHT_CACHE_BYTES - FP8_PARAM_BYTES - FP8_TRANSPOSE_CACHE_BYTES
     assert per_param == 2
     assert (cached["weights"] - fp8_params["weights"]) * 2**30 == pytest.approx(per_param * layer_params, rel=1e-6)
     assert {k: v for k, v in fp8_params.items() if k not in ("weights", "buffers")} == {

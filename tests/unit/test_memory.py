@@ -58,11 +58,13 @@ def test_model_state_is_16_bytes_per_param_and_zero_shards_it():
     assert float(r1.optimizer) == OPTIMIZER_BYTES * n / 8 and float(r1.gradients) == 2 * n
     assert float(r2.gradients) == 2 * n / 8 and float(r2.weights) == 2 * n
     assert float(r3.weights) == 2 * n / 8
-    # fp8: a cached fp8 copy of the layers' weights (the embedding and head stay bf16 only) ...
+    # fp8: a cached fp8 copy of the layers' weights and its transpose (the embedding and head stay
+    # bf16 only) ...
     vocab = float(m.params_embedding + m.params_output_head + m.params_final_norm)
-    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8").weights) == 2 * n + (n - vocab)
-    # ... or, kept as fp8 parameters, no bf16 copy of them
-    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8", fp8_params=True).weights) == 2 * vocab + (n - vocab)
+    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8").weights) == 2 * n + 2 * (n - vocab)
+    # ... or, kept as fp8 parameters, no bf16 copy of them (the fp8 parameter and its transpose)
+    assert float(memory_per_gpu(m, dp=8, zero=1, precision="fp8", fp8_params=True).weights) == (
+        2 * vocab + 2 * (n - vocab))
     # ZeRO 0-2 hold the gradients in the reduction's buffer: Megatron's fp32 main_grad makes
     # 2 + 4 + 12 = 18 bytes per parameter, 6 + 12 / d with the distributed optimizer (Megatron-LM's
     # dist_optimizer.md table, bf16 parameters with fp32 gradients)
@@ -118,14 +120,19 @@ def test_zero3_buffers_hold_the_gathered_weights_and_one_unsharded_gradient(fsdp
     """Beyond ZeRO-2, ZeRO-3 keeps gathered weights and the gradient waiting for its reduce-scatter:
     one layer's under FSDP (its FlatParameter), the largest weight's under DeepSpeed (GPT: an MLP
     matrix, 4 h^2)."""
-    from colossim.training.memory import (DEEPSPEED_GATHERED_LAYER_FRACTION, FSDP_GATHERED_LAYERS,
-                                          GRAD_BYTES, WEIGHT_BYTES, ZERO3_UNSHARDED_GRADIENT_UNITS)
+    from colossim.training.memory import (DEEPSPEED_GATHERED_LAYER_FRACTION, DEEPSPEED_REDUCE_BUCKET_ELEMENTS,
+                                          FSDP_GATHERED_LAYERS, GRAD_BYTES, WEIGHT_BYTES,
+                                          ZERO3_UNSHARDED_GRADIENT_UNITS)
     kw = dict(tp=2, dp=64, micro_batch=1, recompute="full", fsdp=fsdp)
-    extra = float(memory_per_gpu(GPT, zero=3, **kw).buffers - memory_per_gpu(GPT, zero=2, **kw).buffers)
+    z1, z2, z3 = (float(memory_per_gpu(GPT, zero=z, **kw).buffers) for z in (1, 2, 3))
     layer = GPT.params_per_layer_dense / 2
     held, grad = ((FSDP_GATHERED_LAYERS, layer) if fsdp
                   else (DEEPSPEED_GATHERED_LAYER_FRACTION, 4 * H * H / 2))
-    assert extra == pytest.approx(held * WEIGHT_BYTES * layer + ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * grad)
+    # ZeRO-2 writes whole gradients before reducing them too: FSDP's unit (a layer), DeepSpeed's
+    # reduce bucket (5e8 elements, less than the 87.5B parameters a rank of GPT-3 at tp 2 holds)
+    bucket = layer if fsdp else DEEPSPEED_REDUCE_BUCKET_ELEMENTS
+    assert z2 - z1 == pytest.approx(GRAD_BYTES * bucket)
+    assert z3 - z1 == pytest.approx(held * WEIGHT_BYTES * layer + ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * grad)
 
 
 def test_530b_under_deepspeed_zero3_fits_on_640_gpus_not_560():
@@ -144,3 +151,24 @@ def test_530b_under_deepspeed_zero3_fits_on_640_gpus_not_560():
         return estimate(load_spec(spec)).fits
 
     assert fits(640) and not fits(560)
+
+
+def test_the_last_interleaved_stage_holds_its_warm_up_chunks_beside_the_logits():
+    """Megatron's interleaved warm-up runs (v - 1) p chunk-forwards on the last rank before its
+    first backward: ((v - 1) p + 1) / v micro-batches of its stage, under the logits; with a
+    large vocabulary and few layers a stage that is the peak (Llama 3.2 1B, pp 4, v 4: 3.25)."""
+    from colossim.training.pipeline import micro_batches_in_flight_last
+
+    assert float(micro_batches_in_flight_last(4, 4, 32)) == 3.25
+    assert float(micro_batches_in_flight_last(4, 1, 32)) == 1.0
+    assert float(micro_batches_in_flight_last(4, 4, 2)) == 2.0  # capped by the micro-batches
+    m = resolve_model("llama3.2-1b")
+    kw = dict(tp=1, pp=4, dp=2, micro_batch=1, recompute="none", zero=1, seq_len=8192)
+    one = float(memory_per_gpu(m, vpp=1, global_batch=2, **kw).activations)  # one micro-batch: stage + logits
+    four = float(memory_per_gpu(m, vpp=1, global_batch=64, **kw).activations)  # 4 stages on the first
+    stage = four / 4
+    logits = one - stage
+    assert logits > stage  # 128,256 logits a position against 4 layers' activations
+    interleaved = float(memory_per_gpu(m, vpp=4, global_batch=64, **kw).activations)
+    assert interleaved == pytest.approx(max(4.75 * stage, 3.25 * stage + logits))
+    assert interleaved == pytest.approx(3.25 * stage + logits)  # the last stage is the peak

@@ -36,7 +36,8 @@ from colossim import units
 from colossim.specs.model import ModelSpec
 from colossim.training import lora as L
 from colossim.training import ops as O
-from colossim.training.pipeline import layers_on_slowest_stage, micro_batches_in_flight, stage_copies
+from colossim.training.pipeline import (layers_on_slowest_stage, micro_batches_in_flight, micro_batches_in_flight_last,
+                                        stage_copies)
 from colossim.training.plans import RECOMPUTE_CODES, full_recompute_fraction
 
 ArrayLike = np.ndarray | float | int
@@ -51,10 +52,18 @@ GRAD_BYTES = 2
 #: sec 3.1 (K = 12).
 OPTIMIZER_BYTES = 12
 #: Extra bytes per parameter when GEMMs run in fp8: Transformer Engine caches an fp8 copy of each
-#: weight across micro-batches.  Because: one byte per element of that copy.  Only the layers'
-#: weights run in fp8: the embedding and the output head stay bf16 (Megatron-Core builds them
-#: outside Transformer Engine).
-FP8_WEIGHT_CACHE_BYTES = 1
+#: weight across micro-batches, and its fp8 transpose, which the backward's input-gradient GEMM
+#: reads (Hopper's fp8 GEMMs take only the TN layout: TE 1.x ``get_fp8_workspace(...,
+#: with_transpose=is_grad_enabled)``; Blackwell keeps row- and column-wise copies alike).
+#: Because: one byte per element of each copy, the two the step's cast prices
+#: (colossim.training.step, "cast with its transpose once per step and cached").  Only the
+#: layers' weights run in fp8: the embedding and the output head stay bf16 (Megatron-Core builds
+#: them outside Transformer Engine).
+FP8_WEIGHT_CACHE_BYTES = 2
+#: Bytes per parameter of the cached fp8 transpose of a weight kept as an fp8 parameter (the
+#: plan's ``fp8_param_gather``): the parameter is the row-wise copy, the transpose is cached beside
+#: it as above.  Because: one byte per element.
+FP8_TRANSPOSE_CACHE_BYTES = 1
 #: Bytes per parameter of the layers' weights when fp8 training keeps them as fp8 tensors (the
 #: plan's ``fp8_param_gather``, ZeRO 0-2): the fp8 weight is the parameter itself, with no bf16
 #: copy; the fp32 master weights stay in the optimizer state.  Source: Megatron-LM's
@@ -105,6 +114,10 @@ DEEPSPEED_GATHERED_LAYER_FRACTION = 2 / 3
 #: unsharded gradient the backward holds at its peak.  Because: the one being reduced is the
 #: minimum; more in flight would overlap further reductions.
 ZERO3_UNSHARDED_GRADIENT_UNITS = 1
+#: Gradient elements DeepSpeed's ZeRO-2 gathers in its reduce bucket before each reduce-scatter.
+#: Source: DeepSpeed's ``zero_optimization.reduce_bucket_size`` default, 5e8 elements (docs,
+#: config-json "ZeRO Optimizations"; deepspeed/runtime/zero/config.py).
+DEEPSPEED_REDUCE_BUCKET_ELEMENTS = 5e8
 
 
 @dataclass(frozen=True)
@@ -386,8 +399,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     weights = WEIGHT_BYTES * sharded(p, 3)
     if prec == "fp8":  # the layers' weights (not the embedding or head): + a cached fp8 copy, or fp8 only
         layer_weights = sharded({"dense": p["dense"] - p["vocab"], "expert": p["expert"]}, 3)
-        per_param = np.where(fp8_layer_params(fp8_params, zero), FP8_PARAM_BYTES - WEIGHT_BYTES,
-                             FP8_WEIGHT_CACHE_BYTES)
+        per_param = np.where(fp8_layer_params(fp8_params, zero),
+                             FP8_PARAM_BYTES + FP8_TRANSPOSE_CACHE_BYTES - WEIGHT_BYTES, FP8_WEIGHT_CACHE_BYTES)
         weights = weights + per_param * layer_weights
     trained = p
     dequantized = 0.0
@@ -429,7 +442,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     logit_bytes = LOGIT_BYTES["fused" if cross_entropy_fusion else "unfused"]
     logits = logit_bytes * mb * (s / cp) * model.vocab / tp
     first = in_flight * stage_mb + recomputing
-    last = stage_mb + recomputing + logits
+    last = micro_batches_in_flight_last(pp, vpp, np.maximum(n_micro, 1.0), schedule) * stage_mb + recomputing + logits
     activations = np.where(pp == 1, first + logits, np.maximum(first, last))
 
     # --- buffers: reserved memory, FSDP's gathered layers, allocator slack
@@ -445,7 +458,13 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     unit = np.where(flat, layer, np.where(group > 1, largest / tp, 0.0))
     # (a LoRA's frozen base weights have no gradient; its adapters' are left out, r / h of a layer's)
     unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit * (lora is None)
-    buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0) + dequantized
+    # ZeRO-2 also writes whole gradients before reducing them: FSDP's SHARD_GRAD_OP a unit at a
+    # time, DeepSpeed's stage 2 into its reduce bucket (at most the rank's own parameters)
+    local = sum(np.asarray(v, dtype=float) for k, v in p.items() if k in ("dense", "expert"))
+    bucket = np.where(flat, layer, np.minimum(DEEPSPEED_REDUCE_BUCKET_ELEMENTS, local))
+    zero2_grad = GRAD_BYTES * bucket * (lora is None)
+    buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0)
+               + np.where(zero == 2, zero2_grad, 0.0) + dequantized
                + ALLOCATOR_OVERHEAD_FRACTION * activations)
     total = weights + gradients + optimizer + activations + buffers
     return MemoryBreakdown(weights=weights, gradients=gradients, optimizer=optimizer,
@@ -453,7 +472,8 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
 
 
 __all__ = ["ACTIVATION_BYTES", "ALLOCATOR_OVERHEAD_FRACTION", "DEEPSPEED_GATHERED_LAYER_FRACTION",
-           "FP8_PARAM_BYTES", "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_WEIGHT_CACHE_BYTES",
+           "FP8_PARAM_BYTES", "FP8_SAVED_GEMM_INPUT_BYTES", "FP8_TRANSPOSE_CACHE_BYTES", "FP8_WEIGHT_CACHE_BYTES",
+           "DEEPSPEED_REDUCE_BUCKET_ELEMENTS",
            "FSDP_GATHERED_LAYERS", "GRAD_BYTES", "LOGIT_BYTES", "MASK_BYTES", "MemoryBreakdown",
            "OPTIMIZER_BYTES", "RESERVED_BYTES", "WEIGHT_BYTES", "ZERO3_UNSHARDED_GRADIENT_UNITS",
            "MAMBA_SAVED_INNER_BYTES", "activation_bytes_per_layer", "attention_saved_bytes", "dense_mlp_saved_bytes",

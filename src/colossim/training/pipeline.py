@@ -190,6 +190,19 @@ def micro_batches_in_flight(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayL
     return np.minimum(held, np.maximum(m, 1.0))
 
 
+def micro_batches_in_flight_last(pp: ArrayLike, vpp: ArrayLike, micro_batches: ArrayLike,
+                                 schedule: str = "1f1b") -> np.ndarray:
+    """Micro-batches whose activations the last stage holds at its peak: one, except interleaved,
+    where Megatron-LM's warm-up runs (v - 1) * p chunk-forwards on the last rank before its
+    first backward (schedules.py ``get_num_warmup_microbatches`` at rank p - 1), so it holds
+    (v - 1) p + 1 chunks, ((v - 1) p + 1) / v micro-batches, capped by m."""
+    p = np.asarray(pp, dtype=float)
+    v = np.asarray(vpp, dtype=float)
+    m = np.asarray(micro_batches, dtype=float)
+    held = np.where((v > 1) & (schedule == "1f1b"), ((v - 1.0) * p + 1.0) / v, 1.0)
+    return np.minimum(held, np.maximum(m, 1.0))
+
+
 def stage_copies(pp: ArrayLike, schedule: str = "1f1b") -> np.ndarray:
     """Pipeline stages whose parameters one GPU holds: 2 under DualPipe with pp > 1 (stage i and
     stage p - 1 - i, DeepSeek-V3 report sec. 3.2.1), else 1."""

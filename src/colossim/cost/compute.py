@@ -129,16 +129,20 @@ def shape_utilisation(m: ArrayLike, n: ArrayLike, k: ArrayLike, sm_count: int,
 
 
 def gemm_roofline(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,
-                  profile: CalibrationProfile, weight_bytes: float | None = None, batch: ArrayLike = 1):
+                  profile: CalibrationProfile, weight_bytes: float | None = None, batch: ArrayLike = 1,
+                  k_contiguous: bool = True):
     """The two roofline terms of one GEMM and its fixed time: (launch_seconds, compute_seconds,
     memory_seconds); its time is launch + max(compute, memory).  ``weight_bytes``: see
     :func:`gemm_seconds`; ``batch``: the GEMM is one of a batched call (wave quantisation over the
-    whole batch's tiles)."""
+    whole batch's tiles).  ``k_contiguous``: K is the operands' contiguous dimension, whose
+    misalignment costs ``misaligned_k_factor`` (the measured case: P.V over an odd key count);
+    false for a weight gradient, dY^T X over the tokens, whose operands are contiguous in the
+    hidden sizes: an odd token count only leaves a partial last K tile."""
     gp: GemmParams = profile.gemm_params(precision)
     m, n, k = _arr(m), _arr(n), _arr(k)
     elt = OPERAND_BYTES.get(precision, 2.0)
     w_elt = elt if weight_bytes is None else weight_bytes
-    aligned = np.mod(k * elt, ALIGN_BYTES) == 0
+    aligned = (np.mod(k * elt, ALIGN_BYTES) == 0) | (not k_contiguous)
     eff = gp.max_efficiency * shape_utilisation(m, n, k, gp.sm_count, batch,
                                                 gp.tile_overhead_k) * np.where(
         aligned, 1.0, gp.misaligned_k_factor)
@@ -149,31 +153,34 @@ def gemm_roofline(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip
 
 
 def _gemm_parts(m, n, k, precision: str, chip: Accelerator, profile: CalibrationProfile,
-                weight_bytes: float | None = None):
-    launch, t_compute, t_memory = gemm_roofline(m, n, k, precision, chip, profile, weight_bytes)
+                weight_bytes: float | None = None, k_contiguous: bool = True):
+    launch, t_compute, t_memory = gemm_roofline(m, n, k, precision, chip, profile, weight_bytes,
+                                                k_contiguous=k_contiguous)
     flops = 2.0 * _arr(m) * _arr(n) * _arr(k)
     return flops, launch + np.maximum(t_compute, t_memory)
 
 
 def batched_gemm_seconds(m: ArrayLike, n: ArrayLike, k: ArrayLike, batch: ArrayLike, precision: str,
-                         chip: Accelerator, profile: CalibrationProfile) -> np.ndarray:
+                         chip: Accelerator, profile: CalibrationProfile, k_contiguous: bool = True) -> np.ndarray:
     """Time of one strided-batched call of ``batch`` GEMMs (m x k) @ (k x n) (``torch.bmm`` /
     ``cublasGemmStridedBatchedEx``, as in unfused attention's Q.K^T and P.V over batch x heads):
     one launch, and the batch's tiles fill the waves together, so only the tile and K quantisation
     of one GEMM remain; each GEMM's roofline max as in :func:`gemm_seconds`."""
-    launch, t_compute, t_memory = gemm_roofline(m, n, k, precision, chip, profile, batch=batch)
+    launch, t_compute, t_memory = gemm_roofline(m, n, k, precision, chip, profile, batch=batch,
+                                                k_contiguous=k_contiguous)
     return launch + _arr(batch) * np.maximum(t_compute, t_memory)
 
 
 def gemm_seconds(m: ArrayLike, n: ArrayLike, k: ArrayLike, precision: str, chip: Accelerator,
                  profile: CalibrationProfile, count: ArrayLike = 1,
-                 weight_bytes: float | None = None) -> np.ndarray:
+                 weight_bytes: float | None = None, k_contiguous: bool = True) -> np.ndarray:
     """Time of ``count`` GEMMs (m x k) @ (k x n) at ``precision`` (bf16 | fp16 | fp8 | fp4):
     launch + max(2mnk / (peak x efficiency(shape)), operand+output bytes / achievable HBM bandwidth).
     The roofline max is Williams et al. 2009 ("Roofline"), per GEMM.  ``weight_bytes`` (bytes per
     element of the k x n operand) prices weight-only quantisation (e.g. fp8 or fp4 weights read by a
-    bf16 GEMM in decode); default: the operand width of ``precision``."""
-    _, t = _gemm_parts(m, n, k, precision, chip, profile, weight_bytes)
+    bf16 GEMM in decode); default: the operand width of ``precision``.  ``k_contiguous``: see
+    :func:`gemm_roofline` (false for weight gradients)."""
+    _, t = _gemm_parts(m, n, k, precision, chip, profile, weight_bytes, k_contiguous)
     return t * _arr(count)
 
 

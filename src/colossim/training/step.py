@@ -270,14 +270,15 @@ def ops_seconds(ops, ctx: StepContext) -> dict[str, np.ndarray]:
             low = p in FP8_GEMM_PRECISIONS
             grouped = ctx.moe_grouped_gemm and op.name in O.GROUPED_EXPERT_GEMMS
 
-            def gemm(m, n, k, p=p, op=op, grouped=grouped):
+            def gemm(m, n, k, p=p, op=op, grouped=grouped, kc=True):
                 """``op.count`` GEMMs of one shape: each its own kernel, or one grouped kernel (one
-                launch, the members' tiles sharing the waves: ``batched_gemm_seconds``)."""
+                launch, the members' tiles sharing the waves: ``batched_gemm_seconds``); ``kc``:
+                K is contiguous (not in a weight gradient, whose K is the tokens)."""
                 if grouped:
-                    return K.batched_gemm_seconds(m, n, k, op.count, p, chip, ctx.profile)
-                return K.gemm_seconds(m, n, k, p, chip, ctx.profile, count=op.count)
+                    return K.batched_gemm_seconds(m, n, k, op.count, p, chip, ctx.profile, k_contiguous=kc)
+                return K.gemm_seconds(m, n, k, p, chip, ctx.profile, count=op.count, k_contiguous=kc)
             f = gemm(op.m, op.n, op.k)
-            w = 0.0 if op.frozen else gemm(op.k, op.n, op.m)
+            w = 0.0 if op.frozen else gemm(op.k, op.n, op.m, kc=False)
             b = gemm(op.m, op.k, op.n) + w
             if low:  # the input (m x k) cast in forward, the output gradient (m x n) in backward
                 rows = np.asarray(op.m, dtype=float) * np.asarray(op.count, dtype=float)
@@ -354,7 +355,8 @@ def _named_gemm_seconds(ctx: StepContext, ops, names, wgrad: bool = False) -> np
     for op in ops:
         if isinstance(op, O.Gemm) and op.name in names and not (wgrad and op.frozen):
             m, n, k = (op.k, op.n, op.m) if wgrad else (op.m, op.n, op.k)
-            out = out + K.gemm_seconds(m, n, k, _gemm_precision(op.name, ctx), chip, prof, count=op.count)
+            out = out + K.gemm_seconds(m, n, k, _gemm_precision(op.name, ctx), chip, prof, count=op.count,
+                                       k_contiguous=not wgrad)
     return out
 
 

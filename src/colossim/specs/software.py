@@ -9,8 +9,10 @@ the two (Narayanan et al. 2021 Table 1, 1.7B: 77 % faster with today's software)
 ``training.software`` names a stack from ``catalog/data/software_stacks.csv``; its flags fill the
 plan's :data:`STACK_FLAGS` (flash attention, the ``overlap_*`` flags, the MoE dispatch and overlap,
 the pipeline schedule, the ZeRO-3 flavour ``fsdp``) where the spec leaves them out (a flag written in the spec always wins); a
-stack may also fix ``sequence_parallel``, narrow the recompute modes the search tries and rule out
-partial (block) full recompute, for software that did not have them.
+stack may also fix ``sequence_parallel``, narrow the recompute modes and ZeRO stages the search
+tries, rule out partial (block) full recompute, tensor, pipeline or context parallelism, and say
+how it splits layers over pipeline stages (``pipeline_layout``), for software that did not have
+them.
 Without ``training.software`` the chip's launch decides (:func:`default_stack`): the stack with the
 latest ``default_for_chips_released_from`` year not after the chip's release year.  That is a
 modelling assumption, stated here: a spec that names an A100 and nothing about its software is

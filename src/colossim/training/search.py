@@ -196,8 +196,9 @@ def _degree_choices(model, system, plan, global_batch: int, seq_len: int,
                     pipeline_layout: str = "any") -> tuple[list[int], ...]:
     """The tp, cp, pp and dp degrees a plan may take at about ``system.count`` GPUs (up to twice as
     many): tp from the heads within the scale-up domain, cp as the search tries it, pp up to the
-    layers (dividing them unless ``uneven_stages``, split as ``pipeline_layout`` can), dp a divisor of the global batch (dp x
-    micro_batch must divide it); a degree the spec fixes is itself.  Every list is empty when
+    layers (dividing them unless ``uneven_stages``, split as ``pipeline_layout`` can), dp a
+    divisor of the global batch (dp x micro_batch must divide it); a degree the spec fixes is
+    itself.  Every list is empty when
     their products would exceed ``NEAREST_GRID_MAX``."""
     pp_cap = min(int(model.layers), 2 * int(system.count))
     if plan.pp is None and plan.uneven_stages and pp_cap > NEAREST_GRID_MAX:

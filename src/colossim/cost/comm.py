@@ -151,6 +151,16 @@ def busbw(curve: BusCurve, link_bytes_per_s: float, message_bytes: ArrayLike) ->
     return curve.link_fraction * link_bytes_per_s / (1.0 + (curve.half_size_bytes / s) ** curve.gamma)
 
 
+def straddles_domains(extent: ArrayLike, domain: int, gpus: int | None = None) -> np.ndarray:
+    """Whether groups spanning ``extent`` consecutive ranks, fewer than a scale-up domain's
+    ``domain`` GPUs, cannot all stay inside one: the extent does not tile the domain (6 of 8
+    GPUs: ranks 6-11 sit on two nodes), and the ``gpus`` in all (None: more than a domain) span
+    more than one domain."""
+    e = _a(extent)
+    out = (e > 1) & (e < domain) & (np.mod(domain, np.maximum(e, 1.0)) != 0)
+    return out & (gpus is None or gpus > domain)
+
+
 def _layout(group_size: ArrayLike, stride: ArrayLike, network: Network):
     """(members, members per domain, domains) of the slowest of the groups of ``group_size``
     ranks ``stride`` apart, laid out consecutively.  Groups that fit in a domain but do not tile
@@ -159,13 +169,9 @@ def _layout(group_size: ArrayLike, stride: ArrayLike, network: Network):
     over two domains of half its members each."""
     n = np.maximum(_a(group_size), 1.0)
     s = np.maximum(_a(stride), 1.0)
-    D = float(network.scaleup_domain_size)
-    d = np.clip(np.floor(D / s), 1.0, n)
+    d = np.clip(np.floor(network.scaleup_domain_size / s), 1.0, n)
     domains = np.ceil(n / d)
-    extent = n * s
-    straddles = (n > 1) & (extent < D) & (np.mod(D, extent) != 0)
-    if network.gpus is not None and network.gpus <= D:
-        straddles = np.zeros_like(straddles)
+    straddles = (n > 1) & straddles_domains(n * s, network.scaleup_domain_size, network.gpus)
     d = np.where(straddles, np.ceil(n / 2.0), d)
     domains = np.where(straddles, 2.0, domains)
     return n, d, domains

@@ -30,6 +30,7 @@ from colossim.errors import SpecError
 from colossim.specs._validation import SpecChoice, SpecInt, check_known_fields, validate_model
 from colossim.specs.model import HF_CONFIG_KEY, ModelSpec, load_model_catalog, names_hf_config, resolve_model
 from colossim.specs.plan import ParallelPlan
+from colossim.cost.comm import straddles_domains
 from colossim.specs.software import apply_stack, plan_needs, resolve_stack
 from colossim.specs.system import SystemSpec, resolve_hardware
 from colossim.training.pipeline import layers_on_slowest_stage
@@ -598,7 +599,7 @@ def valid_mask(model: ModelSpec, hardware: SystemSpec, tp: Any, pp: Any, cp: Any
     ok &= (global_batch % (dp * mb) == 0)
     if tp_within_domain:  # and its groups tile the domain (tp 6 of 8 GPUs straddles nodes)
         domain = hardware.scaleup_domain_size
-        ok &= (tp <= domain) & ((domain % tp == 0) | (hardware.count <= domain))
+        ok &= (tp <= domain) & ~straddles_domains(tp, domain, hardware.count)
     return ok
 
 

@@ -273,8 +273,8 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
             # and a LoRA's adapters
             assumptions=dict(base_assumptions),
             validation_evidence=_plan_evidence(evidence, plan, spec.hardware.scaleup_domain_size,
-                                               _layout_note(what_if, spec.model.layers, plan["pp"], stack),
-                                               spec.hardware.count),
+                                               spec.hardware.count, what_if,
+                                               _layout_note(spec.model.layers, plan["pp"], stack)),
         )
         if spec.training.tokens:
             seconds = spec.training.tokens / tps
@@ -286,29 +286,30 @@ def _results(spec, ctx: StepContext, plans: PlanArrays, t: dict, mem, idx: np.nd
     return out
 
 
-def _layout_note(what_if: str | None, layers: int, pp: int, stack) -> str | None:
-    """``what_if`` and, after it, the caveat of a pipeline the stack cannot split at the pace the
-    estimate prices, ceil(layers / pp) a stage (:func:`layout_reaches_even_pace`): 80 layers on 31
-    stages under Megatron-Core's equal middle stages hold 11 on an end stage, not 3."""
+def _layout_note(layers: int, pp: int, stack) -> str | None:
+    """The caveat of a pipeline the stack cannot split at the pace the estimate prices,
+    ceil(layers / pp) a stage (:func:`layout_reaches_even_pace`): 80 layers on 31 stages under
+    Megatron-Core's equal middle stages hold 11 on an end stage, not 3; None where it can."""
     if bool(layout_reaches_even_pace(layers, pp, stack.pipeline_layout)):
-        return what_if
-    note = (f"pp {pp}: {stack.id} cannot split {layers} layers over {pp} stages with at most "
+        return None
+    return (f"pp {pp}: {stack.id} cannot split {layers} layers over {pp} stages with at most "
             f"{-(-layers // pp)} on each (pipeline_layout {stack.pipeline_layout}); priced at that pace, "
             "so the step is optimistic")
-    return f"{what_if}; {note}" if what_if else note
 
 
-def _plan_evidence(evidence: dict, plan: dict, domain: int, what_if: str | None = None,
-                   gpus: int = 0) -> dict:
-    """The spec's validation evidence, with a caveat for a plan whose tp spans or straddles scale-up domains (no
-    published run in the validation puts TP traffic on the scale-out network), one for a ZeRO
-    shard over part of the data-parallel ranks (none shards that way) and ``what_if``, the caveat of
-    a plan that asks its named software for something it did not have (:func:`plan_needs_text`)."""
-    caveats, tp = [what_if] if what_if else [], plan["tp"]
+def _plan_evidence(evidence: dict, plan: dict, domain: int, gpus: int, *notes: str | None) -> dict:
+    """The spec's validation evidence, with ``notes`` (the caveats the caller found, None where it
+    found none: a plan that asks its named software for something it did not have,
+    :func:`plan_needs_text`; a pipeline the software cannot split at the priced pace,
+    :func:`_layout_note`), a caveat for a plan whose tp spans or straddles the ``domain``-GPU
+    scale-up domains of ``gpus`` (no published run in the validation puts TP traffic on the
+    scale-out network) and one for a ZeRO shard over part of the data-parallel ranks (none
+    shards that way)."""
+    caveats, tp = [n for n in notes if n], plan["tp"]
     if tp > domain:
         caveats.append(f"tp {tp} spans {-(-tp // domain)} scale-up domains of {domain} GPUs: its collectives "
                        "cross the scale-out network, which none of the validation's runs does")
-    elif domain % tp and gpus > domain:
+    elif bool(C.straddles_domains(tp, domain, gpus)):
         caveats.append(f"tp {tp} does not divide the {domain}-GPU scale-up domain: some of its groups straddle "
                        "two domains and their collectives cross the scale-out network, which none of the "
                        "validation's runs does")

@@ -460,8 +460,7 @@ def memory_per_gpu(model: ModelSpec, tp: ArrayLike = 1, pp: ArrayLike = 1, cp: A
     unsharded_grad = ZERO3_UNSHARDED_GRADIENT_UNITS * GRAD_BYTES * unit * (lora is None)
     # ZeRO-2 also writes whole gradients before reducing them: FSDP's SHARD_GRAD_OP a unit at a
     # time, DeepSpeed's stage 2 into its reduce bucket (at most the rank's own parameters)
-    local = sum(np.asarray(v, dtype=float) for k, v in p.items() if k in ("dense", "expert"))
-    bucket = np.where(flat, layer, np.minimum(DEEPSPEED_REDUCE_BUCKET_ELEMENTS, local))
+    bucket = np.where(flat, layer, np.minimum(DEEPSPEED_REDUCE_BUCKET_ELEMENTS, p["total"]))
     zero2_grad = GRAD_BYTES * bucket * (lora is None)
     buffers = (RESERVED_BYTES + np.where(zero >= 3, gathered + unsharded_grad, 0.0)
                + np.where(zero == 2, zero2_grad, 0.0) + dequantized
